@@ -1,0 +1,40 @@
+"""The radio plane as seen by an agent: send to a peer or broadcast, through the medium or directly."""
+from __future__ import annotations
+
+import numpy as np
+
+from protocols.codec import Stamper
+from protocols.messages import BROADCAST, Body
+from protocols.sockets import PeerBook
+
+
+class Radio:
+    """Sends radio-plane messages; emulated mode hands everything to the medium, direct mode to peers."""
+
+    def __init__(self, peers: PeerBook, stamper: Stamper, mode: str = "emulated"):
+        self.peers, self.stamper, self.mode = peers, stamper, mode
+        self.sent: dict[str, int] = {}
+
+    def medium_id(self) -> str | None:
+        """Id of the medium process, if one is registered."""
+        ids = self.peers.ids("medium")
+        return ids[0] if ids else None
+
+    def send(self, dst: str, body: Body, arrays: dict[str, np.ndarray] | None = None) -> bool:
+        """Send body to dst (a node id or BROADCAST); True if it left this process."""
+        frames = self.stamper.encode(body, dst, arrays)
+        self.sent[body.TYPE] = self.sent.get(body.TYPE, 0) + 1
+        if self.mode == "emulated":
+            medium = self.medium_id()
+            return medium is not None and self.peers.send(medium, frames)
+        if dst != BROADCAST:
+            return self.peers.send(dst, frames)
+        ok = True
+        for peer in self.peers.ids("agent"):
+            if peer != self.stamper.src:
+                ok = self.peers.send(peer, frames) and ok
+        return ok
+
+    def broadcast(self, body: Body, arrays: dict[str, np.ndarray] | None = None) -> bool:
+        """Send body to every agent in range."""
+        return self.send(BROADCAST, body, arrays)

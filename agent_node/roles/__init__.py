@@ -1,0 +1,19 @@
+"""Role plug-ins: what an agent does with observations and radio messages, looked up by name."""
+from __future__ import annotations
+
+import importlib
+
+from .base import Role
+
+ROLES: dict[str, str] = {
+    "beacon": "agent_node.roles.beacon:BeaconRole",
+}
+
+
+def load_role(name: str) -> type[Role]:
+    """Import and return the role class registered under name."""
+    try:
+        module, cls = ROLES[name].split(":")
+    except KeyError:
+        raise ValueError(f"unknown role {name!r}; known roles: {', '.join(sorted(ROLES))}") from None
+    return getattr(importlib.import_module(module), cls)

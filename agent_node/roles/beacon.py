@@ -1,0 +1,83 @@
+"""The beacon role: 10 Hz status broadcasts and occasional bulk unicasts to heard neighbours."""
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from protocols.codec import wire_size
+from protocols.messages import BROADCAST, Beacon, Message, Payload
+
+from .base import Role, RoleSettings
+
+
+class BeaconSettings(RoleSettings):
+    """Settings of the beacon role (the [role] table of a scenario file)."""
+
+    name: str = "beacon"
+    beacon_hz: float = Field(10.0, gt=0)
+    beacon_bytes: int = Field(200, ge=64)
+    payload_bytes: int = Field(50_000, ge=256)
+    payload_interval_s: float = Field(2.0, gt=0)  # mean time between payloads per node
+    neighbour_timeout_s: float = Field(1.0, gt=0)
+    metrics_interval_s: float = Field(1.0, gt=0)
+
+
+class BeaconRole(Role):
+    """Broadcast beacons at beacon_hz; now and then unicast a payload to a neighbour heard recently."""
+
+    name = "beacon"
+    Settings = BeaconSettings
+
+    def __init__(self, ctx, settings):
+        super().__init__(ctx, settings)
+        self.cfg = BeaconSettings.model_validate(settings)
+        self.heard: dict[str, float] = {}  # neighbour id -> sim time last heard
+        self.rx: dict[str, int] = {"beacon": 0, "payload": 0}
+        self.tx: dict[str, int] = {"beacon": 0, "payload": 0}
+        self.next_beacon = 0.0
+        self.next_metrics = self.cfg.metrics_interval_s
+        self.last_t = 0.0
+        self._pad = self._pad_length()
+
+    def _pad_length(self) -> int:
+        probe = Beacon(x=0.0, y=0.0, speed=0.0)
+        size = wire_size(self.ctx.radio.stamper.encode(probe, BROADCAST))
+        return max(0, self.cfg.beacon_bytes - size)
+
+    def neighbours(self, now: float) -> list[str]:
+        """Peers heard within the neighbour timeout."""
+        return sorted(n for n, t in self.heard.items() if now - t <= self.cfg.neighbour_timeout_s)
+
+    def on_observation(self, msg: Message):
+        now = msg.env.t_sim
+        dt = max(now - self.last_t, 0.0)
+        self.last_t = now
+        x, y, speed = (float(v) for v in msg.arrays["obs"][:3])
+        if now + 1e-9 >= self.next_beacon:
+            self.ctx.radio.broadcast(Beacon(x=x, y=y, speed=speed, pad=b"\0" * self._pad))
+            self.tx["beacon"] += 1
+            self.next_beacon = now + 1.0 / self.cfg.beacon_hz
+        near = self.neighbours(now)
+        if near and self.ctx.rng.random() < dt / self.cfg.payload_interval_s:
+            dst = near[self.ctx.rng.integers(len(near))]
+            data = np.zeros(self.cfg.payload_bytes - 200, dtype=np.uint8)
+            self.ctx.radio.send(dst, Payload(tag="bulk"), {"data": data})
+            self.tx["payload"] += 1
+        if now >= self.next_metrics:
+            self.ctx.send_metrics("beacon_node", self.metrics())
+            self.next_metrics = now + self.cfg.metrics_interval_s
+        return super().on_observation(msg)
+
+    def on_radio(self, msg: Message) -> None:
+        kind = msg.env.type
+        self.rx[kind] = self.rx.get(kind, 0) + 1
+        if kind == "beacon":
+            self.heard[msg.env.src] = self.last_t
+
+    def metrics(self) -> dict:
+        return {
+            "t": self.last_t,
+            "beacons_tx": self.tx["beacon"], "beacons_rx": self.rx["beacon"],
+            "payloads_tx": self.tx["payload"], "payloads_rx": self.rx["payload"],
+            "neighbours": len(self.neighbours(self.last_t)),
+        }

@@ -1,0 +1,1 @@
+"""Launcher, supervisor, registry, barriers, metrics sink, reports and the `netmarl` CLI."""

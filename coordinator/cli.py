@@ -1,0 +1,84 @@
+"""The `netmarl` command line: run, sweep, report, node."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from agent_node import cli as node_cli
+from scenarios.config import ConfigError, load_scenario
+
+
+def _run_dir(out: str | None, base: str, name: str) -> Path:
+    return Path(out) if out else Path(base) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def cmd_run(args) -> int:
+    from .supervisor import Supervisor
+
+    cfg = load_scenario(args.scenario, args.set, args.seed)
+    if args.no_progress:
+        cfg.run.progress = False
+    return Supervisor(cfg, _run_dir(args.out, cfg.run.out_dir, cfg.run.name)).execute()
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import run_sweep
+
+    cfg = load_scenario(args.scenario, args.set, args.seed)
+    extra = ["run.progress=false"] if args.no_progress else []
+    out = _run_dir(args.out, cfg.run.out_dir, f"sweep-{cfg.run.name}")
+    return run_sweep(Path(args.scenario), args.grid, [*args.set, *extra], out, args.seed)
+
+
+def cmd_report(args) -> int:
+    from . import report
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.toml").exists():
+        print(f"netmarl report: {run_dir} is not a run folder (no config.toml)", file=sys.stderr)
+        return 2
+    for path in report.make_plots(run_dir):
+        print(f"plot: {path}")
+    print(report.format_summary(report.summarize(run_dir)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    p = argparse.ArgumentParser(prog="netmarl", description="decentralized multi-process MARL over real sockets")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, helptext in (("run", "run a scenario"), ("sweep", "one run per grid point, then a table and plot")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("scenario", help="scenario TOML file")
+        s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. netsim.range_m=120")
+        s.add_argument("--out", help="output folder (default: <run.out_dir>/<name>-<time>)")
+        s.add_argument("--seed", type=int, help="run seed (overrides run.seed)")
+        s.add_argument("--no-progress", action="store_true", help="no progress bar")
+        if name == "sweep":
+            s.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2", help="a swept field")
+        s.set_defaults(func=cmd_run if name == "run" else cmd_sweep)
+    r = sub.add_parser("report", help="re-draw plots and print the summary of a finished run")
+    r.add_argument("run_dir")
+    r.set_defaults(func=cmd_report)
+    n = sub.add_parser("node", help="run one agent process (by hand or on a device)")
+    node_cli.add_arguments(n)
+    n.set_defaults(func=node_cli.run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `netmarl` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"netmarl: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Run-folder outputs: links.csv, delivery-vs-distance aggregation, plots and the printed summary."""
+from __future__ import annotations
+
+import csv
+import json
+import tomllib
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from netsim.channel import Channel  # noqa: E402
+from netsim.config import NetsimConfig  # noqa: E402
+
+NOT_CHANNEL = ("dropped_no_position", "dropped_unknown_dst", "dropped_shutdown", "dropped_queue")
+
+
+def write_links_csv(path: Path, columns: list[str], rows: list[list]) -> None:
+    """Write the medium's per-link counters."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(columns)
+        w.writerows(rows)
+
+
+def read_links_csv(path: Path) -> list[dict]:
+    """Rows of links.csv with numbers parsed."""
+    with open(path, newline="") as fh:
+        return [{k: (v if k in ("src", "dst", "type") else float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def delivery_by_distance(rows: list[dict]) -> dict[str, dict[float, tuple[int, int, float]]]:
+    """type -> distance bin -> (attempts over the channel, delivered, mean bytes per message)."""
+    acc: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0, 0]))
+    for r in rows:
+        if r["distance_m"] < 0:
+            continue
+        cell = acc[r["type"]][r["distance_m"]]
+        cell[0] += r["sent"] - sum(r.get(c, 0) for c in NOT_CHANNEL)
+        cell[1] += r["delivered"]
+        cell[2] += r["bytes_sent"]
+        cell[3] += r["sent"]
+    return {k: {d: (int(a), int(dl), b / max(s, 1)) for d, (a, dl, b, s) in sorted(bins.items())}
+            for k, bins in acc.items()}
+
+
+def totals_by_type(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """type -> sent, delivered, ratio over channel attempts, mean latency."""
+    out: dict[str, dict[str, float]] = {}
+    for r in rows:
+        t = out.setdefault(r["type"], {"sent": 0, "attempts": 0, "delivered": 0, "latency_sum_s": 0.0})
+        t["sent"] += r["sent"]
+        t["attempts"] += r["sent"] - sum(r.get(c, 0) for c in NOT_CHANNEL)
+        t["delivered"] += r["delivered"]
+        t["latency_sum_s"] += r["latency_sum_s"]
+    for t in out.values():
+        t["delivery_ratio"] = t["delivered"] / t["attempts"] if t["attempts"] else float("nan")
+        t["mean_latency_ms"] = 1000 * t.pop("latency_sum_s") / t["delivered"] if t["delivered"] else float("nan")
+    return out
+
+
+def plot_delivery_vs_distance(ax, rows: list[dict], netsim: NetsimConfig, label: str = "", min_attempts: int = 5) -> None:
+    """Measured delivery ratio per distance bin (points) against the model curve (lines), per message type."""
+    channel = Channel(netsim, 0)
+    curves = delivery_by_distance(rows)
+    dmax = max([d for bins in curves.values() for d in bins] + [netsim.range_m * 1.1, 50.0])
+    grid = np.linspace(0.0, dmax, 300)
+    for kind, bins in sorted(curves.items()):
+        ds = np.array([d for d, (a, _, _) in bins.items() if a >= min_attempts])
+        if not len(ds):
+            continue
+        ratio = np.array([bins[d][1] / bins[d][0] for d in ds])
+        size = int(np.mean([bins[d][2] for d in ds]))
+        line = ax.plot(grid, channel.model_curve(grid, size), "-", alpha=0.6,
+                       label=f"{label}{kind} model ({size} B, {channel.n_fragments(size)} frag.)")[0]
+        ax.plot(ds, ratio, "o", color=line.get_color(), ms=4, label=f"{label}{kind} measured")
+    ax.set_xlabel("distance at send time [m]")
+    ax.set_ylabel("delivery ratio")
+    ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+
+
+def load_run(run_dir: Path) -> tuple[dict, list[dict], list[dict]]:
+    """The resolved config, link rows and metrics records of a run folder."""
+    cfg = tomllib.loads((run_dir / "config.toml").read_text())
+    links = read_links_csv(run_dir / "links.csv") if (run_dir / "links.csv").exists() else []
+    metrics = []
+    if (run_dir / "metrics.jsonl").exists():
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+            try:
+                metrics.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass  # a line cut by a crash; the rest is still good
+    return cfg, links, metrics
+
+
+def make_plots(run_dir: Path) -> list[Path]:
+    """(Re)draw the run's plots from its files; returns the files written."""
+    cfg, links, metrics = load_run(run_dir)
+    plots = run_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    written = []
+    if links:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        netsim = NetsimConfig.model_validate(cfg.get("netsim", {}))
+        plot_delivery_vs_distance(ax, links, netsim)
+        ax.set_title(f"delivery vs distance ({netsim.model}, range {netsim.range_m:g} m)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(plots / "delivery_vs_distance.png", dpi=110)
+        plt.close(fig)
+        written.append(plots / "delivery_vs_distance.png")
+    world = [m for m in metrics if m.get("kind") == "world"]
+    if world:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.plot([m["t"] for m in world], [m["mean_speed"] for m in world])
+        ax.set_xlabel("simulation time [s]")
+        ax.set_ylabel("mean speed [m/s]")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(plots / "world.png", dpi=110)
+        plt.close(fig)
+        written.append(plots / "world.png")
+    return written
+
+
+def summarize(run_dir: Path) -> dict:
+    """Headline figures of a run (also written to summary.json by the run)."""
+    cfg, links, metrics = load_run(run_dir)
+    world = [m for m in metrics if m.get("kind") == "world"]
+    events = [m for m in metrics if m.get("kind") == "event"]
+    return {
+        "run": run_dir.name,
+        "steps": world[-1]["step"] if world else 0,
+        "steps_per_s": round(world[-1]["steps_per_s"], 2) if world else 0.0,
+        "late_actions": world[-1]["late_actions"] if world else 0,
+        "links": totals_by_type(links),
+        "node_failures": sum(1 for e in events if e.get("event") == "node_failed"),
+    }
+
+
+def format_summary(summary: dict) -> str:
+    """Human-readable summary lines."""
+    lines = [f"run {summary['run']}: {summary['steps']} steps at {summary['steps_per_s']} steps/s, "
+             f"{summary['late_actions']} late actions, {summary['node_failures']} node failures"]
+    for kind, t in sorted(summary["links"].items()):
+        lines.append(f"  {kind:10s} sent {int(t['sent']):7d}  delivered {int(t['delivered']):7d}  "
+                     f"ratio {t['delivery_ratio']:.3f}  mean latency {t['mean_latency_ms']:.2f} ms")
+    return "\n".join(lines)

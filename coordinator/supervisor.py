@@ -1,0 +1,274 @@
+"""One run: launch world, medium and agents; register, start, watch health, sink metrics, shut down, write."""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+
+import tomli_w
+import zmq
+from tqdm import tqdm
+
+from protocols.codec import Stamper
+from protocols.messages import (BarrierArrive, BarrierRelease, Heartbeat, LinkReport, Metrics, Register,
+                                RegisterAck, Shutdown, Start)
+from protocols.sockets import Inbox, PeerBook
+from scenarios.config import ScenarioConfig
+from scenarios.world import prepare
+
+from . import report
+from .barriers import Barriers
+from .launcher import Child, Launcher
+from .registry import Registry
+
+log = logging.getLogger("coordinator")
+
+COORDINATOR_ID = "coordinator"
+
+
+def _drop_none(obj):
+    if isinstance(obj, dict):
+        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
+    return obj
+
+
+class MetricsSink:
+    """Appends every metrics record to metrics.jsonl, one JSON object per line, flushed per line."""
+
+    def __init__(self, path: Path):
+        self.fh = open(path, "a", buffering=1)
+
+    def write(self, node: str, kind: str, values: dict, final: bool = False) -> None:
+        """Append one record."""
+        self.fh.write(json.dumps({"wall": round(time.time(), 3), "node": node, "kind": kind, "final": final, **values},
+                                 default=str) + "\n")
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+class Supervisor:
+    """Runs one scenario in a run folder and returns an exit code (0 ok, 1 failed, 130 interrupted)."""
+
+    def __init__(self, cfg: ScenarioConfig, run_dir: Path, bind: str = "tcp://127.0.0.1:*"):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.toml").write_text(tomli_w.dumps(_drop_none(cfg.model_dump(mode="json"))))
+        self.ctx = zmq.Context()
+        self.inbox = Inbox(self.ctx, bind)
+        self.stamper = Stamper(COORDINATOR_ID)
+        self.peers = PeerBook(self.ctx, COORDINATOR_ID)
+        self.registry = Registry()
+        self.barriers = Barriers()
+        self.launcher = Launcher(self.run_dir / "logs")
+        self.sink = MetricsSink(self.run_dir / "metrics.jsonl")
+        self.link_report: LinkReport | None = None
+        self.expected: set[str] = set()
+        self.started = False
+        self.done = False
+        self.status = "ok"
+        self.world_step = 0
+        self._silent_warned: set[str] = set()
+
+    # ------------------------------------------------------------ launching
+    def launch_all(self) -> None:
+        """Build the world's files, then start medium, world and one process per agent."""
+        cfg, coord = self.cfg, self.inbox.endpoint
+        files = prepare(cfg.world, cfg.run.seed, self.run_dir / "net")
+        self.agent_ids = list(files.agent_ids)
+        if cfg.netsim.mode == "emulated":
+            self.launcher.start("medium", "netsim.medium:run_medium", node_id="medium", coordinator=coord,
+                                seed=cfg.run.seed, netsim=cfg.netsim.model_dump(mode="json"))
+        self.launcher.start("world", "scenarios.world:run_world", node_id="world", coordinator=coord,
+                            seed=cfg.run.seed, world=cfg.world.model_dump(mode="json"),
+                            net_dir=str(self.run_dir / "net"), steps=cfg.run.steps,
+                            deadline_s=cfg.run.step_deadline_s)
+        role = cfg.role.get("name", "beacon")
+        for node_id in self.agent_ids:
+            self.launcher.start(node_id, "agent_node.node:run_node_kwargs", node_id=node_id, coordinator=coord,
+                                role=role)
+        self.expected = set(self.launcher.children)
+
+    # ------------------------------------------------------------ messaging
+    def send(self, node_id: str, body) -> None:
+        self.peers.send(node_id, self.stamper.encode(body, node_id))
+
+    def broadcast_directory(self) -> None:
+        directory = self.registry.directory()
+        self.peers.update(directory)
+        for node_id, rec in self.registry.nodes.items():
+            if not rec.down:
+                self.send(node_id, directory)
+
+    def event(self, **values) -> None:
+        """Record a run event (failures, restarts) in metrics.jsonl."""
+        self.sink.write(COORDINATOR_ID, "event", values)
+
+    def on_message(self, msg) -> None:
+        src, body = msg.env.src, msg.body
+        self.registry.seen(src)
+        if isinstance(body, Register):
+            self.on_register(body)
+        elif isinstance(body, Metrics):
+            self.sink.write(src, body.kind, body.values, body.final)
+            if body.kind == "world":
+                self.on_world_progress(body)
+        elif isinstance(body, LinkReport):
+            self.link_report = body
+        elif isinstance(body, BarrierArrive):
+            members = self.barriers.arrive(body.name, body.round, src, self.live_agents())
+            if members is not None:
+                self.release_barrier(body.name, body.round, members)
+        elif not isinstance(body, Heartbeat):
+            log.debug("ignoring %s from %s", msg.env.type, src)
+
+    def on_register(self, reg: Register) -> None:
+        rec = self.registry.register(reg)
+        self.peers.connect(reg.node_id, reg.endpoint)
+        settings = {"role": self.cfg.role, "radio_mode": self.cfg.netsim.mode, "run_dir": str(self.run_dir)}
+        self.send(reg.node_id, RegisterAck(run_id=self.run_dir.name, seed=self.cfg.run.seed, settings=settings))
+        log.info("registered %s (%s, pid %s) at %s", rec.node_id, rec.kind, rec.pid, rec.endpoint)
+        if self.started:
+            self.broadcast_directory()
+            self.send(reg.node_id, Start())
+        elif self.expected <= self.registry.nodes.keys():
+            self.broadcast_directory()
+            for node_id in self.registry.nodes:
+                self.send(node_id, Start())
+            self.started = True
+            self.event(event="started", nodes=len(self.registry.nodes))
+            log.info("all %d processes registered; run started", len(self.registry.nodes))
+
+    def on_world_progress(self, body: Metrics) -> None:
+        step = int(body.values.get("step", 0))
+        if self.bar is not None:
+            self.bar.update(step - self.world_step)
+            ratio = self.delivery_ratio()
+            self.bar.set_postfix(steps_s=f"{body.values.get('steps_per_s', 0):.0f}",
+                                 delivery="-" if ratio is None else f"{ratio:.2f}")
+        self.world_step = step
+        if body.final:
+            self.done = True
+
+    def delivery_ratio(self) -> float | None:
+        if not self.link_report:
+            return None
+        rows = [dict(zip(self.link_report.columns, r)) for r in self.link_report.rows]
+        tot = report.totals_by_type(rows)
+        sent = sum(t["attempts"] for t in tot.values())
+        return sum(t["delivered"] for t in tot.values()) / sent if sent else None
+
+    def live_agents(self) -> set[str]:
+        return {n for n, r in self.registry.nodes.items() if r.kind == "agent" and not r.down}
+
+    def release_barrier(self, name: str, round_: int, members: list[str]) -> None:
+        for node_id in members:
+            self.send(node_id, BarrierRelease(name=name, round=round_, members=members))
+
+    # ------------------------------------------------------------ health
+    def on_exit(self, child: Child) -> None:
+        """A child process ended: report it, then restart, carry on without it, or stop."""
+        code = child.process.exitcode
+        if self.done and code == 0:
+            return
+        policy = self.cfg.run.on_node_failure
+        log.error("process %s (pid %s) exited with code %s; last log lines:\n%s",
+                  child.name, child.pid, code, child.log_tail())
+        self.event(event="node_failed", node=child.name, exitcode=code, log_tail=child.log_tail(5))
+        self.registry.mark_down(child.name)
+        if child.name == "world" or policy == "stop":
+            self.status = f"failed: {child.name} exited with code {code}"
+            self.done = True
+            return
+        if self.started:
+            self.broadcast_directory()
+            for key, members in self.barriers.recheck(self.live_agents()):
+                self.release_barrier(*key, members)
+        if policy == "restart" and child.restarts < self.cfg.run.max_restarts:
+            child.restarts += 1
+            self.launcher.start(child.name, child.target, **child.kwargs)
+            self.event(event="node_restarted", node=child.name, restarts=child.restarts)
+            log.warning("restarted %s (restart %d of %d)", child.name, child.restarts, self.cfg.run.max_restarts)
+
+    def check_silence(self) -> None:
+        """Nodes that stopped heartbeating: local ones are warned about, remote ones marked down."""
+        local = {n for n, c in self.launcher.children.items() if c.process and c.process.is_alive()}
+        for rec in self.registry.silent(self.cfg.run.heartbeat_timeout_s):
+            if rec.node_id in local:
+                if rec.node_id not in self._silent_warned:
+                    log.warning("%s silent for over %.1f s (still running)", rec.node_id, self.cfg.run.heartbeat_timeout_s)
+                    self._silent_warned.add(rec.node_id)
+            elif rec.node_id not in self.launcher.children:
+                log.error("remote node %s silent for over %.1f s; marked down", rec.node_id, self.cfg.run.heartbeat_timeout_s)
+                self.event(event="node_failed", node=rec.node_id, exitcode=None, log_tail="heartbeat timeout")
+                self.registry.mark_down(rec.node_id)
+                self.broadcast_directory()
+
+    # ------------------------------------------------------------ main loop
+    def loop_once(self, timeout_ms: int = 50) -> None:
+        if self.inbox.sock.poll(timeout_ms, zmq.POLLIN):
+            for _ in range(10_000):
+                try:
+                    _ident, msg = self.inbox.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                if msg is not None:
+                    self.on_message(msg)
+        for child in self.launcher.reap():
+            self.on_exit(child)
+
+    def execute(self) -> int:
+        """Run to the end; everything received is saved whatever happens."""
+        interrupted = []
+        old = {s: signal.signal(s, lambda *_: interrupted.append(1)) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.bar = tqdm(total=self.cfg.run.steps, desc=self.cfg.run.name, unit="step",
+                        disable=not self.cfg.run.progress, dynamic_ncols=True)
+        t0 = time.monotonic()
+        try:
+            self.launch_all()
+            deadline = time.monotonic() + self.cfg.run.register_timeout_s
+            while not self.done and not interrupted:
+                self.loop_once()
+                if not self.started and time.monotonic() > deadline:
+                    missing = sorted(self.expected - self.registry.nodes.keys())
+                    self.status = f"failed: not registered within {self.cfg.run.register_timeout_s} s: {missing[:10]}"
+                    break
+                if self.started:
+                    self.check_silence()
+            if interrupted:
+                self.status = "interrupted"
+        finally:
+            self.shutdown()
+            self.bar.close()
+            for s, h in old.items():
+                signal.signal(s, h)
+        self.write_outputs(time.monotonic() - t0)
+        return 0 if self.status == "ok" else (130 if self.status == "interrupted" else 1)
+
+    def shutdown(self, grace_s: float = 5.0) -> None:
+        """Ask everyone to stop, keep sinking their last words, then make sure no process is left."""
+        self.done = True
+        for node_id, rec in self.registry.nodes.items():
+            if not rec.down:
+                self.send(node_id, Shutdown(reason=self.status))
+        deadline = time.monotonic() + grace_s
+        while self.launcher.alive() and time.monotonic() < deadline:
+            self.loop_once(20)
+        self.launcher.stop_all(grace_s=2.0)
+        self.loop_once(50)
+        self.peers.close()
+        self.inbox.close()
+        self.ctx.term()
+
+    def write_outputs(self, wall_s: float) -> None:
+        """links.csv, plots, summary.json; printed summary."""
+        if self.link_report is not None:
+            report.write_links_csv(self.run_dir / "links.csv", self.link_report.columns, self.link_report.rows)
+        self.sink.close()
+        report.make_plots(self.run_dir)
+        summary = dict(report.summarize(self.run_dir), status=self.status, wall_s=round(wall_s, 2))
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        print(report.format_summary(summary))
+        print(f"status: {self.status}; run folder: {self.run_dir}")

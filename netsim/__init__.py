@@ -1,0 +1,1 @@
+"""The network emulator: channel models, the medium process, link statistics."""

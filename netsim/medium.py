@@ -1,0 +1,156 @@
+"""The medium process: routes radio-plane messages, dropping, delaying or cutting them per the channel."""
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import time
+
+import zmq
+
+from protocols.codec import decode, decode_envelope, wire_size
+from protocols.endpoint import Endpoint
+from protocols.errors import ProtocolError
+from protocols.messages import BROADCAST, LinkReport, Positions
+
+from .channel import Channel
+from .config import NetsimConfig
+from .stats import COLUMNS, LinkStats
+
+log = logging.getLogger("netsim.medium")
+
+CONTROL_TYPES = frozenset({"directory", "shutdown", "positions", "register_ack", "start", "ping"})
+POSITION_HISTORY = 64
+REPORT_EVERY_S = 2.0
+
+
+class Medium:
+    """Per message and per receiver: look up both positions, ask the channel, schedule or drop, count."""
+
+    def __init__(self, ep: Endpoint, cfg: NetsimConfig, seed: int):
+        self.ep, self.cfg = ep, cfg
+        self.channel = Channel(cfg, seed)
+        self.stats = LinkStats()
+        self.positions: dict[float, dict[str, tuple[float, float]]] = {}
+        self.latest: dict[str, tuple[float, float]] = {}
+        self.now_sim = 0.0
+        self.queue: list[tuple] = []
+        self._tiebreak = itertools.count()
+        self.forwarded = 0
+
+    # ------------------------------------------------------------ positions and clock
+    def on_positions(self, msg) -> None:
+        """Store the world's positions for this step and release deliveries now due."""
+        xy = msg.arrays["xy"]
+        self.latest = {node: (float(x), float(y)) for node, (x, y) in zip(msg.body.ids, xy)}
+        self.positions[round(msg.env.t_sim, 6)] = self.latest
+        if len(self.positions) > POSITION_HISTORY:
+            del self.positions[min(self.positions)]
+        self.now_sim = max(self.now_sim, msg.env.t_sim)
+        self.release()
+
+    def now(self) -> float:
+        """Current time on the configured clock."""
+        return self.now_sim if self.cfg.clock == "sim" else time.monotonic()
+
+    # ------------------------------------------------------------ routing
+    def route(self, ident: bytes, frames) -> None:
+        """Handle one incoming multipart message."""
+        try:
+            env = decode_envelope(frames[0], self.ep.inbox.limits) if frames else None
+            if env is None:
+                raise ProtocolError("empty message")
+            if env.type in CONTROL_TYPES:
+                msg = decode(frames, self.ep.inbox.limits)
+                if isinstance(msg.body, Positions):
+                    self.on_positions(msg)
+                else:
+                    self.ep.handle_control(ident, msg)
+                return
+            if ident != env.src.encode():
+                raise ProtocolError(f"envelope source {env.src!r} does not match the connection {ident!r}")
+        except ProtocolError as err:
+            self.ep.inbox.reject(ident, err)
+            return
+        size = wire_size(frames)
+        pos = self.positions.get(round(env.t_sim, 6), self.latest)
+        src_xy = pos.get(env.src)
+        if env.dst == BROADCAST:
+            dsts = [p for p in self.ep.peers.ids("agent") if p != env.src]
+        else:
+            dsts = [env.dst]
+        sent_at = env.t_sim if self.cfg.clock == "sim" else time.monotonic()
+        for dst in dsts:
+            dst_xy = pos.get(dst)
+            if dst not in self.ep.peers.links:
+                self.stats.record(env.src, dst, env.type, math.nan, size, False, "unknown_dst")
+                continue
+            if src_xy is None or dst_xy is None:
+                self.stats.record(env.src, dst, env.type, math.nan, size, False, "no_position")
+                continue
+            d = math.hypot(src_xy[0] - dst_xy[0], src_xy[1] - dst_xy[1])
+            dec = self.channel.decide(env.src, dst, env.seq, d, size)
+            if not dec.delivered:
+                self.stats.record(env.src, dst, env.type, d, size, False, dec.cause)
+            elif len(self.queue) >= self.cfg.max_queue:
+                self.stats.record(env.src, dst, env.type, d, size, False, "queue")
+            else:
+                item = (sent_at + dec.latency_s, next(self._tiebreak), dst, frames, (env.src, env.type, d, size, dec.latency_s))
+                heapq.heappush(self.queue, item)
+        self.release()
+
+    def release(self) -> None:
+        """Deliver every scheduled message whose arrival time has come."""
+        now = self.now() + 1e-9
+        q = self.queue
+        while q and q[0][0] <= now:
+            _, _, dst, frames, (src, kind, d, size, lat) = heapq.heappop(q)
+            self.ep.peers.send(dst, frames)
+            self.stats.record(src, dst, kind, d, size, True, "ok", lat)
+            self.forwarded += 1
+
+    def report(self, final: bool = False) -> None:
+        """Send the link counters to the coordinator."""
+        self.ep.to_coordinator(LinkReport(columns=COLUMNS, rows=self.stats.rows(), final=final))
+
+    def run(self) -> int:
+        """Main loop until shutdown."""
+        ep = self.ep
+        next_report = time.monotonic() + REPORT_EVERY_S
+        while not ep.stopping:
+            ep.maybe_heartbeat()
+            timeout = 100
+            if self.cfg.clock == "wall" and self.queue:
+                timeout = max(0, min(timeout, int((self.queue[0][0] - time.monotonic()) * 1000)))
+            if ep.inbox.sock.poll(timeout, zmq.POLLIN):
+                for _ in range(1000):  # bounded burst, then heartbeats and timers get their turn
+                    try:
+                        ident, frames = ep.inbox.recv_raw(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self.route(ident, frames)
+            if self.cfg.clock == "wall":
+                self.release()
+            if time.monotonic() >= next_report:
+                self.report()
+                next_report = time.monotonic() + REPORT_EVERY_S
+        for _, _, dst, _, (src, kind, d, size, _lat) in self.queue:
+            self.stats.record(src, dst, kind, d, size, False, "shutdown")
+        self.queue.clear()
+        self.report(final=True)
+        log.info("medium done: %d deliveries, %d rejected messages", self.forwarded, ep.inbox.rejected)
+        return 0
+
+
+def run_medium(node_id: str, coordinator: str, seed: int, netsim: dict) -> int:
+    """Entry point of the medium process."""
+    ep = Endpoint(node_id, "medium", coordinator)
+    ep.stop_on_signals()
+    try:
+        ep.register()
+        medium = Medium(ep, NetsimConfig.model_validate(netsim), seed)
+        ep.wait_start()  # no radio traffic is expected before the start
+        return medium.run()
+    finally:
+        ep.close()

@@ -1,0 +1,43 @@
+"""Per-link, per-message-type counters binned by the distance at send time."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+CAUSES = ("range", "channel", "burst", "queue", "no_position", "unknown_dst", "shutdown")
+COLUMNS = ["src", "dst", "type", "distance_m", "sent", "delivered", *(f"dropped_{c}" for c in CAUSES),
+           "bytes_sent", "bytes_delivered", "latency_sum_s"]
+_IDX = {c: i for i, c in enumerate(COLUMNS[4:])}
+
+
+class LinkStats:
+    """Counters keyed by (src, dst, type, distance bin); rows go to links.csv."""
+
+    def __init__(self, bin_m: float = 10.0):
+        self.bin_m = bin_m
+        self.table: dict[tuple, list[float]] = defaultdict(lambda: [0] * (len(COLUMNS) - 4))
+
+    def record(self, src: str, dst: str, kind: str, distance_m: float, size: int,
+               delivered: bool, cause: str = "ok", latency_s: float = 0.0) -> None:
+        """Count one send attempt on one link and its outcome."""
+        d = -1.0 if distance_m != distance_m or distance_m < 0 else (int(distance_m // self.bin_m) + 0.5) * self.bin_m
+        row = self.table[(src, dst, kind, d)]
+        row[0] += 1
+        row[_IDX["bytes_sent"]] += size
+        if delivered:
+            row[1] += 1
+            row[_IDX["bytes_delivered"]] += size
+            row[_IDX["latency_sum_s"]] += latency_s
+        else:
+            row[_IDX[f"dropped_{cause}"]] += 1
+
+    def rows(self) -> list[list]:
+        """All rows, sorted, in COLUMNS order."""
+        return [[*key, *vals] for key, vals in sorted(self.table.items())]
+
+    def totals(self) -> dict[str, int]:
+        """Sums over every link."""
+        out = dict.fromkeys(COLUMNS[4:], 0)
+        for vals in self.table.values():
+            for c, v in zip(COLUMNS[4:], vals):
+                out[c] += v
+        return out

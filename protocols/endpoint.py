@@ -1,0 +1,131 @@
+"""A process's presence on the control plane: inbox, coordinator link, peer book, registration, heartbeats."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+import zmq
+
+from .codec import DEFAULT_LIMITS, Limits, Stamper
+from .messages import Body, Directory, Heartbeat, Message, Metrics, Ping, Pong, Register, RegisterAck, Shutdown
+from .sockets import Inbox, PeerBook, PeerLink
+
+log = logging.getLogger(__name__)
+
+COORDINATOR_ID = "coordinator"
+
+
+class Endpoint:
+    """Everything a node, the world or the medium needs to take part in a run."""
+
+    def __init__(self, node_id: str, kind: str, coordinator: str, *, role: str = "",
+                 bind: str = "tcp://127.0.0.1:*", heartbeat_s: float = 0.5, limits: Limits = DEFAULT_LIMITS):
+        self.node_id, self.kind, self.role = node_id, kind, role
+        self.ctx = zmq.Context()
+        self.inbox = Inbox(self.ctx, bind, limits)
+        self.t_sim = 0.0
+        self.stamper = Stamper(node_id, clock=lambda: self.t_sim)
+        self.coordinator = PeerLink(self.ctx, coordinator, node_id)
+        self.peers = PeerBook(self.ctx, node_id)
+        self.heartbeat_s = heartbeat_s
+        self._next_heartbeat = 0.0
+        self.stopping = False
+        self.stop_reason = ""
+        self.ack: RegisterAck | None = None
+        self.started = False
+
+    # ------------------------------------------------------------ sending
+    def to_coordinator(self, body: Body, arrays=None) -> bool:
+        """Send a control-plane message to the coordinator."""
+        return self.coordinator.send(self.stamper.encode(body, COORDINATOR_ID, arrays))
+
+    def metrics(self, kind: str, values: dict[str, Any], final: bool = False) -> None:
+        """Send one metrics record to the coordinator's sink."""
+        self.to_coordinator(Metrics(kind=kind, values=values, final=final))
+
+    def maybe_heartbeat(self) -> None:
+        """Send a heartbeat if one is due."""
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + self.heartbeat_s
+            self.to_coordinator(Heartbeat())
+
+    # ------------------------------------------------------------ receiving
+    def handle_control(self, ident: bytes, msg: Message) -> bool:
+        """Handle messages every process treats alike; True if consumed."""
+        body = msg.body
+        if isinstance(body, Directory):
+            self.peers.update(body)
+        elif isinstance(body, Ping):
+            self.inbox.reply(ident, self.stamper.encode(Pong(nonce=body.nonce), msg.env.src))
+        elif isinstance(body, Shutdown):
+            self.stop(body.reason or "shutdown requested by coordinator")
+        elif isinstance(body, RegisterAck):
+            self.ack = body
+        elif msg.env.type == "start":
+            self.started = True
+        else:
+            return False
+        return True
+
+    def poll(self, timeout_ms: int) -> list[tuple[bytes, Message]]:
+        """Wait up to timeout_ms, then drain the inbox; return the messages not handled here."""
+        out = []
+        if not self.inbox.sock.poll(timeout_ms, zmq.POLLIN):
+            return out
+        while True:
+            try:
+                ident, msg = self.inbox.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return out
+            if msg is not None and not self.handle_control(ident, msg):
+                out.append((ident, msg))
+
+    def stop_on_signals(self) -> None:
+        """SIGTERM and SIGINT ask the main loop to end; sockets then close and metrics flush."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _frame: self.stop(f"signal {signal.Signals(signum).name}"))
+
+    def stop(self, reason: str) -> None:
+        """Ask the main loop to end."""
+        if not self.stopping:
+            log.info("%s stopping: %s", self.node_id, reason)
+        self.stopping, self.stop_reason = True, reason
+
+    # ------------------------------------------------------------ lifecycle
+    def register(self, timeout_s: float = 60.0) -> RegisterAck:
+        """Announce this process and wait for the coordinator's acknowledgement."""
+        self.to_coordinator(Register(node_id=self.node_id, kind=self.kind, role=self.role,
+                                     endpoint=self.inbox.endpoint, pid=os.getpid(), host=socket.gethostname()))
+        deadline = time.monotonic() + timeout_s
+        early: list[tuple[bytes, Message]] = []
+        while self.ack is None and not self.stopping:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.node_id}: no registration ack within {timeout_s} s")
+            early += self.poll(200)
+        self.early = early
+        return self.ack
+
+    def wait_start(self, timeout_s: float = 120.0) -> list[tuple[bytes, Message]]:
+        """Block until the coordinator says start; return messages that came meanwhile."""
+        deadline = time.monotonic() + timeout_s
+        pending = list(getattr(self, "early", []))
+        while not self.started and not self.stopping:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.node_id}: no start within {timeout_s} s")
+            self.maybe_heartbeat()
+            pending += self.poll(100)
+        return pending
+
+    def close(self) -> None:
+        """Close every socket and the context; idempotent."""
+        if self.ctx.closed:
+            return
+        self.peers.close()
+        self.coordinator.close()
+        self.inbox.close()
+        self.ctx.term()

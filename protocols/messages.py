@@ -1,0 +1,238 @@
+"""The envelope and one pydantic model per message type (control plane and radio plane)."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+PROTOCOL_VERSION = 1
+BROADCAST = "*"
+
+
+class ArraySpec(BaseModel):
+    """Header entry of one array travelling as a raw buffer frame."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=64)
+    dtype: str = Field(max_length=8)
+    shape: list[int] = Field(max_length=8)
+
+
+class Envelope(BaseModel):
+    """Routing header of every message; the medium reads only this frame."""
+
+    model_config = ConfigDict(extra="forbid")
+    v: int = PROTOCOL_VERSION
+    type: str = Field(max_length=64)
+    src: str = Field(max_length=128)
+    dst: str = Field(max_length=128)
+    seq: int = Field(ge=0)
+    t_sim: float = 0.0
+    t_wall: float = 0.0
+    arrays: list[ArraySpec] = Field(default_factory=list, max_length=64)
+
+
+class Body(BaseModel):
+    """Base of every message body; subclasses set TYPE and register themselves."""
+
+    model_config = ConfigDict(extra="forbid")
+    TYPE: ClassVar[str] = ""
+
+
+REGISTRY: dict[str, type[Body]] = {}
+
+
+def register(cls: type[Body]) -> type[Body]:
+    """Class decorator adding a body model to the type registry."""
+    if not cls.TYPE or cls.TYPE in REGISTRY:
+        raise ValueError(f"bad or duplicate message type {cls.TYPE!r}")
+    REGISTRY[cls.TYPE] = cls
+    return cls
+
+
+class Message(BaseModel):
+    """A decoded message: envelope, typed body and its arrays."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    env: Envelope
+    body: Body
+    arrays: dict[str, np.ndarray] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- control plane
+@register
+class Register(Body):
+    """A process announces itself and its inbox endpoint to the coordinator."""
+
+    TYPE: ClassVar[str] = "register"
+    node_id: str
+    kind: str = "agent"  # agent | world | medium
+    role: str = ""
+    endpoint: str
+    pid: int = 0
+    host: str = ""
+
+
+@register
+class RegisterAck(Body):
+    """The coordinator accepts a registration and hands the node its settings."""
+
+    TYPE: ClassVar[str] = "register_ack"
+    run_id: str
+    seed: int
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+@register
+class Directory(Body):
+    """Endpoints of every registered process, keyed by node id, plus their kinds."""
+
+    TYPE: ClassVar[str] = "directory"
+    endpoints: dict[str, str]
+    kinds: dict[str, str] = Field(default_factory=dict)
+    down: list[str] = Field(default_factory=list)
+
+
+@register
+class Start(Body):
+    """Everyone is registered: begin the run."""
+
+    TYPE: ClassVar[str] = "start"
+
+
+@register
+class Shutdown(Body):
+    """Flush what you hold and exit."""
+
+    TYPE: ClassVar[str] = "shutdown"
+    reason: str = ""
+
+
+@register
+class Heartbeat(Body):
+    """Liveness ping from a node to the coordinator."""
+
+    TYPE: ClassVar[str] = "heartbeat"
+    status: str = "ok"
+
+
+@register
+class Metrics(Body):
+    """One metrics record for the run's metrics.jsonl."""
+
+    TYPE: ClassVar[str] = "metrics"
+    kind: str
+    values: dict[str, Any]
+    final: bool = False
+
+
+@register
+class BarrierArrive(Body):
+    """A node reached the named barrier for the given round."""
+
+    TYPE: ClassVar[str] = "barrier_arrive"
+    name: str
+    round: int = 0
+
+
+@register
+class BarrierRelease(Body):
+    """All members reached the barrier; proceed."""
+
+    TYPE: ClassVar[str] = "barrier_release"
+    name: str
+    round: int = 0
+    members: list[str] = Field(default_factory=list)
+
+
+@register
+class Observation(Body):
+    """World to agent: the agent's observation, reward and status for one step."""
+
+    TYPE: ClassVar[str] = "observation"
+    step: int
+    reward: float = 0.0
+    done: bool = False
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
+@register
+class Action(Body):
+    """Agent to world: the action for a step (arrays carry vector actions)."""
+
+    TYPE: ClassVar[str] = "action"
+    step: int
+    value: float | int | None = None
+
+
+@register
+class Positions(Body):
+    """World broadcast of every vehicle's position; arrays 'xy' (n,2) and 'speed' (n,)."""
+
+    TYPE: ClassVar[str] = "positions"
+    step: int
+    ids: list[str]
+
+
+@register
+class LinkReport(Body):
+    """The medium's per-link counters (columns + rows), sent to the coordinator."""
+
+    TYPE: ClassVar[str] = "link_report"
+    columns: list[str]
+    rows: list[list[Any]]
+    final: bool = False
+
+
+@register
+class Hello(Body):
+    """First message to a peer or the medium, carrying the sender's inbox endpoint."""
+
+    TYPE: ClassVar[str] = "hello"
+    endpoint: str
+
+
+@register
+class Ping(Body):
+    """Request that expects a Pong; used for liveness and round-trip measurements."""
+
+    TYPE: ClassVar[str] = "ping"
+    nonce: int = 0
+
+
+@register
+class Pong(Body):
+    """Answer to a Ping."""
+
+    TYPE: ClassVar[str] = "pong"
+    nonce: int = 0
+
+
+@register
+class Error(Body):
+    """Reply to a request that could not be handled (malformed, oversized, unknown)."""
+
+    TYPE: ClassVar[str] = "error"
+    code: str
+    detail: str = ""
+
+
+# ---------------------------------------------------------------- radio plane
+@register
+class Beacon(Body):
+    """Periodic V2X status broadcast (position, speed); 'pad' brings it to its nominal size."""
+
+    TYPE: ClassVar[str] = "beacon"
+    x: float
+    y: float
+    speed: float
+    pad: bytes = b""
+
+
+@register
+class Payload(Body):
+    """A bulk unicast; the data travels as the array 'data'."""
+
+    TYPE: ClassVar[str] = "payload"
+    tag: str = ""

@@ -1,0 +1,1 @@
+"""Environments, scenario files and the world process that owns the simulator."""

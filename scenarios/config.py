@@ -1,0 +1,123 @@
+"""Scenario files: TOML loaded into pydantic models, with `--set key=value` overrides and plain errors."""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from netsim.config import NetsimConfig
+
+
+class ConfigError(Exception):
+    """A scenario file or override is invalid; the text names the field and the reason."""
+
+
+class RunConfig(BaseModel):
+    """Run-wide settings: length, seed, output and what to do when a node fails."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "run"
+    seed: int = 0
+    steps: int = Field(600, gt=0)
+    out_dir: str = "runs"
+    on_node_failure: Literal["restart", "continue", "stop"] = "restart"
+    max_restarts: int = Field(2, ge=0)
+    step_deadline_s: float = Field(1.0, gt=0)
+    heartbeat_timeout_s: float = Field(2.0, gt=0)
+    register_timeout_s: float = Field(60.0, gt=0)
+    progress: bool = True
+
+
+class WorldConfig(BaseModel):
+    """The simulated world: which environment, which simulator backend, how many vehicles."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["figure8"] = "figure8"
+    backend: Literal["libsumo", "traci"] = "libsumo"
+    gui: bool = False
+    step_length: float = Field(0.1, gt=0)
+    vehicles: int = Field(14, ge=1)
+    agents: int = Field(14, ge=0)
+    ring_radius: float = Field(30.0, gt=0)
+    speed_limit: float = Field(30.0, gt=0)
+
+
+class ScenarioConfig(BaseModel):
+    """A whole scenario file."""
+
+    model_config = ConfigDict(extra="forbid")
+    run: RunConfig = Field(default_factory=RunConfig)
+    world: WorldConfig = Field(default_factory=WorldConfig)
+    netsim: NetsimConfig = Field(default_factory=NetsimConfig)
+    role: dict[str, Any] = Field(default_factory=lambda: {"name": "beacon"})
+
+
+def parse_value(text: str) -> Any:
+    """A --set value as TOML (numbers, booleans, quoted strings, arrays), else the bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(data: dict, assignment: str) -> None:
+    """Apply one `dotted.key=value` to nested dict data."""
+    key, sep, value = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. netsim.range_m=120")
+    *parents, leaf = key.strip().split(".")
+    node = data
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {assignment!r}: {part!r} is not a table")
+        node = child
+    node[leaf] = parse_value(value.strip())
+
+
+def _explain(err: ValidationError, where: str) -> str:
+    lines = [f"{where}: invalid configuration"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        lines.append(f"  {loc}: {e['msg']}" + (f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""))
+    return "\n".join(lines)
+
+
+def validate_role(cfg: ScenarioConfig, where: str) -> None:
+    """Check the [role] table against the role's own settings model."""
+    from agent_node.roles import load_role
+
+    name = cfg.role.get("name", "beacon")
+    try:
+        role = load_role(name)
+    except ValueError as err:
+        raise ConfigError(f"{where}: role.name: {err}") from None
+    try:
+        role.Settings.model_validate(cfg.role)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, where).replace("\n  ", "\n  role.")) from None
+
+
+def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> ScenarioConfig:
+    """Read, override and validate a scenario file; raise ConfigError naming what is wrong."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such scenario file") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    for assignment in overrides:
+        apply_override(data, assignment)
+    if seed is not None:
+        data.setdefault("run", {})["seed"] = seed
+    try:
+        cfg = ScenarioConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, str(path))) from None
+    if cfg.world.agents > cfg.world.vehicles:
+        raise ConfigError(f"{path}: world.agents ({cfg.world.agents}) exceeds world.vehicles ({cfg.world.vehicles})")
+    validate_role(cfg, str(path))
+    return cfg
