@@ -3,17 +3,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from protocols.codec import Stamper
+from protocols.codec import Stamper, encode
 from protocols.messages import BROADCAST, Body
 from protocols.sockets import PeerBook
 
 
 class Radio:
-    """Sends radio-plane messages; emulated mode hands everything to the medium, direct mode to peers."""
+    """Sends radio-plane messages; emulated mode hands everything to the medium, direct mode to peers.
+
+    Each message type has its own sequence numbers, so the medium's drop decisions for, say, beacons
+    (a function of seed, link and sequence) do not shift when a timing-dependent payload is sent.
+    """
 
     def __init__(self, peers: PeerBook, stamper: Stamper, mode: str = "emulated"):
         self.peers, self.stamper, self.mode = peers, stamper, mode
         self.sent: dict[str, int] = {}
+
+    def encode(self, body: Body, dst: str, arrays: dict[str, np.ndarray] | None = None) -> list:
+        """Frames for a radio message, numbered in its type's own sequence."""
+        seq = self.sent.get(body.TYPE, 0)
+        return encode(body, src=self.stamper.src, dst=dst, seq=seq, t_sim=self.stamper.clock(), arrays=arrays)
 
     def medium_id(self) -> str | None:
         """Id of the medium process, if one is registered."""
@@ -22,7 +31,7 @@ class Radio:
 
     def send(self, dst: str, body: Body, arrays: dict[str, np.ndarray] | None = None) -> bool:
         """Send body to dst (a node id or BROADCAST); True if it left this process."""
-        frames = self.stamper.encode(body, dst, arrays)
+        frames = self.encode(body, dst, arrays)
         self.sent[body.TYPE] = self.sent.get(body.TYPE, 0) + 1
         if self.mode == "emulated":
             medium = self.medium_id()

@@ -59,7 +59,8 @@ def poll_rate(net: str, routes: str, backend: str, steps: int, repeats: int) -> 
         for _ in range(steps):
             api.simulationStep()
             ids = api.vehicle.getIDList()
-            np.array([api.vehicle.getPosition(v) for v in ids]), np.array([api.vehicle.getSpeed(v) for v in ids])
+            np.array([api.vehicle.getPosition(v) for v in ids])
+            np.array([api.vehicle.getSpeed(v) for v in ids])
         rates.append(steps / (time.perf_counter() - t0))
         api.close()
     return statistics.median(rates)
@@ -161,6 +162,7 @@ def main() -> None:
         "encode_us_per_step": round(pubc["encode_us_per_step"], 2),
         "message_bytes": pubc["message_bytes"], "delivered": pubc["delivered"], "sent": pubc["sent"],
         "reader_msgs_per_s": round(pubc["reader_msgs_per_s"], 1),
+        # derived, not measured together: 1 / (libsumo step time + publish time)
         "libsumo_with_publish_steps_per_s": round(1 / (1 / ls + pubc["publish_us_per_step"] * 1e-6), 1),
     }
     print(f"figure-eight, {fig['vehicles']} vehicles, {a.steps} steps x {a.repeats}, SUMO {fig['sumo']}")

@@ -16,7 +16,8 @@ import numpy as np  # noqa: E402
 from netsim.channel import Channel  # noqa: E402
 from netsim.config import NetsimConfig  # noqa: E402
 
-NOT_CHANNEL = ("dropped_no_position", "dropped_unknown_dst", "dropped_shutdown", "dropped_queue")
+# not delivery attempts: before positions were known, to an unregistered id, or in flight at shutdown
+NOT_ATTEMPTS = ("dropped_no_position", "dropped_unknown_dst", "dropped_shutdown")
 
 
 def write_links_csv(path: Path, columns: list[str], rows: list[list]) -> None:
@@ -34,13 +35,13 @@ def read_links_csv(path: Path) -> list[dict]:
 
 
 def delivery_by_distance(rows: list[dict]) -> dict[str, dict[float, tuple[int, int, float]]]:
-    """type -> distance bin -> (attempts over the channel, delivered, mean bytes per message)."""
+    """type -> distance bin -> (delivery attempts, delivered, mean bytes per message)."""
     acc: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0, 0]))
     for r in rows:
         if r["distance_m"] < 0:
             continue
         cell = acc[r["type"]][r["distance_m"]]
-        cell[0] += r["sent"] - sum(r.get(c, 0) for c in NOT_CHANNEL)
+        cell[0] += r["sent"] - sum(r.get(c, 0) for c in NOT_ATTEMPTS)
         cell[1] += r["delivered"]
         cell[2] += r["bytes_sent"]
         cell[3] += r["sent"]
@@ -54,7 +55,7 @@ def totals_by_type(rows: list[dict]) -> dict[str, dict[str, float]]:
     for r in rows:
         t = out.setdefault(r["type"], {"sent": 0, "attempts": 0, "delivered": 0, "latency_sum_s": 0.0})
         t["sent"] += r["sent"]
-        t["attempts"] += r["sent"] - sum(r.get(c, 0) for c in NOT_CHANNEL)
+        t["attempts"] += r["sent"] - sum(r.get(c, 0) for c in NOT_ATTEMPTS)
         t["delivered"] += r["delivered"]
         t["latency_sum_s"] += r["latency_sum_s"]
     for t in out.values():

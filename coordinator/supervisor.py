@@ -248,14 +248,17 @@ class Supervisor:
         return 0 if self.status == "ok" else (130 if self.status == "interrupted" else 1)
 
     def shutdown(self, grace_s: float = 5.0) -> None:
-        """Ask everyone to stop, keep sinking their last words, then make sure no process is left."""
+        """Stop agents first, then the world, then the medium (so it counts every radio message sent),
+        sinking everyone's last words; then make sure no process is left."""
         self.done = True
-        for node_id, rec in self.registry.nodes.items():
-            if not rec.down:
+        for kind in ("agent", "world", "medium"):
+            group = [n for n, r in self.registry.nodes.items() if r.kind == kind and not r.down]
+            for node_id in group:
                 self.send(node_id, Shutdown(reason=self.status))
-        deadline = time.monotonic() + grace_s
-        while self.launcher.alive() and time.monotonic() < deadline:
-            self.loop_once(20)
+            local = [self.launcher.children[n] for n in group if n in self.launcher.children]
+            deadline = time.monotonic() + grace_s
+            while any(c.process.is_alive() for c in local) and time.monotonic() < deadline:
+                self.loop_once(20)
         self.launcher.stop_all(grace_s=2.0)
         self.loop_once(50)
         self.peers.close()

@@ -179,8 +179,12 @@ class Channel:
         link = self._links.setdefault(src, {})[dst] = _Link(h)
         return link
 
-    def decide(self, src: str, dst: str, seq: int, distance_m: float, size_bytes: int) -> Decision:
-        """Decide delivery of message seq from src to dst: range cut, GE burst, fragment draws."""
+    def decide(self, src: str, dst: str, seq: int, distance_m: float, size_bytes: int, stream: str = "") -> Decision:
+        """Decide delivery of message seq from src to dst: range cut, GE burst, fragment draws.
+
+        stream names the sender's sequence space (the message type, when each type is numbered on
+        its own), so two streams never share draws.
+        """
         dec = self._decisions.get(size_bytes) or self._decisions_for(size_bytes)
         if distance_m > self._range:
             return dec[1]
@@ -191,7 +195,7 @@ class Channel:
         base = link.hasher
         if self._ge:
             h = base.copy()
-            h.update(b"i%d;s2:ge" % seq)
+            h.update(b"%si%d;s2:ge" % (stream.encode(), seq))
             u = (int.from_bytes(h.digest(), "little") >> 11) * _INV_2_53
             bad = (u >= self._p_bg) if link.bad else (u < self._p_gb)
             link.bad = bad
@@ -200,7 +204,7 @@ class Channel:
                 return dec[3]
             if loss > 0.0:
                 h = base.copy()
-                h.update(b"i%d;s7:ge_loss" % seq)
+                h.update(b"%si%d;s7:ge_loss" % (stream.encode(), seq))
                 if (int.from_bytes(h.digest(), "little") >> 11) * _INV_2_53 < loss:
                     return dec[3]
         p = self._curve(distance_m)
@@ -208,7 +212,7 @@ class Channel:
             return dec[0]  # every draw u < 1 would pass
         if p <= 0.0:
             return dec[2]
-        prefix = b"i%d;" % seq
+        prefix = b"%si%d;" % (stream.encode(), seq)
         for i in range(dec[0].fragments):
             h = base.copy()
             h.update(prefix + b"i%d;" % i)

@@ -38,6 +38,7 @@ class Medium:
         self.queue: list[tuple] = []
         self._tiebreak = itertools.count()
         self.forwarded = 0
+        self.early: list[tuple[bytes, list]] = []  # sent at a step whose positions have not arrived yet
 
     # ------------------------------------------------------------ positions and clock
     def on_positions(self, msg) -> None:
@@ -48,6 +49,9 @@ class Medium:
         if len(self.positions) > POSITION_HISTORY:
             del self.positions[min(self.positions)]
         self.now_sim = max(self.now_sim, msg.env.t_sim)
+        early, self.early = self.early, []
+        for ident, frames, env in early:  # drop-decision inputs are now the same whatever the arrival order
+            self.route(ident, frames, env)
         self.release()
 
     def now(self) -> float:
@@ -55,10 +59,11 @@ class Medium:
         return self.now_sim if self.cfg.clock == "sim" else time.monotonic()
 
     # ------------------------------------------------------------ routing
-    def route(self, ident: bytes, frames) -> None:
+    def route(self, ident: bytes, frames, env=None) -> None:
         """Handle one incoming multipart message."""
         try:
-            env = decode_envelope(frames[0], self.ep.inbox.limits) if frames else None
+            if env is None:
+                env = decode_envelope(frames[0], self.ep.inbox.limits) if frames else None
             if env is None:
                 raise ProtocolError("empty message")
             if env.type in CONTROL_TYPES:
@@ -73,8 +78,13 @@ class Medium:
         except ProtocolError as err:
             self.ep.inbox.reject(ident, err)
             return
+        key = round(env.t_sim, 6)
+        if self.cfg.clock == "sim" and env.t_sim > self.now_sim and key not in self.positions \
+                and len(self.early) < self.cfg.max_queue:
+            self.early.append((ident, frames, env))  # the world's positions for that step are still on their way
+            return
         size = wire_size(frames)
-        pos = self.positions.get(round(env.t_sim, 6), self.latest)
+        pos = self.positions.get(key, self.latest)
         src_xy = pos.get(env.src)
         if env.dst == BROADCAST:
             dsts = [p for p in self.ep.peers.ids("agent") if p != env.src]
@@ -90,7 +100,7 @@ class Medium:
                 self.stats.record(env.src, dst, env.type, math.nan, size, False, "no_position")
                 continue
             d = math.hypot(src_xy[0] - dst_xy[0], src_xy[1] - dst_xy[1])
-            dec = self.channel.decide(env.src, dst, env.seq, d, size)
+            dec = self.channel.decide(env.src, dst, env.seq, d, size, env.type)
             if not dec.delivered:
                 self.stats.record(env.src, dst, env.type, d, size, False, dec.cause)
             elif len(self.queue) >= self.cfg.max_queue:

@@ -8,7 +8,6 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
 
 import sumo  # noqa: F401  (sets SUMO_HOME before sumolib looks for binaries)
 import sumolib
@@ -72,7 +71,7 @@ def _write_plain_xml(out: Path, r: float, speed: float) -> tuple[Path, Path, Pat
     ]
     lines = []
     for eid, a, b, prio, length, shape in edges:
-        s = f" shape={quoteattr(_shape(shape))}" if shape else ""
+        s = f' shape="{_shape(shape)}"' if shape else ""
         lines.append(f'    <edge id="{eid}" from="{a}" to="{b}" priority="{prio}" numLanes="1" '
                      f'speed="{speed:.4f}" length="{length:.4f}"{s}/>\n')
     edg.write_text("<edges>\n" + "".join(lines) + "</edges>\n")
@@ -115,6 +114,9 @@ def _place(segments: list[tuple[str, float, float]], n: int) -> list[tuple[str, 
     """
     total = segments[-1][1]
     usable = [(eid, start + _VEH_LENGTH, start + length - 0.01) for eid, start, length in segments[:-1]]
+    room = sum(hi - lo for _, lo, hi in usable)
+    if n * (_VEH_LENGTH + _MIN_GAP) > room:
+        raise ValueError(f"{n} vehicles do not fit on a {total:.0f} m figure-eight")
 
     def locate(x: float) -> tuple[str, float, float] | None:
         """(edge, departPos, margin to the usable range's ends) for loop position x, or None."""
@@ -134,9 +136,6 @@ def _place(segments: list[tuple[str, float, float]], n: int) -> list[tuple[str, 
                 best = (margin, [(h[0], h[1]) for h in hits])
     if best is not None:
         return best[1]
-    room = sum(hi - lo for _, lo, hi in usable)
-    if n * (_VEH_LENGTH + _MIN_GAP) > room:
-        raise ValueError(f"{n} vehicles do not fit on a {total:.0f} m figure-eight")
     placed, acc = [], 0.0
     for eid, lo, hi in usable:  # even spacing over the concatenated usable ranges
         while len(placed) < n and len(placed) * room / n < acc + (hi - lo):
@@ -170,9 +169,15 @@ def _write_routes(path: Path, placed: list[tuple[str, float]], n_agents: int, sp
 def build_figure8(out_dir: Path, ring_radius: float = 30.0, speed_limit: float = 30.0,
                   n_vehicles: int = 14, n_agents: int = 14, step_length: float = 0.1,
                   seed: int = 0) -> Figure8Files:
-    """Build (or reuse from out_dir) the figure-eight net and a routes file with n_vehicles evenly spread."""
-    if not 0 <= n_agents <= n_vehicles:
-        raise ValueError(f"n_agents must be in [0, n_vehicles], got {n_agents} > {n_vehicles}")
+    """Build (or reuse from out_dir) the figure-eight net and a routes file with n_vehicles evenly spread.
+
+    veh0..veh{n-1} depart at t=0 with speed 0, in driving order: veh{i+1} is veh{i}'s leader and
+    veh0 follows the last one (nothing overtakes on the one-lane loop). The first n_agents are
+    vType "cav", the rest "human"; both use SUMO's IDM. Files are rebuilt only when a parameter
+    that shapes them changes (fig8.params.json); step_length and seed only go into the result.
+    """
+    if n_vehicles < 1 or not 0 <= n_agents <= n_vehicles:
+        raise ValueError(f"need 1 <= n_vehicles and 0 <= n_agents <= n_vehicles, got {n_vehicles}, {n_agents}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     params = {"version": _BUILD_VERSION, "ring_radius": ring_radius, "speed_limit": speed_limit,

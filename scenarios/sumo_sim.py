@@ -74,7 +74,8 @@ class SumoSim:
         self.net_file, self.route_file = Path(net_file), Path(route_file)
         self.step_length, self.seed, self.backend, self.gui = step_length, seed, backend, gui
         self.extra_args = list(extra_args)
-        self.collision_action, self.control_speed_mode, self.quiet = collision_action, control_speed_mode, quiet
+        self.collision_action, self.quiet = collision_action, quiet
+        self.control_speed_mode = control_speed_mode
         self._api: Any = None  # the libsumo module or a traci.connection.Connection
         self._tc: Any = None  # traci.constants
         self._order: dict[str, None] = {}  # vehicles in the net, in departure order

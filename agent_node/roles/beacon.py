@@ -41,7 +41,7 @@ class BeaconRole(Role):
 
     def _pad_length(self) -> int:
         probe = Beacon(x=0.0, y=0.0, speed=0.0)
-        size = wire_size(self.ctx.radio.stamper.encode(probe, BROADCAST))
+        size = wire_size(self.ctx.radio.encode(probe, BROADCAST))
         return max(0, self.cfg.beacon_bytes - size)
 
     def neighbours(self, now: float) -> list[str]:

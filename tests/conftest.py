@@ -1,0 +1,79 @@
+"""Shared helpers for tests that start real netmarl runs as separate OS processes."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO = ROOT / "scenarios" / "figure8_beacons.toml"
+NETMARL = [sys.executable, "-m", "coordinator.cli"]
+
+
+def start_run(out: Path, *sets: str, scenario: Path = SCENARIO) -> subprocess.Popen:
+    """Start `netmarl run` in the background (its own process group) writing to out."""
+    args = [*NETMARL, "run", str(scenario), "--out", str(out), "--no-progress"]
+    for s in sets:
+        args += ["--set", s]
+    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the netmarl CLI to completion."""
+    return subprocess.run([*NETMARL, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def wait_for(pred, timeout: float, what: str, interval: float = 0.05):
+    """Poll pred until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def node_info(run_dir: Path, node: str) -> tuple[int, str] | None:
+    """(pid, inbox endpoint) of a registered node, read from its log file."""
+    log = run_dir / "logs" / f"{node}.log"
+    if not log.exists():
+        return None
+    m = re.findall(r"pid=(\d+) INFO agent_node: \S+ registered \(inbox (tcp://[\d.:]+)\)", log.read_text())
+    return (int(m[-1][0]), m[-1][1]) if m else None
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    """All records of metrics.jsonl."""
+    path = run_dir / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is as good as dead
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def reap():
+    """Kill any run a test leaves behind."""
+    procs: list[subprocess.Popen] = []
+    yield procs.append
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, 9)
+            p.wait()

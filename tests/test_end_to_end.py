@@ -1,0 +1,97 @@
+"""End to end: `netmarl run` and `netmarl sweep` of the beacon scenario, checked against the channel model."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+
+from coordinator.report import delivery_by_distance, read_links_csv
+from netsim.channel import Channel
+from scenarios.config import load_scenario
+
+from conftest import SCENARIO, metrics, run_cli
+
+
+def _check_against_model(run_dir, min_attempts=300):
+    """Every well-populated distance bin agrees with the model curve (binomial error + bin-width slack)."""
+    cfg = load_scenario(run_dir / "config.toml")
+    channel = Channel(cfg.netsim, 0)
+    checked = 0
+    for kind, bins in delivery_by_distance(read_links_csv(run_dir / "links.csv")).items():
+        for d, (attempts, delivered, size) in bins.items():
+            if attempts < min_attempts:
+                continue
+            lo, hi = channel.message_probability(max(d - 5, 0), int(size)), channel.message_probability(d + 5, int(size))
+            p = channel.message_probability(d, int(size))
+            se = math.sqrt(max(p * (1 - p), 1e-4) / attempts)
+            measured = delivered / attempts
+            assert min(lo, hi) - 4.5 * se <= measured <= max(lo, hi) + 4.5 * se, (kind, d, measured, p)
+            checked += 1
+    return checked
+
+
+def test_beacon_run_under_a_minute_matches_model(tmp_path):
+    out = tmp_path / "run"
+    t0 = time.monotonic()
+    res = run_cli("run", str(SCENARIO), "--out", str(out), "--set", "run.steps=300", "--no-progress")
+    elapsed = time.monotonic() - t0
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert elapsed < 60, f"took {elapsed:.1f} s"
+    for name in ("config.toml", "metrics.jsonl", "links.csv", "summary.json", "plots/delivery_vs_distance.png"):
+        assert (out / name).exists(), name
+    assert len(list((out / "logs").glob("*.log"))) == 16  # world, medium, 14 agents
+    assert _check_against_model(out) >= 8
+    rows = list(csv.DictReader(open(out / "links.csv")))
+    assert {r["type"] for r in rows} == {"beacon", "payload"}
+    summary = json.loads((out / "summary.json").read_text())
+    beacon, payload = summary["links"]["beacon"], summary["links"]["payload"]
+    assert beacon["sent"] == 14 * 300 * 13  # every node beacons every step to 13 others
+    assert payload["delivery_ratio"] < beacon["delivery_ratio"]  # fragmentation of 50 kB into 34 fragments
+    # what the medium delivered is what the agents counted as received (up to the last step in flight)
+    finals = [m for m in metrics(out) if m["kind"] == "beacon_node" and m["final"]]
+    received = sum(m["beacons_rx"] for m in finals)
+    assert len(finals) == 14
+    assert 0 <= beacon["delivered"] - received <= 14 * 13
+
+
+def test_same_seed_same_drops(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        res = run_cli("run", str(SCENARIO), "--out", str(out), "--set", "run.steps=80", "--seed", "5", "--no-progress")
+        assert res.returncode == 0, res.stderr[-2000:]
+        runs.append([r for r in csv.DictReader(open(out / "links.csv")) if r["type"] == "beacon"])
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "latency_sum_s"} for r in rows]  # noqa: E731
+    assert strip(runs[0]) == strip(runs[1])
+    assert sum(int(r["delivered"]) for r in runs[0]) < sum(int(r["sent"]) for r in runs[0])  # something was dropped
+
+
+def test_direct_mode_bypasses_the_medium(tmp_path):
+    out = tmp_path / "direct"
+    res = run_cli("run", str(SCENARIO), "--out", str(out), "--set", "run.steps=60", "--set", "netsim.mode=direct",
+                  "--no-progress")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert not (out / "logs" / "medium.log").exists()
+    finals = [m for m in metrics(out) if m["kind"] == "beacon_node" and m["final"]]
+    assert len(finals) == 14
+    assert all(m["beacons_rx"] >= 13 * 55 for m in finals)  # lossless: nearly every beacon of 13 peers
+
+
+def test_sweep_over_channel_models(tmp_path):
+    out = tmp_path / "sweep"
+    res = run_cli("sweep", str(SCENARIO), "--grid", "netsim.model=unit_disk,ieee80211p,cv2x", "--set", "run.steps=60",
+                  "--set", "netsim.range_m=90", "--out", str(out), "--no-progress", timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = list(csv.DictReader(open(out / "sweep.csv")))
+    assert [r["netsim.model"] for r in rows] == ["unit_disk", "ieee80211p", "cv2x"]
+    assert (out / "sweep.png").stat().st_size > 10_000
+    ratio = {r["netsim.model"]: float(r["beacon_delivery_ratio"]) for r in rows}
+    assert ratio["ieee80211p"] < ratio["cv2x"] < ratio["unit_disk"] < 1.0  # the 90 m cut drops far pairs
+    for row in read_links_csv(out / "model=unit_disk" / "links.csv"):  # unit disk: all or nothing at 90 m
+        if row["distance_m"] < 90:
+            assert row["delivered"] == row["sent"] - row["dropped_shutdown"], row
+        else:
+            assert row["delivered"] == 0 and row["dropped_range"] == row["sent"], row
+    report = run_cli("report", str(out / "model=cv2x"))
+    assert report.returncode == 0 and "beacon" in report.stdout

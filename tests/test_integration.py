@@ -1,0 +1,99 @@
+"""Integration: real world, medium and 14 node processes; crashes, garbage input, clean shutdown."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import zmq
+
+from protocols.codec import decode, encode
+from protocols.messages import Ping, Pong
+from protocols.sockets import request
+
+from conftest import metrics, node_info, pid_alive, start_run, wait_for
+
+LONG = "run.steps=100000"  # long enough that the test decides when the run ends
+
+
+def _all_registered(run_dir):
+    return all(node_info(run_dir, f"veh{i}") for i in range(14))
+
+
+def _beacons_flowing(run_dir):
+    recs = [m for m in metrics(run_dir) if m["kind"] == "beacon_node"]
+    return len({m["node"] for m in recs if m["beacons_rx"] > 0}) == 14
+
+
+def test_kill9_is_reported_and_node_restarted(tmp_path, reap):
+    run_dir = tmp_path / "run"
+    proc = start_run(run_dir, LONG, "run.on_node_failure=restart")
+    reap(proc)
+    wait_for(lambda: _all_registered(run_dir), 60, "all 14 nodes registered")
+    wait_for(lambda: _beacons_flowing(run_dir), 30, "beacons received by all 14 nodes")
+    pid, _ = node_info(run_dir, "veh3")
+    killed_at = time.time()
+    os.kill(pid, signal.SIGKILL)
+    failed = wait_for(lambda: [m for m in metrics(run_dir) if m.get("event") == "node_failed"], 5, "failure event")
+    assert failed[0]["node"] == "veh3" and failed[0]["exitcode"] == -9
+    assert failed[0]["wall"] - killed_at < 2.0, "crash must be reported within 2 s"
+    wait_for(lambda: (node_info(run_dir, "veh3") or (pid,))[0] != pid, 30, "veh3 restarted and registered")
+    restarted_pid = node_info(run_dir, "veh3")[0]
+    # the restarted node takes part again: it receives beacons after its restart
+    wait_for(lambda: any(m["node"] == "veh3" and m["beacons_rx"] > 0 and m["wall"] > killed_at + 1
+                         for m in metrics(run_dir) if m["kind"] == "beacon_node"), 30, "restarted veh3 hears beacons")
+    proc.send_signal(signal.SIGINT)
+    proc.wait(30)
+    assert proc.returncode == 130
+    for name in ("metrics.jsonl", "links.csv", "summary.json", "config.toml", "plots/delivery_vs_distance.png"):
+        assert (run_dir / name).exists(), name
+    assert not pid_alive(restarted_pid), "no orphan node after the run"
+
+
+def test_crash_with_stop_policy_ends_cleanly_with_data_saved(tmp_path, reap):
+    run_dir = tmp_path / "run"
+    proc = start_run(run_dir, LONG, "run.on_node_failure=stop")
+    reap(proc)
+    wait_for(lambda: _all_registered(run_dir), 60, "all nodes registered")
+    wait_for(lambda: _beacons_flowing(run_dir), 30, "beacons flowing")
+    pids = [node_info(run_dir, f"veh{i}")[0] for i in range(14)]
+    os.kill(pids[7], signal.SIGKILL)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "veh7" in err and "exited with code -9" in err and "last log lines" in err
+    assert (run_dir / "links.csv").stat().st_size > 0
+    finals = [m for m in metrics(run_dir) if m["kind"] == "beacon_node" and m["final"]]
+    assert len(finals) == 13, "every surviving node flushed its last metrics"
+    assert all(not pid_alive(p) for p in pids)
+
+
+def test_garbage_gets_an_error_reply_and_node_keeps_working(tmp_path, reap):
+    run_dir = tmp_path / "run"
+    proc = start_run(run_dir, LONG)
+    reap(proc)
+    wait_for(lambda: _all_registered(run_dir), 60, "all nodes registered")
+    pid, endpoint = node_info(run_dir, "veh5")
+    ctx = zmq.Context()
+    try:
+        junk = [[b"\xc1garbage"], [b"\x81\xa1v\x01", b"x"], [os.urandom(64), os.urandom(3000)], [b"x" * 9000, b""]]
+        for frames in junk:
+            s = ctx.socket(zmq.DEALER)
+            s.connect(endpoint)
+            s.send_multipart(frames)
+            assert s.poll(3000), f"no reply to {frames[0][:10]!r}"
+            reply = decode(s.recv_multipart())
+            assert reply.env.type == "error" and reply.body.code == "malformed" and reply.body.detail
+            s.close(0)
+        pong = request(ctx, endpoint, encode(Ping(nonce=7), src="test", dst="veh5", seq=0), timeout_ms=2000)
+        assert isinstance(pong.body, Pong) and pong.body.nonce == 7
+    finally:
+        ctx.term()
+    assert pid_alive(pid)
+    count = lambda: [m for m in metrics(run_dir) if m["node"] == "veh5" and m["kind"] == "beacon_node"]  # noqa: E731
+    n = len(count())
+    wait_for(lambda: len(count()) > n + 1, 20, "veh5 still reporting after the garbage")
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    final = [m for m in metrics(run_dir) if m["node"] == "veh5" and m["final"]]
+    assert final and final[0]["rejected"] == 4
+    assert "rejected message from peer" in (run_dir / "logs" / "veh5.log").read_text()
