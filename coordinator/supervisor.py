@@ -248,10 +248,11 @@ class Supervisor:
         return 0 if self.status == "ok" else (130 if self.status == "interrupted" else 1)
 
     def shutdown(self, grace_s: float = 5.0) -> None:
-        """Stop agents first, then the world, then the medium (so it counts every radio message sent),
+        """Stop the world first (agents then send nothing more on the radio), then the medium (its
+        final counts hold every radio message), then the agents (they have received every delivery),
         sinking everyone's last words; then make sure no process is left."""
         self.done = True
-        for kind in ("agent", "world", "medium"):
+        for kind in ("world", "medium", "agent"):
             group = [n for n, r in self.registry.nodes.items() if r.kind == kind and not r.down]
             for node_id in group:
                 self.send(node_id, Shutdown(reason=self.status))

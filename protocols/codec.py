@@ -63,7 +63,10 @@ def array_spec(name: str, arr: np.ndarray) -> ArraySpec:
     dtype = arr.dtype.str
     if dtype not in ALLOWED_DTYPES:
         raise ProtocolError(f"array {name!r}: dtype {dtype} is not allowed")
-    return ArraySpec(name=name, dtype=dtype, shape=list(arr.shape))
+    try:
+        return ArraySpec(name=name, dtype=dtype, shape=list(arr.shape))
+    except ValidationError as err:
+        raise ProtocolError(f"array {name!r}: {_describe(err)}") from None
 
 
 def encode(
@@ -79,7 +82,7 @@ def encode(
     arrays = arrays or {}
     specs, buffers = [], []
     for name, arr in arrays.items():
-        arr = np.ascontiguousarray(arr)
+        arr = np.require(arr, requirements="C")  # keeps 0-d arrays 0-d
         specs.append(array_spec(name, arr).model_dump())
         buffers.append(memoryview(arr.reshape(-1)).cast("B") if arr.size else b"")
     env = {
@@ -111,6 +114,8 @@ def _decode_array(spec: ArraySpec, frame, limits: Limits) -> np.ndarray:
         raise ProtocolError(f"array {spec.name!r}: dtype {spec.dtype} is not allowed")
     if any(d < 0 for d in spec.shape):
         raise ProtocolError(f"array {spec.name!r}: negative dimension in shape {spec.shape}")
+    if any(d > limits.max_array_bytes for d in spec.shape):  # also catches 0-size shapes numpy cannot build
+        raise ProtocolError(f"array {spec.name!r}: a dimension in shape {spec.shape} exceeds {limits.max_array_bytes}")
     dtype = np.dtype(spec.dtype)
     expected = math.prod(spec.shape) * dtype.itemsize
     if expected > limits.max_array_bytes:
@@ -146,6 +151,8 @@ def decode(frames, limits: Limits = DEFAULT_LIMITS) -> Message:
         body = model.model_validate(raw)
     except ValidationError as err:
         raise ProtocolError(f"bad {env.type!r} body: {_describe(err)}") from None
+    if len({s.name for s in env.arrays}) != len(env.arrays):
+        raise ProtocolError("envelope announces two arrays with the same name")
     arrays = {s.name: _decode_array(s, f, limits) for s, f in zip(env.arrays, frames[2:])}
     return Message(env=env, body=body, arrays=arrays)
 

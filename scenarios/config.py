@@ -90,6 +90,8 @@ def validate_role(cfg: ScenarioConfig, where: str) -> None:
     from agent_node.roles import load_role
 
     name = cfg.role.get("name", "beacon")
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: role.name: must be a string, got {name!r}")
     try:
         role = load_role(name)
     except ValueError as err:
@@ -109,6 +111,8 @@ def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None 
         raise ConfigError(f"{path}: no such scenario file") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the scenario file: {err}") from None
     for assignment in overrides:
         apply_override(data, assignment)
     if seed is not None:

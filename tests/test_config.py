@@ -155,8 +155,6 @@ def test_wrong_type_in_file_names_field(tmp_path):
         load_scenario(path)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: load_scenario catches only FileNotFoundError/TOMLDecodeError; a folder "
-                                        "or a non-UTF-8 file escapes as IsADirectoryError/UnicodeDecodeError")
 @pytest.mark.parametrize("kind", ["directory", "non-utf8"])
 def test_unreadable_file_is_a_config_error(tmp_path, kind):
     if kind == "directory":
@@ -168,8 +166,6 @@ def test_unreadable_file_is_a_config_error(tmp_path, kind):
         load_scenario(path)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: validate_role passes a non-string role.name to load_role, whose "
-                                        "ROLES[name] raises TypeError (unhashable) instead of ConfigError")
 @pytest.mark.parametrize("override", ["role.name=[1]", "role.name={a=1}"])
 def test_non_string_role_name_is_a_config_error(override):
     with pytest.raises(ConfigError, match="role.name"):
