@@ -11,7 +11,7 @@ from typing import Any
 import zmq
 
 from .codec import DEFAULT_LIMITS, Limits, Stamper
-from .messages import Body, Directory, Heartbeat, Message, Metrics, Ping, Pong, Register, RegisterAck, Shutdown
+from .messages import BarrierArrive, BarrierRelease, Body, Directory, Heartbeat, Message, Metrics, Ping, Pong, Register, RegisterAck, Shutdown
 from .sockets import Inbox, PeerBook, PeerLink
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,21 @@ class Endpoint:
                 return out
             if msg is not None and not self.handle_control(ident, msg):
                 out.append((ident, msg))
+
+    def barrier(self, name: str, round_: int = 0, timeout_s: float = 60.0) -> tuple[list[str], list]:
+        """Wait at the coordinator's named barrier; returns (members, messages that came meanwhile)."""
+        self.to_coordinator(BarrierArrive(name=name, round=round_))
+        deadline, pending = time.monotonic() + timeout_s, []
+        while not self.stopping:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.node_id}: barrier {name!r} round {round_} not released in {timeout_s} s")
+            self.maybe_heartbeat()
+            for ident, msg in self.poll(100):
+                body = msg.body
+                if isinstance(body, BarrierRelease) and (body.name, body.round) == (name, round_):
+                    return body.members, pending
+                pending.append((ident, msg))
+        return [], pending
 
     def stop_on_signals(self) -> None:
         """SIGTERM and SIGINT ask the main loop to end; sockets then close and metrics flush."""
