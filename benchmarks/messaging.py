@@ -18,6 +18,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+import psutil  # noqa: E402
 import zmq  # noqa: E402
 
 from netsim.config import NetsimConfig  # noqa: E402
@@ -35,9 +36,9 @@ REPORT_TIMEOUT_S = 90.0
 TARGETS = {"direct_rtt_ratio": 1.5, "medium_rtt_ratio": 3.0, "medium_rate": 20_000}
 
 
-# ---------------------------------------------------------------- helpers shared by both ends
+# ---------------------------------------------------------------- helpers used by both ends
 class Counter:
-    """Counts one-way messages and reports (count, first, last) once, when `expected` have come or on stop."""
+    """Counts one-way messages; reports (count, first, last) once: when `expected` have come, or on stop."""
 
     def __init__(self, conn, expected: int):
         self.conn, self.expected = conn, expected
@@ -53,7 +54,7 @@ class Counter:
             self.report()
 
     def report(self) -> None:
-        """Send the figures to the parent (only once)."""
+        """Send the figures to the parent (only the first call does)."""
         if not self.sent:
             self.conn.send((self.count, self.first, self.last))
             self.sent = True
@@ -77,35 +78,18 @@ def beacons(st: Stamper, dst: str):
     return lambda x=0.0, speed=0.0: st.encode(Beacon(x=x, y=0.0, speed=speed, pad=pad), dst)
 
 
-def rtt_us(once, n: int, warmup: int) -> np.ndarray:
-    """Round-trip times in microseconds of n calls of once(i) after warmup untimed ones."""
-    for i in range(warmup):
-        once(i)
-    out = np.empty(n)
-    for i in range(n):
-        t0 = time.perf_counter()
-        once(i)
-        out[i] = time.perf_counter() - t0
-    return out * 1e6
+def spawn(target, *args) -> tuple:
+    """Start target(child_conn, *args) in its own process; return (process, parent_conn, first message)."""
+    parent, child = MP.Pipe()
+    proc = MP.Process(target=target, args=(child, *args))
+    proc.start()
+    if not parent.poll(30):
+        raise RuntimeError(f"{target.__name__} did not start")
+    return proc, parent, parent.recv()
 
 
-def collect(conn, stop) -> tuple[int, float, float]:
-    """Wait for the receiver's (count, first, last); on timeout call stop() and take its partial count."""
-    if not conn.poll(REPORT_TIMEOUT_S):
-        stop()
-    return conn.recv()
-
-
-def stats(rtt: np.ndarray, n: int, t_send: float, report: tuple, extra: dict | None = None) -> dict:
-    """Figures of one path: RTT percentiles, messages received and one-way rate."""
-    count, _first, last = report
-    return {"rtt_p50_us": float(np.percentile(rtt, 50)), "rtt_p99_us": float(np.percentile(rtt, 99)),
-            "rtt_mean_us": float(rtt.mean()), "sent": n, "received": count,
-            "rate_msg_s": count / (last - t_send) if count else 0.0, **(extra or {})}
-
-
-# ---------------------------------------------------------------- raw pyzmq
-def raw_server(conn, expected: int) -> None:
+# ---------------------------------------------------------------- receiving ends (child processes)
+def raw_server(conn, expected: int, _profile=None) -> None:
     """ROUTER: echo b'E...' messages, count b'C...' ones, stop on b'S'."""
     ctx = zmq.Context()
     sock = ctx.socket(zmq.ROUTER)
@@ -126,33 +110,6 @@ def raw_server(conn, expected: int) -> None:
     ctx.term()
 
 
-def bench_raw(n_rtt: int, warmup: int, n_msgs: int) -> dict:
-    """DEALER -> ROUTER echo and one-way blast with 100-byte payloads."""
-    parent, child = MP.Pipe()
-    proc = MP.Process(target=raw_server, args=(child, n_msgs))
-    proc.start()
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.connect(parent.recv())
-    echo, count = b"E" + bytes(99), b"C" + bytes(99)
-
-    def once(_i):
-        sock.send(echo)
-        sock.recv()
-
-    rtt = rtt_us(once, n_rtt, warmup)
-    t_send = time.perf_counter()
-    for _ in range(n_msgs):
-        sock.send(count)
-    report = collect(parent, lambda: sock.send(b"S"))
-    sock.send(b"S")
-    proc.join(10)
-    sock.close(0)
-    ctx.term()
-    return stats(rtt, n_msgs, t_send, report, {"bytes": 100})
-
-
-# ---------------------------------------------------------------- netmarl direct
 def direct_server(conn, expected: int, profile: str | None) -> None:
     """Inbox: answer Ping with Pong, count Beacons, stop on Shutdown."""
     ctx = zmq.Context()
@@ -178,45 +135,14 @@ def direct_server(conn, expected: int, profile: str | None) -> None:
     ctx.term()
 
 
-def bench_direct(n_rtt: int, warmup: int, n_msgs: int, profile: str | None) -> dict:
-    """Stamper/encode -> PeerLink -> Inbox.recv (decode) -> Inbox.reply -> decode."""
-    parent, child = MP.Pipe()
-    proc = MP.Process(target=direct_server, args=(child, n_msgs, profile))
-    proc.start()
-    ctx = zmq.Context()
-    st = Stamper("client")
-    link = PeerLink(ctx, parent.recv(), "client")
-
-    def once(i):
-        link.send(st.encode(Ping(nonce=i), "server"))
-        msg = decode(link.sock.recv_multipart(copy=False))
-        assert isinstance(msg.body, Pong) and msg.body.nonce == i
-
-    rtt = rtt_us(once, n_rtt, warmup)
-    ping_bytes = wire_size(st.encode(Ping(nonce=1), "server"))
-    beacon = beacons(st, "server")
-    t_send = time.perf_counter()
-    for i in range(n_msgs):
-        link.send(beacon(float(i)))
-    report = collect(parent, lambda: link.send(st.encode(Shutdown(), "server")))
-    link.send(st.encode(Shutdown(), "server"))
-    proc.join(10)
-    link.close(0)
-    ctx.term()
-    return stats(rtt, n_msgs, t_send, report, {"bytes": ping_bytes, "beacon_bytes": BEACON_BYTES,
-                                                "send_failed": link.failed})
-
-
-# ---------------------------------------------------------------- netmarl through the medium
 def medium_proc(conn, coordinator: str, profile: str | None) -> None:
-    """A real Medium on its own Endpoint; it learns peers and positions from the benchmark."""
+    """A real Medium on its own Endpoint; the benchmark feeds it the Directory and Positions."""
     ep = Endpoint("medium", "medium", coordinator)
     try:
         medium = Medium(ep, NetsimConfig(**NETSIM), seed=0)
         conn.send(ep.inbox.endpoint)
         profiled(medium.run, profile)
-        conn.send({"forwarded": medium.forwarded, "rejected": ep.inbox.rejected,
-                   "totals": medium.stats.totals()})
+        conn.send({"forwarded": medium.forwarded, "rejected": ep.inbox.rejected})
     finally:
         ep.close()
 
@@ -250,62 +176,174 @@ def agent_b(conn, medium_ep: str, expected: int, profile: str | None) -> None:
     ctx.term()
 
 
-def bench_medium(n_rtt: int, warmup: int, n_msgs: int, profile: str | None) -> dict:
-    """A -> medium -> B round trips (B answers via the medium) and A blasting unicast beacons to B."""
-    ctx = zmq.Context()
-    coord = Inbox(ctx)  # stands in for the coordinator: takes the medium's heartbeats and link reports
-    m_parent, m_child = MP.Pipe()
-    medium = MP.Process(target=medium_proc, args=(m_child, coord.endpoint, profile and f"{profile}.medium"))
-    medium.start()
-    medium_ep = m_parent.recv()
-    b_parent, b_child = MP.Pipe()
-    agent = MP.Process(target=agent_b, args=(b_child, medium_ep, n_msgs, profile and f"{profile}.b"))
-    agent.start()
-    b_ep = b_parent.recv()
+# ---------------------------------------------------------------- sending ends (this process)
+class RawPath:
+    """Raw pyzmq: DEALER -> ROUTER over tcp loopback, 100-byte payloads."""
 
-    a_inbox = Inbox(ctx)
-    st = Stamper("A")
-    to_medium = PeerLink(ctx, medium_ep, "A")
-    cst = Stamper("coordinator")
-    ctl = PeerLink(ctx, medium_ep, "coordinator")
-    ctl.send(cst.encode(Directory(endpoints={"A": a_inbox.endpoint, "B": b_ep, "medium": medium_ep},
-                                  kinds={"A": "agent", "B": "agent", "medium": "medium"}), "medium"))
-    xy = np.array([[0.0, 0.0], [10.0, 0.0]])
-    ctl.send(cst.encode(Positions(step=0, ids=["A", "B"]), "medium", {"xy": xy, "speed": np.zeros(2)}))
-    ctl.send(cst.encode(Ping(nonce=7), "medium"))  # answered after the two above: the medium is ready
-    if not ctl.sock.poll(10_000):
-        raise RuntimeError("the medium did not answer")
-    decode(ctl.sock.recv_multipart(copy=False))
+    def __init__(self, expected: int, profile: str | None = None):
+        proc, self.conn, endpoint = spawn(raw_server, expected)
+        self.procs = {"receiver": proc}
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.connect(endpoint)
+        self.echo, self.count = b"E" + bytes(99), b"C" + bytes(99)
+        self.bytes = 100
 
-    beacon = beacons(st, "B")
+    def once(self, _i: int) -> None:
+        """One round trip."""
+        self.sock.send(self.echo)
+        self.sock.recv()
 
-    def once(i):
-        to_medium.send(beacon(float(i), PROBE))
-        _ident, msg = a_inbox.recv()
+    def send_one(self, _i: int) -> None:
+        """One one-way message."""
+        self.sock.send(self.count)
+
+    def stop_receiver(self) -> None:
+        """Make the receiver report and exit."""
+        self.sock.send(b"S")
+
+    def close(self) -> dict:
+        """Stop the receiver, close sockets, return extra figures."""
+        self.stop_receiver()
+        self.procs["receiver"].join(10)
+        self.sock.close(0)
+        self.ctx.term()
+        return {}
+
+
+class DirectPath:
+    """netmarl direct: Stamper/encode -> PeerLink -> Inbox.recv (decode) -> Inbox.reply -> decode."""
+
+    def __init__(self, expected: int, profile: str | None = None):
+        proc, self.conn, endpoint = spawn(direct_server, expected, profile)
+        self.procs = {"receiver": proc}
+        self.ctx = zmq.Context()
+        self.st = Stamper("client")
+        self.link = PeerLink(self.ctx, endpoint, "client")
+        self.beacon = beacons(self.st, "server")
+        self.bytes = wire_size(self.st.encode(Ping(nonce=1), "server"))
+
+    def once(self, i: int) -> None:
+        """One Ping/Pong round trip, both ends encoding and decoding."""
+        self.link.send(self.st.encode(Ping(nonce=i), "server"))
+        msg = decode(self.link.sock.recv_multipart(copy=False))
+        assert isinstance(msg.body, Pong) and msg.body.nonce == i
+
+    def send_one(self, i: int) -> None:
+        """One Beacon, encoded here."""
+        self.link.send(self.beacon(float(i)))
+
+    def stop_receiver(self) -> None:
+        """Ask the receiver to report and exit."""
+        self.link.send(self.st.encode(Shutdown(), "server"))
+
+    def close(self) -> dict:
+        """Stop the receiver, close sockets, return extra figures."""
+        self.stop_receiver()
+        self.procs["receiver"].join(10)
+        self.link.close(0)
+        self.ctx.term()
+        return {"send_failed": self.link.failed}
+
+
+class MediumPath:
+    """A -> medium -> B unicast Beacons; B answers probes with a Beacon back through the medium."""
+
+    def __init__(self, expected: int, profile: str | None = None):
+        self.ctx = zmq.Context()
+        self.coord = Inbox(self.ctx)  # stands in for the coordinator: takes the medium's heartbeats and reports
+        medium, self.mconn, medium_ep = spawn(medium_proc, self.coord.endpoint, profile and f"{profile}.medium")
+        agent, self.conn, b_ep = spawn(agent_b, medium_ep, expected, profile and f"{profile}.b")
+        self.procs = {"medium": medium, "receiver": agent}
+        self.inbox = Inbox(self.ctx)
+        self.st, self.cst = Stamper("A"), Stamper("coordinator")
+        self.to_medium = PeerLink(self.ctx, medium_ep, "A")
+        self.ctl = PeerLink(self.ctx, medium_ep, "coordinator")
+        self.to_b = PeerLink(self.ctx, b_ep, "coordinator")
+        self.beacon = beacons(self.st, "B")
+        self.bytes = BEACON_BYTES
+        self.control(Directory(endpoints={"A": self.inbox.endpoint, "B": b_ep, "medium": medium_ep},
+                               kinds={"A": "agent", "B": "agent", "medium": "medium"}))
+        xy = np.array([[0.0, 0.0], [10.0, 0.0]])
+        self.control(Positions(step=0, ids=["A", "B"]), {"xy": xy, "speed": np.zeros(2)})
+        self.control(Ping(nonce=7))  # answered after the two above are applied: the medium is ready
+        if not self.ctl.sock.poll(10_000):
+            raise RuntimeError("the medium did not answer")
+        decode(self.ctl.sock.recv_multipart(copy=False))
+
+    def control(self, body, arrays=None) -> None:
+        """Send a control message to the medium as the coordinator would."""
+        self.ctl.send(self.cst.encode(body, "medium", arrays))
+
+    def once(self, i: int) -> None:
+        """One probe Beacon to B and its answer, both through the medium."""
+        self.to_medium.send(self.beacon(float(i), PROBE))
+        _ident, msg = self.inbox.recv()
         assert msg.env.src == "B" and msg.body.x == float(i)
 
-    rtt = rtt_us(once, n_rtt, warmup)
+    def send_one(self, i: int) -> None:
+        """One unicast Beacon to B, encoded here."""
+        self.to_medium.send(self.beacon(float(i)))
+
+    def stop_receiver(self) -> None:
+        """Ask B to report and exit."""
+        self.to_b.send(self.cst.encode(Shutdown(), "B"))
+
+    def close(self) -> dict:
+        """Stop B and the medium, close sockets, return the medium's own counts."""
+        self.stop_receiver()
+        self.control(Shutdown())
+        mstats = self.mconn.recv() if self.mconn.poll(10) else {}
+        for proc in self.procs.values():
+            proc.join(10)
+        for link in (self.to_medium, self.ctl, self.to_b):
+            link.close(0)
+        self.inbox.close()
+        self.coord.close()
+        self.ctx.term()
+        return {"send_failed": self.to_medium.failed, "medium_forwarded": mstats.get("forwarded"),
+                "medium_rejected": mstats.get("rejected")}
+
+
+# ---------------------------------------------------------------- measurements
+def measure_rtt(paths: dict, n: int, warmup: int, rounds: int) -> dict[str, np.ndarray]:
+    """Round trips in microseconds, interleaving the paths in rounds so machine noise hits all alike."""
+    for path in paths.values():
+        for i in range(warmup):
+            path.once(i)
+    samples = {name: [] for name in paths}
+    per_round = max(1, n // rounds)
+    for _ in range(rounds):
+        for name, path in paths.items():
+            out = np.empty(per_round)
+            for i in range(per_round):
+                t0 = time.perf_counter()
+                path.once(i)
+                out[i] = time.perf_counter() - t0
+            samples[name].append(out * 1e6)
+    return {name: np.concatenate(s) for name, s in samples.items()}
+
+
+def cpu_s(proc: psutil.Process) -> float:
+    """CPU seconds (user + system, all threads) used so far by proc."""
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
+def measure_rate(path, n: int) -> dict:
+    """Blast n one-way messages; the receiver's count, the rate and each process's CPU time per message."""
+    procs = {"sender": psutil.Process(), **{k: psutil.Process(p.pid) for k, p in path.procs.items()}}
+    cpu0 = {k: cpu_s(p) for k, p in procs.items()}
     t_send = time.perf_counter()
-    for i in range(n_msgs):
-        to_medium.send(beacon(float(i)))
-    shut = PeerLink(ctx, b_ep, "coordinator")
-    report = collect(b_parent, lambda: shut.send(cst.encode(Shutdown(), "B")))
-    shut.send(cst.encode(Shutdown(), "B"))
-    ctl.send(cst.encode(Shutdown(), "medium"))
-    mstats = m_parent.recv() if m_parent.poll(10) else {}
-    agent.join(10)
-    medium.join(10)
-    for sock in (to_medium, ctl, shut):
-        sock.close(0)
-    for inbox in (a_inbox, coord):
-        inbox.close()
-    ctx.term()
-    return stats(rtt, n_msgs, t_send, report, {"bytes": BEACON_BYTES, "send_failed": to_medium.failed,
-                                                "medium_forwarded": mstats.get("forwarded"),
-                                                "medium_rejected": mstats.get("rejected")})
+    for i in range(n):
+        path.send_one(i)
+    if not path.conn.poll(REPORT_TIMEOUT_S):
+        path.stop_receiver()  # some were lost: take the partial count
+    count, _first, last = path.conn.recv()
+    cpu = {f"cpu_us_per_msg_{k}": (cpu_s(p) - cpu0[k]) / max(count, 1) * 1e6 for k, p in procs.items()}
+    return {"sent": n, "received": count, "rate_msg_s": count / (last - t_send) if count else 0.0, **cpu}
 
 
-# ---------------------------------------------------------------- report
 def print_profile(path: str, title: str, top: int = 14) -> None:
     """Print the top functions by own time of one child's profile."""
     if not Path(path).exists():
@@ -314,8 +352,8 @@ def print_profile(path: str, title: str, top: int = 14) -> None:
     pstats.Stats(path, stream=out).sort_stats("tottime").print_stats(top)
     lines = out.getvalue().splitlines()
     start = next((i for i, s in enumerate(lines) if s.lstrip().startswith("ncalls")), 0)
-    print(f"\n--- profile: {title} (top {top} by own time)")
-    print("\n".join(lines[max(start - 3, 0):]).rstrip())
+    print(f"\n--- profile: {title} (top {top} by own time; blocking waits included)")
+    print("\n".join(lines[start:]).rstrip())
 
 
 def main(argv=None) -> int:
@@ -323,17 +361,25 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rtt", type=int, default=5000, help="timed round trips per path")
     ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=10, help="interleaved RTT rounds")
     ap.add_argument("--msgs", type=int, default=100_000, help="one-way messages, raw and direct")
     ap.add_argument("--medium-msgs", type=int, default=50_000, help="one-way messages through the medium")
-    ap.add_argument("--profile", action="store_true", help="cProfile the receiving processes and print the top")
+    ap.add_argument("--profile", action="store_true", help="cProfile the receiving processes (slows them)")
     args = ap.parse_args(argv)
 
     prof = tempfile.mkdtemp(prefix="netmarl-prof-") + "/p" if args.profile else None
-    res = {"raw": bench_raw(args.rtt, args.warmup, args.msgs),
-           "direct": bench_direct(args.rtt, args.warmup, args.msgs, prof and f"{prof}.direct"),
-           "medium": bench_medium(args.rtt, args.warmup, args.medium_msgs, prof)}
+    paths = {"raw": RawPath(args.msgs), "direct": DirectPath(args.msgs, prof and f"{prof}.direct"),
+             "medium": MediumPath(args.medium_msgs, prof)}
+    rtt = measure_rtt(paths, args.rtt, args.warmup, args.rounds)
+    res = {}
+    for name, path in paths.items():
+        r = rtt[name]
+        res[name] = {"bytes": path.bytes, "rtt_p50_us": float(np.percentile(r, 50)),
+                     "rtt_p99_us": float(np.percentile(r, 99)), "rtt_mean_us": float(r.mean()),
+                     **measure_rate(path, args.medium_msgs if name == "medium" else args.msgs)}
+        res[name].update(path.close())
     if prof:
-        print_profile(f"{prof}.direct", "direct receiver (Inbox.recv + Pong)")
+        print_profile(f"{prof}.direct", "direct receiver")
         print_profile(f"{prof}.medium", "medium")
         print_profile(f"{prof}.b", "agent B behind the medium")
 
@@ -346,21 +392,25 @@ def main(argv=None) -> int:
                "medium_rtt_ratio": ratios["medium_rtt_ratio"] <= TARGETS["medium_rtt_ratio"],
                "medium_rate": ratios["medium_rate"] >= TARGETS["medium_rate"]}
 
-    print(f"\n{'path':<8} {'bytes':>6} {'rtt p50 us':>11} {'rtt p99 us':>11} {'one-way msg/s':>14} "
-          f"{'received':>17}")
+    print(f"\n{'path':<7} {'rtt B':>5} {'p50 us':>7} {'p99 us':>7} {'one-way msg/s':>13} {'received':>13}"
+          f" {'CPU us/msg: sender':>19} {'medium':>6} {'recv':>5}")
     for name, r in res.items():
-        print(f"{name:<8} {r['bytes']:>6} {r['rtt_p50_us']:>11.1f} {r['rtt_p99_us']:>11.1f} "
-              f"{r['rate_msg_s']:>14,.0f} {r['received']:>8}/{r['sent']:<8}")
-    print("(one-way: raw 100 B payloads; direct and medium 200 B Beacons, encoded per message by the sender, "
-          "fully decoded by the receiver)")
-    print(f"\nratios to raw p50 RTT: direct {ratios['direct_rtt_ratio']:.2f}x, medium {ratios['medium_rtt_ratio']:.2f}x;"
-          f" direct one-way rate {ratios['direct_rate_ratio']:.2f}x raw")
+        print(f"{name:<7} {r['bytes']:>5} {r['rtt_p50_us']:>7.1f} {r['rtt_p99_us']:>7.1f} {r['rate_msg_s']:>13,.0f} "
+              f"{r['received']:>6}/{r['sent']:<6} {r['cpu_us_per_msg_sender']:>19.1f} "
+              f"{r.get('cpu_us_per_msg_medium', float('nan')):>6.1f} {r['cpu_us_per_msg_receiver']:>5.1f}")
+    print(f"(RTT: {args.rtt} per path in {args.rounds} interleaved rounds after {args.warmup} warm-up; one-way: raw "
+          f"100 B, direct and medium {BEACON_BYTES} B Beacons encoded per message by the sender and fully decoded "
+          f"by the receiver; {psutil.cpu_count()} CPUs)")
+    extra = {name: res[name]["rtt_p50_us"] - raw for name in ("direct", "medium")}
+    print(f"\nratios to raw p50 RTT: direct {ratios['direct_rtt_ratio']:.2f}x (+{extra['direct']:.0f} us), "
+          f"medium {ratios['medium_rtt_ratio']:.2f}x (+{extra['medium']:.0f} us); "
+          f"direct one-way rate {ratios['direct_rate_ratio']:.2f}x raw")
     for key, label, fmt in (("direct_rtt_ratio", "direct RTT <= 1.5x raw", "{:.2f}x"),
                             ("medium_rtt_ratio", "medium RTT <= 3x raw", "{:.2f}x"),
                             ("medium_rate", "medium forwarding >= 20,000 msg/s", "{:,.0f} msg/s")):
-        print(f"target {label:<36} {fmt.format(ratios[key]):>14}  {'PASS' if verdict[key] else 'MISS'}")
-    print(json.dumps({"benchmark": "messaging", **res, "ratios": ratios, "targets": TARGETS,
-                      "pass": verdict, "rtt_n": args.rtt}, default=float))
+        print(f"target {label:<34} {fmt.format(ratios[key]):>14}  {'PASS' if verdict[key] else 'MISS'}")
+    print(json.dumps({"benchmark": "messaging", **res, "ratios": ratios, "targets": TARGETS, "pass": verdict,
+                      "rtt_n": args.rtt, "profiled": bool(prof), "cpus": psutil.cpu_count()}))
     return 0
 
 

@@ -8,6 +8,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -106,9 +107,10 @@ class Launcher:
         """SIGTERM everyone still running, wait grace_s, then SIGKILL stragglers."""
         for child in self.alive():
             child.process.terminate()
+        deadline = time.monotonic() + grace_s  # one shared grace period, not one per child
         for child in list(self.children.values()):
             if child.process:
-                child.process.join(grace_s)
+                child.process.join(max(0.0, deadline - time.monotonic()))
         for child in self.alive():
             log.warning("%s (pid %s) ignored SIGTERM for %.1f s; killing it", child.name, child.pid, grace_s)
             child.process.kill()

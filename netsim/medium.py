@@ -10,7 +10,7 @@ import time
 import zmq
 
 from protocols.codec import decode, decode_envelope, wire_size
-from protocols.endpoint import Endpoint
+from protocols.endpoint import MAX_BATCH, Endpoint
 from protocols.errors import ProtocolError
 from protocols.messages import BROADCAST, LinkReport, Positions
 
@@ -69,6 +69,8 @@ class Medium:
             if env.type in CONTROL_TYPES:
                 msg = decode(frames, self.ep.inbox.limits)
                 if isinstance(msg.body, Positions):
+                    if self.ep.peers.kinds.get(ident.decode(errors="replace")) != "world":
+                        raise ProtocolError(f"positions from {ident!r}, which is not a world process")
                     self.on_positions(msg)
                 else:
                     self.ep.handle_control(ident, msg)
@@ -93,7 +95,7 @@ class Medium:
         sent_at = env.t_sim if self.cfg.clock == "sim" else time.monotonic()
         for dst in dsts:
             dst_xy = pos.get(dst)
-            if dst not in self.ep.peers.links:
+            if not self.ep.peers.knows(dst):
                 self.stats.record(env.src, dst, env.type, math.nan, size, False, "unknown_dst")
                 continue
             if src_xy is None or dst_xy is None:
@@ -116,9 +118,11 @@ class Medium:
         q = self.queue
         while q and q[0][0] <= now:
             _, _, dst, frames, (src, kind, d, size, lat) = heapq.heappop(q)
-            self.ep.peers.send(dst, frames)
-            self.stats.record(src, dst, kind, d, size, True, "ok", lat)
-            self.forwarded += 1
+            if self.ep.peers.send(dst, frames, zmq.NOBLOCK):  # a stalled receiver must not stall the medium
+                self.stats.record(src, dst, kind, d, size, True, "ok", lat)
+                self.forwarded += 1
+            else:
+                self.stats.record(src, dst, kind, d, size, False, "queue")
 
     def report(self, final: bool = False) -> None:
         """Send the link counters to the coordinator."""
@@ -132,9 +136,9 @@ class Medium:
             ep.maybe_heartbeat()
             timeout = 100
             if self.cfg.clock == "wall" and self.queue:
-                timeout = max(0, min(timeout, int((self.queue[0][0] - time.monotonic()) * 1000)))
+                timeout = max(0, min(timeout, math.ceil((self.queue[0][0] - time.monotonic()) * 1000)))
             if ep.inbox.sock.poll(timeout, zmq.POLLIN):
-                for _ in range(1000):  # bounded burst, then heartbeats and timers get their turn
+                for _ in range(MAX_BATCH):  # bounded burst, then heartbeats and timers get their turn
                     try:
                         ident, frames = ep.inbox.recv_raw(zmq.NOBLOCK)
                     except zmq.Again:

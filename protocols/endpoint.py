@@ -17,6 +17,9 @@ from .sockets import Inbox, PeerBook, PeerLink
 log = logging.getLogger(__name__)
 
 COORDINATOR_ID = "coordinator"
+COORDINATOR_IDENT = COORDINATOR_ID.encode()
+COORDINATOR_ONLY = frozenset({"directory", "shutdown", "register_ack", "start", "barrier_release"})
+MAX_BATCH = 1000
 
 
 class Endpoint:
@@ -56,12 +59,19 @@ class Endpoint:
 
     # ------------------------------------------------------------ receiving
     def handle_control(self, ident: bytes, msg: Message) -> bool:
-        """Handle messages every process treats alike; True if consumed."""
+        """Handle messages every process treats alike; True if consumed.
+
+        Directory, Shutdown, RegisterAck and Start are obeyed only from the coordinator's connection.
+        """
         body = msg.body
+        if isinstance(body, Ping):
+            self.inbox.reply(ident, self.stamper.encode(Pong(nonce=body.nonce), msg.env.src))
+            return True
+        if msg.env.type in COORDINATOR_ONLY and ident != COORDINATOR_IDENT:
+            log.warning("%s: ignoring %s from %r: only the coordinator may send it", self.node_id, msg.env.type, ident)
+            return True
         if isinstance(body, Directory):
             self.peers.update(body)
-        elif isinstance(body, Ping):
-            self.inbox.reply(ident, self.stamper.encode(Pong(nonce=body.nonce), msg.env.src))
         elif isinstance(body, Shutdown):
             self.stop(body.reason or "shutdown requested by coordinator")
         elif isinstance(body, RegisterAck):
@@ -73,17 +83,18 @@ class Endpoint:
         return True
 
     def poll(self, timeout_ms: int) -> list[tuple[bytes, Message]]:
-        """Wait up to timeout_ms, then drain the inbox; return the messages not handled here."""
+        """Wait up to timeout_ms, then take up to MAX_BATCH messages; return those not handled here."""
         out = []
         if not self.inbox.sock.poll(timeout_ms, zmq.POLLIN):
             return out
-        while True:
+        for _ in range(MAX_BATCH):
             try:
                 ident, msg = self.inbox.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return out
             if msg is not None and not self.handle_control(ident, msg):
                 out.append((ident, msg))
+        return out
 
     def barrier(self, name: str, round_: int = 0, timeout_s: float = 60.0) -> tuple[list[str], list]:
         """Wait at the coordinator's named barrier; returns (members, messages that came meanwhile)."""

@@ -82,7 +82,8 @@ class PeerLink:
         self.failed = 0
 
     def send(self, frames, flags: int = 0) -> bool:
-        """Send one multipart message; False (and counted) if the queue stays full past the timeout."""
+        """Send one multipart message; False (and counted) if the queue stays full past the timeout
+        (or at once with zmq.NOBLOCK)."""
         try:
             self.sock.send_multipart(frames, flags, copy=False)
             return True
@@ -96,16 +97,21 @@ class PeerLink:
 
 
 class PeerBook:
-    """PeerLinks by node id, kept in step with the coordinator's Directory."""
+    """Peers by node id, kept in step with the coordinator's Directory; a link opens on first send."""
 
     def __init__(self, ctx: zmq.Context, identity: str, send_timeout_ms: int = DEFAULT_SEND_TIMEOUT_MS):
         self.ctx, self.identity, self.send_timeout_ms = ctx, identity, send_timeout_ms
+        self.endpoints: dict[str, str] = {}
         self.links: dict[str, PeerLink] = {}
         self.kinds: dict[str, str] = {}
         self.down: set[str] = set()
+        self._ids_cache: dict[str | None, list[str]] = {}  # ids() runs per routed message in the medium
 
     def connect(self, node_id: str, endpoint: str) -> PeerLink:
         """Return the link to node_id, (re)connecting if its endpoint changed."""
+        if node_id not in self.endpoints:
+            self._ids_cache.clear()
+        self.endpoints[node_id] = endpoint
         link = self.links.get(node_id)
         if link is None or link.endpoint != endpoint:
             if link is not None:
@@ -114,21 +120,39 @@ class PeerBook:
         return link
 
     def update(self, directory: Directory) -> None:
-        """Apply a Directory: connect new or moved peers, remember kinds and who is down."""
+        """Apply a Directory: remember endpoints (moved peers reconnect), kinds and who is down."""
         for node_id, endpoint in directory.endpoints.items():
-            if node_id != self.identity:
+            if node_id == self.identity:
+                continue
+            self.endpoints[node_id] = endpoint
+            link = self.links.get(node_id)
+            if link is not None and link.endpoint != endpoint:
                 self.connect(node_id, endpoint)
         self.kinds.update(directory.kinds)
         self.down = set(directory.down)
+        self._ids_cache.clear()
 
     def ids(self, kind: str | None = None) -> list[str]:
         """Known live peers, optionally of one kind."""
-        return [n for n in self.links if n not in self.down and (kind is None or self.kinds.get(n) == kind)]
+        cache = self._ids_cache
+        if kind not in cache:
+            cache[kind] = [n for n in self.endpoints
+                           if n not in self.down and (kind is None or self.kinds.get(n) == kind)]
+        return cache[kind]
 
-    def send(self, node_id: str, frames) -> bool:
-        """Send to a known peer; False if unknown or its queue is full."""
+    def knows(self, node_id: str) -> bool:
+        """Whether node_id has an endpoint."""
+        return node_id in self.endpoints
+
+    def send(self, node_id: str, frames, flags: int = 0) -> bool:
+        """Send to a known peer (connecting on first use); False if unknown or its queue is full."""
         link = self.links.get(node_id)
-        return link.send(frames) if link is not None else False
+        if link is None:
+            endpoint = self.endpoints.get(node_id)
+            if endpoint is None:
+                return False
+            link = self.connect(node_id, endpoint)
+        return link.send(frames, flags)
 
     def close(self) -> None:
         """Close every link."""

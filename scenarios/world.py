@@ -76,7 +76,7 @@ class World:
                 expected = set()
                 for i in present:
                     node = ids[i]
-                    if node in ep.peers.down or node not in ep.peers.links:
+                    if node in ep.peers.down or not ep.peers.knows(node):
                         continue
                     obs = np.array([xy[i, 0], xy[i, 1], speed[i]])
                     ep.peers.send(node, ep.stamper.encode(Observation(step=step), node, {"obs": obs}))
