@@ -259,13 +259,17 @@ class MediumPath:
         self.st, self.cst = Stamper("A"), Stamper("coordinator")
         self.to_medium = PeerLink(self.ctx, medium_ep, "A")
         self.ctl = PeerLink(self.ctx, medium_ep, "coordinator")
+        self.world = PeerLink(self.ctx, medium_ep, "world")  # positions are taken only from a world process
         self.to_b = PeerLink(self.ctx, b_ep, "coordinator")
         self.beacon = beacons(self.st, "B")
         self.bytes = BEACON_BYTES
         self.control(Directory(endpoints={"A": self.inbox.endpoint, "B": b_ep, "medium": medium_ep},
-                               kinds={"A": "agent", "B": "agent", "medium": "medium"}))
+                               kinds={"A": "agent", "B": "agent", "medium": "medium", "world": "world"}))
         xy = np.array([[0.0, 0.0], [10.0, 0.0]])
-        self.control(Positions(step=0, ids=["A", "B"]), {"xy": xy, "speed": np.zeros(2)})
+        time.sleep(0.3)  # the medium must know which peer is the world before it takes positions
+        self.world.send(Stamper("world").encode(Positions(step=0, ids=["A", "B"]), "medium",
+                                                {"xy": xy, "speed": np.zeros(2)}))
+        time.sleep(0.3)  # positions travel on their own connection; let them land before the ping below
         self.control(Ping(nonce=7))  # answered after the two above are applied: the medium is ready
         if not self.ctl.sock.poll(10_000):
             raise RuntimeError("the medium did not answer")
@@ -296,7 +300,7 @@ class MediumPath:
         mstats = self.mconn.recv() if self.mconn.poll(10) else {}
         for proc in self.procs.values():
             proc.join(10)
-        for link in (self.to_medium, self.ctl, self.to_b):
+        for link in (self.to_medium, self.ctl, self.world, self.to_b):
             link.close(0)
         self.inbox.close()
         self.coord.close()
