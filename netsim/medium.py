@@ -13,6 +13,7 @@ from protocols.codec import decode, decode_envelope, wire_size
 from protocols.endpoint import MAX_BATCH, Endpoint
 from protocols.errors import ProtocolError
 from protocols.messages import BROADCAST, LinkReport, Positions
+from protocols.sockets import NOBLOCK, POLLIN
 
 from .channel import Channel
 from .config import NetsimConfig
@@ -108,8 +109,11 @@ class Medium:
             elif len(self.queue) >= self.cfg.max_queue:
                 self.stats.record(env.src, dst, env.type, d, size, False, "queue")
             else:
-                item = (sent_at + dec.latency_s, next(self._tiebreak), dst, frames, (env.src, env.type, d, size, dec.latency_s))
-                heapq.heappush(self.queue, item)
+                due, meta = sent_at + dec.latency_s, (env.src, env.type, d, size, dec.latency_s)
+                if not self.queue and due <= self.now():
+                    self.deliver(dst, frames, meta)  # already due and nothing ahead of it: skip the heap
+                else:
+                    heapq.heappush(self.queue, (due, next(self._tiebreak), dst, frames, meta))
         self.release()
 
     def release(self) -> None:
@@ -117,12 +121,17 @@ class Medium:
         now = self.now() + 1e-9
         q = self.queue
         while q and q[0][0] <= now:
-            _, _, dst, frames, (src, kind, d, size, lat) = heapq.heappop(q)
-            if self.ep.peers.send(dst, frames, zmq.NOBLOCK):  # a stalled receiver must not stall the medium
-                self.stats.record(src, dst, kind, d, size, True, "ok", lat)
-                self.forwarded += 1
-            else:
-                self.stats.record(src, dst, kind, d, size, False, "queue")
+            _, _, dst, frames, meta = heapq.heappop(q)
+            self.deliver(dst, frames, meta)
+
+    def deliver(self, dst: str, frames, meta: tuple) -> None:
+        """Hand a message to its receiver's inbox and count it."""
+        src, kind, d, size, lat = meta
+        if self.ep.peers.send(dst, frames, NOBLOCK):  # a stalled receiver must not stall the medium
+            self.stats.record(src, dst, kind, d, size, True, "ok", lat)
+            self.forwarded += 1
+        else:
+            self.stats.record(src, dst, kind, d, size, False, "queue")
 
     def report(self, final: bool = False) -> None:
         """Send the link counters to the coordinator."""
@@ -137,13 +146,12 @@ class Medium:
             timeout = 100
             if self.cfg.clock == "wall" and self.queue:
                 timeout = max(0, min(timeout, math.ceil((self.queue[0][0] - time.monotonic()) * 1000)))
-            if ep.inbox.sock.poll(timeout, zmq.POLLIN):
+            if ep.inbox.sock.poll(timeout, POLLIN):
                 for _ in range(MAX_BATCH):  # bounded burst, then heartbeats and timers get their turn
-                    try:
-                        ident, frames = ep.inbox.recv_raw(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
+                    ident, frames = ep.inbox.recv_raw(NOBLOCK)
                     self.route(ident, frames)
+                    if not ep.inbox.has_more():
+                        break
             if self.cfg.clock == "wall":
                 self.release()
             if time.monotonic() >= next_report:

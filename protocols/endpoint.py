@@ -12,7 +12,7 @@ import zmq
 
 from .codec import DEFAULT_LIMITS, Limits, Stamper
 from .messages import BarrierArrive, BarrierRelease, Body, Directory, Heartbeat, Message, Metrics, Ping, Pong, Register, RegisterAck, Shutdown
-from .sockets import Inbox, PeerBook, PeerLink
+from .sockets import NOBLOCK, POLLIN, Inbox, PeerBook, PeerLink
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +85,14 @@ class Endpoint:
     def poll(self, timeout_ms: int) -> list[tuple[bytes, Message]]:
         """Wait up to timeout_ms, then take up to MAX_BATCH messages; return those not handled here."""
         out = []
-        if not self.inbox.sock.poll(timeout_ms, zmq.POLLIN):
+        if not self.inbox.sock.poll(timeout_ms, POLLIN):
             return out
         for _ in range(MAX_BATCH):
-            try:
-                ident, msg = self.inbox.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return out
+            ident, msg = self.inbox.recv(NOBLOCK)
             if msg is not None and not self.handle_control(ident, msg):
                 out.append((ident, msg))
+            if not self.inbox.has_more():
+                break
         return out
 
     def barrier(self, name: str, round_: int = 0, timeout_s: float = 60.0) -> tuple[list[str], list]:

@@ -51,13 +51,16 @@ def register(cls: type[Body]) -> type[Body]:
     return cls
 
 
-class Message(BaseModel):
-    """A decoded message: envelope, typed body and its arrays."""
+class Message:
+    """A decoded message: envelope, typed body and its arrays (a plain class: built once per message)."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-    env: Envelope
-    body: Body
-    arrays: dict[str, np.ndarray] = Field(default_factory=dict)
+    __slots__ = ("env", "body", "arrays")
+
+    def __init__(self, env: Envelope, body: Body, arrays: dict[str, np.ndarray] | None = None):
+        self.env, self.body, self.arrays = env, body, arrays or {}
+
+    def __repr__(self) -> str:
+        return f"Message(env={self.env!r}, body={self.body!r}, arrays={list(self.arrays)})"
 
 
 # ---------------------------------------------------------------- control plane
