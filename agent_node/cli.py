@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValidationError, OSError, tomllib.TOMLDecodeError) as err:
         print(f"netmarl node: invalid settings: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {cfg.node_id} %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, force=True, format=f"%(asctime)s {cfg.node_id} %(levelname)s %(name)s: %(message)s")
     return run_node(cfg)
 
 

@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `netmarl` console script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger().handlers[0].setLevel(logging.WARNING)  # the terminal gets warnings; logs/ get the rest
     try:
         return args.func(args)
     except ConfigError as err:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -52,17 +53,22 @@ class MetricsSink:
 class Supervisor:
     """Runs one scenario in a run folder and returns an exit code (0 ok, 1 failed, 130 interrupted)."""
 
-    def __init__(self, cfg: ScenarioConfig, run_dir: Path, bind: str = "tcp://127.0.0.1:*"):
+    def __init__(self, cfg: ScenarioConfig, run_dir: Path):
         self.cfg, self.run_dir = cfg, Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.toml").write_text(tomli_w.dumps(_drop_none(cfg.model_dump(mode="json"))))
         self.ctx = zmq.Context()
-        self.inbox = Inbox(self.ctx, bind)
+        self.inbox = Inbox(self.ctx, cfg.run.coordinator_bind)
+        (self.run_dir / "coordinator.endpoint").write_text(self.inbox.endpoint + "\n")  # for `netmarl node`
         self.stamper = Stamper(COORDINATOR_ID)
         self.peers = PeerBook(self.ctx, COORDINATOR_ID)
         self.registry = Registry()
         self.barriers = Barriers()
         self.launcher = Launcher(self.run_dir / "logs")
+        self.log_handler = logging.FileHandler(self.run_dir / "logs" / "coordinator.log")
+        self.log_handler.setFormatter(logging.Formatter("%(asctime)s coordinator %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(self.log_handler)
+        log.setLevel(logging.INFO)
         self.sink = MetricsSink(self.run_dir / "metrics.jsonl")
         self.link_report: LinkReport | None = None
         self.expected: set[str] = set()
@@ -226,6 +232,8 @@ class Supervisor:
         self.bar = tqdm(total=self.cfg.run.steps, desc=self.cfg.run.name, unit="step",
                         disable=not self.cfg.run.progress, dynamic_ncols=True)
         t0 = time.monotonic()
+        print(f"coordinator inbox {self.inbox.endpoint} (join by hand: netmarl node --id ID --coordinator "
+              f"{self.inbox.endpoint}); run folder {self.run_dir}", file=sys.stderr)
         try:
             self.launch_all()
             deadline = time.monotonic() + self.cfg.run.register_timeout_s
@@ -265,6 +273,8 @@ class Supervisor:
         self.peers.close()
         self.inbox.close()
         self.ctx.term()
+        log.removeHandler(self.log_handler)
+        self.log_handler.close()
 
     def write_outputs(self, wall_s: float) -> None:
         """links.csv, plots, summary.json; printed summary."""

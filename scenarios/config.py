@@ -27,6 +27,7 @@ class RunConfig(BaseModel):
     step_deadline_s: float = Field(1.0, gt=0)
     heartbeat_timeout_s: float = Field(2.0, gt=0)
     register_timeout_s: float = Field(60.0, gt=0)
+    coordinator_bind: str = "tcp://127.0.0.1:*"  # a fixed port lets nodes on other hosts join
     progress: bool = True
 
 

@@ -40,7 +40,8 @@ def test_beacon_run_under_a_minute_matches_model(tmp_path):
     assert elapsed < 60, f"took {elapsed:.1f} s"
     for name in ("config.toml", "metrics.jsonl", "links.csv", "summary.json", "plots/delivery_vs_distance.png"):
         assert (out / name).exists(), name
-    assert len(list((out / "logs").glob("*.log"))) == 16  # world, medium, 14 agents
+    assert len(list((out / "logs").glob("*.log"))) == 17  # coordinator, world, medium, 14 agents
+    assert "run started" in (out / "logs" / "coordinator.log").read_text()
     assert _check_against_model(out) >= 8
     rows = list(csv.DictReader(open(out / "links.csv")))
     assert {r["type"] for r in rows} == {"beacon", "payload"}
@@ -95,3 +96,15 @@ def test_sweep_over_channel_models(tmp_path):
             assert row["delivered"] == 0 and row["dropped_range"] == row["sent"], row
     report = run_cli("report", str(out / "model=cv2x"))
     assert report.returncode == 0 and "beacon" in report.stdout
+
+
+def test_traci_backend_and_wall_clock_medium(tmp_path):
+    out = tmp_path / "wall"
+    res = run_cli("run", str(SCENARIO), "--out", str(out), "--set", "run.steps=60", "--set", "world.backend=traci",
+                  "--set", "netsim.clock=wall", "--no-progress")
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 60
+    beacon = summary["links"]["beacon"]
+    assert beacon["sent"] == 14 * 60 * 13 and 0.3 < beacon["delivery_ratio"] < 1.0
+    assert abs(beacon["mean_latency_ms"] - (1.0 + 8 * 200 / 6e6 * 1e3)) < 0.05  # base + 200 B at 6 Mb/s
