@@ -100,18 +100,23 @@ def encode(
     return [_pack(env), _pack(body.__dict__), *buffers]
 
 
+def _decode_map(frame, max_bytes: int, model, what: str, limits: Limits):
+    """One size-bounded msgpack map frame, validated into model."""
+    buf = memoryview(frame)
+    if buf.nbytes > max_bytes:
+        raise ProtocolError(f"{what} frame of {buf.nbytes} bytes exceeds {max_bytes}")
+    raw = _unpack(buf, limits, what)
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"{what} must be a map, got {type(raw).__name__}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise ProtocolError(f"bad {what}: {_describe(err)}") from None
+
+
 def decode_envelope(frame, limits: Limits = DEFAULT_LIMITS) -> Envelope:
     """Decode and validate only the envelope frame (what a router needs)."""
-    buf = memoryview(frame)
-    if len(buf) > limits.max_header_bytes:
-        raise ProtocolError(f"envelope frame of {len(buf)} bytes exceeds {limits.max_header_bytes}")
-    raw = _unpack(buf, limits, "envelope")
-    if not isinstance(raw, dict):
-        raise ProtocolError(f"envelope must be a map, got {type(raw).__name__}")
-    try:
-        env = Envelope.model_validate(raw)
-    except ValidationError as err:
-        raise ProtocolError(f"bad envelope: {_describe(err)}") from None
+    env = _decode_map(frame, limits.max_header_bytes, Envelope, "envelope", limits)
     if env.v != PROTOCOL_VERSION:
         raise ProtocolError(f"protocol version {env.v} is not supported (expected {PROTOCOL_VERSION})")
     return env
@@ -149,16 +154,7 @@ def decode(frames, limits: Limits = DEFAULT_LIMITS) -> Message:
         raise ProtocolError(f"{len(env.arrays)} arrays exceed the limit of {limits.max_arrays}")
     if len(frames) != 2 + len(env.arrays):
         raise ProtocolError(f"envelope announces {len(env.arrays)} arrays but {len(frames) - 2} array frames came")
-    body_buf = memoryview(frames[1])
-    if len(body_buf) > limits.max_body_bytes:
-        raise ProtocolError(f"body frame of {len(body_buf)} bytes exceeds {limits.max_body_bytes}")
-    raw = _unpack(body_buf, limits, "body")
-    if not isinstance(raw, dict):
-        raise ProtocolError(f"body of {env.type!r} must be a map, got {type(raw).__name__}")
-    try:
-        body = model.model_validate(raw)
-    except ValidationError as err:
-        raise ProtocolError(f"bad {env.type!r} body: {_describe(err)}") from None
+    body = _decode_map(frames[1], limits.max_body_bytes, model, f"{env.type!r} body", limits)
     if len({s.name for s in env.arrays}) != len(env.arrays):
         raise ProtocolError("envelope announces two arrays with the same name")
     arrays = {s.name: _decode_array(s, f, limits) for s, f in zip(env.arrays, frames[2:])}

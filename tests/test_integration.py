@@ -25,12 +25,18 @@ def _beacons_flowing(run_dir):
     return len({m["node"] for m in recs if m["beacons_rx"] > 0}) == 14
 
 
-def test_kill9_is_reported_and_node_restarted(tmp_path, reap):
-    run_dir = tmp_path / "run"
-    proc = start_run(run_dir, LONG, "run.on_node_failure=restart")
+def _running(run_dir, reap, *sets):
+    """A long beacon run with all 14 nodes registered and hearing beacons."""
+    proc = start_run(run_dir, LONG, *sets)
     reap(proc)
     wait_for(lambda: _all_registered(run_dir), 60, "all 14 nodes registered")
     wait_for(lambda: _beacons_flowing(run_dir), 30, "beacons received by all 14 nodes")
+    return proc
+
+
+def test_kill9_is_reported_and_node_restarted(tmp_path, reap):
+    run_dir = tmp_path / "run"
+    proc = _running(run_dir, reap, "run.on_node_failure=restart")
     pid, _ = node_info(run_dir, "veh3")
     killed_at = time.time()
     os.kill(pid, signal.SIGKILL)
@@ -52,10 +58,7 @@ def test_kill9_is_reported_and_node_restarted(tmp_path, reap):
 
 def test_crash_with_stop_policy_ends_cleanly_with_data_saved(tmp_path, reap):
     run_dir = tmp_path / "run"
-    proc = start_run(run_dir, LONG, "run.on_node_failure=stop")
-    reap(proc)
-    wait_for(lambda: _all_registered(run_dir), 60, "all nodes registered")
-    wait_for(lambda: _beacons_flowing(run_dir), 30, "beacons flowing")
+    proc = _running(run_dir, reap, "run.on_node_failure=stop")
     pids = [node_info(run_dir, f"veh{i}")[0] for i in range(14)]
     os.kill(pids[7], signal.SIGKILL)
     _, err = proc.communicate(timeout=30)
@@ -69,9 +72,7 @@ def test_crash_with_stop_policy_ends_cleanly_with_data_saved(tmp_path, reap):
 
 def test_garbage_gets_an_error_reply_and_node_keeps_working(tmp_path, reap):
     run_dir = tmp_path / "run"
-    proc = start_run(run_dir, LONG)
-    reap(proc)
-    wait_for(lambda: _all_registered(run_dir), 60, "all nodes registered")
+    proc = _running(run_dir, reap)
     pid, endpoint = node_info(run_dir, "veh5")
     ctx = zmq.Context()
     try:

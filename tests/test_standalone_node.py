@@ -45,7 +45,7 @@ def test_sigterm_to_a_launched_node_flushes_and_it_is_restarted(tmp_path, reap):
     run_dir = tmp_path / "run"
     proc = start_run(run_dir, "run.steps=100000")
     reap(proc)
-    wait_for(lambda: "run started" in _coordinator_log(run_dir), 60, "run started")
+    wait_for(lambda: any(m["node"] == "veh2" for m in metrics(run_dir)), 60, "veh2 stepping")
     pid, _ = node_info(run_dir, "veh2")
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not pid_alive(pid), 5, "veh2 exit")
