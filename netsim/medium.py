@@ -137,6 +137,14 @@ class Medium:
         """Send the link counters to the coordinator."""
         self.ep.to_coordinator(LinkReport(columns=COLUMNS, rows=self.stats.rows(), final=final))
 
+    def drain(self, quiet_ms: int = 200, max_s: float = 5.0) -> None:
+        """After the stop: route what is still queued (a backlog can trail the coordinator's
+        Shutdown), until the inbox stays quiet for quiet_ms, so the final counts are complete."""
+        deadline = time.monotonic() + max_s
+        while time.monotonic() < deadline and self.ep.inbox.sock.poll(quiet_ms, POLLIN):
+            ident, frames = self.ep.inbox.recv_raw(NOBLOCK)
+            self.route(ident, frames)
+
     def run(self) -> int:
         """Main loop until shutdown."""
         ep = self.ep
@@ -157,6 +165,10 @@ class Medium:
             if time.monotonic() >= next_report:
                 self.report()
                 next_report = time.monotonic() + REPORT_EVERY_S
+        self.drain()
+        for _ident, frames, env in self.early:  # their step's positions never came
+            self.stats.record(env.src, env.dst, env.type, math.nan, wire_size(frames), False, "shutdown")
+        self.early.clear()
         for _, _, dst, _, (src, kind, d, size, _lat) in self.queue:
             self.stats.record(src, dst, kind, d, size, False, "shutdown")
         self.queue.clear()
