@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ class NodeConfig(BaseModel):
     bind: str = "tcp://127.0.0.1:*"
     heartbeat_s: float = Field(0.5, gt=0)
     register_timeout_s: float = Field(60.0, gt=0)
+    radio_wait_s: float = Field(1.0, gt=0)  # how long to wait for deliveries the medium says were sent
 
 
 def agent_rng(seed: int, node_id: str) -> np.random.Generator:
@@ -44,6 +46,7 @@ class AgentNode:
                            heartbeat_s=cfg.heartbeat_s)
         self.role = None
         self.steps = 0
+        self.radio_received = 0
 
     def _build_role(self, settings: dict[str, Any], seed: int, radio_mode: str) -> None:
         radio = Radio(self.ep.peers, self.ep.stamper, radio_mode)
@@ -54,13 +57,33 @@ class AgentNode:
     def handle(self, ident: bytes, msg) -> None:
         """Dispatch one message to the role."""
         if isinstance(msg.body, Observation):
+            self.await_radio(msg.body.radio_expected)
             self.ep.t_sim = msg.env.t_sim
             self.role.ctx.t_sim = msg.env.t_sim
             action, arrays = self.role.on_observation(msg)
+            action.radio_sent = sum(self.role.ctx.radio.sent.values())
             self.ep.peers.send(msg.env.src, self.ep.stamper.encode(action, msg.env.src, arrays))
             self.steps += 1
         else:
+            self.radio_received += 1
             self.role.on_radio(msg)
+
+    def handle_batch(self, batch: list) -> None:
+        """Radio messages of a batch first: an observation must see every delivery that preceded it."""
+        for ident, msg in sorted(batch, key=lambda item: isinstance(item[1].body, Observation)):
+            self.handle(ident, msg)
+
+    def await_radio(self, expected: int | None) -> None:
+        """Before acting on a step, take in every radio message the medium delivered up to that step."""
+        if expected is None or self.radio_received >= expected:
+            return
+        deadline = time.monotonic() + self.cfg.radio_wait_s
+        while self.radio_received < expected and time.monotonic() < deadline and not self.ep.stopping:
+            self.ep.maybe_heartbeat()
+            self.handle_batch(self.ep.poll(10))  # no Observation can come before this step's action
+        if self.radio_received < expected:
+            log.warning("%s: %d of %d delivered radio messages arrived within %.2f s",
+                        self.cfg.node_id, self.radio_received, expected, self.cfg.radio_wait_s)
 
     def run(self) -> int:
         """Main loop; returns the process exit code."""
@@ -73,12 +96,10 @@ class AgentNode:
             log.info("%s registered (inbox %s), role %s", self.cfg.node_id, ep.inbox.endpoint, self.cfg.role)
             pending = ep.wait_start()
             self.role.on_start()
-            for ident, msg in pending:
-                self.handle(ident, msg)
+            self.handle_batch(pending)
             while not ep.stopping:
                 ep.maybe_heartbeat()
-                for ident, msg in ep.poll(int(self.cfg.heartbeat_s * 1000)):
-                    self.handle(ident, msg)
+                self.handle_batch(ep.poll(int(self.cfg.heartbeat_s * 1000)))
             return 0
         finally:
             self._flush()

@@ -74,6 +74,7 @@ class Supervisor:
         self.expected: set[str] = set()
         self.started = False
         self.done = False
+        self.interrupted = False
         self.status = "ok"
         self.world_step = 0
         self._silent_warned: set[str] = set()
@@ -177,7 +178,9 @@ class Supervisor:
     def on_exit(self, child: Child) -> None:
         """A child process ended: report it, then restart, carry on without it, or stop."""
         code = child.process.exitcode
-        if self.done and code == 0:
+        if self.done or self.interrupted:  # stopping anyway: an exit now is no failure to act on
+            if code != 0:
+                log.warning("process %s (pid %s) exited with code %s during shutdown", child.name, child.pid, code)
             return
         policy = self.cfg.run.on_node_failure
         log.error("process %s (pid %s) exited with code %s; last log lines:\n%s",
@@ -225,10 +228,13 @@ class Supervisor:
         for child in self.launcher.reap():
             self.on_exit(child)
 
+    def _on_signal(self, signum, _frame) -> None:
+        """Ctrl-C or SIGTERM: end the run cleanly (the loop notices on its next turn)."""
+        self.interrupted = True
+
     def execute(self) -> int:
         """Run to the end; everything received is saved whatever happens."""
-        interrupted = []
-        old = {s: signal.signal(s, lambda *_: interrupted.append(1)) for s in (signal.SIGINT, signal.SIGTERM)}
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         self.bar = tqdm(total=self.cfg.run.steps, desc=self.cfg.run.name, unit="step",
                         disable=not self.cfg.run.progress, dynamic_ncols=True)
         t0 = time.monotonic()
@@ -237,7 +243,7 @@ class Supervisor:
         try:
             self.launch_all()
             deadline = time.monotonic() + self.cfg.run.register_timeout_s
-            while not self.done and not interrupted:
+            while not self.done and not self.interrupted:
                 self.loop_once()
                 if not self.started and time.monotonic() > deadline:
                     missing = sorted(self.expected - self.registry.nodes.keys())
@@ -245,7 +251,7 @@ class Supervisor:
                     break
                 if self.started:
                     self.check_silence()
-            if interrupted:
+            if self.interrupted:
                 self.status = "interrupted"
         finally:
             self.shutdown()

@@ -10,9 +10,9 @@ import time
 import zmq
 
 from protocols.codec import decode, decode_envelope, wire_size
-from protocols.endpoint import MAX_BATCH, Endpoint
+from protocols.endpoint import COORDINATOR_IDENT, MAX_BATCH, Endpoint
 from protocols.errors import ProtocolError
-from protocols.messages import BROADCAST, LinkReport, Positions
+from protocols.messages import BROADCAST, Directory, LinkReport, Positions, Tick
 from protocols.sockets import NOBLOCK, POLLIN
 
 from .channel import Channel
@@ -24,6 +24,7 @@ log = logging.getLogger("netsim.medium")
 CONTROL_TYPES = frozenset({"directory", "shutdown", "positions", "register_ack", "start", "ping"})
 POSITION_HISTORY = 64
 REPORT_EVERY_S = 2.0
+TICK_WAIT_S = 0.5  # longest wait for an agent's announced radio messages before they are written off
 
 
 class Medium:
@@ -40,10 +41,54 @@ class Medium:
         self._tiebreak = itertools.count()
         self.forwarded = 0
         self.early: list[tuple[bytes, list]] = []  # sent at a step whose positions have not arrived yet
+        # lock-step with the world (sim clock): counts of radio messages routed from / delivered to each agent
+        self.received_from: dict[str, int] = {}
+        self.delivered_to: dict[str, int] = {}
+        self.pending: tuple | None = None  # (world id, positions message) waiting for the agents' messages
+        self.pending_since = 0.0
+        self.baseline: dict[str, int] = {}  # messages sent before this medium took part, per agent
+        self.ticked = False
+        self.endpoints: dict[str, str] = {}
 
     # ------------------------------------------------------------ positions and clock
-    def on_positions(self, msg) -> None:
-        """Store the world's positions for this step and release deliveries now due."""
+    def on_positions(self, world: str, msg) -> None:
+        """Take the world's positions for a step once every radio message sent before it has arrived."""
+        if self.pending is not None:  # the world gave up waiting for the previous step
+            self.try_tick(give_up=True)
+        if not self.ticked:  # joined mid-run (a restart): what was sent before belongs to a predecessor
+            self.baseline = dict(msg.body.radio_sent)
+            self.ticked = True
+        self.pending, self.pending_since = (world, msg), time.monotonic()
+        self.try_tick()
+
+    def try_tick(self, give_up: bool = False) -> None:
+        """Advance to the pending step once each agent's messages (as counted in its last action) are in.
+
+        give_up: the wait ran past TICK_WAIT_S; messages still missing (sent to a medium that has since
+        been replaced, say) are written off and logged, so one loss cannot stall every later step.
+        """
+        world, msg = self.pending
+        missing = {a: n - self.baseline.get(a, 0) - self.received_from.get(a, 0) for a, n in msg.body.radio_sent.items()}
+        missing = {a: m for a, m in missing.items() if m > 0}
+        if missing and not give_up:
+            return
+        for a, m in missing.items():
+            self.baseline[a] = self.baseline.get(a, 0) + m
+            log.warning("step %d: %d radio messages from %s never arrived; written off", msg.body.step, m, a)
+        self.pending = None
+        self.advance(msg)
+        self.ep.peers.send(world, self.ep.stamper.encode(Tick(step=msg.body.step, delivered=self.delivered_to), world))
+
+    def on_directory(self, directory) -> None:
+        """A node that came back (new endpoint) counts its messages from zero again."""
+        for node, endpoint in directory.endpoints.items():
+            if self.endpoints.get(node, endpoint) != endpoint:
+                for counts in (self.received_from, self.delivered_to, self.baseline):
+                    counts.pop(node, None)
+        self.endpoints.update(directory.endpoints)
+
+    def advance(self, msg) -> None:
+        """Store the positions of this step and release the deliveries now due."""
         xy = msg.arrays["xy"]
         self.latest = {node: (float(x), float(y)) for node, (x, y) in zip(msg.body.ids, xy)}
         self.positions[round(msg.env.t_sim, 6)] = self.latest
@@ -51,8 +96,8 @@ class Medium:
             del self.positions[min(self.positions)]
         self.now_sim = max(self.now_sim, msg.env.t_sim)
         early, self.early = self.early, []
-        for ident, frames, env in early:  # drop-decision inputs are now the same whatever the arrival order
-            self.route(ident, frames, env)
+        for _ident, frames, env in early:  # drop-decision inputs are now the same whatever the arrival order
+            self.forward(env, frames)
         self.release()
 
     def now(self) -> float:
@@ -60,34 +105,43 @@ class Medium:
         return self.now_sim if self.cfg.clock == "sim" else time.monotonic()
 
     # ------------------------------------------------------------ routing
-    def route(self, ident: bytes, frames, env=None) -> None:
-        """Handle one incoming multipart message."""
+    def route(self, ident: bytes, frames) -> None:
+        """Handle one incoming multipart message: control messages here, radio ones to forward()."""
         try:
-            if env is None:
-                env = decode_envelope(frames[0], self.ep.inbox.limits) if frames else None
-            if env is None:
+            if not frames:
                 raise ProtocolError("empty message")
+            env = decode_envelope(frames[0], self.ep.inbox.limits)
             if env.type in CONTROL_TYPES:
                 msg = decode(frames, self.ep.inbox.limits)
                 if isinstance(msg.body, Positions):
-                    if self.ep.peers.kinds.get(ident.decode(errors="replace")) != "world":
+                    world = ident.decode(errors="replace")
+                    if self.ep.peers.kinds.get(world) != "world":
                         raise ProtocolError(f"positions from {ident!r}, which is not a world process")
-                    self.on_positions(msg)
-                else:
-                    self.ep.handle_control(ident, msg)
+                    self.on_positions(world, msg)
+                    return
+                if isinstance(msg.body, Directory) and ident == COORDINATOR_IDENT:
+                    self.on_directory(msg.body)
+                self.ep.handle_control(ident, msg)
                 return
             if ident != env.src.encode():
                 raise ProtocolError(f"envelope source {env.src!r} does not match the connection {ident!r}")
         except ProtocolError as err:
             self.ep.inbox.reject(ident, err)
             return
+        self.received_from[env.src] = self.received_from.get(env.src, 0) + 1
         key = round(env.t_sim, 6)
         if self.cfg.clock == "sim" and env.t_sim > self.now_sim and key not in self.positions \
                 and len(self.early) < self.cfg.max_queue:
             self.early.append((ident, frames, env))  # the world's positions for that step are still on their way
             return
+        self.forward(env, frames)
+        if self.pending is not None:
+            self.try_tick()
+
+    def forward(self, env, frames) -> None:
+        """Per receiver: distance at send time, channel decision, then schedule or drop, and count."""
         size = wire_size(frames)
-        pos = self.positions.get(key, self.latest)
+        pos = self.positions.get(round(env.t_sim, 6), self.latest)
         src_xy = pos.get(env.src)
         if env.dst == BROADCAST:
             dsts = [p for p in self.ep.peers.ids("agent") if p != env.src]
@@ -129,6 +183,7 @@ class Medium:
         src, kind, d, size, lat = meta
         if self.ep.peers.send(dst, frames, NOBLOCK):  # a stalled receiver must not stall the medium
             self.stats.record(src, dst, kind, d, size, True, "ok", lat)
+            self.delivered_to[dst] = self.delivered_to.get(dst, 0) + 1
             self.forwarded += 1
         else:
             self.stats.record(src, dst, kind, d, size, False, "queue")
@@ -162,6 +217,8 @@ class Medium:
                         break
             if self.cfg.clock == "wall":
                 self.release()
+            if self.pending is not None and time.monotonic() - self.pending_since > TICK_WAIT_S:
+                self.try_tick(give_up=True)
             if time.monotonic() >= next_report:
                 self.report()
                 next_report = time.monotonic() + REPORT_EVERY_S

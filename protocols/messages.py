@@ -158,6 +158,7 @@ class Observation(Body):
     reward: float = 0.0
     done: bool = False
     info: dict[str, Any] = Field(default_factory=dict)
+    radio_expected: int | None = None  # radio messages the medium has delivered to this agent so far
 
 
 @register
@@ -167,6 +168,7 @@ class Action(Body):
     TYPE: ClassVar[str] = "action"
     step: int
     value: float | int | None = None
+    radio_sent: int = 0  # radio messages this agent has handed to its radio so far
 
 
 @register
@@ -176,6 +178,17 @@ class Positions(Body):
     TYPE: ClassVar[str] = "positions"
     step: int
     ids: list[str]
+    radio_sent: dict[str, int] = Field(default_factory=dict)  # per agent, from its last action
+
+
+@register
+class Tick(Body):
+    """Medium to world: every radio message sent before this step's positions is routed, and
+    everything due by now is delivered; 'delivered' counts deliveries per agent so far."""
+
+    TYPE: ClassVar[str] = "tick"
+    step: int
+    delivered: dict[str, int] = Field(default_factory=dict)
 
 
 @register

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from protocols.endpoint import Endpoint
-from protocols.messages import Action, Observation, Positions
+from protocols.messages import Action, Observation, Positions, Tick
 
 from .config import WorldConfig
 from .figure8 import Figure8Files, build_figure8
@@ -36,6 +36,28 @@ class World:
         self.agents = set(files.agent_ids)
         self.late_actions = 0
         self._late_logged: set[str] = set()
+        self.radio_sent: dict[str, int] = {}  # per agent, as its last action said
+        self._medium_late_logged = False
+
+    def sync_medium(self, positions: Positions, arrays: dict) -> dict[str, int] | None:
+        """Send the step's positions to the medium and wait for its Tick: by then every radio message
+        sent in earlier steps is routed and whatever is due is delivered. Returns deliveries per agent
+        (None without a medium, or if it does not answer in time: the run goes on unsynchronised)."""
+        ep = self.ep
+        mediums = ep.peers.ids("medium")
+        if not mediums:
+            return None
+        ep.peers.send(mediums[0], ep.stamper.encode(positions, mediums[0], arrays))
+        deadline = time.monotonic() + self.deadline_s
+        while not ep.stopping and (left := deadline - time.monotonic()) > 0:
+            for _ident, msg in ep.poll(max(1, int(left * 1000))):
+                if isinstance(msg.body, Tick) and msg.body.step == positions.step:
+                    return msg.body.delivered
+        if not self._medium_late_logged:
+            log.warning("step %d: the medium did not confirm within %.2f s; going on without waiting (logged once)",
+                        positions.step, self.deadline_s)
+            self._medium_late_logged = True
+        return None
 
     def collect_actions(self, step: int, expected: set[str]) -> dict[str, Action]:
         """Wait for the actions of this step until the deadline; missing ones are reported."""
@@ -70,18 +92,19 @@ class World:
                 ep.t_sim = sim.step()
                 ids, xy, speed = sim.states()
                 present = [i for i, v in enumerate(ids) if v in self.agents]
-                pos_frames = ep.stamper.encode(Positions(step=step, ids=ids), "*", {"xy": xy, "speed": speed})
-                for medium in ep.peers.ids("medium"):
-                    ep.peers.send(medium, pos_frames)
+                delivered = self.sync_medium(Positions(step=step, ids=ids, radio_sent=self.radio_sent),
+                                             {"xy": xy, "speed": speed})
                 expected = set()
                 for i in present:
                     node = ids[i]
                     if node in ep.peers.down or not ep.peers.knows(node):
                         continue
                     obs = np.array([xy[i, 0], xy[i, 1], speed[i]])
-                    ep.peers.send(node, ep.stamper.encode(Observation(step=step), node, {"obs": obs}))
+                    body = Observation(step=step, radio_expected=delivered.get(node, 0) if delivered is not None else None)
+                    ep.peers.send(node, ep.stamper.encode(body, node, {"obs": obs}))
                     expected.add(node)
                 for node, action in self.collect_actions(step, expected).items():
+                    self.radio_sent[node] = action.radio_sent
                     if action.value is not None:
                         sim.apply_acceleration(node, float(action.value))
                 ep.maybe_heartbeat()

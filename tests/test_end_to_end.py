@@ -54,6 +54,8 @@ def test_beacon_run_under_a_minute_matches_model(tmp_path):
     received = sum(m["beacons_rx"] for m in finals)
     assert len(finals) == 14
     assert beacon["delivered"] == received
+    # the time model: sent at step t with latency L, read at the first step >= t + L (here the next one)
+    assert all(abs(m["beacon_age_ms"] - 100.0) < 1e-6 for m in finals)
 
 
 def test_same_seed_same_drops(tmp_path):
@@ -108,3 +110,12 @@ def test_traci_backend_and_wall_clock_medium(tmp_path):
     beacon = summary["links"]["beacon"]
     assert beacon["sent"] == 14 * 60 * 13 and 0.3 < beacon["delivery_ratio"] < 1.0
     assert abs(beacon["mean_latency_ms"] - (1.0 + 8 * 200 / 6e6 * 1e3)) < 0.05  # base + 200 B at 6 Mb/s
+
+
+def test_latency_delays_delivery_to_the_first_step_after_it(tmp_path):
+    out = tmp_path / "slow"
+    res = run_cli("run", str(SCENARIO), "--out", str(out), "--set", "run.steps=60", "--set", "netsim.latency_base_s=0.25",
+                  "--no-progress")
+    assert res.returncode == 0, res.stderr[-2000:]
+    finals = [m for m in metrics(out) if m["kind"] == "beacon_node" and m["final"]]
+    assert len(finals) == 14 and all(abs(m["beacon_age_ms"] - 300.0) < 1e-6 for m in finals)  # 0.25 s -> 3 steps

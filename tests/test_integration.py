@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -98,3 +99,26 @@ def test_garbage_gets_an_error_reply_and_node_keeps_working(tmp_path, reap):
     final = [m for m in metrics(run_dir) if m["node"] == "veh5" and m["final"]]
     assert final and final[0]["rejected"] == 4
     assert "rejected message from peer" in (run_dir / "logs" / "veh5.log").read_text()
+
+
+def test_medium_crash_is_survived_with_restart(tmp_path, reap):
+    run_dir = tmp_path / "run"
+    proc = _running(run_dir, reap, "run.on_node_failure=restart")
+    log = run_dir / "logs" / "coordinator.log"
+    pid = int(re.findall(r"registered medium \(medium, pid (\d+)\)", log.read_text())[-1])
+    killed_at = time.time()
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: [m for m in metrics(run_dir) if m.get("event") == "node_restarted" and m["node"] == "medium"],
+             5, "medium restarted")
+    # radio traffic flows again through the new medium: every node hears beacons after the restart
+    def heard_after_restart():
+        recent = [m for m in metrics(run_dir) if m["kind"] == "beacon_node" and m["wall"] > killed_at + 2]
+        by_node = {}
+        for m in recent:
+            by_node.setdefault(m["node"], []).append(m["beacons_rx"])
+        return len(by_node) == 14 and all(v[-1] > v[0] for v in by_node.values() if len(v) > 1)
+    wait_for(heard_after_restart, 30, "beacons after the medium restart")
+    world = [m for m in metrics(run_dir) if m["kind"] == "world"]
+    assert world[-1]["steps_per_s"] > 20, "the world did not stall on the lost medium"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 130

@@ -37,6 +37,8 @@ class BeaconRole(Role):
         self.next_beacon = 0.0
         self.next_metrics = self.cfg.metrics_interval_s
         self.last_t = 0.0
+        self.age_sum = 0.0  # simulated seconds from a beacon's send step to the first step that saw it
+        self.unread = [0, 0.0]  # beacons received since the last observation: count, sum of send times
         self._pad = self._pad_length()
 
     def _pad_length(self) -> int:
@@ -50,6 +52,8 @@ class BeaconRole(Role):
 
     def on_observation(self, msg: Message):
         now = msg.env.t_sim
+        self.age_sum += self.unread[0] * now - self.unread[1]
+        self.unread = [0, 0.0]
         dt = max(now - self.last_t, 0.0)
         self.last_t = now
         x, y, speed = (float(v) for v in msg.arrays["obs"][:3])
@@ -73,6 +77,8 @@ class BeaconRole(Role):
         self.rx[kind] = self.rx.get(kind, 0) + 1
         if kind == "beacon":
             self.heard[msg.env.src] = self.last_t
+            self.unread[0] += 1
+            self.unread[1] += msg.env.t_sim
 
     def metrics(self) -> dict:
         return {
@@ -80,4 +86,5 @@ class BeaconRole(Role):
             "beacons_tx": self.tx["beacon"], "beacons_rx": self.rx["beacon"],
             "payloads_tx": self.tx["payload"], "payloads_rx": self.rx["payload"],
             "neighbours": len(self.neighbours(self.last_t)),
+            "beacon_age_ms": round(1000 * self.age_sum / seen, 2) if (seen := self.rx["beacon"] - self.unread[0]) else None,
         }
