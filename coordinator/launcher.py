@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 from multiprocessing.connection import wait
 from pathlib import Path
 
@@ -29,10 +30,19 @@ def _child_main(name: str, target: str, kwargs: dict, log_path: str) -> None:
     sys.stderr = open(2, "w", buffering=1, closefd=False)
     logging.basicConfig(level=logging.INFO, force=True, stream=sys.stderr,
                         format=f"%(asctime)s {name} pid={os.getpid()} %(levelname)s %(name)s: %(message)s")
-    try:  # no orphans: if the fork server (and so the coordinator) goes away, so do we
+    # no orphans: the fork server exits when the coordinator does (it waits for EOF on a pipe whose
+    # write end every child inherits, so close ours), and its death sends us SIGTERM
+    alive_fd = getattr(forkserver._forkserver, "_forkserver_alive_fd", None)
+    if alive_fd is not None:
+        os.close(alive_fd)
+        forkserver._forkserver._forkserver_alive_fd = None
+    try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         pass
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        sys.exit(0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle, in order
     module, func = target.split(":")
     code = getattr(importlib.import_module(module), func)(**kwargs)
     logging.shutdown()

@@ -13,9 +13,12 @@ import zmq
 from tqdm import tqdm
 
 from protocols.codec import Stamper
+from protocols.errors import ProtocolError
+from protocols.endpoint import COORDINATOR_ID
 from protocols.messages import (BarrierArrive, BarrierRelease, Heartbeat, LinkReport, Metrics, Register,
                                 RegisterAck, Shutdown, Start)
 from protocols.sockets import Inbox, PeerBook
+from netsim.stats import COLUMNS, rows_from_arrays
 from scenarios.config import ScenarioConfig
 from scenarios.world import prepare
 
@@ -26,7 +29,8 @@ from .registry import Registry
 
 log = logging.getLogger("coordinator")
 
-COORDINATOR_ID = "coordinator"
+HEARTBEAT_S = 1.0
+
 
 
 def _drop_none(obj):
@@ -70,11 +74,14 @@ class Supervisor:
         log.addHandler(self.log_handler)
         log.setLevel(logging.INFO)
         self.sink = MetricsSink(self.run_dir / "metrics.jsonl")
-        self.link_report: LinkReport | None = None
+        self.link_rows: list[list] | None = None  # the medium's latest per-link counters
+        self.links_final = False
         self.expected: set[str] = set()
         self.started = False
         self.done = False
         self.interrupted = False
+        self.bad_messages = 0
+        self._next_heartbeat = 0.0
         self.status = "ok"
         self.world_step = 0
         self._silent_warned: set[str] = set()
@@ -120,10 +127,11 @@ class Supervisor:
             self.on_register(body)
         elif isinstance(body, Metrics):
             self.sink.write(src, body.kind, body.values, body.final)
-            if body.kind == "world":
+            if body.kind == "world" and self.registry.nodes.get(src) and self.registry.nodes[src].kind == "world":
                 self.on_world_progress(body)
         elif isinstance(body, LinkReport):
-            self.link_report = body
+            self.link_rows = rows_from_arrays(body.names, msg.arrays)
+            self.links_final = body.final
         elif isinstance(body, BarrierArrive):
             members = self.barriers.arrive(body.name, body.round, src, self.live_agents())
             if members is not None:
@@ -149,7 +157,9 @@ class Supervisor:
             log.info("all %d processes registered; run started", len(self.registry.nodes))
 
     def on_world_progress(self, body: Metrics) -> None:
-        step = int(body.values.get("step", 0))
+        step = body.values.get("step", 0)
+        if not isinstance(step, int):
+            raise ValueError(f"world progress step {step!r} is not an integer")
         if self.bar is not None:
             self.bar.update(step - self.world_step)
             ratio = self.delivery_ratio()
@@ -160,9 +170,9 @@ class Supervisor:
             self.done = True
 
     def delivery_ratio(self) -> float | None:
-        if not self.link_report:
+        if not self.link_rows:
             return None
-        rows = [dict(zip(self.link_report.columns, r)) for r in self.link_report.rows]
+        rows = [dict(zip(COLUMNS, r)) for r in self.link_rows]
         tot = report.totals_by_type(rows)
         sent = sum(t["attempts"] for t in tot.values())
         return sum(t["delivered"] for t in tot.values()) / sent if sent else None
@@ -181,6 +191,9 @@ class Supervisor:
         if self.done or self.interrupted:  # stopping anyway: an exit now is no failure to act on
             if code != 0:
                 log.warning("process %s (pid %s) exited with code %s during shutdown", child.name, child.pid, code)
+            return
+        if child.name == "world" and code == 0:  # finished; its last metrics may still be in flight
+            self.done = True
             return
         policy = self.cfg.run.on_node_failure
         log.error("process %s (pid %s) exited with code %s; last log lines:\n%s",
@@ -207,8 +220,10 @@ class Supervisor:
         for rec in self.registry.silent(self.cfg.run.heartbeat_timeout_s):
             if rec.node_id in local:
                 if rec.node_id not in self._silent_warned:
-                    log.warning("%s silent for over %.1f s (still running)", rec.node_id, self.cfg.run.heartbeat_timeout_s)
+                    log.error("%s silent for over %.1f s while running: terminating it (hung)",
+                              rec.node_id, self.cfg.run.heartbeat_timeout_s)
                     self._silent_warned.add(rec.node_id)
+                    self.launcher.children[rec.node_id].process.kill()  # its exit goes through on_exit
             elif rec.node_id not in self.launcher.children:
                 log.error("remote node %s silent for over %.1f s; marked down", rec.node_id, self.cfg.run.heartbeat_timeout_s)
                 self.event(event="node_failed", node=rec.node_id, exitcode=None, log_tail="heartbeat timeout")
@@ -216,17 +231,38 @@ class Supervisor:
                 self.broadcast_directory()
 
     # ------------------------------------------------------------ main loop
-    def loop_once(self, timeout_ms: int = 50) -> None:
+    def loop_once(self, timeout_ms: int = 50) -> int:
+        """Handle what arrives within timeout_ms and any child exits; returns the messages handled."""
+        handled = 0
         if self.inbox.sock.poll(timeout_ms, zmq.POLLIN):
             for _ in range(10_000):
-                try:
-                    _ident, msg = self.inbox.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
+                ident, msg = self.inbox.recv(zmq.NOBLOCK)
                 if msg is not None:
-                    self.on_message(msg)
+                    self.accept(ident, msg)
+                handled += 1
+                if not self.inbox.has_more():
+                    break
         for child in self.launcher.reap():
             self.on_exit(child)
+        now = time.monotonic()
+        if now >= self._next_heartbeat:  # nodes stop themselves if the coordinator goes silent
+            self._next_heartbeat = now + HEARTBEAT_S
+            for node_id, rec in self.registry.nodes.items():
+                if not rec.down:
+                    self.send(node_id, Heartbeat())
+        return handled
+
+    def accept(self, ident: bytes, msg) -> None:
+        """Check that a message comes from whom it claims, then handle it; a failure is logged, never fatal."""
+        if ident != msg.env.src.encode():
+            self.inbox.reject(ident, ProtocolError(f"source {msg.env.src!r} does not match the connection {ident!r}"))
+            return
+        try:
+            self.on_message(msg)
+        except Exception as err:  # one bad message must not end the run
+            self.bad_messages += 1
+            if self.bad_messages <= 10:
+                log.warning("could not handle %s from %s: %r", msg.env.type, msg.env.src, err)
 
     def _on_signal(self, signum, _frame) -> None:
         """Ctrl-C or SIGTERM: end the run cleanly (the loop notices on its next turn)."""
@@ -253,12 +289,18 @@ class Supervisor:
                     self.check_silence()
             if self.interrupted:
                 self.status = "interrupted"
+        except Exception as err:  # reported, and what was received is still written below
+            self.status = f"failed: {type(err).__name__}: {err}"
+            log.exception("run failed")
+            print(f"netmarl: {self.status}", file=sys.stderr)
         finally:
-            self.shutdown()
-            self.bar.close()
-            for s, h in old.items():
-                signal.signal(s, h)
-        self.write_outputs(time.monotonic() - t0)
+            try:
+                self.shutdown()
+            finally:
+                self.bar.close()
+                for s, h in old.items():
+                    signal.signal(s, h)
+                self.write_outputs(time.monotonic() - t0)
         return 0 if self.status == "ok" else (130 if self.status == "interrupted" else 1)
 
     def shutdown(self, grace_s: float = 5.0) -> None:
@@ -275,7 +317,8 @@ class Supervisor:
             while any(c.process.is_alive() for c in local) and time.monotonic() < deadline:
                 self.loop_once(20)
         self.launcher.stop_all(grace_s=2.0)
-        self.loop_once(50)
+        while self.loop_once(200):  # last words may trail the exits: read until 200 ms of quiet
+            pass
         self.peers.close()
         self.inbox.close()
         self.ctx.term()
@@ -284,11 +327,17 @@ class Supervisor:
 
     def write_outputs(self, wall_s: float) -> None:
         """links.csv, plots, summary.json; printed summary."""
-        if self.link_report is not None:
-            report.write_links_csv(self.run_dir / "links.csv", self.link_report.columns, self.link_report.rows)
+        if self.link_rows is not None:
+            report.write_links_csv(self.run_dir / "links.csv", COLUMNS, self.link_rows)
+            if not self.links_final:
+                log.warning("links.csv holds the medium's last periodic report (its final one never came)")
         self.sink.close()
-        report.make_plots(self.run_dir)
-        summary = dict(report.summarize(self.run_dir), status=self.status, wall_s=round(wall_s, 2))
+        try:
+            report.make_plots(self.run_dir)
+        except Exception:  # a plot must not cost the run its summary
+            log.exception("plotting failed")
+        summary = dict(report.summarize(self.run_dir), status=self.status, wall_s=round(wall_s, 2),
+                       links_final=self.links_final)
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
         print(report.format_summary(summary))
         print(f"status: {self.status}; run folder: {self.run_dir}")

@@ -12,7 +12,7 @@ import zmq
 from protocols.codec import decode, decode_envelope, wire_size
 from protocols.endpoint import COORDINATOR_IDENT, MAX_BATCH, Endpoint
 from protocols.errors import ProtocolError
-from protocols.messages import BROADCAST, Directory, LinkReport, Positions, Tick
+from protocols.messages import BROADCAST, REGISTRY, Directory, LinkReport, Positions, Tick
 from protocols.sockets import NOBLOCK, POLLIN
 
 from .channel import Channel
@@ -21,7 +21,7 @@ from .stats import COLUMNS, LinkStats
 
 log = logging.getLogger("netsim.medium")
 
-CONTROL_TYPES = frozenset({"directory", "shutdown", "positions", "register_ack", "start", "ping"})
+CONTROL_TYPES = frozenset({"directory", "shutdown", "positions", "register_ack", "start", "ping", "heartbeat"})
 POSITION_HISTORY = 64
 REPORT_EVERY_S = 2.0
 TICK_WAIT_S = 0.5  # longest wait for an agent's announced radio messages before they are written off
@@ -123,8 +123,12 @@ class Medium:
                     self.on_directory(msg.body)
                 self.ep.handle_control(ident, msg)
                 return
+            if env.type not in REGISTRY:
+                raise ProtocolError(f"unknown message type {env.type!r}")
             if ident != env.src.encode():
                 raise ProtocolError(f"envelope source {env.src!r} does not match the connection {ident!r}")
+            if self.ep.peers.kinds.get(env.src) != "agent":
+                raise ProtocolError(f"radio message from {env.src!r}, which is not a registered agent")
         except ProtocolError as err:
             self.ep.inbox.reject(ident, err)
             return
@@ -150,8 +154,8 @@ class Medium:
         sent_at = env.t_sim if self.cfg.clock == "sim" else time.monotonic()
         for dst in dsts:
             dst_xy = pos.get(dst)
-            if not self.ep.peers.knows(dst):
-                self.stats.record(env.src, dst, env.type, math.nan, size, False, "unknown_dst")
+            if not self.ep.peers.knows(dst):  # one catch-all row: peers cannot grow the table at will
+                self.stats.record(env.src, "?", env.type, math.nan, size, False, "unknown_dst")
                 continue
             if src_xy is None or dst_xy is None:
                 self.stats.record(env.src, dst, env.type, math.nan, size, False, "no_position")
@@ -190,7 +194,8 @@ class Medium:
 
     def report(self, final: bool = False) -> None:
         """Send the link counters to the coordinator."""
-        self.ep.to_coordinator(LinkReport(columns=COLUMNS, rows=self.stats.rows(), final=final))
+        names, arrays = self.stats.to_arrays()
+        self.ep.to_coordinator(LinkReport(names=names, columns=COLUMNS[4:], final=final), arrays)
 
     def drain(self, quiet_ms: int = 200, max_s: float = 5.0) -> None:
         """After the stop: route what is still queued (a backlog can trail the coordinator's

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
+
 CAUSES = ("range", "channel", "burst", "queue", "no_position", "unknown_dst", "shutdown")
 COLUMNS = ["src", "dst", "type", "distance_m", "sent", "delivered", *(f"dropped_{c}" for c in CAUSES),
            "bytes_sent", "bytes_delivered", "latency_sum_s"]
@@ -33,6 +35,22 @@ class LinkStats:
     def rows(self) -> list[list]:
         """All rows, sorted, in COLUMNS order."""
         return [[*key, *vals] for key, vals in sorted(self.table.items())]
+
+    def to_arrays(self) -> tuple[list[str], dict[str, np.ndarray]]:
+        """The table as a string table and arrays (keys, distance, counts) for a LinkReport."""
+        names: dict[str, int] = {}
+        items = sorted(self.table.items())
+        keys = np.array([[names.setdefault(k, len(names)) for k in key[:3]] for key, _ in items], np.int32).reshape(-1, 3)
+        distance = np.array([key[3] for key, _ in items], np.float64)
+        counts = np.array([vals for _, vals in items], np.float64).reshape(-1, len(COLUMNS) - 4)
+        return list(names), {"keys": keys, "distance": distance, "counts": counts}
+
+
+def rows_from_arrays(names: list[str], arrays: dict[str, np.ndarray]) -> list[list]:
+    """Inverse of LinkStats.to_arrays: rows in COLUMNS order."""
+    is_int = [c != "latency_sum_s" for c in COLUMNS[4:]]
+    return [[names[s], names[d], names[t], float(dist), *(int(c) if i else float(c) for c, i in zip(counts, is_int))]
+            for (s, d, t), dist, counts in zip(arrays["keys"].tolist(), arrays["distance"], arrays["counts"])]
 
     def totals(self) -> dict[str, int]:
         """Sums over every link."""

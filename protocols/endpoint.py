@@ -26,7 +26,8 @@ class Endpoint:
     """Everything a node, the world or the medium needs to take part in a run."""
 
     def __init__(self, node_id: str, kind: str, coordinator: str, *, role: str = "",
-                 bind: str = "tcp://127.0.0.1:*", heartbeat_s: float = 0.5, limits: Limits = DEFAULT_LIMITS):
+                 bind: str = "tcp://127.0.0.1:*", heartbeat_s: float = 0.5, limits: Limits = DEFAULT_LIMITS,
+                 coordinator_timeout_s: float = 10.0):
         self.node_id, self.kind, self.role = node_id, kind, role
         self.ctx = zmq.Context()
         self.inbox = Inbox(self.ctx, bind, limits)
@@ -40,6 +41,9 @@ class Endpoint:
         self.stop_reason = ""
         self.ack: RegisterAck | None = None
         self.started = False
+        self.early: list[tuple[bytes, Message]] = []  # messages that came before the start
+        self.coordinator_timeout_s = coordinator_timeout_s
+        self.coordinator_seen = time.monotonic()
 
     # ------------------------------------------------------------ sending
     def to_coordinator(self, body: Body, arrays=None) -> bool:
@@ -56,6 +60,8 @@ class Endpoint:
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.heartbeat_s
             self.to_coordinator(Heartbeat())
+            if self.ack is not None and now - self.coordinator_seen > self.coordinator_timeout_s:
+                self.stop(f"coordinator silent for over {self.coordinator_timeout_s:.0f} s")
 
     # ------------------------------------------------------------ receiving
     def handle_control(self, ident: bytes, msg: Message) -> bool:
@@ -64,6 +70,10 @@ class Endpoint:
         Directory, Shutdown, RegisterAck and Start are obeyed only from the coordinator's connection.
         """
         body = msg.body
+        if ident == COORDINATOR_IDENT:
+            self.coordinator_seen = time.monotonic()
+            if isinstance(body, Heartbeat):
+                return True
         if isinstance(body, Ping):
             self.inbox.reply(ident, self.stamper.encode(Pong(nonce=body.nonce), msg.env.src))
             return True
@@ -127,18 +137,16 @@ class Endpoint:
         self.to_coordinator(Register(node_id=self.node_id, kind=self.kind, role=self.role,
                                      endpoint=self.inbox.endpoint, pid=os.getpid(), host=socket.gethostname()))
         deadline = time.monotonic() + timeout_s
-        early: list[tuple[bytes, Message]] = []
         while self.ack is None and not self.stopping:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.node_id}: no registration ack within {timeout_s} s")
-            early += self.poll(200)
-        self.early = early
+            self.early += self.poll(200)
         return self.ack
 
     def wait_start(self, timeout_s: float = 120.0) -> list[tuple[bytes, Message]]:
         """Block until the coordinator says start; return messages that came meanwhile."""
         deadline = time.monotonic() + timeout_s
-        pending = list(getattr(self, "early", []))
+        pending, self.early = self.early, []
         while not self.started and not self.stopping:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.node_id}: no start within {timeout_s} s")

@@ -22,7 +22,7 @@ class ArraySpec(BaseModel):
 class Envelope(BaseModel):
     """Routing header of every message; the medium reads only this frame."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     v: int = PROTOCOL_VERSION
     type: str = Field(max_length=64)
     src: str = Field(max_length=128)
@@ -36,7 +36,7 @@ class Envelope(BaseModel):
 class Body(BaseModel):
     """Base of every message body; subclasses set TYPE and register themselves."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     TYPE: ClassVar[str] = ""
 
 
@@ -72,7 +72,7 @@ class Register(Body):
     node_id: str
     kind: str = "agent"  # agent | world | medium
     role: str = ""
-    endpoint: str
+    endpoint: str = Field(pattern=r"^(tcp|ipc)://[^\s]{1,200}$")
     pid: int = 0
     host: str = ""
 
@@ -193,20 +193,13 @@ class Tick(Body):
 
 @register
 class LinkReport(Body):
-    """The medium's per-link counters (columns + rows), sent to the coordinator."""
+    """The medium's per-link counters: arrays 'keys' (n,3) int32 indices into names for (src, dst,
+    type), 'distance' (n,) and 'counts' (n, len(columns)); compact at any scale."""
 
     TYPE: ClassVar[str] = "link_report"
+    names: list[str]
     columns: list[str]
-    rows: list[list[Any]]
     final: bool = False
-
-
-@register
-class Hello(Body):
-    """First message to a peer or the medium, carrying the sender's inbox endpoint."""
-
-    TYPE: ClassVar[str] = "hello"
-    endpoint: str
 
 
 @register
