@@ -7,13 +7,13 @@ import time
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from protocols.endpoint import Endpoint
+from protocols.endpoint import COORDINATOR_ID, Endpoint
 from protocols.messages import Observation
 
 from .radio import Radio
-from .roles import load_role
+from .roles import ROLES, load_role
 from .roles.base import NodeContext
 
 log = logging.getLogger("agent_node")
@@ -26,6 +26,13 @@ class NodeConfig(BaseModel):
     coordinator: str = Field(description="coordinator inbox, e.g. tcp://127.0.0.1:5555")
     role: str = "beacon"
     bind: str = "tcp://127.0.0.1:*"
+
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, name: str) -> str:
+        if name not in ROLES:
+            raise ValueError(f"unknown role {name!r}; known roles: {', '.join(sorted(ROLES))}")
+        return name
     heartbeat_s: float = Field(0.5, gt=0)
     register_timeout_s: float = Field(60.0, gt=0)
     radio_wait_s: float = Field(1.0, gt=0)  # how long to wait for deliveries the medium says were sent
@@ -47,6 +54,7 @@ class AgentNode:
         self.role = None
         self.steps = 0
         self.radio_received = 0
+        self.role_errors = 0
 
     def _build_role(self, settings: dict[str, Any], seed: int, radio_mode: str) -> None:
         radio = Radio(self.ep.peers, self.ep.stamper, radio_mode)
@@ -55,18 +63,32 @@ class AgentNode:
         self.role = load_role(self.cfg.role)(ctx, settings.get("role", {}))
 
     def handle(self, ident: bytes, msg) -> None:
-        """Dispatch one message to the role."""
-        if isinstance(msg.body, Observation):
-            self.await_radio(msg.body.radio_expected)
-            self.ep.t_sim = msg.env.t_sim
-            self.role.ctx.t_sim = msg.env.t_sim
-            action, arrays = self.role.on_observation(msg)
-            action.radio_sent = sum(self.role.ctx.radio.sent.values())
-            self.ep.peers.send(msg.env.src, self.ep.stamper.encode(action, msg.env.src, arrays))
-            self.steps += 1
-        else:
-            self.radio_received += 1
+        """Dispatch one message to the role; what the role cannot digest is logged and counted."""
+        sender = ident.decode(errors="replace")
+        if sender == COORDINATOR_ID:  # e.g. a barrier release nobody waits for any more
+            return
+        kind = self.ep.peers.kinds.get(sender)
+        try:
+            if isinstance(msg.body, Observation):
+                if kind != "world" or sender != msg.env.src:
+                    raise ValueError(f"observation from {sender!r}, which is not the world")
+                self.await_radio(msg.body.radio_expected)
+                self.ep.t_sim = msg.env.t_sim
+                self.role.ctx.t_sim = msg.env.t_sim
+                action, arrays = self.role.on_observation(msg)
+                action.radio_sent = self.role.ctx.radio.total_sent
+                self.ep.peers.send(sender, self.ep.stamper.encode(action, sender, arrays))
+                self.steps += 1
+                return
+            if kind == "medium":  # what the medium delivered is what the lock-step counts
+                self.radio_received += 1
+            elif self.ep.peers.kinds.get(msg.env.src) != "agent" or sender != msg.env.src:
+                raise ValueError(f"{msg.env.type!r} from {sender!r}, neither the medium nor a peer agent")
             self.role.on_radio(msg)
+        except Exception as err:  # bad input from one peer must not take the agent down
+            self.role_errors += 1
+            if self.role_errors <= 10:
+                log.warning("%s: could not handle %s from %r: %r", self.cfg.node_id, msg.env.type, sender, err)
 
     def handle_batch(self, batch: list) -> None:
         """Radio messages of a batch first: an observation must see every delivery that preceded it."""
@@ -109,6 +131,7 @@ class AgentNode:
         """Send the last metrics before the sockets close."""
         if self.role is not None:
             values = dict(self.role.metrics(), steps=self.steps, rejected=self.ep.inbox.rejected,
+                          role_errors=self.role_errors,
                           radio_sent=dict(self.role.ctx.radio.sent))
             self.ep.metrics(f"{self.role.name}_node", values, final=True)
 

@@ -18,6 +18,7 @@ class Radio:
     def __init__(self, peers: PeerBook, stamper: Stamper, mode: str = "emulated"):
         self.peers, self.stamper, self.mode = peers, stamper, mode
         self.sent: dict[str, int] = {}
+        self.total_sent = 0
 
     def encode(self, body: Body, dst: str, arrays: dict[str, np.ndarray] | None = None) -> list:
         """Frames for a radio message, numbered in its type's own sequence."""
@@ -32,10 +33,12 @@ class Radio:
     def send(self, dst: str, body: Body, arrays: dict[str, np.ndarray] | None = None) -> bool:
         """Send body to dst (a node id or BROADCAST); True if it left this process."""
         frames = self.encode(body, dst, arrays)
-        self.sent[body.TYPE] = self.sent.get(body.TYPE, 0) + 1
+        self.sent[body.TYPE] = self.sent.get(body.TYPE, 0) + 1  # the type's sequence moves on regardless
         if self.mode == "emulated":
             medium = self.medium_id()
-            return medium is not None and self.peers.send(medium, frames)
+            ok = medium is not None and self.peers.send(medium, frames)
+            self.total_sent += ok  # only what reached the medium's queue is announced to the lock-step
+            return ok
         if dst != BROADCAST:
             return self.peers.send(dst, frames)
         ok = True

@@ -19,7 +19,7 @@ from protocols.messages import (BarrierArrive, BarrierRelease, Heartbeat, LinkRe
                                 RegisterAck, Shutdown, Start)
 from protocols.sockets import Inbox, PeerBook
 from netsim.stats import COLUMNS, rows_from_arrays
-from scenarios.config import ScenarioConfig
+from scenarios.config import ConfigError, ScenarioConfig
 from scenarios.world import prepare
 
 from . import report
@@ -37,6 +37,12 @@ def _drop_none(obj):
     if isinstance(obj, dict):
         return {k: _drop_none(v) for k, v in obj.items() if v is not None}
     return obj
+
+
+def check_new_run_dir(run_dir: Path) -> None:
+    """Refuse to mix two runs in one folder."""
+    if (Path(run_dir) / "config.toml").exists():
+        raise ConfigError(f"{run_dir} already holds a run; choose another --out or remove it")
 
 
 class MetricsSink:
@@ -59,6 +65,7 @@ class Supervisor:
 
     def __init__(self, cfg: ScenarioConfig, run_dir: Path):
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        check_new_run_dir(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.toml").write_text(tomli_w.dumps(_drop_none(cfg.model_dump(mode="json"))))
         self.ctx = zmq.Context()

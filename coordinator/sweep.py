@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 from netsim.config import NetsimConfig
 
 from . import report
-from .supervisor import Supervisor
+from .supervisor import Supervisor, check_new_run_dir
 from scenarios.config import ConfigError, load_scenario
 
 
@@ -31,16 +31,18 @@ def run_sweep(scenario: Path, grid_specs: list[str], overrides: list[str], out: 
     grid = parse_grid(grid_specs)
     points = [dict(zip([k for k, _ in grid], combo)) for combo in itertools.product(*[v for _, v in grid])]
     cfgs = [load_scenario(scenario, [*overrides, *(f"{k}={v}" for k, v in p.items())], seed) for p in points]
+    names = ["_".join(f"{k.split('.')[-1]}={v}" for k, v in p.items()) for p in points]
+    for name in names:
+        check_new_run_dir(out / name)
     out.mkdir(parents=True, exist_ok=True)
     rows, codes = [], []
     fig, ax = plt.subplots(figsize=(8, 5))
-    for point, cfg in zip(points, cfgs):
-        name = "_".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
-        cfg.run.progress = cfg.run.progress
+    for point, cfg, name in zip(points, cfgs, names):
         run_dir = out / name
         print(f"== sweep point {name}")
         code = Supervisor(cfg, run_dir).execute()
         codes.append(code)
+        interrupted = code == 130
         summary = json.loads((run_dir / "summary.json").read_text())
         row = {**point, "status": summary["status"], "steps": summary["steps"]}
         for kind, t in sorted(summary["links"].items()):
@@ -51,6 +53,9 @@ def run_sweep(scenario: Path, grid_specs: list[str], overrides: list[str], out: 
         if (run_dir / "links.csv").exists():
             report.plot_delivery_vs_distance(ax, report.read_links_csv(run_dir / "links.csv"),
                                              NetsimConfig.model_validate(cfg.netsim.model_dump()), label=f"{name}: ")
+        if interrupted:  # Ctrl-C ends the sweep; the points done so far are still tabulated
+            print("sweep interrupted; writing the points finished so far")
+            break
     columns = list(dict.fromkeys(k for r in rows for k in r))
     with open(out / "sweep.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, columns)

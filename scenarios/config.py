@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from netsim.config import NetsimConfig
 
+from .figure8 import max_vehicles
+
 
 class ConfigError(Exception):
     """A scenario file or override is invalid; the text names the field and the reason."""
@@ -124,5 +126,8 @@ def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None 
         raise ConfigError(_explain(err, str(path))) from None
     if cfg.world.agents > cfg.world.vehicles:
         raise ConfigError(f"{path}: world.agents ({cfg.world.agents}) exceeds world.vehicles ({cfg.world.vehicles})")
+    if cfg.world.vehicles > (room := max_vehicles(cfg.world.ring_radius)):
+        raise ConfigError(f"{path}: world.vehicles: {cfg.world.vehicles} vehicles do not fit on a figure-eight of "
+                          f"ring_radius {cfg.world.ring_radius:g} m (at most {room})")
     validate_role(cfg, str(path))
     return cfg

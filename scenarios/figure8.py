@@ -105,6 +105,12 @@ def _segments(net_file: Path) -> list[tuple[str, float, float]]:
     return out
 
 
+def max_vehicles(ring_radius: float) -> int:
+    """How many vehicles fit on a figure-eight of this radius (its six edges: 4r + 3*pi*r in all)."""
+    room = ring_radius * (4 + 3 * math.pi) - 6 * (_VEH_LENGTH + 0.01)
+    return max(0, int(room // (_VEH_LENGTH + _MIN_GAP)))
+
+
 def _place(segments: list[tuple[str, float, float]], n: int) -> list[tuple[str, float]]:
     """Spread n vehicle fronts evenly on the loop, every car wholly on a normal edge.
 

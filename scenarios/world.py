@@ -36,6 +36,7 @@ class World:
         self.agents = set(files.agent_ids)
         self.late_actions = 0
         self._late_logged: set[str] = set()
+        self._refused_logged: set[str] = set()
         self.radio_sent: dict[str, int] = {}  # per agent, as its last action said
         self._medium_late_logged = False
 
@@ -59,6 +60,15 @@ class World:
             self._medium_late_logged = True
         return None
 
+    def apply(self, node: str, accel: float) -> None:
+        """Apply an acceleration; one the simulator refuses is logged (once per node), never fatal."""
+        try:
+            self.sim.apply_acceleration(node, accel)
+        except Exception as err:  # libsumo raises its own TraCIException types
+            if node not in self._refused_logged:
+                log.warning("action %r of %s refused by the simulator: %s (logged once per node)", accel, node, err)
+                self._refused_logged.add(node)
+
     def collect_actions(self, step: int, expected: set[str]) -> dict[str, Action]:
         """Wait for the actions of this step until the deadline; missing ones are reported."""
         actions: dict[str, Action] = {}
@@ -67,9 +77,10 @@ class World:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            for _ident, msg in self.ep.poll(max(1, int(left * 1000))):
-                if isinstance(msg.body, Action) and msg.body.step == step:
-                    actions[msg.env.src] = msg.body
+            for ident, msg in self.ep.poll(max(1, int(left * 1000))):
+                src, body = msg.env.src, msg.body
+                if isinstance(body, Action) and body.step == step and src in expected and ident == src.encode():
+                    actions[src] = body  # only the agent bound to a vehicle, on its own connection
             expected = expected - self.ep.peers.down
         missing = expected - actions.keys()
         if missing:
@@ -106,7 +117,7 @@ class World:
                 for node, action in self.collect_actions(step, expected).items():
                     self.radio_sent[node] = action.radio_sent
                     if action.value is not None:
-                        sim.apply_acceleration(node, float(action.value))
+                        self.apply(node, float(action.value))
                 ep.maybe_heartbeat()
                 if step % METRICS_EVERY_STEPS == 0 or step == self.steps:
                     ep.metrics("world", {"step": step, "t": ep.t_sim, "mean_speed": float(speed.mean()) if len(speed) else 0.0,

@@ -214,3 +214,16 @@ def test_cli_report_on_non_run_folder_exits_2(tmp_path):
     assert "not a run folder" in res.stderr
     res = netmarl("report", str(tmp_path / "missing"), cwd=tmp_path)
     assert res.returncode == 2
+
+
+def test_too_many_vehicles_and_a_reused_run_folder_exit_2(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "coordinator.cli", "run", str(SCENARIO), "--set", "world.vehicles=80",
+                          "--set", "world.agents=10", "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 2 and "world.vehicles" in res.stderr and not (tmp_path / "x").exists()
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "config.toml").write_text("")
+    res = subprocess.run([sys.executable, "-m", "coordinator.cli", "run", str(SCENARIO), "--out", str(used)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert res.returncode == 2 and "already holds a run" in res.stderr

@@ -9,7 +9,7 @@ import time
 import zmq
 
 from protocols.codec import decode, encode
-from protocols.messages import Ping, Pong
+from protocols.messages import Beacon, Observation, Ping, Pong
 from protocols.sockets import request
 
 from conftest import metrics, node_info, pid_alive, start_run, wait_for
@@ -122,3 +122,34 @@ def test_medium_crash_is_survived_with_restart(tmp_path, reap):
     assert world[-1]["steps_per_s"] > 20, "the world did not stall on the lost medium"
     proc.send_signal(signal.SIGINT)
     assert proc.wait(30) == 130
+
+
+def test_killing_the_coordinator_leaves_no_orphans(tmp_path, reap):
+    run_dir = tmp_path / "run"
+    proc = _running(run_dir, reap)
+    pids = [node_info(run_dir, f"veh{i}")[0] for i in range(14)]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(5)
+    wait_for(lambda: not any(pid_alive(p) for p in pids), 10, "every node gone after the coordinator died")
+
+
+def test_well_formed_but_foreign_messages_do_not_hurt_a_node(tmp_path, reap):
+    run_dir = tmp_path / "run"
+    proc = _running(run_dir, reap)
+    pid, endpoint = node_info(run_dir, "veh6")
+    ctx = zmq.Context()
+    try:
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.ROUTING_ID, b"intruder")
+        s.connect(endpoint)
+        s.send_multipart(encode(Observation(step=1), src="intruder", dst="veh6", seq=0))  # not the world
+        s.send_multipart(encode(Beacon(x=0, y=0, speed=0), src="world", dst="veh6", seq=1))  # spoofed source
+        time.sleep(1.0)
+        s.close(0)
+    finally:
+        ctx.term()
+    assert pid_alive(pid)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 130
+    final = [m for m in metrics(run_dir) if m["node"] == "veh6" and m["final"]]
+    assert final[0]["role_errors"] == 2 and final[0]["steps"] > 0

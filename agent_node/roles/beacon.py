@@ -56,7 +56,10 @@ class BeaconRole(Role):
         self.unread = [0, 0.0]
         dt = max(now - self.last_t, 0.0)
         self.last_t = now
-        x, y, speed = (float(v) for v in msg.arrays["obs"][:3])
+        obs = msg.arrays.get("obs")
+        if obs is None or obs.shape != (3,):
+            raise ValueError(f"beacon role expects an 'obs' array of shape (3,), got {None if obs is None else obs.shape}")
+        x, y, speed = (float(v) for v in obs)
         if now + 1e-9 >= self.next_beacon:
             self.ctx.radio.broadcast(Beacon(x=x, y=y, speed=speed, pad=b"\0" * self._pad))
             self.tx["beacon"] += 1
