@@ -55,6 +55,7 @@ class AgentNode:
         self.steps = 0
         self.radio_received = 0
         self.role_errors = 0
+        self.direct_rx: dict[str, int] = {}  # direct mode: "src|type" -> messages received
 
     def _build_role(self, settings: dict[str, Any], seed: int, radio_mode: str) -> None:
         radio = Radio(self.ep.peers, self.ep.stamper, radio_mode)
@@ -84,6 +85,9 @@ class AgentNode:
                 self.radio_received += 1
             elif self.ep.peers.kinds.get(msg.env.src) != "agent" or sender != msg.env.src:
                 raise ValueError(f"{msg.env.type!r} from {sender!r}, neither the medium nor a peer agent")
+            else:  # direct mode: count per link, as the medium would
+                key = f"{sender}|{msg.env.type}"
+                self.direct_rx[key] = self.direct_rx.get(key, 0) + 1
             self.role.on_radio(msg)
         except Exception as err:  # bad input from one peer must not take the agent down
             self.role_errors += 1
@@ -131,7 +135,8 @@ class AgentNode:
         """Send the last metrics before the sockets close."""
         if self.role is not None:
             values = dict(self.role.metrics(), steps=self.steps, rejected=self.ep.inbox.rejected,
-                          role_errors=self.role_errors,
+                          role_errors=self.role_errors, direct_rx=self.direct_rx,
+                          direct_tx=self.role.ctx.radio.direct_tx,
                           radio_sent=dict(self.role.ctx.radio.sent))
             self.ep.metrics(f"{self.role.name}_node", values, final=True)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from protocols.codec import Stamper, encode
+from protocols.codec import Stamper, encode, wire_size
 from protocols.messages import BROADCAST, Body
 from protocols.sockets import PeerBook
 
@@ -19,6 +19,7 @@ class Radio:
         self.peers, self.stamper, self.mode = peers, stamper, mode
         self.sent: dict[str, int] = {}
         self.total_sent = 0
+        self.direct_tx: dict[str, list[int]] = {}  # direct mode: "dst|type" -> [messages, bytes] sent
 
     def encode(self, body: Body, dst: str, arrays: dict[str, np.ndarray] | None = None) -> list:
         """Frames for a radio message, numbered in its type's own sequence."""
@@ -39,12 +40,15 @@ class Radio:
             ok = medium is not None and self.peers.send(medium, frames)
             self.total_sent += ok  # only what reached the medium's queue is announced to the lock-step
             return ok
-        if dst != BROADCAST:
-            return self.peers.send(dst, frames)
-        ok = True
-        for peer in self.peers.ids("agent"):
-            if peer != self.stamper.src:
-                ok = self.peers.send(peer, frames) and ok
+        peers = [dst] if dst != BROADCAST else [p for p in self.peers.ids("agent") if p != self.stamper.src]
+        ok, size = True, wire_size(frames)
+        for peer in peers:
+            if self.peers.send(peer, frames):
+                cell = self.direct_tx.setdefault(f"{peer}|{body.TYPE}", [0, 0])
+                cell[0] += 1
+                cell[1] += size
+            else:
+                ok = False
         return ok
 
     def broadcast(self, body: Body, arrays: dict[str, np.ndarray] | None = None) -> bool:

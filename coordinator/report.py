@@ -28,6 +28,25 @@ def write_links_csv(path: Path, columns: list[str], rows: list[list]) -> None:
         w.writerows(rows)
 
 
+def direct_link_rows(metrics: list[dict]) -> list[list]:
+    """links.csv rows for a direct-mode run, from the agents' own per-link counts in their final
+    metrics (no distances: nothing stands between the peers); a sent message that was not received
+    was still in flight at the end."""
+    from netsim.stats import COLUMNS
+
+    finals = {m["node"]: m for m in metrics if m.get("final") and "direct_tx" in m}
+    rows = []
+    for src, rec in sorted(finals.items()):
+        for key, (sent, nbytes) in sorted(rec["direct_tx"].items()):
+            dst, kind = key.split("|", 1)
+            got = finals.get(dst, {}).get("direct_rx", {}).get(f"{src}|{kind}", 0)
+            row = dict.fromkeys(COLUMNS[4:], 0)
+            row.update(sent=sent, delivered=got, dropped_shutdown=sent - got, bytes_sent=nbytes,
+                       bytes_delivered=nbytes * got // max(sent, 1))
+            rows.append([src, dst, kind, -1.0, *row.values()])
+    return rows
+
+
 def read_links_csv(path: Path) -> list[dict]:
     """Rows of links.csv with numbers parsed."""
     with open(path, newline="") as fh:

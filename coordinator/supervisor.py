@@ -334,11 +334,14 @@ class Supervisor:
 
     def write_outputs(self, wall_s: float) -> None:
         """links.csv, plots, summary.json; printed summary."""
+        self.sink.close()
+        if self.cfg.netsim.mode == "direct":
+            self.link_rows = report.direct_link_rows(report.load_run(self.run_dir)[2])
+            self.links_final = True
         if self.link_rows is not None:
             report.write_links_csv(self.run_dir / "links.csv", COLUMNS, self.link_rows)
             if not self.links_final:
                 log.warning("links.csv holds the medium's last periodic report (its final one never came)")
-        self.sink.close()
         try:
             report.make_plots(self.run_dir)
         except Exception:  # a plot must not cost the run its summary

@@ -79,6 +79,8 @@ def test_direct_mode_bypasses_the_medium(tmp_path):
     finals = [m for m in metrics(out) if m["kind"] == "beacon_node" and m["final"]]
     assert len(finals) == 14
     assert all(m["beacons_rx"] >= 13 * 55 for m in finals)  # lossless: nearly every beacon of 13 peers
+    links = json.loads((out / "summary.json").read_text())["links"]  # per-link counts from the agents
+    assert links["beacon"]["sent"] == 14 * 13 * 60 and links["beacon"]["delivered"] >= 14 * 13 * 59
 
 
 def test_sweep_over_channel_models(tmp_path):
