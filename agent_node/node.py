@@ -54,6 +54,7 @@ class AgentNode:
         self.role = None
         self.steps = 0
         self.radio_received = 0
+        self.medium_endpoint: str | None = None
         self.role_errors = 0
         self.direct_rx: dict[str, int] = {}  # direct mode: "src|type" -> messages received
 
@@ -82,6 +83,9 @@ class AgentNode:
                 self.steps += 1
                 return
             if kind == "medium":  # what the medium delivered is what the lock-step counts
+                endpoint = self.ep.peers.endpoints.get(sender)
+                if endpoint != self.medium_endpoint:  # a restarted medium counts its deliveries from 0
+                    self.medium_endpoint, self.radio_received = endpoint, 0
                 self.radio_received += 1
             elif self.ep.peers.kinds.get(msg.env.src) != "agent" or sender != msg.env.src:
                 raise ValueError(f"{msg.env.type!r} from {sender!r}, neither the medium nor a peer agent")

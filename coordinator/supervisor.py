@@ -140,7 +140,7 @@ class Supervisor:
             self.link_rows = rows_from_arrays(body.names, msg.arrays)
             self.links_final = body.final
         elif isinstance(body, BarrierArrive):
-            members = self.barriers.arrive(body.name, body.round, src, self.live_agents())
+            members = self.barriers.arrive(body.name, body.round, src, self.live_agents(), body.group)
             if members is not None:
                 self.release_barrier(body.name, body.round, members)
         elif not isinstance(body, Heartbeat):

@@ -105,9 +105,10 @@ class Endpoint:
                 break
         return out
 
-    def barrier(self, name: str, round_: int = 0, timeout_s: float = 60.0) -> tuple[list[str], list]:
-        """Wait at the coordinator's named barrier; returns (members, messages that came meanwhile)."""
-        self.to_coordinator(BarrierArrive(name=name, round=round_))
+    def barrier(self, name: str, round_: int = 0, group: list[str] = (), timeout_s: float = 60.0) -> tuple[list[str], list]:
+        """Wait at the coordinator's named barrier (for group, or every live agent); returns
+        (members released, messages that came meanwhile, for the caller to handle)."""
+        self.to_coordinator(BarrierArrive(name=name, round=round_, group=list(group)))
         deadline, pending = time.monotonic() + timeout_s, []
         while not self.stopping:
             if time.monotonic() > deadline:

@@ -137,6 +137,7 @@ class BarrierArrive(Body):
     TYPE: ClassVar[str] = "barrier_arrive"
     name: str
     round: int = 0
+    group: list[str] = Field(default_factory=list)  # who must arrive; empty: every live agent
 
 
 @register

@@ -17,3 +17,49 @@ def test_a_member_that_dies_no_longer_holds_the_barrier():
     assert b.arrive("x", 3, "a", {"a", "b"}) is None
     assert b.recheck({"a"}) == [(("x", 3), ["a"])]
     assert b.recheck({"a"}) == []
+
+
+def test_a_group_barrier_waits_for_its_group_only():
+    b = Barriers()
+    live = {"a", "b", "c", "d"}
+    assert b.arrive("seg", 0, "a", live, group=["a", "b"]) is None
+    assert b.arrive("seg", 0, "b", live, group=["a", "b"]) == ["a", "b"]
+    assert b.arrive("seg", 1, "a", live, group=["a", "b"]) is None
+    assert b.recheck({"a", "c", "d"}) == [(("seg", 1), ["a"])]  # b died: a is released
+
+
+def test_barrier_through_a_running_coordinator(tmp_path, reap):
+    """Two processes' endpoints meet at a barrier held by the real coordinator of a running run."""
+    import threading
+
+    from conftest import start_run, wait_for
+    from protocols.endpoint import Endpoint
+
+    run_dir = tmp_path / "run"
+    proc = start_run(run_dir, "run.steps=100000")
+    reap(proc)
+    wait_for(lambda: "run started" in ((run_dir / "logs" / "coordinator.log").read_text()
+                                       if (run_dir / "logs" / "coordinator.log").exists() else ""), 60, "run started")
+    coordinator = (run_dir / "coordinator.endpoint").read_text().strip()
+    eps = [Endpoint(name, "agent", coordinator) for name in ("b1", "b2")]
+    results = {}
+    try:
+        for ep in eps:
+            ep.register(10)
+
+        def meet(ep, delay):
+            import time
+            time.sleep(delay)
+            results[ep.node_id] = ep.barrier("sync", 4, group=["b1", "b2"], timeout_s=10)[0]
+
+        threads = [threading.Thread(target=meet, args=(ep, d)) for ep, d in zip(eps, (0.0, 0.5))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(15)
+    finally:
+        for ep in eps:
+            ep.close()
+    assert results == {"b1": ["b1", "b2"], "b2": ["b1", "b2"]}
+    proc.send_signal(2)
+    proc.wait(30)

@@ -39,7 +39,7 @@ EXAMPLES: dict[str, dict] = {
     "shutdown": dict(reason="run finished"),
     "heartbeat": dict(status="ok"),
     "metrics": dict(kind="beacon_node", values={"t": 1.5, "n": 3, "nested": {"x": [1, 2.5, "s"]}}, final=True),
-    "barrier_arrive": dict(name="step", round=3),
+    "barrier_arrive": dict(name="step", round=3, group=["a", "b"]),
     "barrier_release": dict(name="step", round=3, members=["a", "b"]),
     "observation": dict(step=5, reward=-1.25, done=True, info={"collisions": 0, "lane": "e1"}),
     "action": dict(step=5, value=0.5),
