@@ -42,7 +42,9 @@ def _child_main(name: str, target: str, kwargs: dict, log_path: str) -> None:
         pass
     if os.getppid() == 1:  # the parent died before prctl took effect
         sys.exit(0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle, in order
+    os.setpgrp()  # signals for the terminal's or a job's process group are the coordinator's to handle, in order
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the fork server ignores it (below); a node sets its own
     module, func = target.split(":")
     code = getattr(importlib.import_module(module), func)(**kwargs)
     logging.shutdown()
@@ -85,6 +87,14 @@ class Launcher:
         self.mp = mp.get_context("forkserver")
         self.mp.set_forkserver_preload(preload)
         self.children: dict[str, Child] = {}
+        # start the fork server ignoring SIGINT/SIGTERM (ignored signals survive exec): a signal to the
+        # whole process group must reach the coordinator, which stops everyone in order, not the server
+        old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            forkserver.ensure_running()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
 
     def start(self, name: str, target: str, **kwargs) -> Child:
         """Start (or restart) the process called name."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import tomllib
 from collections import defaultdict
 from pathlib import Path
@@ -163,11 +164,21 @@ def summarize(run_dir: Path) -> dict:
     }
 
 
+def strict_json(obj):
+    """NaN and infinities as null, so summary.json is valid JSON."""
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [strict_json(v) for v in obj]
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
+
+
 def format_summary(summary: dict) -> str:
     """Human-readable summary lines."""
     lines = [f"run {summary['run']}: {summary['steps']} steps at {summary['steps_per_s']} steps/s, "
              f"{summary['late_actions']} late actions, {summary['node_failures']} node failures"]
+    fmt = lambda v, spec: "-" if v is None or v != v else format(v, spec)  # noqa: E731
     for kind, t in sorted(summary["links"].items()):
         lines.append(f"  {kind:10s} sent {int(t['sent']):7d}  delivered {int(t['delivered']):7d}  "
-                     f"ratio {t['delivery_ratio']:.3f}  mean latency {t['mean_latency_ms']:.2f} ms")
+                     f"ratio {fmt(t['delivery_ratio'], '.3f')}  mean latency {fmt(t['mean_latency_ms'], '.2f')} ms")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from protocols.endpoint import COORDINATOR_ID
 from protocols.messages import (BarrierArrive, BarrierRelease, Heartbeat, LinkReport, Metrics, Register,
                                 RegisterAck, Shutdown, Start)
 from protocols.sockets import Inbox, PeerBook
-from netsim.stats import COLUMNS, rows_from_arrays
+from netsim.stats import COLUMNS, merge_rows, rows_from_arrays
 from scenarios.config import ConfigError, ScenarioConfig
 from scenarios.world import prepare
 
@@ -30,6 +30,7 @@ from .registry import Registry
 log = logging.getLogger("coordinator")
 
 HEARTBEAT_S = 1.0
+HUNG_FACTOR = 5  # a local process silent this many heartbeat timeouts is killed as hung
 
 
 
@@ -82,6 +83,7 @@ class Supervisor:
         log.setLevel(logging.INFO)
         self.sink = MetricsSink(self.run_dir / "metrics.jsonl")
         self.link_rows: list[list] | None = None  # the medium's latest per-link counters
+        self.link_rows_before: list[list[list]] = []  # the last counts of media that were replaced
         self.links_final = False
         self.expected: set[str] = set()
         self.started = False
@@ -131,12 +133,15 @@ class Supervisor:
         src, body = msg.env.src, msg.body
         self.registry.seen(src)
         if isinstance(body, Register):
-            self.on_register(body)
+            self.on_register(body, src)
         elif isinstance(body, Metrics):
             self.sink.write(src, body.kind, body.values, body.final)
             if body.kind == "world" and self.registry.nodes.get(src) and self.registry.nodes[src].kind == "world":
                 self.on_world_progress(body)
         elif isinstance(body, LinkReport):
+            rec = self.registry.nodes.get(src)
+            if rec is None or rec.kind != "medium" or rec.down:
+                raise ValueError(f"link report from {src!r}, which is not the live medium")
             self.link_rows = rows_from_arrays(body.names, msg.arrays)
             self.links_final = body.final
         elif isinstance(body, BarrierArrive):
@@ -146,7 +151,18 @@ class Supervisor:
         elif not isinstance(body, Heartbeat):
             log.debug("ignoring %s from %s", msg.env.type, src)
 
-    def on_register(self, reg: Register) -> None:
+    def on_register(self, reg: Register, src: str) -> None:
+        """Admit a node: its id must be its connection's, and a launched id only from the process launched."""
+        if reg.node_id != src:
+            raise ValueError(f"{src!r} tried to register as {reg.node_id!r}")
+        child = self.launcher.children.get(reg.node_id)
+        old = self.registry.nodes.get(reg.node_id)
+        if (child is not None and reg.pid != child.pid) or (child is None and (reg.kind != "agent" or (old and not old.down))):
+            raise ValueError(f"registration of {reg.node_id!r} ({reg.kind}, pid {reg.pid}) refused: "
+                             "the id is taken or the kind is reserved for launched processes")
+        if reg.kind == "medium" and self.link_rows is not None:  # a medium came back: keep what the old one counted
+            self.link_rows_before.append(self.link_rows)
+            self.link_rows = None
         rec = self.registry.register(reg)
         self.peers.connect(reg.node_id, reg.endpoint)
         settings = {"role": self.cfg.role, "radio_mode": self.cfg.netsim.mode, "run_dir": str(self.run_dir)}
@@ -225,10 +241,12 @@ class Supervisor:
         """Nodes that stopped heartbeating: local ones are warned about, remote ones marked down."""
         local = {n for n, c in self.launcher.children.items() if c.process and c.process.is_alive()}
         for rec in self.registry.silent(self.cfg.run.heartbeat_timeout_s):
+            if rec.node_id in local and time.monotonic() - rec.last_seen < HUNG_FACTOR * self.cfg.run.heartbeat_timeout_s:
+                continue  # a busy local process gets longer than a remote one before it counts as hung
             if rec.node_id in local:
                 if rec.node_id not in self._silent_warned:
                     log.error("%s silent for over %.1f s while running: terminating it (hung)",
-                              rec.node_id, self.cfg.run.heartbeat_timeout_s)
+                              rec.node_id, HUNG_FACTOR * self.cfg.run.heartbeat_timeout_s)
                     self._silent_warned.add(rec.node_id)
                     self.launcher.children[rec.node_id].process.kill()  # its exit goes through on_exit
             elif rec.node_id not in self.launcher.children:
@@ -338,6 +356,8 @@ class Supervisor:
         if self.cfg.netsim.mode == "direct":
             self.link_rows = report.direct_link_rows(report.load_run(self.run_dir)[2])
             self.links_final = True
+        if self.link_rows_before:
+            self.link_rows = merge_rows([*self.link_rows_before, self.link_rows or []])
         if self.link_rows is not None:
             report.write_links_csv(self.run_dir / "links.csv", COLUMNS, self.link_rows)
             if not self.links_final:
@@ -348,6 +368,6 @@ class Supervisor:
             log.exception("plotting failed")
         summary = dict(report.summarize(self.run_dir), status=self.status, wall_s=round(wall_s, 2),
                        links_final=self.links_final)
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        (self.run_dir / "summary.json").write_text(json.dumps(report.strict_json(summary), indent=1))
         print(report.format_summary(summary))
         print(f"status: {self.status}; run folder: {self.run_dir}")

@@ -46,6 +46,16 @@ class LinkStats:
         return list(names), {"keys": keys, "distance": distance, "counts": counts}
 
 
+def merge_rows(tables: list[list[list]]) -> list[list]:
+    """Sum several row tables (e.g. of successive medium processes) key by key."""
+    acc: dict[tuple, list] = {}
+    for rows in tables:
+        for row in rows:
+            key, vals = tuple(row[:4]), row[4:]
+            acc[key] = [a + b for a, b in zip(acc[key], vals)] if key in acc else list(vals)
+    return [[*k, *v] for k, v in sorted(acc.items())]
+
+
 def rows_from_arrays(names: list[str], arrays: dict[str, np.ndarray]) -> list[list]:
     """Inverse of LinkStats.to_arrays: rows in COLUMNS order."""
     is_int = [c != "latency_sum_s" for c in COLUMNS[4:]]

@@ -39,6 +39,7 @@ class Endpoint:
         self._next_heartbeat = 0.0
         self.stopping = False
         self.stop_reason = ""
+        self.shutdown_requested = False
         self.ack: RegisterAck | None = None
         self.started = False
         self.early: list[tuple[bytes, Message]] = []  # messages that came before the start
@@ -83,7 +84,8 @@ class Endpoint:
         if isinstance(body, Directory):
             self.peers.update(body)
         elif isinstance(body, Shutdown):
-            self.stop(body.reason or "shutdown requested by coordinator")
+            self.shutdown_requested = True
+            self.stop(f"shutdown requested by the coordinator ({body.reason or 'no reason given'})")
         elif isinstance(body, RegisterAck):
             self.ack = body
         elif msg.env.type == "start":

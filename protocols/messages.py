@@ -1,7 +1,7 @@
 """The envelope and one pydantic model per message type (control plane and radio plane)."""
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -69,12 +69,12 @@ class Register(Body):
     """A process announces itself and its inbox endpoint to the coordinator."""
 
     TYPE: ClassVar[str] = "register"
-    node_id: str
-    kind: str = "agent"  # agent | world | medium
-    role: str = ""
+    node_id: str = Field(min_length=1, max_length=128)
+    kind: Literal["agent", "world", "medium"] = "agent"
+    role: str = Field("", max_length=64)
     endpoint: str = Field(pattern=r"^(tcp|ipc)://[^\s]{1,200}$")
     pid: int = 0
-    host: str = ""
+    host: str = Field("", max_length=255)
 
 
 @register

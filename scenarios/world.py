@@ -38,6 +38,7 @@ class World:
         self._late_logged: set[str] = set()
         self._refused_logged: set[str] = set()
         self.radio_sent: dict[str, int] = {}  # per agent, as its last action said
+        self.radio_endpoint: dict[str, str | None] = {}  # the agent's endpoint when it said so
         self._medium_late_logged = False
 
     def sync_medium(self, positions: Positions, arrays: dict) -> dict[str, int] | None:
@@ -91,8 +92,8 @@ class World:
             self._late_logged |= missing
         return actions
 
-    def run(self) -> int:
-        """Run the configured number of steps."""
+    def run(self) -> bool:
+        """Run the configured number of steps; True if all of them ran."""
         ep, sim = self.ep, self.sim
         sim.start()
         t0 = time.monotonic()
@@ -103,6 +104,9 @@ class World:
                 ep.t_sim = sim.step()
                 ids, xy, speed = sim.states()
                 present = [i for i, v in enumerate(ids) if v in self.agents]
+                for node in [n for n, e in self.radio_endpoint.items() if ep.peers.endpoints.get(n) != e]:
+                    self.radio_sent.pop(node, None)  # a restarted agent counts its messages from 0
+                    self.radio_endpoint.pop(node)
                 delivered = self.sync_medium(Positions(step=step, ids=ids, radio_sent=self.radio_sent),
                                              {"xy": xy, "speed": speed})
                 expected = set()
@@ -116,6 +120,7 @@ class World:
                     expected.add(node)
                 for node, action in self.collect_actions(step, expected).items():
                     self.radio_sent[node] = action.radio_sent
+                    self.radio_endpoint[node] = ep.peers.endpoints.get(node)
                     if action.value is not None:
                         self.apply(node, float(action.value))
                 ep.maybe_heartbeat()
@@ -126,7 +131,7 @@ class World:
                                final=step == self.steps)
         finally:
             sim.close()
-        return 0
+        return step == self.steps and not ep.stopping
 
 
 def run_world(node_id: str, coordinator: str, seed: int, world: dict, net_dir: str, steps: int,
@@ -135,11 +140,15 @@ def run_world(node_id: str, coordinator: str, seed: int, world: dict, net_dir: s
     ep = Endpoint(node_id, "world", coordinator)
     ep.stop_on_signals()
     try:
-        ep.register()
         cfg = WorldConfig.model_validate(world)
-        files = prepare(cfg, seed, Path(net_dir))
+        files = prepare(cfg, seed, Path(net_dir))  # the slow part before registering: no heartbeat gap
         w = World(ep, cfg, files, steps, deadline_s)
+        ep.register()
         ep.wait_start()
-        return w.run()
+        completed = w.run()
+        if completed or ep.shutdown_requested:
+            return 0
+        log.error("world stopped before its last step: %s", ep.stop_reason)
+        return 1  # an early stop nobody asked for is a failure the coordinator must see
     finally:
         ep.close()

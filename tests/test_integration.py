@@ -1,6 +1,7 @@
 """Integration: real world, medium and 14 node processes; crashes, garbage input, clean shutdown."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -153,3 +154,14 @@ def test_well_formed_but_foreign_messages_do_not_hurt_a_node(tmp_path, reap):
     assert proc.wait(30) == 130
     final = [m for m in metrics(run_dir) if m["node"] == "veh6" and m["final"]]
     assert final[0]["role_errors"] == 2 and final[0]["steps"] > 0
+
+
+def test_sigterm_to_the_whole_process_group_still_stops_in_order(tmp_path, reap):
+    """What `timeout`, systemd or Ctrl-C do: only the coordinator acts on it; the run folder is complete."""
+    run_dir = tmp_path / "run"
+    proc = _running(run_dir, reap)
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(40) == 130
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["links_final"] and summary["node_failures"] == 0
+    assert len([m for m in metrics(run_dir) if m["final"] and m["kind"] == "beacon_node"]) == 14
