@@ -20,15 +20,17 @@ def test_hand_started_node_joins_reports_and_is_dropped_when_silent(tmp_path, re
     reap(proc)
     wait_for(lambda: "run started" in _coordinator_log(run_dir), 60, "run started")
     endpoint = (run_dir / "coordinator.endpoint").read_text().strip()
-    node = subprocess.Popen([sys.executable, "-m", "agent_node", "--id", "edge1", "--coordinator", endpoint],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    node_log = tmp_path / "edge1.log"
+    with open(node_log, "w") as fh:
+        node = subprocess.Popen([sys.executable, "-m", "agent_node", "--id", "edge1", "--coordinator", endpoint],
+                                cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: "registered edge1 (agent" in _coordinator_log(run_dir), 20, "edge1 registered")
+        wait_for(lambda: "registered (inbox" in node_log.read_text(), 20, "edge1 has its acknowledgement")
         assert node.poll() is None, "the node keeps running after it joined"
         node.send_signal(signal.SIGTERM)  # a clean stop flushes its last metrics
         assert node.wait(10) == 0
-        out = node.stdout.read()
-        assert "registered" in out and "stopping: signal SIGTERM" in out
+        assert "stopping: signal SIGTERM" in node_log.read_text()
         final = wait_for(lambda: [m for m in metrics(run_dir) if m["node"] == "edge1" and m["final"]], 5, "final metrics")
         assert final[0]["kind"] == "beacon_node"
         failed = wait_for(lambda: [m for m in metrics(run_dir) if m.get("event") == "node_failed"
