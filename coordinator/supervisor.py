@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import tomli_w
 import zmq
 from tqdm import tqdm
 
@@ -19,46 +18,19 @@ from protocols.messages import (BarrierArrive, BarrierRelease, Heartbeat, LinkRe
                                 RegisterAck, Shutdown, Start)
 from protocols.sockets import Inbox, PeerBook
 from netsim.stats import COLUMNS, merge_rows, rows_from_arrays
-from scenarios.config import ConfigError, ScenarioConfig
+from scenarios.config import ScenarioConfig
 from scenarios.world import prepare
 
 from . import report
 from .barriers import Barriers
 from .launcher import Child, Launcher
 from .registry import Registry
+from .run_folder import MetricsSink, check_new_run_dir, write_config
 
 log = logging.getLogger("coordinator")
 
 HEARTBEAT_S = 1.0
 HUNG_FACTOR = 5  # a local process silent this many heartbeat timeouts is killed as hung
-
-
-
-def _drop_none(obj):
-    if isinstance(obj, dict):
-        return {k: _drop_none(v) for k, v in obj.items() if v is not None}
-    return obj
-
-
-def check_new_run_dir(run_dir: Path) -> None:
-    """Refuse to mix two runs in one folder."""
-    if (Path(run_dir) / "config.toml").exists():
-        raise ConfigError(f"{run_dir} already holds a run; choose another --out or remove it")
-
-
-class MetricsSink:
-    """Appends every metrics record to metrics.jsonl, one JSON object per line, flushed per line."""
-
-    def __init__(self, path: Path):
-        self.fh = open(path, "a", buffering=1)
-
-    def write(self, node: str, kind: str, values: dict, final: bool = False) -> None:
-        """Append one record."""
-        self.fh.write(json.dumps({"wall": round(time.time(), 3), "node": node, "kind": kind, "final": final, **values},
-                                 default=str) + "\n")
-
-    def close(self) -> None:
-        self.fh.close()
 
 
 class Supervisor:
@@ -68,7 +40,7 @@ class Supervisor:
         self.cfg, self.run_dir = cfg, Path(run_dir)
         check_new_run_dir(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.toml").write_text(tomli_w.dumps(_drop_none(cfg.model_dump(mode="json"))))
+        write_config(self.run_dir, cfg)
         self.ctx = zmq.Context()
         self.inbox = Inbox(self.ctx, cfg.run.coordinator_bind)
         (self.run_dir / "coordinator.endpoint").write_text(self.inbox.endpoint + "\n")  # for `netmarl node`

@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt
 from netsim.config import NetsimConfig
 
 from . import report
-from .supervisor import Supervisor, check_new_run_dir
+from .run_folder import check_new_run_dir
+from .supervisor import Supervisor
 from scenarios.config import ConfigError, load_scenario
 
 
