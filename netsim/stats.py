@@ -32,10 +32,6 @@ class LinkStats:
         else:
             row[_IDX[f"dropped_{cause}"]] += 1
 
-    def rows(self) -> list[list]:
-        """All rows, sorted, in COLUMNS order."""
-        return [[*key, *vals] for key, vals in sorted(self.table.items())]
-
     def to_arrays(self) -> tuple[list[str], dict[str, np.ndarray]]:
         """The table as a string table and arrays (keys, distance, counts) for a LinkReport."""
         names: dict[str, int] = {}
@@ -61,11 +57,3 @@ def rows_from_arrays(names: list[str], arrays: dict[str, np.ndarray]) -> list[li
     is_int = [c != "latency_sum_s" for c in COLUMNS[4:]]
     return [[names[s], names[d], names[t], float(dist), *(int(c) if i else float(c) for c, i in zip(counts, is_int))]
             for (s, d, t), dist, counts in zip(arrays["keys"].tolist(), arrays["distance"], arrays["counts"])]
-
-    def totals(self) -> dict[str, int]:
-        """Sums over every link."""
-        out = dict.fromkeys(COLUMNS[4:], 0)
-        for vals in self.table.values():
-            for c, v in zip(COLUMNS[4:], vals):
-                out[c] += v
-        return out
