@@ -57,11 +57,12 @@ class AgentNode:
         self.medium_endpoint: str | None = None
         self.role_errors = 0
         self.direct_rx: dict[str, int] = {}  # direct mode: "src|type" -> messages received
+        self.deferred: list = []  # observations that arrived while a role was waiting for radio
 
     def _build_role(self, settings: dict[str, Any], seed: int, radio_mode: str) -> None:
         radio = Radio(self.ep.peers, self.ep.stamper, radio_mode)
         ctx = NodeContext(self.cfg.node_id, agent_rng(seed, self.cfg.node_id), radio,
-                          self.ep.metrics, settings)
+                          self.ep.metrics, settings, seed=seed, wait=self.take_radio)
         self.role = load_role(self.cfg.role)(ctx, settings.get("role", {}))
 
     def handle(self, ident: bytes, msg) -> None:
@@ -115,6 +116,16 @@ class AgentNode:
             log.warning("%s: %d of %d delivered radio messages arrived within %.2f s",
                         self.cfg.node_id, self.radio_received, expected, self.cfg.radio_wait_s)
 
+    def take_radio(self, seconds: float) -> None:
+        """Handle radio messages for up to `seconds` (returning at the first batch); an observation
+        arriving meanwhile waits for the main loop."""
+        self.ep.maybe_heartbeat()
+        for ident, msg in self.ep.poll(max(0, int(seconds * 1000))):
+            if isinstance(msg.body, Observation):
+                self.deferred.append((ident, msg))
+            else:
+                self.handle(ident, msg)
+
     def run(self) -> int:
         """Main loop; returns the process exit code."""
         ep = self.ep
@@ -129,7 +140,8 @@ class AgentNode:
             self.handle_batch(pending)
             while not ep.stopping:
                 ep.maybe_heartbeat()
-                self.handle_batch(ep.poll(int(self.cfg.heartbeat_s * 1000)))
+                batch, self.deferred = self.deferred + ep.poll(0 if self.deferred else int(self.cfg.heartbeat_s * 1000)), []
+                self.handle_batch(batch)
             return 0
         finally:
             self._flush()
@@ -138,6 +150,10 @@ class AgentNode:
     def _flush(self) -> None:
         """Send the last metrics before the sockets close."""
         if self.role is not None:
+            try:
+                self.role.on_stop()
+            except Exception as err:  # the node's own last metrics still go out
+                log.warning("%s: on_stop failed: %r", self.cfg.node_id, err)
             values = dict(self.role.metrics(), steps=self.steps, rejected=self.ep.inbox.rejected,
                           role_errors=self.role_errors, direct_rx=self.direct_rx,
                           direct_tx=self.role.ctx.radio.direct_tx,

@@ -1,6 +1,7 @@
 """Starts one OS process per node through a fork server, with a log file each; reaps and stops them."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import logging
@@ -16,7 +17,8 @@ from pathlib import Path
 
 log = logging.getLogger("coordinator.launcher")
 
-PRELOAD = ["agent_node.node", "netsim.medium", "scenarios.world"]
+PRELOAD = ["agent_node.node", "agent_node.roles.robot", "netsim.medium", "scenarios.world",
+           "scenarios.warehouse.world"]
 PR_SET_PDEATHSIG = 1
 
 
@@ -49,6 +51,22 @@ def _child_main(name: str, target: str, kwargs: dict, log_path: str) -> None:
     code = getattr(importlib.import_module(module), func)(**kwargs)
     logging.shutdown()
     sys.exit(code or 0)
+
+
+@contextlib.contextmanager
+def _main_hidden():
+    """Keep multiprocessing from re-running the parent's __main__ in each child: the child needs only
+    its target's module, not the CLI's imports (matplotlib, the supervisor), which would cost each of
+    hundreds of nodes half a second of CPU and megabytes of private memory."""
+    main = sys.modules["__main__"]
+    saved = main.__dict__.pop("__file__", None), getattr(main, "__spec__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__spec__ = saved[1]
+        if saved[0] is not None:
+            main.__file__ = saved[0]
 
 
 @dataclass
@@ -101,7 +119,8 @@ class Launcher:
         child = self.children.get(name) or Child(name, target, kwargs, self.log_dir / f"{name}.log")
         child.process = self.mp.Process(target=_child_main, name=name,
                                         args=(name, target, kwargs, str(child.log_path)), daemon=False)
-        child.process.start()
+        with _main_hidden():
+            child.process.start()
         child.reaped = False
         self.children[name] = child
         return child

@@ -135,7 +135,7 @@ def make_plots(run_dir: Path) -> list[Path]:
         fig.savefig(plots / "delivery_vs_distance.png", dpi=110)
         plt.close(fig)
         written.append(plots / "delivery_vs_distance.png")
-    world = [m for m in metrics if m.get("kind") == "world"]
+    world = [m for m in metrics if m.get("kind") == "world" and "mean_speed" in m]
     if world:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         ax.plot([m["t"] for m in world], [m["mean_speed"] for m in world])
@@ -181,4 +181,22 @@ def format_summary(summary: dict) -> str:
     for kind, t in sorted(summary["links"].items()):
         lines.append(f"  {kind:10s} sent {int(t['sent']):7d}  delivered {int(t['delivered']):7d}  "
                      f"ratio {fmt(t['delivery_ratio'], '.3f')}  mean latency {fmt(t['mean_latency_ms'], '.2f')} ms")
+    scalars = scalar_results(summary)
+    if scalars:
+        lines.append("  results: " + ", ".join(f"{k}={fmt(v, '.4g')}" for k, v in scalars.items()))
     return "\n".join(lines)
+
+
+def scalar_results(summary: dict) -> dict[str, float]:
+    """The numeric entries of summary['results'], nested tables flattened with dots."""
+    out: dict[str, float] = {}
+
+    def walk(prefix: str, obj) -> None:
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                walk(f"{prefix}{key}.", value)
+        elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+            out[prefix[:-1]] = obj
+
+    walk("", summary.get("results") or {})
+    return out

@@ -19,7 +19,7 @@ from protocols.messages import (BarrierArrive, BarrierRelease, Heartbeat, LinkRe
 from protocols.sockets import Inbox, PeerBook
 from netsim.stats import COLUMNS, merge_rows, rows_from_arrays
 from scenarios.config import ScenarioConfig
-from scenarios.world import prepare
+from scenarios.plan import plan_run
 
 from . import report
 from .barriers import Barriers
@@ -66,25 +66,33 @@ class Supervisor:
         self.status = "ok"
         self.world_step = 0
         self._silent_warned: set[str] = set()
+        self.plan = None
 
     # ------------------------------------------------------------ launching
     def launch_all(self) -> None:
         """Build the world's files, then start medium, world and one process per agent."""
         cfg, coord = self.cfg, self.inbox.endpoint
-        files = prepare(cfg.world, cfg.run.seed, self.run_dir / "net")
-        self.agent_ids = list(files.agent_ids)
+        self.plan = plan = plan_run(cfg, self.run_dir)
+        self.agent_ids = list(plan.agents)
         if cfg.netsim.mode == "emulated":
             self.launcher.start("medium", "netsim.medium:run_medium", node_id="medium", coordinator=coord,
                                 seed=cfg.run.seed, netsim=cfg.netsim.model_dump(mode="json"))
-        self.launcher.start("world", "scenarios.world:run_world", node_id="world", coordinator=coord,
-                            seed=cfg.run.seed, world=cfg.world.model_dump(mode="json"),
-                            net_dir=str(self.run_dir / "net"), steps=cfg.run.steps,
-                            deadline_s=cfg.run.step_deadline_s)
-        role = cfg.role.get("name", "beacon")
-        for node_id in self.agent_ids:
-            self.launcher.start(node_id, "agent_node.node:run_node_kwargs", node_id=node_id, coordinator=coord,
-                                role=role)
-        self.expected = set(self.launcher.children)
+        self.launcher.start("world", plan.world_target, node_id="world", coordinator=coord, **plan.world_kwargs)
+        self.expected = {*self.launcher.children, *plan.agents}
+        heartbeat_s = min(0.5, cfg.run.heartbeat_timeout_s / 4)  # fewer wake-ups when many nodes share the cores
+        agents, batch = list(plan.agents.items()), cfg.run.launch_batch
+        for first in range(0, len(agents), batch):  # in batches, registering each before the next starts
+            names = []
+            for node_id, role in agents[first:first + batch]:
+                self.launcher.start(node_id, "agent_node.node:run_node_kwargs", node_id=node_id, coordinator=coord,
+                                    role=role, heartbeat_s=heartbeat_s)
+                names.append(node_id)
+                if len(names) % 16 == 0:
+                    self.loop_once(0)  # heartbeats and registrations keep flowing while launching
+            deadline = time.monotonic() + cfg.run.register_timeout_s
+            while not self.interrupted and time.monotonic() < deadline and \
+                    any(n not in self.registry.nodes and self.launcher.children[n].process.is_alive() for n in names):
+                self.loop_once(20)
 
     # ------------------------------------------------------------ messaging
     def send(self, node_id: str, body) -> None:
@@ -137,7 +145,8 @@ class Supervisor:
             self.link_rows = None
         rec = self.registry.register(reg)
         self.peers.connect(reg.node_id, reg.endpoint)
-        settings = {"role": self.cfg.role, "radio_mode": self.cfg.netsim.mode, "run_dir": str(self.run_dir)}
+        role = self.plan.role_settings.get(reg.role, self.cfg.role) if self.plan else self.cfg.role
+        settings = {"role": role, "radio_mode": self.cfg.netsim.mode, "run_dir": str(self.run_dir)}
         self.send(reg.node_id, RegisterAck(run_id=self.run_dir.name, seed=self.cfg.run.seed, settings=settings))
         log.info("registered %s (%s, pid %s) at %s", rec.node_id, rec.kind, rec.pid, rec.endpoint)
         if self.started:
@@ -336,10 +345,17 @@ class Supervisor:
                 log.warning("links.csv holds the medium's last periodic report (its final one never came)")
         try:
             report.make_plots(self.run_dir)
+            if self.plan and self.plan.plot:
+                self.plan.plot(self.run_dir, report.load_run(self.run_dir)[2])
         except Exception:  # a plot must not cost the run its summary
             log.exception("plotting failed")
         summary = dict(report.summarize(self.run_dir), status=self.status, wall_s=round(wall_s, 2),
                        links_final=self.links_final)
+        if self.plan and self.plan.summarize:
+            try:
+                summary["results"] = self.plan.summarize(self.run_dir, report.load_run(self.run_dir)[2])
+            except Exception:
+                log.exception("summarizing the results failed")
         (self.run_dir / "summary.json").write_text(json.dumps(report.strict_json(summary), indent=1))
         print(report.format_summary(summary))
         print(f"status: {self.status}; run folder: {self.run_dir}")

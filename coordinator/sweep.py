@@ -50,6 +50,7 @@ def run_sweep(scenario: Path, grid_specs: list[str], overrides: list[str], out: 
             row[f"{kind}_sent"] = t["sent"]
             row[f"{kind}_delivery_ratio"] = round(t["delivery_ratio"], 4)
             row[f"{kind}_latency_ms"] = round(t["mean_latency_ms"], 3)
+        row.update(report.scalar_results(summary))
         rows.append(row)
         if (run_dir / "links.csv").exists():
             report.plot_delivery_vs_distance(ax, report.read_links_csv(run_dir / "links.csv"),
@@ -67,7 +68,37 @@ def run_sweep(scenario: Path, grid_specs: list[str], overrides: list[str], out: 
     fig.tight_layout()
     fig.savefig(out / "sweep.png", dpi=110)
     plt.close(fig)
+    plot_results(out, rows, [k for k, _ in grid])
     print(f"sweep table: {out / 'sweep.csv'}")
     for r in rows:
         print("  " + "  ".join(f"{k}={v}" for k, v in r.items()))
     return max(codes, default=0)
+
+
+def plot_results(out: Path, rows: list[dict], keys: list[str]) -> None:
+    """sweep_results.png: each headline result against the first grid key (one line per other value)."""
+    wanted = [c for c in ("return_mean", "nash_gap.gap", "polls_lost") if any(c in r for r in rows)]
+    x_key = keys[0]
+    try:
+        xs_all = [float(r[x_key]) for r in rows]
+    except (TypeError, ValueError):
+        xs_all = []
+    if not wanted or not xs_all:  # only numeric grid values make a curve
+        return
+    fig, axes = plt.subplots(1, len(wanted), figsize=(5 * len(wanted), 4), squeeze=False)
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(",".join(f"{k}={r[k]}" for k in keys[1:]), []).append(r)
+    for ax, col in zip(axes[0], wanted):
+        for label, rs in groups.items():
+            pts = [(float(r[x_key]), r[col]) for r in rs if r.get(col) is not None]
+            if pts:
+                xs, ys = zip(*sorted(pts))
+                ax.plot(xs, ys, "o-", label=label or col)
+        ax.set_xlabel(x_key)
+        ax.set_ylabel(col)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "sweep_results.png", dpi=110)
+    plt.close(fig)

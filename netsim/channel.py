@@ -57,7 +57,7 @@ class Decision:
     """Outcome of one (message, receiver) decision by the channel."""
 
     delivered: bool
-    cause: str  # "ok", "range", "channel", "burst"
+    cause: str  # "ok", "range", "channel", "burst", "loss"
     latency_s: float
     fragments: int
 
@@ -91,8 +91,9 @@ class Channel:
         self._ge = ge.enabled
         self._p_gb, self._p_bg = ge.p_good_to_bad, ge.p_bad_to_good
         self._loss_good, self._loss_bad = ge.loss_good, ge.loss_bad
+        self._loss = cfg.loss
         self._links: dict[str, dict[str, _Link]] = {}
-        self._decisions: dict[int, tuple[Decision, Decision, Decision, Decision]] = {}
+        self._decisions: dict[int, tuple[Decision, ...]] = {}
 
     # ---- model curves -------------------------------------------------------------------------
 
@@ -162,12 +163,12 @@ class Channel:
         wire = size_bytes + self.n_fragments(size_bytes) * self._header
         return self.cfg.latency_base_s + 8.0 * wire / self.cfg.bandwidth_bps
 
-    def _decisions_for(self, size_bytes: int) -> tuple[Decision, Decision, Decision, Decision]:
-        """Shared immutable (ok, range, channel, burst) Decisions for one message size."""
+    def _decisions_for(self, size_bytes: int) -> tuple[Decision, ...]:
+        """Shared immutable (ok, range, channel, burst, loss) Decisions for one message size."""
         if len(self._decisions) >= 4096:
             self._decisions.clear()
         n, lat = self.n_fragments(size_bytes), self.latency_s(size_bytes)
-        out = tuple(Decision(c == "ok", c, lat, n) for c in ("ok", "range", "channel", "burst"))
+        out = tuple(Decision(c == "ok", c, lat, n) for c in ("ok", "range", "channel", "burst", "loss"))
         self._decisions[size_bytes] = out  # type: ignore[assignment]
         return out  # type: ignore[return-value]
 
@@ -193,6 +194,11 @@ class Channel:
         if link is None:
             link = self._link(src, dst)
         base = link.hasher
+        if self._loss > 0.0:
+            h = base.copy()
+            h.update(b"%si%d;s4:loss" % (stream.encode(), seq))
+            if (int.from_bytes(h.digest(), "little") >> 11) * _INV_2_53 < self._loss:
+                return dec[4]
         if self._ge:
             h = base.copy()
             h.update(b"%si%d;s2:ge" % (stream.encode(), seq))

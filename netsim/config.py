@@ -54,6 +54,7 @@ class NetsimConfig(BaseModel):
     logistic: LogisticConfig = Field(default_factory=LogisticConfig)
     log_distance: LogDistanceConfig = Field(default_factory=LogDistanceConfig)
     burst: GilbertElliottConfig = Field(default_factory=GilbertElliottConfig)
+    loss: float = Field(0.0, ge=0.0, le=1.0)  # extra independent loss per message, on top of the model
     latency_base_s: float = Field(0.001, ge=0.0)
     bandwidth_bps: float = Field(6e6, gt=0.0)
     mtu_bytes: int = Field(1500, ge=64)

@@ -246,7 +246,11 @@ def run_medium(node_id: str, coordinator: str, seed: int, netsim: dict) -> int:
     try:
         ep.register()
         medium = Medium(ep, NetsimConfig.model_validate(netsim), seed)
-        ep.wait_start()  # no radio traffic is expected before the start
+        for ident, msg in ep.wait_start():  # the world may send its first positions as Start arrives here
+            if isinstance(msg.body, Positions) and ep.peers.kinds.get(ident.decode(errors="replace")) == "world":
+                medium.on_positions(ident.decode(), msg)
+            else:
+                log.warning("dropped %s from %r: it came before the start", msg.env.type, ident)
         return medium.run()
     finally:
         ep.close()

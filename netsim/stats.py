@@ -5,7 +5,7 @@ from collections import defaultdict
 
 import numpy as np
 
-CAUSES = ("range", "channel", "burst", "queue", "no_position", "unknown_dst", "shutdown")
+CAUSES = ("range", "channel", "burst", "loss", "queue", "no_position", "unknown_dst", "shutdown")
 COLUMNS = ["src", "dst", "type", "distance_m", "sent", "delivered", *(f"dropped_{c}" for c in CAUSES),
            "bytes_sent", "bytes_delivered", "latency_sum_s"]
 _IDX = {c: i for i, c in enumerate(COLUMNS[4:])}

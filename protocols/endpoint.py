@@ -154,7 +154,7 @@ class Endpoint:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.node_id}: no start within {timeout_s} s")
             self.maybe_heartbeat()
-            pending += self.poll(100)
+            pending += self.poll(int(min(500, self.heartbeat_s * 1000)))  # Start wakes it at once
         return pending
 
     def close(self) -> None:

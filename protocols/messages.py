@@ -246,3 +246,35 @@ class Payload(Body):
 
     TYPE: ClassVar[str] = "payload"
     tag: str = ""
+
+
+# ---------------------------------------------------------------- radio plane: dispatcher and robots
+@register
+class StepBegin(Body):
+    """Dispatcher broadcast at the start of a step; 'sg' holds s_g for the last len(sg) steps, ending
+    with this step's, so a robot that missed a broadcast can still take the steps it missed."""
+
+    TYPE: ClassVar[str] = "step_begin"
+    episode: int = Field(ge=0)
+    step: int = Field(ge=0)
+    sg: list[int] = Field(min_length=1, max_length=64)
+
+
+@register
+class Poll(Body):
+    """Dispatcher to one robot: report your zone at the start of this step ('sg' as in StepBegin)."""
+
+    TYPE: ClassVar[str] = "poll"
+    episode: int = Field(ge=0)
+    step: int = Field(ge=0)
+    sg: list[int] = Field(min_length=1, max_length=64)
+
+
+@register
+class PollReply(Body):
+    """Robot to dispatcher: its zone at the start of the polled step."""
+
+    TYPE: ClassVar[str] = "poll_reply"
+    episode: int = Field(ge=0)
+    step: int = Field(ge=0)
+    zone: int = Field(ge=0)

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from netsim.config import NetsimConfig
 
 from .figure8 import max_vehicles
+from .warehouse.config import WarehouseAlgo, WarehouseWorld
 
 
 class ConfigError(Exception):
@@ -29,12 +30,13 @@ class RunConfig(BaseModel):
     step_deadline_s: float = Field(1.0, gt=0)
     heartbeat_timeout_s: float = Field(2.0, gt=0)
     register_timeout_s: float = Field(60.0, gt=0)
+    launch_batch: int = Field(64, ge=1)  # agent processes started at a time, each batch registered first
     coordinator_bind: str = "tcp://127.0.0.1:*"  # a fixed port lets nodes on other hosts join
     progress: bool = True
 
 
-class WorldConfig(BaseModel):
-    """The simulated world: which environment, which simulator backend, how many vehicles."""
+class Figure8World(BaseModel):
+    """The figure-eight road in SUMO: simulator backend, how many vehicles, how many are agents."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["figure8"] = "figure8"
@@ -47,14 +49,26 @@ class WorldConfig(BaseModel):
     speed_limit: float = Field(30.0, gt=0)
 
 
+def _world_kind(value: Any) -> str:
+    return value.get("kind", "figure8") if isinstance(value, dict) else getattr(value, "kind", "figure8")
+
+
+WORLD_KINDS = ("figure8", "warehouse")
+WorldConfig = Annotated[Union[Annotated[Figure8World, Tag("figure8")], Annotated[WarehouseWorld, Tag("warehouse")]],
+                        Discriminator(_world_kind, custom_error_type="world_kind",
+                                      custom_error_message="world.kind must be one of: figure8, warehouse")]
+
+
 class ScenarioConfig(BaseModel):
-    """A whole scenario file."""
+    """A whole scenario file: [run], [world] (its `kind` picks the environment), [netsim], and the
+    agents' [role] (figure-eight) or the algorithm's [algo] table (warehouse)."""
 
     model_config = ConfigDict(extra="forbid")
     run: RunConfig = Field(default_factory=RunConfig)
-    world: WorldConfig = Field(default_factory=WorldConfig)
+    world: WorldConfig = Field(default_factory=Figure8World)
     netsim: NetsimConfig = Field(default_factory=NetsimConfig)
     role: dict[str, Any] = Field(default_factory=lambda: {"name": "beacon"})
+    algo: dict[str, Any] = Field(default_factory=dict)
 
 
 def parse_value(text: str) -> Any:
@@ -83,7 +97,10 @@ def apply_override(data: dict, assignment: str) -> None:
 def _explain(err: ValidationError, where: str) -> str:
     lines = [f"{where}: invalid configuration"]
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"])
+        parts = [str(p) for p in e["loc"]]
+        if parts[:1] == ["world"] and parts[1:2] and parts[1] in WORLD_KINDS:
+            del parts[1]  # the union's tag, not a key the user wrote
+        loc = ".".join(parts)
         lines.append(f"  {loc}: {e['msg']}" + (f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""))
     return "\n".join(lines)
 
@@ -105,6 +122,27 @@ def validate_role(cfg: ScenarioConfig, where: str) -> None:
         raise ConfigError(_explain(err, where).replace("\n  ", "\n  role.")) from None
 
 
+def check_warehouse(cfg: ScenarioConfig, where: str) -> None:
+    """Validate [algo] for the warehouse and its cross-field rules."""
+    try:
+        algo = WarehouseAlgo.model_validate(cfg.algo)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, where).replace("\n  ", "\n  algo.")) from None
+    if algo.k > cfg.world.robots:
+        raise ConfigError(f"{where}: algo.k: the dispatcher cannot poll {algo.k} of {cfg.world.robots} robots")
+    if cfg.netsim.mode == "emulated" and cfg.netsim.clock != "wall":
+        raise ConfigError(f"{where}: netsim.clock: the warehouse's polls are answered within a step, "
+                          "so the medium must run on the wall clock (netsim.clock = \"wall\")")
+    if algo.policy_dir and not Path(algo.policy_dir).is_dir():
+        raise ConfigError(f"{where}: algo.policy_dir: no such folder {algo.policy_dir!r}")
+    from .warehouse.plan import training_config
+
+    try:
+        training_config(cfg, algo)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, where).replace("\n  ", "\n  algo.train.")) from None
+
+
 def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> ScenarioConfig:
     """Read, override and validate a scenario file; raise ConfigError naming what is wrong."""
     path = Path(path)
@@ -124,6 +162,11 @@ def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None 
         cfg = ScenarioConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_explain(err, str(path))) from None
+    if cfg.world.kind == "warehouse":
+        check_warehouse(cfg, str(path))
+        return cfg
+    if cfg.algo:
+        raise ConfigError(f"{path}: algo: the figure8 world takes no [algo] table")
     if cfg.world.agents > cfg.world.vehicles:
         raise ConfigError(f"{path}: world.agents ({cfg.world.agents}) exceeds world.vehicles ({cfg.world.vehicles})")
     if cfg.world.vehicles > (room := max_vehicles(cfg.world.ring_radius)):

@@ -51,6 +51,9 @@ EXAMPLES: dict[str, dict] = {
     "error": dict(code="malformed", detail="envelope frame is not valid msgpack"),
     "beacon": dict(x=1.5, y=-2.25, speed=13.0, pad=b"\0" * 40),
     "payload": dict(tag="bulk"),
+    "step_begin": dict(episode=2, step=17, sg=[0, 4, 4]),
+    "poll": dict(episode=2, step=17, sg=[4]),
+    "poll_reply": dict(episode=2, step=17, zone=3),
 }
 EXAMPLE_ARRAYS: dict[str, dict[str, np.ndarray]] = {
     "positions": {"xy": np.arange(6, dtype=np.float64).reshape(3, 2), "speed": np.array([1, 2, 3], np.float32)},

@@ -7,6 +7,8 @@ from .base import Role
 
 ROLES: dict[str, str] = {
     "beacon": "agent_node.roles.beacon:BeaconRole",
+    "dispatcher": "agent_node.roles.dispatcher:DispatcherRole",
+    "robot": "agent_node.roles.robot:RobotRole",
 }
 
 

@@ -22,6 +22,10 @@ class NodeContext:
     send_metrics: Callable[[str, dict[str, Any]], None]
     settings: dict[str, Any] = field(default_factory=dict)
     t_sim: float = 0.0
+    seed: int = 0  # the run seed, for streams shared with other processes
+    # wait(seconds): take in radio messages (they reach on_radio) for up to that long; lets a role
+    # wait for answers to its own requests inside on_observation
+    wait: Callable[[float], None] = lambda seconds: None
 
 
 class RoleSettings(BaseModel):
@@ -50,6 +54,9 @@ class Role:
 
     def on_radio(self, msg: Message) -> None:
         """A radio-plane message arrived."""
+
+    def on_stop(self) -> None:
+        """The node is stopping: last chance to report (the sockets are still open)."""
 
     def metrics(self) -> dict[str, Any]:
         """Counters to report (periodically and once more at shutdown)."""

@@ -1,0 +1,1 @@
+"""Learners that run inside agent nodes or offline against a known model."""

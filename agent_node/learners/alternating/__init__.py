@@ -1,0 +1,1 @@
+"""Alternating-MARL learners: G-LEARN (subsampled mean-field value iteration), L-LEARN, UPDATE."""

@@ -1,0 +1,139 @@
+"""The dispatcher role of the warehouse: broadcasts s_g, polls k robots, acts on their histogram."""
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from protocols.messages import Action, Message, Poll, PollReply, StepBegin
+from scenarios.warehouse import streams
+from scenarios.warehouse.layout import robot_id, robot_index
+from scenarios.warehouse.model import WarehouseModel
+from scenarios.warehouse.simulator import draw_polls
+
+from .base import Role, RoleSettings
+
+
+class DispatcherSettings(RoleSettings):
+    """Settings of the dispatcher (given by the run plan)."""
+
+    name: str = "dispatcher"
+    n: int = Field(gt=0)
+    k: int = Field(gt=0)
+    horizon: int = Field(gt=0)
+    policy: Literal["learned", "mode", "random", "stay"] = "learned"
+    policy_file: str = ""  # the TablePolicy (.npz) when policy = "learned"
+    model: dict = Field(default_factory=dict)
+    poll_timeout_s: float = Field(1.0, gt=0)
+    replace_lost: bool = True  # replace an unanswered poll by another robot drawn uniformly
+    window: int = Field(8, ge=1, le=64)  # s_g history carried by each broadcast and poll
+    record_polls: bool = False  # report which robots answered each step (for replay checks)
+
+
+class DispatcherRole(Role):
+    """Each step: StepBegin to all robots, Poll to exactly k distinct ones (uniform, without
+    replacement, fresh each step), then a_g from the greedy table on the answers' counts."""
+
+    name = "dispatcher"
+    Settings = DispatcherSettings
+
+    def __init__(self, ctx, settings):
+        super().__init__(ctx, settings)
+        self.cfg = cfg = DispatcherSettings.model_validate(settings)
+        if cfg.k > cfg.n:
+            raise ValueError(f"k = {cfg.k} exceeds the number of robots n = {cfg.n}")
+        self.model = WarehouseModel.model_validate(cfg.model)
+        self.table = None
+        if cfg.policy == "learned":
+            from agent_node.learners.alternating.g_learn import TablePolicy
+            self.table = TablePolicy.load(cfg.policy_file)
+            if self.table.k != cfg.k:
+                raise ValueError(f"{cfg.policy_file} was trained for k = {self.table.k}, not k = {cfg.k}")
+        self.episode = -1
+        self.asking: tuple[int, int] | None = None  # (episode, step) of the polls in flight
+        self.asked: set[int] = set()
+        self.answers: dict[int, int] = {}
+        self.counters = dict(polls_sent=0, polls_lost=0, polls_replaced=0, late_replies=0, short_steps=0, blind_steps=0)
+
+    def start_episode(self, episode: int) -> None:
+        self.episode = episode
+        self.rng = streams.generator(self.ctx.seed, episode, streams.POLLS)  # the simulator's draws
+        self.sg: list[int] = []
+        self.log = {"a_g": [], "answers": [], "polled": []}
+
+    # ------------------------------------------------------------------ one step
+    def on_observation(self, msg: Message):
+        obs = msg.arrays.get("obs")
+        if obs is None or obs.shape != (3,):
+            raise ValueError("dispatcher expects an 'obs' array [episode, step, s_g]")
+        episode, t, s_g = (int(v) for v in obs)
+        if episode != self.episode:
+            self.start_episode(episode)
+        self.sg.append(s_g)
+        window = self.sg[-self.cfg.window:]
+        self.ctx.radio.broadcast(StepBegin(episode=episode, step=t, sg=window))
+        answers = self.poll(episode, t, window)
+        zones = list(answers.values())
+        a_g = self.act(s_g, np.bincount(zones, minlength=self.model.zones) if zones else None)
+        self.log["a_g"].append(a_g)
+        self.log["answers"].append(len(zones))
+        if self.cfg.record_polls:
+            self.log["polled"].append(list(answers))
+        if t == self.cfg.horizon - 1:
+            self.ctx.send_metrics("dispatcher_episode", {"episode": episode, **self.log, **self.counters})
+        return Action(step=msg.body.step, value=a_g), None
+
+    def poll(self, episode: int, t: int, window: list[int]) -> dict[int, int]:
+        """Poll k robots; unanswered polls are replaced by robots not yet asked (if configured)."""
+        cfg = self.cfg
+        self.asking, self.asked, self.answers = (episode, t), set(), {}
+        pending = [int(i) for i in draw_polls(self.rng, cfg.n, cfg.k)]
+        while pending:
+            for i in pending:
+                self.ctx.radio.send(robot_id(i), Poll(episode=episode, step=t, sg=window))
+            self.asked.update(pending)
+            self.counters["polls_sent"] += len(pending)
+            deadline = time.monotonic() + cfg.poll_timeout_s
+            while (left := deadline - time.monotonic()) > 0 and any(i not in self.answers for i in pending):
+                self.ctx.wait(left)
+            lost = [i for i in pending if i not in self.answers]
+            self.counters["polls_lost"] += len(lost)
+            if not lost or not cfg.replace_lost:
+                break
+            pool = np.setdiff1d(np.arange(cfg.n), np.fromiter(self.asked, int))
+            pending = [int(i) for i in self.rng.choice(pool, size=min(len(lost), len(pool)), replace=False)]
+            self.counters["polls_replaced"] += len(pending)
+        self.asking = None
+        if len(self.answers) < cfg.k:
+            self.counters["short_steps"] += 1
+        return self.answers
+
+    def act(self, s_g: int, counts: np.ndarray | None) -> int:
+        """a_g from the configured dispatcher policy; with no answers at all, keep the priority."""
+        if counts is None:
+            self.counters["blind_steps"] += 1
+            return s_g
+        if self.cfg.policy == "learned":
+            return int(self.table(np.array([s_g]), counts[None, :])[0])
+        if self.cfg.policy == "mode":
+            return int(np.argmax(counts))
+        if self.cfg.policy == "random":
+            return int(self.ctx.rng.integers(self.model.zones))
+        return s_g
+
+    def on_radio(self, msg: Message) -> None:
+        body = msg.body
+        if not isinstance(body, PollReply):
+            return
+        i = robot_index(msg.env.src)
+        if self.asking != (body.episode, body.step) or i not in self.asked or i in self.answers:
+            self.counters["late_replies"] += 1
+            return
+        if not 0 <= body.zone < self.model.zones:
+            raise ValueError(f"zone {body.zone} from {msg.env.src} outside 0..{self.model.zones - 1}")
+        self.answers[i] = body.zone
+
+    def metrics(self) -> dict:
+        return {"episode": self.episode, **self.counters}

@@ -1,0 +1,110 @@
+"""The robot role of the warehouse: steps itself on the dispatcher's broadcasts, answers polls."""
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from protocols.messages import Message, Poll, PollReply, StepBegin
+from scenarios.warehouse.layout import DISPATCHER, robot_index
+from scenarios.warehouse.model import WarehouseModel, cdf
+
+from .base import Role, RoleSettings
+
+
+class RobotSettings(RoleSettings):
+    """Settings of a robot (given by the run plan)."""
+
+    name: str = "robot"
+    horizon: int = Field(gt=0)
+    policy: str  # .npy file holding the shared local policy pi_l[s_l, s_g, a_l]
+    model: dict = Field(default_factory=dict)  # WarehouseModel fields
+    record_zones: bool = False  # also report the zone trajectory (for replay checks)
+
+
+class RobotRole(Role):
+    """Owns s_i; on StepBegin(t) takes step t with s_g(t); on Poll(t) answers with s_i(t).
+
+    Random draws come from the counter-based streams keyed by (seed, episode, robot, step), so the
+    robot moves exactly as robot i of the single-process simulator does.
+    """
+
+    name = "robot"
+    Settings = RobotSettings
+
+    def __init__(self, ctx, settings):
+        super().__init__(ctx, settings)
+        self.cfg = RobotSettings.model_validate(settings)
+        self.model = WarehouseModel.model_validate(self.cfg.model)
+        self.index = robot_index(ctx.node_id)
+        self.pi_l_cdf = cdf(np.load(self.cfg.policy, allow_pickle=False))
+        self.episode = -1
+        self.polls = self.desync_steps = 0
+        self.start_episode(0)
+
+    def start_episode(self, episode: int) -> None:
+        self.episode, self.t = episode, 0
+        self.zone = int(self.model.initial_local(self.ctx.seed, episode, self.index)[0])
+        self.history = {0: self.zone}  # zone at the start of each recent step
+        self.rewards: list[float] = []
+        self.zones: list[int] = [self.zone]
+
+    def catch_up(self, episode: int, target: int, step: int, sg: list[int]) -> None:
+        """Take every step before `target` not yet taken, reading s_g from the window sg, which
+        ends with s_g(step)."""
+        if episode != self.episode:
+            if episode < self.episode:
+                raise ValueError(f"message for past episode {episode} (now in {self.episode})")
+            if self.t < self.cfg.horizon:  # the last broadcasts of the episode never came
+                self.report_episode()
+            self.start_episode(episode)
+        while self.t < min(target, self.cfg.horizon):
+            back = step - self.t  # sg[-1] is s_g(step)
+            if back > len(sg) - 1:
+                self.desync_steps += 1  # missed more broadcasts than the window covers
+                s_g = sg[0]
+            else:
+                s_g = sg[-1 - back]
+            _a, r, nxt = self.model.local_step(self.ctx.seed, self.episode, self.index, self.t,
+                                               np.array([self.zone]), np.array([s_g]), self.pi_l_cdf)
+            self.zone = int(nxt[0])
+            self.rewards.append(float(r[0]))
+            self.t += 1
+            self.history[self.t] = self.zone
+            self.history.pop(self.t - 64, None)
+            if self.cfg.record_zones:
+                self.zones.append(self.zone)
+            if self.t == self.cfg.horizon:
+                self.report_episode()
+
+    def on_radio(self, msg: Message) -> None:
+        body = msg.body
+        if not isinstance(body, (StepBegin, Poll)):
+            return
+        if msg.env.src != DISPATCHER:
+            raise ValueError(f"{msg.env.type} from {msg.env.src!r}, not the dispatcher")
+        if any(not 0 <= z < self.model.zones for z in body.sg):
+            raise ValueError(f"s_g outside 0..{self.model.zones - 1}: {body.sg}")
+        if isinstance(body, StepBegin):
+            self.catch_up(body.episode, body.step + 1, body.step, body.sg)
+            return
+        self.catch_up(body.episode, body.step, body.step, body.sg)
+        zone = self.history.get(body.step) if body.episode == self.episode else None
+        if zone is None:
+            raise ValueError(f"poll for step {body.step} of episode {body.episode}: state no longer kept")
+        self.polls += 1
+        self.ctx.radio.send(DISPATCHER, PollReply(episode=body.episode, step=body.step, zone=zone))
+
+    def on_stop(self) -> None:
+        if 0 < self.t < self.cfg.horizon:
+            self.report_episode()
+
+    def report_episode(self) -> None:
+        """r_l of each step taken (fewer than horizon if the episode's last broadcasts were lost)."""
+        values = {"episode": self.episode, "robot": self.index, "r_l": self.rewards}
+        if self.cfg.record_zones:
+            values["zones"] = self.zones
+        self.ctx.send_metrics("robot_episode", values)
+
+    def metrics(self) -> dict:
+        return {"robot": self.index, "episode": self.episode, "t": self.t, "polls_answered": self.polls,
+                "desync_steps": self.desync_steps}

@@ -1,0 +1,37 @@
+"""What a run launches, per world kind: the world process, the agents with their roles, and settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import ScenarioConfig
+
+
+@dataclass
+class RunPlan:
+    """The processes of one run and the settings each role receives at registration."""
+
+    world_target: str  # "module:function" of the world process
+    world_kwargs: dict[str, Any]
+    agents: dict[str, str]  # node id -> role name
+    role_settings: dict[str, dict[str, Any]]  # role name -> its [role] settings
+    # extra results for summary.json and extra plots, from the run folder's metrics records
+    summarize: Callable[[Path, list[dict]], dict] | None = None
+    plot: Callable[[Path, list[dict]], Any] | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def plan_run(cfg: ScenarioConfig, run_dir: Path) -> RunPlan:
+    """Prepare the world's files (network, trained policies) and say what to launch."""
+    if cfg.world.kind == "warehouse":
+        from .warehouse.plan import plan_warehouse
+
+        return plan_warehouse(cfg, run_dir)
+    from .world import prepare
+
+    files = prepare(cfg.world, cfg.run.seed, run_dir / "net")
+    role = cfg.role.get("name", "beacon")
+    kwargs = dict(seed=cfg.run.seed, world=cfg.world.model_dump(mode="json"), net_dir=str(run_dir / "net"),
+                  steps=cfg.run.steps, deadline_s=cfg.run.step_deadline_s)
+    return RunPlan("scenarios.world:run_world", kwargs, {a: role for a in files.agent_ids}, {role: cfg.role})

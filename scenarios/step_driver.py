@@ -1,0 +1,64 @@
+"""What every world process does each step: sync the medium, hand out observations, collect actions."""
+from __future__ import annotations
+
+import logging
+import time
+
+from protocols.endpoint import Endpoint
+from protocols.messages import Action, Positions, Tick
+
+log = logging.getLogger("scenarios.world")
+
+
+class StepDriver:
+    """The lock-step half of a world: the medium's tick and the agents' actions, with deadlines."""
+
+    def __init__(self, ep: Endpoint, deadline_s: float):
+        self.ep, self.deadline_s = ep, deadline_s
+        self.late_actions = 0
+        self._late_logged: set[str] = set()
+        self._medium_late_logged = False
+
+    def sync_medium(self, positions: Positions, arrays: dict) -> dict[str, int] | None:
+        """Send the step's positions to the medium and wait for its Tick: by then every radio message
+        sent in earlier steps is routed and whatever is due is delivered. Returns deliveries per agent
+        (None without a medium, or if it does not answer in time: the run goes on unsynchronised)."""
+        ep = self.ep
+        mediums = ep.peers.ids("medium")
+        if not mediums:
+            return None
+        ep.peers.send(mediums[0], ep.stamper.encode(positions, mediums[0], arrays))
+        deadline = time.monotonic() + self.deadline_s
+        while not ep.stopping and (left := deadline - time.monotonic()) > 0:
+            ep.maybe_heartbeat()  # a long wait must not look like a hang
+            for _ident, msg in ep.poll(max(1, int(min(left, 0.5) * 1000))):
+                if isinstance(msg.body, Tick) and msg.body.step == positions.step:
+                    return msg.body.delivered
+        if not self._medium_late_logged:
+            log.warning("step %d: the medium did not confirm within %.2f s; going on without waiting (logged once)",
+                        positions.step, self.deadline_s)
+            self._medium_late_logged = True
+        return None
+
+    def collect_actions(self, step: int, expected: set[str]) -> dict[str, Action]:
+        """Wait for the actions of this step until the deadline; missing ones are reported."""
+        actions: dict[str, Action] = {}
+        deadline = time.monotonic() + self.deadline_s
+        while expected - actions.keys() and not self.ep.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.ep.maybe_heartbeat()
+            for ident, msg in self.ep.poll(max(1, int(min(left, 0.5) * 1000))):
+                src, body = msg.env.src, msg.body
+                if isinstance(body, Action) and body.step == step and src in expected and ident == src.encode():
+                    actions[src] = body  # only the agent bound to a vehicle, on its own connection
+            expected = expected - self.ep.peers.down
+        missing = expected - actions.keys()
+        if missing:
+            self.late_actions += len(missing)
+            for node in missing - self._late_logged:
+                log.warning("step %d: no action from %s within %.2f s; default action used (logged once per node)",
+                            step, node, self.deadline_s)
+            self._late_logged |= missing
+        return actions

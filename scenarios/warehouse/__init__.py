@@ -1,0 +1,1 @@
+"""The warehouse task of Alternating-MARL: model, vectorised simulator, world process, scenario plan."""

@@ -1,0 +1,35 @@
+"""The [world] and [algo] tables of a warehouse scenario file."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .model import WarehouseModel
+
+
+class WarehouseWorld(BaseModel):
+    """The floor: n robots on a ring of zones around the dispatcher, episodes of `horizon` steps."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["warehouse"] = "warehouse"
+    robots: int = Field(1000, ge=1, le=5000)  # the paper's n
+    horizon: int = Field(100, gt=0)  # steps per episode (the paper's T)
+    ring_radius_m: float = Field(40.0, gt=0)  # zones lie on this ring around the dispatcher
+    ring_width_m: float = Field(20.0, ge=0)  # robots sit at radii within +-width/2 of it
+    model: WarehouseModel = Field(default_factory=WarehouseModel)
+
+
+class WarehouseAlgo(BaseModel):
+    """How the dispatcher and the robots get their policies, and how polls behave at run time."""
+
+    model_config = ConfigDict(extra="forbid")
+    k: int = Field(50, ge=1)  # robots the dispatcher may poll per step
+    dispatcher: Literal["learned", "mode", "random", "stay", "full_information"] = "learned"
+    policy_dir: str = ""  # pi_g.npz + pi_l.npy from an earlier run's policy/ folder; empty: train first
+    train: dict[str, Any] = Field(default_factory=dict)  # AlternatingConfig fields (m, n_steps, ...)
+    nash_gap: bool = False  # also estimate the empirical Nash gap of the trained pair (simulator)
+    poll_timeout_s: float = Field(1.0, gt=0)  # wall-clock wait for an answer before it counts as lost
+    replace_lost_polls: bool = True  # the spec's recommendation; false: act on fewer than k answers
+    window: int = Field(8, ge=1, le=64)  # s_g history in each broadcast (robots catch up on missed ones)
+    record: bool = False  # record zones and polled ids per step (for replay against the simulator)

@@ -1,0 +1,162 @@
+"""The warehouse task: model tables, the vectorised simulator, and distributed runs replaying it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, metrics, node_info, reap, run_cli, start_run, wait_for  # noqa: F401
+from scenarios.config import ConfigError, load_scenario
+from scenarios.warehouse import streams
+from scenarios.warehouse.model import WarehouseModel, uniform_local_policy
+from scenarios.warehouse.results import episode_rewards
+from scenarios.warehouse.simulator import Simulator, draw_polls, zone_counts
+
+SCENARIO = ROOT / "scenarios" / "warehouse_alternating.toml"
+SMALL = ["world.robots=20", "world.horizon=20", "algo.k=5", "algo.record=true", "run.heartbeat_timeout_s=2.0",
+         "algo.train.n_steps=1", "algo.train.l_rollouts=4", "algo.train.l_horizon=20", "algo.train.l_sweeps=1",
+         "algo.train.eval_rollouts=8", "algo.train.eval_horizon=20"]
+
+
+# ------------------------------------------------------------------ model and simulator
+def test_tables_match_the_spec():
+    m = WarehouseModel()
+    assert np.allclose(m.P_g.sum(-1), 1) and np.allclose(m.P_l.sum(-1), 1)
+    assert np.allclose(m.P_g[0, 2], [0.067, 0.040, 0.812, 0.040, 0.040], atol=1e-3)  # a_g != s_g
+    assert np.allclose(m.P_g[1, 1, 1], 0.892, atol=1e-3)
+    assert np.allclose(m.P_l[0, 0, 0], [0.918, 0.021, 0.021, 0.021, 0.021], atol=1e-3)
+    assert np.allclose(m.P_l[0, 2, 1], [0.809, 0.109, 0.033, 0.024, 0.024], atol=1e-3)  # up from 0, s_g = 2
+    assert m.P_l[4, 0, 1].argsort()[-2] == 0  # "up" from zone 4 wraps to zone 0
+    assert m.r_l[0, 0, 0] == 10 and m.r_l[1, 0, 0] == 1.0 and np.isclose(m.r_l[2, 0, 0], 2 / 3)
+    assert np.isclose(m.r_l[4, 0, 1], 1.5) and np.isclose(m.r_l[0, 0, 2], 9.7)  # ring distance, bonuses
+    assert m.r_g[1, 3] == 2 and m.r_g[0, 4] == 0 and WarehouseModel(global_reward="repo").r_g[0, 4] == 1
+    assert m.r_l.min() > 0 and m.r_max == 14.5
+
+
+def test_one_simulator_step_by_hand():
+    """Step 0 of a 3-robot episode against a hand evaluation of the same uniforms."""
+    m, seed, n, k = WarehouseModel(), 11, 3, 2
+    pi_l = uniform_local_policy(5)
+    out = Simulator(m, n, seed).run(lambda sg, c: c.argmax(1), pi_l, k, [4], 1, record=True)
+    s_g = int((streams.uniforms(seed, streams.GLOBAL_INIT, 4, 0, 0)[0] * 5))
+    p = streams.generator(seed, 4, streams.POPULATION).dirichlet(np.full(5, 0.3))
+    s_l = [int(np.searchsorted(np.cumsum(p), streams.uniforms(seed, streams.LOCAL_INIT, 4, i, 0)[0], side="right"))
+           for i in range(n)]
+    polled = draw_polls(streams.generator(seed, 4, streams.POLLS), n, k)
+    a_g = int(np.bincount([s_l[i] for i in polled], minlength=5).argmax())
+    total = 0.0
+    for i in range(n):
+        a = int(streams.uniforms(seed, streams.LOCAL_ACTION, 4, i, 0)[0] * 3)  # uniform pi_l: thirds
+        total += m.r_l[s_l[i], s_g, a]
+        u = streams.uniforms(seed, streams.LOCAL_STEP, 4, i, 0)[0]
+        assert out.s_l[0, 1, i] == np.searchsorted(np.cumsum(m.P_l[s_l[i], s_g, a]), u, side="right")
+    assert out.s_g[0, 0] == s_g and out.s_l[0, 0].tolist() == s_l and out.a_g[0, 0] == a_g
+    assert np.isclose(out.rewards[0, 0], m.r_g[s_g, a_g] + total / n)
+    u = streams.uniforms(seed, streams.GLOBAL_STEP, 4, 0, 0)[0]
+    assert out.s_g[0, 1] == np.searchsorted(np.cumsum(m.P_g[s_g, a_g]), u, side="right")
+
+
+def test_simulated_transitions_follow_the_tables():
+    m = WarehouseModel()
+    u = streams.uniforms(3, streams.LOCAL_STEP, 0, np.arange(200_000), 0)
+    freq = np.bincount(streams.pick(m.P_l_cdf[0, 2, 1], u), minlength=5) / len(u)
+    assert np.allclose(freq, m.P_l[0, 2, 1], atol=0.005)
+
+
+def test_exactly_k_distinct_polls_each_step():
+    out = Simulator(WarehouseModel(), 50, 0).run(lambda sg, c: sg, uniform_local_policy(5), 7, range(3), 30, record=True)
+    assert out.polled.shape == (3, 30, 7)
+    assert all(len(set(row)) == 7 for row in out.polled.reshape(-1, 7).tolist())
+    assert (zone_counts(np.zeros((2, 7), int), 5).sum(-1) == 7).all()
+
+
+def test_common_random_numbers_pair_policies():
+    sim = Simulator(WarehouseModel(), 30, 5)
+    a = sim.run(lambda sg, c: c.argmax(1), uniform_local_policy(5), 3, range(4), 10, record=True)
+    b = sim.run(lambda sg, c: c.argmax(1), uniform_local_policy(5), 3, range(4), 10, record=True)
+    assert np.array_equal(a.s_l, b.s_l) and np.array_equal(a.returns, b.returns)
+
+
+# ------------------------------------------------------------------ configuration
+@pytest.mark.parametrize("override, words", [
+    ("algo.k=500", ["algo.k", "500"]),
+    ("algo.colour=1", ["algo.colour"]),
+    ("algo.train.n_steps=0", ["algo.train.n_steps"]),
+    ("world.robots=0", ["world.robots"]),
+    ("world.model.global_reward=other", ["world.model.global_reward"]),
+    ("netsim.clock=sim", ["netsim.clock", "wall"]),
+    ("algo.policy_dir=/nonexistent", ["algo.policy_dir"]),
+])
+def test_invalid_warehouse_settings_name_the_field(override, words):
+    with pytest.raises(ConfigError) as info:
+        load_scenario(SCENARIO, [override])
+    for word in words:
+        assert word in str(info.value)
+
+
+# ------------------------------------------------------------------ distributed runs
+def test_distributed_run_replays_the_simulator(tmp_path):
+    """Train, then run 1 dispatcher + 20 robot processes over the medium: every step equals the simulator's."""
+    from agent_node.learners.alternating.g_learn import TablePolicy
+
+    out = tmp_path / "run"
+    proc = run_cli("run", str(SCENARIO), "--out", str(out), "--no-progress", *sum((["--set", s] for s in
+                   [*SMALL, "run.steps=40"]), []), timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    recs = metrics(out)
+    pi_g = TablePolicy.load(out / "policy" / "pi_g.npz")
+    pi_l = np.load(out / "policy" / "pi_l.npy")
+    sim = Simulator(WarehouseModel(), 20, 0).run(pi_g, pi_l, 5, [0, 1], 20, record=True)
+    for e in (0, 1):
+        world = next(r for r in recs if r["kind"] == "world_episode" and r["episode"] == e)
+        disp = next(r for r in recs if r["kind"] == "dispatcher_episode" and r["episode"] == e)
+        robots = {r["robot"]: r for r in recs if r["kind"] == "robot_episode" and r["episode"] == e}
+        assert world["s_g"] == sim.s_g[e, :20].tolist() and world["a_g"] == sim.a_g[e].tolist()
+        assert [sorted(p) for p in disp["polled"]] == [sorted(p) for p in sim.polled[e].tolist()]
+        assert all(len(set(p)) == 5 for p in disp["polled"])  # exactly k distinct answers per step
+        assert sorted(robots) == list(range(20))
+        for i, rec in robots.items():
+            assert rec["zones"] == sim.s_l[e, :, i].tolist() and np.allclose(rec["r_l"], sim.r_l[e, :, i])
+    returns = [e["return"] for e in episode_rewards(recs, 0.95)]
+    assert np.allclose(returns, sim.returns)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["results"]["polls_sent"] == 40 * 5 and summary["results"]["polls_lost"] == 0
+    assert np.isclose(summary["results"]["return_mean"], sim.returns.mean())
+    assert (out / "policy" / "training.jsonl").exists() and (out / "plots" / "reward.png").exists()
+
+
+def test_killed_robot_is_detected_and_its_polls_replaced(tmp_path, reap):
+    out = tmp_path / "run"
+    p = start_run(out, *SMALL, "run.steps=200", "world.horizon=100", "algo.dispatcher=mode",
+                  "algo.poll_timeout_s=0.3", "run.step_deadline_s=10", scenario=SCENARIO)
+    reap(p)
+    pid = wait_for(lambda: node_info(out, "robot0003"), 60, "robot0003 to register")[0]
+    wait_for(lambda: any(m.get("kind") == "world" and m["step"] >= 20 for m in metrics(out)), 60, "20 steps")
+    os.kill(pid, signal.SIGKILL)
+    stdout, stderr = p.communicate(timeout=180)
+    assert p.returncode == 0, stdout + stderr
+    summary = json.loads((out / "summary.json").read_text())
+    res = summary["results"]
+    assert summary["node_failures"] == 1 and summary["steps"] == 200
+    assert res["polls_lost"] >= 1 and res["polls_replaced"] == res["polls_lost"] and res["short_steps"] == 0
+    disp = [m for m in metrics(out) if m["kind"] == "dispatcher_episode"]
+    later = [p for m in disp for p in m["polled"]][30:]
+    assert all(len(set(p)) == 5 and 3 not in p for p in later)  # k answers a step, none from the dead robot
+    assert "robot0003" in (out / "logs" / "coordinator.log").read_text()
+
+
+def test_lost_polls_without_replacement_leave_short_steps(tmp_path):
+    out = tmp_path / "run"
+    proc = run_cli("run", str(SCENARIO), "--out", str(out), "--no-progress", *sum((["--set", s] for s in [
+        *SMALL, "run.steps=40", "algo.dispatcher=mode", "netsim.loss=0.3", "algo.replace_lost_polls=false",
+        "algo.poll_timeout_s=0.2"]), []), timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    res = json.loads((out / "summary.json").read_text())["results"]
+    assert res["polls_lost"] > 0 and res["polls_replaced"] == 0 and res["short_steps"] > 0
+    disp = [m for m in metrics(out) if m["kind"] == "dispatcher_episode"]
+    assert min(a for m in disp for a in m["answers"]) < 5
+    robots = [m for m in metrics(out) if m["kind"] == "robot_episode"]
+    assert len(robots) == 40  # a robot that missed broadcasts catches up from the s_g window or reports at the end
