@@ -1,0 +1,122 @@
+"""Distributed warehouse runs at scale: one dispatcher, n robot processes, the world and the medium,
+started by `netmarl run` as a user would; reports start-up time, steps/s over one 100-step episode
+with k polls per step, and memory (PSS) per process and in total.
+
+Targets (issue 4): n = 1,000 completes a 100-step episode with k = 50 in under 60 s, under 16 GiB.
+Run alone: `python benchmarks/alternating_distributed.py --n 100,1000 --k 50` (or through
+`benchmarks/alternating.py --distributed 100,1000`). The dispatcher is the mode-of-sample rule unless
+--policy-dir gives a trained pair (the step cost does not depend on which table it reads).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "benchmarks")) if p not in sys.path]
+
+import psutil  # noqa: E402
+
+from scale import memory  # noqa: E402
+
+SCENARIO = ROOT / "scenarios" / "warehouse_alternating.toml"
+TARGET_EPISODE_S, TARGET_TOTAL_GIB = 60.0, 16.0
+
+
+def _records(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass  # the line being written
+    return out
+
+
+def run_one(n: int, k: int, out_root: Path, steps: int = 100, policy_dir: str = "") -> dict:
+    """One `netmarl run` of one episode; memory sampled once, halfway through the episode."""
+    run_dir = out_root / f"n{n}_k{k}"
+    sets = [f"world.robots={n}", f"algo.k={k}", f"run.steps={steps}", f"world.horizon={steps}",
+            "algo.dispatcher=" + ("learned" if policy_dir else "mode")] + ([f"algo.policy_dir={policy_dir}"] if policy_dir else [])
+    cmd = [sys.executable, "-m", "coordinator.cli", "run", str(SCENARIO), "--out", str(run_dir), "--no-progress"]
+    for s in sets:
+        cmd += ["--set", s]
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    started = mem = None
+    while proc.poll() is None:
+        recs = _records(run_dir)
+        if started is None:
+            started = next((r["wall"] for r in recs if r.get("event") == "started"), None)
+        step = max((r["step"] for r in recs if r.get("kind") == "world"), default=0)
+        if mem is None and step >= steps // 2:
+            tree = psutil.Process(proc.pid).children(recursive=True)
+            mem = memory([c.pid for c in tree])
+            mem["coordinator_pss_mib"] = memory([proc.pid])["pss_total_mib"]
+        time.sleep(0.5)
+    output = proc.stdout.read()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    res = summary.get("results", {})
+    steps_per_s = summary["steps_per_s"] or float("nan")
+    out = {"n": n, "k": k, "status": summary["status"], "steps": summary["steps"],
+           "startup_s": round(started - t0, 2) if started else None,
+           "episode_s": round(summary["steps"] / steps_per_s, 2) if summary["steps"] else None,
+           "steps_per_s": steps_per_s, "wall_s": round(time.time() - t0, 2),
+           "return": res.get("return_mean"), "polls_sent": res.get("polls_sent"), "polls_lost": res.get("polls_lost")}
+    if mem:
+        out.update(processes=mem["measured"], pss_node_mean_mib=round(mem["pss_mean_mib"], 2),
+                   pss_total_gib=round((mem["pss_total_mib"] + mem["coordinator_pss_mib"]) / 1024, 3))
+    if proc.returncode != 0:
+        out["output_tail"] = output[-2000:]
+    return out
+
+
+def run_distributed(ns: list[int], k: int, steps: int = 100, policy_dir: str = "", out: Path | None = None) -> dict:
+    """All sizes in turn; returns {"runs": [...], "targets": {...}}."""
+    out = Path(out or tempfile.mkdtemp(prefix="bench_alt_dist_"))
+    runs = [run_one(n, min(k, n), out, steps, policy_dir) for n in ns]
+    big = [r for r in runs if r["n"] >= 1000 and r["status"] == "ok"]
+    targets = {}
+    if big:
+        r = big[-1]
+        targets = {"episode_under_60s": bool(r["episode_s"] is not None and r["episode_s"] < TARGET_EPISODE_S),
+                   "total_under_16gib": bool(r.get("pss_total_gib") is not None and r["pss_total_gib"] < TARGET_TOTAL_GIB)}
+    return {"runs": runs, "targets": targets, "run_folders": str(out)}
+
+
+def print_table(result: dict) -> None:
+    print(f"{'n':>5} {'k':>3} {'status':>8} {'start-up s':>10} {'episode s':>9} {'steps/s':>8} {'PSS/node MiB':>12} "
+          f"{'PSS total GiB':>13} {'polls':>6} {'lost':>5}")
+    for r in result["runs"]:
+        print(f"{r['n']:>5} {r['k']:>3} {r['status'][:8]:>8} {r['startup_s'] or float('nan'):>10.1f} "
+              f"{r['episode_s'] or float('nan'):>9.1f} {r['steps_per_s']:>8.2f} {r.get('pss_node_mean_mib', float('nan')):>12.1f} "
+              f"{r.get('pss_total_gib', float('nan')):>13.2f} {r['polls_sent'] or 0:>6} {r['polls_lost'] or 0:>5}")
+    if result["targets"]:
+        print("targets at n=1000:", result["targets"])
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", default="100,1000", help="robot counts, comma-separated")
+    ap.add_argument("--k", type=int, default=50)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--policy-dir", default="", help="a run's policy/ folder with a pi_g.npz trained for this k")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    result = run_distributed([int(v) for v in args.n.split(",")], args.k, args.steps, args.policy_dir, args.out)
+    print_table(result)
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()
