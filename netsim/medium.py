@@ -86,6 +86,9 @@ class Medium:
                 for counts in (self.received_from, self.delivered_to, self.baseline):
                     counts.pop(node, None)
         self.endpoints.update(directory.endpoints)
+        for node, endpoint in directory.endpoints.items():  # connect now: not all at once on the first broadcast
+            if directory.kinds.get(node) == "agent" and node not in directory.down:
+                self.ep.peers.connect(node, endpoint)
 
     def advance(self, msg) -> None:
         """Store the positions of this step and release the deliveries now due."""

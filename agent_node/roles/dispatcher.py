@@ -54,6 +54,7 @@ class DispatcherRole(Role):
         self.episode = -1
         self.asking: tuple[int, int] | None = None  # (episode, step) of the polls in flight
         self.asked: set[int] = set()
+        self.waiting: set[int] = set()  # polls of the current round: only their answers count
         self.answers: dict[int, int] = {}
         self.counters = dict(polls_sent=0, polls_lost=0, polls_replaced=0, late_replies=0, short_steps=0, blind_steps=0)
 
@@ -94,11 +95,12 @@ class DispatcherRole(Role):
             for i in pending:
                 self.ctx.radio.send(robot_id(i), Poll(episode=episode, step=t, sg=window))
             self.asked.update(pending)
+            self.waiting = set(pending)
             self.counters["polls_sent"] += len(pending)
             deadline = time.monotonic() + cfg.poll_timeout_s
-            while (left := deadline - time.monotonic()) > 0 and any(i not in self.answers for i in pending):
+            while (left := deadline - time.monotonic()) > 0 and self.waiting:
                 self.ctx.wait(left)
-            lost = [i for i in pending if i not in self.answers]
+            lost, self.waiting = sorted(self.waiting), set()  # a late answer to these no longer counts
             self.counters["polls_lost"] += len(lost)
             if not lost or not cfg.replace_lost:
                 break
@@ -128,12 +130,13 @@ class DispatcherRole(Role):
         if not isinstance(body, PollReply):
             return
         i = robot_index(msg.env.src)
-        if self.asking != (body.episode, body.step) or i not in self.asked or i in self.answers:
+        if self.asking != (body.episode, body.step) or i not in self.waiting:
             self.counters["late_replies"] += 1
             return
         if not 0 <= body.zone < self.model.zones:
             raise ValueError(f"zone {body.zone} from {msg.env.src} outside 0..{self.model.zones - 1}")
         self.answers[i] = body.zone
+        self.waiting.discard(i)
 
     def metrics(self) -> dict:
         return {"episode": self.episode, **self.counters}
