@@ -135,6 +135,17 @@ def check_warehouse(cfg: ScenarioConfig, where: str) -> None:
                           "so the medium must run on the wall clock (netsim.clock = \"wall\")")
     if algo.policy_dir and not Path(algo.policy_dir).is_dir():
         raise ConfigError(f"{where}: algo.policy_dir: no such folder {algo.policy_dir!r}")
+    if algo.policy_dir and algo.dispatcher == "learned":
+        from agent_node.learners.alternating.g_learn import TablePolicy
+
+        path = Path(algo.policy_dir) / "pi_g.npz"
+        try:
+            table = TablePolicy.load(path)
+        except (OSError, ValueError, KeyError) as err:
+            raise ConfigError(f"{where}: algo.policy_dir: cannot read a dispatcher table from {path}: {err}") from None
+        if (table.k, table.zones) != (algo.k, cfg.world.model.zones):
+            raise ConfigError(f"{where}: algo.policy_dir: {path} was trained for k = {table.k} and "
+                              f"{table.zones} zones, this run has k = {algo.k} and {cfg.world.model.zones} zones")
     from .warehouse.plan import training_config
 
     try:

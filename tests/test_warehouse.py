@@ -97,6 +97,17 @@ def test_invalid_warehouse_settings_name_the_field(override, words):
         assert word in str(info.value)
 
 
+def test_policy_dir_trained_for_another_k_is_refused(tmp_path):
+    from agent_node.learners.alternating.g_learn import TablePolicy
+
+    TablePolicy.tabulate(3, 5, lambda s_g, counts: s_g).save(tmp_path / "pi_g.npz")
+    with pytest.raises(ConfigError, match="trained for k = 3"):
+        load_scenario(SCENARIO, [f"algo.policy_dir={tmp_path}", "algo.k=4"])
+    (tmp_path / "pi_g.npz").write_bytes(b"not a table")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_scenario(SCENARIO, [f"algo.policy_dir={tmp_path}", "algo.k=3"])
+
+
 # ------------------------------------------------------------------ distributed runs
 def test_distributed_run_replays_the_simulator(tmp_path):
     """Train, then run 1 dispatcher + 20 robot processes over the medium: every step equals the simulator's."""
@@ -104,7 +115,7 @@ def test_distributed_run_replays_the_simulator(tmp_path):
 
     out = tmp_path / "run"
     proc = run_cli("run", str(SCENARIO), "--out", str(out), "--no-progress", *sum((["--set", s] for s in
-                   [*SMALL, "run.steps=40"]), []), timeout=240)
+                   [*SMALL, "run.steps=40", "algo.nash_gap=true"]), []), timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     recs = metrics(out)
     pi_g = TablePolicy.load(out / "policy" / "pi_g.npz")
@@ -126,6 +137,8 @@ def test_distributed_run_replays_the_simulator(tmp_path):
     assert summary["results"]["polls_sent"] == 40 * 5 and summary["results"]["polls_lost"] == 0
     assert np.isclose(summary["results"]["return_mean"], sim.returns.mean())
     assert (out / "policy" / "training.jsonl").exists() and (out / "plots" / "reward.png").exists()
+    gap = json.loads((out / "policy" / "nash_gap.json").read_text())
+    assert gap["gap"] >= 0 and summary["results"]["nash_gap"]["gap"] == gap["gap"]
 
 
 def test_killed_robot_is_detected_and_its_polls_replaced(tmp_path, reap):

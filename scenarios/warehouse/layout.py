@@ -29,7 +29,7 @@ def positions(n: int, seed: int, ring_radius_m: float, ring_width_m: float) -> t
     for the whole run.
     """
     i = np.arange(n)
-    radius = ring_radius_m + ring_width_m * (streams.uniforms(seed, streams.POLLS, 0, i, -1) - 0.5)
+    radius = ring_radius_m + ring_width_m * (streams.uniforms(seed, streams.LAYOUT, 0, i, 0) - 0.5)
     angle = 2 * np.pi * i / max(n, 1)
     xy = np.vstack([[0.0, 0.0], np.column_stack([radius * np.cos(angle), radius * np.sin(angle)])])
     return [DISPATCHER, *(robot_id(j) for j in i)], xy

@@ -13,6 +13,7 @@ _INV_2_53 = 2.0**-53
 # stream tags: which decision a draw belongs to
 GLOBAL_INIT, GLOBAL_STEP, LOCAL_INIT, LOCAL_ACTION, LOCAL_STEP = 1, 2, 3, 4, 5
 POPULATION, POLLS = 6, 7  # seeds of the numpy Generators for the initial population and the poll draws
+LAYOUT = 8  # each robot's radial position on the floor
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
