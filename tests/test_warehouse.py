@@ -218,3 +218,23 @@ def test_dispatcher_counts_only_answers_to_open_polls():
     assert len(first) == 4 and len(role.answers) == 4 and not set(first) & set(role.answers)
     assert role.counters["polls_lost"] == 4 and role.counters["polls_replaced"] == 4
     assert role.counters["late_replies"] >= 1 and role.counters["polls_sent"] == 8
+
+
+def test_randomised_global_policy_matches_eq20():
+    """a_g frequencies of the executed policy (fresh uniform k-subset each step) equal Eq. (20): the
+    average of pi_hat over all C(n, k) subsets of the robots."""
+    from itertools import combinations
+
+    from agent_node.learners.alternating.g_learn import TablePolicy
+
+    n, k, s_g = 7, 3, 2
+    zones = np.array([0, 0, 1, 1, 1, 4, 2])
+    table = TablePolicy.tabulate(k, 5, lambda sg, c: (c * np.arange(1, 6)).sum(1) % 5)  # an arbitrary table
+    exact = np.zeros(5)
+    for subset in combinations(range(n), k):
+        exact[table(np.array([s_g]), zone_counts(zones[list(subset)][None], 5))[0]] += 1
+    exact /= exact.sum()
+    rng = np.random.default_rng(0)
+    draws = np.stack([draw_polls(rng, n, k) for _ in range(20_000)])
+    actions = table(np.full(len(draws), s_g), zone_counts(zones[draws], 5))
+    assert np.allclose(np.bincount(actions, minlength=5) / len(draws), exact, atol=0.01)
