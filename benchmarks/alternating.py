@@ -32,9 +32,10 @@ sweep count (tol 1e-4), warm-started from the trained Q; local best response by 
 MFVI table (no random restarts, 3 sweeps, 16 rollouts x horizon 50 at n); both judged on 100 paired rollouts x
 horizon 100 (simulator seed 2), 95 % bootstrap CI. A lower bound on the true gap.
 
-Budget: the default (k in {1, 2, 5, 10, 20, 35, 50}, n = 1000, 15 x 50 x 100, three settings, two worker processes)
-took about 30 minutes on the 2-core machine (see the report's measured wall time; the cost is dominated by
-G-LEARN at k = 35 and 50, ~k^4 histograms). --quick: k in {1, 5}, n = 200, 3 x 10 x 100, a couple of minutes.
+Budget: the default (k in {1, 2, 5, 10, 20, 35, 50}, n = 1000, 15 x 50 x 100, three settings, two worker processes,
+training seed 0 only) took 740 s (12.3 min) on the 2-core machine, within the 30-minute budget; the cost is
+dominated by G-LEARN at k = 35 and 50 (~k^4 histograms; the two k = 50 tasks alone take 5 minutes). --full (train
+per seed) multiplies the training part by S and does not fit. --quick: k in {1, 5}, n = 200, 3 x 10 x 100, ~15 s.
 Timing caveat: with --jobs 2 two trainings share the 2 cores; cpu/wall per task and the load average are recorded.
 
 Output: a table on stdout, PNGs reward_vs_k.png, nash_gap_vs_k.png and runtime_vs_k.png plus results.json in
@@ -370,8 +371,8 @@ def plot(results: dict, ks: list[int], settings: list[str], c: float | None, out
     return paths
 
 
-def run_distributed_part(ns: list[int], k: int) -> dict:
-    """Import benchmarks/alternating_distributed.py and call run_distributed(ns, k)."""
+def load_distributed():
+    """benchmarks/alternating_distributed.py (imported before the sweep, so that a missing module fails fast)."""
     here = str(Path(__file__).resolve().parent)
     if here not in sys.path:
         sys.path.insert(0, here)
@@ -382,7 +383,9 @@ def run_distributed_part(ns: list[int], k: int) -> dict:
             raise
         raise SystemExit("--distributed needs benchmarks/alternating_distributed.py (exposing "
                          "run_distributed(ns: list[int], k: int) -> dict); it is not there") from None
-    return mod.run_distributed(ns, k)
+    if not callable(getattr(mod, "run_distributed", None)):
+        raise SystemExit("benchmarks/alternating_distributed.py has no run_distributed(ns, k)")
+    return mod
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -414,6 +417,8 @@ def main(argv=None) -> dict:
     bad = [s for s in settings if s not in SETTINGS] + [k for k in ks if not 1 <= k <= n]
     if bad:
         ap.error(f"unknown setting or k out of 1..n: {bad}")
+    dist_ns = [int(x) for x in args.distributed.split(",") if x] if args.distributed else []
+    dist_mod = load_distributed() if dist_ns else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -458,8 +463,9 @@ def main(argv=None) -> dict:
     pngs = plot(results, ks, settings, c, out)
     wall = time.perf_counter() - t0
     distributed = None
-    if args.distributed:
-        distributed = run_distributed_part([int(x) for x in args.distributed.split(",") if x], args.distributed_k)
+    if dist_mod is not None:
+        distributed = dist_mod.run_distributed(dist_ns, args.distributed_k)
+        print(f"distributed part (k = {args.distributed_k}, n = {dist_ns}): {time.perf_counter() - t0 - wall:.0f} s")
     load1 = os.getloadavg()
     busy = sum(r["task_wall_s"] for st in results.values() for r in st.values())
     print(f"\nwall time {wall:.0f} s ({wall / 60:.1f} min) with {args.jobs} worker(s); summed task time {busy:.0f} s; "
