@@ -79,9 +79,12 @@ class Supervisor:
                                 seed=cfg.run.seed, netsim=cfg.netsim.model_dump(mode="json"))
         self.launcher.start("world", plan.world_target, node_id="world", coordinator=coord, **plan.world_kwargs)
         self.expected = {*self.launcher.children, *plan.agents}
-        heartbeat_s = min(0.5, cfg.run.heartbeat_timeout_s / 4)  # fewer wake-ups when many nodes share the cores
+        heartbeat_s = cfg.run.heartbeat_timeout_s / 4  # a longer timeout: fewer wake-ups of many nodes
         agents, batch = list(plan.agents.items()), cfg.run.launch_batch
+        deadline = time.monotonic() + cfg.run.register_timeout_s
         for first in range(0, len(agents), batch):  # in batches, registering each before the next starts
+            if self.interrupted or self.done or time.monotonic() > deadline:
+                break  # Ctrl-C, a failure that stops the run, or registration overdue: the main loop reports
             names = []
             for node_id, role in agents[first:first + batch]:
                 self.launcher.start(node_id, "agent_node.node:run_node_kwargs", node_id=node_id, coordinator=coord,
@@ -89,8 +92,7 @@ class Supervisor:
                 names.append(node_id)
                 if len(names) % 16 == 0:
                     self.loop_once(0)  # heartbeats and registrations keep flowing while launching
-            deadline = time.monotonic() + cfg.run.register_timeout_s
-            while not self.interrupted and time.monotonic() < deadline and \
+            while not self.interrupted and not self.done and time.monotonic() < deadline and \
                     any(n not in self.registry.nodes and self.launcher.children[n].process.is_alive() for n in names):
                 self.loop_once(20)
 

@@ -194,11 +194,6 @@ class Channel:
         if link is None:
             link = self._link(src, dst)
         base = link.hasher
-        if self._loss > 0.0:
-            h = base.copy()
-            h.update(b"%si%d;s4:loss" % (stream.encode(), seq))
-            if (int.from_bytes(h.digest(), "little") >> 11) * _INV_2_53 < self._loss:
-                return dec[4]
         if self._ge:
             h = base.copy()
             h.update(b"%si%d;s2:ge" % (stream.encode(), seq))
@@ -213,6 +208,11 @@ class Channel:
                 h.update(b"%si%d;s7:ge_loss" % (stream.encode(), seq))
                 if (int.from_bytes(h.digest(), "little") >> 11) * _INV_2_53 < loss:
                     return dec[3]
+        if self._loss > 0.0:
+            h = base.copy()
+            h.update(b"%si%d;s4:loss" % (stream.encode(), seq))
+            if (int.from_bytes(h.digest(), "little") >> 11) * _INV_2_53 < self._loss:
+                return dec[4]
         p = self._curve(distance_m)
         if p >= 1.0:
             return dec[0]  # every draw u < 1 would pass

@@ -249,7 +249,10 @@ def run_medium(node_id: str, coordinator: str, seed: int, netsim: dict) -> int:
     try:
         ep.register()
         medium = Medium(ep, NetsimConfig.model_validate(netsim), seed)
-        for ident, msg in ep.wait_start():  # the world may send its first positions as Start arrives here
+        pending = ep.wait_start()
+        medium.on_directory(Directory(endpoints=dict(ep.peers.endpoints), kinds=dict(ep.peers.kinds),
+                                      down=sorted(ep.peers.down)))  # the one that came with Start
+        for ident, msg in pending:  # the world may send its first positions as Start arrives here
             if isinstance(msg.body, Positions) and ep.peers.kinds.get(ident.decode(errors="replace")) == "world":
                 medium.on_positions(ident.decode(), msg)
             else:

@@ -146,9 +146,10 @@ class Endpoint:
             self.early += self.poll(200)
         return self.ack
 
-    def wait_start(self, timeout_s: float = 120.0) -> list[tuple[bytes, Message]]:
-        """Block until the coordinator says start; return messages that came meanwhile."""
-        deadline = time.monotonic() + timeout_s
+    def wait_start(self, timeout_s: float | None = None) -> list[tuple[bytes, Message]]:
+        """Block until the coordinator says start (or goes silent: see maybe_heartbeat); return
+        messages that came meanwhile."""
+        deadline = time.monotonic() + timeout_s if timeout_s is not None else float("inf")
         pending, self.early = self.early, []
         while not self.started and not self.stopping:
             if time.monotonic() > deadline:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from netsim.config import NetsimConfig
 
 from .figure8 import max_vehicles
-from .warehouse.config import WarehouseAlgo, WarehouseWorld
+from .warehouse.config import WarehouseWorld
 
 
 class ConfigError(Exception):
@@ -122,38 +122,6 @@ def validate_role(cfg: ScenarioConfig, where: str) -> None:
         raise ConfigError(_explain(err, where).replace("\n  ", "\n  role.")) from None
 
 
-def check_warehouse(cfg: ScenarioConfig, where: str) -> None:
-    """Validate [algo] for the warehouse and its cross-field rules."""
-    try:
-        algo = WarehouseAlgo.model_validate(cfg.algo)
-    except ValidationError as err:
-        raise ConfigError(_explain(err, where).replace("\n  ", "\n  algo.")) from None
-    if algo.k > cfg.world.robots:
-        raise ConfigError(f"{where}: algo.k: the dispatcher cannot poll {algo.k} of {cfg.world.robots} robots")
-    if cfg.netsim.mode == "emulated" and cfg.netsim.clock != "wall":
-        raise ConfigError(f"{where}: netsim.clock: the warehouse's polls are answered within a step, "
-                          "so the medium must run on the wall clock (netsim.clock = \"wall\")")
-    if algo.policy_dir and not Path(algo.policy_dir).is_dir():
-        raise ConfigError(f"{where}: algo.policy_dir: no such folder {algo.policy_dir!r}")
-    if algo.policy_dir and algo.dispatcher == "learned":
-        from agent_node.learners.alternating.g_learn import TablePolicy
-
-        path = Path(algo.policy_dir) / "pi_g.npz"
-        try:
-            table = TablePolicy.load(path)
-        except (OSError, ValueError, KeyError) as err:
-            raise ConfigError(f"{where}: algo.policy_dir: cannot read a dispatcher table from {path}: {err}") from None
-        if (table.k, table.zones) != (algo.k, cfg.world.model.zones):
-            raise ConfigError(f"{where}: algo.policy_dir: {path} was trained for k = {table.k} and "
-                              f"{table.zones} zones, this run has k = {algo.k} and {cfg.world.model.zones} zones")
-    from .warehouse.plan import training_config
-
-    try:
-        training_config(cfg, algo)
-    except ValidationError as err:
-        raise ConfigError(_explain(err, where).replace("\n  ", "\n  algo.train.")) from None
-
-
 def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> ScenarioConfig:
     """Read, override and validate a scenario file; raise ConfigError naming what is wrong."""
     path = Path(path)
@@ -174,6 +142,8 @@ def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None 
     except ValidationError as err:
         raise ConfigError(_explain(err, str(path))) from None
     if cfg.world.kind == "warehouse":
+        from .warehouse.checks import check_warehouse
+
         check_warehouse(cfg, str(path))
         return cfg
     if cfg.algo:

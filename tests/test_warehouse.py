@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, metrics, node_info, reap, run_cli, start_run, wait_for  # noqa: F401
 from scenarios.config import ConfigError, load_scenario
 from scenarios.warehouse import streams
-from scenarios.warehouse.model import WarehouseModel, uniform_local_policy
+from scenarios.warehouse.model import WarehouseModel, cdf, uniform_local_policy
 from scenarios.warehouse.results import episode_rewards
 from scenarios.warehouse.simulator import Simulator, draw_polls, zone_counts
 
@@ -89,10 +89,16 @@ def test_common_random_numbers_pair_policies():
     ("world.model.global_reward=other", ["world.model.global_reward"]),
     ("netsim.clock=sim", ["netsim.clock", "wall"]),
     ("algo.policy_dir=/nonexistent", ["algo.policy_dir"]),
+    ("run.step_deadline_s=0.5", ["run.step_deadline_s", "algo.poll_timeout_s"]),
+    ("algo.nash_gap=true", None),
+    ("role.name=beacon", ["role", "fixed"]),
 ])
 def test_invalid_warehouse_settings_name_the_field(override, words):
-    with pytest.raises(ConfigError) as info:
+    if words is None:  # valid on its own; the baseline dispatcher below makes it invalid
         load_scenario(SCENARIO, [override])
+        override, words = [override, "algo.dispatcher=mode"], ["algo.nash_gap", "learned"]
+    with pytest.raises(ConfigError) as info:
+        load_scenario(SCENARIO, override if isinstance(override, list) else [override])
     for word in words:
         assert word in str(info.value)
 
@@ -101,6 +107,13 @@ def test_policy_dir_trained_for_another_k_is_refused(tmp_path):
     from agent_node.learners.alternating.g_learn import TablePolicy
 
     TablePolicy.tabulate(3, 5, lambda s_g, counts: s_g).save(tmp_path / "pi_g.npz")
+    with pytest.raises(ConfigError, match="no usable robot policy"):
+        load_scenario(SCENARIO, [f"algo.policy_dir={tmp_path}", "algo.k=3"])
+    np.save(tmp_path / "pi_l.npy", np.ones((5, 5, 3)))  # rows do not sum to 1
+    with pytest.raises(ConfigError, match="probabilities"):
+        load_scenario(SCENARIO, [f"algo.policy_dir={tmp_path}", "algo.k=3"])
+    np.save(tmp_path / "pi_l.npy", uniform_local_policy(5))
+    assert load_scenario(SCENARIO, [f"algo.policy_dir={tmp_path}", "algo.k=3"]).algo["k"] == 3
     with pytest.raises(ConfigError, match="trained for k = 3"):
         load_scenario(SCENARIO, [f"algo.policy_dir={tmp_path}", "algo.k=4"])
     (tmp_path / "pi_g.npz").write_bytes(b"not a table")
@@ -156,8 +169,11 @@ def test_killed_robot_is_detected_and_its_polls_replaced(tmp_path, reap):
     assert summary["node_failures"] == 1 and summary["steps"] == 200
     assert res["polls_lost"] >= 1 and res["polls_replaced"] == res["polls_lost"] and res["short_steps"] == 0
     disp = [m for m in metrics(out) if m["kind"] == "dispatcher_episode"]
-    later = [p for m in disp for p in m["polled"]][30:]
-    assert all(len(set(p)) == 5 and 3 not in p for p in later)  # k answers a step, none from the dead robot
+    answered = [p for m in disp for p in m["polled"]]
+    asked = [a for m in disp for a in m["asked"]]
+    assert all(len(set(p)) == 5 for p in answered)  # k distinct answers every step
+    lost = [set(a) - set(p) for a, p in zip(asked, answered)]
+    assert any(lost) and all(s <= {3} for s in lost)  # only the dead robot's polls went unanswered
     assert "robot0003" in (out / "logs" / "coordinator.log").read_text()
 
 
@@ -172,8 +188,23 @@ def test_lost_polls_without_replacement_leave_short_steps(tmp_path):
     disp = [m for m in metrics(out) if m["kind"] == "dispatcher_episode"]
     answers = [a for m in disp for a in m["answers"]]
     assert min(answers) < 5 and max(answers) <= 5  # never more than k, even when late answers come in
-    robots = [m for m in metrics(out) if m["kind"] == "robot_episode"]
+    recs = metrics(out)
+    robots = [m for m in recs if m["kind"] == "robot_episode"]
     assert len(robots) == 40  # a robot that missed broadcasts catches up from the s_g window or reports at the end
+    # robots that missed broadcasts but never more than the window took exactly the simulator's steps
+    model, pi_l_cdf = WarehouseModel(), cdf(uniform_local_policy(5))
+    in_sync = {m["robot"] for m in recs if m["kind"] == "robot_node" and m["final"] and m["desync_steps"] == 0}
+    world = {m["episode"]: m["s_g"] for m in recs if m["kind"] == "world_episode"}
+    assert len(in_sync) >= 10
+    for rec in robots:
+        if rec["robot"] not in in_sync:
+            continue
+        zone = model.initial_local(0, rec["episode"], rec["robot"])
+        zones = [int(zone[0])]
+        for t, s_g in enumerate(world[rec["episode"]][:len(rec["zones"]) - 1]):
+            _a, _r, zone = model.local_step(0, rec["episode"], rec["robot"], t, zone, np.array([s_g]), pi_l_cdf)
+            zones.append(int(zone[0]))
+        assert rec["zones"] == zones
 
 
 def test_dispatcher_counts_only_answers_to_open_polls():
@@ -189,6 +220,7 @@ def test_dispatcher_counts_only_answers_to_open_polls():
 
     class Radio:
         total_sent = 0
+        peers = SimpleNamespace(down={robot_id(29)})  # a robot the directory marks down: never drawn
 
         def broadcast(self, body):
             pass
@@ -213,11 +245,11 @@ def test_dispatcher_counts_only_answers_to_open_polls():
 
     ctx = NodeContext("dispatcher", np.random.default_rng(0), Radio(), lambda *a: None, {}, seed=0, wait=wait)
     role = DispatcherRole(ctx, {"n": 30, "k": 4, "horizon": 5, "policy": "mode", "poll_timeout_s": 0.01})
-    obs = SimpleNamespace(arrays={"obs": np.array([0, 0, 2])}, body=SimpleNamespace(step=1))
+    obs = SimpleNamespace(arrays={"obs": np.array([0, 0]), "sg": np.array([2])}, body=SimpleNamespace(step=1))
     role.on_observation(obs)
     assert len(first) == 4 and len(role.answers) == 4 and not set(first) & set(role.answers)
     assert role.counters["polls_lost"] == 4 and role.counters["polls_replaced"] == 4
-    assert role.counters["late_replies"] >= 1 and role.counters["polls_sent"] == 8
+    assert role.counters["late_replies"] >= 1 and role.counters["polls_sent"] == 8 and 29 not in role.asked
 
 
 def test_randomised_global_policy_matches_eq20():

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from protocols.messages import Action, Message, Poll, PollReply, StepBegin
 from scenarios.warehouse import streams
-from scenarios.warehouse.layout import robot_id, robot_index
+from scenarios.warehouse.layout import robot_id, robot_index, robot_index_or_none
 from scenarios.warehouse.model import WarehouseModel
 from scenarios.warehouse.simulator import draw_polls
 
@@ -29,7 +29,8 @@ class DispatcherSettings(RoleSettings):
     poll_timeout_s: float = Field(1.0, gt=0)
     replace_lost: bool = True  # replace an unanswered poll by another robot drawn uniformly
     window: int = Field(8, ge=1, le=64)  # s_g history carried by each broadcast and poll
-    record_polls: bool = False  # report which robots answered each step (for replay checks)
+    record_polls: bool = False  # report which robots were asked and which answered, each step
+    step_budget_s: float = Field(10.0, gt=0)  # no new round of replacement polls past this (under the world's deadline)
 
 
 class DispatcherRole(Role):
@@ -45,12 +46,7 @@ class DispatcherRole(Role):
         if cfg.k > cfg.n:
             raise ValueError(f"k = {cfg.k} exceeds the number of robots n = {cfg.n}")
         self.model = WarehouseModel.model_validate(cfg.model)
-        self.table = None
-        if cfg.policy == "learned":
-            from agent_node.learners.alternating.g_learn import TablePolicy
-            self.table = TablePolicy.load(cfg.policy_file)
-            if self.table.k != cfg.k:
-                raise ValueError(f"{cfg.policy_file} was trained for k = {self.table.k}, not k = {cfg.k}")
+        self.policy = dispatcher_policy(cfg, self.model.zones, ctx.seed)
         self.episode = -1
         self.asking: tuple[int, int] | None = None  # (episode, step) of the polls in flight
         self.asked: set[int] = set()
@@ -61,19 +57,18 @@ class DispatcherRole(Role):
     def start_episode(self, episode: int) -> None:
         self.episode = episode
         self.rng = streams.generator(self.ctx.seed, episode, streams.POLLS)  # the simulator's draws
-        self.sg: list[int] = []
-        self.log = {"a_g": [], "answers": [], "polled": []}
+        self.log = {"a_g": [], "answers": [], "polled": [], "asked": []}
 
     # ------------------------------------------------------------------ one step
     def on_observation(self, msg: Message):
-        obs = msg.arrays.get("obs")
-        if obs is None or obs.shape != (3,):
-            raise ValueError("dispatcher expects an 'obs' array [episode, step, s_g]")
-        episode, t, s_g = (int(v) for v in obs)
+        obs, history = msg.arrays.get("obs"), msg.arrays.get("sg")
+        if obs is None or obs.shape != (2,) or history is None or not 1 <= len(history) <= 64:
+            raise ValueError("dispatcher expects arrays 'obs' [episode, step] and 'sg' (s_g of the episode so far)")
+        episode, t = (int(v) for v in obs)
         if episode != self.episode:
             self.start_episode(episode)
-        self.sg.append(s_g)
-        window = self.sg[-self.cfg.window:]
+        window = [int(v) for v in history[-self.cfg.window:]]  # the world keeps s_g's history: a restart loses none
+        s_g = window[-1]
         self.ctx.radio.broadcast(StepBegin(episode=episode, step=t, sg=window))
         answers = self.poll(episode, t, window)
         zones = list(answers.values())
@@ -82,6 +77,7 @@ class DispatcherRole(Role):
         self.log["answers"].append(len(zones))
         if self.cfg.record_polls:
             self.log["polled"].append(list(answers))
+            self.log["asked"].append(sorted(self.asked))
         if t == self.cfg.horizon - 1:
             self.ctx.send_metrics("dispatcher_episode", {"episode": episode, **self.log, **self.counters})
         return Action(step=msg.body.step, value=a_g), None
@@ -90,7 +86,8 @@ class DispatcherRole(Role):
         """Poll k robots; unanswered polls are replaced by robots not yet asked (if configured)."""
         cfg = self.cfg
         self.asking, self.asked, self.answers = (episode, t), set(), {}
-        pending = [int(i) for i in draw_polls(self.rng, cfg.n, cfg.k)]
+        pending = [int(i) for i in draw_polls(self.rng, cfg.n, cfg.k)]  # the simulator's draw
+        budget_end = time.monotonic() + cfg.step_budget_s
         while pending:
             for i in pending:
                 self.ctx.radio.send(robot_id(i), Poll(episode=episode, step=t, sg=window))
@@ -102,9 +99,10 @@ class DispatcherRole(Role):
                 self.ctx.wait(left)
             lost, self.waiting = sorted(self.waiting), set()  # a late answer to these no longer counts
             self.counters["polls_lost"] += len(lost)
-            if not lost or not cfg.replace_lost:
-                break
-            pool = np.setdiff1d(np.arange(cfg.n), np.fromiter(self.asked, int))
+            if not lost or not cfg.replace_lost or time.monotonic() + cfg.poll_timeout_s > budget_end:
+                break  # another round would overrun the world's deadline for this step
+            down = {i for i in map(robot_index_or_none, self.ctx.radio.peers.down) if i is not None}
+            pool = np.setdiff1d(np.arange(cfg.n), np.fromiter(self.asked | down, int))  # uniform over live, unasked
             pending = [int(i) for i in self.rng.choice(pool, size=min(len(lost), len(pool)), replace=False)]
             self.counters["polls_replaced"] += len(pending)
         self.asking = None
@@ -117,13 +115,7 @@ class DispatcherRole(Role):
         if counts is None:
             self.counters["blind_steps"] += 1
             return s_g
-        if self.cfg.policy == "learned":
-            return int(self.table(np.array([s_g]), counts[None, :])[0])
-        if self.cfg.policy == "mode":
-            return int(np.argmax(counts))
-        if self.cfg.policy == "random":
-            return int(self.ctx.rng.integers(self.model.zones))
-        return s_g
+        return int(self.policy(np.array([s_g]), counts[None, :])[0])
 
     def on_radio(self, msg: Message) -> None:
         body = msg.body
@@ -140,3 +132,17 @@ class DispatcherRole(Role):
 
     def metrics(self) -> dict:
         return {"episode": self.episode, **self.counters}
+
+
+def dispatcher_policy(cfg: DispatcherSettings, zones: int, seed: int):
+    """The acting rule: the learned table or one of the baselines the learners are compared with."""
+    from agent_node.learners.alternating.alternating import StayDispatcher
+    from agent_node.learners.alternating.g_learn import TablePolicy
+    from agent_node.learners.alternating.nash_gap import ModeOfSample, UniformRandomDispatcher
+
+    if cfg.policy == "learned":
+        table = TablePolicy.load(cfg.policy_file)
+        if (table.k, table.zones) != (cfg.k, zones):
+            raise ValueError(f"{cfg.policy_file} was trained for k = {table.k}, {table.zones} zones, not k = {cfg.k}, {zones}")
+        return table
+    return {"mode": ModeOfSample(), "random": UniformRandomDispatcher(zones, seed), "stay": StayDispatcher()}[cfg.policy]

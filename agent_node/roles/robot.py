@@ -36,38 +36,35 @@ class RobotRole(Role):
         self.cfg = RobotSettings.model_validate(settings)
         self.model = WarehouseModel.model_validate(self.cfg.model)
         self.index = robot_index(ctx.node_id)
-        self.pi_l_cdf = cdf(np.load(self.cfg.policy, allow_pickle=False))
+        self.pi_l_cdf = cdf(self.model.check_local_policy(np.load(self.cfg.policy, allow_pickle=False)))
         self.episode = -1
-        self.polls = self.desync_steps = 0
+        self.polls = self.desync_steps = self.stale = 0
         self.start_episode(0)
 
     def start_episode(self, episode: int) -> None:
         self.episode, self.t = episode, 0
         self.zone = int(self.model.initial_local(self.ctx.seed, episode, self.index)[0])
         self.history = {0: self.zone}  # zone at the start of each recent step
-        self.rewards: list[float] = []
+        self.rewards: list[float | None] = []  # None: a step taken without knowing s_g
         self.zones: list[int] = [self.zone]
 
     def catch_up(self, episode: int, target: int, step: int, sg: list[int]) -> None:
         """Take every step before `target` not yet taken, reading s_g from the window sg, which
         ends with s_g(step)."""
         if episode != self.episode:
-            if episode < self.episode:
-                raise ValueError(f"message for past episode {episode} (now in {self.episode})")
-            if self.t < self.cfg.horizon:  # the last broadcasts of the episode never came
+            if 0 < self.t < self.cfg.horizon:  # the last broadcasts of the episode never came
                 self.report_episode()
             self.start_episode(episode)
         while self.t < min(target, self.cfg.horizon):
             back = step - self.t  # sg[-1] is s_g(step)
-            if back > len(sg) - 1:
-                self.desync_steps += 1  # missed more broadcasts than the window covers
-                s_g = sg[0]
-            else:
-                s_g = sg[-1 - back]
+            known = back <= len(sg) - 1
+            if not known:  # missed more broadcasts than the window covers (or joined mid-episode):
+                self.desync_steps += 1  # move on with the oldest s_g known; the step's reward is not counted
+            s_g = sg[-1 - back] if known else sg[0]
             _a, r, nxt = self.model.local_step(self.ctx.seed, self.episode, self.index, self.t,
                                                np.array([self.zone]), np.array([s_g]), self.pi_l_cdf)
             self.zone = int(nxt[0])
-            self.rewards.append(float(r[0]))
+            self.rewards.append(float(r[0]) if known else None)
             self.t += 1
             self.history[self.t] = self.zone
             self.history.pop(self.t - 64, None)
@@ -84,6 +81,9 @@ class RobotRole(Role):
             raise ValueError(f"{msg.env.type} from {msg.env.src!r}, not the dispatcher")
         if any(not 0 <= z < self.model.zones for z in body.sg):
             raise ValueError(f"s_g outside 0..{self.model.zones - 1}: {body.sg}")
+        if body.episode < self.episode:
+            self.stale += 1  # a late message from an episode already over
+            return
         if isinstance(body, StepBegin):
             self.catch_up(body.episode, body.step + 1, body.step, body.sg)
             return
@@ -107,4 +107,4 @@ class RobotRole(Role):
 
     def metrics(self) -> dict:
         return {"robot": self.index, "episode": self.episode, "t": self.t, "polls_answered": self.polls,
-                "desync_steps": self.desync_steps}
+                "desync_steps": self.desync_steps, "stale_messages": self.stale}

@@ -13,7 +13,7 @@ class WarehouseWorld(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["warehouse"] = "warehouse"
-    robots: int = Field(1000, ge=1, le=5000)  # the paper's n
+    robots: int = Field(1000, ge=1, le=1000)  # the paper's n; ZeroMQ's 1,023 sockets per process cap it
     horizon: int = Field(100, gt=0)  # steps per episode (the paper's T)
     ring_radius_m: float = Field(40.0, gt=0)  # zones lie on this ring around the dispatcher
     ring_width_m: float = Field(20.0, ge=0)  # robots sit at radii within +-width/2 of it

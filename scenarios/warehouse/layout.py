@@ -15,10 +15,19 @@ def robot_id(i: int) -> str:
 
 
 def robot_index(node_id: str) -> int:
-    """Index of a robot from its node id (ValueError if it is not a robot id)."""
-    if not node_id.startswith(_PREFIX) or not node_id[len(_PREFIX):].isdigit():
+    """Index of a robot from its node id (ValueError if it is not exactly a robot id)."""
+    i = robot_index_or_none(node_id)
+    if i is None:
         raise ValueError(f"{node_id!r} is not a robot id (robotNNNN)")
-    return int(node_id[len(_PREFIX):])
+    return i
+
+
+def robot_index_or_none(node_id: str) -> int | None:
+    """Index of a robot from its node id, None for any other id."""
+    digits = node_id[len(_PREFIX):]
+    if not node_id.startswith(_PREFIX) or not digits.isdigit() or robot_id(int(digits)) != node_id:
+        return None
+    return int(digits)
 
 
 def positions(n: int, seed: int, ring_radius_m: float, ring_width_m: float) -> tuple[list[str], np.ndarray]:

@@ -1,7 +1,7 @@
 """The warehouse game of Alternating-MARL (spec §4.1): zones on a ring, transition and reward tables."""
 from __future__ import annotations
 
-from functools import cached_property
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -10,6 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import streams
 
 STAY, UP, DOWN = 0, 1, 2
+
+
+def _cached(table):
+    """A table computed once per distinct model (kept outside the instance, so models compare by fields)."""
+    return lru_cache(maxsize=32)(table)
 ACTION_BONUS = (0.0, 0.5, -0.3)  # c(stay), c(up), c(down)
 
 
@@ -24,7 +29,8 @@ class WarehouseModel(BaseModel):
     dirichlet_alpha: float = Field(0.3, gt=0)
 
     # ------------------------------------------------------------------ tables
-    @cached_property
+    @property
+    @_cached
     def P_g(self) -> np.ndarray:
         """P_g[s_g, a_g, s_g'] = softmax(3 [s' = a_g] + 0.5 [s' = s_g] + 0.1)."""
         z = self.zones
@@ -32,7 +38,8 @@ class WarehouseModel(BaseModel):
         logits = 0.1 + 3.0 * eye[None, :, :] + 0.5 * eye[:, None, :]
         return _softmax(logits)
 
-    @cached_property
+    @property
+    @_cached
     def P_l(self) -> np.ndarray:
         """P_l[s_l, s_g, a_l, s_l'] on the ring: sticky, a move shifts mass up or down, weak drift to s_g."""
         z = self.zones
@@ -45,7 +52,8 @@ class WarehouseModel(BaseModel):
         logits += 0.3 * eye[None, :, None, :]
         return _softmax(logits)
 
-    @cached_property
+    @property
+    @_cached
     def r_g(self) -> np.ndarray:
         """r_g[s_g, a_g]: 4 - |s_g - a_g| (paper, not circular) or 1.0 (the released code)."""
         s = np.arange(self.zones)
@@ -53,7 +61,8 @@ class WarehouseModel(BaseModel):
             return np.ones((self.zones, self.zones))
         return 4.0 - np.abs(s[:, None] - s[None, :]).astype(float)
 
-    @cached_property
+    @property
+    @_cached
     def r_l(self) -> np.ndarray:
         """r_l[s_l, s_g, a_l] = 10 if aligned else 2 / (1 + circular distance), plus the action bonus."""
         s = np.arange(self.zones)
@@ -62,17 +71,28 @@ class WarehouseModel(BaseModel):
         base = np.where(dist == 0, 10.0, 2.0 / (1.0 + dist))
         return base[:, :, None] + np.asarray(ACTION_BONUS)[None, None, :]
 
+    def check_local_policy(self, pi_l: np.ndarray) -> np.ndarray:
+        """pi_l as a [zones, zones, 3] table of probabilities, or ValueError saying what is wrong."""
+        pi_l = np.asarray(pi_l, dtype=float)
+        if pi_l.shape != (self.zones, self.zones, 3):
+            raise ValueError(f"local policy has shape {pi_l.shape}, expected {(self.zones, self.zones, 3)}")
+        if not np.all(np.isfinite(pi_l)) or pi_l.min() < 0 or not np.allclose(pi_l.sum(-1), 1.0, atol=1e-6):
+            raise ValueError("local policy rows must be probabilities (non-negative, summing to 1)")
+        return pi_l
+
     @property
     def r_max(self) -> float:
         """r~ = max r_g + max r_l (Assumption 2.2)."""
         return float(self.r_g.max() + self.r_l.max())
 
     # ------------------------------------------------------------------ sampling
-    @cached_property
+    @property
+    @_cached
     def P_g_cdf(self) -> np.ndarray:
         return cdf(self.P_g)
 
-    @cached_property
+    @property
+    @_cached
     def P_l_cdf(self) -> np.ndarray:
         return cdf(self.P_l)
 

@@ -30,7 +30,7 @@ def plan_warehouse(cfg: ScenarioConfig, run_dir: Path) -> RunPlan:
                 shutil.copy(Path(algo.policy_dir) / name, policy / name)
     elif algo.dispatcher == "learned":
         train(cfg, algo, policy)
-    if not (policy / "pi_l.npy").exists():
+    if not (policy / "pi_l.npy").exists():  # a baseline dispatcher without a trained pair: uniform robots
         np.save(policy / "pi_l.npy", uniform_local_policy(model.zones))
     if algo.dispatcher == "learned" and not (policy / "pi_g.npz").exists():
         raise FileNotFoundError(f"{algo.policy_dir}: no pi_g.npz for a learned dispatcher")
@@ -41,7 +41,8 @@ def plan_warehouse(cfg: ScenarioConfig, run_dir: Path) -> RunPlan:
     dispatcher = dict(name="dispatcher", n=n, k=n if full else algo.k, horizon=world.horizon,
                       policy="mode" if full else algo.dispatcher, policy_file=str(policy / "pi_g.npz"),
                       model=model_dict, poll_timeout_s=algo.poll_timeout_s, replace_lost=algo.replace_lost_polls,
-                      window=algo.window, record_polls=algo.record)
+                      window=algo.window, record_polls=algo.record,
+                      step_budget_s=max(cfg.run.step_deadline_s - 2 * algo.poll_timeout_s, algo.poll_timeout_s))
     robot = dict(name="robot", horizon=world.horizon, policy=str(policy / "pi_l.npy"), model=model_dict,
                  record_zones=algo.record)
     agents = {DISPATCHER: "dispatcher", **{robot_id(i): "robot" for i in range(n)}}
@@ -69,7 +70,7 @@ def train(cfg: ScenarioConfig, algo: WarehouseAlgo, policy: Path) -> None:
 
 
 def training_config(cfg: ScenarioConfig, algo: WarehouseAlgo):
-    """[algo.train] as an AlternatingConfig; n, k and seed come from the scenario unless set there."""
+    """[algo.train] as an AlternatingConfig: n and seed from the scenario unless set there, k always algo.k."""
     from agent_node.learners.alternating.alternating import AlternatingConfig
 
     return AlternatingConfig.model_validate({"n": cfg.world.robots, "seed": cfg.run.seed, **algo.train, "k": algo.k})

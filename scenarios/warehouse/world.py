@@ -41,10 +41,11 @@ class FloorWorld(StepDriver):
                 record = {"s_g": [], "a_g": [], "r_g": []}
             ep.t_sim = float(step)
             self.sync_medium(Positions(step=step, ids=self.ids), {"xy": self.xy, "speed": np.zeros(len(self.ids))})
-            obs = np.array([episode, t, s_g], dtype=np.int64)
+            obs = np.array([episode, t], dtype=np.int64)
+            history = np.array([*record["s_g"][-63:], s_g], dtype=np.int64)  # s_g so far this episode, up to 64
             a_g = s_g  # if the dispatcher misses the deadline: keep the priority zone
             if ep.peers.knows(DISPATCHER) and DISPATCHER not in ep.peers.down:
-                ep.peers.send(DISPATCHER, ep.stamper.encode(Observation(step=step), DISPATCHER, {"obs": obs}))
+                ep.peers.send(DISPATCHER, ep.stamper.encode(Observation(step=step), DISPATCHER, {"obs": obs, "sg": history}))
                 action = self.collect_actions(step, {DISPATCHER}).get(DISPATCHER)
                 if action is not None and isinstance(action.value, int) and 0 <= action.value < model.zones:
                     a_g = action.value
