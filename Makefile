@@ -23,6 +23,7 @@ bench: install
 	$(BIN)/python benchmarks/messaging.py
 	$(BIN)/python benchmarks/world.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/alternating.py --distributed 100,1000
 
 clean:
 	rm -rf runs .pytest_cache

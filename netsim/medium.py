@@ -7,7 +7,6 @@ import logging
 import math
 import time
 
-import zmq
 
 from protocols.codec import decode, decode_envelope, wire_size
 from protocols.endpoint import COORDINATOR_IDENT, MAX_BATCH, Endpoint

@@ -9,6 +9,8 @@ from protocols.messages import Action, Positions, Tick
 
 log = logging.getLogger("scenarios.world")
 
+METRICS_EVERY_STEPS = 10
+
 
 class StepDriver:
     """The lock-step half of a world: the medium's tick and the agents' actions, with deadlines."""
@@ -18,6 +20,13 @@ class StepDriver:
         self.late_actions = 0
         self._late_logged: set[str] = set()
         self._medium_late_logged = False
+        self.t0 = time.monotonic()
+
+    def progress(self, step: int, steps: int, **values) -> None:
+        """The world's progress record (drives the coordinator's bar) every few steps and at the last."""
+        if step % METRICS_EVERY_STEPS == 0 or step == steps:
+            self.ep.metrics("world", {"step": step, "steps_per_s": step / max(time.monotonic() - self.t0, 1e-9),
+                                      "late_actions": self.late_actions, **values}, final=step == steps)
 
     def sync_medium(self, positions: Positions, arrays: dict) -> dict[str, int] | None:
         """Send the step's positions to the medium and wait for its Tick: by then every radio message

@@ -16,8 +16,6 @@ from .step_driver import StepDriver
 
 log = logging.getLogger("scenarios.world")
 
-METRICS_EVERY_STEPS = 10
-
 
 def prepare(world: Figure8World, seed: int, net_dir: Path) -> Figure8Files:
     """Build the world's road network and routes (done once by the coordinator, reused by the world)."""
@@ -53,7 +51,7 @@ class World(StepDriver):
         """Run the configured number of steps; True if all of them ran."""
         ep, sim = self.ep, self.sim
         sim.start()
-        t0 = time.monotonic()
+        self.t0 = time.monotonic()  # steps/s counts from the first step
         try:
             for step in range(1, self.steps + 1):
                 if ep.stopping:
@@ -81,11 +79,8 @@ class World(StepDriver):
                     if action.value is not None:
                         self.apply(node, float(action.value))
                 ep.maybe_heartbeat()
-                if step % METRICS_EVERY_STEPS == 0 or step == self.steps:
-                    ep.metrics("world", {"step": step, "t": ep.t_sim, "mean_speed": float(speed.mean()) if len(speed) else 0.0,
-                                         "steps_per_s": step / max(time.monotonic() - t0, 1e-9),
-                                         "late_actions": self.late_actions, "collisions": len(sim.collisions())},
-                               final=step == self.steps)
+                self.progress(step, self.steps, t=ep.t_sim, mean_speed=float(speed.mean()) if len(speed) else 0.0,
+                              collisions=len(sim.collisions()))
         finally:
             sim.close()
         return step == self.steps and not ep.stopping

@@ -4,13 +4,14 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from statistics import NormalDist
 
 import numpy as np
 import pytest
 
 from agent_node.learners.alternating.alternating import (ACCEPT, CONVERGED, REJECT, AlternatingConfig,
                                                          StayDispatcher, alternate,
-                                                         alternating_marl, normal_quantile, update_rule)
+                                                         alternating_marl, update_rule)
 from agent_node.learners.alternating.g_learn import TablePolicy, g_learn
 from agent_node.learners.alternating.l_learn import l_learn, l_mfvi, l_ps
 from agent_node.learners.alternating.nash_gap import (ModeOfSample, RescaledDispatcher, UniformRandomDispatcher,
@@ -69,7 +70,7 @@ def test_mfvi_moves_robots_toward_the_priority_zone():
 # ------------------------------------------------------------------------------------------------ UPDATE
 def test_update_rule_thresholds():
     conf = 1 - 0.05 / 20
-    z = normal_quantile(0.5 + conf / 2)
+    z = NormalDist().inv_cdf(0.5 + conf / 2)
     assert z == pytest.approx(3.0233, abs=1e-3)
     const = lambda v: np.full(30, v)
     assert update_rule(const(1.0), 0.5, conf).decision == ACCEPT  # 1.0 >= 2 * 0.5

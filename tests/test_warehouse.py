@@ -8,7 +8,7 @@ import signal
 import numpy as np
 import pytest
 
-from conftest import ROOT, metrics, node_info, reap, run_cli, start_run, wait_for  # noqa: F401
+from conftest import ROOT, metrics, node_info, run_cli, start_run, wait_for
 from scenarios.config import ConfigError, load_scenario
 from scenarios.warehouse import streams
 from scenarios.warehouse.model import WarehouseModel, cdf, uniform_local_policy

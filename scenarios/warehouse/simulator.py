@@ -1,5 +1,7 @@
-"""The single-process vectorised warehouse simulator: the generative model for training, the engine
-of evaluation sweeps, and the ground truth a distributed run must reproduce step by step."""
+"""The single-process vectorised warehouse simulator: the learners' generative model and the runs' ground truth.
+
+It is the engine of evaluation sweeps, and a distributed run reproduces it step by step.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

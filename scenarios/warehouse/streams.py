@@ -1,5 +1,8 @@
-"""Counter-based random numbers: one uniform per (seed, stream, episode, agent, step), identical in
-the vectorised simulator and in each robot process, so a distributed run replays the simulator."""
+"""Counter-based random numbers: one uniform per (seed, stream, episode, agent, step), in every process.
+
+The vectorised simulator and each robot process draw the same numbers, so a distributed run replays
+the simulator.
+"""
 from __future__ import annotations
 
 import numpy as np

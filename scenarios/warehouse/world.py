@@ -15,8 +15,6 @@ from .layout import DISPATCHER, positions
 
 log = logging.getLogger("scenarios.warehouse")
 
-METRICS_EVERY_STEPS = 10
-
 
 class FloorWorld(StepDriver):
     """Each step: positions to the medium, [episode, t, s_g] to the dispatcher, its a_g back, then
@@ -30,7 +28,7 @@ class FloorWorld(StepDriver):
     def run(self) -> bool:
         """Run the configured number of steps (episodes of cfg.horizon); True if all of them ran."""
         ep, model, H = self.ep, self.model, self.cfg.horizon
-        t0, step = time.monotonic(), 0
+        self.t0, step = time.monotonic(), 0  # steps/s counts from the first step
         record: dict[str, list] = {}
         for step in range(1, self.steps + 1):
             if ep.stopping:
@@ -58,9 +56,7 @@ class FloorWorld(StepDriver):
             if t == H - 1:
                 ep.metrics("world_episode", {"episode": episode, **record})
             ep.maybe_heartbeat()
-            if step % METRICS_EVERY_STEPS == 0 or step == self.steps:
-                ep.metrics("world", {"step": step, "episode": episode, "steps_per_s": step / max(time.monotonic() - t0, 1e-9),
-                                     "late_actions": self.late_actions}, final=step == self.steps)
+            self.progress(step, self.steps, episode=episode)
         return step == self.steps and not ep.stopping
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from statistics import NormalDist
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,18 +82,6 @@ def initial_dispatcher(kind: str, k: int | None = None, zones: int | None = None
 
 
 # ---------------------------------------------------------------------------------------------- UPDATE rule
-def normal_quantile(p: float) -> float:
-    """Phi^{-1}(p) by bisection on erfc (numpy/scipy-free, |error| < 1e-12)."""
-    lo, hi = -40.0, 40.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if 0.5 * math.erfc(-mid / math.sqrt(2.0)) < p:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
-
-
 @dataclass
 class Decision:
     decision: str
@@ -107,7 +96,7 @@ def update_rule(diffs: np.ndarray, eta_0: float, confidence: float) -> Decision:
     d = np.asarray(diffs, dtype=float)
     mean = float(d.mean())
     sd = float(d.std(ddof=1)) if d.size > 1 else 0.0
-    half = normal_quantile(0.5 + confidence / 2.0) * sd / math.sqrt(d.size)
+    half = NormalDist().inv_cdf(0.5 + confidence / 2.0) * sd / math.sqrt(d.size)
     eta = max(eta_0, half)
     decision = ACCEPT if mean >= 2 * eta else REJECT if mean <= -2 * eta else CONVERGED
     return Decision(decision, mean, half, eta)
