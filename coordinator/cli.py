@@ -1,4 +1,4 @@
-"""The `netmarl` command line: run, sweep, report, node."""
+"""The `netmarl` command line: run, sweep, report, node, llm."""
 from __future__ import annotations
 
 import argparse
@@ -46,6 +46,25 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_llm_serve(args) -> int:
+    from .llm.local_server import LocalServer, LocalServerError
+
+    server = LocalServer(model=args.model, port=args.port, n_ctx=args.n_ctx, threads=args.threads)
+    try:
+        server.start()
+    except LocalServerError as err:
+        print(f"netmarl llm serve: {err}", file=sys.stderr)
+        return 2
+    print(f"local LLM {args.model} serving at {server.base_url} (OpenAI-compatible); Ctrl-C stops it", flush=True)
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     p = argparse.ArgumentParser(prog="netmarl", description="decentralized multi-process MARL over real sockets")
@@ -66,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("node", help="run one agent process (by hand or on a device)")
     node_cli.add_arguments(n)
     n.set_defaults(func=node_cli.run)
+    llm = sub.add_parser("llm", help="the local LLM").add_subparsers(dest="llm_command", required=True)
+    serve = llm.add_parser("serve", help="serve the offline default model on loopback (OpenAI-compatible)")
+    serve.add_argument("--model", default="smollm2")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--n-ctx", type=int, default=4096)
+    serve.add_argument("--threads", type=int, default=2)
+    serve.set_defaults(func=cmd_llm_serve)
     return p
 
 

@@ -1,0 +1,67 @@
+"""LLM endpoint settings (pydantic), resolved from explicit values first, then OPENAI_* environment variables."""
+from __future__ import annotations
+
+import os
+from typing import Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+LOCAL_BASE_URL = "http://127.0.0.1:8765/v1"  # the project's own offline server (started elsewhere)
+LOCAL_API_KEY = "local"  # the openai package refuses an empty key; the local server ignores it
+ENV_VARS = {"base_url": "OPENAI_BASE_URL", "api_key": "OPENAI_API_KEY", "model": "OPENAI_MODEL"}
+
+
+class LLMConfig(BaseModel):
+    """Which backend answers, where, with what model, and how patiently.
+
+    Resolution order for base_url / api_key / model: a value given explicitly (file, --set, constructor)
+    wins; otherwise `from_env()` fills it from OPENAI_BASE_URL / OPENAI_API_KEY / OPENAI_MODEL; otherwise
+    backend "local" falls back to LOCAL_BASE_URL and a dummy key, and backend "openai" leaves base_url to
+    the openai package's default. Backend "replay" needs only replay_file.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    backend: Literal["openai", "replay", "local"] = "local"
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str = "default"
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0)  # retries after the first try, with exponential backoff
+    backoff_s: float = Field(0.5, ge=0)  # first backoff; doubled each retry, capped at backoff_max_s
+    backoff_max_s: float = Field(8.0, ge=0)
+    temperature: float = Field(0.0, ge=0)
+    max_tokens: int = Field(1024, gt=0)
+    context_tokens: int = Field(10_000, gt=0)  # RELED's cap on the prompt
+    replay_file: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "LLMConfig":
+        if self.backend == "replay" and not self.replay_file:
+            raise ValueError("backend 'replay' needs replay_file (a recorded llm.jsonl)")
+        return self
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **explicit) -> "LLMConfig":
+        """Explicit keyword values, else OPENAI_BASE_URL / OPENAI_API_KEY / OPENAI_MODEL, else defaults."""
+        env = os.environ if env is None else env
+        values = dict(explicit)
+        for field, var in ENV_VARS.items():
+            if values.get(field) is None and env.get(var):
+                values[field] = env[var]
+        return cls(**values)
+
+    def resolved_base_url(self) -> str | None:
+        """The URL the client talks to (None: the openai package's default)."""
+        if self.base_url:
+            return self.base_url
+        return LOCAL_BASE_URL if self.backend == "local" else None
+
+    def resolved_api_key(self) -> str | None:
+        """The key sent; the local backend gets a dummy one when none is set."""
+        if self.api_key:
+            return self.api_key
+        return LOCAL_API_KEY if self.backend == "local" else None
+
+    def params(self) -> dict:
+        """The sampling parameters that go into each request (and into its hash)."""
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens}
