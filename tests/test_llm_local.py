@@ -1,0 +1,53 @@
+"""The offline default LLM, for real: the packaged model served by llama.cpp on loopback, its code run in the sandbox."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agent_node.sandbox import Sandbox, SandboxLimits
+from coordinator.llm import LLMClient, LLMConfig, Recorder, check_contract, extract_code
+from coordinator.llm.local_server import LocalServer, LocalServerError, model_path
+
+PROMPT = [{"role": "system", "content": "You write Python code."},
+          {"role": "user", "content": "Write a Python function add(a, b) that returns the sum of a and b. "
+                                      "Answer with one ```python code block."}]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with LocalServer(log_path=tmp_path_factory.mktemp("llm") / "server.log") as srv:
+        yield srv
+
+
+def test_reply_code_extracted_checked_and_run_in_the_sandbox(server, tmp_path):
+    cfg = LLMConfig(backend="local", base_url=server.base_url, model="smollm2", max_tokens=200, timeout_s=120)
+    client = LLMClient(cfg, recorder=Recorder(tmp_path / "llm.jsonl"))
+    reply = client.complete(PROMPT)
+    assert reply.text and reply.completion_tokens > 0 and reply.prompt_tokens > 0
+    code = extract_code(reply.text)
+    contract = check_contract(code or "", "add", ["a", "b"])
+    if not contract.ok:  # the mechanics hold whatever the model wrote: a typed failure for the feedback prompt
+        assert contract.check in ("no_code", "syntax", "missing_function", "signature")
+        return
+    result = Sandbox(SandboxLimits()).run_once(code, "add", (2, 3))
+    assert result.ok or result.error  # a value or a typed failure, never an exception here
+    if result.ok:
+        assert result.value == 5
+    line = json.loads((tmp_path / "llm.jsonl").read_text().splitlines()[0])
+    assert line["reply"] == reply.text and line["completion_tokens"] == reply.completion_tokens
+
+
+def test_recorded_run_replays_identically_without_the_server(server, tmp_path):
+    path = tmp_path / "llm.jsonl"
+    live = LLMClient(LLMConfig(backend="local", base_url=server.base_url, model="smollm2", max_tokens=60),
+                     recorder=Recorder(path))
+    first = [live.complete(PROMPT).text, live.complete([*PROMPT, {"role": "user", "content": "Now subtract."}]).text]
+    replay = LLMClient(LLMConfig(backend="replay", replay_file=str(path), model="smollm2", max_tokens=60))
+    again = [replay.complete(PROMPT).text, replay.complete([*PROMPT, {"role": "user", "content": "Now subtract."}]).text]
+    assert again == first
+
+
+def test_missing_model_is_a_clear_error():
+    with pytest.raises(LocalServerError, match="unknown local model"):
+        model_path("gpt-9")
