@@ -51,3 +51,28 @@ def test_recorded_run_replays_identically_without_the_server(server, tmp_path):
 def test_missing_model_is_a_clear_error():
     with pytest.raises(LocalServerError, match="unknown local model"):
         model_path("gpt-9")
+
+
+def test_service_starts_the_local_default_records_and_reports_rounds(tmp_path):
+    """No endpoint configured: the service starts the packaged model itself; a round of attempts lands in
+    llm.jsonl and in one metrics record with extraction and execution rates, and stops the server."""
+    from coordinator.llm import Conversation
+    from coordinator.llm.service import LLMService
+
+    records = []
+    cfg = LLMConfig(backend="local", max_tokens=200, timeout_s=120)
+    with LLMService(cfg, tmp_path, send_metrics=lambda kind, values: records.append((kind, values))) as svc:
+        assert svc.server is not None and svc.server.ready()
+        attempts = []
+        for _ in range(2):
+            conv = Conversation(PROMPT[0]["content"], budget_tokens=10_000)
+            conv.add_user(PROMPT[1]["content"])
+            attempts.append(svc.attempt(conv, "add", ["a", "b"], (2, 3)))
+        values = svc.end_round(attempts)
+        server = svc.server
+    assert not server.ready()  # stopped with the service
+    assert records == [("llm_round", values)] and values["calls"] == 2 and values["attempts"] == 2
+    assert 0 <= values["execution_rate"] <= values["contract_rate"] <= values["extraction_rate"] <= 1
+    assert len((tmp_path / "llm.jsonl").read_text().splitlines()) == 2
+    for a in attempts:
+        assert a.executed or a.feedback()  # a failure always has words for the next prompt
