@@ -51,9 +51,13 @@ def node_info(run_dir: Path, node: str) -> tuple[int, str] | None:
 
 
 def metrics(run_dir: Path) -> list[dict]:
-    """All records of metrics.jsonl."""
+    """All complete records of metrics.jsonl (a live run may be halfway through writing its last line)."""
     path = run_dir / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    if not path.exists():
+        return []
+    text = path.read_text()
+    lines = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
+    return [json.loads(line) for line in lines]
 
 
 def pid_alive(pid: int) -> bool:
