@@ -249,25 +249,27 @@ class Payload(Body):
 
 
 # ---------------------------------------------------------------- radio plane: dispatcher and robots
+class _DispatcherNotice(Body):
+    """What every dispatcher message carries: the step, and s_g for the last len(sg) steps ending with
+    this step's, so a robot that missed broadcasts can still take the steps it missed."""
+
+    episode: int = Field(ge=0)
+    step: int = Field(ge=0)
+    sg: list[int] = Field(min_length=1, max_length=64)
+
+
 @register
-class StepBegin(Body):
-    """Dispatcher broadcast at the start of a step; 'sg' holds s_g for the last len(sg) steps, ending
-    with this step's, so a robot that missed a broadcast can still take the steps it missed."""
+class StepBegin(_DispatcherNotice):
+    """Dispatcher broadcast at the start of a step: every robot takes the step."""
 
     TYPE: ClassVar[str] = "step_begin"
-    episode: int = Field(ge=0)
-    step: int = Field(ge=0)
-    sg: list[int] = Field(min_length=1, max_length=64)
 
 
 @register
-class Poll(Body):
-    """Dispatcher to one robot: report your zone at the start of this step ('sg' as in StepBegin)."""
+class Poll(_DispatcherNotice):
+    """Dispatcher to one robot: report your zone at the start of this step."""
 
     TYPE: ClassVar[str] = "poll"
-    episode: int = Field(ge=0)
-    step: int = Field(ge=0)
-    sg: list[int] = Field(min_length=1, max_length=64)
 
 
 @register

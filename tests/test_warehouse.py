@@ -154,16 +154,21 @@ def test_distributed_run_replays_the_simulator(tmp_path):
     assert gap["gap"] >= 0 and summary["results"]["nash_gap"]["gap"] == gap["gap"]
 
 
-def test_killed_robot_is_detected_and_its_polls_replaced(tmp_path, reap):
-    out = tmp_path / "run"
+def run_and_kill(out, reap, robot: str, at_step: int, *sets: str) -> None:
+    """A 2-episode run with the mode dispatcher in which `robot` is SIGKILLed at `at_step`; it must end ok."""
     p = start_run(out, *SMALL, "run.steps=200", "world.horizon=100", "algo.dispatcher=mode",
-                  "algo.poll_timeout_s=0.3", "run.step_deadline_s=10", scenario=SCENARIO)
+                  "algo.poll_timeout_s=0.3", "run.step_deadline_s=10", *sets, scenario=SCENARIO)
     reap(p)
-    pid = wait_for(lambda: node_info(out, "robot0003"), 60, "robot0003 to register")[0]
-    wait_for(lambda: any(m.get("kind") == "world" and m["step"] >= 20 for m in metrics(out)), 60, "20 steps")
+    pid = wait_for(lambda: node_info(out, robot), 60, f"{robot} to register")[0]
+    wait_for(lambda: any(m.get("kind") == "world" and m["step"] >= at_step for m in metrics(out)), 60, "steps")
     os.kill(pid, signal.SIGKILL)
     stdout, stderr = p.communicate(timeout=180)
     assert p.returncode == 0, stdout + stderr
+
+
+def test_killed_robot_is_detected_and_its_polls_replaced(tmp_path, reap):
+    out = tmp_path / "run"
+    run_and_kill(out, reap, "robot0003", 20)
     summary = json.loads((out / "summary.json").read_text())
     res = summary["results"]
     assert summary["node_failures"] == 1 and summary["steps"] == 200
@@ -276,15 +281,7 @@ def test_restarted_robot_rejoins_and_results_stay_finite(tmp_path, reap):
     """A robot killed under on_node_failure=restart comes back, catches up from the next broadcast, and
     the steps it could not know are left out of the results rather than invented."""
     out = tmp_path / "run"
-    p = start_run(out, *SMALL, "run.steps=200", "world.horizon=100", "algo.dispatcher=mode",
-                  "run.on_node_failure=restart", "algo.poll_timeout_s=0.3", "run.step_deadline_s=10",
-                  scenario=SCENARIO)
-    reap(p)
-    pid = wait_for(lambda: node_info(out, "robot0007"), 60, "robot0007 to register")[0]
-    wait_for(lambda: any(m.get("kind") == "world" and m["step"] >= 30 for m in metrics(out)), 60, "30 steps")
-    os.kill(pid, signal.SIGKILL)
-    stdout, stderr = p.communicate(timeout=180)
-    assert p.returncode == 0, stdout + stderr
+    run_and_kill(out, reap, "robot0007", 30, "run.on_node_failure=restart")
     recs = metrics(out)
     assert any(m.get("event") == "node_restarted" and m.get("node") == "robot0007" for m in recs)
     res = json.loads((out / "summary.json").read_text())["results"]
