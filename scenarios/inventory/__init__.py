@@ -1,0 +1,1 @@
+"""MABIM-style multi-echelon inventory simulator for eSpark (spec §2.2, App. A.3-A.4)."""

@@ -1,0 +1,81 @@
+"""InventoryConfig: the MABIM scenario knobs (spec §2.1 Table 10, §2.2 reward2, App. A.3 default costs)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# The 34 `demand_mean_discrete` multiples (spec §2.2): action a orders floor(ACTION_MULTIPLES[a] * mean demand).
+ACTION_MULTIPLES = (
+    0.00, 0.16, 0.33, 0.40, 0.45, 0.50, 0.55, 0.60, 0.66, 0.83,
+    1.00, 1.16, 1.33, 1.50, 1.66, 1.83, 2.00, 2.16, 2.33, 2.50,
+    2.66, 2.83, 3.00, 3.16, 3.33, 3.50, 3.66, 3.83, 4.00, 5.00,
+    6.00, 7.00, 9.00, 12.00,
+)
+N_ACTIONS = len(ACTION_MULTIPLES)  # 34
+
+# Capacity per echelon = #SKU x this (spec §2.1 Table 10): Standard x100, Lower x50, Lowest x25.
+CAPACITY_PER_SKU = {"standard": 100, "lower": 50, "lowest": 25}
+
+
+class DemandConfig(BaseModel):
+    """Synthetic customer demand (spec App. A.4 plan: seasonal negative binomial per SKU); formula in demand.py."""
+
+    model_config = ConfigDict(extra="forbid")
+    days: int = Field(1095, gt=0)  # series length per dataset (about the 3 years of MABIM's training window)
+    base_min: float = Field(2.0, gt=0)  # per-SKU base level b_j ~ log-uniform[base_min, base_max] units/day
+    base_max: float = Field(20.0, gt=0)
+    trend_min: float = -0.3  # per-SKU linear trend g_j ~ U[trend_min, trend_max], relative change per year
+    trend_max: float = 0.5
+    weekly_amp_max: float = Field(0.3, ge=0, lt=1)  # a_j ~ U[0, weekly_amp_max], period 7 days
+    annual_amp_max: float = Field(0.4, ge=0, lt=1)  # s_j ~ U[0, annual_amp_max], period 365 days
+    dispersion: float = Field(5.0, gt=0)  # negative-binomial shape k: variance = mu + mu^2 / k
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "DemandConfig":
+        if self.base_min > self.base_max or self.trend_min > self.trend_max:
+            raise ValueError("base_min <= base_max and trend_min <= trend_max are required")
+        return self
+
+
+class InventoryConfig(BaseModel):
+    """One MABIM scenario: #SKU, #echelon, capacity variant, costs (reward2 defaults), horizon, seeds."""
+
+    model_config = ConfigDict(extra="forbid")
+    skus: int = Field(100, ge=1)  # the paper runs 100 and 500
+    echelons: int = Field(1, ge=1, le=3)  # warehouse 0 faces customers, echelons-1 orders from the super vendor
+    capacity: Literal["standard", "lower", "lowest"] = "standard"
+    horizon: int = Field(100, gt=0)  # steps (days) per episode
+    lookback: int = Field(21, ge=1)  # window of the mean demand that actions multiply
+    warmup_days: int = Field(21, ge=0)  # steps of "replenish_by_last_demand" run inside reset()
+    seed: int = 0  # dataset seed: demand series, prices, lead times; reset(seed) only picks the episode window
+    # Lead times (vlt) per (echelon, SKU) ~ U{vlt_min..vlt_max} [INFER: the real info CSVs are absent, App. A.4].
+    vlt_min: int = Field(1, ge=0)
+    vlt_max: int = Field(7, ge=0)
+    # Prices [INFER]: super-vendor price c_j ~ U[cost_min, cost_max], margin m_j ~ U[margin_min, margin_max];
+    # echelon i buys at the price of echelon i+1 (the top at c_j) and sells at cost * (1 + m_j).
+    cost_min: float = Field(5.0, gt=0)
+    cost_max: float = Field(50.0, gt=0)
+    margin_min: float = Field(0.1, ge=0)
+    margin_max: float = Field(0.5, ge=0)
+    init_stock_days: float = Field(3.0, ge=0)  # initial stock = days x mean demand, scaled down to fit capacity
+    # reward2 constants (spec §2.2, App. A.3 defaults); volume is 1 for every SKU.
+    unit_order_cost: float = 10.0
+    basic_holding_cost: float = 0.001
+    unit_storage_cost: float = 0.002
+    backlog_ratio: float = 0.1
+    overflow_cost_ratio: float = 0.5
+    demand: DemandConfig = Field(default_factory=DemandConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> "InventoryConfig":
+        if self.vlt_min > self.vlt_max or self.cost_min > self.cost_max or self.margin_min > self.margin_max:
+            raise ValueError("vlt, cost and margin ranges need min <= max")
+        if self.demand.days < self.warmup_days + self.horizon:
+            raise ValueError("demand.days must cover warmup_days + horizon")
+        return self
+
+    @property
+    def capacity_per_echelon(self) -> int:
+        """W_i, the same for every echelon (spec Table 10)."""
+        return self.skus * CAPACITY_PER_SKU[self.capacity]
