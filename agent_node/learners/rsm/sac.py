@@ -1,0 +1,285 @@
+"""Per-agent SAC learner for RSM-MASAC (spec RSM-MASAC.md §2, Table IV in §5), CleanRL style, top to bottom.
+
+One agent process owns one `SAC` and one `ReplayBuffer`:
+
+    cfg = SACConfig(action_bound=3.0, init_seed=0, seed=agent_id)
+    sac, buf = SAC(cfg), ReplayBuffer(cfg.buffer_size, cfg.obs_dim, cfg.act_dim, seed=cfg.seed)
+    a, logp = sac.act(obs)                             # a = bound * tanh(u), logp = log pi_b(a|s)
+    buf.add(obs, a, r, next_obs, done, logp)           # the behaviour log-prob is stored (spec §3.2 step 2, §7.3)
+    if sac.ready(len(buf)):                            # warm-up gate: buffer > 2 * batch = 512 (Table IV)
+        losses = sac.update(buf.sample(cfg.batch_size), update_policy=...)
+
+Only the actor is exchanged and mixed by RSM (segments.flatten / load_flat on `sac.actor`); critics, targets,
+alpha and the optimiser states stay local (spec §3.2 step 6).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from agent_node.learners.rsm.mixing import GAMMA, squashed_log_prob
+from agent_node.learners.rsm.segments import Actor
+
+
+# ---------------------------------------------------------------------------------------------- config
+class SACConfig(BaseModel):
+    """SAC hyperparameters; defaults are spec Table IV (§5) unless noted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    obs_dim: int = Field(6, gt=0)  # s = [x, v, x_behind, v_behind, x_ahead, v_ahead] (§1.3)
+    act_dim: int = Field(1, gt=0)  # one scalar acceleration (§1.3)
+    hidden: int = Field(256, gt=0)  # 2 x 256 ReLU, actor and critics (§2.3)
+    action_bound: float = Field(3.0, gt=0)  # scenario acceleration bound: 3 Figure-8, 1.5 Merge (Table III)
+    actor_lr: float = Field(4e-5, gt=0)  # eta_pi (Table IV)
+    critic_lr: float = Field(3e-4, gt=0)  # eta_Q (Table IV)
+    alpha_lr: float = Field(3e-4, gt=0)  # eta_alpha (Table IV)
+    gamma: float = Field(GAMMA, ge=0, lt=1)  # 0.99 (Table IV)
+    tau: float = Field(1e-3, gt=0, le=1)  # target smoothing varrho (Table IV, §2.2)
+    batch_size: int = Field(256, gt=0)  # Phi (Table IV)
+    buffer_size: int = Field(100_000, gt=0)  # |D| = 1e5, FIFO (Table IV)
+    learning_starts: int = Field(512, ge=0)  # update only once len(buffer) > 2 * batch (Table IV, xxyu code)
+    policy_delay: int = Field(10, gt=0)  # e: actor/alpha/targets every e critic updates (§2.2); host schedules it
+    target_entropy: float | None = None  # None -> -act_dim = -1 per agent (§2.2 eq. 9); the code's quirk is -9
+    init_alpha: float = Field(0.01, gt=0)  # alpha_0 (§2.3 [C])
+    grad_clip: float | None = Field(0.5, gt=0)  # grad-norm clip on actor and both critics (§2.3 [C] xxyu); None = off
+    init_seed: int = 0  # shared seed: identical initial weights on every agent (§2.3, §7.17)
+    seed: int = 0  # per-agent seed: action noise and reparameterisation noise (§8 "Determinism")
+
+    @property
+    def entropy_target(self) -> float:
+        return float(-self.act_dim) if self.target_entropy is None else self.target_entropy
+
+
+# ---------------------------------------------------------------------------------------------- replay buffer
+class Batch(NamedTuple):
+    """A sampled mini-batch as float32 tensors: obs [B, o], act [B, a], rew [B], next_obs [B, o], done [B], logp [B]."""
+
+    obs: torch.Tensor
+    act: torch.Tensor
+    rew: torch.Tensor
+    next_obs: torch.Tensor
+    done: torch.Tensor
+    logp: torch.Tensor  # behaviour log pi_b(a|s) recorded when the action was taken (spec §3.2 step 2)
+
+
+class ReplayBuffer:
+    """Bounded numpy ring buffer of <s, a, r, s', done, log pi_b(a|s)> with FIFO eviction (Table IV, §7.3).
+
+    `sample(n)` draws n distinct indices uniformly (without replacement, like the code's random.sample) from its own
+    seeded generator, so it serves both the SAC mini-batch (256) and the RSM accept test (M = 50).
+    """
+
+    def __init__(self, capacity: int, obs_dim: int = 6, act_dim: int = 1, seed: int = 0):
+        self.capacity = capacity
+        self.obs = np.zeros((capacity, obs_dim), np.float32)
+        self.act = np.zeros((capacity, act_dim), np.float32)
+        self.rew = np.zeros(capacity, np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
+        self.done = np.zeros(capacity, np.float32)
+        self.logp = np.zeros(capacity, np.float32)
+        self.pos = 0  # next slot to write
+        self.size = 0
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs, act, rew: float, next_obs, done: bool, logp: float) -> None:
+        """Store one transition, overwriting the oldest once full."""
+        i = self.pos
+        self.obs[i], self.act[i], self.rew[i] = obs, np.reshape(act, -1), rew
+        self.next_obs[i], self.done[i], self.logp[i] = next_obs, float(done), float(np.sum(logp))
+        self.pos = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, n: int) -> Batch:
+        """n transitions drawn uniformly without replacement (n is capped at the current size)."""
+        if self.size == 0:
+            raise ValueError("cannot sample from an empty replay buffer")
+        idx = self.rng.choice(self.size, size=min(n, self.size), replace=False)
+        t = torch.from_numpy
+        return Batch(t(self.obs[idx]), t(self.act[idx]), t(self.rew[idx]), t(self.next_obs[idx]),
+                     t(self.done[idx]), t(self.logp[idx]))
+
+    def state_dict(self) -> dict[str, Any]:
+        n = self.size
+        return {"capacity": self.capacity, "pos": self.pos, "size": n, "rng": self.rng.bit_generator.state,
+                **{k: getattr(self, k)[:n].copy() for k in ("obs", "act", "rew", "next_obs", "done", "logp")}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["capacity"] != self.capacity:
+            raise ValueError(f"buffer capacity {state['capacity']} != {self.capacity}")
+        n = state["size"]
+        for k in ("obs", "act", "rew", "next_obs", "done", "logp"):
+            getattr(self, k)[:n] = state[k]
+        self.pos, self.size = state["pos"], n
+        self.rng.bit_generator.state = state["rng"]
+
+
+# ---------------------------------------------------------------------------------------------- networks
+class Critic(nn.Module):
+    """Soft Q(s, a): concat(s, a) -> 256 -> 256 -> 1, ReLU (spec §2.3 [C]); a is the scaled action."""
+
+    def __init__(self, obs_dim: int = 6, act_dim: int = 1, hidden: int = 256):
+        super().__init__()
+        self.fc1 = nn.Linear(obs_dim + act_dim, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.fc3 = nn.Linear(hidden, 1)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.fc2(torch.relu(self.fc1(torch.cat([obs, act], dim=-1)))))
+        return self.fc3(h).squeeze(-1)
+
+
+# ---------------------------------------------------------------------------------------------- SAC
+class SAC:
+    """Independent SAC learner: actor, twin critics + targets, learnable alpha (spec §2.2)."""
+
+    def __init__(self, cfg: SACConfig | None = None):
+        self.cfg = cfg = cfg or SACConfig()
+        # Identical initial weights on every agent built with the same init_seed (§2.3, §7.17); global RNG untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.init_seed)
+            self.actor = Actor(cfg.obs_dim, cfg.hidden, cfg.act_dim)
+            self.q1 = Critic(cfg.obs_dim, cfg.act_dim, cfg.hidden)
+            self.q2 = Critic(cfg.obs_dim, cfg.act_dim, cfg.hidden)
+        self.q1_target, self.q2_target = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
+        for p in (*self.q1_target.parameters(), *self.q2_target.parameters()):
+            p.requires_grad_(False)
+        self.log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), requires_grad=True)
+        self.target_entropy = cfg.entropy_target
+
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=cfg.critic_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+
+        # Per-agent noise streams: one for acting, one for the reparameterised samples inside update().
+        self.act_gen = torch.Generator().manual_seed(cfg.seed)
+        self.update_gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)
+        self.n_updates = 0  # critic updates
+        self.n_policy_updates = 0  # actor / alpha / target updates (k in Alg. 1)
+
+    @property
+    def alpha(self) -> float:
+        return float(self.log_alpha.detach().exp())
+
+    def ready(self, buffer_len: int) -> bool:
+        """Warm-up gate: learn only once the buffer holds more than learning_starts transitions (Table IV)."""
+        return buffer_len > self.cfg.learning_starts
+
+    # ------------------------------------------------------------------ policy
+    def sample_action(self, obs: torch.Tensor, gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised a = bound * tanh(mu + sigma * delta) and log pi(a|s) summed over action dims (eq. 8)."""
+        mu, sigma = self.actor(obs)
+        u = mu + sigma * torch.randn(mu.shape, generator=gen)
+        return self.cfg.action_bound * torch.tanh(u), squashed_log_prob(mu, sigma, u, self.cfg.action_bound).sum(-1)
+
+    @torch.no_grad()
+    def act(self, obs, deterministic: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(action, logp) for obs [o] or [B, o]: action in [-bound, bound], shape [a] / [B, a]; logp scalar / [B].
+
+        logp = log pi(a|s) of the pre-tanh u actually drawn (squashed_log_prob, incl. -log bound; §7.3); store it
+        in the buffer as the behaviour log-prob. deterministic=True returns bound * tanh(mu) and its log-density.
+        """
+        x = torch.as_tensor(np.asarray(obs, np.float32))
+        mu, sigma = self.actor(x)
+        u = mu if deterministic else mu + sigma * torch.randn(mu.shape, generator=self.act_gen)
+        b = self.cfg.action_bound
+        a = torch.clamp(b * torch.tanh(u), -b, b)
+        logp = squashed_log_prob(mu, sigma, u, b).sum(-1)
+        return a.numpy(), logp.numpy()
+
+    # ------------------------------------------------------------------ learning
+    def _clip(self, params) -> None:
+        if self.cfg.grad_clip is not None:
+            nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+
+    def update(self, batch: Batch, update_policy: bool = True) -> dict[str, float]:
+        """One critic step, then (if update_policy) one actor, alpha and target step (spec §2.2, eqs. 6, 7, 9).
+
+        Alg. 1 schedule: update_policy = (n_updates % policy_delay == 0); code schedule: always True, called every
+        10 env steps (§3.4, §7.7). The host chooses. Returns the losses as floats.
+        """
+        cfg = self.cfg
+        obs, act, rew, next_obs, done = batch.obs, batch.act, batch.rew, batch.next_obs, batch.done
+        alpha = self.log_alpha.exp().detach()
+
+        # Critics (eq. 6): Q_hat = r + gamma (1 - done) (min target Q(s', a') - alpha log pi(a'|s')), a' ~ pi(.|s').
+        with torch.no_grad():
+            next_a, next_logp = self.sample_action(next_obs, self.update_gen)
+            next_q = torch.min(self.q1_target(next_obs, next_a), self.q2_target(next_obs, next_a))
+            q_hat = rew + cfg.gamma * (1.0 - done) * (next_q - alpha * next_logp)
+        q1_loss = F.mse_loss(self.q1(obs, act), q_hat)  # plain MSE as in the code (§2.2 [C])
+        q2_loss = F.mse_loss(self.q2(obs, act), q_hat)
+        self.critic_opt.zero_grad()
+        (q1_loss + q2_loss).backward()
+        self._clip([*self.q1.parameters(), *self.q2.parameters()])
+        self.critic_opt.step()
+        self.n_updates += 1
+        out = {"q1_loss": q1_loss.item(), "q2_loss": q2_loss.item(), "alpha": float(alpha)}
+        if not update_policy:
+            return out
+
+        # Actor (eq. 7): alpha log pi(a|s) - min online Q(s, a), a reparameterised.
+        new_a, logp = self.sample_action(obs, self.update_gen)
+        q_pi = torch.min(self.q1(obs, new_a), self.q2(obs, new_a))
+        actor_loss = (alpha * logp - q_pi).mean()
+        self.actor_opt.zero_grad()
+        actor_loss.backward()
+        self._clip(self.actor.parameters())
+        self.actor_opt.step()
+
+        # Temperature (eq. 9), via log alpha: -alpha (log pi + H_bar).
+        alpha_loss = -(self.log_alpha.exp() * (logp.detach() + self.target_entropy)).mean()
+        self.alpha_opt.zero_grad()
+        alpha_loss.backward()
+        self.alpha_opt.step()
+
+        # Targets: w_bar <- tau w + (1 - tau) w_bar.
+        with torch.no_grad():
+            for net, tgt in ((self.q1, self.q1_target), (self.q2, self.q2_target)):
+                for p, tp in zip(net.parameters(), tgt.parameters()):
+                    tp.lerp_(p, cfg.tau)
+        self.n_policy_updates += 1
+        out.update(actor_loss=actor_loss.item(), alpha_loss=alpha_loss.item(), alpha=self.alpha,
+                   entropy=-logp.mean().item())
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: networks, log alpha, optimiser moments, noise RNG states, counters."""
+        return {
+            "config": self.cfg.model_dump(),
+            "actor": self.actor.state_dict(), "q1": self.q1.state_dict(), "q2": self.q2.state_dict(),
+            "q1_target": self.q1_target.state_dict(), "q2_target": self.q2_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "act_gen": self.act_gen.get_state(), "update_gen": self.update_gen.get_state(),
+            "n_updates": self.n_updates, "n_policy_updates": self.n_policy_updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state_dict() in place; the state is copied, so one checkpoint can seed several agents."""
+        for name in ("actor", "q1", "q2", "q1_target", "q2_target"):
+            getattr(self, name).load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        for name in ("actor_opt", "critic_opt", "alpha_opt"):  # deep copy: Adam would alias the moments otherwise
+            getattr(self, name).load_state_dict(copy.deepcopy(state[name]))
+        self.act_gen.set_state(state["act_gen"])
+        self.update_gen.set_state(state["update_gen"])
+        self.n_updates, self.n_policy_updates = state["n_updates"], state["n_policy_updates"]
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> SAC:
+        sac = cls(SACConfig(**state["config"]))
+        sac.load_state_dict(state)
+        return sac
