@@ -22,6 +22,7 @@ sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "benchmarks")) if p not in sys
 
 import psutil  # noqa: E402
 
+from coordinator.report import load_run  # noqa: E402
 from scale import memory  # noqa: E402
 
 SCENARIO = ROOT / "scenarios" / "warehouse_alternating.toml"
@@ -29,16 +30,8 @@ TARGET_EPISODE_S, TARGET_TOTAL_GIB = 60.0, 16.0
 
 
 def _records(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass  # the line being written
-    return out
+    """The run's metrics records so far (none before its config is written)."""
+    return load_run(run_dir)[2] if (run_dir / "config.toml").exists() else []
 
 
 def run_one(n: int, k: int, out_root: Path, steps: int = 100, policy_dir: str = "") -> dict:

