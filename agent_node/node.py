@@ -7,10 +7,12 @@ import time
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from protocols.endpoint import COORDINATOR_ID, Endpoint
 from protocols.messages import Observation
+from protocols.security import Curve
+from protocols.mqtt import MqttSettings, NodeTransport
 
 from .radio import Radio
 from .roles import ROLES, load_role
@@ -36,6 +38,23 @@ class NodeConfig(BaseModel):
     heartbeat_s: float = Field(0.5, gt=0)
     register_timeout_s: float = Field(60.0, gt=0)
     radio_wait_s: float = Field(1.0, gt=0)  # how long to wait for deliveries the medium says were sent
+    # through an MQTT broker instead of direct TCP (protocols/mqtt.py); the bridge reaches the coordinator
+    mqtt: MqttSettings | None = None
+    mqtt_drain_s: float = Field(30.0, ge=0)  # at exit, how long queued messages wait for the broker
+    # CURVE (protocols/security.py): the own secret key file (or a folder with NODE_ID.key_secret) and the
+    # coordinator's public key (file or Z85); curve_secret is the Z85 secret the coordinator gives launched nodes
+    key: str | None = None
+    coordinator_key: str | None = None
+    curve_secret: str | None = Field(None, repr=False)
+
+    @model_validator(mode="after")
+    def _curve_settings(self) -> "NodeConfig":
+        self.curve()  # a missing or unreadable key fails here, naming the file
+        return self
+
+    def curve(self) -> Curve | None:
+        """The node's CURVE settings, or None without them."""
+        return Curve.from_settings(self.curve_secret, self.key, self.coordinator_key, self.node_id)
 
 
 def agent_rng(seed: int, node_id: str) -> np.random.Generator:
@@ -49,8 +68,12 @@ class AgentNode:
 
     def __init__(self, cfg: NodeConfig):
         self.cfg = cfg
+        self.mqtt = NodeTransport(cfg.mqtt, cfg.node_id) if cfg.mqtt else None
         self.ep = Endpoint(cfg.node_id, "agent", cfg.coordinator, role=cfg.role, bind=cfg.bind,
-                           heartbeat_s=cfg.heartbeat_s)
+                           heartbeat_s=cfg.heartbeat_s, link_factory=self.mqtt and self.mqtt.link_factory,
+                           curve=cfg.curve())
+        if self.mqtt:
+            self.mqtt.start(self.ep.inbox.endpoint)
         self.role = None
         self.steps = 0
         self.radio_received = 0
@@ -130,6 +153,8 @@ class AgentNode:
         """Main loop; returns the process exit code."""
         ep = self.ep
         try:
+            if self.mqtt:
+                self.mqtt.wait_bridge(self.cfg.register_timeout_s, lambda: ep.stopping)
             ack = ep.register(self.cfg.register_timeout_s)
             if ep.stopping:
                 return 0
@@ -140,12 +165,27 @@ class AgentNode:
             self.handle_batch(pending)
             while not ep.stopping:
                 ep.maybe_heartbeat()
+                if self.mqtt:
+                    self._report_link()
                 batch, self.deferred = self.deferred + ep.poll(0 if self.deferred else int(self.cfg.heartbeat_s * 1000)), []
                 self.handle_batch(batch)
             return 0
         finally:
             self._flush()
+            if self.mqtt:
+                self.mqtt.close(self.cfg.mqtt_drain_s)
             ep.close()
+
+    def _report_link(self) -> None:
+        """MQTT link events become metrics records; those of an outage wait in the queue and arrive after it."""
+        events = self.mqtt.link.events
+        while events:
+            event, _, detail = events.popleft()
+            values = dict(self.mqtt.link.stats(), event=event)
+            if event == "connected":
+                values["outage_s"] = float(detail)
+            log.info("%s: MQTT link %s %s", self.cfg.node_id, event, values)
+            self.ep.metrics("mqtt_link", values)
 
     def _flush(self) -> None:
         """Send the last metrics before the sockets close."""
@@ -158,6 +198,8 @@ class AgentNode:
                           role_errors=self.role_errors, direct_rx=self.direct_rx,
                           direct_tx=self.role.ctx.radio.direct_tx,
                           radio_sent=dict(self.role.ctx.radio.sent))
+            if self.mqtt:
+                values["mqtt"] = self.mqtt.link.stats()
             self.ep.metrics(f"{self.role.name}_node", values, final=True)
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from agent_node import cli as node_cli
+from . import mqtt_bridge
 from scenarios.config import ConfigError, load_scenario
 
 
@@ -21,7 +22,30 @@ def cmd_run(args) -> int:
     cfg = load_scenario(args.scenario, args.set, args.seed)
     if args.no_progress:
         cfg.run.progress = False
-    return Supervisor(cfg, _run_dir(args.out, cfg.run.out_dir, cfg.run.name)).execute()
+    resume = None
+    if args.resume:
+        resume = Path(args.resume)
+        if not (resume / "config.toml").exists():
+            print(f"netmarl run: --resume {resume} is not a run folder (no config.toml)", file=sys.stderr)
+            return 2
+    name = f"{cfg.run.name}-resumed" if resume else cfg.run.name
+    return Supervisor(cfg, _run_dir(args.out, cfg.run.out_dir, name), resume).execute()
+
+
+def cmd_eval(args) -> int:
+    from scenarios.cav.evaluate import evaluate_run
+
+    try:
+        result = evaluate_run(Path(args.run_dir), episodes=args.episodes, deterministic=not args.stochastic)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"netmarl eval: {err}", file=sys.stderr)
+        return 2
+    for row in result["episodes"]:
+        print(f"episode {row['episode']}: score {row['score']:.4f} ({row['steps']} steps"
+              f"{', collision' if row['collided'] else ''})")
+    print(f"mean score {result['score']:.4f} over {len(result['episodes'])} episodes "
+          f"({'deterministic' if not args.stochastic else 'stochastic'} policies of {len(result['agents'])} agents)")
+    return 0
 
 
 def cmd_sweep(args) -> int:
@@ -65,6 +89,22 @@ def cmd_llm_serve(args) -> int:
     return 0
 
 
+def cmd_keys_generate(args) -> int:
+    from protocols.security import KeyPair, write_key_pair
+
+    try:
+        public, secret = write_key_pair(args.out, args.name, KeyPair.generate())
+    except FileExistsError as err:
+        print(f"netmarl keys generate: {err.filename} exists; not overwritten", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        print(f"netmarl keys generate: {err}", file=sys.stderr)
+        return 2
+    print(f"public key: {public}  (give it to the coordinator: copy it into its security.allow_dir)")
+    print(f"secret key: {secret}  (mode 0600; keep it on this machine: netmarl node --key {secret})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     p = argparse.ArgumentParser(prog="netmarl", description="decentralized multi-process MARL over real sockets")
@@ -76,15 +116,30 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--out", help="output folder (default: <run.out_dir>/<name>-<time>)")
         s.add_argument("--seed", type=int, help="run seed (overrides run.seed)")
         s.add_argument("--no-progress", action="store_true", help="no progress bar")
+        if name == "run":
+            s.add_argument("--resume", metavar="RUN_DIR", help="start from that run's checkpoints (a new run folder)")
         if name == "sweep":
             s.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2", help="a swept field")
         s.set_defaults(func=cmd_run if name == "run" else cmd_sweep)
+    e = sub.add_parser("eval", help="run a CAV run's saved policies and report the score")
+    e.add_argument("run_dir")
+    e.add_argument("--episodes", type=int, default=3)
+    e.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean")
+    e.set_defaults(func=cmd_eval)
     r = sub.add_parser("report", help="re-draw plots and print the summary of a finished run")
     r.add_argument("run_dir")
     r.set_defaults(func=cmd_report)
     n = sub.add_parser("node", help="run one agent process (by hand or on a device)")
     node_cli.add_arguments(n)
     n.set_defaults(func=node_cli.run)
+    b = sub.add_parser("bridge", help="let nodes join the run through an MQTT broker (coordinator/mqtt_bridge.py)")
+    mqtt_bridge.add_arguments(b)
+    b.set_defaults(func=mqtt_bridge.cmd_bridge)
+    keys = sub.add_parser("keys", help="CURVE keys").add_subparsers(dest="keys_command", required=True)
+    gen = keys.add_parser("generate", help="write a key pair NAME.key (public) and NAME.key_secret")
+    gen.add_argument("name", help="the node id the key is for (or 'coordinator')")
+    gen.add_argument("--out", default="keys", help="folder to write into (default ./keys)")
+    gen.set_defaults(func=cmd_keys_generate)
     llm = sub.add_parser("llm", help="the local LLM").add_subparsers(dest="llm_command", required=True)
     serve = llm.add_parser("serve", help="serve the offline default model on loopback (OpenAI-compatible)")
     serve.add_argument("--model", default="smollm2")

@@ -16,14 +16,15 @@ from protocols.errors import ProtocolError
 from protocols.endpoint import COORDINATOR_ID
 from protocols.messages import (BarrierArrive, BarrierRelease, Heartbeat, LinkReport, Metrics, Register,
                                 RegisterAck, Shutdown, Start)
-from protocols.sockets import Inbox, PeerBook
+from protocols.security import Gate, KeyPair, load_allow_dir, read_key_pair, write_public_key
+from protocols.sockets import Inbox, PeerBook, SecureInbox
 from netsim.stats import COLUMNS, merge_rows, rows_from_arrays
-from scenarios.config import ScenarioConfig
-from scenarios.plan import plan_run
+from scenarios.config import ConfigError, ScenarioConfig
+from scenarios.plan import plan_run, preload_modules
 
 from . import report
 from .barriers import Barriers
-from .launcher import Child, Launcher
+from .launcher import PRELOAD, Child, Launcher
 from .registry import Registry
 from .run_folder import MetricsSink, check_new_run_dir, write_config
 
@@ -33,25 +34,60 @@ HEARTBEAT_S = 1.0
 HUNG_FACTOR = 5  # a local process silent this many heartbeat timeouts is killed as hung
 
 
+def coordinator_pair(cfg: ScenarioConfig) -> KeyPair | None:
+    """The coordinator's CURVE key pair (from security.keys_dir, else fresh), or None without CURVE."""
+    sec = cfg.security
+    if not sec.enabled(cfg.run.coordinator_bind):
+        return None
+    if sec.keys_dir is None:
+        return KeyPair.generate()
+    try:
+        return read_key_pair(Path(sec.keys_dir), COORDINATOR_ID)
+    except ValueError as err:
+        raise ConfigError(f"security.keys_dir: {err} (create the pair with: netmarl keys generate "
+                          f"{COORDINATOR_ID} --out {sec.keys_dir})") from None
+
+
+def allowed_keys(cfg: ScenarioConfig) -> dict[str, str]:
+    """Public key -> node id of the nodes security.allow_dir lets join by hand."""
+    if cfg.security.allow_dir is None:
+        return {}
+    try:
+        ids = load_allow_dir(cfg.security.allow_dir)
+    except ValueError as err:
+        raise ConfigError(f"security.allow_dir: {err}") from None
+    return {key: node_id for key, node_id in ids.items() if node_id != COORDINATOR_ID}
+
+
 class Supervisor:
     """Runs one scenario in a run folder and returns an exit code (0 ok, 1 failed, 130 interrupted)."""
 
-    def __init__(self, cfg: ScenarioConfig, run_dir: Path):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
+    def __init__(self, cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None):
+        self.cfg, self.run_dir, self.resume = cfg, Path(run_dir), resume
+        self.pair = coordinator_pair(cfg)  # a bad key setting fails before the run folder exists
+        allowed = allowed_keys(cfg) if self.pair else {}
         check_new_run_dir(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_config(self.run_dir, cfg)
         self.ctx = zmq.Context()
-        self.inbox = Inbox(self.ctx, cfg.run.coordinator_bind)
+        self.gate: Gate | None = None
+        if self.pair is None:
+            self.inbox = Inbox(self.ctx, cfg.run.coordinator_bind)
+        else:  # CURVE: the allow-list plus, as they are launched, the processes started here
+            self.gate = Gate(self.ctx, allowed, logger=log)
+            self.gate.start()
+            self.inbox = SecureInbox(self.ctx, cfg.run.coordinator_bind, pair=self.pair, gate=self.gate)
+            write_public_key(self.run_dir / "coordinator.key", self.pair.public)  # for `netmarl node --coordinator-key`
         (self.run_dir / "coordinator.endpoint").write_text(self.inbox.endpoint + "\n")  # for `netmarl node`
         self.stamper = Stamper(COORDINATOR_ID)
-        self.peers = PeerBook(self.ctx, COORDINATOR_ID)
+        self.peers = PeerBook(self.ctx, COORDINATOR_ID, pair=self.pair)
         self.registry = Registry()
         self.barriers = Barriers()
-        self.launcher = Launcher(self.run_dir / "logs")
+        self.launcher = Launcher(self.run_dir / "logs", [*PRELOAD, *preload_modules(cfg)])
         self.log_handler = logging.FileHandler(self.run_dir / "logs" / "coordinator.log")
         self.log_handler.setFormatter(logging.Formatter("%(asctime)s coordinator %(levelname)s %(name)s: %(message)s"))
         log.addHandler(self.log_handler)
+        logging.getLogger("protocols").addHandler(self.log_handler)  # the inbox's warnings (refused messages)
         log.setLevel(logging.INFO)
         self.sink = MetricsSink(self.run_dir / "metrics.jsonl")
         self.link_rows: list[list] | None = None  # the medium's latest per-link counters
@@ -72,13 +108,20 @@ class Supervisor:
     def launch_all(self) -> None:
         """Build the world's files, then start medium, world and one process per agent."""
         cfg, coord = self.cfg, self.inbox.endpoint
-        self.plan = plan = plan_run(cfg, self.run_dir)
+        self.plan = plan = plan_run(cfg, self.run_dir, self.resume)
+        if plan.notes.get("steps") and getattr(self, "bar", None) is not None:
+            self.bar.total = plan.notes["steps"]
+            self.bar.refresh()
         self.agent_ids = list(plan.agents)
         if cfg.netsim.mode == "emulated":
             self.launcher.start("medium", "netsim.medium:run_medium", node_id="medium", coordinator=coord,
-                                seed=cfg.run.seed, netsim=cfg.netsim.model_dump(mode="json"))
-        self.launcher.start("world", plan.world_target, node_id="world", coordinator=coord, **plan.world_kwargs)
+                                seed=cfg.run.seed, netsim=cfg.netsim.model_dump(mode="json"), **self.child_curve("medium"))
+        self.launcher.start("world", plan.world_target, node_id="world", coordinator=coord, **plan.world_kwargs,
+                            **self.child_curve("world"))
         self.expected = {*self.launcher.children, *plan.agents}
+        if cfg.mqtt is not None:  # not a node: it does not register, so it is not expected
+            self.launcher.start("mqtt_bridge", "coordinator.mqtt_bridge:run_bridge", coordinator=coord,
+                                mqtt=cfg.mqtt.model_dump(exclude={"bind_host"}), bind_host=cfg.mqtt.bind_host)
         heartbeat_s = cfg.run.heartbeat_timeout_s / 4  # a longer timeout: fewer wake-ups of many nodes
         agents, batch = list(plan.agents.items()), cfg.run.launch_batch
         deadline = time.monotonic() + cfg.run.register_timeout_s
@@ -88,7 +131,7 @@ class Supervisor:
             names = []
             for node_id, role in agents[first:first + batch]:
                 self.launcher.start(node_id, "agent_node.node:run_node_kwargs", node_id=node_id, coordinator=coord,
-                                    role=role, heartbeat_s=heartbeat_s)
+                                    role=role, heartbeat_s=heartbeat_s, **self.child_curve(node_id))
                 names.append(node_id)
                 if len(names) % 16 == 0:
                     self.loop_once(0)  # heartbeats and registrations keep flowing while launching
@@ -96,12 +139,22 @@ class Supervisor:
                     any(n not in self.registry.nodes and self.launcher.children[n].process.is_alive() for n in names):
                 self.loop_once(20)
 
+    def child_curve(self, name: str) -> dict:
+        """Launch arguments giving a local child CURVE: a fresh key pair, admitted as name (a restart reuses it)."""
+        if self.pair is None:
+            return {}
+        pair = KeyPair.generate()
+        self.gate.admit(pair.public, name)
+        return {"curve_secret": pair.secret, "coordinator_key": self.pair.public}
+
     # ------------------------------------------------------------ messaging
     def send(self, node_id: str, body) -> None:
         self.peers.send(node_id, self.stamper.encode(body, node_id))
 
     def broadcast_directory(self) -> None:
         directory = self.registry.directory()
+        if self.gate is not None:  # each node's key as it was authenticated: the keys its peers admit
+            directory.keys = self.gate.keys_of(directory.endpoints)
         self.peers.update(directory)
         for node_id, rec in self.registry.nodes.items():
             if not rec.down:
@@ -146,6 +199,8 @@ class Supervisor:
             self.link_rows_before.append(self.link_rows)
             self.link_rows = None
         rec = self.registry.register(reg)
+        if self.gate is not None:
+            self.peers.keys[reg.node_id] = self.gate.key_of(reg.node_id)
         self.peers.connect(reg.node_id, reg.endpoint)
         role = self.plan.role_settings.get(reg.role, self.cfg.role) if self.plan else self.cfg.role
         settings = {"role": role, "radio_mode": self.cfg.netsim.mode, "run_dir": str(self.run_dir)}
@@ -282,8 +337,9 @@ class Supervisor:
         self.bar = tqdm(total=self.cfg.run.steps, desc=self.cfg.run.name, unit="step",
                         disable=not self.cfg.run.progress, dynamic_ncols=True)
         t0 = time.monotonic()
+        keys = f" --key ID.key_secret --coordinator-key {self.run_dir / 'coordinator.key'}" if self.pair else ""
         print(f"coordinator inbox {self.inbox.endpoint} (join by hand: netmarl node --id ID --coordinator "
-              f"{self.inbox.endpoint}); run folder {self.run_dir}", file=sys.stderr)
+              f"{self.inbox.endpoint}{keys}); run folder {self.run_dir}", file=sys.stderr)
         try:
             self.launch_all()
             deadline = time.monotonic() + self.cfg.run.register_timeout_s
@@ -327,10 +383,15 @@ class Supervisor:
         self.launcher.stop_all(grace_s=2.0)
         while self.loop_once(200):  # last words may trail the exits: read until 200 ms of quiet
             pass
+        if self.gate is not None and (self.gate.refused or self.inbox.refused):
+            log.warning("CURVE refused %d connections (unknown keys) and %d messages (a sender claiming another id)",
+                        self.gate.refused, self.inbox.refused)
+            self.event(event="curve_refused", connections=self.gate.refused, messages=self.inbox.refused)
         self.peers.close()
         self.inbox.close()
         self.ctx.term()
         log.removeHandler(self.log_handler)
+        logging.getLogger("protocols").removeHandler(self.log_handler)
         self.log_handler.close()
 
     def write_outputs(self, wall_s: float) -> None:

@@ -12,6 +12,7 @@ from protocols.codec import decode, decode_envelope, wire_size
 from protocols.endpoint import COORDINATOR_IDENT, MAX_BATCH, Endpoint
 from protocols.errors import ProtocolError
 from protocols.messages import BROADCAST, REGISTRY, Directory, LinkReport, Positions, Tick
+from protocols.security import Curve
 from protocols.sockets import NOBLOCK, POLLIN
 
 from .channel import Channel
@@ -109,6 +110,8 @@ class Medium:
     # ------------------------------------------------------------ routing
     def route(self, ident: bytes, frames) -> None:
         """Handle one incoming multipart message: control messages here, radio ones to forward()."""
+        if frames is None:  # CURVE: a sender claiming another's id, refused and counted by the inbox
+            return
         try:
             if not frames:
                 raise ProtocolError("empty message")
@@ -241,9 +244,10 @@ class Medium:
         return 0
 
 
-def run_medium(node_id: str, coordinator: str, seed: int, netsim: dict) -> int:
-    """Entry point of the medium process."""
-    ep = Endpoint(node_id, "medium", coordinator)
+def run_medium(node_id: str, coordinator: str, seed: int, netsim: dict, curve_secret: str | None = None,
+               coordinator_key: str | None = None) -> int:
+    """Entry point of the medium process (curve_secret and coordinator_key: CURVE, Z85)."""
+    ep = Endpoint(node_id, "medium", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
     ep.stop_on_signals()
     try:
         ep.register()

@@ -12,7 +12,8 @@ import zmq
 
 from .codec import DEFAULT_LIMITS, Limits, Stamper
 from .messages import BarrierArrive, BarrierRelease, Body, Directory, Heartbeat, Message, Metrics, Ping, Pong, Register, RegisterAck, Shutdown
-from .sockets import NOBLOCK, POLLIN, Inbox, PeerBook, PeerLink
+from .security import Curve, Gate
+from .sockets import NOBLOCK, POLLIN, Inbox, PeerBook, PeerLink, SecureInbox
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +21,7 @@ COORDINATOR_ID = "coordinator"
 COORDINATOR_IDENT = COORDINATOR_ID.encode()
 COORDINATOR_ONLY = frozenset({"directory", "shutdown", "register_ack", "start", "barrier_release"})
 MAX_BATCH = 1000
+PEER_KEY_GRACE_S = 2.0  # a peer may connect a moment before this process reads the Directory with its key
 
 
 class Endpoint:
@@ -27,14 +29,23 @@ class Endpoint:
 
     def __init__(self, node_id: str, kind: str, coordinator: str, *, role: str = "",
                  bind: str = "tcp://127.0.0.1:*", heartbeat_s: float = 0.5, limits: Limits = DEFAULT_LIMITS,
-                 coordinator_timeout_s: float = 10.0):
+                 coordinator_timeout_s: float = 10.0, link_factory=None, curve: Curve | None = None):
         self.node_id, self.kind, self.role = node_id, kind, role
         self.ctx = zmq.Context()
-        self.inbox = Inbox(self.ctx, bind, limits)
+        self.curve = curve
+        if curve is None:
+            self.inbox = Inbox(self.ctx, bind, limits)
+        else:  # CURVE: admit the coordinator now, peers as its Directory vouches for them
+            gate = Gate(self.ctx, {curve.coordinator_key: COORDINATOR_ID}, grace_s=PEER_KEY_GRACE_S, logger=log)
+            gate.start()
+            self.inbox = SecureInbox(self.ctx, bind, limits, pair=curve.pair, gate=gate)
         self.t_sim = 0.0
         self.stamper = Stamper(node_id, clock=lambda: self.t_sim)
-        self.coordinator = PeerLink(self.ctx, coordinator, node_id)
-        self.peers = PeerBook(self.ctx, node_id)
+        # link_factory(endpoint, identity) replaces the ZeroMQ links (the MQTT transport); the inbox stays
+        self.coordinator = link_factory(coordinator, node_id) if link_factory else PeerLink(
+            self.ctx, coordinator, node_id, curve=curve and (curve.pair, curve.coordinator_key))
+        self.peers = PeerBook(self.ctx, node_id, pair=curve and curve.pair)
+        self.peers.link_factory = link_factory
         self.heartbeat_s = heartbeat_s
         self._next_heartbeat = 0.0
         self.stopping = False
@@ -83,6 +94,8 @@ class Endpoint:
             return True
         if isinstance(body, Directory):
             self.peers.update(body)
+            if self.curve is not None:
+                self.trust(body)
         elif isinstance(body, Shutdown):
             self.shutdown_requested = True
             self.stop(f"shutdown requested by the coordinator ({body.reason or 'no reason given'})")
@@ -93,6 +106,12 @@ class Endpoint:
         else:
             return False
         return True
+
+    def trust(self, directory: Directory) -> None:
+        """CURVE: admit exactly the keys the coordinator vouches for; the medium may relay others' messages."""
+        ids = {key: node_id for node_id, key in directory.keys.items() if node_id != COORDINATOR_ID}
+        self.inbox.gate.admit_only({**ids, self.curve.coordinator_key: COORDINATOR_ID})
+        self.inbox.relays = frozenset(n.encode() for n, kind in directory.kinds.items() if kind == "medium")
 
     def poll(self, timeout_ms: int) -> list[tuple[bytes, Message]]:
         """Wait up to timeout_ms, then take up to MAX_BATCH messages; return those not handled here."""

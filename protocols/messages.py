@@ -89,12 +89,14 @@ class RegisterAck(Body):
 
 @register
 class Directory(Body):
-    """Endpoints of every registered process, keyed by node id, plus their kinds."""
+    """Endpoints of every registered process, keyed by node id, plus their kinds (and, with CURVE,
+    the public key each was authenticated with: the keys its peers admit)."""
 
     TYPE: ClassVar[str] = "directory"
     endpoints: dict[str, str]
     kinds: dict[str, str] = Field(default_factory=dict)
     down: list[str] = Field(default_factory=list)
+    keys: dict[str, str] = Field(default_factory=dict)
 
 
 @register
@@ -280,3 +282,32 @@ class PollReply(Body):
     episode: int = Field(ge=0)
     step: int = Field(ge=0)
     zone: int = Field(ge=0)
+
+
+# ---------------------------------------------------------------- radio plane: RSM-MASAC segments
+@register
+class SegmentRequest(Body):
+    """Pull request (i, P_i, j_p, p) of RSM: send segment `index` of your actor cut into `segments` parts.
+    `full = True` asks for the whole actor (the Avg baseline's full-model exchange, P_i = 1)."""
+
+    TYPE: ClassVar[str] = "segment_request"
+    round: int = Field(ge=0)
+    replica: int = Field(ge=0)
+    segments: int = Field(ge=1, le=64)
+    index: int = Field(ge=0, le=63)
+
+
+@register
+class SegmentResponse(Body):
+    """One CPM-sized chunk of a requested segment; the values travel as the float32 array 'values'.
+    `offset` is the chunk's start within the segment, `length` the segment's full length."""
+
+    TYPE: ClassVar[str] = "segment_response"
+    round: int = Field(ge=0)
+    replica: int = Field(ge=0)
+    segments: int = Field(ge=1, le=64)
+    index: int = Field(ge=0, le=63)
+    chunk: int = Field(ge=0)
+    chunks: int = Field(ge=1)
+    offset: int = Field(ge=0)
+    length: int = Field(ge=1)

@@ -8,6 +8,7 @@ import zmq
 from .codec import DEFAULT_LIMITS, Limits, decode, encode
 from .errors import ProtocolError
 from .messages import Directory, Error, Message
+from .security import Gate, KeyPair, make_client, make_server
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,12 @@ def recv_frames(sock: zmq.Socket, flags: int = 0) -> list[bytes]:
 class Inbox:
     """A node's one ROUTER socket: everything addressed to the node arrives here."""
 
-    def __init__(self, ctx: zmq.Context, bind: str = "tcp://127.0.0.1:*", limits: Limits = DEFAULT_LIMITS):
+    def __init__(self, ctx: zmq.Context, bind: str = "tcp://127.0.0.1:*", limits: Limits = DEFAULT_LIMITS,
+                 pair: KeyPair | None = None):
         self.limits = limits
         self.sock = ctx.socket(zmq.ROUTER)
+        if pair is not None:
+            make_server(self.sock, pair)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # reply to a vanished peer raises instead of vanishing
         self.sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted peer may take its routing id over
         self.sock.setsockopt(zmq.MAXMSGSIZE, limits.max_message_bytes)  # first DoS bound, before msgpack
@@ -89,13 +93,89 @@ class Inbox:
         self.sock.close()
 
 
+class SecureInbox(Inbox):
+    """An Inbox that is a CURVE server: its context's Gate admits known keys only, and a message is
+    refused unless its routing id, and its envelope source, is the node id its key was admitted as
+    (relays, i.e. the medium, may pass on other sources)."""
+
+    def __init__(self, ctx: zmq.Context, bind: str, limits: Limits = DEFAULT_LIMITS, *, pair: KeyPair, gate: Gate):
+        if not gate.is_alive():
+            raise RuntimeError("start the Gate before binding a SecureInbox: without one CURVE admits every key")
+        super().__init__(ctx, bind, limits, pair)
+        self.pair, self.gate = pair, gate
+        self.relays: frozenset[bytes] = frozenset()
+        self.refused = 0
+        self._logged_forgers: set[tuple[bytes, str]] = set()
+
+    def recv_raw(self, flags: int = 0) -> tuple[bytes, list | None]:
+        """Like Inbox.recv_raw; frames are None when the routing id is not the authenticated node id."""
+        first = self.sock.recv(flags, copy=False)
+        frames = []
+        while self.sock.getsockopt(RCVMORE):
+            frames.append(self.sock.recv(0))
+        ident = first.bytes
+        try:
+            user = first.get("User-Id").encode()
+        except zmq.ZMQError:
+            user = b""
+        if ident != user:
+            self.refuse(user, "routing id", ident)
+            return user, None
+        return ident, frames
+
+    def recv(self, flags: int = 0) -> tuple[bytes, Message | None]:
+        """Like Inbox.recv; a message whose envelope source is not its sender's id is refused (None)."""
+        ident, frames = self.recv_raw(flags)
+        if frames is None:
+            return ident, None
+        try:
+            msg = decode(frames, self.limits)
+        except ProtocolError as err:
+            self.reject(ident, err)
+            return ident, None
+        if msg.env.src.encode() != ident and ident not in self.relays:
+            self.refuse(ident, "source", msg.env.src.encode())
+            return ident, None
+        return ident, msg
+
+    def refuse(self, user: bytes, field: str, claimed: bytes) -> None:
+        """Count a message whose routing id or source claims another sender; log it once per sender and
+        field; answer nothing (a reply would go to the routing id claimed)."""
+        self.rejected += 1
+        self.refused += 1
+        if (user, field) not in self._logged_forgers:
+            self._logged_forgers.add((user, field))
+            log.warning("refused a message: the peer authenticated as %r gave the %s %r "
+                        "(further ones are counted, not logged)", user.decode(errors="replace"), field,
+                        claimed.decode(errors="replace"))
+
+    def close(self) -> None:
+        """Close the socket, then stop the Gate."""
+        super().close()
+        self.gate.stop()
+
+
+def secure_inbox(ctx: zmq.Context, admit: dict[str, str], bind: str = "tcp://127.0.0.1:*",
+                 pair: KeyPair | None = None) -> SecureInbox:
+    """A SecureInbox (fresh key pair unless given) whose started Gate admits {public key: node id}; a client
+    connects with PeerLink(ctx, inbox.endpoint, node_id, curve=(its pair, inbox.pair.public)). For tests and
+    benchmarks; close() stops the Gate too."""
+    gate = Gate(ctx, admit)
+    gate.start()
+    return SecureInbox(ctx, bind, pair=pair or KeyPair.generate(), gate=gate)
+
+
 class PeerLink:
     """A DEALER connected to one peer's inbox; send-only, bounded queue, bounded blocking."""
 
     def __init__(self, ctx: zmq.Context, endpoint: str, identity: str,
-                 send_timeout_ms: int = DEFAULT_SEND_TIMEOUT_MS, curve: dict | None = None):
+                 send_timeout_ms: int = DEFAULT_SEND_TIMEOUT_MS, curve: tuple[KeyPair, str] | None = None):
+        """curve: (own key pair, the peer's public key) to make the link a CURVE client."""
         self.endpoint = endpoint
+        self.server_key = curve[1] if curve else None
         self.sock = ctx.socket(zmq.DEALER)
+        if curve is not None:
+            make_client(self.sock, *curve)
         self.sock.setsockopt(zmq.ROUTING_ID, identity.encode())
         self.sock.setsockopt(zmq.SNDHWM, DEFAULT_HWM)
         self.sock.setsockopt(zmq.SNDTIMEO, send_timeout_ms)
@@ -119,10 +199,16 @@ class PeerLink:
 
 
 class PeerBook:
-    """Peers by node id, kept in step with the coordinator's Directory; a link opens on first send."""
+    """Peers by node id, kept in step with the coordinator's Directory; a link opens on first send.
+    With a key pair every link is a CURVE client, and a peer is known only with its public key."""
 
-    def __init__(self, ctx: zmq.Context, identity: str, send_timeout_ms: int = DEFAULT_SEND_TIMEOUT_MS):
+    link_factory = None  # (endpoint, identity) -> link; None: a PeerLink (ZeroMQ). The MQTT transport sets it.
+
+    def __init__(self, ctx: zmq.Context, identity: str, send_timeout_ms: int = DEFAULT_SEND_TIMEOUT_MS,
+                 pair: KeyPair | None = None):
         self.ctx, self.identity, self.send_timeout_ms = ctx, identity, send_timeout_ms
+        self.pair = pair
+        self.keys: dict[str, str] = {}  # node id -> public key (CURVE only)
         self.endpoints: dict[str, str] = {}
         self.links: dict[str, PeerLink] = {}
         self.kinds: dict[str, str] = {}
@@ -135,20 +221,25 @@ class PeerBook:
             self._ids_cache.clear()
         self.endpoints[node_id] = endpoint
         link = self.links.get(node_id)
-        if link is None or link.endpoint != endpoint:
+        key = self.keys[node_id] if self.pair is not None else None  # KeyError: under CURVE no key, no link
+        if link is None or link.endpoint != endpoint or getattr(link, "server_key", None) != key:
             if link is not None:
                 link.close(0)
-            link = self.links[node_id] = PeerLink(self.ctx, endpoint, self.identity, self.send_timeout_ms)
+            link = self.links[node_id] = (self.link_factory(endpoint, self.identity) if self.link_factory else
+                                          PeerLink(self.ctx, endpoint, self.identity, self.send_timeout_ms,
+                                                   key and (self.pair, key)))
         return link
 
     def update(self, directory: Directory) -> None:
-        """Apply a Directory: remember endpoints (moved peers reconnect), kinds and who is down."""
+        """Apply a Directory: remember endpoints (moved or re-keyed peers reconnect), kinds and who is down."""
+        if self.pair is not None:
+            self.keys.update(directory.keys)
         for node_id, endpoint in directory.endpoints.items():
-            if node_id == self.identity:
-                continue
+            if node_id == self.identity or (self.pair is not None and node_id not in self.keys):
+                continue  # under CURVE a peer the coordinator gave no key for stays unknown
             self.endpoints[node_id] = endpoint
             link = self.links.get(node_id)
-            if link is not None and link.endpoint != endpoint:
+            if link is not None and (link.endpoint != endpoint or getattr(link, "server_key", None) != self.keys.get(node_id)):
                 self.connect(node_id, endpoint)
         self.kinds.update(directory.kinds)
         self.down = set(directory.down)

@@ -8,8 +8,11 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 from netsim.config import NetsimConfig
+from protocols.mqtt import MqttSettings
+from protocols.security import is_loopback
 
 from .figure8 import max_vehicles
+from .cav.config import CavWorld
 from .warehouse.config import WarehouseWorld
 
 
@@ -53,10 +56,34 @@ def _world_kind(value: Any) -> str:
     return value.get("kind", "figure8") if isinstance(value, dict) else getattr(value, "kind", "figure8")
 
 
-WORLD_KINDS = ("figure8", "warehouse")
-WorldConfig = Annotated[Union[Annotated[Figure8World, Tag("figure8")], Annotated[WarehouseWorld, Tag("warehouse")]],
+WORLD_KINDS = ("figure8", "warehouse", "cav")
+WorldConfig = Annotated[Union[Annotated[Figure8World, Tag("figure8")], Annotated[WarehouseWorld, Tag("warehouse")],
+                              Annotated[CavWorld, Tag("cav")]],
                         Discriminator(_world_kind, custom_error_type="world_kind",
-                                      custom_error_message="world.kind must be one of: figure8, warehouse")]
+                                      custom_error_message="world.kind must be one of: figure8, warehouse, cav")]
+
+
+class MqttConfig(MqttSettings):
+    """[mqtt]: the run also starts a bridge (coordinator/mqtt_bridge.py) so that nodes which reach it only
+    through this MQTT broker can join with `netmarl node --mqtt URL --fleet NAME`. Fields: broker
+    (mqtt://HOST:PORT or mqtts://), fleet, username, password, tls_ca, tls_cert, tls_key, tls_insecure,
+    keepalive_s, max_queued, stale_s (protocols/mqtt.py), and bind_host: the interface of the bridge's
+    stand-in inboxes, which the run's own processes connect to."""
+
+    bind_host: str = Field("127.0.0.1", pattern=r"^[A-Za-z0-9_.:\[\]-]{1,200}$")
+
+
+class SecurityConfig(BaseModel):
+    """[security]: CURVE encryption and authentication on every ZeroMQ socket of the run."""
+
+    model_config = ConfigDict(extra="forbid")
+    curve: Literal["auto", "on", "off"] = "auto"  # auto: on when run.coordinator_bind is not loopback
+    keys_dir: str | None = None  # holds coordinator.key and coordinator.key_secret; unset: a fresh pair per run
+    allow_dir: str | None = None  # public keys NODE_ID.key of the nodes that may join by hand
+
+    def enabled(self, coordinator_bind: str) -> bool:
+        """Whether the run uses CURVE."""
+        return self.curve == "on" or (self.curve == "auto" and not is_loopback(coordinator_bind))
 
 
 class ScenarioConfig(BaseModel):
@@ -69,6 +96,8 @@ class ScenarioConfig(BaseModel):
     netsim: NetsimConfig = Field(default_factory=NetsimConfig)
     role: dict[str, Any] = Field(default_factory=lambda: {"name": "beacon"})
     algo: dict[str, Any] = Field(default_factory=dict)
+    mqtt: MqttConfig | None = None
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
 
 
 def parse_value(text: str) -> Any:
@@ -122,6 +151,25 @@ def validate_role(cfg: ScenarioConfig, where: str) -> None:
         raise ConfigError(_explain(err, where).replace("\n  ", "\n  role.")) from None
 
 
+def check_cav(cfg: ScenarioConfig, where: str) -> None:
+    """A CAV scenario takes its learner settings from [algo] (the cav role's settings), not [role]."""
+    from agent_node.roles.cav import CavSettings
+
+    if cfg.role != {"name": "beacon"}:
+        raise ConfigError(f"{where}: role: a cav world takes its agents' settings from [algo], not [role]")
+    try:
+        CavSettings.model_validate({"name": "cav", **cfg.algo})
+    except ValidationError as err:
+        raise ConfigError(_explain(err, where).replace("\n  ", "\n  algo.")) from None
+    if cfg.world.scenario == "figure8" and cfg.world.n_agents > cfg.world.vehicles:
+        raise ConfigError(f"{where}: world.agents ({cfg.world.n_agents}) exceeds world.vehicles ({cfg.world.vehicles})")
+    step = cfg.world.step_length
+    timeout = cfg.algo.get("round_timeout_s", 0.5)
+    if isinstance(timeout, (int, float)) and timeout < 2 * step - 1e-9:
+        raise ConfigError(f"{where}: algo.round_timeout_s: must be at least two steps ({2 * step:g} s): answers "
+                          "sent in the step after a request are only certain to be in by then")
+
+
 def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> ScenarioConfig:
     """Read, override and validate a scenario file; raise ConfigError naming what is wrong."""
     path = Path(path)
@@ -145,6 +193,9 @@ def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None 
         from .warehouse.checks import check_warehouse
 
         check_warehouse(cfg, str(path))
+        return cfg
+    if cfg.world.kind == "cav":
+        check_cav(cfg, str(path))
         return cfg
     if cfg.algo:
         raise ConfigError(f"{path}: algo: the figure8 world takes no [algo] table")

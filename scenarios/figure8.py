@@ -17,7 +17,7 @@ LOOP = ("bottom", "top", "upper_ring", "right", "left", "lower_ring")
 _RESOLUTION = 40  # points per ring shape, as Flow's FigureEightNetwork
 _VEH_LENGTH = 5.0
 _MIN_GAP = 2.5
-_BUILD_VERSION = 1  # bump when the generated files change for the same parameters
+_BUILD_VERSION = 2  # bump when the generated files change for the same parameters
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Figure8Files:
     vehicle_ids: tuple[str, ...]
     agent_ids: tuple[str, ...]
     loop_length: float
+    start_positions: tuple[float, ...] = ()  # each vehicle's front at depart, as a distance along the loop
 
     @property
     def sumo_args(self) -> list[str]:
@@ -150,7 +151,7 @@ def _place(segments: list[tuple[str, float, float]], n: int) -> list[tuple[str, 
     return placed
 
 
-def _write_routes(path: Path, placed: list[tuple[str, float]], n_agents: int, speed: float) -> list[str]:
+def _write_routes(path: Path, placed: list[tuple[str, float]], agent_slots: set[int], speed: float) -> list[str]:
     """Write vTypes, the six rotation routes and one vehicle per slot; return the vehicle ids."""
     vtype = ('carFollowModel="IDM" accel="1.0" decel="1.5" emergencyDecel="9.0" tau="1.0" '
              f'minGap="{_MIN_GAP}" length="{_VEH_LENGTH}" delta="4" maxSpeed="{speed:.4f}" '
@@ -163,7 +164,7 @@ def _write_routes(path: Path, placed: list[tuple[str, float]], n_agents: int, sp
         lines.append(f'    <route id="route_{eid}" edges="{" ".join(rot)}" repeat="1000"/>\n')
     ids = []
     for i, (eid, pos) in enumerate(placed):
-        vid, typ = f"veh{i}", "cav" if i < n_agents else "human"
+        vid, typ = f"veh{i}", "cav" if i in agent_slots else "human"
         ids.append(vid)
         lines.append(f'    <vehicle id="{vid}" type="{typ}" route="route_{eid}" depart="0" '
                      f'departLane="0" departPos="{pos:.3f}" departSpeed="0"/>\n')
@@ -174,20 +175,23 @@ def _write_routes(path: Path, placed: list[tuple[str, float]], n_agents: int, sp
 
 def build_figure8(out_dir: Path, ring_radius: float = 30.0, speed_limit: float = 30.0,
                   n_vehicles: int = 14, n_agents: int = 14, step_length: float = 0.1,
-                  seed: int = 0) -> Figure8Files:
+                  seed: int = 0, agent_slots: tuple[int, ...] | None = None) -> Figure8Files:
     """Build (or reuse from out_dir) the figure-eight net and a routes file with n_vehicles evenly spread.
 
     veh0..veh{n-1} depart at t=0 with speed 0, in driving order: veh{i+1} is veh{i}'s leader and
-    veh0 follows the last one (nothing overtakes on the one-lane loop). The first n_agents are
-    vType "cav", the rest "human"; both use SUMO's IDM. Files are rebuilt only when a parameter
+    veh0 follows the last one (nothing overtakes on the one-lane loop). The vehicles at agent_slots
+    (default: the first n_agents) are vType "cav", the rest "human"; both use SUMO's IDM. Files are rebuilt only when a parameter
     that shapes them changes (fig8.params.json); step_length and seed only go into the result.
     """
     if n_vehicles < 1 or not 0 <= n_agents <= n_vehicles:
         raise ValueError(f"need 1 <= n_vehicles and 0 <= n_agents <= n_vehicles, got {n_vehicles}, {n_agents}")
+    slots = tuple(range(n_agents)) if agent_slots is None else tuple(sorted(set(agent_slots)))
+    if len(slots) != n_agents or any(not 0 <= i < n_vehicles for i in slots):
+        raise ValueError(f"agent_slots {agent_slots} must be {n_agents} distinct indices below {n_vehicles}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     params = {"version": _BUILD_VERSION, "ring_radius": ring_radius, "speed_limit": speed_limit,
-              "n_vehicles": n_vehicles, "n_agents": n_agents}
+              "n_vehicles": n_vehicles, "n_agents": n_agents, "agent_slots": list(slots)}
     net, routes, meta = out / "fig8.net.xml", out / "fig8.rou.xml", out / "fig8.params.json"
     cached = json.loads(meta.read_text()) if meta.exists() else None
     if cached is None or cached.get("params") != params or not (net.exists() and routes.exists()):
@@ -199,9 +203,13 @@ def build_figure8(out_dir: Path, ring_radius: float = 30.0, speed_limit: float =
         if proc.returncode != 0:
             raise RuntimeError(f"netconvert failed ({proc.returncode}): {proc.stderr.strip()}")
         segments = _segments(net)
-        ids = _write_routes(routes, _place(segments, n_vehicles), n_agents, speed_limit)
-        cached = {"params": params, "vehicle_ids": ids, "loop_length": segments[-1][1]}
+        placed = _place(segments, n_vehicles)
+        ids = _write_routes(routes, placed, set(slots), speed_limit)
+        start = {eid: s0 for eid, s0, _ in segments}
+        cached = {"params": params, "vehicle_ids": ids, "loop_length": segments[-1][1],
+                  "start_positions": [start[eid] + pos for eid, pos in placed]}
         meta.write_text(json.dumps(cached, indent=1))
     ids = tuple(cached["vehicle_ids"])
     return Figure8Files(net=net, routes=routes, step_length=step_length, seed=seed,
-                        vehicle_ids=ids, agent_ids=ids[:n_agents], loop_length=cached["loop_length"])
+                        vehicle_ids=ids, agent_ids=tuple(ids[i] for i in slots), loop_length=cached["loop_length"],
+                        start_positions=tuple(cached["start_positions"]))

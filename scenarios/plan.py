@@ -22,8 +22,25 @@ class RunPlan:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
-def plan_run(cfg: ScenarioConfig, run_dir: Path) -> RunPlan:
-    """Prepare the world's files (network, trained policies) and say what to launch."""
+#: modules the fork server imports once for a world kind, so its agent processes start with them loaded
+#: (torch takes seconds of CPU to import: nine learners importing it at once stall a 2-core machine)
+PRELOAD_BY_KIND = {"cav": ["agent_node.roles.cav", "scenarios.cav.world"]}
+
+
+def preload_modules(cfg: ScenarioConfig) -> list[str]:
+    """Extra fork-server preloads for this scenario's world kind."""
+    return PRELOAD_BY_KIND.get(cfg.world.kind, [])
+
+
+def plan_run(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> RunPlan:
+    """Prepare the world's files (network, trained policies) and say what to launch; resume: a run
+    folder whose checkpoints the new run starts from (worlds that checkpoint)."""
+    if cfg.world.kind == "cav":
+        from .cav.plan import plan_cav
+
+        return plan_cav(cfg, run_dir, resume)
+    if resume is not None:
+        raise ValueError(f"--resume: a {cfg.world.kind} run has no checkpoints to resume from")
     if cfg.world.kind == "warehouse":
         from .warehouse.plan import plan_warehouse
 

@@ -150,7 +150,7 @@ class SumoSim:
             self._order.pop(vid, None)
             self._controlled.discard(vid)
         for vid in self._sim[tc.VAR_DEPARTED_VEHICLES_IDS]:
-            api.vehicle.subscribe(vid, [tc.VAR_POSITION, tc.VAR_SPEED])
+            api.vehicle.subscribe(vid, [tc.VAR_POSITION, tc.VAR_SPEED, tc.VAR_DISTANCE])
             self._order[vid] = None
         self._veh = api.vehicle.getAllSubscriptionResults()
         return self.time
@@ -175,6 +175,11 @@ class SumoSim:
         xy = np.array([r[pos] for r in rows], dtype=np.float64).reshape(len(rows), 2)
         speed = np.array([r[spd] for r in rows], dtype=np.float64)
         return ids, xy, speed
+
+    def distances(self, ids: Iterable[str]) -> np.ndarray:
+        """Distance (m) each vehicle has driven since it departed (its odometer)."""
+        var = self._tc.VAR_DISTANCE
+        return np.array([self._veh[v][var] for v in ids], dtype=np.float64)
 
     def apply_acceleration(self, veh_id: str, accel: float) -> None:
         """Command veh_id to accelerate by accel (m/s^2) over the next step, as Flow does.

@@ -9,6 +9,7 @@ import numpy as np
 
 from protocols.endpoint import Endpoint
 from protocols.messages import Observation, Positions
+from protocols.security import Curve
 
 from .config import Figure8World
 from .figure8 import Figure8Files, build_figure8
@@ -87,9 +88,9 @@ class World(StepDriver):
 
 
 def run_world(node_id: str, coordinator: str, seed: int, world: dict, net_dir: str, steps: int,
-              deadline_s: float) -> int:
-    """Entry point of the world process."""
-    ep = Endpoint(node_id, "world", coordinator)
+              deadline_s: float, curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
+    """Entry point of the world process (curve_secret and coordinator_key: CURVE, Z85)."""
+    ep = Endpoint(node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
     ep.stop_on_signals()
     try:
         cfg = Figure8World.model_validate(world)

@@ -54,12 +54,15 @@ EXAMPLES: dict[str, dict] = {
     "step_begin": dict(episode=2, step=17, sg=[0, 4, 4]),
     "poll": dict(episode=2, step=17, sg=[4]),
     "poll_reply": dict(episode=2, step=17, zone=3),
+    "segment_request": dict(round=4, replica=1, segments=4, index=2),
+    "segment_response": dict(round=4, replica=1, segments=4, index=2, chunk=3, chunks=16, offset=3360, length=17024),
 }
 EXAMPLE_ARRAYS: dict[str, dict[str, np.ndarray]] = {
     "positions": {"xy": np.arange(6, dtype=np.float64).reshape(3, 2), "speed": np.array([1, 2, 3], np.float32)},
     "payload": {"data": np.arange(300, dtype=np.uint16).astype(np.uint8)},
     "observation": {"obs": np.array([1.0, 2.0, 3.0, 4.0], np.float32)},
     "action": {"vec": np.array([0.1, -0.2], np.float64)},
+    "segment_response": {"values": np.arange(1120, dtype=np.float32)},
 }
 TYPES = sorted(REGISTRY)
 

@@ -9,6 +9,7 @@ ROLES: dict[str, str] = {
     "beacon": "agent_node.roles.beacon:BeaconRole",
     "dispatcher": "agent_node.roles.dispatcher:DispatcherRole",
     "robot": "agent_node.roles.robot:RobotRole",
+    "cav": "agent_node.roles.cav:CavRole",
 }
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from protocols.endpoint import Endpoint
 from protocols.messages import Observation, Positions
+from protocols.security import Curve
 
 from ..step_driver import StepDriver
 from .config import WarehouseWorld
@@ -60,9 +61,10 @@ class FloorWorld(StepDriver):
         return step == self.steps and not ep.stopping
 
 
-def run_floor(node_id: str, coordinator: str, seed: int, world: dict, steps: int, deadline_s: float) -> int:
-    """Entry point of the warehouse world process."""
-    ep = Endpoint(node_id, "world", coordinator)
+def run_floor(node_id: str, coordinator: str, seed: int, world: dict, steps: int, deadline_s: float,
+              curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
+    """Entry point of the warehouse world process (curve_secret and coordinator_key: CURVE, Z85)."""
+    ep = Endpoint(node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
     ep.stop_on_signals()
     try:
         w = FloorWorld(ep, WarehouseWorld.model_validate(world), seed, steps, deadline_s)

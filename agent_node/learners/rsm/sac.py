@@ -188,7 +188,7 @@ class SAC:
         logp = log pi(a|s) of the pre-tanh u actually drawn (squashed_log_prob, incl. -log bound; §7.3); store it
         in the buffer as the behaviour log-prob. deterministic=True returns bound * tanh(mu) and its log-density.
         """
-        x = torch.as_tensor(np.asarray(obs, np.float32))
+        x = torch.as_tensor(np.array(obs, np.float32))  # a copy: arrays off the wire are read-only
         mu, sigma = self.actor(x)
         u = mu if deterministic else mu + sigma * torch.randn(mu.shape, generator=self.act_gen)
         b = self.cfg.action_bound

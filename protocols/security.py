@@ -1,0 +1,225 @@
+"""CURVE on ZeroMQ: key pairs and key files, allow-lists, socket options, and the ZAP gate naming each client."""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq
+from zmq.auth import load_certificate
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
+
+log = logging.getLogger(__name__)
+
+PUBLIC_SUFFIX, SECRET_SUFFIX = ".key", ".key_secret"
+Z85_KEY_LEN = 40
+LOOPBACK_NAMES = {"localhost", "lo", "ip6-localhost"}
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A CURVE key pair as Z85 text (40 characters each)."""
+
+    public: str
+    secret: str
+
+    @classmethod
+    def generate(cls) -> KeyPair:
+        public, secret = zmq.curve_keypair()
+        return cls(public.decode(), secret.decode())
+
+    @classmethod
+    def from_secret(cls, secret: str) -> KeyPair:
+        """The pair of a Z85 secret key (the public key is derived from it)."""
+        return cls(zmq.curve_public(check_key(secret).encode()).decode(), secret)
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"KeyPair(public={self.public!r})"
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A process's CURVE settings: its own key pair and the public key of the coordinator it joins."""
+
+    pair: KeyPair
+    coordinator_key: str
+
+    @classmethod
+    def from_settings(cls, secret: str | None = None, key_file: str | None = None,
+                      coordinator_key: str | None = None, node_id: str = "") -> Curve | None:
+        """None when nothing is set; otherwise both the own key (Z85 secret or key file) and the coordinator's."""
+        if secret is None and key_file is None and coordinator_key is None:
+            return None
+        if coordinator_key is None or (secret is None and key_file is None):
+            raise ValueError("CURVE needs both the node's own key and the coordinator's public key "
+                             "(--key and --coordinator-key)")
+        pair = KeyPair.from_secret(secret) if secret is not None else read_key_pair(key_file, node_id)
+        return cls(pair, read_public_key(coordinator_key))
+
+
+def check_key(key: str) -> str:
+    """A Z85 key of the right length, or ValueError."""
+    if not isinstance(key, str) or len(key) != Z85_KEY_LEN:
+        raise ValueError(f"a CURVE key is {Z85_KEY_LEN} Z85 characters")
+    try:
+        z85.decode(key)
+    except (ValueError, KeyError, TypeError):
+        raise ValueError("not a Z85-encoded CURVE key") from None
+    return key
+
+
+# ---------------------------------------------------------------- key files
+def _key_file_text(public: str, secret: str | None) -> str:
+    """The zmq.auth certificate format (readable by zmq.auth.load_certificate and czmq)."""
+    kind = "Secret" if secret else "Public"
+    lines = [f"#   ****  Generated on {time.strftime('%Y-%m-%d %H:%M:%S')} by netmarl  ****",
+             f"#   ZeroMQ CURVE {kind} Certificate", "", "metadata", "curve", f'    public-key = "{public}"']
+    if secret:
+        lines.append(f'    secret-key = "{secret}"')
+    return "\n".join(lines) + "\n"
+
+
+def write_key_pair(directory: str | Path, name: str, pair: KeyPair) -> tuple[Path, Path]:
+    """Write NAME.key (public) and NAME.key_secret (mode 0600) into directory; refuse to overwrite."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"{name!r} cannot name a key file")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    public_path, secret_path = directory / f"{name}{PUBLIC_SUFFIX}", directory / f"{name}{SECRET_SUFFIX}"
+    for path, text, mode in ((secret_path, _key_file_text(pair.public, pair.secret), 0o600),
+                             (public_path, _key_file_text(pair.public, None), 0o644)):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)  # created with its mode: no window
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+    return public_path, secret_path
+
+
+def write_public_key(path: str | Path, public: str) -> Path:
+    """Write one public key file (replacing an old one)."""
+    Path(path).write_text(_key_file_text(public, None))
+    return Path(path)
+
+
+def read_key_pair(path: str | Path, name: str = "") -> KeyPair:
+    """The pair in a NAME.key_secret file (a folder means its NAME.key_secret)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / f"{name}{SECRET_SUFFIX}"
+    try:
+        public, secret = load_certificate(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read the CURVE secret key file {path}: {err}") from None
+    if not secret:
+        raise ValueError(f"{path} holds no secret key (the secret key file is NAME{SECRET_SUFFIX})")
+    pair = KeyPair.from_secret(secret.decode())
+    if pair.public != public.decode():
+        raise ValueError(f"{path}: the public key does not belong to the secret key")
+    return pair
+
+
+def read_public_key(value: str | Path) -> str:
+    """A public key given as Z85 text or as a key file (NAME.key or NAME.key_secret)."""
+    text = str(value)
+    if len(text) == Z85_KEY_LEN and not Path(text).exists():
+        return check_key(text)
+    try:
+        public, _ = load_certificate(text)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read the CURVE public key {text!r}: {err}") from None
+    return check_key(public.decode())
+
+
+def load_allow_dir(directory: str | Path) -> dict[str, str]:
+    """Public key -> node id for every NAME.key file in directory (the file name is the node id)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"the allow-list folder {directory} does not exist")
+    allowed: dict[str, str] = {}
+    for path in sorted(directory.glob(f"*{PUBLIC_SUFFIX}")):
+        allowed[read_public_key(path)] = path.name[:-len(PUBLIC_SUFFIX)]
+    return allowed
+
+
+# ---------------------------------------------------------------- sockets
+def is_loopback(endpoint: str) -> bool:
+    """Whether an endpoint is reachable from this host only (loopback tcp, ipc, inproc)."""
+    transport, _, rest = endpoint.partition("://")
+    if transport in ("ipc", "inproc"):
+        return True
+    host = rest.rsplit(":", 1)[0].strip("[]")
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # "*", an interface name or a host name: may face the network
+        return False
+
+
+def make_server(sock: zmq.Socket, pair: KeyPair) -> None:
+    """Make sock a CURVE server (before it binds); clients are checked by the context's Gate."""
+    sock.setsockopt(zmq.CURVE_SERVER, 1)
+    sock.setsockopt(zmq.CURVE_SECRETKEY, pair.secret.encode())
+    sock.setsockopt(zmq.CURVE_PUBLICKEY, pair.public.encode())
+
+
+def make_client(sock: zmq.Socket, pair: KeyPair, server_key: str) -> None:
+    """Make sock a CURVE client of the server whose public key is server_key (before it connects)."""
+    sock.setsockopt(zmq.CURVE_SERVERKEY, server_key.encode())
+    sock.setsockopt(zmq.CURVE_PUBLICKEY, pair.public.encode())
+    sock.setsockopt(zmq.CURVE_SECRETKEY, pair.secret.encode())
+
+
+class Gate(ThreadAuthenticator):
+    """The ZAP handler of one context: admits the public keys it knows, each as its node id, which then
+    arrives as the "User-Id" property of every message on that connection. An unknown key may wait
+    grace_s for a Directory to vouch for it (a new peer can connect before the Directory arrives)."""
+
+    def __init__(self, ctx: zmq.Context, ids: dict[str, str], *, grace_s: float = 0.0,
+                 logger: logging.Logger | None = None):
+        super().__init__(ctx, log=logger or log)
+        self.ids = dict(ids)  # public key -> node id; replaced whole, never mutated (another thread reads it)
+        self.grace_s = grace_s
+        self.refused = 0
+        self._logged: set[str] = set()
+
+    def start(self) -> None:
+        super().start()
+        self.configure_curve_callback("*", self)
+
+    def admit(self, key: str, node_id: str) -> None:
+        """Let key in as node_id (a key named for node_id before is dropped: one key per id)."""
+        self.ids = {k: n for k, n in self.ids.items() if n != node_id} | {key: node_id}
+
+    def admit_only(self, ids: dict[str, str]) -> None:
+        """Replace the admitted keys."""
+        self.ids = dict(ids)
+
+    def key_of(self, node_id: str) -> str | None:
+        """The key admitted as node_id."""
+        return next((k for k, n in self.ids.items() if n == node_id), None)
+
+    def keys_of(self, node_ids) -> dict[str, str]:
+        """Node id -> admitted key, for those of node_ids that have one."""
+        wanted = set(node_ids)
+        return {n: k for k, n in self.ids.items() if n in wanted}
+
+    async def callback(self, domain: str, key: bytes) -> bool:
+        """Called by the ZAP thread for each connecting client; False refuses the connection."""
+        text, deadline = key.decode(), time.monotonic() + self.grace_s
+        while text not in self.ids and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if text in self.ids:
+            return True
+        self.refused += 1
+        if text not in self._logged:
+            self._logged.add(text)
+            self.log.warning("refused a connection with unknown CURVE key %s (not on the allow-list)", text)
+        return False
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        return self.ids.get(z85.encode(client_public_key).decode(), "")

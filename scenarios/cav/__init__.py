@@ -1,0 +1,1 @@
+"""The RSM-MASAC connected-vehicle scenarios: figure-eight and highway merge, episodic, in SUMO."""
