@@ -10,6 +10,8 @@ from pydantic import ValidationError
 
 from .node import NodeConfig, run_node
 
+STATUS_INTERVAL_S = 10.0  # a hand-started node reports its status (launched ones: none, their roles report)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of `netmarl node`."""
@@ -17,7 +19,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--id", dest="node_id", help="node id (unique in the run)")
     p.add_argument("--coordinator", help="coordinator inbox endpoint, e.g. tcp://10.0.0.1:5555")
     p.add_argument("--role", help="role plug-in name (default beacon)")
+    p.add_argument("--policy", help="portable policy file to act with (role policy; made by `netmarl export`)")
     p.add_argument("--bind", help="own inbox endpoint to bind (default tcp://127.0.0.1:*)")
+    p.add_argument("--advertise", help="endpoint peers reach the inbox at, if not the bound one "
+                                       "(behind NAT or a relay), e.g. tcp://203.0.113.7:6000")
+    p.add_argument("--coordinator-timeout", dest="coordinator_timeout_s", type=float, metavar="S",
+                   help="stop when the coordinator stays silent this long (default 10; more rides out longer outages)")
+    p.add_argument("--status-interval", dest="status_interval_s", type=float, metavar="S",
+                   help=f"a node_status metrics record this often, 0 for none (default {STATUS_INTERVAL_S:g})")
     p.add_argument("--key", help="CURVE: own secret key file ID.key_secret, or the folder holding it "
                                  "(made by `netmarl keys generate ID`)")
     p.add_argument("--coordinator-key", dest="coordinator_key",
@@ -53,6 +62,7 @@ def config_from_args(args: argparse.Namespace) -> NodeConfig:
         with open(args.config, "rb") as fh:
             data = tomllib.load(fh)
     data.update({k: v for k, v in vars(args).items() if k in NodeConfig.model_fields and v is not None})
+    data.setdefault("status_interval_s", STATUS_INTERVAL_S)
     mqtt = mqtt_from_args(args, data)
     if mqtt is not None:
         data["mqtt"] = mqtt

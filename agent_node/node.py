@@ -28,6 +28,7 @@ class NodeConfig(BaseModel):
     coordinator: str = Field(description="coordinator inbox, e.g. tcp://127.0.0.1:5555")
     role: str = "beacon"
     bind: str = "tcp://127.0.0.1:*"
+    advertise: str | None = None  # the endpoint peers reach the inbox at, if not the bound one (NAT, relay)
 
     @field_validator("role")
     @classmethod
@@ -36,6 +37,9 @@ class NodeConfig(BaseModel):
             raise ValueError(f"unknown role {name!r}; known roles: {', '.join(sorted(ROLES))}")
         return name
     heartbeat_s: float = Field(0.5, gt=0)
+    coordinator_timeout_s: float = Field(10.0, gt=0)  # stop when the coordinator stays silent this long
+    status_interval_s: float = Field(0.0, ge=0)  # a node_status metrics record this often; 0: none
+    policy: str | None = None  # a portable policy file on this device (the policy role), instead of the coordinator's
     register_timeout_s: float = Field(60.0, gt=0)
     radio_wait_s: float = Field(1.0, gt=0)  # how long to wait for deliveries the medium says were sent
     # through an MQTT broker instead of direct TCP (protocols/mqtt.py); the bridge reaches the coordinator
@@ -71,7 +75,7 @@ class AgentNode:
         self.mqtt = NodeTransport(cfg.mqtt, cfg.node_id) if cfg.mqtt else None
         self.ep = Endpoint(cfg.node_id, "agent", cfg.coordinator, role=cfg.role, bind=cfg.bind,
                            heartbeat_s=cfg.heartbeat_s, link_factory=self.mqtt and self.mqtt.link_factory,
-                           curve=cfg.curve())
+                           curve=cfg.curve(), coordinator_timeout_s=cfg.coordinator_timeout_s, advertise=cfg.advertise)
         if self.mqtt:
             self.mqtt.start(self.ep.inbox.endpoint)
         self.role = None
@@ -81,12 +85,17 @@ class AgentNode:
         self.role_errors = 0
         self.direct_rx: dict[str, int] = {}  # direct mode: "src|type" -> messages received
         self.deferred: list = []  # observations that arrived while a role was waiting for radio
+        self.t0 = self.next_status = time.monotonic()
+        self.status_n = 0
 
     def _build_role(self, settings: dict[str, Any], seed: int, radio_mode: str) -> None:
         radio = Radio(self.ep.peers, self.ep.stamper, radio_mode)
         ctx = NodeContext(self.cfg.node_id, agent_rng(seed, self.cfg.node_id), radio,
                           self.ep.metrics, settings, seed=seed, wait=self.take_radio)
-        self.role = load_role(self.cfg.role)(ctx, settings.get("role", {}))
+        role_settings = dict(settings.get("role", {}))
+        if self.cfg.policy:
+            role_settings["policy_file"] = self.cfg.policy
+        self.role = load_role(self.cfg.role)(ctx, role_settings)
 
     def handle(self, ident: bytes, msg) -> None:
         """Dispatch one message to the role; what the role cannot digest is logged and counted."""
@@ -159,12 +168,14 @@ class AgentNode:
             if ep.stopping:
                 return 0
             self._build_role(ack.settings, ack.seed, ack.settings.get("radio_mode", "emulated"))
-            log.info("%s registered (inbox %s), role %s", self.cfg.node_id, ep.inbox.endpoint, self.cfg.role)
+            log.info("%s registered (inbox %s), role %s%s", self.cfg.node_id, ep.inbox.endpoint, self.cfg.role,
+                     f", advertised as {ep.advertise}" if ep.advertise else "")
             pending = ep.wait_start()
             self.role.on_start()
             self.handle_batch(pending)
             while not ep.stopping:
                 ep.maybe_heartbeat()
+                self._report_status()
                 if self.mqtt:
                     self._report_link()
                 batch, self.deferred = self.deferred + ep.poll(0 if self.deferred else int(self.cfg.heartbeat_s * 1000)), []
@@ -175,6 +186,20 @@ class AgentNode:
             if self.mqtt:
                 self.mqtt.close(self.cfg.mqtt_drain_s)
             ep.close()
+
+    def _report_status(self) -> None:
+        """Every status_interval_s a node_status record; those of an outage wait in the queue and arrive
+        after it (n counts them, so a gap would show)."""
+        now = time.monotonic()
+        if not self.cfg.status_interval_s or now < self.next_status:
+            return
+        self.next_status = now + self.cfg.status_interval_s
+        self.status_n += 1
+        ep = self.ep
+        ep.metrics("node_status", {"n": self.status_n, "uptime_s": round(now - self.t0, 2), "steps": self.steps,
+                                   "coordinator_silent_s": round(now - ep.coordinator_seen, 2),
+                                   "coordinator_outages": ep.outages, "send_failures": ep.coordinator.failed +
+                                   sum(link.failed for link in ep.peers.links.values())})
 
     def _report_link(self) -> None:
         """MQTT link events become metrics records; those of an outage wait in the queue and arrive after it."""

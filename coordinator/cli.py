@@ -9,7 +9,10 @@ from pathlib import Path
 
 from agent_node import cli as node_cli
 from . import mqtt_bridge
-from scenarios.config import ConfigError, load_scenario
+from scenarios.errors import ConfigError
+
+# Heavy modules (scenario models and through them sumolib, the supervisor, plots) are imported inside the
+# commands that need them: `netmarl node` must start on a device install without torch or SUMO.
 
 
 def _run_dir(out: str | None, base: str, name: str) -> Path:
@@ -17,6 +20,8 @@ def _run_dir(out: str | None, base: str, name: str) -> Path:
 
 
 def cmd_run(args) -> int:
+    from scenarios.config import load_scenario
+
     from .supervisor import Supervisor
 
     cfg = load_scenario(args.scenario, args.set, args.seed)
@@ -30,6 +35,19 @@ def cmd_run(args) -> int:
             return 2
     name = f"{cfg.run.name}-resumed" if resume else cfg.run.name
     return Supervisor(cfg, _run_dir(args.out, cfg.run.out_dir, name), resume).execute()
+
+
+def cmd_export(args) -> int:
+    from scenarios.cav.export import export_run
+
+    try:
+        written = export_run(Path(args.run_dir), args.agent, Path(args.out))
+    except (FileNotFoundError, ValueError) as err:
+        print(f"netmarl export: {err}", file=sys.stderr)
+        return 2
+    for agent, path in written.items():
+        print(f"{agent}: {path}")
+    return 0
 
 
 def cmd_eval(args) -> int:
@@ -49,6 +67,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    from scenarios.config import load_scenario
+
     from .sweep import run_sweep
 
     cfg = load_scenario(args.scenario, args.set, args.seed)
@@ -121,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "sweep":
             s.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2", help="a swept field")
         s.set_defaults(func=cmd_run if name == "run" else cmd_sweep)
+    x = sub.add_parser("export", help="write trained policies as portable files (numpy only, for devices)")
+    x.add_argument("run_dir")
+    x.add_argument("--agent", help="one agent (default: every agent with a checkpoint)")
+    x.add_argument("--out", required=True, help="output file (with --agent) or folder (AGENT.npz each)")
+    x.set_defaults(func=cmd_export)
     e = sub.add_parser("eval", help="run a CAV run's saved policies and report the score")
     e.add_argument("run_dir")
     e.add_argument("--episodes", type=int, default=3)

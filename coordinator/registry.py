@@ -18,6 +18,7 @@ class NodeRecord:
     host: str
     last_seen: float
     down: bool = False
+    down_at: float = 0.0  # monotonic time it was marked down
 
 
 class Registry:
@@ -41,7 +42,7 @@ class Registry:
     def mark_down(self, node_id: str) -> None:
         """Record that a node is gone."""
         if node_id in self.nodes:
-            self.nodes[node_id].down = True
+            self.nodes[node_id].down, self.nodes[node_id].down_at = True, time.monotonic()
 
     def silent(self, timeout_s: float) -> list[NodeRecord]:
         """Live nodes not heard from for longer than timeout_s."""

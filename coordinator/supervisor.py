@@ -130,6 +130,8 @@ class Supervisor:
                 break  # Ctrl-C, a failure that stops the run, or registration overdue: the main loop reports
             names = []
             for node_id, role in agents[first:first + batch]:
+                if node_id in plan.external:  # joins by hand (`netmarl node`), from a device
+                    continue
                 self.launcher.start(node_id, "agent_node.node:run_node_kwargs", node_id=node_id, coordinator=coord,
                                     role=role, heartbeat_s=heartbeat_s, **self.child_curve(node_id))
                 names.append(node_id)
@@ -167,6 +169,9 @@ class Supervisor:
     def on_message(self, msg) -> None:
         src, body = msg.env.src, msg.body
         self.registry.seen(src)
+        rec = self.registry.nodes.get(src)
+        if isinstance(body, Heartbeat) and rec is not None and rec.down and src not in self.launcher.children:
+            self.readmit(src)
         if isinstance(body, Register):
             self.on_register(body, src)
         elif isinstance(body, Metrics):
@@ -203,6 +208,8 @@ class Supervisor:
             self.peers.keys[reg.node_id] = self.gate.key_of(reg.node_id)
         self.peers.connect(reg.node_id, reg.endpoint)
         role = self.plan.role_settings.get(reg.role, self.cfg.role) if self.plan else self.cfg.role
+        if self.plan and self.plan.agent_settings and reg.node_id in self.plan.agents:
+            role = {**role, **self.plan.agent_settings(reg.node_id)}
         settings = {"role": role, "radio_mode": self.cfg.netsim.mode, "run_dir": str(self.run_dir)}
         self.send(reg.node_id, RegisterAck(run_id=self.run_dir.name, seed=self.cfg.run.seed, settings=settings))
         log.info("registered %s (%s, pid %s) at %s", rec.node_id, rec.kind, rec.pid, rec.endpoint)
@@ -216,6 +223,16 @@ class Supervisor:
             self.started = True
             self.event(event="started", nodes=len(self.registry.nodes))
             log.info("all %d processes registered; run started", len(self.registry.nodes))
+
+    def readmit(self, node_id: str) -> None:
+        """A hand-started node marked down after a heartbeat timeout heartbeats again (its connection is
+        back; a new process would register): it is up again. (A launched child is restarted instead.)"""
+        rec = self.registry.nodes[node_id]
+        down_s = time.monotonic() - rec.down_at
+        rec.down = False
+        log.warning("node %s is back after %.1f s marked down", node_id, down_s)
+        self.event(event="node_back", node=node_id, down_s=round(down_s, 2))
+        self.broadcast_directory()
 
     def on_world_progress(self, body: Metrics) -> None:
         step = body.values.get("step", 0)

@@ -22,6 +22,7 @@ COORDINATOR_IDENT = COORDINATOR_ID.encode()
 COORDINATOR_ONLY = frozenset({"directory", "shutdown", "register_ack", "start", "barrier_release"})
 MAX_BATCH = 1000
 PEER_KEY_GRACE_S = 2.0  # a peer may connect a moment before this process reads the Directory with its key
+COORDINATOR_QUIET_S = 3.0  # three of the coordinator's 1 s heartbeats missed: say so in the log
 
 
 class Endpoint:
@@ -29,8 +30,11 @@ class Endpoint:
 
     def __init__(self, node_id: str, kind: str, coordinator: str, *, role: str = "",
                  bind: str = "tcp://127.0.0.1:*", heartbeat_s: float = 0.5, limits: Limits = DEFAULT_LIMITS,
-                 coordinator_timeout_s: float = 10.0, link_factory=None, curve: Curve | None = None):
+                 coordinator_timeout_s: float = 10.0, link_factory=None, curve: Curve | None = None,
+                 advertise: str | None = None):
+        """advertise: the endpoint to register instead of the bound one (behind NAT or a relay)."""
         self.node_id, self.kind, self.role = node_id, kind, role
+        self.advertise = advertise
         self.ctx = zmq.Context()
         self.curve = curve
         if curve is None:
@@ -56,6 +60,8 @@ class Endpoint:
         self.early: list[tuple[bytes, Message]] = []  # messages that came before the start
         self.coordinator_timeout_s = coordinator_timeout_s
         self.coordinator_seen = time.monotonic()
+        self.coordinator_quiet = False  # silent for over COORDINATOR_QUIET_S
+        self.outages = 0  # times the coordinator went silent for over COORDINATOR_QUIET_S
 
     # ------------------------------------------------------------ sending
     def to_coordinator(self, body: Body, arrays=None) -> bool:
@@ -72,8 +78,15 @@ class Endpoint:
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.heartbeat_s
             self.to_coordinator(Heartbeat())
-            if self.ack is not None and now - self.coordinator_seen > self.coordinator_timeout_s:
+            silent = now - self.coordinator_seen
+            if self.ack is None or self.inbox.has_more():  # unread messages: this process was busy, not cut off
+                return
+            if silent > self.coordinator_timeout_s:
                 self.stop(f"coordinator silent for over {self.coordinator_timeout_s:.0f} s")
+            elif silent > COORDINATOR_QUIET_S and not self.coordinator_quiet:
+                self.coordinator_quiet, self.outages = True, self.outages + 1
+                log.warning("%s: coordinator silent for %.1f s; reconnecting, messages wait in the queue "
+                            "(giving up after %.0f s)", self.node_id, silent, self.coordinator_timeout_s)
 
     # ------------------------------------------------------------ receiving
     def handle_control(self, ident: bytes, msg: Message) -> bool:
@@ -83,7 +96,11 @@ class Endpoint:
         """
         body = msg.body
         if ident == COORDINATOR_IDENT:
-            self.coordinator_seen = time.monotonic()
+            now = time.monotonic()
+            if self.coordinator_quiet:
+                self.coordinator_quiet = False
+                log.info("%s: coordinator back after %.1f s", self.node_id, now - self.coordinator_seen)
+            self.coordinator_seen = now
             if isinstance(body, Heartbeat):
                 return True
         if isinstance(body, Ping):
@@ -157,7 +174,8 @@ class Endpoint:
     def register(self, timeout_s: float = 60.0) -> RegisterAck:
         """Announce this process and wait for the coordinator's acknowledgement."""
         self.to_coordinator(Register(node_id=self.node_id, kind=self.kind, role=self.role,
-                                     endpoint=self.inbox.endpoint, pid=os.getpid(), host=socket.gethostname()))
+                                     endpoint=self.advertise or self.inbox.endpoint, pid=os.getpid(),
+                                     host=socket.gethostname()))
         deadline = time.monotonic() + timeout_s
         while self.ack is None and not self.stopping:
             if time.monotonic() > deadline:

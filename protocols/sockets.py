@@ -15,6 +15,9 @@ log = logging.getLogger(__name__)
 DEFAULT_LINGER_MS = 500
 DEFAULT_SEND_TIMEOUT_MS = 2000
 DEFAULT_HWM = 10_000
+# a lost connection is retried after 0.1 s, doubling to every 2 s (one SYN each), so a link is back within
+# 2 s of the network's return, well inside a node's 10 s coordinator timeout
+RECONNECT_IVL_MS, RECONNECT_IVL_MAX_MS = 100, 2000
 # plain ints: pyzmq's enum flags cost a conversion per call on the hot path
 NOBLOCK, POLLIN, EVENTS = int(zmq.NOBLOCK), int(zmq.POLLIN), int(zmq.EVENTS)
 SNDMORE, RCVMORE = int(zmq.SNDMORE), int(zmq.RCVMORE)
@@ -166,7 +169,14 @@ def secure_inbox(ctx: zmq.Context, admit: dict[str, str], bind: str = "tcp://127
 
 
 class PeerLink:
-    """A DEALER connected to one peer's inbox; send-only, bounded queue, bounded blocking."""
+    """A DEALER connected to one peer's inbox; send-only, bounded queue, bounded blocking.
+
+    While the connection is down (a network outage, a peer restarting) ZeroMQ reconnects by itself with
+    exponential backoff, and messages sent meanwhile wait in the queue (ZMQ_IMMEDIATE stays 0) and go out,
+    in order, after reconnection. Lost are only those already handed to the kernel when a connection is
+    reset (what TCP had in flight, at most a socket buffer) and, once DEFAULT_HWM are queued, those
+    that find the queue full past the send timeout (send() returns False and counts them).
+    """
 
     def __init__(self, ctx: zmq.Context, endpoint: str, identity: str,
                  send_timeout_ms: int = DEFAULT_SEND_TIMEOUT_MS, curve: tuple[KeyPair, str] | None = None):
@@ -180,6 +190,8 @@ class PeerLink:
         self.sock.setsockopt(zmq.SNDHWM, DEFAULT_HWM)
         self.sock.setsockopt(zmq.SNDTIMEO, send_timeout_ms)
         self.sock.setsockopt(zmq.LINGER, DEFAULT_LINGER_MS)
+        self.sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+        self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
         self.sock.connect(endpoint)
         self.failed = 0
 

@@ -11,13 +11,12 @@ from netsim.config import NetsimConfig
 from protocols.mqtt import MqttSettings
 from protocols.security import is_loopback
 
+from .errors import ConfigError  # noqa: F401 - re-exported: callers import it from here
 from .figure8 import max_vehicles
 from .cav.config import CavWorld
 from .warehouse.config import WarehouseWorld
 
 
-class ConfigError(Exception):
-    """A scenario file or override is invalid; the text names the field and the reason."""
 
 
 class RunConfig(BaseModel):

@@ -20,6 +20,8 @@ class RunPlan:
     summarize: Callable[[Path, list[dict]], dict] | None = None
     plot: Callable[[Path, list[dict]], Any] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    external: set[str] = field(default_factory=set)  # agents served by nodes that join by hand (not launched)
+    agent_settings: Callable[[str], dict[str, Any]] | None = None  # per-agent additions to its role settings
 
 
 #: modules the fork server imports once for a world kind, so its agent processes start with them loaded

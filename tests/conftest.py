@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -50,6 +51,12 @@ def node_info(run_dir: Path, node: str) -> tuple[int, str] | None:
     return (int(m[-1][0]), m[-1][1]) if m else None
 
 
+def coordinator_log(run_dir: Path) -> str:
+    """The coordinator's log so far ("" before it exists)."""
+    path = run_dir / "logs" / "coordinator.log"
+    return path.read_text() if path.exists() else ""
+
+
 def metrics(run_dir: Path) -> list[dict]:
     """All complete records of metrics.jsonl (a live run may be halfway through writing its last line)."""
     path = run_dir / "metrics.jsonl"
@@ -58,6 +65,13 @@ def metrics(run_dir: Path) -> list[dict]:
     text = path.read_text()
     lines = text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
     return [json.loads(line) for line in lines]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def pid_alive(pid: int) -> bool:

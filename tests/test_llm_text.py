@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import free_port
 
 from coordinator.llm import (
     Conversation, LLMAuthError, LLMClient, LLMConfig, LLMUnavailable, Recorder, ReplayBackend, ReplayMiss,
@@ -167,15 +167,9 @@ def test_config_env_resolution():
 
 
 # ------------------------------------------------------------------- client
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @needs_openai
 def test_client_unreachable_raises_quickly_and_records(tmp_path):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     cfg = LLMConfig(backend="openai", base_url=f"http://127.0.0.1:{port}/v1", api_key="k", timeout_s=1.0,
                     max_retries=1, backoff_s=0.01)
     rec = Recorder(tmp_path / "llm.jsonl")

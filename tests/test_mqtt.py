@@ -18,7 +18,7 @@ import time
 import pytest
 import zmq
 
-from conftest import ROOT, metrics, start_run, wait_for
+from conftest import ROOT, coordinator_log, free_port, metrics, start_run, wait_for
 from protocols.codec import encode
 from protocols.messages import Ping, Pong
 from protocols.mqtt import MqttLink, MqttSettings, qos_for, telemetry_topic, up_topic
@@ -28,17 +28,11 @@ MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exist
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (`make install` installs it from Debian)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Broker:
     """mosquitto on a free loopback port; stop() kills it, start() brings it back on the same port."""
 
     def __init__(self, tmp_path, extra: str = "allow_anonymous true\n"):
-        self.port = _free_port()
+        self.port = free_port()
         self.conf = tmp_path / "mosquitto.conf"
         # as root, mosquitto would switch to its own user, which cannot read files under pytest's tmp_path
         user = pwd.getpwuid(os.geteuid()).pw_name
@@ -106,11 +100,6 @@ class Subscriber:
         self.client.disconnect()
 
 
-def _coordinator_log(run_dir):
-    path = run_dir / "logs" / "coordinator.log"
-    return path.read_text() if path.exists() else ""
-
-
 def _ping(endpoint: str, nonce: int):
     ctx = zmq.Context()
     try:
@@ -163,7 +152,7 @@ def test_node_over_mqtt_joins_and_survives_a_broker_outage(tmp_path, reap, broke
     sets = [f"mqtt.broker={broker.url!r}", "mqtt.fleet='t1'"] if bridge_by == "scenario" else []
     proc = start_run(run_dir, "run.steps=100000", "run.heartbeat_timeout_s=8", *sets)
     reap(proc)
-    wait_for(lambda: "run started" in _coordinator_log(run_dir), 60, "run started")
+    wait_for(lambda: "run started" in coordinator_log(run_dir), 60, "run started")
     endpoint = (run_dir / "coordinator.endpoint").read_text().strip()
     telemetry = Subscriber(broker.port, "netmarl/t1/telemetry/#", "netmarl/t1/+/status")
     bridge_log, node_log = tmp_path / "bridge.log", tmp_path / "edge1.log"
@@ -178,7 +167,7 @@ def test_node_over_mqtt_joins_and_survives_a_broker_outage(tmp_path, reap, broke
         node = subprocess.Popen([sys.executable, "-m", "agent_node", "--id", "edge1", "--coordinator", endpoint, *mqtt],
                                 cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, text=True)
     try:
-        registered = wait_for(lambda: re.search(r"registered edge1 \(agent, pid \d+\) at (\S+)", _coordinator_log(run_dir)),
+        registered = wait_for(lambda: re.search(r"registered edge1 \(agent, pid \d+\) at (\S+)", coordinator_log(run_dir)),
                               30, "edge1 registered")
         stand_in = registered.group(1)
         assert stand_in != endpoint

@@ -13,7 +13,7 @@ import pytest
 import zmq
 import zmq.auth
 
-from conftest import ROOT, metrics, start_run, wait_for
+from conftest import ROOT, coordinator_log, metrics, start_run, wait_for
 from protocols.codec import encode
 from protocols.messages import Heartbeat, Metrics
 from protocols.security import (Curve, KeyPair, is_loopback, load_allow_dir, make_client, read_key_pair,
@@ -179,10 +179,6 @@ def _pipe(src: socket.socket, dst: socket.socket, record: bytearray | None) -> N
 
 
 # ---------------------------------------------------------------- real processes
-def _coordinator_log(run_dir):
-    path = run_dir / "logs" / "coordinator.log"
-    return path.read_text() if path.exists() else ""
-
 
 def _start_node(tmp_path, node_id, endpoint, key_file, coordinator_key, extra=()):
     log = open(tmp_path / f"{node_id}.log", "w")
@@ -202,19 +198,19 @@ def test_curve_run_admits_allowed_node_refuses_unknown_key_and_forged_ids(tmp_pa
     run_dir = tmp_path / "run"
     proc = start_run(run_dir, "run.steps=100000", "security.curve=on", f"security.allow_dir={allow}")
     reap(proc)
-    wait_for(lambda: "run started" in _coordinator_log(run_dir), 90, "the launched processes registered over CURVE")
+    wait_for(lambda: "run started" in coordinator_log(run_dir), 90, "the launched processes registered over CURVE")
     wait_for(lambda: any(m["node"] == "veh1" for m in metrics(run_dir)), 30, "veh1 stepping")
     endpoint = (run_dir / "coordinator.endpoint").read_text().strip()
     coord_key = run_dir / "coordinator.key"
     good = _start_node(tmp_path, "edge1", endpoint, keys / "edge1.key_secret", coord_key)
     bad = _start_node(tmp_path, "edge2", endpoint, keys, coord_key)  # a folder: its edge2.key_secret
     try:
-        wait_for(lambda: "registered edge1 (agent" in _coordinator_log(run_dir), 30, "edge1 registered")
+        wait_for(lambda: "registered edge1 (agent" in coordinator_log(run_dir), 30, "edge1 registered")
         wait_for(lambda: "registered (inbox" in (tmp_path / "edge1.log").read_text(), 20, "edge1 acknowledged")
-        wait_for(lambda: f"unknown CURVE key {pairs['edge2'].public}" in _coordinator_log(run_dir), 20,
+        wait_for(lambda: f"unknown CURVE key {pairs['edge2'].public}" in coordinator_log(run_dir), 20,
                  "edge2's key refused and logged")
         _forge(endpoint, read_public_key(coord_key), pairs["edge3"])
-        log = wait_for(lambda: (t := _coordinator_log(run_dir)).count("refused a message") >= 2 and t, 10,
+        log = wait_for(lambda: (t := coordinator_log(run_dir)).count("refused a message") >= 2 and t, 10,
                        "forged messages refused and logged")
         assert "authenticated as 'edge3' gave the routing id 'veh1'" in log
         assert "authenticated as 'edge3' gave the source 'veh1'" in log

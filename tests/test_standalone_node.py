@@ -6,26 +6,21 @@ import signal
 import subprocess
 import sys
 
-from conftest import ROOT, metrics, node_info, pid_alive, start_run, wait_for
-
-
-def _coordinator_log(run_dir):
-    path = run_dir / "logs" / "coordinator.log"
-    return path.read_text() if path.exists() else ""
+from conftest import ROOT, coordinator_log, metrics, node_info, pid_alive, start_run, wait_for
 
 
 def test_hand_started_node_joins_reports_and_is_dropped_when_silent(tmp_path, reap):
     run_dir = tmp_path / "run"
     proc = start_run(run_dir, "run.steps=100000", "run.heartbeat_timeout_s=1.5")
     reap(proc)
-    wait_for(lambda: "run started" in _coordinator_log(run_dir), 60, "run started")
+    wait_for(lambda: "run started" in coordinator_log(run_dir), 60, "run started")
     endpoint = (run_dir / "coordinator.endpoint").read_text().strip()
     node_log = tmp_path / "edge1.log"
     with open(node_log, "w") as fh:
         node = subprocess.Popen([sys.executable, "-m", "agent_node", "--id", "edge1", "--coordinator", endpoint],
                                 cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for(lambda: "registered edge1 (agent" in _coordinator_log(run_dir), 20, "edge1 registered")
+        wait_for(lambda: "registered edge1 (agent" in coordinator_log(run_dir), 20, "edge1 registered")
         wait_for(lambda: "registered (inbox" in node_log.read_text(), 20, "edge1 has its acknowledgement")
         assert node.poll() is None, "the node keeps running after it joined"
         node.send_signal(signal.SIGTERM)  # a clean stop flushes its last metrics

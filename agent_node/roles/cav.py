@@ -21,7 +21,7 @@ from .base import Role, RoleSettings
 
 log = logging.getLogger(__name__)
 
-Method = Literal["isac", "avg_masac", "rsm_masac"]
+Method = Literal["isac", "avg_masac", "rsm_masac", "deploy"]  # deploy: act with exported policies (role policy)
 
 
 class CavSettings(RoleSettings):
@@ -51,6 +51,7 @@ class CavSettings(RoleSettings):
     resume_dir: str | None = None  # checkpoints to start from (`netmarl run --resume`)
     torch_threads: int = Field(1, ge=1)
     sac: dict = Field(default_factory=dict)  # SACConfig overrides (lr, batch_size, ...)
+    policy_dir: str | None = None  # method = "deploy": the exported policies, one AGENT.npz per agent
 
     @model_validator(mode="after")
     def _check(self):

@@ -31,6 +31,7 @@ class CavWorld(BaseModel):
     test_every: int = Field(10, ge=0)  # a test episode after every this many training episodes (0: none)
     test_episodes: int = Field(1, ge=1)
     pre_merge: float = Field(200.0, gt=0)  # merge only: main road before the merge (Flow merge0: 500)
+    external: list[str] = Field(default_factory=list)  # agents served by nodes started by hand (`netmarl node`)
 
     @property
     def n_agents(self) -> int:
