@@ -40,6 +40,8 @@ bench: install
 	$(BIN)/python benchmarks/world.py
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/alternating.py --distributed 100,1000
+	$(BIN)/python benchmarks/edge.py
+	$(BIN)/python benchmarks/rsm_masac.py
 
 clean:
 	rm -rf runs .pytest_cache

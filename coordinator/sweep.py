@@ -77,7 +77,8 @@ def run_sweep(scenario: Path, grid_specs: list[str], overrides: list[str], out: 
 
 def plot_results(out: Path, rows: list[dict], keys: list[str]) -> None:
     """sweep_results.png: each headline result against the first grid key (one line per other value)."""
-    wanted = [c for c in ("return_mean", "nash_gap.gap", "polls_lost") if any(c in r for r in rows)]
+    wanted = [c for c in ("return_mean", "nash_gap.gap", "polls_lost", "final_score", "mixing_rate", "chunk_delivery")
+              if any(c in r for r in rows)]
     x_key = keys[0]
     try:
         xs_all = [float(r[x_key]) for r in rows]

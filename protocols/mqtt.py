@@ -50,6 +50,7 @@ import asyncio
 import logging
 import os
 import re
+import socket
 import ssl
 import threading
 import time
@@ -303,6 +304,8 @@ class MqttLink:
                               will=will, keepalive=s.keepalive_s, timeout=5, clean_session=True,
                               tls_context=s.tls_context(), tls_insecure=s.tls_insecure if s.tls else None,
                               max_queued_incoming_messages=100_000, max_inflight_messages=WINDOW,
+                              # paho leaves Nagle on: a PUBACK then waits for the peer's delayed ACK (~40 ms)
+                              socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
                               logger=client_log)
 
     async def _main(self) -> None:

@@ -188,6 +188,10 @@ def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None 
         cfg = ScenarioConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_explain(err, str(path))) from None
+    if cfg.mqtt is not None and cfg.security.enabled(cfg.run.coordinator_bind):
+        raise ConfigError(f"{path}: mqtt: the MQTT bridge does not speak CURVE yet, so [mqtt] cannot be combined with "
+                          "CURVE (security.curve, on by default for a non-loopback run.coordinator_bind); secure the "
+                          "broker path with TLS and per-device passwords and set security.curve = \"off\"")
     if cfg.world.kind == "warehouse":
         from .warehouse.checks import check_warehouse
 

@@ -227,3 +227,12 @@ def test_too_many_vehicles_and_a_reused_run_folder_exit_2(tmp_path):
     res = subprocess.run([sys.executable, "-m", "coordinator.cli", "run", str(SCENARIO), "--out", str(used)],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert res.returncode == 2 and "already holds a run" in res.stderr
+
+
+def test_mqtt_with_curve_is_refused_with_a_reason(tmp_path):
+    from scenarios.config import ConfigError, load_scenario
+
+    sets = ["mqtt.broker=mqtt://127.0.0.1:1883", "security.curve=on"]
+    with pytest.raises(ConfigError, match="cannot be combined with CURVE"):
+        load_scenario(ROOT / "scenarios" / "figure8_beacons.toml", sets)
+    assert load_scenario(ROOT / "scenarios" / "figure8_beacons.toml", [sets[0], "security.curve=off"]).mqtt

@@ -80,3 +80,11 @@ def test_three_methods_finish_and_account(tmp_path, method):
         assert {r["episode"] for r in after} == {1}
         for r in after:
             assert r["updates"] > before[r["node"]]["updates"]  # learning went on, not from scratch
+
+
+def test_loss_sweep_plots_the_final_score_against_loss(tmp_path):
+    from coordinator.sweep import plot_results
+
+    rows = [{"netsim.loss": v, "final_score": s, "mixing_rate": m} for v, s, m in ((0, 0.5, 0.45), (0.3, 0.48, 0.3))]
+    plot_results(tmp_path, rows, ["netsim.loss"])
+    assert (tmp_path / "sweep_results.png").stat().st_size > 1000
