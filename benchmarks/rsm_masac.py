@@ -49,6 +49,8 @@ def run_one(out: Path, scenario: str, method: str, seed: int, sets: list[str]) -
     res["wall_s"] = round(wall, 1)
     res["wall_per_episode_s"] = round(wall / max(len(episodes), 1), 2)
     res["curve"] = [(e["episode"], e["mode"], e["score"]) for e in episodes]
+    tests = [e["score"] for e in episodes if e["mode"] == "test"]
+    res["last_test_score"] = tests[-1] if tests else None
     return res
 
 
@@ -59,7 +61,8 @@ def aggregate(rows: list[dict]) -> dict:
         return (float(np.mean(vals)), float(np.std(vals))) if vals else (None, None)
 
     score, score_sd = stat("final_score")
-    return {"final_score": score, "final_score_sd": score_sd, "mixing_rate": stat("mixing_rate")[0],
+    return {"final_score": score, "final_score_sd": score_sd, "last_test_score": stat("last_test_score")[0],
+            "mixing_rate": stat("mixing_rate")[0],
             "rho_total": stat("rho_total")[0], "rho_ef": stat("rho_ef")[0], "psi_gb": stat("psi_gb")[0],
             "bytes_per_agent_round": stat("bytes_per_agent_round")[0], "bytes_per_agent": stat("bytes_per_agent")[0],
             "wall_per_episode_s": stat("wall_per_episode_s")[0], "seeds": len(rows)}
@@ -124,12 +127,13 @@ def main() -> int:
         curves[label] = [r["curve"] for r in rows]
     plot(curves, out / "curves.png")
 
-    print(f"\n{'method':24} {'final score':>14} {'mixing':>7} {'rho_total':>9} {'psi GB':>8} "
+    print(f"\n{'method':24} {'final score':>14} {'last test':>9} {'mixing':>7} {'rho_total':>9} {'psi GB':>8} "
           f"{'bytes/agent/round':>17} {'s/episode':>9}")
     for label, r in results.items():
         score = "-" if r["final_score"] is None else f"{r['final_score']:.4f}±{r['final_score_sd']:.4f}"
         mix = "-" if r["mixing_rate"] is None else f"{r['mixing_rate']:.2f}"
-        print(f"{label:24} {score:>14} {mix:>7} {r['rho_total'] or 0:>9.0f} {r['psi_gb'] or 0:>8.3f} "
+        last = "-" if r["last_test_score"] is None else f"{r['last_test_score']:.4f}"
+        print(f"{label:24} {score:>14} {last:>9} {mix:>7} {r['rho_total'] or 0:>9.0f} {r['psi_gb'] or 0:>8.3f} "
               f"{r['bytes_per_agent_round'] or 0:>17.0f} {r['wall_per_episode_s'] or 0:>9.1f}")
     checks = targets(results, args.loss)
     for name, ok in checks.items():
