@@ -281,7 +281,7 @@ def socket_server(conn, expected: int, keys) -> None:
     ctx.term()
 
 
-class SocketPath:
+class SocketPath(messaging.LinkPath):
     """PeerLink -> Inbox with raw 100-byte frames; curve=True makes both ends CURVE with an admitted key."""
 
     def __init__(self, expected: int, curve: bool):
@@ -306,12 +306,6 @@ class SocketPath:
     def stop_receiver(self) -> None:
         self.link.send([b"S"])
 
-    def close(self) -> dict:
-        self.stop_receiver()
-        self.procs["receiver"].join(10)
-        self.link.close(0)
-        self.ctx.term()
-        return {"send_failed": self.link.failed}
 
 
 # ---------------------------------------------------------------- 3. wire: MQTT through mosquitto

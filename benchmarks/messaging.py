@@ -211,7 +211,19 @@ class RawPath:
         return {}
 
 
-class DirectPath:
+class LinkPath:
+    """A path whose sender is one PeerLink (self.link) and whose receiver is a child process."""
+
+    def close(self) -> dict:
+        """Stop the receiver, close sockets, return extra figures."""
+        self.stop_receiver()
+        self.procs["receiver"].join(10)
+        self.link.close(0)
+        self.ctx.term()
+        return {"send_failed": self.link.failed}
+
+
+class DirectPath(LinkPath):
     """netmarl direct: Stamper/encode -> PeerLink -> Inbox.recv (decode) -> Inbox.reply -> decode."""
 
     def __init__(self, expected: int, profile: str | None = None):
@@ -237,13 +249,6 @@ class DirectPath:
         """Ask the receiver to report and exit."""
         self.link.send(self.st.encode(Shutdown(), "server"))
 
-    def close(self) -> dict:
-        """Stop the receiver, close sockets, return extra figures."""
-        self.stop_receiver()
-        self.procs["receiver"].join(10)
-        self.link.close(0)
-        self.ctx.term()
-        return {"send_failed": self.link.failed}
 
 
 class MediumPath:

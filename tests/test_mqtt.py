@@ -112,6 +112,17 @@ def _records(run_dir, kind, pred=lambda r: True):
     return [m for m in metrics(run_dir) if m["node"] == "edge1" and m["kind"] == kind and pred(m)]
 
 
+
+def _only_good_connects(good_settings: MqttSettings, bad_settings: MqttSettings) -> None:
+    """A link with good_settings connects to the broker; one with bad_settings does not."""
+    good, bad = MqttLink(good_settings, "good", []), MqttLink(bad_settings, "bad", [])
+    good.start()
+    bad.start()
+    assert good.wait_connected(5)
+    assert not bad.wait_connected(1.0)
+    good.close(1)
+    bad.close(0)
+
 def test_settings_and_topics():
     s = MqttSettings(broker="mqtts://broker.example", fleet="lab-1")
     assert (s.host, s.port, s.tls) == ("broker.example", 8883, True)
@@ -132,14 +143,8 @@ def test_username_and_password(tmp_path):
     b = Broker(tmp_path, f"allow_anonymous false\npassword_file {passwords}\n")
     b.start()
     try:
-        good = MqttLink(MqttSettings(broker=b.url, username="robot", password="s3cret"), "good", [])
-        bad = MqttLink(MqttSettings(broker=b.url, username="robot", password="wrong"), "bad", [])
-        good.start()
-        bad.start()
-        assert good.wait_connected(5)
-        assert not bad.wait_connected(1.0)
-        good.close(1)
-        bad.close(0)
+        _only_good_connects(MqttSettings(broker=b.url, username="robot", password="s3cret"),
+                            MqttSettings(broker=b.url, username="robot", password="wrong"))
     finally:
         b.stop()
 
@@ -340,13 +345,7 @@ def test_tls(tmp_path):
     b.start()
     try:
         url = f"mqtts://127.0.0.1:{b.port}"
-        good = MqttLink(MqttSettings(broker=url, tls_ca=str(tmp_path / "ca.crt")), "tls-good", [])
-        bad = MqttLink(MqttSettings(broker=url), "tls-bad", [])  # the system CAs do not know ours
-        good.start()
-        bad.start()
-        assert good.wait_connected(5)
-        assert not bad.wait_connected(1.0)
-        good.close(1)
-        bad.close(0)
+        _only_good_connects(MqttSettings(broker=url, tls_ca=str(tmp_path / "ca.crt")),
+                            MqttSettings(broker=url))  # the system CAs do not know ours
     finally:
         b.stop()
