@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from conftest import ROOT, start_run, wait_for
+from conftest import ROOT, coordinator_log, start_run, wait_for
 
 HEAVY = ("torch", "sumo", "libsumo", "traci", "sumolib", "matplotlib")  # what a device must not need
 # what the node's import path must not touch (`python -m agent_node`); `netmarl node` is coordinator.cli's
@@ -97,18 +97,13 @@ def test_node_help_without_torch(tmp_path):
     assert _attempts(site) == [] and _attempts(tmp_path / "site2") == []
 
 
-def _coordinator_log(run_dir: Path) -> str:
-    path = run_dir / "logs" / "coordinator.log"
-    return path.read_text() if path.exists() else ""
-
-
 def test_nodes_join_a_run_without_torch_sumo_or_coordinator_code(tmp_path, reap):
     """`python -m agent_node` (scenarios and coordinator blocked too) and `netmarl node` each join a real run,
     heartbeat, and stop cleanly; none of them so much as tries to import a blocked package."""
     run_dir = tmp_path / "run"
     proc = start_run(run_dir, "run.steps=100000", "run.heartbeat_timeout_s=5")
     reap(proc)
-    wait_for(lambda: "run started" in _coordinator_log(run_dir), 60, "run started")
+    wait_for(lambda: "run started" in coordinator_log(run_dir), 60, "run started")
     endpoint = (run_dir / "coordinator.endpoint").read_text().strip()
     commands = {"edge1": ([sys.executable, "-m", "agent_node"], NODE_BLOCKED),
                 "edge2": ([sys.executable, "-m", "coordinator.cli", "node"], HEAVY)}
@@ -121,7 +116,7 @@ def test_nodes_join_a_run_without_torch_sumo_or_coordinator_code(tmp_path, reap)
                                                   env=env, stdout=fh, stderr=subprocess.STDOUT, text=True)
         for node_id, node in nodes.items():
             log = tmp_path / f"{node_id}.log"
-            wait_for(lambda: f"registered {node_id} (agent" in _coordinator_log(run_dir), 30, f"{node_id} registered")
+            wait_for(lambda: f"registered {node_id} (agent" in coordinator_log(run_dir), 30, f"{node_id} registered")
             wait_for(lambda: "registered (inbox" in log.read_text(), 20, f"{node_id} has its acknowledgement")
         wait_for(lambda: all(n.poll() is None for n in nodes.values()), 1, "nodes running")
         for node_id, node in nodes.items():
