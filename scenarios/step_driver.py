@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 from protocols.endpoint import Endpoint
 from protocols.messages import Action, Positions, Tick
@@ -21,6 +22,20 @@ class StepDriver:
         self._late_logged: set[str] = set()
         self._medium_late_logged = False
         self.t0 = time.monotonic()
+        self.radio_sent: dict[str, int] = {}  # per agent, as its last action said (the medium's tick waits for them)
+        self.radio_endpoint: dict[str, str | None] = {}  # the agent's endpoint when it said so
+
+    def note_radio(self, actions: dict[str, Action]) -> None:
+        """Remember how many radio messages each acting agent has sent so far."""
+        for node, action in actions.items():
+            self.radio_sent[node] = action.radio_sent
+            self.radio_endpoint[node] = self.ep.peers.endpoints.get(node)
+
+    def forget_restarted(self) -> None:
+        """A restarted agent (new endpoint) counts its radio messages from zero again."""
+        for node in [n for n, e in self.radio_endpoint.items() if self.ep.peers.endpoints.get(n) != e]:
+            self.radio_sent.pop(node, None)
+            self.radio_endpoint.pop(node)
 
     def progress(self, step: int, steps: int, **values) -> None:
         """The world's progress record (drives the coordinator's bar) every few steps and at the last."""
@@ -71,3 +86,20 @@ class StepDriver:
                             step, node, self.deadline_s)
             self._late_logged |= missing
         return actions
+
+
+def serve_world(ep: Endpoint, build: Callable[[], StepDriver]) -> int:
+    """A world process's life: build (the slow part, before registering: no heartbeat gap), register,
+    wait for the start, run. 0 if it ran to the end or was told to stop; 1 for an early stop nobody asked
+    for, a failure the coordinator must see."""
+    ep.stop_on_signals()
+    try:
+        world = build()
+        ep.register()
+        ep.wait_start()
+        if world.run() or ep.shutdown_requested:
+            return 0
+        log.error("world stopped before its end: %s", ep.stop_reason)
+        return 1
+    finally:
+        ep.close()

@@ -13,7 +13,7 @@ from protocols.security import Curve
 
 from .config import Figure8World
 from .figure8 import Figure8Files, build_figure8
-from .step_driver import StepDriver
+from .step_driver import StepDriver, serve_world
 
 log = logging.getLogger("scenarios.world")
 
@@ -36,8 +36,6 @@ class World(StepDriver):
         self.sim = SumoSim(files.net, files.routes, cfg.step_length, files.seed, cfg.backend, cfg.gui)
         self.agents = set(files.agent_ids)
         self._refused_logged: set[str] = set()
-        self.radio_sent: dict[str, int] = {}  # per agent, as its last action said
-        self.radio_endpoint: dict[str, str | None] = {}  # the agent's endpoint when it said so
 
     def apply(self, node: str, accel: float) -> None:
         """Apply an acceleration; one the simulator refuses is logged (once per node), never fatal."""
@@ -60,9 +58,7 @@ class World(StepDriver):
                 ep.t_sim = sim.step()
                 ids, xy, speed = sim.states()
                 present = [i for i, v in enumerate(ids) if v in self.agents]
-                for node in [n for n, e in self.radio_endpoint.items() if ep.peers.endpoints.get(n) != e]:
-                    self.radio_sent.pop(node, None)  # a restarted agent counts its messages from 0
-                    self.radio_endpoint.pop(node)
+                self.forget_restarted()
                 delivered = self.sync_medium(Positions(step=step, ids=ids, radio_sent=self.radio_sent),
                                              {"xy": xy, "speed": speed})
                 expected = set()
@@ -74,9 +70,9 @@ class World(StepDriver):
                     body = Observation(step=step, radio_expected=delivered.get(node, 0) if delivered is not None else None)
                     ep.peers.send(node, ep.stamper.encode(body, node, {"obs": obs}))
                     expected.add(node)
-                for node, action in self.collect_actions(step, expected).items():
-                    self.radio_sent[node] = action.radio_sent
-                    self.radio_endpoint[node] = ep.peers.endpoints.get(node)
+                actions = self.collect_actions(step, expected)
+                self.note_radio(actions)
+                for node, action in actions.items():
                     if action.value is not None:
                         self.apply(node, float(action.value))
                 ep.maybe_heartbeat()
@@ -91,17 +87,8 @@ def run_world(node_id: str, coordinator: str, seed: int, world: dict, net_dir: s
               deadline_s: float, curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
     """Entry point of the world process (curve_secret and coordinator_key: CURVE, Z85)."""
     ep = Endpoint(node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
-    ep.stop_on_signals()
-    try:
+    def build() -> World:
         cfg = Figure8World.model_validate(world)
-        files = prepare(cfg, seed, Path(net_dir))  # the slow part before registering: no heartbeat gap
-        w = World(ep, cfg, files, steps, deadline_s)
-        ep.register()
-        ep.wait_start()
-        completed = w.run()
-        if completed or ep.shutdown_requested:
-            return 0
-        log.error("world stopped before its last step: %s", ep.stop_reason)
-        return 1  # an early stop nobody asked for is a failure the coordinator must see
-    finally:
-        ep.close()
+        return World(ep, cfg, prepare(cfg, seed, Path(net_dir)), steps, deadline_s)
+
+    return serve_world(ep, build)

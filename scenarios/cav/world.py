@@ -14,7 +14,7 @@ from protocols.messages import Observation, Positions
 from protocols.security import Curve
 
 from ..cav_env import terminated
-from ..step_driver import StepDriver
+from ..step_driver import StepDriver, serve_world
 from .config import CavWorld
 
 log = logging.getLogger("scenarios.cav")
@@ -48,8 +48,6 @@ class CavWorldProcess(StepDriver):
         self.schedule = cfg.schedule(start_episode)
         self.total_steps = len(self.schedule) * (cfg.steps_per_episode + 1)  # + each episode's first observation
         self.step = 0
-        self.radio_sent: dict[str, int] = {}
-        self.radio_endpoint: dict[str, str | None] = {}
         self.last_obs: dict[str, np.ndarray] = {}
         self.trained = start_episode
 
@@ -101,9 +99,7 @@ class CavWorldProcess(StepDriver):
             self.last_obs.update(observations)
             active_before = set(observations)
             actions = self.collect_step(expected)
-            for node, action in actions.items():
-                self.radio_sent[node] = action.radio_sent
-                self.radio_endpoint[node] = ep.peers.endpoints.get(node)
+            self.note_radio(actions)
             if done:
                 break
             env.step({n: float(a.value) for n, a in actions.items() if a.value is not None and n in observations})
@@ -142,12 +138,6 @@ class CavWorldProcess(StepDriver):
             arrays["xy"] = np.asarray(xy, np.float64)
         ep.peers.send(node, ep.stamper.encode(body, node, arrays))
 
-    def forget_restarted(self) -> None:
-        """A restarted agent counts its radio messages from zero again."""
-        for node in [n for n, e in self.radio_endpoint.items() if self.ep.peers.endpoints.get(n) != e]:
-            self.radio_sent.pop(node, None)
-            self.radio_endpoint.pop(node)
-
     def write_state(self) -> None:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.checkpoint_dir / (WORLD_STATE + ".tmp")
@@ -160,17 +150,9 @@ def run_cav_world(node_id: str, coordinator: str, seed: int, world: dict, net_di
                   curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
     """Entry point of the CAV world process (curve_secret and coordinator_key: CURVE, Z85)."""
     ep = Endpoint(node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
-    ep.stop_on_signals()
-    try:
+    def build() -> CavWorldProcess:
         cfg = CavWorld.model_validate(world)
-        env = make_env(cfg, Path(net_dir), seed)  # the slow part before registering: no heartbeat gap
-        w = CavWorldProcess(ep, cfg, env, deadline_s, Path(checkpoint_dir) if checkpoint_dir else None,
-                            checkpoint_every, start_episode)
-        ep.register()
-        ep.wait_start()
-        if w.run() or ep.shutdown_requested:
-            return 0
-        log.error("world stopped before its last episode: %s", ep.stop_reason)
-        return 1
-    finally:
-        ep.close()
+        return CavWorldProcess(ep, cfg, make_env(cfg, Path(net_dir), seed), deadline_s,
+                               Path(checkpoint_dir) if checkpoint_dir else None, checkpoint_every, start_episode)
+
+    return serve_world(ep, build)

@@ -10,7 +10,7 @@ from protocols.endpoint import Endpoint
 from protocols.messages import Observation, Positions
 from protocols.security import Curve
 
-from ..step_driver import StepDriver
+from ..step_driver import StepDriver, serve_world
 from .config import WarehouseWorld
 from .layout import DISPATCHER, positions
 
@@ -65,14 +65,4 @@ def run_floor(node_id: str, coordinator: str, seed: int, world: dict, steps: int
               curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
     """Entry point of the warehouse world process (curve_secret and coordinator_key: CURVE, Z85)."""
     ep = Endpoint(node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
-    ep.stop_on_signals()
-    try:
-        w = FloorWorld(ep, WarehouseWorld.model_validate(world), seed, steps, deadline_s)
-        ep.register()
-        ep.wait_start()
-        if w.run() or ep.shutdown_requested:
-            return 0
-        log.error("world stopped before its last step: %s", ep.stop_reason)
-        return 1
-    finally:
-        ep.close()
+    return serve_world(ep, lambda: FloorWorld(ep, WarehouseWorld.model_validate(world), seed, steps, deadline_s))
