@@ -14,6 +14,7 @@ from protocols.security import is_loopback
 from .errors import ConfigError  # noqa: F401 - re-exported: callers import it from here
 from .figure8 import max_vehicles
 from .cav.config import CavWorld
+from .routing.config import RoutingAlgo, RoutingWorld
 from .warehouse.config import WarehouseWorld
 
 
@@ -55,11 +56,11 @@ def _world_kind(value: Any) -> str:
     return value.get("kind", "figure8") if isinstance(value, dict) else getattr(value, "kind", "figure8")
 
 
-WORLD_KINDS = ("figure8", "warehouse", "cav")
+WORLD_KINDS = ("figure8", "warehouse", "cav", "routing")
 WorldConfig = Annotated[Union[Annotated[Figure8World, Tag("figure8")], Annotated[WarehouseWorld, Tag("warehouse")],
-                              Annotated[CavWorld, Tag("cav")]],
+                              Annotated[CavWorld, Tag("cav")], Annotated[RoutingWorld, Tag("routing")]],
                         Discriminator(_world_kind, custom_error_type="world_kind",
-                                      custom_error_message="world.kind must be one of: figure8, warehouse, cav")]
+                                      custom_error_message=f"world.kind must be one of: {', '.join(WORLD_KINDS)}")]
 
 
 class MqttConfig(MqttSettings):
@@ -169,6 +170,21 @@ def check_cav(cfg: ScenarioConfig, where: str) -> None:
                           "sent in the step after a request are only certain to be in by then")
 
 
+def check_routing(cfg: ScenarioConfig, where: str) -> None:
+    """A routing scenario: [algo] holds the method, PPO and SED settings; agents talk to the world only."""
+    if "role" in cfg.model_fields_set:
+        raise ConfigError(f"{where}: role: a routing world's agents are routers; set them in [algo]")
+    try:
+        algo = RoutingAlgo.model_validate(cfg.algo)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, where).replace("\n  ", "\n  algo.")) from None
+    if algo.alpha_mode != "paper" and algo.alpha_fixed is None:
+        raise ConfigError(f"{where}: algo.alpha_fixed: alpha_mode {algo.alpha_mode!r} needs a weight (0.2 or 0.5)")
+    if cfg.netsim.mode != "direct":
+        raise ConfigError(f"{where}: netsim.mode: RELED's agents exchange nothing over the radio (plans, expert "
+                          "trajectories and updates travel between world and agents), so set netsim.mode = \"direct\"")
+
+
 def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> ScenarioConfig:
     """Read, override and validate a scenario file; raise ConfigError naming what is wrong."""
     path = Path(path)
@@ -199,6 +215,9 @@ def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None 
         return cfg
     if cfg.world.kind == "cav":
         check_cav(cfg, str(path))
+        return cfg
+    if cfg.world.kind == "routing":
+        check_routing(cfg, str(path))
         return cfg
     if cfg.algo:
         raise ConfigError(f"{path}: algo: the figure8 world takes no [algo] table")

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional
 
 import sumolib
 
@@ -102,12 +103,13 @@ def build_grid(out_dir: Path, *, junctions_x: int = 11, junctions_y: int = 11, s
 
 
 def background_routes(net: Path, out: Path, n_vehicles: int, seed: int, horizon_s: float,
-                      min_distance_m: float = 500.0, vtype: str = "background") -> Path:
+                      min_distance_m: float = 500.0, vtype: str = "background",
+                      weight: Optional[Callable[[sumolib.net.edge.Edge], float]] = None) -> Path:
     """Write n_vehicles routed background vehicles bg0..bg{n-1} to out, reproducibly from seed.
 
     Origin and destination edges are drawn (random.Random(seed)) with probability proportional to
-    edge length, redrawn until their straight-line distance is at least min_distance_m (relaxed
-    if the net is too small); departures are uniform on [0, horizon_s) and sorted; departLane is
+    weight(edge) (default: edge length; e.g. favour arterials for congested traffic), redrawn until
+    their straight-line distance is at least min_distance_m (relaxed if the net is too small); departures are uniform on [0, horizon_s) and sorted; departLane is
     "random". duarouter (--seed seed) computes the fastest routes; a trip it cannot route is an error.
     """
     if n_vehicles < 0 or horizon_s <= 0:
@@ -116,7 +118,7 @@ def background_routes(net: Path, out: Path, n_vehicles: int, seed: int, horizon_
     edges = sorted((e for e in sumo_net.getEdges() if e.allows("passenger")), key=lambda e: e.getID())
     if len(edges) < 2:
         raise ValueError(f"{net} has fewer than two passenger edges")
-    weights = [e.getLength() for e in edges]
+    weights = [(weight or sumolib.net.edge.Edge.getLength)(e) for e in edges]
     rng = random.Random(seed)
     trips = []
     for _ in range(n_vehicles):

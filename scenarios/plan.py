@@ -26,7 +26,8 @@ class RunPlan:
 
 #: modules the fork server imports once for a world kind, so its agent processes start with them loaded
 #: (torch takes seconds of CPU to import: nine learners importing it at once stall a 2-core machine)
-PRELOAD_BY_KIND = {"cav": ["agent_node.roles.cav", "scenarios.cav.world"]}
+PRELOAD_BY_KIND = {"cav": ["agent_node.roles.cav", "scenarios.cav.world"],
+                   "routing": ["agent_node.roles.router", "scenarios.routing.world"]}
 
 
 def preload_modules(cfg: ScenarioConfig) -> list[str]:
@@ -41,6 +42,10 @@ def plan_run(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> 
         from .cav.plan import plan_cav
 
         return plan_cav(cfg, run_dir, resume)
+    if cfg.world.kind == "routing":
+        from .routing.plan import plan_routing
+
+        return plan_routing(cfg, run_dir, resume)
     if resume is not None:
         raise ValueError(f"--resume: a {cfg.world.kind} run has no checkpoints to resume from")
     if cfg.world.kind == "warehouse":

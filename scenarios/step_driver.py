@@ -67,6 +67,7 @@ class StepDriver:
     def collect_actions(self, step: int, expected: set[str]) -> dict[str, Action]:
         """Wait for the actions of this step until the deadline; missing ones are reported."""
         actions: dict[str, Action] = {}
+        self.action_arrays: dict[str, dict] = {}  # the arrays that came with each action
         deadline = time.monotonic() + self.deadline_s
         while expected - actions.keys() and not self.ep.stopping:
             left = deadline - time.monotonic()
@@ -77,6 +78,7 @@ class StepDriver:
                 src, body = msg.env.src, msg.body
                 if isinstance(body, Action) and body.step == step and src in expected and ident == src.encode():
                     actions[src] = body  # only the agent bound to a vehicle, on its own connection
+                    self.action_arrays[src] = msg.arrays
             expected = expected - self.ep.peers.down
         missing = expected - actions.keys()
         if missing:

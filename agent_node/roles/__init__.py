@@ -10,6 +10,7 @@ ROLES: dict[str, str] = {
     "dispatcher": "agent_node.roles.dispatcher:DispatcherRole",
     "robot": "agent_node.roles.robot:RobotRole",
     "cav": "agent_node.roles.cav:CavRole",
+    "router": "agent_node.roles.router:RouterRole",
     "policy": "agent_node.roles.policy:PolicyRole",
 }
 

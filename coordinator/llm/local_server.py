@@ -61,7 +61,7 @@ class LocalServer:
 
     model: str = DEFAULT_MODEL
     port: int = 0  # 0: a free port
-    n_ctx: int = 4096
+    n_ctx: int = 8192  # SmolLM2's own window; RELED's topology prompts need more than 4k tokens
     threads: int = 2
     log_path: Path | None = None
     process: subprocess.Popen | None = None

@@ -1,0 +1,313 @@
+"""Per-agent hybrid expert-agent PPO of RELED's HPO module: pi, V^a, V^e, Eq. 26 returns, Eqs. 27-31 update (spec §4)."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from agent_node.learners.reled.dtw import BETA_DEFAULT
+
+MASK_FILL = -1e9  # logit of a non-selectable action: softmax gives it exactly 0 in float32
+
+
+class PPOConfig(BaseModel):
+    """Hyperparameters (spec §5: paper values, and RECOMMEND values where the paper gives none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    obs_dim: int = 10
+    n_actions: int = 4
+    hidden: int = 128  # 2 x 128 tanh MLPs for pi, V^a and V^e
+    lr: float = 3e-4
+    gamma: float = 0.99
+    clip_eps: float = 0.2
+    beta: float = BETA_DEFAULT  # entropy weight, Eq. 31
+    update_epochs: int = 10
+    minibatch: int = 64
+    max_grad_norm: float = 0.5
+    vf_coef: float = 0.5
+    # which advantages are normalised before the epochs (the paper says nothing). "agent" (default): the agent's
+    # own, as PPO usually does, not the demonstration's: normalising one demonstration's advantages gives its later
+    # decisions (smaller return-to-go) negative ones, so the expert loss would push the expert's actions DOWN near
+    # the destination and un-learn the demonstration (measured: the policy stopped arriving at all)
+    norm_adv: Literal["agent", "both", "none"] = "agent"
+    gae_lambda: float | None = None  # None: Eq. 26 truncated Monte-Carlo return; a float: GAE(lambda) switch
+    n_junctions: int = 2  # junction IDs are divided by (n_junctions - 1), spec §9.10
+    init_seed: int = 0  # network initialisation (same value -> identical initial networks)
+    seed: int = 0  # action sampling and minibatch shuffling
+
+
+@dataclass
+class Trajectory:
+    """One agent's (or one expert's) decisions, t = 0..T-1, raw environment observations.
+
+    terminated=True means arrival, so V(o_T) := 0. Otherwise the return bootstraps with V(last_obs); if
+    last_obs is None on a non-terminated trajectory, the bootstrap value is 0 (same as terminated).
+    last_mask is kept for callers' bookkeeping; the critics do not use masks.
+    """
+
+    obs: np.ndarray  # (T, obs_dim) float32
+    masks: np.ndarray  # (T, n_actions) bool, True = selectable
+    actions: np.ndarray  # (T,) int
+    rewards: np.ndarray  # (T,) float
+    terminated: bool
+    last_obs: np.ndarray | None = None  # (obs_dim,)
+    last_mask: np.ndarray | None = None  # (n_actions,)
+
+    def __post_init__(self):
+        self.obs = np.asarray(self.obs, dtype=np.float32)
+        self.masks = np.asarray(self.masks, dtype=bool)
+        self.actions = np.asarray(self.actions, dtype=np.int64)
+        self.rewards = np.asarray(self.rewards, dtype=np.float64)
+        if self.obs.ndim != 2 or self.obs.shape[0] == 0:
+            raise ValueError(f"obs must be (T, obs_dim) with T >= 1, got {self.obs.shape}")
+        T = self.obs.shape[0]
+        if self.masks.ndim != 2 or self.masks.shape[0] != T:
+            raise ValueError(f"masks must be (T={T}, n_actions), got {self.masks.shape}")
+        if self.actions.shape != (T,) or self.rewards.shape != (T,):
+            raise ValueError(f"actions and rewards must be ({T},), got {self.actions.shape}, {self.rewards.shape}")
+        if self.last_obs is not None:
+            self.last_obs = np.asarray(self.last_obs, dtype=np.float32)
+            if self.last_obs.shape != self.obs.shape[1:]:
+                raise ValueError(f"last_obs must be {self.obs.shape[1:]}, got {self.last_obs.shape}")
+
+    def __len__(self) -> int:
+        return self.obs.shape[0]
+
+
+def preprocess(obs: np.ndarray, n_junctions: int, n_actions: int = 4) -> np.ndarray:
+    """Spec §9.10: junction IDs (entries 0, 1 and the last n_actions) / (n_junctions - 1); -1 padding and scores kept."""
+    x = np.array(obs, dtype=np.float32)  # copy
+    if x.ndim == 0 or x.shape[-1] < 2 + n_actions:
+        raise ValueError(f"observation last dim must be >= {2 + n_actions}, got shape {x.shape}")
+    d = x.shape[-1]
+    cols = [0, 1, *range(d - n_actions, d)]
+    ids = x[..., cols]
+    x[..., cols] = np.where(ids < 0, -1.0, ids / max(n_junctions - 1, 1))
+    return x
+
+
+def fix_masks(masks: np.ndarray) -> np.ndarray:
+    """A row with no selectable action is treated as all-selectable."""
+    m = np.array(masks, dtype=bool)
+    m[~m.any(axis=-1)] = True
+    return m
+
+
+def mlp(inp: int, hidden: int, out: int, out_std: float) -> nn.Sequential:
+    """2 x hidden tanh MLP, CleanRL orthogonal init."""
+    layers = [nn.Linear(inp, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, out)]
+    for layer, std in zip(layers[::2], (np.sqrt(2), np.sqrt(2), out_std)):
+        nn.init.orthogonal_(layer.weight, std)
+        nn.init.zeros_(layer.bias)
+    return nn.Sequential(*layers)
+
+
+class HybridPPO:
+    """One vehicle agent: policy pi, agent critic V^a, expert critic V^e (spec §4.1), all fed preprocessed obs.
+
+    One Adam over all three networks (Adam is per-parameter, so this equals three separate Adams);
+    the gradient norm is clipped per network so the value losses never rescale the policy step.
+    """
+
+    def __init__(self, config: PPOConfig | None = None):
+        self.cfg = cfg = config or PPOConfig()
+        with torch.random.fork_rng(devices=[]):  # leave the global torch RNG untouched
+            torch.manual_seed(cfg.init_seed)
+            self.policy = mlp(cfg.obs_dim, cfg.hidden, cfg.n_actions, 0.01)
+            self.critic_agent = mlp(cfg.obs_dim, cfg.hidden, 1, 1.0)
+            self.critic_expert = mlp(cfg.obs_dim, cfg.hidden, 1, 1.0)
+        self.nets = (self.policy, self.critic_agent, self.critic_expert)
+        self.optimizer = torch.optim.Adam([p for n in self.nets for p in n.parameters()], lr=cfg.lr, eps=1e-5)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+
+    # ---- inputs -------------------------------------------------------------------------------------------------
+    def _obs(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(preprocess(obs, self.cfg.n_junctions, self.cfg.n_actions))
+
+    def _check(self, obs: np.ndarray, masks: np.ndarray, batched: bool) -> tuple[np.ndarray, np.ndarray]:
+        obs, masks = np.asarray(obs, dtype=np.float32), np.asarray(masks, dtype=bool)
+        lead = obs.shape[:1] if batched and obs.ndim == 2 else ()
+        if obs.shape != (*lead, self.cfg.obs_dim) or (batched and not lead):
+            want = f"(T, {self.cfg.obs_dim})" if batched else f"({self.cfg.obs_dim},)"
+            raise ValueError(f"obs must have shape {want}, got {obs.shape}")
+        if masks.shape != (*lead, self.cfg.n_actions):
+            raise ValueError(f"mask must have shape {(*lead, self.cfg.n_actions)}, got {masks.shape}")
+        return obs, fix_masks(masks)
+
+    def _logits(self, x: torch.Tensor, masks: np.ndarray) -> torch.Tensor:
+        return self.policy(x).masked_fill(~torch.from_numpy(masks), MASK_FILL)
+
+    # ---- acting -------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, mask: np.ndarray, greedy: bool = False) -> tuple[int, float]:
+        """Sample (or argmax) a selectable action; returns (action, log pi(action | obs))."""
+        obs, mask = self._check(obs, mask, batched=False)
+        logp = torch.log_softmax(self._logits(self._obs(obs[None]), mask[None]), -1)[0]
+        a = int(logp.argmax()) if greedy else int(torch.multinomial(logp.exp(), 1, generator=self.gen))
+        return a, float(logp[a])
+
+    @torch.no_grad()
+    def probs(self, obs_batch: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """Masked action distribution (T, n_actions); masked-out actions get exactly 0 (PDI feedback, §3.4)."""
+        obs, masks = self._check(obs_batch, masks, batched=True)
+        return torch.softmax(self._logits(self._obs(obs), masks), -1).numpy()
+
+    # ---- returns (Eqs. 26, 28) ----------------------------------------------------------------------------------
+    def _check_traj(self, traj: Trajectory) -> None:
+        if traj.obs.shape[1] != self.cfg.obs_dim or traj.masks.shape[1] != self.cfg.n_actions:
+            raise ValueError(f"trajectory obs/masks must be (T, {self.cfg.obs_dim}) / (T, {self.cfg.n_actions}), "
+                             f"got {traj.obs.shape} / {traj.masks.shape}")
+        if traj.actions.min() < 0 or traj.actions.max() >= self.cfg.n_actions:
+            raise ValueError(f"actions must lie in [0, {self.cfg.n_actions}), got {traj.actions}")
+        if not fix_masks(traj.masks)[np.arange(len(traj)), traj.actions].all():
+            raise ValueError("a trajectory action is not selectable under its mask")
+
+    @torch.no_grad()
+    def returns(self, traj: Trajectory, critic) -> np.ndarray:
+        """R_t (T,): Eq. 26, sum_k gamma^k r_{t+k} + gamma^{T-t} V(o_T) with V(o_T) = 0 on arrival (or no last_obs);
+        with cfg.gae_lambda set, GAE(lambda) returns A_t + V(o_t) instead. critic maps preprocessed obs (N, d)."""
+        self._check_traj(traj)
+        g, lam = self.cfg.gamma, self.cfg.gae_lambda
+        boot = 0.0
+        if not traj.terminated and traj.last_obs is not None:
+            boot = float(critic(self._obs(traj.last_obs[None])).reshape(-1)[0])
+        ret = np.empty(len(traj))
+        if lam is None:
+            running = boot
+            for t in reversed(range(len(traj))):
+                running = traj.rewards[t] + g * running
+                ret[t] = running
+            return ret
+        values = np.append(critic(self._obs(traj.obs)).reshape(-1).numpy().astype(np.float64), boot)
+        adv = 0.0
+        for t in reversed(range(len(traj))):
+            adv = traj.rewards[t] + g * values[t + 1] - values[t] + g * lam * adv
+            ret[t] = adv + values[t]
+        return ret
+
+    def _dataset(self, trajs: list[Trajectory], critic: nn.Module, normalise: bool) -> dict | None:
+        """Concatenated tensors plus R, A (Eq. 28) and pi_old log-probs from the current policy (spec §9.9)."""
+        if not trajs:
+            return None
+        ret = np.concatenate([self.returns(tr, critic) for tr in trajs])
+        obs = self._obs(np.concatenate([tr.obs for tr in trajs]))
+        masks = fix_masks(np.concatenate([tr.masks for tr in trajs]))
+        act = torch.from_numpy(np.concatenate([tr.actions for tr in trajs]))
+        ret_t = torch.as_tensor(ret, dtype=torch.float32)
+        with torch.no_grad():
+            adv = ret_t - critic(obs).reshape(-1)
+            logp = torch.log_softmax(self._logits(obs, masks), -1).gather(1, act[:, None])[:, 0]
+        if normalise and len(adv) > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        return dict(obs=obs, masks=torch.from_numpy(masks), act=act, ret=ret_t, adv=adv, logp=logp, n=len(ret))
+
+    # ---- update (Eqs. 27, 29-31) --------------------------------------------------------------------------------
+    def _surrogate(self, d: dict, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Clipped objective E[min(w A, clip(w) A)] (spec §9.8), the entropy, and the kl / clipfrac diagnostics."""
+        logits = self.policy(d["obs"][idx]).masked_fill(~d["masks"][idx], MASK_FILL)
+        logp_all = torch.log_softmax(logits, -1)
+        logratio = logp_all.gather(1, d["act"][idx, None])[:, 0] - d["logp"][idx]
+        ratio, adv, eps = logratio.exp(), d["adv"][idx], self.cfg.clip_eps
+        obj = torch.min(ratio * adv, torch.clamp(ratio, 1 - eps, 1 + eps) * adv).mean()
+        entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
+        with torch.no_grad():
+            diag = dict(approx_kl=float(((ratio - 1) - logratio).mean()),
+                        clipfrac=float(((ratio - 1).abs() > eps).float().mean()))
+        return obj, entropy, diag
+
+    def update(self, agent_trajs: list[Trajectory], expert_trajs: list[Trajectory], alpha: float) -> dict:
+        """One HPO step: maximise alpha L^a + (1 - alpha) L^e + beta H(agent obs) and fit V^a, V^e by MSE (Eq. 27).
+
+        Minibatches of cfg.minibatch run over the agent data for cfg.update_epochs epochs, each paired with an
+        expert minibatch of the same size drawn from a cycling shuffled expert index. With no expert data or
+        alpha == 1 this is plain agent PPO and V^e is untouched. With no agent data the epochs run over the
+        expert data alone: policy loss -(1 - alpha) L^e, V^e fitted, no entropy term, V^a untouched.
+        Stats are minibatch means; policy_loss is -(objective incl. entropy); approx_kl / clipfrac are measured on
+        the agent data (expert data when there is no agent data); n_expert = 0 when the expert part was skipped.
+        """
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+        cfg = self.cfg
+        norm = self.cfg.norm_adv
+        A = self._dataset(list(agent_trajs), self.critic_agent, norm != "none")
+        E = self._dataset(list(expert_trajs), self.critic_expert, norm == "both") if alpha < 1.0 else None
+        stats = dict(policy_loss=0.0, value_loss_agent=0.0, value_loss_expert=0.0, entropy=0.0, approx_kl=0.0,
+                     clipfrac=0.0, alpha=float(alpha), n_agent=A["n"] if A else 0, n_expert=E["n"] if E else 0)
+        if A is None and E is None:
+            return stats
+        lead = A if A is not None else E
+        mb = cfg.minibatch
+        e_perm, e_pos = torch.empty(0, dtype=torch.long), 0
+
+        def expert_batch() -> torch.Tensor:
+            nonlocal e_perm, e_pos
+            parts, need = [], min(mb, E["n"])
+            while need:
+                if e_pos == len(e_perm):
+                    e_perm, e_pos = torch.randperm(E["n"], generator=self.gen), 0
+                take = e_perm[e_pos:e_pos + need]
+                parts.append(take)
+                e_pos, need = e_pos + len(take), need - len(take)
+            return torch.cat(parts)
+
+        sums, count = dict.fromkeys(("policy_loss", "value_loss_agent", "value_loss_expert", "entropy",
+                                     "approx_kl", "clipfrac"), 0.0), 0
+        for _ in range(cfg.update_epochs):
+            perm = torch.randperm(lead["n"], generator=self.gen)
+            for start in range(0, lead["n"], mb):
+                idx = perm[start:start + mb]
+                loss = torch.zeros(())
+                objective = torch.zeros(())
+                if A is not None:
+                    obj_a, ent, diag = self._surrogate(A, idx)
+                    v_a = ((self.critic_agent(A["obs"][idx]).reshape(-1) - A["ret"][idx]) ** 2).mean()
+                    objective = objective + alpha * obj_a + cfg.beta * ent
+                    loss = loss + cfg.vf_coef * v_a
+                    sums["value_loss_agent"] += v_a.item()
+                    sums["entropy"] += ent.item()
+                if E is not None:
+                    e_idx = idx if A is None else expert_batch()
+                    obj_e, _, diag_e = self._surrogate(E, e_idx)
+                    v_e = ((self.critic_expert(E["obs"][e_idx]).reshape(-1) - E["ret"][e_idx]) ** 2).mean()
+                    objective = objective + (1.0 - alpha) * obj_e
+                    loss = loss + cfg.vf_coef * v_e
+                    sums["value_loss_expert"] += v_e.item()
+                    if A is None:
+                        diag = diag_e
+                loss = loss - objective
+                self.optimizer.zero_grad()
+                loss.backward()
+                for net in self.nets:
+                    nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                sums["policy_loss"] -= objective.item()
+                sums["approx_kl"] += diag["approx_kl"]
+                sums["clipfrac"] += diag["clipfrac"]
+                count += 1
+        stats.update({k: v / count for k, v in sums.items()})
+        return stats
+
+    # ---- checkpoints --------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """A snapshot (deep copy) of networks, optimizer and sampling generator: a resumed run continues identically."""
+        state = dict(config=self.cfg.model_dump(), policy=self.policy.state_dict(),
+                     critic_agent=self.critic_agent.state_dict(), critic_expert=self.critic_expert.state_dict(),
+                     optimizer=self.optimizer.state_dict(), generator=self.gen.get_state())
+        return copy.deepcopy(state)
+
+    def load_state_dict(self, d: dict) -> None:
+        saved = d.get("config", {})
+        for key in ("obs_dim", "n_actions", "hidden"):
+            if saved.get(key, getattr(self.cfg, key)) != getattr(self.cfg, key):
+                raise ValueError(f"checkpoint {key}={saved[key]} differs from this agent's {getattr(self.cfg, key)}")
+        self.policy.load_state_dict(d["policy"])
+        self.critic_agent.load_state_dict(d["critic_agent"])
+        self.critic_expert.load_state_dict(d["critic_expert"])
+        self.optimizer.load_state_dict(d["optimizer"])
+        self.gen.set_state(d["generator"])

@@ -1,0 +1,1 @@
+"""RELED's SED module: navigation interface, sandboxed plan execution, prompts and feedback rounds."""

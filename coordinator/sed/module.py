@@ -1,0 +1,125 @@
+"""The SED module's LLM side: the conversation (d_init, then d_fb), plan generation, sandboxed execution, rates."""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from agent_node.sandbox import SandboxLimits
+from coordinator.llm.conversation import Conversation
+from coordinator.llm.extract import extract_code
+from coordinator.llm.service import LLMService
+from coordinator.llm.local_server import LocalServer
+
+from .plans import PlanOutcome, execute_plans, scripted_plan_code
+from .prompts import feedback_prompt, first_request, repeat_request, system_prompt
+
+log = logging.getLogger("coordinator.sed")
+
+
+@dataclass
+class Generation:
+    """One SED round's plans: the code (None if the reply held none), its source, and each agent's outcome."""
+
+    code: str | None
+    source: str  # "llm" or "scripted"
+    outcomes: dict[int, PlanOutcome]
+    latency_s: float = 0.0
+    error: str | None = None  # the LLM call itself failed (endpoint down, ...)
+
+    def causes(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for o in self.outcomes.values():
+            if not o.ok:
+                out[o.cause or "unknown"] = out.get(o.cause or "unknown", 0) + 1
+        return out
+
+
+@dataclass
+class SedModule:
+    """Asks for plans every SED round and keeps the conversation the paper describes (spec §3.5-3.7)."""
+
+    settings: Any  # scenarios.routing.config.SedSettings
+    run_dir: Path
+    graph: dict  # coordinator.sed.navigation.road_graph of the map
+    trips: Sequence[tuple[int, int, int, float]]  # (agent, origin junction, destination junction, departure s)
+    seed: int
+    send_metrics: Callable[[str, dict[str, Any]], None] = lambda kind, values: None
+    rounds: int = 0
+    llm: LLMService | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng([self.seed, 6])
+        self.limits = SandboxLimits(cpu_s=self.settings.plan_cpu_s, wall_s=self.settings.plan_wall_s)
+        self.system = system_prompt(self.graph, self.trips)
+        self.conversation = self.new_conversation(first_request())
+        if self.settings.expert == "llm":
+            self.llm = LLMService(self.settings.llm, self.run_dir, self.send_metrics, self.limits)
+
+    def new_conversation(self, request: str) -> Conversation:
+        """d_init as the system prompt and the first request, under the paper's 10k-token cap or, for the local
+        model, its own window less the reply (counted conservatively: its tokenizer splits numbers finely)."""
+        cfg = self.settings.llm
+        if cfg.backend == "local" and not cfg.base_url:
+            conversation = Conversation(self.system, min(cfg.context_tokens, LocalServer.n_ctx - cfg.max_tokens),
+                                        count_tokens=lambda text: math.ceil(len(text) / 2))
+        else:
+            conversation = Conversation(self.system, cfg.context_tokens)
+        conversation.add_user(request)
+        return conversation
+
+    def due(self, epoch: int) -> bool:
+        """SED runs when epoch mod q = 0, and at epoch 1 with sed_at_start (spec §9.1)."""
+        return epoch % self.settings.q == 0 or (epoch == 1 and self.settings.sed_at_start)
+
+    def partition(self, agents: Sequence[int]) -> list[list[int]]:
+        """A random partition into m subsets of (nearly) equal size (spec §3.2)."""
+        order = [int(a) for a in self.rng.permutation(list(agents))]
+        m = min(self.settings.m, len(order))
+        return [sorted(order[j::m]) for j in range(m)]
+
+    def generate(self) -> Generation:
+        """One call for all agents' plans (or the scripted plans), executed in the sandbox (never here)."""
+        trips = {a: (o, d) for a, o, d, _ in self.trips}
+        if self.llm is None:
+            code = scripted_plan_code()
+            return Generation(code, "scripted", execute_plans(code, trips, self.graph, self.limits))
+        try:
+            reply = self.llm.client.complete(self.conversation.messages())
+        except Exception as err:  # noqa: BLE001 - an unreachable endpoint must not end the training run
+            log.warning("SED round %d: the LLM call failed: %s", self.rounds, err)
+            return Generation(None, "llm", execute_plans(None, trips, self.graph, self.limits),
+                              error=f"{type(err).__name__}: {err}")
+        self.conversation.add_assistant(reply.text)
+        code = extract_code(reply.text)
+        return Generation(code, "llm", execute_plans(code, trips, self.graph, self.limits), reply.latency_s)
+
+    def feedback(self, lines: Sequence[str], summaries: Sequence[dict], failures: dict[int, str]) -> None:
+        """d <- d_fb with R^j, K^j and tau^e (consumed by the next call); without refinement, the plain request."""
+        if self.settings.refinement:
+            self.conversation.add_user(feedback_prompt(lines, summaries, failures))
+        else:
+            self.conversation = self.new_conversation(repeat_request())
+
+    def end_round(self, epoch: int, gen: Generation, executed: dict[int, bool], **extra) -> dict:
+        """Record the round: execution rate (plan ran and its vehicle arrived), causes, LLM latency and tokens."""
+        n = max(len(gen.outcomes), 1)
+        values = {"round": self.rounds, "epoch": epoch, "source": gen.source, "code": gen.code is not None,
+                  "plans_ok": sum(o.ok for o in gen.outcomes.values()) / n,
+                  "execution_rate": sum(executed.values()) / n, "failures_by_cause": gen.causes(),
+                  "latency_s": gen.latency_s, "llm_error": gen.error, **extra}
+        if self.llm is not None:
+            values.update({f"llm_{k}": v for k, v in self.llm.client.metrics().items()})
+        self.send_metrics("sed_round", values)
+        self.history.append({"round": self.rounds, "epoch": epoch, "code": gen.code, **values})
+        self.rounds += 1
+        return values
+
+    def close(self) -> None:
+        if self.llm is not None:
+            self.llm.close()

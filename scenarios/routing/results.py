@@ -1,0 +1,124 @@
+"""Results of a routing run from its metrics: final test figures, SED execution rates, curves and plots."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+CURVES = (("reward", "average episode reward"), ("travel_time", "average travel time (s)"),
+          ("arrival_rate", "arrival rate"))
+
+
+def episodes(metrics: list[dict], mode: str) -> list[dict]:
+    return [m for m in metrics if m.get("kind") == "routing_episode" and m.get("mode") == mode]
+
+
+def of_kind(metrics: list[dict], kind: str) -> list[dict]:
+    return [m for m in metrics if m.get("kind") == kind]
+
+
+def _mean(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return float(np.mean(values)) if values else None
+
+
+def summarize(run_dir: Path, metrics: list[dict]) -> dict:
+    """summary.json's results: the final greedy tests, the last epoch's training figures, SED rounds, alpha."""
+    train, test = episodes(metrics, "train"), episodes(metrics, "test")
+    last_epoch = max((e["epoch"] for e in train), default=None)
+    last = [e for e in train if e["epoch"] == last_epoch]
+    final_tests = [e for e in test if e["epoch"] == max((t["epoch"] for t in test), default=None)]
+    sampled = [e for e in episodes(metrics, "test_stochastic") if final_tests and e["epoch"] == final_tests[0]["epoch"]]
+    rounds = of_kind(metrics, "sed_round")
+    agents = of_kind(metrics, "router_epoch")
+    write_csv(run_dir / "episodes.csv", [m for m in metrics if m.get("kind") == "routing_episode"])
+    write_csv(run_dir / "sed_rounds.csv", rounds)
+    return {
+        "test_reward": _mean(final_tests, "reward"), "test_travel_time": _mean(final_tests, "travel_time"),
+        "test_arrival_rate": _mean(final_tests, "arrival_rate"), "test_episodes": len(final_tests),
+        "test_stochastic_reward": _mean(sampled, "reward"), "test_stochastic_travel_time": _mean(sampled, "travel_time"),
+        "test_stochastic_arrival_rate": _mean(sampled, "arrival_rate"),
+        "last_epoch": last_epoch, "train_reward_last_epoch": _mean(last, "reward"),
+        "train_travel_time_last_epoch": _mean(last, "travel_time"),
+        "train_arrival_rate_last_epoch": _mean(last, "arrival_rate"),
+        "train_episodes": len(train), "train_decisions": sum(e["decisions"] for e in train),
+        "subset_rollouts": len(episodes(metrics, "subset")),
+        "sed_rounds": len(rounds), "execution_rate": _mean(rounds, "execution_rate"),
+        "plans_ok_rate": _mean(rounds, "plans_ok"), "expert_source": rounds[0]["source"] if rounds else None,
+        "alpha_last_epoch": _mean([a for a in agents if a["epoch"] == last_epoch], "alpha"),
+        "teleports": sum(e.get("teleports", 0) for e in train + test),
+    }
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    keys = sorted({k for r in rows for k in r if not isinstance(r[k], (dict, list))})
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, keys, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
+def epoch_curve(metrics: list[dict], key: str) -> tuple[list[int], list[float]]:
+    """Per epoch: the mean of key over that epoch's training episodes."""
+    by_epoch: dict[int, list[float]] = {}
+    for e in episodes(metrics, "train"):
+        by_epoch.setdefault(e["epoch"], []).append(e[key])
+    xs = sorted(by_epoch)
+    return xs, [float(np.mean(by_epoch[x])) for x in xs]
+
+
+def plot(run_dir: Path, metrics: list[dict]) -> list[Path]:
+    """plots/learning_curves.png (reward, travel time, arrival rate), plots/alpha.png, plots/execution_rate.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots = run_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    out = []
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for ax, (key, label) in zip(axes, CURVES):
+        xs, ys = epoch_curve(metrics, key)
+        ax.plot(xs, ys, "-", label="train")
+        tests = episodes(metrics, "test")
+        if tests:
+            ax.plot([t["epoch"] for t in tests], [t[key] for t in tests], "o", ms=3, label="test (greedy)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(plots / "learning_curves.png", dpi=110)
+    plt.close(fig)
+    out.append(plots / "learning_curves.png")
+    agents = of_kind(metrics, "router_epoch")
+    if agents:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for node in sorted({a["node"] for a in agents}):
+            rows = [a for a in agents if a["node"] == node]
+            ax.plot([r["epoch"] for r in rows], [r["alpha"] for r in rows], label=node, lw=1)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("alpha (agent-loss weight)")
+        ax.legend(fontsize=6, ncol=2)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(plots / "alpha.png", dpi=110)
+        plt.close(fig)
+        out.append(plots / "alpha.png")
+    rounds = of_kind(metrics, "sed_round")
+    if rounds:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.plot([r["round"] for r in rounds], [r["execution_rate"] for r in rounds], "o-", label="executed")
+        ax.plot([r["round"] for r in rounds], [r["plans_ok"] for r in rounds], "s--", label="plan code ran")
+        ax.set_xlabel("SED round")
+        ax.set_ylabel("rate")
+        ax.set_ylim(-0.05, 1.05)
+        ax.legend()
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(plots / "execution_rate.png", dpi=110)
+        plt.close(fig)
+        out.append(plots / "execution_rate.png")
+    return out

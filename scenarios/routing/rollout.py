@@ -1,0 +1,218 @@
+"""One routing episode through real messages: observations out to the agent processes, road choices back."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agent_node.learners.reled.feedback import InstructionSpan
+from coordinator.sed.navigation import Navigator
+from coordinator.sed.plans import PlanOutcome
+from protocols.messages import Observation
+
+from ..step_driver import StepDriver
+from .env import Decision, Ending, RoutingEnv
+
+log = logging.getLogger("scenarios.routing")
+
+FIRST_STEP_WAIT_S = 120.0  # the learners import torch and build their networks when the run starts
+
+
+def node_name(agent: int) -> str:
+    """The agent process (and SUMO vehicle) of agent index `agent`."""
+    return f"agent{agent}"
+
+
+def agent_index(node: str) -> int:
+    return int(node[len("agent"):])
+
+
+@dataclass
+class Track:
+    """One agent's decisions in an episode, as the world saw them (expert trajectories are sent from these)."""
+
+    obs: list = field(default_factory=list)
+    masks: list = field(default_factory=list)
+    actions: list = field(default_factory=list)
+    rewards: list = field(default_factory=list)
+    xy: list = field(default_factory=list)
+    times: list = field(default_factory=list)
+
+    def add(self, d: Decision, action: int, t: float) -> None:
+        if self.actions:
+            self.rewards.append(d.reward)  # the reward of the previous decision arrives with this one
+        self.obs.append(d.obs)
+        self.masks.append(d.mask)
+        self.actions.append(action)
+        self.xy.append(d.xy)
+        self.times.append(t)
+
+    def close(self, reward: float) -> None:
+        if len(self.rewards) < len(self.actions):
+            self.rewards.append(reward)
+
+
+@dataclass
+class Follower:
+    """A plan-following agent in a subset rollout: its instruction list and where it is in it (function f)."""
+
+    outcome: PlanOutcome
+    k: int = 0
+    started: float | None = None
+    spans: list[InstructionSpan] = field(default_factory=list)
+    stuck: str | None = None  # why the plan could not be followed to the end
+
+    def action(self, d: Decision, t: float, nav: Navigator, travel_time) -> int | None:
+        """The expert's road at this decision: the next road of the active instruction's route."""
+        instructions = self.outcome.instructions
+        if self.started is None:
+            self.started = t
+        while self.k < len(instructions) and instructions[self.k].node == d.junction:  # instruction k reached
+            self.spans.append(InstructionSpan(self.started, t, instructions[self.k].text()))
+            self.k, self.started = self.k + 1, t
+        if self.k >= len(instructions):
+            self.stuck = self.stuck or "instructions ended before the destination"
+            return None
+        ins = instructions[self.k]
+        action = nav.action_for(d.edge, ins.node, ins.kind, travel_time)
+        if action is None:
+            self.stuck = self.stuck or f"node {ins.node} is unreachable from road {d.edge}"
+        return action
+
+    def finish(self, t: float) -> None:
+        """The episode ended: the active instruction's span ends now."""
+        if self.started is not None and self.k < len(self.outcome.instructions):
+            self.spans.append(InstructionSpan(self.started, t, self.outcome.instructions[self.k].text()))
+            self.started = None
+
+
+@dataclass
+class EpisodeResult:
+    """Returns, travel times, arrivals, per-second rewards and (subset rollouts) the followers' tracks."""
+
+    mode: str
+    returns: dict[int, float]
+    travel_times: dict[int, float]
+    arrived: dict[int, bool]
+    decisions: int
+    reward_series: dict[int, np.ndarray]
+    sim_s: float
+    teleports: int
+    defaulted: int  # decisions the world had to take itself (no valid action in time)
+    tracks: dict[int, Track] = field(default_factory=dict)
+    followers: dict[int, Follower] = field(default_factory=dict)
+
+    def record(self) -> dict:
+        n = max(len(self.returns), 1)
+        return {"mode": self.mode, "reward": sum(self.returns.values()) / n,
+                "travel_time": sum(self.travel_times.values()) / n,
+                "arrival_rate": sum(self.arrived.values()) / n, "decisions": self.decisions,
+                "sim_s": self.sim_s, "teleports": self.teleports, "defaulted": self.defaulted}
+
+
+class EpisodeRunner(StepDriver):
+    """Runs episodes of a RoutingEnv in lock-step with the agent processes (one message round per busy tick)."""
+
+    def __init__(self, ep, env: RoutingEnv, deadline_s: float):
+        super().__init__(ep, deadline_s)
+        self.env = env
+        self.nav = Navigator(env.net)
+        self.step = 0
+        self.default_actions = 0
+
+    def run_episode(self, mode: str, seed: int, followers: dict[int, Follower] | None = None) -> EpisodeResult | None:
+        """One episode (mode train / test / subset); None if the run was stopped meanwhile."""
+        env, followers = self.env, followers or {}
+        env.reset(seed)
+        returns = {a: 0.0 for a in env.states}
+        tracks = {a: Track() for a in followers}
+        decisions = defaulted = 0
+        try:
+            while not env.done:
+                if self.ep.stopping:
+                    return None
+                pending, endings = env.tick()
+                if not pending and not endings:
+                    continue
+                self.step += 1
+                self.ep.t_sim = env.t
+                expected, expert = set(), {}
+                for e in endings:
+                    returns[e.agent] += e.reward
+                    if e.agent in followers:
+                        tracks[e.agent].close(e.reward)
+                        followers[e.agent].finish(env.t)
+                    expected.add(self.send_end(e, mode))
+                for d in pending:
+                    returns[d.agent] += d.reward
+                    if d.agent in followers:
+                        expert[d.agent] = followers[d.agent].action(d, env.t, self.nav, env.travel_time)
+                    expected.add(self.send_decision(d, mode, expert.get(d.agent, -1) if d.agent in followers else None))
+                actions = self.collect(expected)
+                for d in pending:
+                    choice = actions.get(d.agent)  # a follower answers with the road its instruction gives
+                    if choice is None or not env.apply(d.agent, d.edge, d.options, int(choice)):
+                        choice = self.fallback(d)
+                        defaulted += 1
+                    if d.agent in followers:
+                        tracks[d.agent].add(d, choice, env.t)
+                    decisions += 1
+            for f in followers.values():
+                f.finish(env.t)
+            return EpisodeResult(mode, returns, env.travel_times(), {a: s.arrived for a, s in env.states.items()},
+                                 decisions, env.reward_series(), env.t, env.teleports, defaulted, tracks, followers)
+        finally:
+            env.close()
+
+    def fallback(self, d: Decision) -> int:
+        """No usable choice: the fastest road to the destination (or the first allowed one)."""
+        dest = self.env.states[d.agent].trip.destination_index
+        action = self.nav.action_for(d.edge, dest, "shortest_time", self.env.travel_time)
+        if action is None or not self.env.apply(d.agent, d.edge, d.options, action):
+            allowed = np.flatnonzero(d.mask)
+            action = int(allowed[0]) if len(allowed) else 0
+            self.env.apply(d.agent, d.edge, d.options, action)
+        return action
+
+    def send_decision(self, d: Decision, mode: str, expert_action: int | None) -> str:
+        """Ask the agent for its road; a plan follower is told the expert's road (phase "follow")."""
+        info = {"phase": "act" if expert_action is None else "follow", "mode": mode, "t": self.env.t}
+        if expert_action is not None:
+            info["expert_action"] = int(expert_action)
+        dest = self.env.node_xy[self.env.states[d.agent].trip.destination_index]
+        arrays = {"obs": d.obs, "mask": d.mask.astype(np.uint8), "xy": np.asarray(d.xy, np.float64),
+                  "dest": np.asarray(dest, np.float64)}
+        return self.send(d.agent, Observation(step=self.step, reward=d.reward, info=info), arrays)
+
+    def send_end(self, e: Ending, mode: str) -> str:
+        info = {"phase": "act", "mode": mode, "t": self.env.t, "arrived": e.arrived, "truncated": e.truncated}
+        arrays = {}
+        if e.obs is not None:
+            arrays = {"obs": e.obs, "mask": e.mask.astype(np.uint8)}
+        return self.send(e.agent, Observation(step=self.step, reward=e.reward, done=True, info=info), arrays)
+
+    def send(self, agent: int, body: Observation, arrays: dict) -> str:
+        node, ep = node_name(agent), self.ep
+        if node not in ep.peers.down and ep.peers.knows(node):
+            ep.peers.send(node, ep.stamper.encode(body, node, arrays))
+        return node
+
+    def collect(self, expected: set[str], deadline_s: float | None = None) -> dict[int, int | float | None]:
+        """The agents' answers to this step's messages (their Action values), by agent index."""
+        wait = deadline_s or (self.deadline_s if self.step > 1 else max(self.deadline_s, FIRST_STEP_WAIT_S))
+        saved, self.deadline_s = self.deadline_s, wait
+        try:
+            actions = self.collect_actions(self.step, expected)
+        finally:
+            self.deadline_s = saved
+        return {agent_index(n): a.value for n, a in actions.items()}
+
+    def request_all(self, agents: list[int], info: dict, arrays_by_agent: dict[int, dict] | None = None,
+                    deadline_s: float | None = None) -> dict[int, tuple]:
+        """Send one control observation (its phase in info) to each agent; their answers as (value, arrays)."""
+        self.step += 1
+        expected = {self.send(a, Observation(step=self.step, info=info), (arrays_by_agent or {}).get(a, {}))
+                    for a in agents}
+        values = self.collect(expected, deadline_s)
+        return {a: (v, self.action_arrays.get(node_name(a), {})) for a, v in values.items()}

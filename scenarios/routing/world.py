@@ -1,0 +1,239 @@
+"""The routing world process: RELED's Algorithm 1 over real messages (epochs, SED rounds, HPO updates, tests)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from agent_node.learners.reled.feedback import format_feedback_lines, pdi_pairs, rvi_pairs
+from coordinator.sed.module import Generation, SedModule
+from coordinator.sed.navigation import road_graph
+from protocols.endpoint import Endpoint
+from protocols.security import Curve
+
+from ..step_driver import serve_world
+from .config import RoutingAlgo, RoutingWorld
+from .env import RoutingEnv
+from .maps import Trip
+from .rollout import EpisodeResult, EpisodeRunner, Follower
+
+log = logging.getLogger("scenarios.routing")
+
+WORLD_STATE = "world.json"  # in the checkpoint folder: epochs done, for --resume
+TEST_SEED = 1_000_000  # test episodes use background seeds no training episode uses
+
+
+class RoutingWorldProcess(EpisodeRunner):
+    """Epoch k: episodes until the epoch's decisions are in, an SED round when due, then every agent's update."""
+
+    def __init__(self, ep: Endpoint, cfg: RoutingWorld, algo: RoutingAlgo, env: RoutingEnv, deadline_s: float,
+                 seed: int, sed: SedModule | None, checkpoint_dir: Path | None, start_epoch: int = 0):
+        super().__init__(ep, env, deadline_s)
+        self.cfg, self.algo, self.seed, self.sed = cfg, algo, seed, sed
+        self.checkpoint_dir, self.epoch = checkpoint_dir, start_epoch
+        self.agents = [t.agent for t in env.trips]
+        self.episode = 0
+
+    def run(self) -> bool:
+        cfg = self.cfg
+        self.t0 = time.monotonic()
+        try:
+            for k in range(self.epoch + 1, cfg.epochs + 1):
+                epoch = self.train_epoch(k)
+                if epoch is None:
+                    return False
+                if self.sed is not None and self.sed.due(k) and not self.sed_round(k, epoch):
+                    return False
+                if not self.update(k):
+                    return False
+                self.epoch = k
+                self.write_state()
+                if cfg.test_every and k % cfg.test_every == 0 and k < cfg.epochs and not self.test(1):
+                    return False
+                self.report(k, final=False)
+            if not self.test(cfg.test_episodes):
+                return False
+        finally:
+            self.env.close()
+            if self.sed is not None:
+                self.sed.close()
+        self.report(cfg.epochs, final=True)
+        return True
+
+    def report(self, step: int, final: bool) -> None:
+        """The world's progress record: epochs done (the coordinator's bar) and message steps per second."""
+        wall = max(time.monotonic() - self.t0, 1e-9)
+        self.ep.metrics("world", {"step": step, "epochs": self.epoch, "steps_per_s": self.step / wall,
+                                  "late_actions": self.late_actions, "default_actions": self.default_actions,
+                                  "wall_s": round(wall, 1)}, final=final)
+
+    # ------------------------------------------------------------------ episodes
+    def play(self, mode: str, seed: int, followers: dict[int, Follower] | None = None) -> EpisodeResult | None:
+        result = self.run_episode(mode, seed, followers)
+        if result is not None:
+            rec = {"epoch": self.epoch + (mode == "train" or mode == "subset"), "episode": self.episode, "seed": seed, **result.record(),
+                   "wall_s": round(time.monotonic() - self.t0, 2)}
+            self.ep.metrics("routing_episode", rec)
+            self.default_actions += result.defaulted
+            log.info("epoch %d %s episode: reward %.1f, travel time %.0f s, arrived %.0f%%, %d decisions",
+                     rec["epoch"], mode, rec["reward"], rec["travel_time"], 100 * rec["arrival_rate"], result.decisions)
+        return result
+
+    def train_epoch(self, k: int) -> list[EpisodeResult] | None:
+        """tau^a: whole episodes until decisions_per_epoch decisions are in (the running one is finished, §9.3)."""
+        episodes, decisions = [], 0
+        while decisions < self.cfg.decisions_per_epoch:
+            result = self.play("train", self.seed * 100_003 + self.episode)
+            if result is None:
+                return None
+            self.episode += 1
+            episodes.append(result)
+            decisions += result.decisions
+        return episodes
+
+    def test(self, n: int) -> bool:
+        """n greedy test episodes (spec §9.15), and as many with sampled actions; fresh background seeds."""
+        modes = ["test"] + (["test_stochastic"] if self.cfg.test_stochastic else [])
+        for mode in modes:
+            for j in range(n):
+                if self.play(mode, TEST_SEED + self.seed * 1000 + j) is None:
+                    return False
+        return True
+
+    def update(self, k: int) -> bool:
+        """HPO (Alg. 1 lines 19-24): every agent updates on its own data; the world waits for all of them."""
+        answers = self.request_all(self.agents, {"phase": "update", "epoch": k, "K": self.cfg.epochs},
+                                   deadline_s=self.cfg.update_deadline_s)
+        if self.ep.stopping:
+            return False
+        alphas = [float(v) for v, _ in answers.values() if v is not None]
+        self.ep.metrics("hpo_epoch", {"epoch": k, "agents_updated": len(answers),
+                                      "alpha_mean": float(np.mean(alphas)) if alphas else None})
+        return True
+
+    # ------------------------------------------------------------------ SED
+    def sed_round(self, k: int, epoch: list[EpisodeResult]) -> bool:
+        """Plans for all agents, m subset rollouts, expert trajectories to the agents, RVI/PDI feedback (Alg. 1 5-17)."""
+        sed = self.sed
+        subsets = sed.partition(self.agents)
+        gen = self.wait_for(sed.generate)
+        if gen is None:
+            return False
+        lines_rvi, lines_pdi, summaries, executed = [], [], [], {a: False for a in self.agents}
+        failures = {a: f"{o.cause}: {o.message}" for a, o in gen.outcomes.items() if not o.ok}
+        baseline = [e.reward_series for e in epoch]
+        for j, subset in enumerate(subsets):
+            followers = {a: Follower(gen.outcomes[a]) for a in subset if gen.outcomes[a].ok}
+            if not self.announce(subset, followers):
+                return False
+            result = self.play("subset", self.seed * 100_003 + 50_000 + self.episode, followers)
+            if result is None:
+                return False
+            self.episode += 1
+            spans = {a: f.spans for a, f in followers.items()}
+            lines_rvi += rvi_pairs(result.reward_series, baseline, subset, spans, subset_id=j)
+            for a, f in followers.items():
+                if f.stuck:
+                    failures[a] = f"not followed to the end: {f.stuck}"
+                executed[a] = result.arrived[a] and not f.stuck
+            probs = self.send_experts(k, result, executed)
+            valid = {a: p for a, p in probs.items() if len(p)}
+            if valid:
+                track = result.tracks
+                lines_pdi += pdi_pairs(valid, {a: track[a].actions for a in valid}, {a: track[a].times for a in valid},
+                                       spans, subset_id=j)
+            summaries += [self.summary(a, result, followers[a]) for a in followers]
+        sed.feedback(format_feedback_lines(lines_rvi, lines_pdi), summaries, failures)
+        sed.end_round(k, gen, executed, subsets=subsets, rvi_pairs=len(lines_rvi),
+                      pdi_max=max((p.value for p in lines_pdi), default=None))
+        return True
+
+    def announce(self, subset: list[int], followers: dict[int, Follower]) -> bool:
+        """Each agent learns its part in the subset rollout; plan followers receive their instruction lists."""
+        info = {"phase": "rollout"}
+        for a in self.agents:
+            plan = [i.text() for i in followers[a].outcome.instructions] if a in followers else None
+            self.request_all([a], {**info, "instructions": plan, "subset": a in subset})
+        return not self.ep.stopping
+
+    def send_experts(self, k: int, result: EpisodeResult, executed: dict[int, bool]) -> dict[int, np.ndarray]:
+        """tau^{e,i} to each follower whose plan took its vehicle home; their policies' pi(.|o) come back (PDI)."""
+        out = {}
+        for a, track in result.tracks.items():
+            if not executed.get(a) or not track.actions:
+                continue
+            dest = self.env.node_xy[self.env.states[a].trip.destination_index]
+            arrays = {"obs": np.asarray(track.obs, np.float32), "mask": np.asarray(track.masks, np.uint8),
+                      "actions": np.asarray(track.actions, np.int64), "rewards": np.asarray(track.rewards, np.float64),
+                      "xy": np.asarray([*track.xy, dest], np.float64)}
+            answer = self.request_all([a], {"phase": "expert", "epoch": k, "arrived": True}, {a: arrays})
+            probs = answer.get(a, (None, {}))[1].get("probs")
+            out[a] = np.asarray(probs) if probs is not None else np.zeros((0, 4))
+        return out
+
+    def summary(self, agent: int, result: EpisodeResult, follower: Follower) -> dict:
+        track = result.tracks[agent]
+        return {"agent": agent, "junctions": [int(o[0]) for o in track.obs], "travel_time": result.travel_times[agent],
+                "ret": result.returns[agent], "arrived": result.arrived[agent],
+                "instructions": [i.text() for i in follower.outcome.instructions]}
+
+    def wait_for(self, fn) -> Generation | None:
+        """Run a slow call (the LLM, the sandbox) in a daemon thread while heartbeats go on; None if stopped."""
+        box: dict = {}
+
+        def target() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as err:  # noqa: BLE001 - handed to the world's thread below
+                box["error"] = err
+
+        thread = threading.Thread(target=target, name="sed-call", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            if self.ep.stopping:
+                return None
+            self.ep.maybe_heartbeat()
+            self.ep.poll(200)  # control messages (a shutdown) are handled; stray answers are dropped
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    # ------------------------------------------------------------------ checkpoints
+    def write_state(self) -> None:
+        if self.checkpoint_dir is None:
+            return
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint_dir / (WORLD_STATE + ".tmp")
+        tmp.write_text(json.dumps({"epochs_done": self.epoch, "episode": self.episode}))
+        os.replace(tmp, self.checkpoint_dir / WORLD_STATE)
+
+
+def make_env(cfg: RoutingWorld, net: Path, routes: Path, trips: list[Trip]) -> RoutingEnv:
+    return RoutingEnv(net, routes, trips, cfg.t_max, cfg.time_to_teleport, cfg.backend)
+
+
+def run_routing_world(node_id: str, coordinator: str, seed: int, world: dict, algo: dict, net: str, routes: str,
+                      trips: list[dict], run_dir: str, deadline_s: float, start_epoch: int = 0,
+                      curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
+    """Entry point of the routing world process (curve_secret and coordinator_key: CURVE, Z85)."""
+    ep = Endpoint(node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
+
+    def build() -> RoutingWorldProcess:
+        cfg, settings = RoutingWorld.model_validate(world), RoutingAlgo.model_validate(algo)
+        trip_list = [Trip(**t) for t in trips]
+        env = make_env(cfg, Path(net), Path(routes), trip_list)
+        sed = None
+        if settings.method == "reled":
+            graph = road_graph(env.net)
+            sed_trips = [(t.agent, env.index[env.net.getEdge(t.origin_edge).getFromNode().getID()],
+                          t.destination_index, t.depart) for t in trip_list]
+            sed = SedModule(settings.sed, Path(run_dir), graph, sed_trips, seed, send_metrics=ep.metrics)
+        checkpoints = Path(run_dir) / "checkpoints"
+        return RoutingWorldProcess(ep, cfg, settings, env, deadline_s, seed, sed, checkpoints, start_epoch)
+
+    return serve_world(ep, build)
