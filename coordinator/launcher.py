@@ -22,6 +22,14 @@ PRELOAD = ["agent_node.node", "agent_node.roles.robot", "netsim.medium", "scenar
 PR_SET_PDEATHSIG = 1
 
 
+def die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies (no orphans); elsewhere a no-op."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def _child_main(name: str, target: str, kwargs: dict, log_path: str) -> None:
     """Runs in the child: log to its own file, die with the parent, call the target, exit with its code."""
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -38,10 +46,7 @@ def _child_main(name: str, target: str, kwargs: dict, log_path: str) -> None:
     if alive_fd is not None:
         os.close(alive_fd)
         forkserver._forkserver._forkserver_alive_fd = None
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+    die_with_parent()
     if os.getppid() == 1:  # the parent died before prctl took effect
         sys.exit(0)
     os.setpgrp()  # signals for the terminal's or a job's process group are the coordinator's to handle, in order

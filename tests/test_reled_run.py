@@ -35,6 +35,15 @@ def test_ippo_trains_tests_and_writes_its_run_folder(tmp_path):
     for name in ("episodes.csv", "plots/learning_curves.png", "plots/alpha.png", "checkpoints/agent0.pt",
                  "checkpoints/world.json"):
         assert (out / name).exists(), name
+    # --resume goes on from the checkpoints: only the third epoch is trained
+    resumed = tmp_path / "resumed"
+    args = ["run", str(SCENARIO), "--out", str(resumed), "--no-progress", "--seed", "2", "--resume", str(out)]
+    for s in [*QUICK, "algo.method=ippo", "world.epochs=3"]:
+        args += ["--set", s]
+    proc = run_cli(*args, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {u["epoch"] for u in kind(resumed, "router_epoch")} == {3}
+    assert {e["epoch"] for e in kind(resumed, "routing_episode") if e["mode"] == "train"} == {3}
 
 
 def test_reled_with_the_scripted_expert_sends_plans_and_expert_trajectories(tmp_path):
@@ -83,3 +92,36 @@ def test_one_sed_round_with_the_local_llm_end_to_end(tmp_path):
     (exchange,) = [json.loads(line) for line in (out / "llm.jsonl").read_text().splitlines()]
     assert "move_to_by_shortest_time" in exchange["messages"][0]["content"]  # the interfaces are in d_init
     assert summary["status"] == "ok" and summary["results"]["sed_rounds"] == 1
+
+
+BAD_PLANS = '''
+def plan(agent_id):
+    if agent_id == 0:
+        raise RuntimeError("no idea where to go")
+    if agent_id == 1:
+        while True:
+            pass
+    if agent_id == 2:
+        move_to_by_shortest_path(10 ** 6)
+    move_to_by_shortest_time(get_destination())
+'''
+
+
+def test_plans_that_raise_loop_or_name_a_missing_node_are_reported_and_training_goes_on(tmp_path):
+    plans = tmp_path / "plans.py"
+    plans.write_text(BAD_PLANS)
+    out = tmp_path / "bad"
+    summary = run(out, "algo.sed.expert=file", f"algo.sed.plan_file=\"{plans}\"", "algo.sed.plan_wall_s=1",
+                  "algo.sed.plan_cpu_s=0.5")
+    rounds = kind(out, "sed_round")
+    assert len(rounds) == 2 and summary["results"]["last_epoch"] == 2  # both SED rounds, both epochs
+    for r in rounds:
+        assert r["failures_by_cause"] == {"exception": 1, "timeout": 1, "missing_node": 1}
+        assert r["plans_ok"] == 0.25 and r["execution_rate"] == 0.25  # agent 3's plan ran and took it home
+    feedback = (out / "sed" / "round_000_feedback.txt").read_text()
+    assert "no idea where to go" in feedback and "timeout" in feedback and "missing_node" in feedback
+    assert (out / "sed" / "round_000_plans.py").read_text() == BAD_PLANS
+    updates = {(u["node"], u["epoch"]): u for u in kind(out, "router_epoch")}
+    assert updates[("agent3", 1)]["n_expert"] > 0
+    assert all(updates[(f"agent{i}", 1)]["n_expert"] == 0 and updates[(f"agent{i}", 1)]["alpha"] == 1.0
+               for i in range(3))  # no demonstration: the pure agent loss (spec §3.7)

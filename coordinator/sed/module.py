@@ -26,7 +26,7 @@ class Generation:
     """One SED round's plans: the code (None if the reply held none), its source, and each agent's outcome."""
 
     code: str | None
-    source: str  # "llm" or "scripted"
+    source: str  # "llm", "scripted" or "file"
     outcomes: dict[int, PlanOutcome]
     latency_s: float = 0.0
     error: str | None = None  # the LLM call itself failed (endpoint down, ...)
@@ -87,8 +87,9 @@ class SedModule:
         """One call for all agents' plans (or the scripted plans), executed in the sandbox (never here)."""
         trips = {a: (o, d) for a, o, d, _ in self.trips}
         if self.llm is None:
-            code = scripted_plan_code()
-            return Generation(code, "scripted", execute_plans(code, trips, self.graph, self.limits))
+            expert = self.settings.expert
+            code = Path(self.settings.plan_file).read_text() if expert == "file" else scripted_plan_code()
+            return Generation(code, expert, execute_plans(code, trips, self.graph, self.limits))
         try:
             reply = self.llm.client.complete(self.conversation.messages())
         except Exception as err:  # noqa: BLE001 - an unreachable endpoint must not end the training run
@@ -101,8 +102,10 @@ class SedModule:
 
     def feedback(self, lines: Sequence[str], summaries: Sequence[dict], failures: dict[int, str]) -> None:
         """d <- d_fb with R^j, K^j and tau^e (consumed by the next call); without refinement, the plain request."""
+        text = feedback_prompt(lines, summaries, failures)
+        self.folder().joinpath(f"round_{self.rounds:03d}_feedback.txt").write_text(text)
         if self.settings.refinement:
-            self.conversation.add_user(feedback_prompt(lines, summaries, failures))
+            self.conversation.add_user(text)
         else:
             self.conversation = self.new_conversation(repeat_request())
 
@@ -115,10 +118,21 @@ class SedModule:
                   "latency_s": gen.latency_s, "llm_error": gen.error, **extra}
         if self.llm is not None:
             values.update({f"llm_{k}": v for k, v in self.llm.client.metrics().items()})
+        if gen.code is not None:
+            self.folder().joinpath(f"round_{self.rounds:03d}_plans.py").write_text(gen.code)
         self.send_metrics("sed_round", values)
+        log.info("SED round %d (epoch %d, %s): %d/%d plans ran, execution rate %.2f%s", self.rounds, epoch, gen.source,
+                 sum(o.ok for o in gen.outcomes.values()), n, values["execution_rate"],
+                 f"; failures {gen.causes()}" if gen.causes() else "")
         self.history.append({"round": self.rounds, "epoch": epoch, "code": gen.code, **values})
         self.rounds += 1
         return values
+
+    def folder(self) -> Path:
+        """run_dir/sed: each round's plan code and the feedback prompt it produced."""
+        path = Path(self.run_dir) / "sed"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def close(self) -> None:
         if self.llm is not None:

@@ -1,9 +1,10 @@
 """The [world] and [algo] tables of a RELED routing scenario (kind = "routing"): map, traffic, budget, SED."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coordinator.llm.config import LLMConfig
 
@@ -32,7 +33,10 @@ class SedSettings(BaseModel):
     """The SED module (coordinator side): expert source, schedule, partition and feedback (spec §3, §6, §9.1)."""
 
     model_config = ConfigDict(extra="forbid")
-    expert: Literal["llm", "scripted"] = "llm"  # scripted: shortest-time plans without an LLM (reference expert)
+    # llm: plans from the LLM; scripted: shortest-time plans without an LLM (the reference expert);
+    # file: the plan code in plan_file (hand-written plans, same contract as the LLM's)
+    expert: Literal["llm", "scripted", "file"] = "llm"
+    plan_file: str | None = None
     refinement: bool = True  # False: the "w/o Refn." ablation (re-query with the initial prompt only)
     q: int = Field(10, ge=1)  # SED every q epochs
     m: int = Field(2, ge=1)  # subsets per round
@@ -40,6 +44,12 @@ class SedSettings(BaseModel):
     plan_cpu_s: float = Field(2.0, gt=0)  # per agent's plan(agent_id) in the sandbox
     plan_wall_s: float = Field(5.0, gt=0)
     llm: LLMConfig = Field(default_factory=lambda: LLMConfig(temperature=0.7, max_tokens=1024))
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.expert == "file" and not (self.plan_file and Path(self.plan_file).is_file()):
+            raise ValueError(f"expert = \"file\" needs plan_file, an existing Python file (got {self.plan_file!r})")
+        return self
 
 
 class RoutingAlgo(BaseModel):

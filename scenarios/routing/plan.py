@@ -16,7 +16,6 @@ from .maps import build_map, fixed_trips, traffic_routes
 from .rollout import node_name
 from .world import WORLD_STATE
 
-MAPS_DIR = Path("runs") / ".maps"  # built networks are shared between runs (named by a hash of their inputs)
 
 
 def plan_routing(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> RunPlan:
@@ -32,16 +31,18 @@ def plan_routing(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None)
         "name": "router", "method": algo.method, "alpha_mode": algo.alpha_mode, "alpha_fixed": algo.alpha_fixed,
         "dtw_repr": algo.dtw_repr, "dtw_scale": algo.dtw_scale, "ppo": algo.ppo, "n_junctions": n_junctions,
         "torch_threads": algo.torch_threads, "checkpoint_dir": str(run_dir / "checkpoints")}).model_dump(mode="json")
-    start = 0
+    start = start_episode = 0
     if resume is not None:
         state = resume / "checkpoints" / WORLD_STATE
         if not state.exists():
             raise ConfigError(f"--resume {resume}: no {state.relative_to(resume)} (no checkpoint was written)")
-        start = json.loads(state.read_text())["epochs_done"]
+        saved = json.loads(state.read_text())
+        start, start_episode = saved["epochs_done"], saved["episode"]
         settings["resume_dir"] = str(resume / "checkpoints")
     kwargs = dict(seed=cfg.run.seed, world=world.model_dump(mode="json"), algo=algo.model_dump(mode="json"),
                   net=str(road.net), routes=str(routes), trips=[dataclasses.asdict(t) for t in trips],
-                  run_dir=str(run_dir), deadline_s=cfg.run.step_deadline_s, start_epoch=start)
+                  run_dir=str(run_dir), deadline_s=cfg.run.step_deadline_s, start_epoch=start,
+                  start_episode=start_episode)
     agents = [node_name(t.agent) for t in trips]
     return RunPlan("scenarios.routing.world:run_routing_world", kwargs, {a: "router" for a in agents},
                    {"router": settings}, summarize=results.summarize, plot=results.plot,

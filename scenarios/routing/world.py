@@ -32,12 +32,13 @@ class RoutingWorldProcess(EpisodeRunner):
     """Epoch k: episodes until the epoch's decisions are in, an SED round when due, then every agent's update."""
 
     def __init__(self, ep: Endpoint, cfg: RoutingWorld, algo: RoutingAlgo, env: RoutingEnv, deadline_s: float,
-                 seed: int, sed: SedModule | None, checkpoint_dir: Path | None, start_epoch: int = 0):
+                 seed: int, sed: SedModule | None, checkpoint_dir: Path | None, start_epoch: int = 0,
+                 start_episode: int = 0):
         super().__init__(ep, env, deadline_s)
         self.cfg, self.algo, self.seed, self.sed = cfg, algo, seed, sed
         self.checkpoint_dir, self.epoch = checkpoint_dir, start_epoch
         self.agents = [t.agent for t in env.trips]
-        self.episode = 0
+        self.episode = start_episode  # numbers the episodes (and their background seeds) across a resume
 
     def run(self) -> bool:
         cfg = self.cfg
@@ -219,7 +220,7 @@ def make_env(cfg: RoutingWorld, net: Path, routes: Path, trips: list[Trip]) -> R
 
 def run_routing_world(node_id: str, coordinator: str, seed: int, world: dict, algo: dict, net: str, routes: str,
                       trips: list[dict], run_dir: str, deadline_s: float, start_epoch: int = 0,
-                      curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
+                      start_episode: int = 0, curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
     """Entry point of the routing world process (curve_secret and coordinator_key: CURVE, Z85)."""
     ep = Endpoint(node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
 
@@ -234,6 +235,7 @@ def run_routing_world(node_id: str, coordinator: str, seed: int, world: dict, al
                           t.destination_index, t.depart) for t in trip_list]
             sed = SedModule(settings.sed, Path(run_dir), graph, sed_trips, seed, send_metrics=ep.metrics)
         checkpoints = Path(run_dir) / "checkpoints"
-        return RoutingWorldProcess(ep, cfg, settings, env, deadline_s, seed, sed, checkpoints, start_epoch)
+        return RoutingWorldProcess(ep, cfg, settings, env, deadline_s, seed, sed, checkpoints, start_epoch,
+                                   start_episode)
 
     return serve_world(ep, build)
