@@ -78,3 +78,29 @@ def test_a_vehicle_that_never_gets_home_is_truncated_with_a_bootstrap_observatio
     (end,) = endings
     assert end.truncated and not end.arrived and end.obs is not None and end.obs[1] == 9
     assert env.travel_times()[0] == pytest.approx(60.0 - env.states[0].depart_t)
+
+
+def test_every_agent_of_the_city_map_gets_home_through_its_short_roads(tmp_path):
+    """Ingolstadt has chains of roads shorter than a second's drive: the decision for their junctions is taken
+    before the vehicle reaches them (same tick, follow-ups), so a vehicle following shortest-time roads never
+    runs off the end of its route; before that fix most of them left the net on the way."""
+    from scenarios.routing.maps import build_map, fixed_trips
+
+    city = build_map("city", tmp_path)
+    routes = tmp_path / "none.rou.xml"
+    routes.write_text("<routes/>\n")
+    env = RoutingEnv(city.net, routes, fixed_trips(city.net, 10, 0), t_max=1200.0)
+    nav = Navigator(env.net)
+    env.reset(seed=0)
+    try:
+        while not env.done:
+            decisions, _ = env.tick()
+            while decisions:
+                for d in decisions:
+                    action = nav.action_for(d.edge, env.states[d.agent].trip.destination_index, "shortest_time",
+                                            env.travel_time)
+                    assert env.apply(d.agent, d.edge, d.options, action)
+                decisions = env.follow_ups([d.agent for d in decisions])
+    finally:
+        env.close()
+    assert all(s.arrived for s in env.states.values())

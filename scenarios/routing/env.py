@@ -17,6 +17,8 @@ from .maps import Trip
 
 log = logging.getLogger("scenarios.routing")
 
+LOOKAHEAD_S = 1.5  # decide for a junction this many seconds of driving before reaching it, at the latest
+
 
 @dataclass
 class Decision:
@@ -146,11 +148,44 @@ class RoutingEnv:
             road = api.vehicle.getRoadID(vid)
             if road and not road.startswith(":"):
                 s.edge = road
-                if road != s.decided_on and self.net.getEdge(road).getToNode().getID() != s.trip.destination:
-                    decisions.append(self._decide(s, road, d))
+            decision = self._due(s, road, d)
+            if decision is not None:
+                decisions.append(decision)
         if self.t >= self.t_max:
             endings += [self._truncate(s) for s in self.states.values() if not s.finished]
         return decisions, endings
+
+    def follow_ups(self, agents) -> list[Decision]:
+        """Decisions due again within the same tick: a road just chosen may itself end within LOOKAHEAD_S
+        (chains of very short roads in real street networks)."""
+        out = []
+        for agent in agents:
+            s = self.states[agent]
+            vid = f"agent{agent}"
+            if s.finished or vid not in self.api.vehicle.getIDList():
+                continue
+            decision = self._due(s, self.api.vehicle.getRoadID(vid), s.d_last)
+            if decision is not None:
+                out.append(decision)
+        return out
+
+    def _due(self, s: AgentState, road: str, d: float) -> Decision | None:
+        """The decision for the end of the vehicle's last route road, once it is on it or about to reach its end."""
+        ahead = s.route_end or s.trip.origin_edge  # the road whose end junction is the next decision
+        if ahead == s.decided_on or self.net.getEdge(ahead).getToNode().getID() == s.trip.destination:
+            return None
+        if road == ahead or self._near_end(f"agent{s.trip.agent}", ahead):
+            return self._decide(s, ahead, d)
+        return None
+
+    def _near_end(self, vid: str, edge: str) -> bool:
+        """Whether the vehicle reaches the end of `edge` (the last road of its route) within LOOKAHEAD_S: on a
+        road shorter than a second's drive it would otherwise pass the junction, and leave the net, between
+        two ticks; the decision for that junction is then taken just before the vehicle enters the road."""
+        api = self.api
+        left = api.vehicle.getDrivingDistance(vid, edge, self.net.getEdge(edge).getLength())
+        speed = max(api.vehicle.getSpeed(vid), self.net.getEdge(edge).getSpeed())
+        return 0 <= left <= speed * LOOKAHEAD_S
 
     def _decide(self, s: AgentState, road: str, d: float) -> Decision:
         reward = step_reward(s.t_prev, self.t, s.d_prev, d) if s.decisions else 0.0
@@ -164,10 +199,14 @@ class RoutingEnv:
         """SUMO removed the vehicle: at its destination (the end of its route) or, lost, anywhere else."""
         last = s.route_end or s.edge or s.trip.origin_edge
         at_goal = self.net.getEdge(last).getToNode().getID() == s.trip.destination
-        d_end = 0.0 if at_goal else s.d_last
         if at_goal:
             s.per_second[int(self.t)] = -1.0 + s.d_last + R_TERM
-        reward = step_reward(s.t_prev, self.t, s.d_prev, d_end, arrived=at_goal)
+            reward = step_reward(s.t_prev, self.t, s.d_prev, 0.0, arrived=True)
+        else:  # lost: as if it stood where it left until the episode's end (spec §9.11: stuck, let it truncate),
+            # so leaving the net early never pays (IPPO learnt to exit through dead ends when it did)
+            for sec in range(int(self.t), int(self.t_max) + 1):
+                s.per_second[sec] = -1.0
+            reward = step_reward(s.t_prev, self.t_max, s.d_prev, s.d_last)
         s.finished, s.arrived, s.end_t = True, at_goal, self.t
         if not at_goal:
             log.info("agent%d left the net at the end of %s, not at its destination", s.trip.agent, last)
@@ -207,8 +246,12 @@ class RoutingEnv:
         """Route agent from edge onto option `action`; False (and nothing changed) if that is not a road it may take."""
         if not 0 <= action < len(options) or options[action] is None or not options[action].connected:
             return False
-        try:
-            self.api.vehicle.setRoute(f"agent{agent}", [edge, options[action].edge_id])
+        vid = f"agent{agent}"
+        try:  # the route the vehicle still has to drive (it ends with `edge`), then the chosen road
+            route = list(self.api.vehicle.getRoute(vid))[max(self.api.vehicle.getRouteIndex(vid), 0):]
+            if not route or route[-1] != edge:
+                route = [edge]
+            self.api.vehicle.setRoute(vid, route + [options[action].edge_id])
         except Exception as err:  # noqa: BLE001 - libsumo/traci raise their own exception types
             log.warning("agent%d: setRoute %s -> %s refused: %s", agent, edge, options[action].edge_id, err)
             return False

@@ -16,6 +16,7 @@ from .env import Decision, Ending, RoutingEnv
 
 log = logging.getLogger("scenarios.routing")
 
+MAX_ROUNDS_PER_TICK = 8
 FIRST_STEP_WAIT_S = 120.0  # the learners import torch and build their networks when the run starts
 
 
@@ -127,43 +128,52 @@ class EpisodeRunner(StepDriver):
         env.reset(seed)
         returns = {a: 0.0 for a in env.states}
         tracks = {a: Track() for a in followers}
-        decisions = defaulted = 0
+        decisions, self.defaulted = 0, 0
         try:
             while not env.done:
                 if self.ep.stopping:
                     return None
                 pending, endings = env.tick()
-                if not pending and not endings:
-                    continue
-                self.step += 1
-                self.ep.t_sim = env.t
-                expected, expert = set(), {}
-                for e in endings:
-                    returns[e.agent] += e.reward
-                    if e.agent in followers:
-                        tracks[e.agent].close(e.reward)
-                        followers[e.agent].finish(env.t)
-                    expected.add(self.send_end(e, mode))
-                for d in pending:
-                    returns[d.agent] += d.reward
-                    if d.agent in followers:
-                        expert[d.agent] = followers[d.agent].action(d, env.t, self.nav, env.travel_time)
-                    expected.add(self.send_decision(d, mode, expert.get(d.agent, -1) if d.agent in followers else None))
-                actions = self.collect(expected)
-                for d in pending:
-                    choice = actions.get(d.agent)  # a follower answers with the road its instruction gives
-                    if choice is None or not env.apply(d.agent, d.edge, d.options, int(choice)):
-                        choice = self.fallback(d)
-                        defaulted += 1
-                    if d.agent in followers:
-                        tracks[d.agent].add(d, choice, env.t)
-                    decisions += 1
+                for _ in range(MAX_ROUNDS_PER_TICK):  # a road just chosen may need its own decision at once
+                    if not pending and not endings:
+                        break
+                    decisions += self.exchange(mode, pending, endings, followers, tracks, returns)
+                    pending, endings = env.follow_ups([d.agent for d in pending]), []
             for f in followers.values():
                 f.finish(env.t)
             return EpisodeResult(mode, returns, env.travel_times(), {a: s.arrived for a, s in env.states.items()},
-                                 decisions, env.reward_series(), env.t, env.teleports, defaulted, tracks, followers)
+                                 decisions, env.reward_series(), env.t, env.teleports, self.defaulted, tracks,
+                                 followers)
         finally:
             env.close()
+
+    def exchange(self, mode: str, pending: list[Decision], endings: list[Ending], followers: dict[int, Follower],
+                 tracks: dict[int, Track], returns: dict[int, float]) -> int:
+        """One message round: endings and decisions out, answers in, roads applied; returns the decisions taken."""
+        env = self.env
+        self.step += 1
+        self.ep.t_sim = env.t
+        expected, expert = set(), {}
+        for e in endings:
+            returns[e.agent] += e.reward
+            if e.agent in followers:
+                tracks[e.agent].close(e.reward)
+                followers[e.agent].finish(env.t)
+            expected.add(self.send_end(e, mode))
+        for d in pending:
+            returns[d.agent] += d.reward
+            if d.agent in followers:
+                expert[d.agent] = followers[d.agent].action(d, env.t, self.nav, env.travel_time)
+            expected.add(self.send_decision(d, mode, expert.get(d.agent, -1) if d.agent in followers else None))
+        actions = self.collect(expected)
+        for d in pending:
+            choice = actions.get(d.agent)  # a follower answers with the road its instruction gives
+            if choice is None or not env.apply(d.agent, d.edge, d.options, int(choice)):
+                choice = self.fallback(d)
+                self.defaulted += 1
+            if d.agent in followers:
+                tracks[d.agent].add(d, choice, env.t)
+        return len(pending)
 
     def fallback(self, d: Decision) -> int:
         """No usable choice: the fastest road to the destination (or the first allowed one)."""
