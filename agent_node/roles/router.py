@@ -103,6 +103,8 @@ class RouterRole(Role):
         obs, mask = arrays.get("obs"), arrays.get("mask")
         if train and self.episode is not None and self.episode.actions:
             self.episode.rewards.append(float(body.reward))
+            if "applied" in body.info:  # the world had to take another road (our answer was late or invalid)
+                self.episode.actions[-1] = int(body.info["applied"])
         if body.done:
             if train and self.episode is not None and self.episode.actions:
                 self.close_episode(bool(body.info.get("arrived")), obs, mask)

@@ -54,7 +54,7 @@ class SedModule:
     history: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.rng = np.random.default_rng([self.seed, 6])
+        self.rng = np.random.default_rng([self.seed, 6, self.rounds])  # a resumed run draws new partitions
         self.limits = SandboxLimits(cpu_s=self.settings.plan_cpu_s, wall_s=self.settings.plan_wall_s)
         self.system = system_prompt(self.graph, self.trips)
         self.conversation = self.new_conversation(first_request())
@@ -100,9 +100,10 @@ class SedModule:
         code = extract_code(reply.text)
         return Generation(code, "llm", execute_plans(code, trips, self.graph, self.limits), reply.latency_s)
 
-    def feedback(self, lines: Sequence[str], summaries: Sequence[dict], failures: dict[int, str]) -> None:
+    def feedback(self, lines: Sequence[str], summaries: Sequence[dict], failures: dict[int, str],
+                 code: str | None = None) -> None:
         """d <- d_fb with R^j, K^j and tau^e (consumed by the next call); without refinement, the plain request."""
-        text = feedback_prompt(lines, summaries, failures)
+        text = feedback_prompt(lines, summaries, failures, code)
         self.folder().joinpath(f"round_{self.rounds:03d}_feedback.txt").write_text(text)
         if self.settings.refinement:
             self.conversation.add_user(text)

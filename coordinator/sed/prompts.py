@@ -140,14 +140,18 @@ def _cause(text: str) -> str:
 
 
 def feedback_prompt(feedback_lines: Sequence[str], expert_summaries: Sequence[Mapping],
-                    failures: Mapping[int, str]) -> str:
+                    failures: Mapping[int, str], code: str | None = None) -> str:
     """d_fb (spec §3.5 (ii), §3.7, §9.5; Appendix A missing, so this is the RECOMMENDed template).
 
     feedback_lines: the RVI/PDI lines already rendered by agent_node.learners.reled.feedback.format_feedback_lines.
     expert_summaries: dicts with agent, junctions, travel_time, ret, arrived, instructions (sorted by agent here).
     failures: agent id -> cause text (traceback, unreachable node, ...), collapsed to one line, tail kept.
+    code: the plans the feedback is about, repeated here so that they survive when the context budget drops
+    the exchange that held them (the instruction asks for a revision of exactly this code).
     """
     lines = ["Feedback on the previous plans, from the expert rollouts of this round."]
+    if code:
+        lines += ["The plans were:", "```python", code.strip(), "```"]
     lines += [str(x) for x in feedback_lines]
     lines.append("Expert trajectories (per agent):")
     summaries = sorted(expert_summaries, key=lambda s: s["agent"])

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import sumolib
 
-from ..routing_env import (M_OUT, R_TERM, EdgeStats, Option, action_mask, distance, junction_index, observation,
+from ..routing_env import (M_OUT, TERMINAL_FRACTION, EdgeStats, Option, action_mask, distance, junction_index, observation,
                            outgoing_options, step_reward)
 from ..sumo_sim import sumo_binary
 from .maps import Trip
@@ -56,6 +56,7 @@ class AgentState:
     arrived: bool = False
     edge: str | None = None  # last normal edge seen
     decided_on: str | None = None  # the edge of its last decision
+    bonus_at: int | None = None  # the second of arrival (where R_term belongs)
     route_end: str | None = None  # the last edge of its route (where SUMO will let it arrive)
     t_prev: float = 0.0  # time and distance at its last decision (Eq. 32)
     d_prev: float = 0.0
@@ -148,7 +149,7 @@ class RoutingEnv:
             road = api.vehicle.getRoadID(vid)
             if road and not road.startswith(":"):
                 s.edge = road
-            decision = self._due(s, road, d)
+            decision = self._due(s, road, d) if self.t < self.t_max else None  # at the limit: truncation only
             if decision is not None:
                 decisions.append(decision)
         if self.t >= self.t_max:
@@ -162,7 +163,7 @@ class RoutingEnv:
         for agent in agents:
             s = self.states[agent]
             vid = f"agent{agent}"
-            if s.finished or vid not in self.api.vehicle.getIDList():
+            if s.finished or self.t >= self.t_max or vid not in self.api.vehicle.getIDList():
                 continue
             decision = self._due(s, self.api.vehicle.getRoadID(vid), s.d_last)
             if decision is not None:
@@ -178,6 +179,10 @@ class RoutingEnv:
             return self._decide(s, ahead, d)
         return None
 
+    def reward(self, t_prev: float, t_now: float, d_prev: float, d_now: float, arrived: bool = False) -> float:
+        """Eq. 32 with R_term = 0.1 * this world's T_max."""
+        return step_reward(t_prev, t_now, d_prev, d_now, arrived, t_max=self.t_max)
+
     def _near_end(self, vid: str, edge: str) -> bool:
         """Whether the vehicle reaches the end of `edge` (the last road of its route) within LOOKAHEAD_S: on a
         road shorter than a second's drive it would otherwise pass the junction, and leave the net, between
@@ -188,7 +193,7 @@ class RoutingEnv:
         return 0 <= left <= speed * LOOKAHEAD_S
 
     def _decide(self, s: AgentState, road: str, d: float) -> Decision:
-        reward = step_reward(s.t_prev, self.t, s.d_prev, d) if s.decisions else 0.0
+        reward = self.reward(s.t_prev, self.t, s.d_prev, d) if s.decisions else 0.0
         s.decided_on, s.t_prev, s.d_prev = road, self.t, d
         s.decisions += 1
         obs, mask, options = self.observe(road, s.trip.destination_index)
@@ -200,13 +205,14 @@ class RoutingEnv:
         last = s.route_end or s.edge or s.trip.origin_edge
         at_goal = self.net.getEdge(last).getToNode().getID() == s.trip.destination
         if at_goal:
-            s.per_second[int(self.t)] = -1.0 + s.d_last + R_TERM
-            reward = step_reward(s.t_prev, self.t, s.d_prev, 0.0, arrived=True)
+            s.per_second[int(self.t)] = -1.0 + s.d_last  # the arrival bonus is kept apart (reward_series)
+            s.bonus_at = int(self.t)
+            reward = self.reward(s.t_prev, self.t, s.d_prev, 0.0, arrived=True)
         else:  # lost: as if it stood where it left until the episode's end (spec §9.11: stuck, let it truncate),
             # so leaving the net early never pays (IPPO learnt to exit through dead ends when it did)
             for sec in range(int(self.t), int(self.t_max) + 1):
                 s.per_second[sec] = -1.0
-            reward = step_reward(s.t_prev, self.t_max, s.d_prev, s.d_last)
+            reward = self.reward(s.t_prev, self.t_max, s.d_prev, s.d_last)
         s.finished, s.arrived, s.end_t = True, at_goal, self.t
         if not at_goal:
             log.info("agent%d left the net at the end of %s, not at its destination", s.trip.agent, last)
@@ -216,7 +222,7 @@ class RoutingEnv:
         s.finished, s.end_t = True, self.t_max
         if not s.departed:
             return Ending(s.trip.agent, 0.0, False, truncated=True)
-        reward = step_reward(s.t_prev, self.t, s.d_prev, s.d_last)
+        reward = self.reward(s.t_prev, self.t, s.d_prev, s.d_last)
         road = s.edge or s.trip.origin_edge
         obs, mask, _ = self.observe(road, s.trip.destination_index)
         return Ending(s.trip.agent, reward, False, truncated=True, obs=obs, mask=mask)
@@ -267,8 +273,12 @@ class RoutingEnv:
             out[agent] = (s.end_t if s.arrived else self.t_max) - start
         return out
 
-    def reward_series(self) -> dict[int, np.ndarray]:
-        """Per-agent per-second rewards on the shared clock (spec §9.4); NaN while an agent is not on the road."""
+    def reward_series(self, include_terminal: bool = False) -> dict[int, np.ndarray]:
+        """Per-agent per-second rewards on the shared clock (spec §9.4); NaN while an agent is not on the road.
+
+        Without include_terminal the arrival bonus is left out: it is what RVI (Eqs. 17-19) compares, and a +240
+        spike would make the policy-only threshold max |r^{A_-j}| at least 240, far above anything driving
+        can lose in a second, so no step would ever be flagged (a deviation from the literal Eq. 18)."""
         length = int(self.t_max) + 1
         out = {}
         for agent, s in self.states.items():
@@ -276,5 +286,7 @@ class RoutingEnv:
             for sec, r in s.per_second.items():
                 if sec < length:
                     series[sec] = r
+            if include_terminal and s.bonus_at is not None and s.bonus_at < length:
+                series[s.bonus_at] += TERMINAL_FRACTION * self.t_max
             out[agent] = series
         return out

@@ -29,6 +29,13 @@ def agent_index(node: str) -> int:
     return int(node[len("agent"):])
 
 
+def as_action(value) -> int | None:
+    """An agent's answer as a road index, None if it is not a whole number (bad input is not fatal)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or int(value) != value:
+        return None
+    return int(value)
+
+
 @dataclass
 class Track:
     """One agent's decisions in an episode, as the world saw them (expert trajectories are sent from these)."""
@@ -121,6 +128,7 @@ class EpisodeRunner(StepDriver):
         self.nav = Navigator(env.net)
         self.step = 0
         self.default_actions = 0
+        self.applied: dict[int, int] = {}  # agent -> the road the world took instead of the agent's answer
 
     def run_episode(self, mode: str, seed: int, followers: dict[int, Follower] | None = None) -> EpisodeResult | None:
         """One episode (mode train / test / subset); None if the run was stopped meanwhile."""
@@ -128,7 +136,7 @@ class EpisodeRunner(StepDriver):
         env.reset(seed)
         returns = {a: 0.0 for a in env.states}
         tracks = {a: Track() for a in followers}
-        decisions, self.defaulted = 0, 0
+        decisions, self.defaulted, self.applied = 0, 0, {}
         try:
             while not env.done:
                 if self.ep.stopping:
@@ -167,12 +175,17 @@ class EpisodeRunner(StepDriver):
             expected.add(self.send_decision(d, mode, expert.get(d.agent, -1) if d.agent in followers else None))
         actions = self.collect(expected)
         for d in pending:
-            choice = actions.get(d.agent)  # a follower answers with the road its instruction gives
-            if choice is None or not env.apply(d.agent, d.edge, d.options, int(choice)):
+            choice = as_action(actions.get(d.agent))  # a follower answers with the road its instruction gives
+            if choice is None and d.agent in followers:
+                choice = expert[d.agent]  # its answer came late: the world knows the instruction's road
+            if choice is None or not env.apply(d.agent, d.edge, d.options, choice):
                 choice = self.fallback(d)
                 self.defaulted += 1
+                self.applied[d.agent] = choice  # told with its next message: what it learns from is what happened
             if d.agent in followers:
                 tracks[d.agent].add(d, choice, env.t)
+                if choice != expert[d.agent]:
+                    followers[d.agent].stuck = followers[d.agent].stuck or f"no instruction road at {d.edge}"
         return len(pending)
 
     def fallback(self, d: Decision) -> int:
@@ -188,6 +201,8 @@ class EpisodeRunner(StepDriver):
     def send_decision(self, d: Decision, mode: str, expert_action: int | None) -> str:
         """Ask the agent for its road; a plan follower is told the expert's road (phase "follow")."""
         info = {"phase": "act" if expert_action is None else "follow", "mode": mode, "t": self.env.t}
+        if d.agent in self.applied:
+            info["applied"] = self.applied.pop(d.agent)
         if expert_action is not None:
             info["expert_action"] = int(expert_action)
         dest = self.env.node_xy[self.env.states[d.agent].trip.destination_index]
@@ -197,6 +212,8 @@ class EpisodeRunner(StepDriver):
 
     def send_end(self, e: Ending, mode: str) -> str:
         info = {"phase": "act", "mode": mode, "t": self.env.t, "arrived": e.arrived, "truncated": e.truncated}
+        if e.agent in self.applied:
+            info["applied"] = self.applied.pop(e.agent)
         arrays = {}
         if e.obs is not None:
             arrays = {"obs": e.obs, "mask": e.mask.astype(np.uint8)}

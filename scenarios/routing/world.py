@@ -130,6 +130,8 @@ class RoutingWorldProcess(EpisodeRunner):
         baseline = [e.reward_series for e in epoch]
         for j, subset in enumerate(subsets):
             followers = {a: Follower(gen.outcomes[a]) for a in subset if gen.outcomes[a].ok}
+            if not followers:  # nobody has a plan to follow: the rollout would be a policy episode, skip it
+                continue
             if not self.announce(subset, followers):
                 return False
             result = self.play("subset", self.seed * 100_003 + 50_000 + self.episode, followers)
@@ -141,6 +143,10 @@ class RoutingWorldProcess(EpisodeRunner):
             for a, f in followers.items():
                 if f.stuck:
                     failures[a] = f"not followed to the end: {f.stuck}"
+                elif not result.arrived[a]:
+                    failures[a] = f"followed, but the vehicle had not arrived after {self.cfg.t_max:g} s"
+                elif f.outcome.incomplete:
+                    failures[a] = "incomplete: the plan stopped before the destination (a final move was added)"
                 executed[a] = result.arrived[a] and not f.stuck
             probs = self.send_experts(k, result, executed)
             valid = {a: p for a, p in probs.items() if len(p)}
@@ -149,7 +155,7 @@ class RoutingWorldProcess(EpisodeRunner):
                 lines_pdi += pdi_pairs(valid, {a: track[a].actions for a in valid}, {a: track[a].times for a in valid},
                                        spans, subset_id=j)
             summaries += [self.summary(a, result, followers[a]) for a in followers]
-        sed.feedback(format_feedback_lines(lines_rvi, lines_pdi), summaries, failures)
+        sed.feedback(format_feedback_lines(lines_rvi, lines_pdi), summaries, failures, gen.code)
         sed.end_round(k, gen, executed, subsets=subsets, rvi_pairs=len(lines_rvi),
                       pdi_max=max((p.value for p in lines_pdi), default=None))
         return True
@@ -174,7 +180,10 @@ class RoutingWorldProcess(EpisodeRunner):
                       "xy": np.asarray([*track.xy, dest], np.float64)}
             answer = self.request_all([a], {"phase": "expert", "epoch": k, "arrived": True}, {a: arrays})
             probs = answer.get(a, (None, {}))[1].get("probs")
-            out[a] = np.asarray(probs) if probs is not None else np.zeros((0, 4))
+            ok = probs is not None and np.shape(probs) == (len(track.actions), 4) and np.all(np.isfinite(probs))
+            if probs is not None and not ok:
+                log.warning("agent%d answered its expert trajectory with unusable probabilities; no PDI for it", a)
+            out[a] = np.asarray(probs, np.float64) if ok else np.zeros((0, 4))
         return out
 
     def summary(self, agent: int, result: EpisodeResult, follower: Follower) -> dict:
@@ -233,7 +242,10 @@ def run_routing_world(node_id: str, coordinator: str, seed: int, world: dict, al
             graph = road_graph(env.net)
             sed_trips = [(t.agent, env.index[env.net.getEdge(t.origin_edge).getFromNode().getID()],
                           t.destination_index, t.depart) for t in trip_list]
-            sed = SedModule(settings.sed, Path(run_dir), graph, sed_trips, seed, send_metrics=ep.metrics)
+            sed_cfg = settings.sed
+            done = sum(1 for k in range(1, start_epoch + 1)  # rounds held before a resume
+                       if k % sed_cfg.q == 0 or (k == 1 and sed_cfg.sed_at_start))
+            sed = SedModule(settings.sed, Path(run_dir), graph, sed_trips, seed, send_metrics=ep.metrics, rounds=done)
         checkpoints = Path(run_dir) / "checkpoints"
         return RoutingWorldProcess(ep, cfg, settings, env, deadline_s, seed, sed, checkpoints, start_epoch,
                                    start_episode)
