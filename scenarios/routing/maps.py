@@ -103,13 +103,19 @@ def largest_scc(net: sumolib.net.Net) -> set[str]:
     return set(best)
 
 
-def _ingolstadt21() -> Path:
+def resco_dir() -> Path:
+    """The sumo-rl wheel's nets/RESCO folder, found without importing sumo_rl (it pulls gymnasium and pandas)."""
     spec = importlib.util.find_spec("sumo_rl")
-    net = None if spec is None else next(
-        (Path(p) / "nets/RESCO/ingolstadt21/ingolstadt21.net.xml" for p in spec.submodule_search_locations or ()), None)
-    if net is None or not net.exists():
-        raise FileNotFoundError("the city map needs RESCO ingolstadt21 from the sumo-rl wheel: pip install sumo-rl==1.4.5")
-    return net
+    folder = None if spec is None else next(
+        (Path(p) / "nets" / "RESCO" for p in spec.submodule_search_locations or ()), None)
+    if folder is None or not folder.is_dir():
+        raise FileNotFoundError("the RESCO networks (the city routing map; the signal maps grid4x4, arterial4x4, "
+                                "cologne8, ingolstadt21) ship in the sumo-rl wheel: pip install sumo-rl==1.4.5")
+    return folder
+
+
+def _ingolstadt21() -> Path:
+    return resco_dir() / "ingolstadt21" / "ingolstadt21.net.xml"
 
 
 def _check_m_out(net_path: Path) -> None:

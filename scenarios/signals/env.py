@@ -1,0 +1,185 @@
+"""Traffic-signal environment over libsumo: GESA phases every delta_s, stopped-vehicle rewards, tripinfo metrics."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sumolib
+
+from ..sumo_sim import sumo_binary
+from .maps import SignalMap, signal_map
+from .phases import MOVEMENTS, PHASES, movement_lanes, phase_mask, phase_state, tls_links, yellow_state
+
+#: Per-movement features, then the current phase one-hot: OBS_DIM = 8 * len(FEATURES) + 8.
+FEATURES = ("exists", "green", "car_num", "stop_car_num", "occupancy")
+OBS_DIM = len(MOVEMENTS) * len(FEATURES) + len(PHASES)
+STOP_SPEED = 0.1  # m/s: SUMO's halting threshold (lane.getLastStepHaltingNumber)
+_run_ids = itertools.count()
+
+
+class SignalEnv:
+    """One agent per traffic light of a RESCO map, choosing one of GESA's 8 phases every delta_s seconds.
+
+    Observation (OBS_DIM = 48 floats per light): for each of the 8 movements NL, NT, WL, WT, SL, ST, EL, ET
+    (GESA's order) the features exists, green (in the current phase), car_num, stop_car_num (speed < 0.1 m/s)
+    and occupancy (0-1), counts averaged over the incoming lanes serving the movement as GESA does; then the
+    current phase one-hot. Why: it is GESA's per-movement observation (eSpark.md §2.3, §9 A6) restricted to
+    what libsumo's lane API gives directly. GESA reads lane-area detectors and also has queue_length and flow;
+    here whole incoming lanes are read, queue length is carried by stop_car_num, and flow is left out.
+
+    step() applies each light's phase: if it changes, yellow_s of yellow (green links that turn red) and then
+    delta_s - yellow_s of the new phase, else delta_s of green. Reward per light = -(stopped vehicles on its
+    incoming lanes) at the end of the step. The episode covers [map.begin_s, map.begin_s + horizon_s).
+    libsumo runs one simulation per process: close() (done at the horizon) before starting another.
+    """
+
+    def __init__(self, map: SignalMap | str, seed: int = 0, delta_s: float = 15, yellow_s: float = 3,
+                 horizon_s: float = 3600, backend: str = "libsumo", run_dir: Path | None = None):
+        if not 0 <= yellow_s < delta_s:
+            raise ValueError(f"need 0 <= yellow_s < delta_s, got {yellow_s}, {delta_s}")
+        if backend not in ("libsumo", "traci"):
+            raise ValueError(f"unknown backend {backend!r}: expected 'libsumo' or 'traci'")
+        self.map = signal_map(map) if isinstance(map, str) else map
+        self.seed, self.delta_s, self.yellow_s, self.horizon_s = int(seed), float(delta_s), float(yellow_s), float(horizon_s)
+        self.backend = backend
+        self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix=f"signals_{self.map.name}_"))
+        net = sumolib.net.readNet(str(self.map.net))
+        self.tls_ids = sorted(t.getID() for t in net.getTrafficLights())
+        self.links = {t: tls_links(net, t) for t in self.tls_ids}
+        self.masks = {t: phase_mask(self.links[t]) for t in self.tls_ids}
+        self.states = {t: [phase_state(self.links[t], p) for p in range(len(PHASES))] for t in self.tls_ids}
+        self.incoming = {t: tuple(sorted({lk.in_lane for lk in self.links[t]})) for t in self.tls_ids}
+        self.move_lanes = {t: movement_lanes(self.links[t]) for t in self.tls_ids}
+        self._lanes = sorted({lane for t in self.tls_ids for lane in self.incoming[t]})
+        self._api: Any = None
+        self.phase: dict[str, int] = {}
+        self.time = self.map.begin_s
+        self.tripinfo: Path | None = None
+        self.metrics: dict[str, float] | None = None
+
+    def action_masks(self) -> np.ndarray:
+        """(n_lights, 8) bool in tls_ids order: the phases that exist at each light."""
+        return np.stack([self.masks[t] for t in self.tls_ids])
+
+    def args(self) -> list[str]:
+        """SUMO options of the next episode (writes tripinfo, unfinished trips included, to self.tripinfo)."""
+        return ["-n", str(self.map.net), "-r", ",".join(map(str, self.map.routes)),
+                "--begin", repr(self.map.begin_s), "--end", repr(self.map.begin_s + self.horizon_s),
+                "--seed", str(self.seed), "--no-step-log", "true", "--no-warnings", "true",
+                "--tripinfo-output", str(self.tripinfo), "--tripinfo-output.write-unfinished", "true"]
+
+    def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
+        """Start a fresh episode with every light showing its first existing phase; return observations."""
+        self.close()
+        if seed is not None:
+            self.seed = int(seed)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.tripinfo = self.run_dir / f"tripinfo_{os.getpid()}_{next(_run_ids)}.xml"
+        self.metrics = None
+        if self.backend == "libsumo":
+            import libsumo
+
+            if libsumo.simulation.isLoaded():
+                raise RuntimeError("libsumo allows one simulation per process; close the other one first")
+            libsumo.start(["sumo", *self.args()])
+            self._api = libsumo
+        else:
+            import traci
+
+            label = f"signals_{os.getpid()}_{next(_run_ids)}"
+            traci.start([sumo_binary(), *self.args()], label=label)
+            self._api = traci.getConnection(label)
+        for t in self.tls_ids:
+            n = len(self._api.trafficlight.getRedYellowGreenState(t))
+            if n != len(self.states[t][0]):
+                raise RuntimeError(f"light {t}: SUMO has {n} signals, the net file {len(self.states[t][0])}")
+            self.phase[t] = int(np.flatnonzero(self.masks[t])[0])
+            self._api.trafficlight.setRedYellowGreenState(t, self.states[t][self.phase[t]])
+        self.time = self.map.begin_s
+        return self._observe(self._read_lanes())
+
+    def step(self, actions: dict[str, int]) -> tuple[dict[str, np.ndarray], dict[str, float], bool, dict]:
+        """Apply one phase per light for delta_s seconds; return (obs, rewards, done, info)."""
+        if self._api is None:
+            raise RuntimeError("call reset() first")
+        if set(actions) != set(self.tls_ids):
+            raise ValueError(f"actions must name every light exactly: missing {sorted(set(self.tls_ids) - set(actions))}, "
+                             f"unknown {sorted(set(actions) - set(self.tls_ids))}")
+        for t, a in actions.items():
+            if not (isinstance(a, (int, np.integer)) and 0 <= a < len(PHASES) and self.masks[t][a]):
+                raise ValueError(f"light {t}: action {a!r} is not an existing phase (mask {self.masks[t].astype(int)})")
+        tl, end = self._api.trafficlight, min(self.time + self.delta_s, self.map.begin_s + self.horizon_s)
+        changed = {t: int(a) for t, a in actions.items() if int(a) != self.phase[t]}
+        if changed and self.yellow_s > 0:
+            for t, a in changed.items():
+                tl.setRedYellowGreenState(t, yellow_state(self.states[t][self.phase[t]], self.states[t][a]))
+            self._api.simulationStep(min(self.time + self.yellow_s, end))
+        for t, a in changed.items():
+            tl.setRedYellowGreenState(t, self.states[t][a])
+            self.phase[t] = a
+        self._api.simulationStep(end)
+        self.time = end
+        lanes = self._read_lanes()
+        rewards = {t: -float(sum(lanes[lane][1] for lane in self.incoming[t])) for t in self.tls_ids}
+        obs = self._observe(lanes)
+        done = self.time >= self.map.begin_s + self.horizon_s - 1e-9
+        info = {"time": self.time}
+        if done:
+            self.close()
+            info["metrics"] = self.metrics
+        return obs, rewards, done, info
+
+    def _read_lanes(self) -> dict[str, tuple[int, int, float]]:
+        """(vehicles, halting vehicles, occupancy 0-1) per incoming lane."""
+        ln = self._api.lane
+        return {lane: (ln.getLastStepVehicleNumber(lane), ln.getLastStepHaltingNumber(lane),
+                       ln.getLastStepOccupancy(lane)) for lane in self._lanes}
+
+    def _observe(self, lanes: dict[str, tuple[int, int, float]]) -> dict[str, np.ndarray]:
+        out = {}
+        for t in self.tls_ids:
+            green = set(PHASES[self.phase[t]].split("-"))
+            o = np.zeros(OBS_DIM, dtype=np.float32)
+            for k, m in enumerate(MOVEMENTS):
+                ls = self.move_lanes[t][m]
+                if ls:
+                    vals = np.mean([lanes[lane] for lane in ls], axis=0)
+                    o[k * len(FEATURES):(k + 1) * len(FEATURES)] = (1.0, m in green, *vals)
+            o[len(MOVEMENTS) * len(FEATURES) + self.phase[t]] = 1.0
+            out[t] = o
+        return out
+
+    def close(self) -> None:
+        """End the running simulation (if any); self.metrics = tripinfo_metrics() plus "pending", the vehicles
+        due by now that SUMO could not yet insert (a full entry lane)."""
+        if self._api is None:
+            return
+        api, self._api = self._api, None
+        pending = len(api.simulation.getPendingVehicles())
+        api.close()
+        self.metrics = {**tripinfo_metrics(self.tripinfo), "pending": pending}
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def tripinfo_metrics(path: Path) -> dict[str, float]:
+    """Means over completed trips of timeLoss (delay), duration (trip time) and waitingTime, in seconds,
+    plus completed and total trips (total = completed + vehicles still driving at the end)."""
+    done = [t for t in ET.parse(path).getroot().iter("tripinfo") if float(t.get("arrival", "-1")) >= 0]
+    total = sum(1 for _ in ET.parse(path).getroot().iter("tripinfo"))
+
+    def mean(key: str) -> float:
+        return float(np.mean([float(t.get(key)) for t in done])) if done else float("nan")
+
+    return {"delay": mean("timeLoss"), "trip_time": mean("duration"), "waiting_time": mean("waitingTime"),
+            "completed": len(done), "total": total}

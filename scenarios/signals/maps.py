@@ -1,0 +1,48 @@
+"""The four RESCO signal-control maps of eSpark (eSpark.md §2.1, §2.3, App. A.5), located in the sumo-rl wheel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..routing.maps import resco_dir
+
+
+@dataclass(frozen=True)
+class SignalMap:
+    """A RESCO map: net and route files, and the simulated time window [begin_s, end_s) RESCO runs it over."""
+
+    name: str  # RESCO folder name, e.g. "grid4x4"
+    title: str  # the paper's name, e.g. "Grid 4x4"
+    net: Path
+    routes: tuple[Path, ...]
+    begin_s: float
+    end_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.begin_s
+
+
+# name -> (paper title, route file names, begin, end); times as in the maps' .sumocfg and sumo-rl's resco_envs
+_MAPS = {
+    "grid4x4": ("Grid 4x4", ("grid4x4_1.rou.xml",), 0.0, 3600.0),
+    "arterial4x4": ("Arterial 4x4", ("arterial4x4_1.rou.xml",), 0.0, 3600.0),
+    "cologne8": ("Cologne8", ("cologne8.rou.xml",), 25200.0, 28800.0),
+    "ingolstadt21": ("Ingolstadt21", ("ingolstadt21.rou.xml",), 57600.0, 61200.0),
+}
+SIGNAL_MAPS = tuple(_MAPS)
+
+
+def signal_map(name: str) -> SignalMap:
+    """One of SIGNAL_MAPS by RESCO name (or paper title, e.g. "Grid 4x4")."""
+    key = {v[0].lower(): k for k, v in _MAPS.items()}.get(name.lower(), name)
+    if key not in _MAPS:
+        raise ValueError(f"unknown signal map {name!r}: expected one of {', '.join(SIGNAL_MAPS)}")
+    title, routes, begin, end = _MAPS[key]
+    folder = resco_dir() / key
+    m = SignalMap(key, title, folder / f"{key}.net.xml", tuple(folder / r for r in routes), begin, end)
+    missing = [p for p in (m.net, *m.routes) if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"RESCO map {key}: missing {', '.join(map(str, missing))} (sumo-rl==1.4.5 expected)")
+    return m

@@ -1,0 +1,97 @@
+"""eSpark traffic-signal environment: GESA phase masks on a hand-built T junction and a short Grid 4x4 episode."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sumolib
+
+from scenarios.figure8 import _netconvert
+from scenarios.signals.env import OBS_DIM, SignalEnv
+from scenarios.signals.maps import SignalMap
+from scenarios.signals.phases import PHASES, assign_arms, phase_mask, phase_state, tls_links, yellow_state
+
+
+@pytest.fixture(scope="module")
+def tee(tmp_path_factory) -> SignalMap:
+    """A signalised T junction C with west, east and south arms (no north arm), 200 m each, plus 2 min of flows."""
+    d = tmp_path_factory.mktemp("tee")
+    nodes = {"C": (0, 0), "W": (-200, 0), "E": (200, 0), "S": (0, -200)}
+    (d / "t.nod.xml").write_text("<nodes>\n" + "".join(
+        f'  <node id="{n}" x="{x}" y="{y}" type="{"traffic_light" if n == "C" else "priority"}"/>\n'
+        for n, (x, y) in nodes.items()) + "</nodes>\n")
+    (d / "t.edg.xml").write_text("<edges>\n" + "".join(
+        f'  <edge id="{a}{b}" from="{a}" to="{b}" numLanes="1" speed="13.9"/>\n'
+        for arm in "WES" for a, b in ((arm, "C"), ("C", arm))) + "</edges>\n")
+    net = d / "t.net.xml"
+    subprocess.run([_netconvert(), "-n", str(d / "t.nod.xml"), "-e", str(d / "t.edg.xml"), "--no-turnarounds", "true",
+                    "--no-warnings", "true", "-o", str(net)], check=True, capture_output=True)
+    routes = d / "t.rou.xml"
+    routes.write_text("<routes>\n" + "".join(
+        f'  <flow id="{o}{t}" begin="0" end="120" period="10" from="{o}C" to="C{t}"/>\n'
+        for o, t in ("WE", "EW", "WS", "ES", "SW", "SE")) + "</routes>\n")
+    return SignalMap("tee", "T junction", net, (routes,), 0.0, 120.0)
+
+
+def test_tee_movements_and_mask(tee):
+    links = tls_links(sumolib.net.readNet(str(tee.net)), "C")
+    assert {lk.movement for lk in links} - {None} == {"WT", "ET", "EL", "SL"}
+    mask = phase_mask(links)
+    # NT-ST and NT-NL have neither movement (no north arm, no through from the south); the rest have one or two
+    assert dict(zip(PHASES, mask.tolist())) == {"WT-ET": True, "EL-ET": True, "WL-WT": True, "EL-WL": True,
+                                                "NT-ST": False, "SL-ST": True, "NT-NL": False, "NL-SL": True}
+    a = phase_state(links, PHASES.index("WT-ET"))
+    for lk in links:
+        assert a[lk.index] == ("G" if lk.movement in ("WT", "ET") else "g" if lk.turn == "R" else "r")
+    assert yellow_state("GGgr", "rGrG") == "yGyr"
+
+
+def test_assign_arms_skewed():
+    assert assign_arms({"a": 80.0, "b": 100.0, "c": 190.0}) in ({"a": "E", "b": "N", "c": "W"},
+                                                                  {"a": "N", "b": "W", "c": "S"})
+    assert assign_arms({"a": 10.0, "b": 95.0, "c": 170.0, "d": 260.0}) == {"a": "E", "b": "N", "c": "W", "d": "S"}
+
+
+def test_tee_env_rejects_masked_action(tee, tmp_path):
+    env = SignalEnv(tee, seed=1, delta_s=15, yellow_s=3, horizon_s=120, run_dir=tmp_path)
+    try:
+        obs = env.reset()
+        assert obs["C"].shape == (OBS_DIM,)
+        for bad in (PHASES.index("NT-ST"), PHASES.index("NT-NL"), 8, -1):
+            with pytest.raises(ValueError):
+                env.step({"C": bad})
+        done, k = False, 0
+        while not done:
+            _, r, done, info = env.step({"C": [0, 5][k // 2 % 2]})
+            k += 1
+        assert k == 8 and info["metrics"]["completed"] > 0
+    finally:
+        env.close()
+
+
+def test_grid4x4_short_episode(tmp_path):
+    env = SignalEnv("grid4x4", seed=0, horizon_s=300, run_dir=tmp_path)
+    try:
+        assert len(env.tls_ids) == 16 and env.action_masks().shape == (16, 8) and env.action_masks().all()
+        obs = env.reset()
+        assert set(obs) == set(env.tls_ids)
+        with pytest.raises(ValueError):
+            env.step({t: 0 for t in env.tls_ids[1:]})  # a light without an action
+        allowed = {t: np.flatnonzero(env.masks[t]) for t in env.tls_ids}
+        done, k, rewards = False, 0, []
+        while not done:
+            obs, r, done, info = env.step({t: int(a[(k // 2) % len(a)]) for t, a in allowed.items()})
+            rewards += list(r.values())
+            assert all(np.isfinite(o).all() for o in obs.values())
+            k += 1
+        assert k == 20 and all(math.isfinite(x) and x <= 0 for x in rewards) and min(rewards) < 0
+        m = info["metrics"]
+        assert 0 < m["completed"] <= m["total"]
+        assert all(math.isfinite(m[k]) and m[k] >= 0 for k in ("delay", "trip_time", "waiting_time"))
+        assert Path(env.tripinfo).exists()
+    finally:
+        env.close()
