@@ -15,6 +15,7 @@ from .errors import ConfigError  # noqa: F401 - re-exported: callers import it f
 from .figure8 import max_vehicles
 from .cav.config import CavWorld
 from .routing.config import RoutingAlgo, RoutingWorld
+from .signals.config import SignalAlgo, SignalWorld
 from .warehouse.config import WarehouseWorld
 
 
@@ -56,9 +57,10 @@ def _world_kind(value: Any) -> str:
     return value.get("kind", "figure8") if isinstance(value, dict) else getattr(value, "kind", "figure8")
 
 
-WORLD_KINDS = ("figure8", "warehouse", "cav", "routing")
+WORLD_KINDS = ("figure8", "warehouse", "cav", "routing", "signals")
 WorldConfig = Annotated[Union[Annotated[Figure8World, Tag("figure8")], Annotated[WarehouseWorld, Tag("warehouse")],
-                              Annotated[CavWorld, Tag("cav")], Annotated[RoutingWorld, Tag("routing")]],
+                              Annotated[CavWorld, Tag("cav")], Annotated[RoutingWorld, Tag("routing")],
+                              Annotated[SignalWorld, Tag("signals")]],
                         Discriminator(_world_kind, custom_error_type="world_kind",
                                       custom_error_message=f"world.kind must be one of: {', '.join(WORLD_KINDS)}")]
 
@@ -185,6 +187,20 @@ def check_routing(cfg: ScenarioConfig, where: str) -> None:
                           "trajectories and updates travel between world and agents), so set netsim.mode = \"direct\"")
 
 
+def check_signals(cfg: ScenarioConfig, where: str) -> None:
+    """A traffic-signal scenario: [algo] holds the learner; the lights talk to the world only."""
+    if "role" in cfg.model_fields_set:
+        raise ConfigError(f"{where}: role: a signals world's agents are its lights' learners; set them in [algo]")
+    try:
+        SignalAlgo.model_validate(cfg.algo)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, where).replace("\n  ", "\n  algo.")) from None
+    if cfg.netsim.mode != "direct":
+        raise ConfigError(f"{where}: netsim.mode: the lights exchange nothing over the radio; set netsim.mode = \"direct\"")
+    if cfg.world.yellow_s >= cfg.world.delta_s:
+        raise ConfigError(f"{where}: world.yellow_s must be shorter than world.delta_s")
+
+
 def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> ScenarioConfig:
     """Read, override and validate a scenario file; raise ConfigError naming what is wrong."""
     path = Path(path)
@@ -218,6 +234,9 @@ def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None 
         return cfg
     if cfg.world.kind == "routing":
         check_routing(cfg, str(path))
+        return cfg
+    if cfg.world.kind == "signals":
+        check_signals(cfg, str(path))
         return cfg
     if cfg.algo:
         raise ConfigError(f"{path}: algo: the figure8 world takes no [algo] table")

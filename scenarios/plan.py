@@ -27,7 +27,8 @@ class RunPlan:
 #: modules the fork server imports once for a world kind, so its agent processes start with them loaded
 #: (torch takes seconds of CPU to import: nine learners importing it at once stall a 2-core machine)
 PRELOAD_BY_KIND = {"cav": ["agent_node.roles.cav", "scenarios.cav.world"],
-                   "routing": ["agent_node.roles.router", "scenarios.routing.world"]}
+                   "routing": ["agent_node.roles.router", "scenarios.routing.world"],
+                   "signals": ["agent_node.roles.router", "scenarios.signals.world"]}
 
 
 def preload_modules(cfg: ScenarioConfig) -> list[str]:
@@ -46,6 +47,10 @@ def plan_run(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> 
         from .routing.plan import plan_routing
 
         return plan_routing(cfg, run_dir, resume)
+    if cfg.world.kind == "signals" and resume is None:
+        from .signals.plan import plan_signals
+
+        return plan_signals(cfg, run_dir)
     if resume is not None:
         raise ValueError(f"--resume: a {cfg.world.kind} run has no checkpoints to resume from")
     if cfg.world.kind == "warehouse":

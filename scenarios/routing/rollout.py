@@ -119,14 +119,46 @@ class EpisodeResult:
                 "sim_s": self.sim_s, "teleports": self.teleports, "defaulted": self.defaulted}
 
 
-class EpisodeRunner(StepDriver):
+class AgentExchange(StepDriver):
+    """Message rounds with agent processes agent0..agentN: control observations out, their answers back."""
+
+    def __init__(self, ep, deadline_s: float):
+        super().__init__(ep, deadline_s)
+        self.step = 0
+
+    def send(self, agent: int, body: Observation, arrays: dict) -> str:
+        node, ep = node_name(agent), self.ep
+        if node not in ep.peers.down and ep.peers.knows(node):
+            ep.peers.send(node, ep.stamper.encode(body, node, arrays))
+        return node
+
+    def collect(self, expected: set[str], deadline_s: float | None = None) -> dict[int, int | float | None]:
+        """The agents' answers to this step's messages (their Action values), by agent index."""
+        wait = deadline_s or (self.deadline_s if self.step > 1 else max(self.deadline_s, FIRST_STEP_WAIT_S))
+        saved, self.deadline_s = self.deadline_s, wait
+        try:
+            actions = self.collect_actions(self.step, expected)
+        finally:
+            self.deadline_s = saved
+        return {agent_index(n): a.value for n, a in actions.items()}
+
+    def request_all(self, agents: list[int], info: dict, arrays_by_agent: dict[int, dict] | None = None,
+                    deadline_s: float | None = None) -> dict[int, tuple]:
+        """Send one control observation (its phase in info) to each agent; their answers as (value, arrays)."""
+        self.step += 1
+        expected = {self.send(a, Observation(step=self.step, info=info), (arrays_by_agent or {}).get(a, {}))
+                    for a in agents}
+        values = self.collect(expected, deadline_s)
+        return {a: (v, self.action_arrays.get(node_name(a), {})) for a, v in values.items()}
+
+
+class EpisodeRunner(AgentExchange):
     """Runs episodes of a RoutingEnv in lock-step with the agent processes (one message round per busy tick)."""
 
     def __init__(self, ep, env: RoutingEnv, deadline_s: float):
         super().__init__(ep, deadline_s)
         self.env = env
         self.nav = Navigator(env.net)
-        self.step = 0
         self.default_actions = 0
         self.applied: dict[int, int] = {}  # agent -> the road the world took instead of the agent's answer
 
@@ -218,28 +250,3 @@ class EpisodeRunner(StepDriver):
         if e.obs is not None:
             arrays = {"obs": e.obs, "mask": e.mask.astype(np.uint8)}
         return self.send(e.agent, Observation(step=self.step, reward=e.reward, done=True, info=info), arrays)
-
-    def send(self, agent: int, body: Observation, arrays: dict) -> str:
-        node, ep = node_name(agent), self.ep
-        if node not in ep.peers.down and ep.peers.knows(node):
-            ep.peers.send(node, ep.stamper.encode(body, node, arrays))
-        return node
-
-    def collect(self, expected: set[str], deadline_s: float | None = None) -> dict[int, int | float | None]:
-        """The agents' answers to this step's messages (their Action values), by agent index."""
-        wait = deadline_s or (self.deadline_s if self.step > 1 else max(self.deadline_s, FIRST_STEP_WAIT_S))
-        saved, self.deadline_s = self.deadline_s, wait
-        try:
-            actions = self.collect_actions(self.step, expected)
-        finally:
-            self.deadline_s = saved
-        return {agent_index(n): a.value for n, a in actions.items()}
-
-    def request_all(self, agents: list[int], info: dict, arrays_by_agent: dict[int, dict] | None = None,
-                    deadline_s: float | None = None) -> dict[int, tuple]:
-        """Send one control observation (its phase in info) to each agent; their answers as (value, arrays)."""
-        self.step += 1
-        expected = {self.send(a, Observation(step=self.step, info=info), (arrays_by_agent or {}).get(a, {}))
-                    for a in agents}
-        values = self.collect(expected, deadline_s)
-        return {a: (v, self.action_arrays.get(node_name(a), {})) for a, v in values.items()}

@@ -38,6 +38,7 @@ class PPOConfig(BaseModel):
     norm_adv: Literal["agent", "both", "none"] = "agent"
     gae_lambda: float | None = None  # None: Eq. 26 truncated Monte-Carlo return; a float: GAE(lambda) switch
     n_junctions: int = 2  # junction IDs are divided by (n_junctions - 1), spec §9.10
+    junction_ids: bool = True  # the routing observation's layout; False: observations are used as they come
     init_seed: int = 0  # network initialisation (same value -> identical initial networks)
     seed: int = 0  # action sampling and minibatch shuffling
 
@@ -128,6 +129,8 @@ class HybridPPO:
 
     # ---- inputs -------------------------------------------------------------------------------------------------
     def _obs(self, obs: np.ndarray) -> torch.Tensor:
+        if not self.cfg.junction_ids:
+            return torch.from_numpy(np.asarray(obs, np.float32))
         return torch.from_numpy(preprocess(obs, self.cfg.n_junctions, self.cfg.n_actions))
 
     def _check(self, obs: np.ndarray, masks: np.ndarray, batched: bool) -> tuple[np.ndarray, np.ndarray]:

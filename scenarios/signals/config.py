@@ -1,0 +1,32 @@
+"""The [world] and [algo] tables of a traffic-signal scenario (kind = "signals"): RESCO map, episodes, learner."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .maps import SIGNAL_MAPS
+
+
+class SignalWorld(BaseModel):
+    """One agent per traffic light of a RESCO map, a phase every delta_s seconds (eSpark.md §2.3)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["signals"] = "signals"
+    map: Literal[SIGNAL_MAPS] = "grid4x4"  # type: ignore[valid-type]
+    backend: Literal["libsumo", "traci"] = "libsumo"
+    episodes: int = Field(100, ge=1)  # training episodes
+    horizon_s: float = Field(3600.0, gt=0)  # the paper's hour
+    delta_s: float = Field(15.0, gt=0)  # a decision every 15 s
+    yellow_s: float = Field(3.0, ge=0)
+    test_episodes: int = Field(3, ge=0)  # greedy test episodes at the end, fresh seeds
+    update_deadline_s: float = Field(120.0, gt=0)
+
+
+class SignalAlgo(BaseModel):
+    """[algo]: the learner. Only IPPO with the phase masks so far; eSpark's exploration functions are to come."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["ippo"] = "ippo"
+    ppo: dict = Field(default_factory=dict)  # PPOConfig overrides
+    torch_threads: int = Field(1, ge=1)

@@ -1,0 +1,50 @@
+"""Plan a traffic-signal run: one router-role learner (masked IPPO) per light of the chosen RESCO map."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import sumolib
+
+from agent_node.learners.reled.ppo import PPOConfig
+from agent_node.roles.router import RouterSettings
+
+from ..config import ScenarioConfig
+from ..plan import RunPlan
+from ..routing.rollout import node_name
+from .config import SignalAlgo, SignalWorld
+from .env import OBS_DIM
+from .maps import signal_map
+from .phases import PHASES
+
+
+def plan_signals(cfg: ScenarioConfig, run_dir: Path) -> RunPlan:
+    world: SignalWorld = cfg.world
+    algo = SignalAlgo.model_validate(cfg.algo)
+    road = signal_map(world.map)
+    lights = sorted(t.getID() for t in sumolib.net.readNet(str(road.net)).getTrafficLights())
+    ppo = PPOConfig.model_validate({"obs_dim": OBS_DIM, "n_actions": len(PHASES), "junction_ids": False, **algo.ppo})
+    settings = RouterSettings.model_validate({
+        "name": "router", "method": "ippo", "ppo": ppo.model_dump(exclude={"init_seed", "seed"}),
+        "torch_threads": algo.torch_threads, "checkpoint_dir": str(run_dir / "checkpoints")}).model_dump(mode="json")
+    kwargs = dict(seed=cfg.run.seed, world=world.model_dump(mode="json"), run_dir=str(run_dir),
+                  deadline_s=cfg.run.step_deadline_s)
+    agents = [node_name(i) for i in range(len(lights))]
+    return RunPlan("scenarios.signals.world:run_signal_world", kwargs, {a: "router" for a in agents},
+                   {"router": settings}, summarize=summarize,
+                   notes={"steps": world.episodes, "lights": dict(zip(agents, lights)), "map": road.title})
+
+
+def summarize(run_dir: Path, metrics: list[dict]) -> dict:
+    """summary.json's results: the test episodes' delay, trip time and waiting time (and the last training one)."""
+    eps = [m for m in metrics if m.get("kind") == "signal_episode"]
+    out = {}
+    for mode in ("train", "test"):
+        rows = [e for e in eps if e["mode"] == mode]
+        if mode == "train":
+            rows = rows[-1:]
+        for key in ("delay", "trip_time", "waiting_time", "return"):
+            vals = [r[key] for r in rows if r.get(key) is not None]
+            out[f"{mode}_{key}"] = float(np.mean(vals)) if vals else None
+    out["train_episodes"] = sum(e["mode"] == "train" for e in eps)
+    return out

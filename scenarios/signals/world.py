@@ -1,0 +1,103 @@
+"""The traffic-signal world process: episodes of a SignalEnv, one agent process per light, IPPO updates."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from protocols.endpoint import Endpoint
+from protocols.messages import Observation
+from protocols.security import Curve
+
+from ..routing.rollout import AgentExchange, as_action
+from ..step_driver import serve_world
+from .config import SignalWorld
+from .env import SignalEnv
+
+log = logging.getLogger("scenarios.signals")
+
+TEST_SEED = 1_000_000
+
+
+class SignalWorldProcess(AgentExchange):
+    """Each decision: every light's observation and phase mask out, its phase back; after each episode, updates."""
+
+    def __init__(self, ep: Endpoint, cfg: SignalWorld, env: SignalEnv, deadline_s: float, seed: int):
+        super().__init__(ep, deadline_s)
+        self.cfg, self.env, self.seed = cfg, env, seed
+        self.lights = list(env.tls_ids)  # agent i controls lights[i]
+        self.masks = env.action_masks()
+        self.defaulted = 0
+
+    def run(self) -> bool:
+        cfg = self.cfg
+        self.t0 = time.monotonic()
+        try:
+            for k in range(1, cfg.episodes + 1):
+                if self.episode("train", self.seed * 100_003 + k, k) is None or not self.update(k):
+                    return False
+                self.ep.metrics("world", {"step": k, "steps_per_s": self.step / max(time.monotonic() - self.t0, 1e-9),
+                                          "late_actions": self.late_actions}, final=False)
+            for j in range(cfg.test_episodes):
+                if self.episode("test", TEST_SEED + self.seed * 1000 + j, cfg.episodes) is None:
+                    return False
+        finally:
+            self.env.close()
+        self.ep.metrics("world", {"step": cfg.episodes, "steps_per_s": self.step / max(time.monotonic() - self.t0, 1e-9),
+                                  "late_actions": self.late_actions, "default_actions": self.defaulted}, final=True)
+        return True
+
+    def episode(self, mode: str, seed: int, k: int) -> dict | None:
+        """One episode; its record (returns, the tripinfo metrics); None if the run was stopped."""
+        obs = self.env.reset(seed)
+        rewards = {t: 0.0 for t in self.lights}
+        total = 0.0
+        done = False
+        while True:
+            if self.ep.stopping:
+                return None
+            self.step += 1
+            expected = set()
+            for i, light in enumerate(self.lights):
+                body = Observation(step=self.step, reward=rewards[light], done=done, info={"phase": "act", "mode": mode})
+                arrays = {"obs": np.asarray(obs[light], np.float32), "mask": self.masks[i].astype(np.uint8)}
+                expected.add(self.send(i, body, arrays))
+            answers = self.collect(expected)
+            if done:
+                break
+            actions = {}
+            for i, light in enumerate(self.lights):
+                a = as_action(answers.get(i))
+                if a is None or not (0 <= a < self.masks.shape[1] and self.masks[i][a]):
+                    a = int(np.flatnonzero(self.masks[i])[0])  # keep the phase-0-like default; counted
+                    self.defaulted += 1
+                actions[light] = a
+            obs, rewards, done, info = self.env.step(actions)
+            total += sum(rewards.values())
+        record = {"episode": k, "mode": mode, "seed": seed, "return": total / len(self.lights),
+                  **(info.get("metrics") or {}), "wall_s": round(time.monotonic() - self.t0, 2)}
+        self.ep.metrics("signal_episode", record)
+        log.info("%s episode %d: mean return %.0f, delay %.1f s, trip time %.1f s", mode, k, record["return"],
+                 record.get("delay", float("nan")), record.get("trip_time", float("nan")))
+        return record
+
+    def update(self, k: int) -> bool:
+        self.request_all(list(range(len(self.lights))), {"phase": "update", "epoch": k, "K": self.cfg.episodes},
+                         deadline_s=self.cfg.update_deadline_s)
+        return not self.ep.stopping
+
+
+def run_signal_world(node_id: str, coordinator: str, seed: int, world: dict, run_dir: str, deadline_s: float,
+                     curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
+    """Entry point of the traffic-signal world process."""
+    ep = Endpoint(node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
+
+    def build() -> SignalWorldProcess:
+        cfg = SignalWorld.model_validate(world)
+        env = SignalEnv(cfg.map, seed=seed, delta_s=cfg.delta_s, yellow_s=cfg.yellow_s, horizon_s=cfg.horizon_s,
+                        backend=cfg.backend, run_dir=Path(run_dir) / "sumo")
+        return SignalWorldProcess(ep, cfg, env, deadline_s, seed)
+
+    return serve_world(ep, build)

@@ -1,0 +1,27 @@
+"""Traffic signals through real processes: one masked-IPPO learner per light of Grid 4x4, tripinfo metrics."""
+import json
+
+from conftest import ROOT, metrics, run_cli
+
+SCENARIO = ROOT / "scenarios" / "signals_espark.toml"
+
+
+def test_ippo_on_grid4x4_runs_learns_and_reports_the_trip_metrics(tmp_path):
+    out = tmp_path / "grid"
+    args = ["run", str(SCENARIO), "--out", str(out), "--no-progress", "--seed", "2"]
+    for s in ["world.episodes=2", "world.horizon_s=300", "world.test_episodes=1", "algo.ppo={update_epochs=1}"]:
+        args += ["--set", s]
+    proc = run_cli(*args, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    res = summary["results"]
+    assert summary["status"] == "ok" and res["train_episodes"] == 2
+    assert res["test_delay"] > 0 and res["test_trip_time"] > res["test_delay"] and res["test_return"] <= 0
+    updates = [m for m in metrics(out) if m["kind"] == "router_epoch"]
+    assert {u["node"] for u in updates} == {f"agent{i}" for i in range(16)}  # one learner per light
+    assert all(u["n_agent"] == 20 for u in updates)  # 300 s / 15 s decisions each episode
+
+
+def test_a_map_that_does_not_exist_is_a_config_error(tmp_path):
+    proc = run_cli("run", str(SCENARIO), "--out", str(tmp_path / "x"), "--set", "world.map=manhattan")
+    assert proc.returncode != 0 and "world.map" in proc.stderr
