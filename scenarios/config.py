@@ -172,31 +172,31 @@ def check_cav(cfg: ScenarioConfig, where: str) -> None:
                           "sent in the step after a request are only certain to be in by then")
 
 
-def check_routing(cfg: ScenarioConfig, where: str) -> None:
-    """A routing scenario: [algo] holds the method, PPO and SED settings; agents talk to the world only."""
+def check_radio_free_world(cfg: ScenarioConfig, where: str, algo_model: type[BaseModel], agents: str) -> Any:
+    """A world whose agents talk to it only (no radio), configured by [algo]: that table validated, [role]
+    refused, netsim.mode "direct" required; returns the validated [algo]."""
     if "role" in cfg.model_fields_set:
-        raise ConfigError(f"{where}: role: a routing world's agents are routers; set them in [algo]")
+        raise ConfigError(f"{where}: role: a {cfg.world.kind} world's agents are {agents}; set them in [algo]")
     try:
-        algo = RoutingAlgo.model_validate(cfg.algo)
+        algo = algo_model.model_validate(cfg.algo)
     except ValidationError as err:
         raise ConfigError(_explain(err, where).replace("\n  ", "\n  algo.")) from None
+    if cfg.netsim.mode != "direct":
+        raise ConfigError(f"{where}: netsim.mode: {agents} exchange nothing over the radio (everything travels "
+                          "between the world and the agents), so set netsim.mode = \"direct\"")
+    return algo
+
+
+def check_routing(cfg: ScenarioConfig, where: str) -> None:
+    """A routing scenario: [algo] holds the method, PPO and SED settings."""
+    algo = check_radio_free_world(cfg, where, RoutingAlgo, "RELED's vehicles")
     if algo.alpha_mode != "paper" and algo.alpha_fixed is None:
         raise ConfigError(f"{where}: algo.alpha_fixed: alpha_mode {algo.alpha_mode!r} needs a weight (0.2 or 0.5)")
-    if cfg.netsim.mode != "direct":
-        raise ConfigError(f"{where}: netsim.mode: RELED's agents exchange nothing over the radio (plans, expert "
-                          "trajectories and updates travel between world and agents), so set netsim.mode = \"direct\"")
 
 
 def check_signals(cfg: ScenarioConfig, where: str) -> None:
-    """A traffic-signal scenario: [algo] holds the learner; the lights talk to the world only."""
-    if "role" in cfg.model_fields_set:
-        raise ConfigError(f"{where}: role: a signals world's agents are its lights' learners; set them in [algo]")
-    try:
-        SignalAlgo.model_validate(cfg.algo)
-    except ValidationError as err:
-        raise ConfigError(_explain(err, where).replace("\n  ", "\n  algo.")) from None
-    if cfg.netsim.mode != "direct":
-        raise ConfigError(f"{where}: netsim.mode: the lights exchange nothing over the radio; set netsim.mode = \"direct\"")
+    """A traffic-signal scenario: [algo] holds the lights' learner."""
+    check_radio_free_world(cfg, where, SignalAlgo, "the traffic lights")
     if cfg.world.yellow_s >= cfg.world.delta_s:
         raise ConfigError(f"{where}: world.yellow_s must be shorter than world.delta_s")
 
