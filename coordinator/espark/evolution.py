@@ -1,0 +1,156 @@
+"""eSpark evolution bookkeeping (spec §3.5, §3.6, §5.3): records, selection, retention, stats, run files."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .candidates import Validation
+
+INITIAL_WEIGHTS = "initial"  # the common random initialisation shared by every iteration-1 candidate (spec §9 A3)
+LAST_N = 3  # checkpoints averaged for selection (spec §9 A4)
+NO_RETENTION_STEP_FACTOR = 3  # "w/o retention" trains each iteration from scratch with 3x the steps (spec §6.4)
+
+
+@dataclass
+class CheckResult:
+    """The LLM checker's outcome for one candidate: final verdict (None: no valid prefix), rounds, last reply."""
+
+    passed: bool | None
+    rounds: int = 0
+    reply: str = ""
+
+
+@dataclass
+class CandidateRecord:
+    """One candidate of one iteration: its code, checker and sandbox verdicts, checkpoint scores and feedback stats."""
+
+    iteration: int
+    index: int
+    code: str | None
+    check: CheckResult | None = None
+    validation: Validation | None = None
+    scores: list[float] = field(default_factory=list)  # task reward at each checkpoint, in order
+    components: dict[str, dict] = field(default_factory=dict)  # reflection_stats(...) of the training series
+    weights: str | None = None  # where the trained weights were saved (set by the trainer)
+
+    @property
+    def key(self) -> str:
+        return f"iter_{self.iteration:02d}/cand_{self.index:02d}"
+
+    @property
+    def executable(self) -> bool:
+        return self.validation is not None and self.validation.accepted
+
+    def score(self, last_n: int = LAST_N) -> float:
+        """G = mean of the last `last_n` checkpoint scores; -inf if not executable, unscored or non-finite."""
+        tail = [float(s) for s in self.scores[-last_n:]] if last_n > 0 else []
+        if not self.executable or not tail or not all(math.isfinite(s) for s in tail):
+            return -math.inf
+        return sum(tail) / len(tail)
+
+    def to_dict(self, last_n: int = LAST_N) -> dict:
+        d = asdict(self)
+        d["validation"] = self.validation.to_dict() if self.validation else None
+        d["key"], d["score"] = self.key, _json_float(self.score(last_n))
+        return d
+
+
+def _json_float(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def select_best(records: list[CandidateRecord], last_n: int = LAST_N) -> CandidateRecord | None:
+    """Highest G (spec §3.5); ties go to the lowest (iteration, index). None when no candidate has a finite G."""
+    scored = [r for r in records if math.isfinite(r.score(last_n))]
+    if not scored:
+        return None
+    return min(scored, key=lambda r: (-r.score(last_n), r.iteration, r.index))
+
+
+def retention(best: CandidateRecord | None, k: int, retain: bool = True, previous: str = INITIAL_WEIGHTS,
+              initial: str = INITIAL_WEIGHTS) -> list[str]:
+    """Weights each of the next iteration's K candidates starts from (Eq. 3).
+
+    retain: all start from the best's weights (its `weights`, else its key); with no best (every candidate failed)
+    they start again from `previous`. retain=False ("eSpark w/o retention", spec §6.4): all start from `initial`
+    (and should train NO_RETENTION_STEP_FACTOR x the steps).
+    """
+    if not retain:
+        return [initial] * k
+    start = previous if best is None else (best.weights or best.key)
+    return [start] * k
+
+
+def reflection_stats(component_series: dict[str, list]) -> dict[str, dict]:
+    """Per component: max, min, early mean, late mean and overall mean over its checkpoint series (spec §3.6).
+
+    Early/late (spec §9 A11, undefined in the paper): the first and the last floor(n/2) values, so an odd series'
+    middle value is in neither; a one-value series is both. Entries may be scalars (-> floats) or per-warehouse
+    arrays (-> lists, statistics taken per warehouse). Empty series are skipped.
+    """
+    out: dict[str, dict] = {}
+    for name, series in component_series.items():
+        a = np.asarray(series, dtype=float)
+        if a.shape[0] == 0:
+            continue
+        h = max(a.shape[0] // 2, 1)
+        stats = {"max": a.max(0), "min": a.min(0), "early_mean": a[:h].mean(0), "late_mean": a[-h:].mean(0),
+                 "mean": a.mean(0)}
+        out[name] = {k: (float(v) if np.ndim(v) == 0 else np.asarray(v).tolist()) for k, v in stats.items()}
+    return out
+
+
+def random_pruning_mask(rng: np.random.Generator, n_actions: int, keep_fraction: float = 0.7,
+                        shape: tuple[int, ...] = (), avail=None) -> np.ndarray:
+    """Random-pruning baseline (spec §5.3, p = 0.3 masked): per agent keep round(keep_fraction * n) of the available
+    actions (at least one), chosen uniformly without replacement; call it at every decision. Bool (*shape, n)."""
+    if not 0.0 <= keep_fraction <= 1.0:
+        raise ValueError("keep_fraction must be in [0, 1]")
+    base = np.ones((*shape, n_actions), bool) if avail is None else np.broadcast_to(np.asarray(avail, bool),
+                                                                                     (*shape, n_actions))
+    keys = np.where(base, rng.random(base.shape), np.inf)  # unavailable actions sort last
+    n_avail = base.sum(-1, keepdims=True)
+    n_keep = np.minimum(np.maximum(np.round(keep_fraction * n_avail), 1), n_avail)
+    ranks = np.argsort(np.argsort(keys, axis=-1), axis=-1)
+    return (ranks < n_keep) & base
+
+
+class RunRecorder:
+    """Writes RUN/espark/: iter_XX/cand_YY.py, candidates.jsonl, iter_XX/best.py, iter_XX/feedback.txt,
+    iterations.jsonl (the chosen one per iteration) and best.py (the latest chosen)."""
+
+    def __init__(self, run_dir: Path | str, last_n: int = LAST_N):
+        self.root = Path(run_dir) / "espark"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.last_n = last_n
+
+    def _iter_dir(self, iteration: int) -> Path:
+        d = self.root / f"iter_{iteration:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def _append(self, name: str, obj: dict) -> None:
+        with open(self.root / name, "a") as f:
+            f.write(json.dumps(obj, sort_keys=True) + "\n")
+
+    def candidate(self, rec: CandidateRecord) -> None:
+        """The source (an empty file when no code was extracted) and one jsonl line, code left out."""
+        (self._iter_dir(rec.iteration) / f"cand_{rec.index:02d}.py").write_text(rec.code or "")
+        d = rec.to_dict(self.last_n)
+        d.pop("code")
+        self._append("candidates.jsonl", d)
+
+    def chosen(self, iteration: int, best: CandidateRecord | None, feedback: str = "") -> None:
+        """The iteration's winner (None: nothing executable) and the reflection text sent to the LLM."""
+        d = self._iter_dir(iteration)
+        if best is not None:
+            (d / "best.py").write_text(best.code or "")
+            (self.root / "best.py").write_text(best.code or "")
+        if feedback:
+            (d / "feedback.txt").write_text(feedback)
+        self._append("iterations.jsonl", {"iteration": iteration, "best": best.key if best else None,
+                                          "score": _json_float(best.score(self.last_n)) if best else None})
