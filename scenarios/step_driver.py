@@ -6,11 +6,12 @@ import time
 from typing import Callable
 
 from protocols.endpoint import Endpoint
-from protocols.messages import Action, Positions, Tick
+from protocols.messages import Action, Observation, Positions, Tick
 
 log = logging.getLogger("scenarios.world")
 
 METRICS_EVERY_STEPS = 10
+FIRST_STEP_WAIT_S = 120.0  # AgentExchange: learners import torch and build their networks when the run starts
 
 
 class StepDriver:
@@ -88,6 +89,55 @@ class StepDriver:
                             step, node, self.deadline_s)
             self._late_logged |= missing
         return actions
+
+
+def node_name(agent: int) -> str:
+    """The agent process of agent index `agent` (routing: also its SUMO vehicle; signals: the agent of light i)."""
+    return f"agent{agent}"
+
+
+def agent_index(node: str) -> int:
+    return int(node[len("agent"):])
+
+
+def as_action(value) -> int | None:
+    """An agent's answer as an action index, None if it is not a whole number (bad input is not fatal)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or int(value) != value:
+        return None
+    return int(value)
+
+
+class AgentExchange(StepDriver):
+    """Message rounds with agent processes agent0..agentN: control observations out, their answers back."""
+
+    def __init__(self, ep, deadline_s: float):
+        super().__init__(ep, deadline_s)
+        self.step = 0
+
+    def send(self, agent: int, body: Observation, arrays: dict) -> str:
+        node, ep = node_name(agent), self.ep
+        if node not in ep.peers.down and ep.peers.knows(node):
+            ep.peers.send(node, ep.stamper.encode(body, node, arrays))
+        return node
+
+    def collect(self, expected: set[str], deadline_s: float | None = None) -> dict[int, int | float | None]:
+        """The agents' answers to this step's messages (their Action values), by agent index."""
+        wait = deadline_s or (self.deadline_s if self.step > 1 else max(self.deadline_s, FIRST_STEP_WAIT_S))
+        saved, self.deadline_s = self.deadline_s, wait
+        try:
+            actions = self.collect_actions(self.step, expected)
+        finally:
+            self.deadline_s = saved
+        return {agent_index(n): a.value for n, a in actions.items()}
+
+    def request_all(self, agents: list[int], info: dict, arrays_by_agent: dict[int, dict] | None = None,
+                    deadline_s: float | None = None) -> dict[int, tuple]:
+        """Send one control observation (its phase in info) to each agent; their answers as (value, arrays)."""
+        self.step += 1
+        expected = {self.send(a, Observation(step=self.step, info=info), (arrays_by_agent or {}).get(a, {}))
+                    for a in agents}
+        values = self.collect(expected, deadline_s)
+        return {a: (v, self.action_arrays.get(node_name(a), {})) for a, v in values.items()}
 
 
 def serve_world(ep: Endpoint, build: Callable[[], StepDriver]) -> int:

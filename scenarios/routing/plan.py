@@ -13,7 +13,7 @@ from ..routing_env import junction_ids
 from . import results
 from .config import RoutingAlgo, RoutingWorld
 from .maps import build_map, fixed_trips, traffic_routes
-from .rollout import node_name
+from ..step_driver import node_name
 from .world import WORLD_STATE
 
 

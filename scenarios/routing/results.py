@@ -68,6 +68,16 @@ def epoch_curve(metrics: list[dict], key: str) -> tuple[list[int], list[float]]:
     return xs, [float(np.mean(by_epoch[x])) for x in xs]
 
 
+def _save(fig, ax, path: Path, xlabel: str, ylabel: str, out: list[Path], **legend) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(**legend)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    out.append(path)
+
+
 def plot(run_dir: Path, metrics: list[dict]) -> list[Path]:
     """plots/learning_curves.png (reward, travel time, arrival rate), plots/alpha.png, plots/execution_rate.png."""
     import matplotlib
@@ -77,12 +87,11 @@ def plot(run_dir: Path, metrics: list[dict]) -> list[Path]:
 
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)
-    out = []
+    out: list[Path] = []
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    tests = episodes(metrics, "test")
     for ax, (key, label) in zip(axes, CURVES):
-        xs, ys = epoch_curve(metrics, key)
-        ax.plot(xs, ys, "-", label="train")
-        tests = episodes(metrics, "test")
+        ax.plot(*epoch_curve(metrics, key), "-", label="train")
         if tests:
             ax.plot([t["epoch"] for t in tests], [t[key] for t in tests], "o", ms=3, label="test (greedy)")
         ax.set_xlabel("epoch")
@@ -91,34 +100,22 @@ def plot(run_dir: Path, metrics: list[dict]) -> list[Path]:
         ax.legend()
     fig.tight_layout()
     fig.savefig(plots / "learning_curves.png", dpi=110)
-    plt.close(fig)
     out.append(plots / "learning_curves.png")
+    plt.close(fig)
     agents = of_kind(metrics, "router_epoch")
     if agents:
         fig, ax = plt.subplots(figsize=(7, 4))
         for node in sorted({a["node"] for a in agents}):
             rows = [a for a in agents if a["node"] == node]
             ax.plot([r["epoch"] for r in rows], [r["alpha"] for r in rows], label=node, lw=1)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("alpha (agent-loss weight)")
-        ax.legend(fontsize=6, ncol=2)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(plots / "alpha.png", dpi=110)
+        _save(fig, ax, plots / "alpha.png", "epoch", "alpha (agent-loss weight)", out, fontsize=6, ncol=2)
         plt.close(fig)
-        out.append(plots / "alpha.png")
     rounds = of_kind(metrics, "sed_round")
     if rounds:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         ax.plot([r["round"] for r in rounds], [r["execution_rate"] for r in rounds], "o-", label="executed")
         ax.plot([r["round"] for r in rounds], [r["plans_ok"] for r in rounds], "s--", label="plan code ran")
-        ax.set_xlabel("SED round")
-        ax.set_ylabel("rate")
         ax.set_ylim(-0.05, 1.05)
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        fig.savefig(plots / "execution_rate.png", dpi=110)
+        _save(fig, ax, plots / "execution_rate.png", "SED round", "rate", out)
         plt.close(fig)
-        out.append(plots / "execution_rate.png")
     return out

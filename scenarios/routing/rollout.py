@@ -11,29 +11,12 @@ from coordinator.sed.navigation import Navigator
 from coordinator.sed.plans import PlanOutcome
 from protocols.messages import Observation
 
-from ..step_driver import StepDriver
+from ..step_driver import AgentExchange, as_action
 from .env import Decision, Ending, RoutingEnv
 
 log = logging.getLogger("scenarios.routing")
 
 MAX_ROUNDS_PER_TICK = 8
-FIRST_STEP_WAIT_S = 120.0  # the learners import torch and build their networks when the run starts
-
-
-def node_name(agent: int) -> str:
-    """The agent process (and SUMO vehicle) of agent index `agent`."""
-    return f"agent{agent}"
-
-
-def agent_index(node: str) -> int:
-    return int(node[len("agent"):])
-
-
-def as_action(value) -> int | None:
-    """An agent's answer as a road index, None if it is not a whole number (bad input is not fatal)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or int(value) != value:
-        return None
-    return int(value)
 
 
 @dataclass
@@ -119,39 +102,6 @@ class EpisodeResult:
                 "sim_s": self.sim_s, "teleports": self.teleports, "defaulted": self.defaulted}
 
 
-class AgentExchange(StepDriver):
-    """Message rounds with agent processes agent0..agentN: control observations out, their answers back."""
-
-    def __init__(self, ep, deadline_s: float):
-        super().__init__(ep, deadline_s)
-        self.step = 0
-
-    def send(self, agent: int, body: Observation, arrays: dict) -> str:
-        node, ep = node_name(agent), self.ep
-        if node not in ep.peers.down and ep.peers.knows(node):
-            ep.peers.send(node, ep.stamper.encode(body, node, arrays))
-        return node
-
-    def collect(self, expected: set[str], deadline_s: float | None = None) -> dict[int, int | float | None]:
-        """The agents' answers to this step's messages (their Action values), by agent index."""
-        wait = deadline_s or (self.deadline_s if self.step > 1 else max(self.deadline_s, FIRST_STEP_WAIT_S))
-        saved, self.deadline_s = self.deadline_s, wait
-        try:
-            actions = self.collect_actions(self.step, expected)
-        finally:
-            self.deadline_s = saved
-        return {agent_index(n): a.value for n, a in actions.items()}
-
-    def request_all(self, agents: list[int], info: dict, arrays_by_agent: dict[int, dict] | None = None,
-                    deadline_s: float | None = None) -> dict[int, tuple]:
-        """Send one control observation (its phase in info) to each agent; their answers as (value, arrays)."""
-        self.step += 1
-        expected = {self.send(a, Observation(step=self.step, info=info), (arrays_by_agent or {}).get(a, {}))
-                    for a in agents}
-        values = self.collect(expected, deadline_s)
-        return {a: (v, self.action_arrays.get(node_name(a), {})) for a, v in values.items()}
-
-
 class EpisodeRunner(AgentExchange):
     """Runs episodes of a RoutingEnv in lock-step with the agent processes (one message round per busy tick)."""
 
@@ -159,7 +109,6 @@ class EpisodeRunner(AgentExchange):
         super().__init__(ep, deadline_s)
         self.env = env
         self.nav = Navigator(env.net)
-        self.default_actions = 0
         self.applied: dict[int, int] = {}  # agent -> the road the world took instead of the agent's answer
 
     def run_episode(self, mode: str, seed: int, followers: dict[int, Follower] | None = None) -> EpisodeResult | None:

@@ -38,6 +38,7 @@ class RoutingWorldProcess(EpisodeRunner):
         self.cfg, self.algo, self.seed, self.sed = cfg, algo, seed, sed
         self.checkpoint_dir, self.epoch = checkpoint_dir, start_epoch
         self.agents = [t.agent for t in env.trips]
+        self.default_actions = 0  # decisions the world took itself, over the run
         self.episode = start_episode  # numbers the episodes (and their background seeds) across a resume
 
     def run(self) -> bool:

@@ -11,7 +11,7 @@ from agent_node.roles.router import RouterSettings
 
 from ..config import ScenarioConfig
 from ..plan import RunPlan
-from ..routing.rollout import node_name
+from ..step_driver import node_name
 from .config import SignalAlgo, SignalWorld
 from .env import OBS_DIM
 from .maps import signal_map

@@ -11,8 +11,7 @@ from protocols.endpoint import Endpoint
 from protocols.messages import Observation
 from protocols.security import Curve
 
-from ..routing.rollout import AgentExchange, as_action
-from ..step_driver import serve_world
+from ..step_driver import AgentExchange, as_action, serve_world
 from .config import SignalWorld
 from .env import SignalEnv
 
