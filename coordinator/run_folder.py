@@ -23,9 +23,14 @@ def _drop_none(obj):
     return obj
 
 
+def config_toml(data: dict) -> str:
+    """A configuration as TOML text (unset optional fields left out)."""
+    return tomli_w.dumps(_drop_none(data))
+
+
 def write_config(run_dir: Path, cfg: ScenarioConfig) -> None:
     """The resolved configuration (file, --set and --seed applied) as config.toml."""
-    (Path(run_dir) / "config.toml").write_text(tomli_w.dumps(_drop_none(cfg.model_dump(mode="json"))))
+    (Path(run_dir) / "config.toml").write_text(config_toml(cfg.model_dump(mode="json")))
 
 
 class MetricsSink:

@@ -14,6 +14,7 @@ from protocols.security import is_loopback
 from .errors import ConfigError  # noqa: F401 - re-exported: callers import it from here
 from .figure8 import max_vehicles
 from .cav.config import CavWorld
+from .inventory.config import InventoryAlgo, InventoryWorld
 from .routing.config import RoutingAlgo, RoutingWorld
 from .signals.config import SignalAlgo, SignalWorld
 from .warehouse.config import WarehouseWorld
@@ -57,10 +58,10 @@ def _world_kind(value: Any) -> str:
     return value.get("kind", "figure8") if isinstance(value, dict) else getattr(value, "kind", "figure8")
 
 
-WORLD_KINDS = ("figure8", "warehouse", "cav", "routing", "signals")
+WORLD_KINDS = ("figure8", "warehouse", "cav", "routing", "signals", "inventory")
 WorldConfig = Annotated[Union[Annotated[Figure8World, Tag("figure8")], Annotated[WarehouseWorld, Tag("warehouse")],
                               Annotated[CavWorld, Tag("cav")], Annotated[RoutingWorld, Tag("routing")],
-                              Annotated[SignalWorld, Tag("signals")]],
+                              Annotated[SignalWorld, Tag("signals")], Annotated[InventoryWorld, Tag("inventory")]],
                         Discriminator(_world_kind, custom_error_type="world_kind",
                                       custom_error_message=f"world.kind must be one of: {', '.join(WORLD_KINDS)}")]
 
@@ -201,6 +202,13 @@ def check_signals(cfg: ScenarioConfig, where: str) -> None:
         raise ConfigError(f"{where}: world.yellow_s must be shorter than world.delta_s")
 
 
+def check_inventory(cfg: ScenarioConfig, where: str) -> None:
+    """An inventory (MABIM) scenario: [algo] holds the warehouses' learner."""
+    algo = check_radio_free_world(cfg, where, InventoryAlgo, "the warehouses")
+    if algo.init_weights is not None and not Path(algo.init_weights).is_dir():
+        raise ConfigError(f"{where}: algo.init_weights: no folder {algo.init_weights!r} (of agentK.pt checkpoints)")
+
+
 def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> ScenarioConfig:
     """Read, override and validate a scenario file; raise ConfigError naming what is wrong."""
     path = Path(path)
@@ -237,6 +245,9 @@ def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None 
         return cfg
     if cfg.world.kind == "signals":
         check_signals(cfg, str(path))
+        return cfg
+    if cfg.world.kind == "inventory":
+        check_inventory(cfg, str(path))
         return cfg
     if cfg.algo:
         raise ConfigError(f"{path}: algo: the figure8 world takes no [algo] table")

@@ -28,7 +28,8 @@ class RunPlan:
 #: (torch takes seconds of CPU to import: nine learners importing it at once stall a 2-core machine)
 PRELOAD_BY_KIND = {"cav": ["agent_node.roles.cav", "scenarios.cav.world"],
                    "routing": ["agent_node.roles.router", "scenarios.routing.world"],
-                   "signals": ["agent_node.roles.router", "scenarios.signals.world"]}
+                   "signals": ["agent_node.roles.router", "scenarios.signals.world"],
+                   "inventory": ["agent_node.roles.stocker", "scenarios.inventory.world"]}
 
 
 def preload_modules(cfg: ScenarioConfig) -> list[str]:
@@ -47,6 +48,10 @@ def plan_run(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> 
         from .routing.plan import plan_routing
 
         return plan_routing(cfg, run_dir, resume)
+    if cfg.world.kind == "inventory":
+        from .inventory.plan import plan_inventory
+
+        return plan_inventory(cfg, run_dir, resume)
     if cfg.world.kind == "signals" and resume is None:
         from .signals.plan import plan_signals
 

@@ -9,7 +9,8 @@ SCENARIO = ROOT / "scenarios" / "signals_espark.toml"
 def test_ippo_on_grid4x4_runs_learns_and_reports_the_trip_metrics(tmp_path):
     out = tmp_path / "grid"
     args = ["run", str(SCENARIO), "--out", str(out), "--no-progress", "--seed", "2"]
-    for s in ["world.episodes=2", "world.horizon_s=300", "world.test_episodes=1", "algo.ppo={update_epochs=1}"]:
+    for s in ["world.episodes=2", "world.horizon_s=300", "world.test_episodes=1", "algo.ppo={update_epochs=1}",
+              "algo.method=ippo"]:
         args += ["--set", s]
     proc = run_cli(*args, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]

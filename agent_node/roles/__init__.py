@@ -11,6 +11,7 @@ ROLES: dict[str, str] = {
     "robot": "agent_node.roles.robot:RobotRole",
     "cav": "agent_node.roles.cav:CavRole",
     "router": "agent_node.roles.router:RouterRole",
+    "stocker": "agent_node.roles.stocker:StockerRole",
     "policy": "agent_node.roles.policy:PolicyRole",
 }
 

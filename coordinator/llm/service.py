@@ -3,6 +3,7 @@ run folder, and code-generation rounds (ask, extract, check, run in the sandbox)
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -95,6 +96,15 @@ class LLMService:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def conversation_for(config: LLMConfig, system: str) -> Conversation:
+    """A conversation capped at config.context_tokens or, for the local default model, at its own window less the
+    reply (counted conservatively: its tokenizer splits numbers finely)."""
+    if config.backend == "local" and not config.base_url:
+        return Conversation(system, min(config.context_tokens, LocalServer.n_ctx - config.max_tokens),
+                            count_tokens=lambda text: math.ceil(len(text) / 1.5))  # measured: 1.58 chars/token
+    return Conversation(system, config.context_tokens)
 
 
 def _causes(attempts: list[Attempt]) -> dict[str, int]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -12,8 +11,7 @@ import numpy as np
 from agent_node.sandbox import SandboxLimits
 from coordinator.llm.conversation import Conversation
 from coordinator.llm.extract import extract_code
-from coordinator.llm.service import LLMService
-from coordinator.llm.local_server import LocalServer
+from coordinator.llm.service import LLMService, conversation_for
 
 from .plans import PlanOutcome, execute_plans, scripted_plan_code
 from .prompts import feedback_prompt, first_request, repeat_request, system_prompt
@@ -64,12 +62,7 @@ class SedModule:
     def new_conversation(self, request: str) -> Conversation:
         """d_init as the system prompt and the first request, under the paper's 10k-token cap or, for the local
         model, its own window less the reply (counted conservatively: its tokenizer splits numbers finely)."""
-        cfg = self.settings.llm
-        if cfg.backend == "local" and not cfg.base_url:
-            conversation = Conversation(self.system, min(cfg.context_tokens, LocalServer.n_ctx - cfg.max_tokens),
-                                        count_tokens=lambda text: math.ceil(len(text) / 1.5))  # measured: 1.58 chars/token
-        else:
-            conversation = Conversation(self.system, cfg.context_tokens)
+        conversation = conversation_for(self.settings.llm, self.system)
         conversation.add_user(request)
         return conversation
 

@@ -5,6 +5,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from coordinator.espark.masker import ExplorationSpec
+from coordinator.espark.settings import ESparkSettings
+
 # The 34 `demand_mean_discrete` multiples (spec §2.2): action a orders floor(ACTION_MULTIPLES[a] * mean demand).
 ACTION_MULTIPLES = (
     0.00, 0.16, 0.33, 0.40, 0.45, 0.50, 0.55, 0.60, 0.66, 0.83,
@@ -79,3 +82,29 @@ class InventoryConfig(BaseModel):
     def capacity_per_echelon(self) -> int:
         """W_i, the same for every echelon (spec Table 10)."""
         return self.skus * CAPACITY_PER_SKU[self.capacity]
+
+
+class InventoryWorld(BaseModel):
+    """[world] of kind "inventory": one agent process per warehouse (echelon) hosting its N SKUs' shared policy."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["inventory"] = "inventory"
+    env: InventoryConfig = Field(default_factory=InventoryConfig)
+    episodes: int = Field(..., ge=0)  # training episodes (0: test only, e.g. from algo.init_weights)
+    first_episode: int = Field(1, ge=1)  # number (and window seed) of the first one: eSpark's iterations continue
+    test_episodes: int = Field(3, ge=0)  # greedy, unmasked, on the test split (the last days of the series)
+    update_every: int = Field(4, ge=1)  # episodes accumulated per PPO update (spec Table 13)
+    update_deadline_s: float = Field(300.0, gt=0)
+    exploration: ExplorationSpec = Field(default_factory=ExplorationSpec)  # training-time masks
+
+
+class InventoryAlgo(BaseModel):
+    """[algo]: the warehouses' learner: IPPO (with world.exploration's masks); "random_pruning" adds random training
+    masks (spec §5.3); "espark" runs the eSpark loop (coordinator/espark/loop.py) with the settings in `espark`."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["ippo", "espark", "random_pruning"] = "ippo"
+    ppo: dict = Field(default_factory=dict)  # PPOConfig overrides
+    torch_threads: int = Field(1, ge=1)
+    init_weights: str | None = None  # a folder of agentK.pt checkpoints to start from
+    espark: ESparkSettings = Field(default_factory=ESparkSettings)

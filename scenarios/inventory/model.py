@@ -25,6 +25,7 @@ from .config import ACTION_MULTIPLES, N_ACTIONS, InventoryConfig
 from .demand import generate_demand
 
 COMPONENTS = ("profit", "excess_cost", "order_cost", "holding_cost", "backlog_cost")
+HISTORY = ("demand", "sale", "replenish", "arrived", "accepted", "excess", "in_stock", "in_transit")  # env.history
 
 
 class SkuParams(NamedTuple):
@@ -77,15 +78,28 @@ class InventoryEnv:
         self._cells = np.indices((self.m, self.n))  # (echelon, sku) index grids for pipeline writes
         self.reset(0)
 
-    def reset(self, seed: int | None = None) -> dict:
-        """Pick a random window of warmup_days + horizon days, then run the warm-up; returns the state."""
-        rng = np.random.default_rng(seed)
+    def reset(self, seed: int | None = None, split: str = "train") -> dict:
+        """Pick a window of warmup_days + horizon days, then run the warm-up; returns the state.
+
+        split "test": the LAST span days of the series (fixed; the seed is ignored). split "train": a random
+        window (from seed) that ends where the test window starts; a series shorter than two spans has no
+        separate test window, so train windows are then drawn from the whole series.
+        """
         span = self.cfg.warmup_days + self.cfg.horizon
-        self.day = int(rng.integers(0, len(self.customer_demand) - span + 1))
+        days = len(self.customer_demand)
+        if split == "test":
+            self.day = days - span
+        elif split == "train":
+            last = days - 2 * span if days >= 2 * span else days - span  # latest start day allowed
+            self.day = int(np.random.default_rng(seed).integers(0, last + 1))
+        else:
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         self.end_day = self.day + span
         self.in_stock = self.params.init_stock.astype(np.int64).copy()
         self.pipeline = np.zeros((self.m, self.n, int(self.params.vlt.max()) + 1), dtype=np.int64)
         self.demand_hist = np.zeros((self.m, self.n, self.cfg.lookback), dtype=np.int64)  # oldest first
+        # lookback + 1 days of per-day records (oldest first; last = the latest simulated day), for observe.py
+        self.history = {k: np.zeros((self.m, self.n, self.cfg.lookback + 1), dtype=np.int64) for k in HISTORY}
         for _ in range(self.cfg.warmup_days):
             self.advance(self.demand_hist[..., -1].copy())  # replenish_by_last_demand
         return self.state()
@@ -140,6 +154,11 @@ class InventoryEnv:
         }
         reward = components["profit"] - sum(components[k] for k in COMPONENTS[1:])
         self.demand_hist = np.concatenate([self.demand_hist[..., 1:], demand[..., None]], axis=-1)
+        today = {"demand": demand, "sale": sale, "replenish": replenish, "arrived": arrived, "accepted": accepted,
+                 "excess": excess, "in_stock": self.in_stock, "in_transit": self.pipeline.sum(-1)}
+        for k, ring in self.history.items():
+            ring[..., :-1] = ring[..., 1:]
+            ring[..., -1] = today[k]
         self.day += 1
         info = {"components": components, "demand": demand, "sale": sale, "replenish": replenish,
                 "arrived": arrived, "accepted": accepted, "excess": excess}

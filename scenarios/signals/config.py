@@ -5,6 +5,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from coordinator.espark.masker import ExplorationSpec
+from coordinator.espark.settings import ESparkSettings
+
 from .maps import SIGNAL_MAPS
 
 
@@ -15,18 +18,23 @@ class SignalWorld(BaseModel):
     kind: Literal["signals"] = "signals"
     map: Literal[SIGNAL_MAPS] = "grid4x4"  # type: ignore[valid-type]
     backend: Literal["libsumo", "traci"] = "libsumo"
-    episodes: int = Field(100, ge=1)  # training episodes
+    episodes: int = Field(100, ge=0)  # training episodes (0: test only)
+    first_episode: int = Field(1, ge=1)  # number (and traffic seed) of the first one: eSpark's iterations continue
     horizon_s: float = Field(3600.0, gt=0)  # the paper's hour
     delta_s: float = Field(15.0, gt=0)  # a decision every 15 s
     yellow_s: float = Field(3.0, ge=0)
     test_episodes: int = Field(3, ge=0)  # greedy test episodes at the end, fresh seeds
     update_deadline_s: float = Field(120.0, gt=0)
+    exploration: ExplorationSpec = Field(default_factory=ExplorationSpec)  # the training-time mask (eSpark, baselines)
 
 
 class SignalAlgo(BaseModel):
-    """[algo]: the learner. Only IPPO with the phase masks so far; eSpark's exploration functions are to come."""
+    """[algo]: IPPO with the phase masks; "random_pruning" adds random training masks (spec §5.3); "espark" runs
+    the eSpark loop (coordinator/espark/loop.py), whose candidate runs are IPPO runs with an exploration function."""
 
     model_config = ConfigDict(extra="forbid")
-    method: Literal["ippo"] = "ippo"
+    method: Literal["ippo", "espark", "random_pruning"] = "ippo"
     ppo: dict = Field(default_factory=dict)  # PPOConfig overrides
     torch_threads: int = Field(1, ge=1)
+    init_weights: str | None = None  # a checkpoints folder (agentK.pt) the learners start from (eSpark's retention)
+    espark: ESparkSettings = Field(default_factory=ESparkSettings)

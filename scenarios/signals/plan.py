@@ -7,6 +7,7 @@ import numpy as np
 import sumolib
 
 from agent_node.learners.reled.ppo import PPOConfig
+from coordinator.espark.masker import ExplorationSpec
 from agent_node.roles.router import RouterSettings
 
 from ..config import ScenarioConfig
@@ -21,12 +22,15 @@ from .phases import PHASES
 def plan_signals(cfg: ScenarioConfig, run_dir: Path) -> RunPlan:
     world: SignalWorld = cfg.world
     algo = SignalAlgo.model_validate(cfg.algo)
+    if algo.method == "random_pruning":  # the spec §5.3 baseline: IPPO guided by random masks during training
+        world = world.model_copy(update={"exploration": ExplorationSpec(kind="random")})
     road = signal_map(world.map)
     lights = sorted(t.getID() for t in sumolib.net.readNet(str(road.net)).getTrafficLights())
     ppo = PPOConfig.model_validate({"obs_dim": OBS_DIM, "n_actions": len(PHASES), "junction_ids": False, **algo.ppo})
     settings = RouterSettings.model_validate({
         "name": "router", "method": "ippo", "ppo": ppo.model_dump(exclude={"init_seed", "seed"}),
-        "torch_threads": algo.torch_threads, "checkpoint_dir": str(run_dir / "checkpoints")}).model_dump(mode="json")
+        "torch_threads": algo.torch_threads, "checkpoint_dir": str(run_dir / "checkpoints"),
+        "resume_dir": algo.init_weights}).model_dump(mode="json")
     kwargs = dict(seed=cfg.run.seed, world=world.model_dump(mode="json"), run_dir=str(run_dir),
                   deadline_s=cfg.run.step_deadline_s)
     agents = [node_name(i) for i in range(len(lights))]

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
+from coordinator.espark.candidates import TSC
+from coordinator.espark.masker import TrainingMasks
 from protocols.endpoint import Endpoint
 from protocols.messages import Observation
 from protocols.security import Curve
 
 from ..step_driver import AgentExchange, as_action, serve_world
 from .config import SignalWorld
-from .env import SignalEnv
+from .env import FEATURES, SignalEnv
+from .phases import MOVEMENTS, PHASES
 
 log = logging.getLogger("scenarios.signals")
 
@@ -29,39 +32,46 @@ class SignalWorldProcess(AgentExchange):
         self.lights = list(env.tls_ids)  # agent i controls lights[i]
         self.masks = env.action_masks()
         self.defaulted = 0
+        self.exploration = TrainingMasks(cfg.exploration, TSC, seed)  # training only, computed here, never in agents
 
     def run(self) -> bool:
         cfg = self.cfg
         self.t0 = time.monotonic()
         try:
-            for k in range(1, cfg.episodes + 1):
-                if self.episode("train", self.seed * 100_003 + k, k) is None or not self.update(k):
+            last = cfg.first_episode + cfg.episodes - 1
+            for k in range(cfg.first_episode, last + 1):
+                if self.episode("train", self.seed * 100_003 + k, k) is None or not self.update(k, last):
                     return False
                 self.ep.metrics("world", {"step": k, "steps_per_s": self.step / max(time.monotonic() - self.t0, 1e-9),
                                           "late_actions": self.late_actions}, final=False)
             for j in range(cfg.test_episodes):
-                if self.episode("test", TEST_SEED + self.seed * 1000 + j, cfg.episodes) is None:
+                if self.episode("test", TEST_SEED + self.seed * 1000 + j, cfg.first_episode + cfg.episodes - 1) is None:
                     return False
         finally:
             self.env.close()
+            self.exploration.close()
         self.ep.metrics("world", {"step": cfg.episodes, "steps_per_s": self.step / max(time.monotonic() - self.t0, 1e-9),
-                                  "late_actions": self.late_actions, "default_actions": self.defaulted}, final=True)
+                                  "late_actions": self.late_actions, "default_actions": self.defaulted,
+                                  "exploration": self.exploration.stats()}, final=True)
         return True
 
     def episode(self, mode: str, seed: int, k: int) -> dict | None:
         """One episode; its record (returns, the tripinfo metrics); None if the run was stopped."""
         obs = self.env.reset(seed)
         rewards = {t: 0.0 for t in self.lights}
-        total = 0.0
+        total, stopped_peak = 0.0, 0.0
         done = False
         while True:
             if self.ep.stopping:
                 return None
             self.step += 1
             expected = set()
+            masks = self.masks
+            if mode == "train" and not done:
+                masks = self.exploration.allowed((intersections(obs, self.lights), list(PHASES)), self.masks)
             for i, light in enumerate(self.lights):
                 body = Observation(step=self.step, reward=rewards[light], done=done, info={"phase": "act", "mode": mode})
-                arrays = {"obs": np.asarray(obs[light], np.float32), "mask": self.masks[i].astype(np.uint8)}
+                arrays = {"obs": np.asarray(obs[light], np.float32), "mask": masks[i].astype(np.uint8)}
                 expected.add(self.send(i, body, arrays))
             answers = self.collect(expected)
             if done:
@@ -75,17 +85,33 @@ class SignalWorldProcess(AgentExchange):
                 actions[light] = a
             obs, rewards, done, info = self.env.step(actions)
             total += sum(rewards.values())
-        record = {"episode": k, "mode": mode, "seed": seed, "return": total / len(self.lights),
-                  **(info.get("metrics") or {}), "wall_s": round(time.monotonic() - self.t0, 2)}
+            stopped_peak = max(stopped_peak, -sum(rewards.values()))
+        trips = info.get("metrics") or {}
+        record = {"episode": k, "mode": mode, "seed": seed, "return": total / len(self.lights), **trips,
+                  "wall_s": round(time.monotonic() - self.t0, 2)}
+        # the reward and the trip metrics, for eSpark's reflection statistics (spec §3.6, §9 A6)
+        record["components"] = {"reward": record["return"], "peak_stopped_vehicles": stopped_peak,
+                                **{key: trips.get(key) for key in ("delay", "trip_time", "waiting_time", "completed")}}
         self.ep.metrics("signal_episode", record)
         log.info("%s episode %d: mean return %.0f, delay %.1f s, trip time %.1f s", mode, k, record["return"],
                  record.get("delay", float("nan")), record.get("trip_time", float("nan")))
         return record
 
-    def update(self, k: int) -> bool:
-        self.request_all(list(range(len(self.lights))), {"phase": "update", "epoch": k, "K": self.cfg.episodes},
+    def update(self, k: int, last: int) -> bool:
+        self.request_all(list(range(len(self.lights))), {"phase": "update", "epoch": k, "K": last},
                          deadline_s=self.cfg.update_deadline_s)
         return not self.ep.stopping
+
+
+def intersections(obs: dict, lights: list[str]) -> list[dict]:
+    """The exploration function's view of each light (spec §9 A6): its movements' features and current phase."""
+    out = []
+    n = len(FEATURES)
+    for light in lights:
+        o = obs[light]
+        moves = {m: dict(zip(FEATURES, map(float, o[k * n:(k + 1) * n]))) for k, m in enumerate(MOVEMENTS)}
+        out.append({"id": light, "current_phase": PHASES[int(np.argmax(o[len(MOVEMENTS) * n:]))], "movements": moves})
+    return out
 
 
 def run_signal_world(node_id: str, coordinator: str, seed: int, world: dict, run_dir: str, deadline_s: float,

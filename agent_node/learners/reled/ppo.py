@@ -156,6 +156,15 @@ class HybridPPO:
         return a, float(logp[a])
 
     @torch.no_grad()
+    def act_batch(self, obs: np.ndarray, masks: np.ndarray, greedy: bool = False) -> np.ndarray:
+        """act() for a batch: obs (B, obs_dim), masks (B, n_actions) -> actions (B,) int64, same masked logits."""
+        obs, masks = self._check(obs, masks, batched=True)
+        logp = torch.log_softmax(self._logits(self._obs(obs), masks), -1)
+        if greedy:
+            return logp.argmax(-1).numpy().astype(np.int64)
+        return torch.multinomial(logp.exp(), 1, generator=self.gen)[:, 0].numpy().astype(np.int64)
+
+    @torch.no_grad()
     def probs(self, obs_batch: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """Masked action distribution (T, n_actions); masked-out actions get exactly 0 (PDI feedback, §3.4)."""
         obs, masks = self._check(obs_batch, masks, batched=True)

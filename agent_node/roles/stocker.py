@@ -1,0 +1,129 @@
+"""The stocker role: one warehouse's parameter-shared IPPO policy over its N SKUs (eSpark's MABIM learner)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from protocols.messages import Action, Message
+
+from ..learners.reled.ppo import HybridPPO, PPOConfig, Trajectory
+from .base import Role, RoleSettings
+
+log = logging.getLogger(__name__)
+
+
+class StockerSettings(RoleSettings):
+    """What the run plan hands each warehouse: PPO settings, checkpoints and the reward scale."""
+
+    name: str = "stocker"
+    ppo: dict = Field(default_factory=dict)
+    torch_threads: int = Field(1, ge=1)
+    checkpoint_dir: str | None = None
+    resume_dir: str | None = None
+    reward_scale: float = Field(1e-4, gt=0)  # spec §4.3: use_individual_rewards, per-SKU reward / 1e4
+
+    @model_validator(mode="after")
+    def _check(self):
+        PPOConfig.model_validate(self.ppo)
+        return self
+
+
+class StockerRole(Role):
+    """Act for all N SKUs at once ("act": train samples under the mask, test is greedy), keep per-SKU
+    trajectories, close them on the episode's done message, and run one IPPO update on "update"."""
+
+    name = "stocker"
+    Settings = StockerSettings
+
+    def __init__(self, ctx, settings):
+        super().__init__(ctx, settings)
+        self.cfg = cfg = StockerSettings.model_validate(settings)
+        torch.set_num_threads(cfg.torch_threads)
+        seed = int(ctx.rng.integers(2**31))
+        self.ppo = HybridPPO(PPOConfig.model_validate({"init_seed": ctx.seed, "seed": seed, **cfg.ppo}))
+        self.buf: dict[str, list] | None = None  # the current training episode: obs, masks, actions, rewards
+        self.trajectories: list[Trajectory] = []
+        self.returns: list[float] = []  # per closed episode: the scaled reward summed over SKUs and steps
+        self.counts = {"decisions": 0, "episodes": 0, "updates": 0}
+        if cfg.resume_dir:
+            self.load(Path(cfg.resume_dir) / f"{ctx.node_id}.pt")
+
+    def on_observation(self, msg: Message):
+        info, step = msg.body.info, msg.body.step
+        phase = info.get("phase", "act")
+        if phase == "act":
+            actions = self.act(msg)
+            return Action(step=step), (None if actions is None else {"actions": actions})
+        if phase == "update":
+            return Action(step=step, value=self.update(int(info.get("epoch", 0)))), None
+        raise ValueError(f"unknown phase {phase!r}")
+
+    def act(self, msg: Message) -> np.ndarray | None:
+        body, arrays = msg.body, msg.arrays
+        train = body.info.get("mode", "train") == "train"
+        obs, mask = arrays.get("obs"), arrays.get("mask")
+        if train and self.buf is not None and self.buf["actions"]:
+            rewards = np.asarray(arrays.get("rewards", np.zeros(len(self.buf["actions"][-1]))), np.float64)
+            self.buf["rewards"].append(rewards * self.cfg.reward_scale)
+        if body.done:
+            if train and self.buf is not None and self.buf["actions"]:
+                self.close_episode(obs)
+            self.buf = None
+            return None
+        d, a = self.ppo.cfg.obs_dim, self.ppo.cfg.n_actions
+        if obs is None or mask is None or obs.ndim != 2 or obs.shape[1] != d or mask.shape != (len(obs), a):
+            raise ValueError(f"stocker expects 'obs' (N, {d}) and 'mask' (N, {a}) arrays")
+        obs, mask = np.array(obs, np.float32), mask.astype(bool)  # message arrays are read-only views
+        actions = self.ppo.act_batch(obs, mask, greedy=not train)
+        if train:
+            if self.buf is None:
+                self.buf = {"obs": [], "masks": [], "actions": [], "rewards": []}
+            self.buf["obs"].append(np.asarray(obs, np.float32))
+            self.buf["masks"].append(mask)
+            self.buf["actions"].append(actions)
+            self.counts["decisions"] += 1
+        return actions
+
+    def close_episode(self, last_obs) -> None:
+        """N trajectories, one per SKU; the episode window is a truncation, so returns bootstrap from last_obs."""
+        b = self.buf
+        t = min(len(b["actions"]), len(b["rewards"]))
+        obs, masks = np.stack(b["obs"][:t], 1), np.stack(b["masks"][:t], 1)  # (N, T, ...)
+        actions, rewards = np.stack(b["actions"][:t], 1), np.stack(b["rewards"][:t], 1)
+        for j in range(len(obs)):
+            last = None if last_obs is None else np.asarray(last_obs[j], np.float32)
+            self.trajectories.append(Trajectory(obs[j], masks[j], actions[j], rewards[j], False, last))
+        self.returns.append(float(rewards.sum()))
+        self.counts["episodes"] += 1
+
+    def update(self, k: int) -> float:
+        """IPPO (alpha = 1, no expert data) over the trajectories of the episodes since the last update."""
+        stats = self.ppo.update(self.trajectories, [], 1.0)
+        self.ctx.send_metrics("stocker_update", {"epoch": k, "episodes": len(self.returns),
+                                                 "return": float(np.mean(self.returns)) if self.returns else None,
+                                                 **stats})
+        self.trajectories, self.returns = [], []
+        self.counts["updates"] += 1
+        if self.cfg.checkpoint_dir:
+            self.save(Path(self.cfg.checkpoint_dir) / f"{self.ctx.node_id}.pt")
+        return 1.0
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"ppo": self.ppo.state_dict(), "counts": self.counts}, tmp)
+        tmp.replace(path)
+
+    def load(self, path: Path) -> None:
+        if not path.exists():
+            raise FileNotFoundError(f"no checkpoint {path} to start from")
+        state = torch.load(path, weights_only=False)
+        self.ppo.load_state_dict(state["ppo"])
+        self.counts = state["counts"]
+
+    def metrics(self) -> dict:
+        return dict(self.counts)

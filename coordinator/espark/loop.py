@@ -1,0 +1,228 @@
+"""The eSpark loop (spec §3.2): K candidate functions per iteration, each guiding its own IPPO copy (a real-process
+run), selection by task reward, retention of the best weights, reflection; then the test against IPPO."""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+from coordinator.llm.service import LLMService
+from coordinator.run_folder import check_new_run_dir, write_config
+from scenarios.config import ScenarioConfig
+
+from .candidates import Validation, validate_candidate
+from .evolution import CandidateRecord, RunRecorder, reflection_stats, select_best, NO_RETENTION_STEP_FACTOR
+from .generation import Draft, Generator
+from .plots import plot_candidate_scores, plot_learning_curves, test_table
+from .prompts import reflection
+from .runs import ChildRun, run_all
+from .settings import ESparkSettings
+from .tasks import TASKS
+
+log = logging.getLogger("coordinator.espark")
+
+
+class ESparkLoop:
+    """Owns the run folder of an eSpark run; every trained copy is a child run folder under espark/."""
+
+    def __init__(self, cfg: ScenarioConfig, run_dir: Path):
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.task = TASKS[cfg.world.kind]
+        self.settings = ESparkSettings.model_validate(cfg.algo.get("espark", {}))
+        self.world = cfg.world
+        s = self.settings
+        if self.world.episodes < s.iterations:
+            raise ValueError(f"world.episodes ({self.world.episodes}) must be at least algo.espark.iterations "
+                             f"({s.iterations}): each iteration trains 1/{s.iterations} of the budget")
+        self.slice = self.world.episodes // s.iterations
+        self.base = cfg.model_dump(mode="json", exclude_unset=True)  # what the user set; defaults re-apply
+        self.lineage: list[dict] = []  # training episodes of each iteration's chosen copy
+        self.replies: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ child runs
+    def child(self, name: str, *, episodes: int, first: int, tests: int, init: str | None,
+              code_file: str | None) -> ChildRun:
+        d = copy.deepcopy(self.base)
+        d.setdefault("run", {}).update(name=f"{self.cfg.run.name}-{name.replace('/', '-')}", progress=False)
+        world = d.setdefault("world", {})
+        world.update(kind=self.world.kind, episodes=episodes, test_episodes=tests, first_episode=first)
+        world["exploration"] = ({"kind": "function", "code_file": code_file, "cpu_s": self.settings.candidate_cpu_s,
+                                 "wall_s": self.settings.candidate_wall_s} if code_file else {"kind": "none"})
+        algo = d.setdefault("algo", {})
+        algo.pop("espark", None)
+        algo["method"] = "ippo"
+        algo.pop("init_weights", None)
+        if init:
+            algo["init_weights"] = init
+        return ChildRun(name, self.run_dir / "espark" / name, d, self.settings.candidate_timeout_s)
+
+    # ------------------------------------------------------------------ the loop
+    def execute(self) -> int:
+        check_new_run_dir(self.run_dir)
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        write_config(self.run_dir, self.cfg)
+        handler = logging.FileHandler(self.run_dir / "logs" / "espark.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(logging.INFO)
+        t0, status, code = time.monotonic(), "ok", 0
+        recorder = RunRecorder(self.run_dir, self.settings.last_n)
+        service = None
+        try:
+            if self.settings.generator == "llm":
+                service = LLMService(self.settings.llm, self.run_dir)
+            self.samples = self.task.sample_inputs(self.world, self.cfg.run.seed)
+            generator = Generator(self.settings, self.task.describe(self.world), self.run_dir, service)
+            best = self.iterate(generator, recorder)
+            self.final_tests(best)
+        except KeyboardInterrupt:
+            status, code = "interrupted", 130
+            print("eSpark interrupted; writing what is done so far")
+        except Exception as err:  # noqa: BLE001 - say what failed, keep the files
+            log.exception("eSpark loop failed")
+            status, code = f"failed: {type(err).__name__}: {err}", 1
+        finally:
+            if service is not None:
+                service.close()
+            self.write_results(status, time.monotonic() - t0, service)
+            logging.getLogger().removeHandler(handler)
+        print(f"status: {status}; run folder: {self.run_dir}")
+        return code
+
+    def iterate(self, generator: Generator, recorder: RunRecorder) -> CandidateRecord | None:
+        s, best, init = self.settings, None, None
+        self.records: list[CandidateRecord] = []
+        for it in range(1, s.iterations + 1):
+            episodes = self.slice if s.retention else self.slice * NO_RETENTION_STEP_FACTOR
+            first = (it - 1) * self.slice + 1 if s.retention else 1
+            start = init if s.retention else None  # w/o retention: re-initialised every iteration (spec §6.4)
+            print(f"[espark] iteration {it}/{s.iterations}: writing {s.candidates} candidates", flush=True)
+            records = [self.draft_candidate(generator, it, k) for k in range(s.candidates)]
+            runs = {}
+            for rec in records:
+                if rec.executable:
+                    path = self.run_dir / "espark" / f"{rec.key}.py"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(rec.code)
+                    runs[rec.key] = self.child(rec.key, episodes=episodes, first=first, tests=0, init=start,
+                                               code_file=str(path))
+            if not runs:  # nothing executable: one unmasked copy keeps the lineage and the budget going
+                rec = CandidateRecord(it, s.candidates, None, validation=Validation(
+                    True, message="no executable candidate this iteration: this copy trained without a mask"))
+                records.append(rec)
+                runs[rec.key] = self.child(rec.key, episodes=episodes, first=first, tests=0, init=start, code_file=None)
+            by_key = {r.key: r for r in records}
+            print(f"[espark] iteration {it}: training {len(runs)} copies of {episodes} episodes "
+                  f"({s.parallel} at a time){' from the best weights' if start else ''}", flush=True)
+            run_all(list(runs.values()), s.parallel, lambda run: self.score(by_key[run.name], run))
+            for rec in records:
+                recorder.candidate(rec)
+            self.records += records
+            chosen = select_best(records, s.last_n)
+            feedback = ""
+            if chosen is not None:
+                best = chosen
+                init = chosen.weights
+                self.lineage += runs[chosen.key].episodes(self.task.episode_kind, "train")
+                if it < s.iterations:  # no reflection after the last iteration (spec §9 A2)
+                    feedback = reflection(chosen.code or "(no exploration function: all actions allowed)",
+                                          chosen.components, 1, self.task.unit, factors=s.reward_factors)
+                    generator.reflect(self.replies.get(chosen.key, f"```python\n{chosen.code or ''}\n```"), feedback)
+            recorder.chosen(it, chosen, feedback)
+            print(f"[espark] iteration {it}: best {chosen.key if chosen else None} "
+                  f"(G = {chosen.score(s.last_n) if chosen else float('nan'):.2f})", flush=True)
+        return best
+
+    def draft_candidate(self, generator: Generator, it: int, k: int) -> CandidateRecord:
+        draft: Draft = generator.draft()
+        rec = CandidateRecord(it, k, draft.code, check=draft.check)
+        self.replies[rec.key] = draft.reply
+        if draft.error:
+            rec.validation = Validation(False, "llm_error", draft.error)
+        else:
+            rec.validation = validate_candidate(draft.code, self.samples, self.task.n_actions,
+                                                contract=self.task.contract)
+        v = rec.validation
+        log.info("%s: %s", rec.key, "accepted" if v.accepted else f"rejected ({v.cause}): {v.message[:200]}")
+        return rec
+
+    def score(self, rec: CandidateRecord, run: ChildRun) -> None:
+        """G from the copy's training episodes (task reward); a run-time failure of the function or of the run
+        rejects the candidate with its cause (spec §3.2: non-executable candidates are dropped)."""
+        eps = run.episodes(self.task.episode_kind, "train")
+        rec.scores = [float(e["return"]) for e in eps]
+        rec.weights = str(run.run_dir / "checkpoints")
+        series: dict[str, list] = {}
+        for e in eps:
+            for name, value in (e.get("components") or {}).items():
+                if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                    series.setdefault(name, []).append(value)
+        rec.components = reflection_stats(series)
+        error = (run.world_final().get("exploration") or {}).get("error")
+        if not run.ok:
+            rec.validation = Validation(False, "run_failed", run.failure())
+        elif error:
+            rec.validation = Validation(False, f"runtime_{error['cause']}", error["message"])
+        print(f"[espark]   {rec.key}: G = {rec.score(self.settings.last_n):.2f}"
+              f"{'' if rec.executable else f' (rejected: {rec.validation.cause})'}", flush=True)
+
+    # ------------------------------------------------------------------ test and results
+    def final_tests(self, best: CandidateRecord | None) -> None:
+        """The chosen lineage's weights tested WITHOUT masks (spec §3.4), and IPPO on the same budget and seed."""
+        tests = self.world.test_episodes
+        runs = [self.child("test", episodes=0, first=1, tests=tests, init=best.weights if best else None,
+                           code_file=None)]
+        if self.settings.compare_ippo:
+            runs.append(self.child("ippo", episodes=self.world.episodes, first=1, tests=tests, init=None,
+                                   code_file=None))
+        print(f"[espark] testing the chosen weights{' and training IPPO on the same budget' if len(runs) > 1 else ''}",
+              flush=True)
+        run_all(runs, self.settings.parallel)
+        self.test_runs = {r.name: r for r in runs}
+
+    def write_results(self, status: str, wall_s: float, service: LLMService | None) -> None:
+        runs = getattr(self, "test_runs", {})
+        results = {}
+        for name, label in (("test", "espark"), ("ippo", "ippo")):
+            if name in runs:
+                for key, value in runs[name].summary().get("results", {}).items():
+                    if key.startswith("test_"):
+                        results[f"{label}_{key}"] = value
+        records = getattr(self, "records", [])
+        summary = {"status": status, "method": "espark", "world": self.world.kind, "wall_s": round(wall_s, 1),
+                   "iterations": self.settings.iterations, "candidates": self.settings.candidates,
+                   "episodes_per_iteration": self.slice, "generator": self.settings.generator,
+                   "retention": self.settings.retention,
+                   "drafted": sum(r.index < self.settings.candidates for r in records),
+                   "executable": sum(r.executable and r.code is not None for r in records),
+                   "rejections": _causes(records), "results": results}
+        if service is not None:
+            summary["llm"] = {"model": service.config.model, **service.client.metrics()}
+        best_file = self.run_dir / "espark" / "best.py"
+        summary["best_function"] = str(best_file) if best_file.exists() else None
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        plots = self.run_dir / "plots"
+        plots.mkdir(exist_ok=True)
+        if records:
+            plot_candidate_scores(records, self.settings.last_n, plots / "candidate_scores.png")
+        ippo = runs["ippo"].episodes(self.task.episode_kind, "train") if "ippo" in runs else []
+        if self.lineage or ippo:
+            plot_learning_curves(self.lineage, ippo, plots / "learning_curves.png")
+        if results:
+            test_table(results, self.task.test_metrics, self.run_dir / "test_table.csv")
+
+
+def _causes(records: list[CandidateRecord]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in records:
+        if r.validation is not None and not r.validation.accepted:
+            out[r.validation.cause] = out.get(r.validation.cause, 0) + 1
+    return out
+
+
+def run_espark(cfg: ScenarioConfig, run_dir: Path) -> int:
+    """`netmarl run` for algo.method = "espark"."""
+    return ESparkLoop(cfg, run_dir).execute()

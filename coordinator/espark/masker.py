@@ -1,0 +1,99 @@
+"""Training-time action masks on the world side: an exploration function in a persistent sandbox worker, or random pruning."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agent_node.sandbox import PersistentWorker, SandboxLimits
+
+from .candidates import ENTRY, Contract, apply_mask, check_output
+from .evolution import random_pruning_mask
+
+log = logging.getLogger("coordinator.espark")
+
+
+class ExplorationSpec(BaseModel):
+    """[world.exploration]: which mask guides training. "none": plain IPPO; "function": an exploration function
+    (code_file, run in a sandbox worker every decision); "random": random pruning (spec §5.3, keep_fraction kept)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["none", "function", "random"] = "none"
+    code_file: str | None = None
+    keep_fraction: float = Field(0.7, ge=0, le=1)
+    cpu_s: float = Field(2.0, gt=0)  # per call, inside the sandbox worker
+    wall_s: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.kind == "function" and not self.code_file:
+            raise ValueError("exploration.kind = 'function' needs code_file (the exploration function's source)")
+        if self.kind == "function" and not Path(self.code_file).is_file():
+            raise ValueError(f"exploration.code_file {self.code_file!r} does not exist")
+        return self
+
+
+class TrainingMasks:
+    """allowed(args, avail) -> the training mask (avail AND the guide's mask; an agent left with nothing keeps
+    avail). It never raises: a function that fails at run time is switched off for the rest of the run and the
+    failure is kept in stats() (the eSpark loop then scores the candidate as failed)."""
+
+    def __init__(self, spec: ExplorationSpec, contract: Contract, seed: int = 0):
+        self.spec, self.contract = spec, contract
+        self.rng = np.random.default_rng([seed, 7])
+        self.worker: PersistentWorker | None = None
+        self.calls = self.all_masked = 0
+        self.pruned: list[float] = []
+        self.error: dict | None = None  # the first run-time failure: cause, message, call number
+        if spec.kind == "function":
+            code = Path(spec.code_file).read_text()
+            self.worker = PersistentWorker(contract.source(code), ENTRY, SandboxLimits(cpu_s=spec.cpu_s,
+                                                                                       wall_s=spec.wall_s))
+            if not self.worker.load_result.ok:
+                r = self.worker.load_result
+                self.fail(r.error or "load", r.message)
+
+    @property
+    def active(self) -> bool:
+        return self.spec.kind == "random" or (self.worker is not None and self.error is None)
+
+    def fail(self, cause: str, message: str) -> None:
+        self.error = {"cause": cause, "message": message[:2000], "call": self.calls}
+        log.warning("exploration function switched off after call %d (%s): %s", self.calls, cause, message[:300])
+        if self.worker is not None:
+            self.worker.close()
+
+    def allowed(self, args: tuple, avail: np.ndarray) -> np.ndarray:
+        """Bool (..., n_actions) like avail. args: the contract's inputs (plain data) for this decision."""
+        avail = np.asarray(avail, dtype=bool)
+        if not self.active:
+            return avail.copy()
+        self.calls += 1
+        if self.spec.kind == "random":
+            mask = random_pruning_mask(self.rng, avail.shape[-1], self.spec.keep_fraction, avail.shape[:-1], avail)
+        else:
+            r = self.worker.call(*args)
+            if not r.ok:
+                self.fail(r.error or "exception", r.message)
+                return avail.copy()
+            mask = r.value["mask"]
+            cause, message = check_output(mask, avail.shape)
+            if cause:
+                self.fail(cause, message)
+                return avail.copy()
+        allowed, empty = apply_mask(mask, avail.shape[-1], avail)
+        self.all_masked += empty
+        self.pruned.append(1.0 - float(allowed.sum()) / max(float(avail.sum()), 1.0))
+        return allowed
+
+    def stats(self) -> dict:
+        """For summary.json: calls, the mean fraction of available actions pruned, all-masked agents ignored, error."""
+        return {"kind": self.spec.kind, "calls": self.calls, "all_masked_ignored": self.all_masked,
+                "pruned_fraction": float(np.mean(self.pruned)) if self.pruned else 0.0, "error": self.error}
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()

@@ -1,0 +1,42 @@
+"""[algo.espark]: the loop's knobs (spec §4.1: K = 16, 10 iterations, checker, retention, GPT-4 at T = 0.7)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from coordinator.llm.config import LLMConfig
+
+
+class ESparkSettings(BaseModel):
+    """What the eSpark loop does each iteration; the budget is world.episodes per lineage, split evenly."""
+
+    model_config = ConfigDict(extra="forbid")
+    candidates: int = Field(16, ge=1)  # K
+    iterations: int = Field(10, ge=1)  # I: feedback rounds evenly spaced over the budget (spec §3.5)
+    parallel: int = Field(1, ge=1)  # candidate runs at a time (each is a world plus its agent processes)
+    # "llm": LLM_g writes the functions (LLM_c checks them); "files": hand-written functions from function_files,
+    # cycled over the K slots (a named deviation for machines without a capable model, like RELED's scripted expert)
+    generator: Literal["llm", "files"] = "llm"
+    function_files: list[str] = Field(default_factory=list)
+    checker: bool = True  # the "w/o checker" ablation sets false
+    checker_rounds: int = Field(2, ge=1)  # check -> regenerate rounds before the last version is kept (spec §9 A5)
+    retention: bool = True  # all next candidates start from the best weights (Eq. 3); false: the ablation
+    last_n: int = Field(3, ge=1)  # checkpoints (training episodes) averaged for selection (spec §9 A4)
+    reward_factors: bool = True  # the "w/o r factors" ablation keeps only the total reward in the feedback
+    compare_ippo: bool = True  # also train IPPO on the same budget and seed, and tabulate the test metrics
+    candidate_cpu_s: float = Field(2.0, gt=0)  # sandbox limits per exploration-function call
+    candidate_wall_s: float = Field(5.0, gt=0)
+    candidate_timeout_s: float = Field(3600.0, gt=0)  # a candidate run that takes longer is stopped and failed
+    llm: LLMConfig = Field(default_factory=lambda: LLMConfig(temperature=0.7))
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.generator == "files":
+            if not self.function_files:
+                raise ValueError("generator 'files' needs function_files (exploration functions to use)")
+            missing = [f for f in self.function_files if not Path(f).is_file()]
+            if missing:
+                raise ValueError(f"function_files not found: {missing}")
+        return self
