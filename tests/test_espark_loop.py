@@ -1,0 +1,156 @@
+"""The eSpark loop through real processes: candidates rejected with their cause, selection, retention, the test
+against IPPO, and a short loop with the local LLM; the world-side training masks in a sandbox worker."""
+import csv
+import json
+import tomllib
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli
+from coordinator.espark.candidates import TSC
+from coordinator.espark.masker import ExplorationSpec, TrainingMasks
+
+SCENARIO = ROOT / "scenarios" / "inventory_espark.toml"
+SMALL = ["world.episodes=4", "world.update_every=1", "world.test_episodes=1", "world.env.skus=12",
+         "world.env.echelons=2", "world.env.horizon=20", "algo.ppo={minibatch=128}"]
+
+RAISES = """
+def compute_mask(agent_states, supply_chain, action_space):
+    raise ValueError("cannot decide")
+"""
+WRONG_SHAPE = """
+def compute_mask(agent_states, supply_chain, action_space):
+    return np.ones((len(action_space),)), {}
+"""
+
+
+def _loop(out, *sets, timeout=600):
+    args = ["run", str(SCENARIO), "--out", str(out), "--no-progress", "--seed", "3"]
+    for s in [*SMALL, *sets]:
+        args += ["--set", s]
+    proc = run_cli(*args, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads((out / "summary.json").read_text())
+
+
+def _candidates(out):
+    return [json.loads(line) for line in (out / "espark" / "candidates.jsonl").read_text().splitlines()]
+
+
+def test_bad_candidates_are_rejected_with_their_cause_and_the_best_is_kept_and_copied(tmp_path):
+    files = []
+    for name, code in (("raises", RAISES), ("shape", WRONG_SHAPE)):
+        path = tmp_path / f"{name}.py"
+        path.write_text(code)
+        files.append(str(path))
+    good = str(ROOT / "scenarios" / "espark_functions" / "mabim_cover.py")
+    listed = ", ".join(f'"{f}"' for f in [good, *files])
+    out = tmp_path / "run"
+    summary = _loop(out, f"algo.espark={{candidates=3, iterations=2, generator=\"files\", function_files=[{listed}]}}")
+    assert summary["status"] == "ok" and summary["drafted"] == 6 and summary["executable"] == 2
+    cands = _candidates(out)
+    causes = {(c["iteration"], c["index"]): (c["validation"]["cause"], c["score"]) for c in cands}
+    for it in (1, 2):
+        assert causes[(it, 1)] == ("exception", None) and causes[(it, 2)] == ("bad_shape", None)
+        assert causes[(it, 0)][0] is None and causes[(it, 0)][1] is not None  # trained and scored
+    # selection: the only scored candidate; retention: iteration 2's copy starts from its weights
+    chosen = [json.loads(line) for line in (out / "espark" / "iterations.jsonl").read_text().splitlines()]
+    assert [c["best"] for c in chosen] == ["iter_01/cand_00", "iter_02/cand_00"]
+    child = tomllib.loads((out / "espark" / "iter_02" / "cand_00.toml").read_text())
+    assert child["algo"]["init_weights"] == str(out / "espark" / "iter_01" / "cand_00" / "checkpoints")
+    assert child["world"]["first_episode"] == 3 and child["world"]["exploration"]["kind"] == "function"
+    first = tomllib.loads((out / "espark" / "iter_01" / "cand_00.toml").read_text())
+    assert "init_weights" not in first["algo"]
+    # the copy's mask really came from the function, in the world process (pruned actions, no error)
+    world = [json.loads(line) for line in (out / "espark" / "iter_01" / "cand_00" / "metrics.jsonl").read_text()
+             .splitlines() if '"kind": "world"' in line and '"final": true' in line][-1]
+    assert world["exploration"]["calls"] == 2 * 20 and world["exploration"]["pruned_fraction"] > 0.2
+    assert world["exploration"]["error"] is None
+    feedback = (out / "espark" / "iter_01" / "feedback.txt").read_text()
+    assert "metric_name: backlog_cost" in feedback and "Mean in the late training stage" in feedback
+    assert (out / "espark" / "best.py").read_text() == (ROOT / "scenarios/espark_functions/mabim_cover.py").read_text()
+    rows = list(csv.DictReader(open(out / "test_table.csv")))
+    assert [r["metric"] for r in rows] == ["test_profit", "test_return"] and all(r["ippo"] for r in rows)
+    assert (out / "plots" / "candidate_scores.png").exists() and (out / "plots" / "learning_curves.png").exists()
+    test_child = tomllib.loads((out / "espark" / "test.toml").read_text())
+    assert test_child["world"]["exploration"]["kind"] == "none" and test_child["world"]["episodes"] == 0
+
+
+@pytest.mark.timeout(900)
+def test_a_short_loop_with_the_local_llm_runs_end_to_end(tmp_path):
+    """K = 2, two iterations, the offline default model as generator and checker; whatever it writes, every
+    candidate is accounted for (trained or rejected with a cause) and the run ends with the test against IPPO."""
+    out = tmp_path / "llm"
+    summary = _loop(out, "algo.espark={candidates=2, iterations=2, checker_rounds=1, "
+                         "llm={backend=\"local\", max_tokens=400, timeout_s=240}}", timeout=880)
+    assert summary["status"] == "ok" and summary["generator"] == "llm" and summary["drafted"] == 4
+    cands = [c for c in _candidates(out) if c["index"] < 2]
+    assert len(cands) == 4
+    for c in cands:
+        assert c["check"] is not None and c["check"]["rounds"] == 1  # LLM_c saw every candidate
+        assert c["validation"]["accepted"] or c["validation"]["cause"]
+    calls = [json.loads(line) for line in (out / "llm.jsonl").read_text().splitlines()]
+    assert len(calls) == 8  # 4 generations + 4 checks
+    assert "compute_mask(agent_states" in calls[0]["messages"][0]["content"]
+    assert calls[1]["messages"][0]["content"].startswith("You are an expert") and "Code passes check." in \
+        calls[1]["messages"][0]["content"]
+    assert summary["llm"]["calls"] == 8
+    assert {"espark_test_profit", "ippo_test_profit"} <= set(summary["results"])
+    assert len([line for line in (out / "espark" / "iterations.jsonl").read_text().splitlines()]) == 2
+
+
+def _intersections(n):
+    move = {"exists": 1.0, "green": 0.0, "car_num": 1.0, "stop_car_num": 0.0, "occupancy": 0.1}
+    return [{"id": str(i), "current_phase": "WT-ET", "movements": {m: dict(move) for m in
+                                                                    ("NL", "NT", "WL", "WT", "SL", "ST", "EL", "ET")}}
+            for i in range(n)]
+
+
+def _masks(tmp_path, code):
+    path = tmp_path / "f.py"
+    path.write_text(code)
+    return TrainingMasks(ExplorationSpec(kind="function", code_file=str(path)), TSC)
+
+
+def test_a_mask_that_removes_every_action_of_an_agent_is_ignored(tmp_path):
+    masks = _masks(tmp_path, """
+def compute_mask(intersections, action_space):
+    m = np.ones((len(intersections), 8))
+    m[0] = 0
+    m[1, 3:] = 0
+    return m, {}
+""")
+    avail = np.ones((3, 8), bool)
+    avail[2, 5:] = False  # a three-arm light: phases 5-7 do not exist
+    allowed = masks.allowed((_intersections(3), ["p"] * 8), avail)
+    assert allowed[0].all()  # everything removed: the mask is ignored for that agent
+    assert allowed[1].tolist() == [True] * 3 + [False] * 5
+    assert allowed[2].tolist() == avail[2].tolist()
+    assert masks.stats()["all_masked_ignored"] == 1 and masks.stats()["error"] is None
+    masks.close()
+
+
+def test_a_function_that_fails_during_training_is_switched_off_and_reported(tmp_path):
+    masks = _masks(tmp_path, """
+def compute_mask(intersections, action_space):
+    if intersections[0]["movements"]["NL"]["car_num"] > 5:
+        raise KeyError("surprise")
+    return np.zeros((len(intersections), 8)) + np.eye(8)[:len(intersections)], {}
+""")
+    avail = np.ones((2, 8), bool)
+    assert masks.allowed((_intersections(2), ["p"] * 8), avail).sum() == 2
+    busy = _intersections(2)
+    busy[0]["movements"]["NL"]["car_num"] = 9.0
+    assert masks.allowed((busy, ["p"] * 8), avail).all()  # falls back to the available phases
+    assert masks.stats()["error"]["cause"] == "exception" and "surprise" in masks.stats()["error"]["message"]
+    assert not masks.active and masks.allowed((_intersections(2), ["p"] * 8), avail).all()
+    masks.close()
+
+
+def test_random_pruning_keeps_seventy_percent_of_the_available_actions():
+    masks = TrainingMasks(ExplorationSpec(kind="random"), TSC, seed=1)
+    avail = np.ones((4, 10), bool)
+    avail[3, 5:] = False
+    allowed = masks.allowed(((), []), avail)
+    assert allowed[:3].sum(1).tolist() == [7, 7, 7] and allowed[3].sum() == 4 and not allowed[3, 5:].any()
