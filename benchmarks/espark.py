@@ -37,7 +37,7 @@ TASKS = {
 }
 # episodes per lineage, iterations, K: what fits this machine (about 6 min per grid run and 4 min per inventory run)
 BUDGET = {"grid4x4": {"episodes": 24, "iterations": 4, "candidates": 2},
-          "inventory": {"episodes": 80, "iterations": 4, "candidates": 2}}
+          "inventory": {"episodes": 200, "iterations": 4, "candidates": 2}}
 FULL = {"grid4x4": {"episodes": 10_000, "iterations": 10, "candidates": 16},  # 2.4 M steps / 240 per episode
         "inventory": {"episodes": 50_200, "iterations": 10, "candidates": 16}}  # 5.02 M steps / 100 per episode
 

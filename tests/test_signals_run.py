@@ -10,7 +10,7 @@ def test_ippo_on_grid4x4_runs_learns_and_reports_the_trip_metrics(tmp_path):
     out = tmp_path / "grid"
     args = ["run", str(SCENARIO), "--out", str(out), "--no-progress", "--seed", "2"]
     for s in ["world.episodes=2", "world.horizon_s=300", "world.test_episodes=1", "algo.ppo={update_epochs=1}",
-              "algo.method=ippo"]:
+              "algo.method=ippo", "world.update_every=1"]:
         args += ["--set", s]
     proc = run_cli(*args, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -26,3 +26,18 @@ def test_ippo_on_grid4x4_runs_learns_and_reports_the_trip_metrics(tmp_path):
 def test_a_map_that_does_not_exist_is_a_config_error(tmp_path):
     proc = run_cli("run", str(SCENARIO), "--out", str(tmp_path / "x"), "--set", "world.map=manhattan")
     assert proc.returncode != 0 and "world.map" in proc.stderr
+
+
+def test_an_exploration_function_masks_phases_in_training_only(tmp_path):
+    """The function runs world-side in a sandbox worker at every training decision; test episodes are unmasked."""
+    out = tmp_path / "masked"
+    code = ROOT / "scenarios" / "espark_functions" / "tsc_busiest.py"
+    args = ["run", str(SCENARIO), "--out", str(out), "--no-progress", "--seed", "2"]
+    for s in ["world.episodes=1", "world.horizon_s=300", "world.test_episodes=1", "algo.ppo={update_epochs=1}",
+              "algo.method=ippo", f"world.exploration={{kind=\"function\", code_file=\"{code}\"}}"]:
+        args += ["--set", s]
+    proc = run_cli(*args, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    (world,) = [m for m in metrics(out) if m["kind"] == "world" and m["final"]]
+    assert world["exploration"]["calls"] == 20 and world["exploration"]["error"] is None  # 20 training decisions
+    assert 0.05 < world["exploration"]["pruned_fraction"] < 1.0

@@ -8,6 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coordinator.llm.config import LLMConfig
 
+# eSpark's IPPO (spec §4.2, Table 13, the same for MABIM and SUMO; §4.3 MABIM ippo.yaml for GAE, epochs, batch):
+# gamma 0.985, Adam lr 5e-4, grad-norm clip 10, PPO clip 0.2, critic coefficient 0.5, entropy 0
+IPPO_DEFAULTS = {"gamma": 0.985, "lr": 5e-4, "clip_eps": 0.2, "beta": 0.0, "gae_lambda": 0.95, "update_epochs": 2,
+                 "minibatch": 1024, "hidden": 128, "max_grad_norm": 10.0, "vf_coef": 0.5}
+ACCUMULATED_EPISODES = 4  # episodes per IPPO update (Table 13)
+
 
 class ESparkSettings(BaseModel):
     """What the eSpark loop does each iteration; the budget is world.episodes per lineage, split evenly."""

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coordinator.espark.masker import ExplorationSpec
-from coordinator.espark.settings import ESparkSettings
+from coordinator.espark.settings import ACCUMULATED_EPISODES, ESparkSettings
 
 # The 34 `demand_mean_discrete` multiples (spec §2.2): action a orders floor(ACTION_MULTIPLES[a] * mean demand).
 ACTION_MULTIPLES = (
@@ -93,7 +93,7 @@ class InventoryWorld(BaseModel):
     episodes: int = Field(..., ge=0)  # training episodes (0: test only, e.g. from algo.init_weights)
     first_episode: int = Field(1, ge=1)  # number (and window seed) of the first one: eSpark's iterations continue
     test_episodes: int = Field(3, ge=0)  # greedy, unmasked, on the test split (the last days of the series)
-    update_every: int = Field(4, ge=1)  # episodes accumulated per PPO update (spec Table 13)
+    update_every: int = Field(ACCUMULATED_EPISODES, ge=1)  # episodes accumulated per PPO update (spec Table 13)
     update_deadline_s: float = Field(300.0, gt=0)
     exploration: ExplorationSpec = Field(default_factory=ExplorationSpec)  # training-time masks
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from agent_node.learners.reled.ppo import PPOConfig
 from agent_node.roles.stocker import StockerSettings
 from coordinator.espark.masker import ExplorationSpec
+from coordinator.espark.settings import IPPO_DEFAULTS
 
 from ..config import ScenarioConfig
 from ..plan import RunPlan
@@ -14,9 +15,6 @@ from ..step_driver import node_name
 from .config import N_ACTIONS, InventoryAlgo, InventoryWorld
 from .observe import OBS_DIM
 
-# spec §4.2 (Table 13, IPPO column) and §4.3 (MABIM's ippo.yaml): gamma, lr, clip, entropy 0, GAE, 2 epochs
-PPO_DEFAULTS = {"gamma": 0.985, "lr": 5e-4, "clip_eps": 0.2, "beta": 0.0, "gae_lambda": 0.95, "update_epochs": 2,
-                "minibatch": 1024, "hidden": 128, "max_grad_norm": 10.0, "vf_coef": 0.5}
 
 
 def plan_inventory(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> RunPlan:
@@ -25,7 +23,7 @@ def plan_inventory(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = Non
     algo = InventoryAlgo.model_validate(cfg.algo)
     if algo.method == "random_pruning":  # the spec §5.3 baseline: IPPO guided by random masks during training
         world = world.model_copy(update={"exploration": ExplorationSpec(kind="random")})
-    ppo = PPOConfig.model_validate({**PPO_DEFAULTS, "obs_dim": OBS_DIM, "n_actions": N_ACTIONS,
+    ppo = PPOConfig.model_validate({**IPPO_DEFAULTS, "obs_dim": OBS_DIM, "n_actions": N_ACTIONS,
                                     "junction_ids": False, **algo.ppo})
     resume_dir = str(resume / "checkpoints") if resume is not None else algo.init_weights
     settings = StockerSettings.model_validate({

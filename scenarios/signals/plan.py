@@ -8,6 +8,7 @@ import sumolib
 
 from agent_node.learners.reled.ppo import PPOConfig
 from coordinator.espark.masker import ExplorationSpec
+from coordinator.espark.settings import IPPO_DEFAULTS
 from agent_node.roles.router import RouterSettings
 
 from ..config import ScenarioConfig
@@ -26,7 +27,7 @@ def plan_signals(cfg: ScenarioConfig, run_dir: Path) -> RunPlan:
         world = world.model_copy(update={"exploration": ExplorationSpec(kind="random")})
     road = signal_map(world.map)
     lights = sorted(t.getID() for t in sumolib.net.readNet(str(road.net)).getTrafficLights())
-    ppo = PPOConfig.model_validate({"obs_dim": OBS_DIM, "n_actions": len(PHASES), "junction_ids": False, **algo.ppo})
+    ppo = PPOConfig.model_validate({**IPPO_DEFAULTS, "obs_dim": OBS_DIM, "n_actions": len(PHASES), "junction_ids": False, **algo.ppo})
     settings = RouterSettings.model_validate({
         "name": "router", "method": "ippo", "ppo": ppo.model_dump(exclude={"init_seed", "seed"}),
         "torch_threads": algo.torch_threads, "checkpoint_dir": str(run_dir / "checkpoints"),

@@ -40,7 +40,9 @@ class SignalWorldProcess(AgentExchange):
         try:
             last = cfg.first_episode + cfg.episodes - 1
             for k in range(cfg.first_episode, last + 1):
-                if self.episode("train", self.seed * 100_003 + k, k) is None or not self.update(k, last):
+                if self.episode("train", self.seed * 100_003 + k, k) is None:
+                    return False
+                if ((k - cfg.first_episode + 1) % cfg.update_every == 0 or k == last) and not self.update(k, last):
                     return False
                 self.ep.metrics("world", {"step": k, "steps_per_s": self.step / max(time.monotonic() - self.t0, 1e-9),
                                           "late_actions": self.late_actions}, final=False)
