@@ -116,8 +116,8 @@ class ESparkLoop:
                 runs[rec.key] = self.child(rec.key, episodes=episodes, first=first, tests=0, init=start, code_file=None)
             by_key = {r.key: r for r in records}
             print(f"[espark] iteration {it}: training {len(runs)} copies of {episodes} episodes "
-                  f"({s.parallel} at a time){' from the best weights' if start else ''}", flush=True)
-            run_all(list(runs.values()), s.parallel, lambda run: self.score(by_key[run.name], run))
+                  f"({s.runs_at_a_time} at a time){' from the best weights' if start else ''}", flush=True)
+            run_all(list(runs.values()), s.runs_at_a_time, lambda run: self.score(by_key[run.name], run))
             for rec in records:
                 recorder.candidate(rec)
             self.records += records
@@ -180,7 +180,7 @@ class ESparkLoop:
                                    code_file=None))
         print(f"[espark] testing the chosen weights{' and training IPPO on the same budget' if len(runs) > 1 else ''}",
               flush=True)
-        run_all(runs, self.settings.parallel)
+        run_all(runs, self.settings.runs_at_a_time)
         self.test_runs = {r.name: r for r in runs}
 
     def write_results(self, status: str, wall_s: float, service: LLMService | None) -> None:

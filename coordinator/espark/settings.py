@@ -1,6 +1,7 @@
 """[algo.espark]: the loop's knobs (spec §4.1: K = 16, 10 iterations, checker, retention, GPT-4 at T = 0.7)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +22,9 @@ class ESparkSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     candidates: int = Field(16, ge=1)  # K
     iterations: int = Field(10, ge=1)  # I: feedback rounds evenly spaced over the budget (spec §3.5)
-    parallel: int = Field(1, ge=1)  # candidate runs at a time (each is a world plus its agent processes)
+    # candidate runs at a time (each is a world plus its agent processes); 0: as many as this machine allows,
+    # one per two cores
+    parallel: int = Field(0, ge=0)
     # "llm": LLM_g writes the functions (LLM_c checks them); "files": hand-written functions from function_files,
     # cycled over the K slots (a named deviation for machines without a capable model, like RELED's scripted expert)
     generator: Literal["llm", "files"] = "llm"
@@ -36,6 +39,10 @@ class ESparkSettings(BaseModel):
     candidate_wall_s: float = Field(5.0, gt=0)
     candidate_timeout_s: float = Field(3600.0, gt=0)  # a candidate run that takes longer is stopped and failed
     llm: LLMConfig = Field(default_factory=lambda: LLMConfig(temperature=0.7))
+
+    @property
+    def runs_at_a_time(self) -> int:
+        return self.parallel or max(1, (os.cpu_count() or 2) // 2)
 
     @model_validator(mode="after")
     def _check(self):
