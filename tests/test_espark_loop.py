@@ -77,6 +77,19 @@ def test_bad_candidates_are_rejected_with_their_cause_and_the_best_is_kept_and_c
     assert test_child["world"]["exploration"]["kind"] == "none" and test_child["world"]["episodes"] == 0
 
 
+def test_without_retention_every_iteration_starts_afresh_with_three_times_the_episodes(tmp_path):
+    good = ROOT / "scenarios" / "espark_functions" / "mabim_cover.py"
+    out = tmp_path / "noret"
+    summary = _loop(out, f"algo.espark={{candidates=1, iterations=2, generator=\"files\", function_files=[\"{good}\"], "
+                         "retention=false, compare_ippo=false}")
+    assert summary["status"] == "ok" and summary["retention"] is False
+    for it in (1, 2):
+        child = tomllib.loads((out / "espark" / f"iter_{it:02d}" / "cand_00.toml").read_text())
+        assert "init_weights" not in child["algo"]  # re-initialised every iteration (spec §6.4)
+        assert child["world"]["episodes"] == 3 * 2 and child["world"]["first_episode"] == 1
+    assert not (out / "espark" / "ippo").exists() and "espark_test_profit" in summary["results"]
+
+
 @pytest.mark.timeout(900)
 def test_a_short_loop_with_the_local_llm_runs_end_to_end(tmp_path):
     """K = 2, two iterations, the offline default model as generator and checker; whatever it writes, every

@@ -38,7 +38,7 @@ def test_ippo_two_warehouses_learn_and_report_test_profit(tmp_path):
 
 
 def test_random_pruning_masks_training_only(tmp_path):
-    summary, recs = _run(tmp_path / "rand", "world.exploration={kind=\"random\"}")
+    summary, recs = _run(tmp_path / "rand", "algo.method=random_pruning")  # the baseline sets the random masks
     ex = summary["results"]["exploration"]
     assert ex["calls"] == 2 * 30 and abs(ex["pruned_fraction"] - 0.3) < 0.05 and ex["error"] is None
     final = [m for m in recs if m["kind"] == "world" and m["final"]]
