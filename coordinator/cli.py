@@ -96,6 +96,11 @@ def cmd_report(args) -> int:
     if not (run_dir / "config.toml").exists():
         print(f"netmarl report: {run_dir} is not a run folder (no config.toml)", file=sys.stderr)
         return 2
+    if (run_dir / "espark" / "candidates.jsonl").exists():  # an eSpark run: its copies are runs of their own
+        from .espark.plots import describe_run
+
+        print(describe_run(run_dir))
+        return 0
     for path in report.make_plots(run_dir):
         print(f"plot: {path}")
     print(report.format_summary(report.summarize(run_dir)))

@@ -75,6 +75,9 @@ def test_bad_candidates_are_rejected_with_their_cause_and_the_best_is_kept_and_c
     assert (out / "plots" / "candidate_scores.png").exists() and (out / "plots" / "learning_curves.png").exists()
     test_child = tomllib.loads((out / "espark" / "test.toml").read_text())
     assert test_child["world"]["exploration"]["kind"] == "none" and test_child["world"]["episodes"] == 0
+    report = run_cli("report", str(out))
+    assert report.returncode == 0 and "exception" in report.stdout and "| test_profit |" in report.stdout
+    assert "iteration 2: chosen iter_02/cand_00" in report.stdout
 
 
 def test_without_retention_every_iteration_starts_afresh_with_three_times_the_episodes(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -71,3 +72,19 @@ def test_table(results: dict, metrics: tuple[tuple[str, bool], ...], path: Path)
     lines += [f"| {r['metric']} | {fmt(r['espark'])} | {fmt(r['ippo'])} | {fmt(r['espark_gain_pct'])} % |" for r in rows]
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     return rows
+
+
+def describe_run(run_dir: Path) -> str:
+    """`netmarl report` for an eSpark run: status, candidates, rejections, the chosen functions and the test table."""
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+    chosen = [json.loads(line) for line in (run_dir / "espark" / "iterations.jsonl").read_text().splitlines()] \
+        if (run_dir / "espark" / "iterations.jsonl").exists() else []
+    lines = [f"eSpark run {run_dir.name}: {summary.get('status', 'no summary (still running or killed)')}",
+             f"  candidates drafted {summary.get('drafted')}, executable {summary.get('executable')}, "
+             f"rejected by cause {summary.get('rejections')}"]
+    lines += [f"  iteration {c['iteration']}: chosen {c['best']} (G = {c['score']})" for c in chosen]
+    table = run_dir / "test_table.md"
+    if table.exists():
+        lines.append(table.read_text().rstrip())
+    lines += [f"plot: {p}" for p in sorted((run_dir / "plots").glob("*.png"))]
+    return "\n".join(lines)
