@@ -60,6 +60,8 @@ def test_bad_candidates_are_rejected_with_their_cause_and_the_best_is_kept_and_c
     child = tomllib.loads((out / "espark" / "iter_02" / "cand_00.toml").read_text())
     assert child["algo"]["init_weights"] == str(out / "espark" / "iter_01" / "cand_00" / "checkpoints")
     assert child["world"]["first_episode"] == 3 and child["world"]["exploration"]["kind"] == "function"
+    # G: two greedy, unmasked evaluation episodes at the end of each copy's slice (spec §9 A4)
+    assert child["world"]["eval_episodes"] == 2 and all(len(c["scores"]) == 2 for c in cands if c["score"] is not None)
     first = tomllib.loads((out / "espark" / "iter_01" / "cand_00.toml").read_text())
     assert "init_weights" not in first["algo"]
     # the copy's mask really came from the function, in the world process (pruned actions, no error)

@@ -113,7 +113,7 @@ class RouterRole(Role):
         if obs is None or mask is None or obs.shape != (self.ppo.cfg.obs_dim,):
             raise ValueError(f"router expects 'obs' ({self.ppo.cfg.obs_dim},) and 'mask' arrays")
         mask = mask.astype(bool)
-        action, _ = self.ppo.act(obs, mask, greedy=mode == "test")
+        action, _ = self.ppo.act(obs, mask, greedy=mode in ("test", "eval"))
         if train:
             if self.episode is None:
                 self.episode = Episode()

@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 import math
+import signal
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ class ESparkLoop:
     """Owns the run folder of an eSpark run; every trained copy is a child run folder under espark/."""
 
     def __init__(self, cfg: ScenarioConfig, run_dir: Path):
-        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.cfg, self.run_dir = cfg, Path(run_dir).resolve()  # children run from the project root
         self.task = TASKS[cfg.world.kind]
         self.settings = ESparkSettings.model_validate(cfg.algo.get("espark", {}))
         self.world = cfg.world
@@ -44,11 +45,12 @@ class ESparkLoop:
 
     # ------------------------------------------------------------------ child runs
     def child(self, name: str, *, episodes: int, first: int, tests: int, init: str | None,
-              code_file: str | None) -> ChildRun:
+              code_file: str | None, evals: int = 0, timeout_s: float | None = None) -> ChildRun:
         d = copy.deepcopy(self.base)
         d.setdefault("run", {}).update(name=f"{self.cfg.run.name}-{name.replace('/', '-')}", progress=False)
         world = d.setdefault("world", {})
-        world.update(kind=self.world.kind, episodes=episodes, test_episodes=tests, first_episode=first)
+        world.update(kind=self.world.kind, episodes=episodes, test_episodes=tests, first_episode=first,
+                     eval_episodes=evals)
         world["exploration"] = ({"kind": "function", "code_file": code_file, "cpu_s": self.settings.candidate_cpu_s,
                                  "wall_s": self.settings.candidate_wall_s} if code_file else {"kind": "none"})
         algo = d.setdefault("algo", {})
@@ -57,7 +59,7 @@ class ESparkLoop:
         algo.pop("init_weights", None)
         if init:
             algo["init_weights"] = init
-        return ChildRun(name, self.run_dir / "espark" / name, d, self.settings.candidate_timeout_s)
+        return ChildRun(name, self.run_dir / "espark" / name, d, timeout_s or self.settings.candidate_timeout_s)
 
     # ------------------------------------------------------------------ the loop
     def execute(self) -> int:
@@ -69,6 +71,7 @@ class ESparkLoop:
         logging.getLogger().addHandler(handler)
         logging.getLogger().setLevel(logging.INFO)
         t0, status, code = time.monotonic(), "ok", 0
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the loop like Ctrl-C: children stopped
         recorder = RunRecorder(self.run_dir, self.settings.last_n)
         service = None
         try:
@@ -77,7 +80,8 @@ class ESparkLoop:
             self.samples = self.task.sample_inputs(self.world, self.cfg.run.seed)
             generator = Generator(self.settings, self.task.describe(self.world), self.run_dir, service)
             best = self.iterate(generator, recorder)
-            self.final_tests(best)
+            status = self.final_tests(best)
+            code = 0 if status == "ok" else 1
         except KeyboardInterrupt:
             status, code = "interrupted", 130
             print("eSpark interrupted; writing what is done so far")
@@ -89,6 +93,7 @@ class ESparkLoop:
                 service.close()
             self.write_results(status, time.monotonic() - t0, service)
             logging.getLogger().removeHandler(handler)
+            signal.signal(signal.SIGTERM, previous)
         print(f"status: {status}; run folder: {self.run_dir}")
         return code
 
@@ -101,26 +106,32 @@ class ESparkLoop:
             start = init if s.retention else None  # w/o retention: re-initialised every iteration (spec §6.4)
             print(f"[espark] iteration {it}/{s.iterations}: writing {s.candidates} candidates", flush=True)
             records = [self.draft_candidate(generator, it, k) for k in range(s.candidates)]
+            train = dict(episodes=episodes, first=first, tests=0, init=start, evals=s.eval_episodes)
             runs = {}
             for rec in records:
                 if rec.executable:
                     path = self.run_dir / "espark" / f"{rec.key}.py"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_text(rec.code)
-                    runs[rec.key] = self.child(rec.key, episodes=episodes, first=first, tests=0, init=start,
-                                               code_file=str(path))
-            if not runs:  # nothing executable: one unmasked copy keeps the lineage and the budget going
-                rec = CandidateRecord(it, s.candidates, None, validation=Validation(
-                    True, message="no executable candidate this iteration: this copy trained without a mask"))
-                records.append(rec)
-                runs[rec.key] = self.child(rec.key, episodes=episodes, first=first, tests=0, init=start, code_file=None)
-            by_key = {r.key: r for r in records}
-            print(f"[espark] iteration {it}: training {len(runs)} copies of {episodes} episodes "
-                  f"({s.runs_at_a_time} at a time){' from the best weights' if start else ''}", flush=True)
-            run_all(list(runs.values()), s.runs_at_a_time, lambda run: self.score(by_key[run.name], run))
-            for rec in records:
-                recorder.candidate(rec)
+                    runs[rec.key] = self.child(rec.key, code_file=str(path), **train)
             self.records += records
+            try:
+                if runs:
+                    print(f"[espark] iteration {it}: training {len(runs)} copies of {episodes} episodes "
+                          f"({s.runs_at_a_time} at a time){' from the best weights' if start else ''}", flush=True)
+                    by_key = {r.key: r for r in records}
+                    run_all(list(runs.values()), s.runs_at_a_time, lambda run: self.score(by_key[run.name], run))
+                if select_best(records, s.last_n) is None:  # no copy trained: an unmasked one keeps the lineage going
+                    rec = CandidateRecord(it, s.candidates, None, validation=Validation(True, message=(
+                        "no candidate trained a copy this iteration: this copy trained without a mask")))
+                    records.append(rec)
+                    self.records.append(rec)
+                    runs[rec.key] = self.child(rec.key, code_file=None, **train)
+                    print(f"[espark] iteration {it}: no candidate trained; one unmasked copy", flush=True)
+                    run_all([runs[rec.key]], 1, lambda run: self.score(rec, run))
+            finally:  # every candidate of the iteration is on file, also when it was interrupted
+                for rec in records:
+                    recorder.candidate(rec)
             chosen = select_best(records, s.last_n)
             feedback = ""
             if chosen is not None:
@@ -130,7 +141,9 @@ class ESparkLoop:
                 if it < s.iterations:  # no reflection after the last iteration (spec §9 A2)
                     feedback = reflection(chosen.code or "(no exploration function: all actions allowed)",
                                           chosen.components, 1, self.task.unit, factors=s.reward_factors)
-                    generator.reflect(self.replies.get(chosen.key, f"```python\n{chosen.code or ''}\n```"), feedback)
+                    said = self.replies.get(chosen.key) or ("No candidate gave a usable exploration function in this "
+                                                            "iteration, so the chosen policy trained without a mask.")
+                    generator.reflect(said, feedback)
             recorder.chosen(it, chosen, feedback)
             print(f"[espark] iteration {it}: best {chosen.key if chosen else None} "
                   f"(G = {chosen.score(s.last_n) if chosen else float('nan'):.2f})", flush=True)
@@ -150,10 +163,11 @@ class ESparkLoop:
         return rec
 
     def score(self, rec: CandidateRecord, run: ChildRun) -> None:
-        """G from the copy's training episodes (task reward); a run-time failure of the function or of the run
-        rejects the candidate with its cause (spec §3.2: non-executable candidates are dropped)."""
+        """G from the copy's unmasked evaluation episodes (or its last training episodes); a run-time failure of
+        the function or of the run rejects the candidate with its cause (spec §3.2: non-executable ones are dropped)."""
         eps = run.episodes(self.task.episode_kind, "train")
-        rec.scores = [float(e["return"]) for e in eps]
+        evals = run.episodes(self.task.episode_kind, "eval")
+        rec.scores = [float(e["return"]) for e in (evals if self.settings.eval_episodes else eps)]
         rec.weights = str(run.run_dir / "checkpoints")
         series: dict[str, list] = {}
         for e in eps:
@@ -170,18 +184,22 @@ class ESparkLoop:
               f"{'' if rec.executable else f' (rejected: {rec.validation.cause})'}", flush=True)
 
     # ------------------------------------------------------------------ test and results
-    def final_tests(self, best: CandidateRecord | None) -> None:
-        """The chosen lineage's weights tested WITHOUT masks (spec §3.4), and IPPO on the same budget and seed."""
+    def final_tests(self, best: CandidateRecord | None) -> str:
+        """The chosen lineage's weights tested WITHOUT masks (spec §3.4), and IPPO on the same budget and seed;
+        the run's status ("ok", or what failed)."""
+        if best is None:
+            return "failed: no copy was trained, so there are no weights to test"
         tests = self.world.test_episodes
-        runs = [self.child("test", episodes=0, first=1, tests=tests, init=best.weights if best else None,
-                           code_file=None)]
+        runs = [self.child("test", episodes=0, first=1, tests=tests, init=best.weights, code_file=None)]
         if self.settings.compare_ippo:
             runs.append(self.child("ippo", episodes=self.world.episodes, first=1, tests=tests, init=None,
-                                   code_file=None))
+                                   code_file=None, timeout_s=self.settings.candidate_timeout_s * self.settings.iterations))
         print(f"[espark] testing the chosen weights{' and training IPPO on the same budget' if len(runs) > 1 else ''}",
               flush=True)
         run_all(runs, self.settings.runs_at_a_time)
         self.test_runs = {r.name: r for r in runs}
+        failed = [f"{r.name} run {r.failure()[:300]}" for r in runs if not r.ok]
+        return f"failed: {'; '.join(failed)}" if failed else "ok"
 
     def write_results(self, status: str, wall_s: float, service: LLMService | None) -> None:
         runs = getattr(self, "test_runs", {})
@@ -213,6 +231,10 @@ class ESparkLoop:
             plot_learning_curves(self.lineage, ippo, plots / "learning_curves.png")
         if results:
             test_table(results, self.task.test_metrics, self.run_dir / "test_table.csv")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _causes(records: list[CandidateRecord]) -> dict[str, int]:

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coordinator.launcher import die_with_parent
 from coordinator.run_folder import config_toml
 
 log = logging.getLogger("coordinator.espark")
@@ -35,7 +36,7 @@ class ChildRun:
         out = open(self.run_dir.with_suffix(".log"), "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "coordinator.cli", "run", str(scenario), "--out",
                                       str(self.run_dir), "--no-progress"], stdout=out, stderr=subprocess.STDOUT,
-                                     cwd=Path(__file__).resolve().parents[2])
+                                     cwd=Path(__file__).resolve().parents[2], preexec_fn=die_with_parent)
         out.close()
         self.started = time.monotonic()
 
@@ -56,13 +57,18 @@ class ChildRun:
         return True
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+        """SIGTERM (the child run ends cleanly, keeping its files), SIGKILL after 30 s."""
+        self.terminate()
+        if self.proc is not None:
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def terminate(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
 
     @property
     def ok(self) -> bool:
@@ -111,6 +117,8 @@ def run_all(runs: list[ChildRun], parallel: int, on_done=lambda run: None) -> No
                 active.remove(run)
                 on_done(run)
             time.sleep(0.2)
-    finally:
+    finally:  # ask every child to stop before waiting for any of them
+        for run in active:
+            run.terminate()
         for run in active:
             run.stop()

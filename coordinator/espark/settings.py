@@ -32,7 +32,11 @@ class ESparkSettings(BaseModel):
     checker: bool = True  # the "w/o checker" ablation sets false
     checker_rounds: int = Field(2, ge=1)  # check -> regenerate rounds before the last version is kept (spec §9 A5)
     retention: bool = True  # all next candidates start from the best weights (Eq. 3); false: the ablation
-    last_n: int = Field(3, ge=1)  # checkpoints (training episodes) averaged for selection (spec §9 A4)
+    # selection (spec §9 A4): G = the mean task reward of eval_episodes greedy episodes WITHOUT the mask at the end of
+    # each copy's slice (fresh training seeds, the same for every copy), the policy that will be deployed; with
+    # eval_episodes = 0, G = the mean of the copy's last_n training episodes (under its mask)
+    eval_episodes: int = Field(2, ge=0)
+    last_n: int = Field(3, ge=1)
     reward_factors: bool = True  # the "w/o r factors" ablation keeps only the total reward in the feedback
     compare_ippo: bool = True  # also train IPPO on the same budget and seed, and tabulate the test metrics
     candidate_cpu_s: float = Field(2.0, gt=0)  # sandbox limits per exploration-function call

@@ -93,6 +93,7 @@ class InventoryWorld(BaseModel):
     episodes: int = Field(..., ge=0)  # training episodes (0: test only, e.g. from algo.init_weights)
     first_episode: int = Field(1, ge=1)  # number (and window seed) of the first one: eSpark's iterations continue
     test_episodes: int = Field(3, ge=0)  # greedy, unmasked, on the test split (the last days of the series)
+    eval_episodes: int = Field(0, ge=0)  # greedy, unmasked, on fresh training seeds after training (eSpark's selection)
     update_every: int = Field(ACCUMULATED_EPISODES, ge=1)  # episodes accumulated per PPO update (spec Table 13)
     update_deadline_s: float = Field(300.0, gt=0)
     exploration: ExplorationSpec = Field(default_factory=ExplorationSpec)  # training-time masks

@@ -21,6 +21,7 @@ log = logging.getLogger("scenarios.inventory")
 
 DEFAULT_ACTION = ACTION_MULTIPLES.index(1.00)  # 10: order the mean demand, for a warehouse without a valid answer
 TEST_SEED = 1_000_000
+EVAL_SEED = 2_000_000  # evaluation windows (training split): the same for every copy of one run seed
 
 
 class InventoryWorldProcess(AgentExchange):
@@ -45,9 +46,11 @@ class InventoryWorldProcess(AgentExchange):
                     return False
                 self.ep.metrics("world", {"step": k, "steps_per_s": self.rate(), "late_actions": self.late_actions},
                                 final=False)
-            for j in range(cfg.test_episodes):
-                if self.episode("test", TEST_SEED + j, cfg.first_episode + cfg.episodes - 1) is None:
-                    return False
+            for mode, base, n in (("eval", EVAL_SEED + self.seed * 1000, cfg.eval_episodes),
+                                  ("test", TEST_SEED, cfg.test_episodes)):
+                for j in range(n):
+                    if self.episode(mode, base + j, last) is None:
+                        return False
         finally:
             self.masks.close()
         self.ep.metrics("world", {"step": cfg.episodes, "steps_per_s": self.rate(), "late_actions": self.late_actions,
@@ -74,7 +77,7 @@ class InventoryWorldProcess(AgentExchange):
     def episode(self, mode: str, seed: int, k: int) -> dict | None:
         """One episode (train: random window, sampled, masked; test: the test window, greedy, unmasked)."""
         env, m, n = self.env, self.env.m, self.env.n
-        env.reset(seed, split="train" if mode == "train" else "test")
+        env.reset(seed, split="test" if mode == "test" else "train")
         prev = None
         rewards = np.zeros((m, n))
         sums = {c: np.zeros(m) for c in ("reward", *COMPONENTS)}

@@ -21,6 +21,7 @@ from .phases import MOVEMENTS, PHASES
 log = logging.getLogger("scenarios.signals")
 
 TEST_SEED = 1_000_000
+EVAL_SEED = 2_000_000  # evaluation episodes: the same traffic seeds for every copy of one run seed
 
 
 class SignalWorldProcess(AgentExchange):
@@ -46,9 +47,10 @@ class SignalWorldProcess(AgentExchange):
                     return False
                 self.ep.metrics("world", {"step": k, "steps_per_s": self.step / max(time.monotonic() - self.t0, 1e-9),
                                           "late_actions": self.late_actions}, final=False)
-            for j in range(cfg.test_episodes):
-                if self.episode("test", TEST_SEED + self.seed * 1000 + j, cfg.first_episode + cfg.episodes - 1) is None:
-                    return False
+            for mode, base, n in (("eval", EVAL_SEED, cfg.eval_episodes), ("test", TEST_SEED, cfg.test_episodes)):
+                for j in range(n):
+                    if self.episode(mode, base + self.seed * 1000 + j, last) is None:
+                        return False
         finally:
             self.env.close()
             self.exploration.close()
@@ -62,6 +64,7 @@ class SignalWorldProcess(AgentExchange):
         obs = self.env.reset(seed)
         rewards = {t: 0.0 for t in self.lights}
         total, stopped_peak = 0.0, 0.0
+        applied: dict[str, int] = {}
         done = False
         while True:
             if self.ep.stopping:
@@ -72,7 +75,10 @@ class SignalWorldProcess(AgentExchange):
             if mode == "train" and not done:
                 masks = self.exploration.allowed((intersections(obs, self.lights), list(PHASES)), self.masks)
             for i, light in enumerate(self.lights):
-                body = Observation(step=self.step, reward=rewards[light], done=done, info={"phase": "act", "mode": mode})
+                said = {"phase": "act", "mode": mode}
+                if light in applied:  # the agent learns from the phase that ran, not the one it asked for
+                    said["applied"] = applied.pop(light)
+                body = Observation(step=self.step, reward=rewards[light], done=done, info=said)
                 arrays = {"obs": np.asarray(obs[light], np.float32), "mask": masks[i].astype(np.uint8)}
                 expected.add(self.send(i, body, arrays))
             answers = self.collect(expected)
@@ -81,9 +87,10 @@ class SignalWorldProcess(AgentExchange):
             actions = {}
             for i, light in enumerate(self.lights):
                 a = as_action(answers.get(i))
-                if a is None or not (0 <= a < self.masks.shape[1] and self.masks[i][a]):
-                    a = int(np.flatnonzero(self.masks[i])[0])  # keep the phase-0-like default; counted
+                if a is None or not (0 <= a < masks.shape[1] and masks[i][a]):
+                    a = int(np.flatnonzero(masks[i])[0])  # the first phase the agent may take now; counted
                     self.defaulted += 1
+                    applied[light] = a
                 actions[light] = a
             obs, rewards, done, info = self.env.step(actions)
             total += sum(rewards.values())
