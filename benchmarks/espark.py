@@ -35,9 +35,10 @@ TASKS = {
                   "metrics": (("test_profit", False),),
                   "paper": {"profit_gain_pct": 19.3}},
 }
-# episodes per lineage, iterations, K: what fits this machine (about 6 min per grid run and 4 min per inventory run)
-BUDGET = {"grid4x4": {"episodes": 24, "iterations": 4, "candidates": 2},
-          "inventory": {"episodes": 200, "iterations": 4, "candidates": 2}}
+# episodes per lineage, iterations, K: what fits this machine (about 9 min per grid run and 5 min per inventory run)
+# (slices of 8 and 60 episodes: whole numbers of 4-episode updates, so a lineage makes as many updates as IPPO)
+BUDGET = {"grid4x4": {"episodes": 32, "iterations": 4, "candidates": 2},
+          "inventory": {"episodes": 240, "iterations": 4, "candidates": 2}}
 FULL = {"grid4x4": {"episodes": 10_000, "iterations": 10, "candidates": 16},  # 2.4 M steps / 240 per episode
         "inventory": {"episodes": 50_200, "iterations": 10, "candidates": 16}}  # 5.02 M steps / 100 per episode
 

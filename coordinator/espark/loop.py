@@ -35,9 +35,9 @@ class ESparkLoop:
         self.settings = ESparkSettings.model_validate(cfg.algo.get("espark", {}))
         self.world = cfg.world
         s = self.settings
-        if self.world.episodes < s.iterations:
-            raise ValueError(f"world.episodes ({self.world.episodes}) must be at least algo.espark.iterations "
-                             f"({s.iterations}): each iteration trains 1/{s.iterations} of the budget")
+        if self.world.episodes < s.iterations or self.world.episodes % s.iterations:
+            raise ValueError(f"world.episodes ({self.world.episodes}) must be a multiple of algo.espark.iterations "
+                             f"({s.iterations}): each iteration trains 1/{s.iterations} of IPPO's budget")
         self.slice = self.world.episodes // s.iterations
         self.base = cfg.model_dump(mode="json", exclude_unset=True)  # what the user set; defaults re-apply
         self.lineage: list[dict] = []  # training episodes of each iteration's chosen copy
