@@ -77,6 +77,9 @@ def test_bad_candidates_are_rejected_with_their_cause_and_the_best_is_kept_and_c
     assert (out / "plots" / "candidate_scores.png").exists() and (out / "plots" / "learning_curves.png").exists()
     test_child = tomllib.loads((out / "espark" / "test.toml").read_text())
     assert test_child["world"]["exploration"]["kind"] == "none" and test_child["world"]["episodes"] == 0
+    masked = tomllib.loads((out / "espark" / "test_masked.toml").read_text())["world"]["exploration"]
+    assert masked["kind"] == "function" and masked["at_test"] and masked["code_file"].endswith("iter_02/cand_00.py")
+    assert all(r["espark_with_mask"] for r in rows)
     report = run_cli("report", str(out))
     assert report.returncode == 0 and "exception" in report.stdout and "| test_profit |" in report.stdout
     assert "iteration 2: chosen iter_02/cand_00" in report.stdout

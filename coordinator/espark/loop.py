@@ -45,14 +45,16 @@ class ESparkLoop:
 
     # ------------------------------------------------------------------ child runs
     def child(self, name: str, *, episodes: int, first: int, tests: int, init: str | None,
-              code_file: str | None, evals: int = 0, timeout_s: float | None = None) -> ChildRun:
+              code_file: str | None, evals: int = 0, timeout_s: float | None = None,
+              masked_test: bool = False) -> ChildRun:
         d = copy.deepcopy(self.base)
         d.setdefault("run", {}).update(name=f"{self.cfg.run.name}-{name.replace('/', '-')}", progress=False)
         world = d.setdefault("world", {})
         world.update(kind=self.world.kind, episodes=episodes, test_episodes=tests, first_episode=first,
                      eval_episodes=evals)
         world["exploration"] = ({"kind": "function", "code_file": code_file, "cpu_s": self.settings.candidate_cpu_s,
-                                 "wall_s": self.settings.candidate_wall_s} if code_file else {"kind": "none"})
+                                 "wall_s": self.settings.candidate_wall_s, "at_test": masked_test}
+                                if code_file else {"kind": "none"})
         algo = d.setdefault("algo", {})
         algo.pop("espark", None)
         algo["method"] = "ippo"
@@ -191,6 +193,10 @@ class ESparkLoop:
             return "failed: no copy was trained, so there are no weights to test"
         tests = self.world.test_episodes
         runs = [self.child("test", episodes=0, first=1, tests=tests, init=best.weights, code_file=None)]
+        chosen_code = self.run_dir / "espark" / f"{best.key}.py"
+        if best.code is not None and chosen_code.exists():  # the spec §9 A7 diagnostic: the same test under the mask
+            runs.append(self.child("test_masked", episodes=0, first=1, tests=tests, init=best.weights,
+                                   code_file=str(chosen_code), masked_test=True))
         if self.settings.compare_ippo:
             runs.append(self.child("ippo", episodes=self.world.episodes, first=1, tests=tests, init=None,
                                    code_file=None, timeout_s=self.settings.candidate_timeout_s * self.settings.iterations))
@@ -204,7 +210,7 @@ class ESparkLoop:
     def write_results(self, status: str, wall_s: float, service: LLMService | None) -> None:
         runs = getattr(self, "test_runs", {})
         results = {}
-        for name, label in (("test", "espark"), ("ippo", "ippo")):
+        for name, label in (("test", "espark"), ("ippo", "ippo"), ("test_masked", "espark_masked")):
             if name in runs:
                 for key, value in runs[name].summary().get("results", {}).items():
                     if key.startswith("test_"):

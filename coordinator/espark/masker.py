@@ -26,6 +26,7 @@ class ExplorationSpec(BaseModel):
     keep_fraction: float = Field(0.7, ge=0, le=1)
     cpu_s: float = Field(2.0, gt=0)  # per call, inside the sandbox worker
     wall_s: float = Field(5.0, gt=0)
+    at_test: bool = False  # a diagnostic only (spec §9 A7): mask the test episodes too; eSpark deploys unmasked
 
     @model_validator(mode="after")
     def _check(self):

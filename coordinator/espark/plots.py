@@ -55,21 +55,26 @@ def plot_learning_curves(lineage: list[dict], ippo: list[dict], path: Path) -> N
 
 
 def test_table(results: dict, metrics: tuple[tuple[str, bool], ...], path: Path) -> list[dict]:
-    """test_table.csv (and .md): each test metric for eSpark and IPPO, and eSpark's change in % (+ = better)."""
+    """test_table.csv (and .md): each test metric for eSpark and IPPO, eSpark's change in % (+ = better), and the
+    spec §9 A7 diagnostic: eSpark's weights tested under the chosen function's mask (not the result: it deploys
+    without one)."""
     rows = []
     for key, lower_better in metrics:
         e, i = results.get(f"espark_{key}"), results.get(f"ippo_{key}")
         gain = None
         if e is not None and i is not None and i != 0:
             gain = round(100.0 * (i - e if lower_better else e - i) / abs(i), 2)
-        rows.append({"metric": key, "espark": e, "ippo": i, "lower_is_better": lower_better, "espark_gain_pct": gain})
+        rows.append({"metric": key, "espark": e, "ippo": i, "lower_is_better": lower_better, "espark_gain_pct": gain,
+                     "espark_with_mask": results.get(f"espark_masked_{key}")})
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     fmt = lambda v: "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))  # noqa: E731
-    lines = ["| metric | eSpark | IPPO | eSpark better by |", "|---|---|---|---|"]
-    lines += [f"| {r['metric']} | {fmt(r['espark'])} | {fmt(r['ippo'])} | {fmt(r['espark_gain_pct'])} % |" for r in rows]
+    lines = ["| metric | eSpark | IPPO | eSpark better by | eSpark tested under its mask (diagnostic) |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['metric']} | {fmt(r['espark'])} | {fmt(r['ippo'])} | {fmt(r['espark_gain_pct'])} % | "
+              f"{fmt(r['espark_with_mask'])} |" for r in rows]
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     return rows
 

@@ -88,7 +88,8 @@ class InventoryWorldProcess(AgentExchange):
             self.step += 1
             obs = observe(env, prev)
             ones = np.ones((m, n, N_ACTIONS), bool)
-            mask = self.masks.allowed(mabim_inputs(env), ones) if mode == "train" and not done else ones
+            masked = mode == "train" or (mode == "test" and self.cfg.exploration.at_test)
+            mask = self.masks.allowed(mabim_inputs(env), ones) if masked and not done else ones
             expected = set()
             for i in range(m):
                 body = Observation(step=self.step, reward=float(rewards[i].sum()), done=done,
