@@ -32,7 +32,7 @@ TASKS = {
     "inventory": {"scenario": "inventory_espark.toml", "sets": ["world.env.skus=100", "world.env.echelons=1",
                                                                 "world.env.capacity=\"standard\""],
                   "files": [FUNCS / "mabim_cover.py", FUNCS / "mabim_capacity.py"],
-                  "metrics": (("test_profit", False),),
+                  "metrics": (("test_profit", False), ("test_return", False)),
                   "paper": {"profit_gain_pct": 19.3}},
 }
 # episodes per lineage, iterations, K: what fits this machine (about 9 min per grid run and 5 min per inventory run)
@@ -72,6 +72,9 @@ def aggregate(task: str, runs: list[dict]) -> dict:
         gain = 100.0 * ((i - e) if lower else (e - i)) / np.abs(i)
         out[key] = {"espark": float(e.mean()), "espark_sd": float(e.std()), "ippo": float(i.mean()),
                     "ippo_sd": float(i.std()), "gain_pct": float(gain.mean())}
+        masked = [r["results"][f"espark_masked_{key}"] for r in runs if f"espark_masked_{key}" in r["results"]]
+        if masked:  # the spec §9 A7 diagnostic: the same weights tested under the chosen function's mask
+            out[key]["espark_under_mask"] = float(np.mean(masked))
     out["executable_fraction"] = float(np.mean([r["executable"] / max(r["drafted"], 1) for r in runs]))
     if runs[0].get("llm"):
         out["llm_model"] = runs[0]["llm"]["model"]
@@ -103,7 +106,8 @@ def main() -> int:
         for key, _ in TASKS[name.split("/")[0]]["metrics"]:
             m = agg[key]
             print(f"{name:<22}{key:<20}{m['espark']:>11.2f} ± {m['espark_sd']:<5.1f}{m['ippo']:>11.2f} ± "
-                  f"{m['ippo_sd']:<5.1f}{m['gain_pct']:>8.1f}%")
+                  f"{m['ippo_sd']:<5.1f}{m['gain_pct']:>8.1f}%"
+                  + (f"   (under its mask: {m['espark_under_mask']:.2f})" if "espark_under_mask" in m else ""))
         print(f"{'':<22}executable candidates {agg['executable_fraction']:.0%}, "
               f"{agg['wall_s']:.0f} s per run{', LLM ' + agg['llm_model'] if 'llm_model' in agg else ''}")
     print(json.dumps({"benchmark": "espark", "results": results,

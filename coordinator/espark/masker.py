@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,7 +38,7 @@ class ExplorationSpec(BaseModel):
 
 
 class TrainingMasks:
-    """allowed(args, avail) -> the training mask (avail AND the guide's mask; an agent left with nothing keeps
+    """allowed(state, avail) -> the training mask (avail AND the guide's mask; an agent left with nothing keeps
     avail). It never raises: a function that fails at run time is switched off for the rest of the run and the
     failure is kept in stats() (the eSpark loop then scores the candidate as failed)."""
 
@@ -67,8 +67,9 @@ class TrainingMasks:
         if self.worker is not None:
             self.worker.close()
 
-    def allowed(self, args: tuple, avail: np.ndarray) -> np.ndarray:
-        """Bool (..., n_actions) like avail. args: the contract's inputs (plain data) for this decision."""
+    def allowed(self, state: Callable[[], tuple], avail: np.ndarray) -> np.ndarray:
+        """Bool (..., n_actions) like avail. state() builds the contract's inputs (plain data) for this decision;
+        it is called only when a function needs them."""
         avail = np.asarray(avail, dtype=bool)
         if not self.active:
             return avail.copy()
@@ -76,7 +77,7 @@ class TrainingMasks:
         if self.spec.kind == "random":
             mask = random_pruning_mask(self.rng, avail.shape[-1], self.spec.keep_fraction, avail.shape[:-1], avail)
         else:
-            r = self.worker.call(*args)
+            r = self.worker.call(*state())
             if not r.ok:
                 self.fail(r.error or "exception", r.message)
                 return avail.copy()

@@ -89,7 +89,7 @@ class InventoryWorldProcess(AgentExchange):
             obs = observe(env, prev)
             ones = np.ones((m, n, N_ACTIONS), bool)
             masked = mode == "train" or (mode == "test" and self.cfg.exploration.at_test)
-            mask = self.masks.allowed(mabim_inputs(env), ones) if masked and not done else ones
+            mask = self.masks.allowed(lambda: mabim_inputs(env), ones) if masked and not done else ones
             expected = set()
             for i in range(m):
                 body = Observation(step=self.step, reward=float(rewards[i].sum()), done=done,

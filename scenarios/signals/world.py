@@ -73,7 +73,7 @@ class SignalWorldProcess(AgentExchange):
             expected = set()
             masks = self.masks
             if (mode == "train" or (mode == "test" and self.cfg.exploration.at_test)) and not done:
-                masks = self.exploration.allowed((intersections(obs, self.lights), list(PHASES)), self.masks)
+                masks = self.exploration.allowed(lambda: (intersections(obs, self.lights), list(PHASES)), self.masks)
             for i, light in enumerate(self.lights):
                 said = {"phase": "act", "mode": mode}
                 if light in applied:  # the agent learns from the phase that ran, not the one it asked for
