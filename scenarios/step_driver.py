@@ -140,6 +140,56 @@ class AgentExchange(StepDriver):
         return {a: (v, self.action_arrays.get(node_name(a), {})) for a, v in values.items()}
 
 
+TEST_SEED = 1_000_000  # test episodes: seeds no training episode uses
+EVAL_SEED = 2_000_000  # evaluation episodes (eSpark's selection): the same for every copy of one run seed
+
+
+class EpisodicWorld(AgentExchange):
+    """The learning worlds' schedule (signals, inventory): training episodes first_episode.. with an update every
+    cfg.update_every and after the last, then greedy evaluation and test episodes. Subclasses set n_agents,
+    exploration (TrainingMasks) and defaulted, and play one episode in episode(mode, seed, k)."""
+
+    n_agents: int
+
+    def run(self) -> bool:
+        cfg = self.cfg
+        self.t0 = time.monotonic()
+        try:
+            last = cfg.first_episode + cfg.episodes - 1
+            for k in range(cfg.first_episode, last + 1):
+                if self.episode("train", self.seed * 100_003 + k, k) is None:
+                    return False
+                if ((k - cfg.first_episode + 1) % cfg.update_every == 0 or k == last) and not self.update(k, last):
+                    return False
+                self.ep.metrics("world", {"step": k, "steps_per_s": self.rate(), "late_actions": self.late_actions},
+                                final=False)
+            for mode, base, n in (("eval", EVAL_SEED, cfg.eval_episodes), ("test", TEST_SEED, cfg.test_episodes)):
+                for j in range(n):
+                    if self.episode(mode, base + self.seed * 1000 + j, last) is None:
+                        return False
+        finally:
+            self.close()
+        self.ep.metrics("world", {"step": cfg.episodes, "steps_per_s": self.rate(), "late_actions": self.late_actions,
+                                  "default_actions": self.defaulted, "exploration": self.exploration.stats()},
+                        final=True)
+        return True
+
+    def episode(self, mode: str, seed: int, k: int) -> dict | None:
+        raise NotImplementedError
+
+    def update(self, k: int, last: int) -> bool:
+        """Every agent's learning step on what it gathered since the last one; the world waits for all of them."""
+        self.request_all(list(range(self.n_agents)), {"phase": "update", "epoch": k, "K": last},
+                         deadline_s=self.cfg.update_deadline_s)
+        return not self.ep.stopping
+
+    def rate(self) -> float:
+        return self.step / max(time.monotonic() - self.t0, 1e-9)
+
+    def close(self) -> None:
+        self.exploration.close()
+
+
 def serve_world(ep: Endpoint, build: Callable[[], StepDriver]) -> int:
     """A world process's life: build (the slow part, before registering: no heartbeat gap), register,
     wait for the start, run. 0 if it ran to the end or was told to stop; 1 for an early stop nobody asked

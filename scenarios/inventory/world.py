@@ -12,7 +12,7 @@ from protocols.endpoint import Endpoint
 from protocols.messages import Observation
 from protocols.security import Curve
 
-from ..step_driver import AgentExchange, node_name, serve_world
+from ..step_driver import EpisodicWorld, node_name, serve_world
 from .config import ACTION_MULTIPLES, N_ACTIONS, InventoryWorld
 from .model import COMPONENTS, InventoryEnv
 from .observe import mabim_inputs, observe
@@ -20,45 +20,18 @@ from .observe import mabim_inputs, observe
 log = logging.getLogger("scenarios.inventory")
 
 DEFAULT_ACTION = ACTION_MULTIPLES.index(1.00)  # 10: order the mean demand, for a warehouse without a valid answer
-TEST_SEED = 1_000_000
-EVAL_SEED = 2_000_000  # evaluation windows (training split): the same for every copy of one run seed
 
 
-class InventoryWorldProcess(AgentExchange):
+class InventoryWorldProcess(EpisodicWorld):
     """Each day: every warehouse's per-SKU observations and masks out, its N actions back; periodic updates."""
 
     def __init__(self, ep: Endpoint, cfg: InventoryWorld, env: InventoryEnv, deadline_s: float, seed: int):
         super().__init__(ep, deadline_s)
         self.cfg, self.env, self.seed = cfg, env, seed
-        self.masks = TrainingMasks(cfg.exploration, MABIM, seed)
+        self.n_agents = env.m
+        self.exploration = TrainingMasks(cfg.exploration, MABIM, seed)  # training only, computed here
         self.defaulted = 0
         self._bad_logged: set[int] = set()
-
-    def run(self) -> bool:
-        cfg = self.cfg
-        self.t0 = time.monotonic()
-        try:
-            last = cfg.first_episode + cfg.episodes - 1
-            for k in range(cfg.first_episode, last + 1):
-                if self.episode("train", self.seed * 100_003 + k, k) is None:
-                    return False
-                if ((k - cfg.first_episode + 1) % cfg.update_every == 0 or k == last) and not self.update(k, last):
-                    return False
-                self.ep.metrics("world", {"step": k, "steps_per_s": self.rate(), "late_actions": self.late_actions},
-                                final=False)
-            for mode, base, n in (("eval", EVAL_SEED + self.seed * 1000, cfg.eval_episodes),
-                                  ("test", TEST_SEED, cfg.test_episodes)):
-                for j in range(n):
-                    if self.episode(mode, base + j, last) is None:
-                        return False
-        finally:
-            self.masks.close()
-        self.ep.metrics("world", {"step": cfg.episodes, "steps_per_s": self.rate(), "late_actions": self.late_actions,
-                                  "default_actions": self.defaulted, "exploration": self.masks.stats()}, final=True)
-        return True
-
-    def rate(self) -> float:
-        return self.step / max(time.monotonic() - self.t0, 1e-9)
 
     def actions_of(self, i: int, answered: bool) -> np.ndarray:
         """Warehouse i's (N,) actions, or the order-the-mean default if its answer is missing or malformed."""
@@ -89,7 +62,7 @@ class InventoryWorldProcess(AgentExchange):
             obs = observe(env, prev)
             ones = np.ones((m, n, N_ACTIONS), bool)
             masked = mode == "train" or (mode == "test" and self.cfg.exploration.at_test)
-            mask = self.masks.allowed(lambda: mabim_inputs(env), ones) if masked and not done else ones
+            mask = self.exploration.allowed(lambda: mabim_inputs(env), ones) if masked and not done else ones
             expected = set()
             for i in range(m):
                 body = Observation(step=self.step, reward=float(rewards[i].sum()), done=done,
@@ -111,10 +84,6 @@ class InventoryWorldProcess(AgentExchange):
         log.info("%s episode %d: return %.0f, profit %.0f", mode, k, record["return"], record["profit"])
         return record
 
-    def update(self, k: int, last: int) -> bool:
-        self.request_all(list(range(self.env.m)), {"phase": "update", "epoch": k, "K": last},
-                         deadline_s=self.cfg.update_deadline_s)
-        return not self.ep.stopping
 
 
 def run_inventory_world(node_id: str, coordinator: str, seed: int, world: dict, run_dir: str, deadline_s: float,

@@ -13,51 +13,29 @@ from protocols.endpoint import Endpoint
 from protocols.messages import Observation
 from protocols.security import Curve
 
-from ..step_driver import AgentExchange, as_action, serve_world
+from ..step_driver import EpisodicWorld, as_action, serve_world
 from .config import SignalWorld
 from .env import FEATURES, SignalEnv
 from .phases import MOVEMENTS, PHASES
 
 log = logging.getLogger("scenarios.signals")
 
-TEST_SEED = 1_000_000
-EVAL_SEED = 2_000_000  # evaluation episodes: the same traffic seeds for every copy of one run seed
 
-
-class SignalWorldProcess(AgentExchange):
-    """Each decision: every light's observation and phase mask out, its phase back; after each episode, updates."""
+class SignalWorldProcess(EpisodicWorld):
+    """Each decision: every light's observation and phase mask out, its phase back; updates between episodes."""
 
     def __init__(self, ep: Endpoint, cfg: SignalWorld, env: SignalEnv, deadline_s: float, seed: int):
         super().__init__(ep, deadline_s)
         self.cfg, self.env, self.seed = cfg, env, seed
         self.lights = list(env.tls_ids)  # agent i controls lights[i]
+        self.n_agents = len(self.lights)
         self.masks = env.action_masks()
         self.defaulted = 0
         self.exploration = TrainingMasks(cfg.exploration, TSC, seed)  # training only, computed here, never in agents
 
-    def run(self) -> bool:
-        cfg = self.cfg
-        self.t0 = time.monotonic()
-        try:
-            last = cfg.first_episode + cfg.episodes - 1
-            for k in range(cfg.first_episode, last + 1):
-                if self.episode("train", self.seed * 100_003 + k, k) is None:
-                    return False
-                if ((k - cfg.first_episode + 1) % cfg.update_every == 0 or k == last) and not self.update(k, last):
-                    return False
-                self.ep.metrics("world", {"step": k, "steps_per_s": self.step / max(time.monotonic() - self.t0, 1e-9),
-                                          "late_actions": self.late_actions}, final=False)
-            for mode, base, n in (("eval", EVAL_SEED, cfg.eval_episodes), ("test", TEST_SEED, cfg.test_episodes)):
-                for j in range(n):
-                    if self.episode(mode, base + self.seed * 1000 + j, last) is None:
-                        return False
-        finally:
-            self.env.close()
-            self.exploration.close()
-        self.ep.metrics("world", {"step": cfg.episodes, "steps_per_s": self.step / max(time.monotonic() - self.t0, 1e-9),
-                                  "late_actions": self.late_actions, "default_actions": self.defaulted,
-                                  "exploration": self.exploration.stats()}, final=True)
-        return True
+    def close(self) -> None:
+        self.env.close()
+        super().close()
 
     def episode(self, mode: str, seed: int, k: int) -> dict | None:
         """One episode; its record (returns, the tripinfo metrics); None if the run was stopped."""
@@ -106,10 +84,6 @@ class SignalWorldProcess(AgentExchange):
                  record.get("delay", float("nan")), record.get("trip_time", float("nan")))
         return record
 
-    def update(self, k: int, last: int) -> bool:
-        self.request_all(list(range(len(self.lights))), {"phase": "update", "epoch": k, "K": last},
-                         deadline_s=self.cfg.update_deadline_s)
-        return not self.ep.stopping
 
 
 def intersections(obs: dict, lights: list[str]) -> list[dict]:
