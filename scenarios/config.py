@@ -195,18 +195,22 @@ def check_routing(cfg: ScenarioConfig, where: str) -> None:
         raise ConfigError(f"{where}: algo.alpha_fixed: alpha_mode {algo.alpha_mode!r} needs a weight (0.2 or 0.5)")
 
 
+def check_init_weights(algo, where: str) -> None:
+    """eSpark's worlds start from a folder of checkpoints when algo.init_weights names one."""
+    if algo.init_weights is not None and not Path(algo.init_weights).is_dir():
+        raise ConfigError(f"{where}: algo.init_weights: no folder {algo.init_weights!r} (of agentK.pt checkpoints)")
+
+
 def check_signals(cfg: ScenarioConfig, where: str) -> None:
     """A traffic-signal scenario: [algo] holds the lights' learner."""
-    check_radio_free_world(cfg, where, SignalAlgo, "the traffic lights")
+    check_init_weights(check_radio_free_world(cfg, where, SignalAlgo, "the traffic lights"), where)
     if cfg.world.yellow_s >= cfg.world.delta_s:
         raise ConfigError(f"{where}: world.yellow_s must be shorter than world.delta_s")
 
 
 def check_inventory(cfg: ScenarioConfig, where: str) -> None:
     """An inventory (MABIM) scenario: [algo] holds the warehouses' learner."""
-    algo = check_radio_free_world(cfg, where, InventoryAlgo, "the warehouses")
-    if algo.init_weights is not None and not Path(algo.init_weights).is_dir():
-        raise ConfigError(f"{where}: algo.init_weights: no folder {algo.init_weights!r} (of agentK.pt checkpoints)")
+    check_init_weights(check_radio_free_world(cfg, where, InventoryAlgo, "the warehouses"), where)
 
 
 def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> ScenarioConfig:
@@ -232,22 +236,12 @@ def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None 
         raise ConfigError(f"{path}: mqtt: the MQTT bridge does not speak CURVE yet, so [mqtt] cannot be combined with "
                           "CURVE (security.curve, on by default for a non-loopback run.coordinator_bind); secure the "
                           "broker path with TLS and per-device passwords and set security.curve = \"off\"")
+    check = {"cav": check_cav, "routing": check_routing, "signals": check_signals,
+             "inventory": check_inventory}.get(cfg.world.kind)
     if cfg.world.kind == "warehouse":
-        from .warehouse.checks import check_warehouse
-
-        check_warehouse(cfg, str(path))
-        return cfg
-    if cfg.world.kind == "cav":
-        check_cav(cfg, str(path))
-        return cfg
-    if cfg.world.kind == "routing":
-        check_routing(cfg, str(path))
-        return cfg
-    if cfg.world.kind == "signals":
-        check_signals(cfg, str(path))
-        return cfg
-    if cfg.world.kind == "inventory":
-        check_inventory(cfg, str(path))
+        from .warehouse.checks import check_warehouse as check
+    if check is not None:
+        check(cfg, str(path))
         return cfg
     if cfg.algo:
         raise ConfigError(f"{path}: algo: the figure8 world takes no [algo] table")
