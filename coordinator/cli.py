@@ -37,12 +37,8 @@ def cmd_run(args) -> int:
     if isinstance(cfg.algo, dict) and cfg.algo.get("method") == "espark":  # the loop runs many IPPO runs
         from .espark.loop import run_espark
 
-        if resume:
-            print("netmarl run: --resume is not supported for an eSpark run (its copies are separate runs)",
-                  file=sys.stderr)
-            return 2
         try:
-            return run_espark(cfg, _run_dir(args.out, cfg.run.out_dir, name))
+            return run_espark(cfg, _run_dir(args.out, cfg.run.out_dir, name), resume)
         except (ValueError, ConfigError) as err:
             print(f"netmarl run: {err}", file=sys.stderr)
             return 2

@@ -2,12 +2,13 @@
 against IPPO, and a short loop with the local LLM; the world-side training masks in a sandbox worker."""
 import csv
 import json
+import signal
 import tomllib
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, start_run, wait_for
 from coordinator.espark.candidates import TSC
 from coordinator.espark.masker import ExplorationSpec, TrainingMasks
 
@@ -96,6 +97,48 @@ def test_without_retention_every_iteration_starts_afresh_with_three_times_the_ep
         assert "init_weights" not in child["algo"]  # re-initialised every iteration (spec §6.4)
         assert child["world"]["episodes"] == 3 * 2 and child["world"]["first_episode"] == 1
     assert not (out / "espark" / "ippo").exists() and "espark_test_profit" in summary["results"]
+
+
+def test_a_stopped_loop_resumes_after_its_last_finished_iteration(tmp_path):
+    files = ", ".join(f'"{ROOT / "scenarios" / "espark_functions" / f}"' for f in ("mabim_cover.py", "mabim_capacity.py"))
+    sets = [*SMALL, "run.seed=3", f"algo.espark={{candidates=1, iterations=2, generator=\"files\", "
+                                  f"function_files=[{files}], compare_ippo=false}}"]
+    old, new = tmp_path / "old", tmp_path / "new"
+    proc = start_run(old, *sets, scenario=SCENARIO)
+    try:  # stopped (SIGTERM) while iteration 2's copy trains
+        wait_for(lambda: (old / "espark" / "iter_02" / "cand_00.toml").exists() or proc.poll() is not None, 300,
+                 "iteration 2's copy")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert json.loads((old / "summary.json").read_text())["status"] == "interrupted", out
+    assert [c["key"] for c in _candidates(old)] == ["iter_01/cand_00", "iter_02/cand_00"]  # the cut one is on file
+    # another budget would change what the finished copies were trained for: refused before anything is written
+    other = run_cli("run", str(SCENARIO), "--resume", str(old), "--out", str(tmp_path / "refused"),
+                    *[a for s in [*sets, "algo.espark.iterations=4"] for a in ("--set", s)])
+    assert other.returncode == 2 and "algo.espark.iterations = 2 there, 4 here" in other.stderr
+    assert not (tmp_path / "refused").exists()
+
+    proc = run_cli("run", str(SCENARIO), "--resume", str(old), "--out", str(new), "--no-progress",
+                   *[a for s in sets for a in ("--set", s)], timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((new / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["resumed_from"] == str(old) and summary["drafted"] == 2
+    cands = _candidates(new)
+    assert [c["key"] for c in cands] == ["iter_01/cand_00", "iter_02/cand_00"]
+    assert cands[0]["weights"] == str(old / "espark" / "iter_01" / "cand_00" / "checkpoints")  # not trained again
+    assert not (new / "espark" / "iter_01" / "cand_00").exists()
+    # iteration 2: the next hand-written function, from iteration 1's chosen weights, continuing the episodes
+    child = tomllib.loads((new / "espark" / "iter_02" / "cand_00.toml").read_text())
+    assert child["algo"]["init_weights"] == cands[0]["weights"] and child["world"]["first_episode"] == 3
+    assert (new / "espark" / "iter_02" / "cand_00.py").read_text() == \
+        (ROOT / "scenarios" / "espark_functions" / "mabim_capacity.py").read_text()
+    assert (new / "espark" / "iter_01" / "feedback.txt").read_text() == \
+        (old / "espark" / "iter_01" / "feedback.txt").read_text()
+    chosen = [json.loads(line) for line in (new / "espark" / "iterations.jsonl").read_text().splitlines()]
+    assert [c["best"] for c in chosen] == ["iter_01/cand_00", "iter_02/cand_00"]
+    assert "espark_test_profit" in summary["results"] and (new / "plots" / "learning_curves.png").exists()
 
 
 @pytest.mark.timeout(900)

@@ -13,6 +13,7 @@ from .candidates import Validation
 INITIAL_WEIGHTS = "initial"  # the common random initialisation shared by every iteration-1 candidate (spec §9 A3)
 LAST_N = 3  # checkpoints averaged for selection (spec §9 A4)
 NO_RETENTION_STEP_FACTOR = 3  # "w/o retention" trains each iteration from scratch with 3x the steps (spec §6.4)
+REPLY_FILE = "best_reply.md"  # in iter_XX/: the chosen candidate's reply, quoted back with the feedback (Eq. 4)
 
 
 @dataclass
@@ -121,7 +122,7 @@ def random_pruning_mask(rng: np.random.Generator, n_actions: int, keep_fraction:
 
 class RunRecorder:
     """Writes RUN/espark/: iter_XX/cand_YY.py, candidates.jsonl, iter_XX/best.py, iter_XX/feedback.txt,
-    iterations.jsonl (the chosen one per iteration) and best.py (the latest chosen)."""
+    best_reply.md, iterations.jsonl (the chosen one per iteration) and best.py (the latest chosen)."""
 
     def __init__(self, run_dir: Path | str, last_n: int = LAST_N):
         self.root = Path(run_dir) / "espark"
@@ -144,13 +145,15 @@ class RunRecorder:
         d.pop("code")
         self._append("candidates.jsonl", d)
 
-    def chosen(self, iteration: int, best: CandidateRecord | None, feedback: str = "") -> None:
-        """The iteration's winner (None: nothing executable) and the reflection text sent to the LLM."""
+    def chosen(self, iteration: int, best: CandidateRecord | None, feedback: str = "", reply: str = "") -> None:
+        """The iteration's winner (None: nothing executable) and the reflection sent to the LLM: the winner's reply
+        as it was said, and the feedback on it."""
         d = self._iter_dir(iteration)
         if best is not None:
             (d / "best.py").write_text(best.code or "")
             (self.root / "best.py").write_text(best.code or "")
         if feedback:
             (d / "feedback.txt").write_text(feedback)
+            (d / REPLY_FILE).write_text(reply)
         self._append("iterations.jsonl", {"iteration": iteration, "best": best.key if best else None,
                                           "score": _json_float(best.score(self.last_n)) if best else None})

@@ -19,6 +19,7 @@ from .evolution import CandidateRecord, RunRecorder, reflection_stats, select_be
 from .generation import Draft, Generator
 from .plots import plot_candidate_scores, plot_learning_curves, test_table
 from .prompts import reflection
+from .resume import finished_iterations
 from .runs import ChildRun, run_all
 from .settings import ESparkSettings
 from .tasks import TASKS
@@ -29,7 +30,7 @@ log = logging.getLogger("coordinator.espark")
 class ESparkLoop:
     """Owns the run folder of an eSpark run; every trained copy is a child run folder under espark/."""
 
-    def __init__(self, cfg: ScenarioConfig, run_dir: Path):
+    def __init__(self, cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None):
         self.cfg, self.run_dir = cfg, Path(run_dir).resolve()  # children run from the project root
         self.task = TASKS[cfg.world.kind]
         self.settings = ESparkSettings.model_validate(cfg.algo.get("espark", {}))
@@ -41,7 +42,10 @@ class ESparkLoop:
         self.slice = self.world.episodes // s.iterations
         self.base = cfg.model_dump(mode="json", exclude_unset=True)  # what the user set; defaults re-apply
         self.lineage: list[dict] = []  # training episodes of each iteration's chosen copy
+        self.records: list[CandidateRecord] = []
         self.replies: dict[str, str] = {}
+        self.resume = Path(resume).resolve() if resume else None
+        self.done = finished_iterations(self.resume, cfg, s) if resume else []  # checked before anything is written
 
     # ------------------------------------------------------------------ child runs
     def child(self, name: str, *, episodes: int, first: int, tests: int, init: str | None,
@@ -81,7 +85,7 @@ class ESparkLoop:
                 service = LLMService(self.settings.llm, self.run_dir)
             self.samples = self.task.sample_inputs(self.world, self.cfg.run.seed)
             generator = Generator(self.settings, self.task.describe(self.world), self.run_dir, service)
-            best = self.iterate(generator, recorder)
+            best = self.iterate(generator, recorder, self.restore(generator, recorder))
             status = self.final_tests(best)
             code = 0 if status == "ok" else 1
         except KeyboardInterrupt:
@@ -99,13 +103,36 @@ class ESparkLoop:
         print(f"status: {status}; run folder: {self.run_dir}")
         return code
 
-    def iterate(self, generator: Generator, recorder: RunRecorder) -> CandidateRecord | None:
-        s, best, init = self.settings, None, None
-        self.records: list[CandidateRecord] = []
-        for it in range(1, s.iterations + 1):
+    def restore(self, generator: Generator, recorder: RunRecorder) -> CandidateRecord | None:
+        """The iterations a stopped run finished (`--resume`), put on file here as they were, with the reflection
+        its last one sent; the chosen copy the next iteration continues from."""
+        best = None
+        for past in self.done:
+            for rec in past.records:
+                recorder.candidate(rec)
+            self.records += past.records
+            if past.chosen is not None:
+                best = past.chosen
+                self.lineage += ChildRun.finished(best.key, Path(best.weights).parent).episodes(
+                    self.task.episode_kind, "train")
+            if past.feedback:
+                generator.reflect(past.reply, past.feedback)
+            recorder.chosen(past.iteration, past.chosen, past.feedback, past.reply)
+        generator.drawn = sum(r.index < self.settings.candidates for r in self.records)  # hand-written files go on
+        if self.resume is not None:
+            print(f"[espark] resuming {self.resume}: {len(self.done)} iteration(s) finished there"
+                  f"{f', continuing from {best.key}' if best else ''}", flush=True)
+        return best
+
+    def iterate(self, generator: Generator, recorder: RunRecorder,
+                best: CandidateRecord | None) -> CandidateRecord | None:
+        """The iterations not yet done; `best`: the chosen copy so far (None: start from fresh weights)."""
+        s = self.settings
+        for it in range(len(self.done) + 1, s.iterations + 1):
             episodes = self.slice if s.retention else self.slice * NO_RETENTION_STEP_FACTOR
             first = (it - 1) * self.slice + 1 if s.retention else 1
-            start = init if s.retention else None  # w/o retention: re-initialised every iteration (spec §6.4)
+            # retention: every copy starts from the chosen weights; without: re-initialised (spec §6.4)
+            start = best.weights if s.retention and best is not None else None
             print(f"[espark] iteration {it}/{s.iterations}: writing {s.candidates} candidates", flush=True)
             records = [self.draft_candidate(generator, it, k) for k in range(s.candidates)]
             train = dict(episodes=episodes, first=first, tests=0, init=start, evals=s.eval_episodes)
@@ -135,10 +162,9 @@ class ESparkLoop:
                 for rec in records:
                     recorder.candidate(rec)
             chosen = select_best(records, s.last_n)
-            feedback = ""
+            feedback = said = ""
             if chosen is not None:
                 best = chosen
-                init = chosen.weights
                 self.lineage += runs[chosen.key].episodes(self.task.episode_kind, "train")
                 if it < s.iterations:  # no reflection after the last iteration (spec §9 A2)
                     feedback = reflection(chosen.code or "(no exploration function: all actions allowed)",
@@ -146,7 +172,7 @@ class ESparkLoop:
                     said = self.replies.get(chosen.key) or ("No candidate gave a usable exploration function in this "
                                                             "iteration, so the chosen policy trained without a mask.")
                     generator.reflect(said, feedback)
-            recorder.chosen(it, chosen, feedback)
+            recorder.chosen(it, chosen, feedback, said)
             print(f"[espark] iteration {it}: best {chosen.key if chosen else None} "
                   f"(G = {chosen.score(s.last_n) if chosen else float('nan'):.2f})", flush=True)
         return best
@@ -215,8 +241,9 @@ class ESparkLoop:
                 for key, value in runs[name].summary().get("results", {}).items():
                     if key.startswith("test_"):
                         results[f"{label}_{key}"] = value
-        records = getattr(self, "records", [])
+        records = self.records
         summary = {"status": status, "method": "espark", "world": self.world.kind, "wall_s": round(wall_s, 1),
+                   "resumed_from": str(self.resume) if self.resume else None,
                    "iterations": self.settings.iterations, "candidates": self.settings.candidates,
                    "episodes_per_iteration": self.slice, "generator": self.settings.generator,
                    "retention": self.settings.retention,
@@ -251,6 +278,6 @@ def _causes(records: list[CandidateRecord]) -> dict[str, int]:
     return out
 
 
-def run_espark(cfg: ScenarioConfig, run_dir: Path) -> int:
-    """`netmarl run` for algo.method = "espark"."""
-    return ESparkLoop(cfg, run_dir).execute()
+def run_espark(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> int:
+    """`netmarl run` for algo.method = "espark" (`resume`: a stopped eSpark run whose finished iterations it keeps)."""
+    return ESparkLoop(cfg, run_dir, resume).execute()

@@ -29,6 +29,11 @@ class ChildRun:
     timed_out: bool = False
     records: list[dict] = field(default_factory=list)
 
+    @classmethod
+    def finished(cls, name: str, run_dir: Path) -> "ChildRun":
+        """A copy that trained before this process started (the finished iterations of a resumed loop)."""
+        return cls(name, run_dir, {}, 0.0, returncode=0, records=read_jsonl(run_dir / "metrics.jsonl"))
+
     def start(self) -> None:
         self.run_dir.parent.mkdir(parents=True, exist_ok=True)
         scenario = self.run_dir.with_suffix(".toml")
@@ -53,7 +58,7 @@ class ChildRun:
         if code is None:
             return False
         self.returncode = code
-        self.records = read_metrics(self.run_dir / "metrics.jsonl")
+        self.records = read_jsonl(self.run_dir / "metrics.jsonl")
         return True
 
     def stop(self) -> None:
@@ -92,7 +97,8 @@ class ChildRun:
         return f"exit code {self.returncode}{' (timed out)' if self.timed_out else ''}: {tail}"
 
 
-def read_metrics(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSON-lines file (none when it is missing)."""
     if not path.exists():
         return []
     out = []
