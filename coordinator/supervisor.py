@@ -174,9 +174,10 @@ class Supervisor:
             self.readmit(src)
         if isinstance(body, Register):
             self.on_register(body, src)
-        elif isinstance(body, Metrics):
-            self.sink.write(src, body.kind, body.values, body.final)
-            if body.kind == "world" and self.registry.nodes.get(src) and self.registry.nodes[src].kind == "world":
+        elif isinstance(body, Metrics):  # checked before it is written: run_folder.check_record
+            sender = self.registry.nodes.get(src)
+            if self.sink.accept(src, sender and sender.kind, body.kind, body.values, body.final) \
+                    and body.kind == "world":  # only the world may send those
                 self.on_world_progress(body)
         elif isinstance(body, LinkReport):
             rec = self.registry.nodes.get(src)
@@ -324,6 +325,7 @@ class Supervisor:
                     break
         for child in self.launcher.reap():
             self.on_exit(child)
+        self.peers.check()
         now = time.monotonic()
         if now >= self._next_heartbeat:  # nodes stop themselves if the coordinator goes silent
             self._next_heartbeat = now + HEARTBEAT_S

@@ -124,9 +124,9 @@ class Medium:
                         raise ProtocolError(f"positions from {ident!r}, which is not a world process")
                     self.on_positions(world, msg)
                     return
+                self.ep.handle_control(ident, msg)  # first: a Directory's keys are stored before we connect
                 if isinstance(msg.body, Directory) and ident == COORDINATOR_IDENT:
                     self.on_directory(msg.body)
-                self.ep.handle_control(ident, msg)
                 return
             if env.type not in REGISTRY:
                 raise ProtocolError(f"unknown message type {env.type!r}")

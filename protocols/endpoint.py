@@ -75,6 +75,9 @@ class Endpoint:
     def maybe_heartbeat(self) -> None:
         """Send a heartbeat if one is due."""
         now = time.monotonic()
+        if self.curve is not None:  # links whose CURVE handshake was refused try again
+            self.coordinator.check()
+            self.peers.check()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.heartbeat_s
             self.to_coordinator(Heartbeat())

@@ -1,17 +1,16 @@
 """CURVE on ZeroMQ: key pairs and key files, allow-lists, socket options, and the ZAP gate naming each client."""
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
 from zmq.auth import load_certificate
-from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 log = logging.getLogger(__name__)
@@ -19,6 +18,7 @@ log = logging.getLogger(__name__)
 PUBLIC_SUFFIX, SECRET_SUFFIX = ".key", ".key_secret"
 Z85_KEY_LEN = 40
 LOOPBACK_NAMES = {"localhost", "lo", "ip6-localhost"}
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # where libzmq asks a context's ZAP handler (RFC 27)
 
 
 @dataclass(frozen=True)
@@ -174,23 +174,35 @@ def make_client(sock: zmq.Socket, pair: KeyPair, server_key: str) -> None:
     sock.setsockopt(zmq.CURVE_SECRETKEY, pair.secret.encode())
 
 
-class Gate(ThreadAuthenticator):
-    """The ZAP handler of one context: admits the public keys it knows, each as its node id, which then
-    arrives as the "User-Id" property of every message on that connection. An unknown key may wait
-    grace_s for a Directory to vouch for it (a new peer can connect before the Directory arrives)."""
+class Gate:
+    """The ZAP handler of one context, in a thread of its own: admits the public keys it knows, each as its
+    node id, which then arrives as the "User-Id" property of every message on that connection.
+
+    Every handshake is answered on its own, never behind another: a known key at once; an unknown key
+    may wait up to grace_s for a Directory to vouch for it (a new peer can connect a moment before the
+    Directory with its key arrives here) while later handshakes go on being answered. A key refused after
+    its wait is refused at once when it comes back, and at most MAX_WAITING unknown keys wait at a time
+    (more are refused at once), so a stream of strangers costs a dictionary lookup each and delays no one.
+    """
+
+    MAX_WAITING = 32
+    REMEMBERED_REFUSALS = 4096
 
     def __init__(self, ctx: zmq.Context, ids: dict[str, str], *, grace_s: float = 0.0,
                  logger: logging.Logger | None = None):
-        super().__init__(ctx, log=logger or log)
-        self.ids = dict(ids)  # public key -> node id; replaced whole, never mutated (another thread reads it)
+        self.ctx = ctx
+        self.ids = dict(ids)  # public key -> node id; replaced whole, never mutated (the ZAP thread reads it)
         self.grace_s = grace_s
+        self.log = logger or log
         self.refused = 0
+        self.admitted = 0
         self._logged: set[str] = set()
+        self._recently_refused: dict[str, None] = {}  # insertion-ordered, bounded
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
 
-    def start(self) -> None:
-        super().start()
-        self.configure_curve_callback("*", self)
-
+    # ------------------------------------------------------------ keys (any thread)
     def admit(self, key: str, node_id: str) -> None:
         """Let key in as node_id (a key named for node_id before is dropped: one key per id)."""
         self.ids = {k: n for k, n in self.ids.items() if n != node_id} | {key: node_id}
@@ -208,18 +220,85 @@ class Gate(ThreadAuthenticator):
         wanted = set(node_ids)
         return {n: k for k, n in self.ids.items() if n in wanted}
 
-    async def callback(self, domain: str, key: bytes) -> bool:
-        """Called by the ZAP thread for each connecting client; False refuses the connection."""
-        text, deadline = key.decode(), time.monotonic() + self.grace_s
-        while text not in self.ids and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        if text in self.ids:
-            return True
-        self.refused += 1
-        if text not in self._logged:
-            self._logged.add(text)
-            self.log.warning("refused a connection with unknown CURVE key %s (not on the allow-list)", text)
-        return False
+    # ------------------------------------------------------------ life
+    def start(self) -> None:
+        """Bind the context's ZAP endpoint and answer handshakes until stop()."""
+        self._thread = threading.Thread(target=self._serve, name="netmarl-zap", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(5):
+            raise RuntimeError("the ZAP handler did not start")
 
-    def curve_user_id(self, client_public_key: bytes) -> str:
-        return self.ids.get(z85.encode(client_public_key).decode(), "")
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> None:
+        """End the thread (its socket closes with it); idempotent."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    # ------------------------------------------------------------ the ZAP thread
+    def _serve(self) -> None:
+        sock = self.ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        try:
+            sock.bind(ZAP_ENDPOINT)
+        except zmq.ZMQError:
+            sock.close()
+            raise
+        self._ready.set()
+        # (envelope, request id) -> (deadline, key): libzmq numbers every request "1", so the envelope (the
+        # connection asking) tells waiting handshakes apart
+        waiting: dict[tuple[tuple[bytes, ...], bytes], tuple[float, str]] = {}
+        try:
+            while not self._stop.is_set():
+                if sock.poll(20 if waiting else 100, zmq.POLLIN):
+                    for _ in range(1000):
+                        self._answer(sock, sock.recv_multipart(), waiting)
+                        if not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                            break
+                if waiting:
+                    now, ids = time.monotonic(), self.ids
+                    for (envelope, request_id), (deadline, key) in list(waiting.items()):
+                        if key in ids or now >= deadline:
+                            del waiting[envelope, request_id]
+                            self._reply(sock, list(envelope), request_id, key, ids.get(key))
+        finally:
+            sock.close()
+
+    def _answer(self, sock: zmq.Socket, frames: list[bytes], waiting: dict) -> None:
+        """One ZAP request: [routing id, b"", version, request id, domain, address, identity, mechanism, key]."""
+        try:
+            delimiter = frames.index(b"")
+        except ValueError:
+            return
+        envelope, request = frames[:delimiter + 1], frames[delimiter + 1:]
+        if len(request) < 6:
+            return
+        version, request_id, mechanism, credentials = request[0], request[1], request[5], request[6:]
+        if version != b"1.0" or mechanism != b"CURVE" or len(credentials) != 1 or len(credentials[0]) != 32:
+            sock.send_multipart([*envelope, b"1.0", request_id, b"400", b"CURVE only", b"", b""])
+            self.refused += 1
+            return
+        key = z85.encode(credentials[0]).decode()
+        node_id = self.ids.get(key)
+        if node_id is not None or key in self._recently_refused or self.grace_s <= 0 \
+                or len(waiting) >= self.MAX_WAITING:
+            self._reply(sock, envelope, request_id, key, node_id)
+        else:
+            waiting[tuple(envelope), request_id] = (time.monotonic() + self.grace_s, key)
+
+    def _reply(self, sock: zmq.Socket, envelope: list[bytes], request_id: bytes, key: str, node_id: str | None) -> None:
+        if node_id is not None:
+            self.admitted += 1
+            self._recently_refused.pop(key, None)
+            sock.send_multipart([*envelope, b"1.0", request_id, b"200", b"OK", node_id.encode(), b""])
+            return
+        self.refused += 1
+        self._recently_refused[key] = None
+        if len(self._recently_refused) > self.REMEMBERED_REFUSALS:
+            del self._recently_refused[next(iter(self._recently_refused))]
+        if key not in self._logged and len(self._logged) < self.REMEMBERED_REFUSALS:
+            self._logged.add(key)
+            self.log.warning("refused a connection with unknown CURVE key %s (not on the allow-list)", key)
+        sock.send_multipart([*envelope, b"1.0", request_id, b"400", b"unknown key", b"", b""])

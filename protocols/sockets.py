@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from .codec import DEFAULT_LIMITS, Limits, decode, encode
 from .errors import ProtocolError
@@ -21,6 +24,9 @@ RECONNECT_IVL_MS, RECONNECT_IVL_MAX_MS = 100, 2000
 # plain ints: pyzmq's enum flags cost a conversion per call on the hot path
 NOBLOCK, POLLIN, EVENTS = int(zmq.NOBLOCK), int(zmq.POLLIN), int(zmq.EVENTS)
 SNDMORE, RCVMORE = int(zmq.SNDMORE), int(zmq.RCVMORE)
+HANDSHAKE_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS = 1000, 4000  # ZMTP PING on CURVE inboxes: dead connections go
+CHECK_EVERY_S = 0.1  # how often a process looks for refused CURVE handshakes on its links
 
 
 def send_frames(sock: zmq.Socket, frames, flags: int = 0) -> None:
@@ -97,34 +103,48 @@ class Inbox:
 
 
 class SecureInbox(Inbox):
-    """An Inbox that is a CURVE server: its context's Gate admits known keys only, and a message is
-    refused unless its routing id, and its envelope source, is the node id its key was admitted as
-    (relays, i.e. the medium, may pass on other sources)."""
+    """An Inbox that is a CURVE server: its context's Gate admits known keys only, and a sender is the node
+    id its key was admitted as, never what it claims. Routing ids are not identities here (a PeerLink under
+    CURVE picks a random one per socket, so no one can take over another's connection by naming it); a
+    message is refused unless its envelope source is its sender's node id (relays, i.e. the medium, may
+    pass on other sources)."""
 
     def __init__(self, ctx: zmq.Context, bind: str, limits: Limits = DEFAULT_LIMITS, *, pair: KeyPair, gate: Gate):
         if not gate.is_alive():
             raise RuntimeError("start the Gate before binding a SecureInbox: without one CURVE admits every key")
         super().__init__(ctx, bind, limits, pair)
+        # a connection naming a routing id in use is turned away (not handed over); ZMTP heartbeats drop a
+        # dead connection within seconds, so a peer that reconnects after an outage gets its id back
+        self.sock.setsockopt(zmq.ROUTER_HANDOVER, 0)
+        self.sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
         self.pair, self.gate = pair, gate
         self.relays: frozenset[bytes] = frozenset()
         self.refused = 0
+        self.routes: dict[bytes, bytes] = {}  # node id -> routing id of its latest connection (for replies)
         self._logged_forgers: set[tuple[bytes, str]] = set()
 
     def recv_raw(self, flags: int = 0) -> tuple[bytes, list | None]:
-        """Like Inbox.recv_raw; frames are None when the routing id is not the authenticated node id."""
+        """Like Inbox.recv_raw, but the sender is the node id its CURVE key was admitted as."""
         first = self.sock.recv(flags, copy=False)
         frames = []
         while self.sock.getsockopt(RCVMORE):
             frames.append(self.sock.recv(0))
-        ident = first.bytes
         try:
             user = first.get("User-Id").encode()
         except zmq.ZMQError:
             user = b""
-        if ident != user:
-            self.refuse(user, "routing id", ident)
+        if not user:  # only a Gate that names every key it admits stands behind this socket
+            self.refuse(user, "key", b"(none)")
             return user, None
-        return ident, frames
+        if self.routes.get(user) != first.bytes:
+            self.routes[user] = first.bytes  # bounded: one entry per admitted key
+        return user, frames
+
+    def reply(self, ident: bytes, frames) -> bool:
+        """Send frames back to the node ident over its latest connection; False if it is gone or slow."""
+        route = self.routes.get(ident)
+        return route is not None and super().reply(route, frames)
 
     def recv(self, flags: int = 0) -> tuple[bytes, Message | None]:
         """Like Inbox.recv; a message whose envelope source is not its sender's id is refused (None)."""
@@ -184,9 +204,17 @@ class PeerLink:
         self.endpoint = endpoint
         self.server_key = curve[1] if curve else None
         self.sock = ctx.socket(zmq.DEALER)
+        self.monitor: zmq.Socket | None = None
+        self.refusals = 0
+        self._retry_at: float | None = None
         if curve is not None:
             make_client(self.sock, *curve)
-        self.sock.setsockopt(zmq.ROUTING_ID, identity.encode())
+            # the server knows us by our key; a random routing id leaves no name for anyone to take over
+            self.sock.setsockopt(zmq.ROUTING_ID, identity.encode() + b"#" + os.urandom(8).hex().encode())
+            # libzmq gives up on a connection whose handshake the server refused: watch for it (check())
+            self.monitor = self.sock.get_monitor_socket(HANDSHAKE_EVENTS)
+        else:
+            self.sock.setsockopt(zmq.ROUTING_ID, identity.encode())
         self.sock.setsockopt(zmq.SNDHWM, DEFAULT_HWM)
         self.sock.setsockopt(zmq.SNDTIMEO, send_timeout_ms)
         self.sock.setsockopt(zmq.LINGER, DEFAULT_LINGER_MS)
@@ -194,6 +222,34 @@ class PeerLink:
         self.sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
         self.sock.connect(endpoint)
         self.failed = 0
+
+    def check(self) -> None:
+        """CURVE: reconnect after the server refused our handshake (libzmq would not try again), backing
+        off from 0.1 s to every 2 s, and say so once: a key the server does not (yet) know, or the wrong
+        server key. Messages queued on the refused connection are lost. Cheap when nothing happened."""
+        mon = self.monitor
+        if mon is None:
+            return
+        while mon.getsockopt(EVENTS) & POLLIN:
+            event = recv_monitor_message(mon, NOBLOCK)["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                if self.refusals:
+                    log.info("%s accepted our CURVE handshake after %d refusals", self.endpoint, self.refusals)
+                self.refusals, self._retry_at = 0, None
+            elif self._retry_at is None:  # a refusal
+                self.refusals += 1
+                if self.refusals == 1:
+                    log.warning("%s refused our CURVE handshake (it does not know our key yet, or we hold "
+                                "the wrong server key); retrying with backoff", self.endpoint)
+                backoff = min(RECONNECT_IVL_MAX_MS, RECONNECT_IVL_MS * 2 ** min(self.refusals - 1, 8)) / 1000
+                self._retry_at = time.monotonic() + backoff
+        if self._retry_at is not None and time.monotonic() >= self._retry_at:
+            self._retry_at = None
+            try:
+                self.sock.disconnect(self.endpoint)
+            except zmq.ZMQError:
+                pass
+            self.sock.connect(self.endpoint)
 
     def send(self, frames, flags: int = 0) -> bool:
         """Send one multipart message; False (and counted) if the queue stays full past the timeout
@@ -206,7 +262,11 @@ class PeerLink:
             return False
 
     def close(self, linger_ms: int | None = None) -> None:
-        """Close the socket."""
+        """Close the socket (and its monitor)."""
+        if self.monitor is not None:
+            self.sock.disable_monitor()
+            self.monitor.close(0)
+            self.monitor = None
         self.sock.close(linger=linger_ms)
 
 
@@ -226,14 +286,18 @@ class PeerBook:
         self.kinds: dict[str, str] = {}
         self.down: set[str] = set()
         self._ids_cache: dict[str | None, list[str]] = {}  # ids() runs per routed message in the medium
+        self._next_check = 0.0
 
-    def connect(self, node_id: str, endpoint: str) -> PeerLink:
-        """Return the link to node_id, (re)connecting if its endpoint changed."""
+    def connect(self, node_id: str, endpoint: str) -> PeerLink | None:
+        """Return the link to node_id, (re)connecting if its endpoint changed; None under CURVE while the
+        coordinator has given no key for node_id (no key, no link)."""
+        key = self.keys.get(node_id) if self.pair is not None else None
+        if self.pair is not None and key is None:
+            return None
         if node_id not in self.endpoints:
             self._ids_cache.clear()
         self.endpoints[node_id] = endpoint
         link = self.links.get(node_id)
-        key = self.keys[node_id] if self.pair is not None else None  # KeyError: under CURVE no key, no link
         if link is None or link.endpoint != endpoint or getattr(link, "server_key", None) != key:
             if link is not None:
                 link.close(0)
@@ -277,7 +341,18 @@ class PeerBook:
             if endpoint is None:
                 return False
             link = self.connect(node_id, endpoint)
+            if link is None:
+                return False
         return link.send(frames, flags)
+
+    def check(self) -> None:
+        """Let each link recover from a refused handshake (PeerLink.check); at most every CHECK_EVERY_S."""
+        now = time.monotonic()
+        if self.pair is None or now < self._next_check:
+            return
+        self._next_check = now + CHECK_EVERY_S
+        for link in self.links.values():
+            link.check()
 
     def close(self) -> None:
         """Close every link."""
