@@ -13,13 +13,19 @@ only to the coordinator or to an endpoint the coordinator's Directory lists (a n
 bridge connect anywhere else). Metrics and heartbeats are also republished as JSON telemetry for
 dashboards (QoS 0, retained).
 
+Bad messages: one malformed or hostile message, from MQTT or on a stand-in inbox, must not end the
+bridge. Each is checked where it enters (the uplink's shape and types, the node id in its topic, the
+envelope, metrics values that JSON cannot hold or nested deeper than MAX_JSON_DEPTH, a stand-in
+message whose envelope is unreadable), and whatever still goes wrong while handling one message is
+caught around that message. Either way it is refused, counted in `rejected` and logged once per sender
+(as protocols/sockets.py's Inbox.reject does), and the bridge goes on; the counts are in its last log line.
+
 Run it with `netmarl bridge --coordinator tcp://... --mqtt mqtt://HOST:PORT --fleet NAME`, or let the
 supervisor start it: give the scenario an [mqtt] table (scenarios/config.py).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -29,16 +35,17 @@ from collections import deque
 import msgpack
 import zmq
 
-from protocols.codec import DEFAULT_LIMITS, decode, decode_envelope, wire_size
+from protocols.codec import DEFAULT_LIMITS, decode, decode_envelope, encode, wire_size
 from protocols.errors import ProtocolError
-from protocols.messages import Directory, Heartbeat, Metrics
-from protocols.mqtt import (PREFIX, MqttLink, MqttSettings, down_topic, message_type, pack, qos_for, status_topic,
-                            telemetry_topic, unpack)
+from protocols.messages import Directory, Error, Heartbeat, Metrics
+from protocols.mqtt import (PREFIX, MqttLink, MqttSettings, down_topic, message_type, node_from_topic, pack, qos_for,
+                            status_topic, telemetry_topic, to_json, unpack_up)
 
 log = logging.getLogger("coordinator.mqtt_bridge")
 
 COORDINATOR_IDENT = b"coordinator"
 WAKE = "inproc://netmarl-mqtt-bridge-{}"
+MAX_LOGGED = 1000  # senders whose first bad message is logged; later ones are only counted
 
 
 class Proxy:
@@ -50,19 +57,29 @@ class Proxy:
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.router.setsockopt(zmq.MAXMSGSIZE, DEFAULT_LIMITS.max_message_bytes)
         self.router.setsockopt(zmq.LINGER, 0)
-        self.router.bind(f"tcp://{bind_host}:*")
+        try:
+            self.router.bind(f"tcp://{bind_host}:*")
+        except zmq.ZMQError:  # e.g. out of file descriptors: refuse this message, keep no half-made proxy
+            self.router.close(0)
+            raise
         self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.dealers: dict[str, zmq.Socket] = {}
         self.ctx = ctx
 
     def dealer(self, endpoint: str) -> zmq.Socket:
+        """The DEALER to endpoint (ZMQError if ZeroMQ cannot connect there; nothing is kept then)."""
         sock = self.dealers.get(endpoint)
         if sock is None:
-            sock = self.dealers[endpoint] = self.ctx.socket(zmq.DEALER)
-            sock.setsockopt(zmq.ROUTING_ID, self.node_id.encode())
-            sock.setsockopt(zmq.SNDHWM, 10_000)
-            sock.setsockopt(zmq.LINGER, 500)
-            sock.connect(endpoint)
+            sock = self.ctx.socket(zmq.DEALER)
+            try:
+                sock.setsockopt(zmq.ROUTING_ID, self.node_id.encode())
+                sock.setsockopt(zmq.SNDHWM, 10_000)
+                sock.setsockopt(zmq.LINGER, 500)
+                sock.connect(endpoint)
+            except zmq.ZMQError:
+                sock.close(0)
+                raise
+            self.dealers[endpoint] = sock
         return sock
 
     def close(self) -> None:
@@ -104,13 +121,28 @@ class MqttBridge:
             self._push = self.ctx.socket(zmq.PUSH)
             self._push.setsockopt(zmq.LINGER, 0)
             self._push.connect(self.wake_endpoint)
-        self._push.send_multipart([topic.encode(), payload])
+        self._push.send_multipart([topic.encode(errors="replace"), payload])
 
     # ------------------------------------------------------------ the main thread
     def _warn_once(self, key: str, text: str, *args) -> None:
-        if key not in self._logged:
+        if key not in self._logged and len(self._logged) < MAX_LOGGED:
             self._logged.add(key)
             log.warning(text + " (further ones are counted, not logged)", *args)
+
+    def reject(self, sender, reason) -> None:
+        """Count a bad message and log it once per sender (a node id, or a stand-in's peer identity)."""
+        self.counts["rejected"] += 1
+        self._warn_once(f"rej:{sender!r}", "rejected a message from %r: %s", sender, reason)
+
+    def _failed(self, sender, err: Exception) -> None:
+        """The last resort: handling one message raised what no check foresaw. Refuse it like any bad
+        one (the traceback is logged once per sender: it is a bug to fix) and go on."""
+        self.counts["rejected"] += 1
+        key = f"err:{sender!r}"
+        if key not in self._logged and len(self._logged) < MAX_LOGGED:
+            self._logged.add(key)
+            log.error("could not handle a message from %r: %r (further ones are counted, not logged)", sender, err,
+                      exc_info=err)
 
     def proxy(self, node_id: str) -> Proxy:
         proxy = self.proxies.get(node_id)
@@ -142,52 +174,62 @@ class MqttBridge:
 
     def from_mqtt(self, topic: str, payload: bytes) -> None:
         parts = topic.split("/")
-        if len(parts) == 4 and parts[3] == "status":
-            self.on_status(parts[2], payload)
-        elif len(parts) == 4 and parts[3] == "up":
-            self.uplink(parts[2], payload)
+        if len(parts) != 4 or parts[3] not in ("status", "up"):
+            return  # not a topic of ours (the subscriptions give no other)
+        if parts[3] == "status" and topic == status_topic(self.fleet):
+            return  # the bridge's own
+        try:
+            node_id = node_from_topic(parts[2])
+        except ValueError as err:
+            self.reject(parts[2], err)
+            return
+        if parts[3] == "status":
+            self.on_status(node_id, payload)
+        else:
+            self.uplink(node_id, payload)
 
     def uplink(self, node_id: str, payload: bytes) -> None:
         """A node's message: check it, then send it on with the node's identity."""
         try:
-            msg = unpack(payload)
+            msg = unpack_up(payload)
             frames = msg["f"]
             if wire_size(frames) > DEFAULT_LIMITS.max_message_bytes:
                 raise ProtocolError("message too large")
             env = decode_envelope(frames[0])
             if env.src != node_id:
                 raise ProtocolError(f"envelope source {env.src!r} is not the topic's node")
+            if "re" not in msg and msg["to"] not in self.allowed:
+                raise ProtocolError(f"it asked for {msg['to']!r}, which is neither the coordinator nor in its directory")
+            telemetry = self.telemetry(node_id, frames) if env.type in ("metrics", "heartbeat") else None
         except (ValueError, ProtocolError) as err:
-            self.counts["rejected"] += 1
-            self._warn_once(f"rej:{node_id}", "rejected an uplink message from %r: %s", node_id, err)
+            self.reject(node_id, err)
             return
-        self.counts["up"] += 1
         proxy = self.proxy(node_id)
         if "re" in msg:  # a reply on a sender's connection (e.g. a Pong)
-            ident = msg["re"]
-            if isinstance(ident, bytes):
-                try:
-                    proxy.router.send_multipart([ident, *frames], zmq.NOBLOCK)
-                except zmq.ZMQError:
-                    self.counts["undeliverable"] += 1
+            self.counts["up"] += 1
+            try:
+                proxy.router.send_multipart([msg["re"], *frames], zmq.NOBLOCK)
+            except zmq.ZMQError:
+                self.counts["undeliverable"] += 1
             return
-        dst = msg.get("to")
-        if dst not in self.allowed:
-            self.counts["rejected"] += 1
-            self._warn_once(f"dst:{node_id}", "%s asked for %r, which is neither the coordinator nor in its directory",
-                            node_id, dst)
-            return
+        dst = msg["to"]
         if env.type == "register":
             try:
                 frames[1] = self._rewrite_register(frames[1], proxy.endpoint)
             except Exception as err:  # noqa: BLE001 - any malformed body is refused the same way
-                self.counts["rejected"] += 1
-                self._warn_once(f"reg:{node_id}", "bad registration from %r: %r", node_id, err)
+                self.reject(node_id, f"bad registration: {err!r}")
                 return
-        elif env.type in ("metrics", "heartbeat"):
-            self.telemetry(node_id, frames)
         try:
-            proxy.dealer(dst).send_multipart(frames, zmq.NOBLOCK)
+            sock = proxy.dealer(dst)
+        except zmq.ZMQError as err:  # listed by the coordinator, but not an address ZeroMQ can connect to
+            self.counts["undeliverable"] += 1
+            self._warn_once(f"bad:{dst}", "cannot connect to %r (%s); dropping what is sent there", dst, err)
+            return
+        self.counts["up"] += 1
+        if telemetry is not None:
+            self.link.publish(*telemetry, qos=0, retain=True)
+        try:
+            sock.send_multipart(frames, zmq.NOBLOCK)
         except zmq.Again:
             self.counts["undeliverable"] += 1
             self._warn_once(f"full:{dst}", "queue to %s is full; dropping", dst)
@@ -201,29 +243,46 @@ class MqttBridge:
         body["endpoint"] = endpoint
         return msgpack.packb(body, use_bin_type=True)
 
-    def telemetry(self, node_id: str, frames) -> None:
-        """Republish a metrics record or heartbeat as JSON for dashboards (QoS 0, retained)."""
+    def telemetry(self, node_id: str, frames) -> tuple[str, bytes] | None:
+        """The (topic, JSON) that republishes a metrics record or heartbeat for dashboards; None if there is
+        none to publish. ValueError for a record nested deeper than MAX_JSON_DEPTH (no record of the
+        project comes near; about 1,000 levels make json.dumps raise RecursionError, here as in the run's
+        metrics.jsonl) or with a map key that is not a string (JSON cannot hold it): the message is refused."""
         try:
             m = decode(frames)
         except ProtocolError:
-            return  # the receiver answers it; telemetry just skips it
+            return None  # the receiver answers it; telemetry just skips it
         if isinstance(m.body, Metrics):
             record = {"node": node_id, "kind": m.body.kind, "values": m.body.values, "final": m.body.final,
                       "t_sim": m.env.t_sim, "t_wall": m.env.t_wall}
             try:
                 topic = telemetry_topic(self.fleet, node_id, m.body.kind)
             except ValueError:
-                return
+                topic = None  # a kind that cannot be a topic level: no telemetry, the record still goes on
         elif isinstance(m.body, Heartbeat):
             record = {"node": node_id, "status": m.body.status, "t_wall": m.env.t_wall}
             topic = telemetry_topic(self.fleet, node_id, "heartbeat")
         else:
-            return
-        self.link.publish(topic, json.dumps(record, default=str).encode(), qos=0, retain=True)
+            return None
+        try:
+            text = to_json(record)
+        except ValueError as err:
+            raise ValueError(f"its {m.env.type} record cannot be JSON: {err}") from None
+        return (topic, text) if topic is not None else None
 
     def downlink(self, proxy: Proxy, ident: bytes, frames: list[bytes]) -> None:
-        """A message for an MQTT node: learn the directory from it, then publish it to the node."""
-        msg_type = message_type(frames[0])
+        """A message for an MQTT node: learn the directory from it, then publish it to the node. One
+        without a readable envelope (not a map whose type is a string, or fewer than two frames) is
+        refused here, as the node's inbox would: counted, logged once per sender, answered with an Error."""
+        msg_type = message_type(frames[0]) if len(frames) >= 2 else ""
+        if not msg_type:
+            self.reject(ident, "no readable envelope" if len(frames) >= 2 else f"{len(frames)} frame(s), not 2 or more")
+            try:
+                proxy.router.send_multipart([ident, *encode(Error(code="malformed", detail="no readable envelope"),
+                                                            src="", dst="", seq=0)], zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+            return
         if ident == COORDINATOR_IDENT and msg_type == "directory":
             try:
                 body = decode(frames).body
@@ -256,13 +315,25 @@ class MqttBridge:
                             parts = sock.recv_multipart(zmq.NOBLOCK)
                         except zmq.Again:
                             break
-                        if sock is self.wake:
-                            self.from_mqtt(parts[0].decode(errors="replace"), parts[1])
-                        elif len(parts) >= 3:
-                            self.downlink(self.by_socket[sock], parts[0], parts[1:])
+                        self.handle(sock, parts)
         finally:
             self.close()
         return 0
+
+    def handle(self, sock: zmq.Socket, parts: list[bytes]) -> None:
+        """One message, from MQTT (the wake pipe: topic, payload) or on a stand-in (identity, frames).
+        Whatever it raises is caught here: one message, however malformed, cannot end the bridge."""
+        sender = None
+        try:
+            if sock is self.wake:
+                topic = parts[0].decode(errors="replace")
+                sender = topic.split("/")[2] if topic.count("/") >= 3 else topic
+                self.from_mqtt(topic, parts[1])
+            else:
+                sender = parts[0]
+                self.downlink(self.by_socket[sock], parts[0], parts[1:])
+        except Exception as err:  # noqa: BLE001 - the last resort, see _failed
+            self._failed(sender, err)
 
     def stop(self, reason: str = "") -> None:
         if not self.stopping:

@@ -42,11 +42,15 @@ gets none of its predecessor's. What was handed to a broker in the instant it di
 Security: use `mqtts://` with a CA file (and a client certificate for mutual TLS), a username and
 password per node, and broker ACLs so that a node may publish only `netmarl/<fleet>/<its id>/up` and
 read only `.../<its id>/down`, and only the bridge may publish `down` topics. The bridge also checks
-that each message's envelope source equals the node id of the topic it came on.
+that each message's envelope source equals the node id of the topic it came on, and refuses node ids
+that cannot be a topic level or are reserved (RESERVED_IDS: "coordinator", "bridge"). A malformed
+message (of any shape or types, or over MAX_PAYLOAD) is refused and counted; it never ends the bridge
+(see coordinator/mqtt_bridge.py).
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -73,6 +77,12 @@ PREFIX = "netmarl"
 QOS0_TYPES = frozenset({"heartbeat", "beacon"})
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # no '/', '+', '#' in a topic level
 MAX_PAYLOAD = 64 * 1024 * 1024 + 64 * 1024  # a maximal ZeroMQ message plus the wrapper
+MAX_ENVELOPE = 8 * 1024  # codec's Limits.max_header_bytes: a longer envelope frame is refused everywhere
+MAX_ENDPOINT = 1024  # an uplink's "to": an endpoint (a Register's is at most 206 characters, a host name 253)
+MAX_JSON_DEPTH = 32  # telemetry: values nested deeper are refused (json.dumps recurses per level)
+# node ids an MQTT node may not use: messages sent as "coordinator" would be trusted as the coordinator's,
+# and "bridge" names the bridge's own status topic
+RESERVED_IDS = frozenset({"coordinator", "bridge"})
 WINDOW = 64  # messages published and not yet acknowledged, per link
 
 
@@ -104,17 +114,53 @@ def node_status_topic(fleet: str, node_id: str) -> str:
 
 
 def message_type(envelope_frame) -> str:
-    """The type named in an envelope frame, read without validating the rest ('' if unreadable)."""
+    """The type named in an envelope frame, read without validating the rest: always a str, '' if the
+    frame is not a msgpack map (of at most MAX_ENVELOPE bytes) whose "type" is a string."""
     try:
+        if memoryview(envelope_frame).nbytes > MAX_ENVELOPE:
+            return ""
         env = msgpack.unpackb(envelope_frame, raw=False, max_map_len=64, max_array_len=64)
-        return env.get("type", "") if isinstance(env, dict) else ""
-    except Exception:
+        kind = env.get("type") if isinstance(env, dict) else None
+        return kind if isinstance(kind, str) else ""
+    except Exception:  # noqa: BLE001 - msgpack raises several types; all mean "unreadable"
         return ""
 
 
-def qos_for(msg_type: str) -> int:
-    """QoS for a message type: 0 for heartbeats and beacons, 1 for everything else."""
-    return 0 if msg_type in QOS0_TYPES else 1
+def qos_for(msg_type) -> int:
+    """QoS for a message type: 0 for heartbeats and beacons, 1 for everything else (anything that is
+    not one of those names, whatever its type)."""
+    return 0 if isinstance(msg_type, str) and msg_type in QOS0_TYPES else 1
+
+
+def node_from_topic(node_id: str) -> str:
+    """A node id read from a topic level: ValueError unless it is a usable name and not reserved."""
+    check_name(node_id)
+    if node_id in RESERVED_IDS:
+        raise ValueError(f"{node_id!r} is not a node id an MQTT node may use")
+    return node_id
+
+
+def to_json(obj, max_depth: int = MAX_JSON_DEPTH) -> bytes:
+    """obj as JSON (values JSON does not know written as str), or ValueError: nested deeper than
+    max_depth (json itself would hit RecursionError near 1,000), or a map key that is not a string."""
+    stack = [(obj, 0)]
+    while stack:  # iterative: the check itself must not recurse
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            if depth >= max_depth:
+                raise ValueError(f"nested deeper than {max_depth}")
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise ValueError(f"a map key is {type(key).__name__}, not a string")
+                stack.append((item, depth + 1))
+        elif isinstance(value, (list, tuple)):
+            if depth >= max_depth:
+                raise ValueError(f"nested deeper than {max_depth}")
+            stack.extend((item, depth + 1) for item in value)
+    try:
+        return json.dumps(obj, default=str).encode()
+    except (ValueError, TypeError, RecursionError) as err:  # what the walk above did not foresee
+        raise ValueError(f"not JSON ({type(err).__name__}: {err})") from None
 
 
 def pack(obj: dict) -> bytes:
@@ -127,12 +173,34 @@ def unpack(payload: bytes) -> dict:
         raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     try:
         obj = msgpack.unpackb(payload, raw=False, max_array_len=1024, max_map_len=8)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - msgpack raises several types; all mean "malformed"
         raise ValueError(f"payload is not valid msgpack ({type(exc).__name__})") from None
     frames = obj.get("f") if isinstance(obj, dict) else None
     if not isinstance(frames, list) or len(frames) < 2 or not all(isinstance(f, bytes) for f in frames):
         raise ValueError("payload has no frame list")
     return obj
+
+
+def unpack_up(payload: bytes) -> dict:
+    """unpack() for an uplink payload, which must also name where it goes: either "to", an endpoint
+    (str), or "re", the routing identity (1 to 255 bytes) of the connection it answers; ValueError if not."""
+    msg = unpack(payload)
+    if "re" in msg:
+        ident = msg["re"]
+        if not isinstance(ident, bytes) or not 0 < len(ident) <= 255:
+            raise ValueError(f"\"re\" is {type(ident).__name__} (length {_len(ident)}), not a routing identity")
+    else:
+        to = msg.get("to")
+        if not isinstance(to, str) or not 0 < len(to) <= MAX_ENDPOINT:
+            raise ValueError(f"\"to\" is {type(to).__name__} (length {_len(to)}), not an endpoint")
+    return msg
+
+
+def _len(value) -> int | None:
+    try:
+        return len(value)
+    except TypeError:
+        return None
 
 
 class MqttSettings(BaseModel):

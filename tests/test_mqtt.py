@@ -20,7 +20,7 @@ import zmq
 
 from conftest import ROOT, coordinator_log, free_port, metrics, start_run, wait_for
 from protocols.codec import encode
-from protocols.messages import Ping, Pong
+from protocols.messages import Metrics, Ping, Pong
 from protocols.mqtt import MqttLink, MqttSettings, qos_for, telemetry_topic, up_topic
 from protocols.sockets import request
 
@@ -349,3 +349,276 @@ def test_tls(tmp_path):
                             MqttSettings(broker=url))  # the system CAs do not know ours
     finally:
         b.stop()
+
+
+# ---------------------------------------------------------------- bad messages must not end the bridge
+FUZZ_FLEET = "pz"
+
+
+def _up(to, frames, **extra) -> bytes:
+    import msgpack
+    return msgpack.packb({"to": to, "f": frames, **extra}, use_bin_type=True)
+
+
+def _nested(depth: int):
+    value = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _raw_publish(port: int, topic: bytes, payload: bytes) -> None:
+    """A PUBLISH with exactly these topic bytes (paho cannot send a topic that is not UTF-8): MQTT 3.1.1
+    CONNECT, CONNACK, then the PUBLISH (QoS 0), written by hand."""
+    def packet(first: int, body: bytes) -> bytes:
+        n, length = len(body), bytearray()
+        while True:
+            byte, n = n % 128, n // 128
+            length.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes([first]) + bytes(length) + body
+    with socket.create_connection(("127.0.0.1", port), 5) as s:
+        s.sendall(packet(0x10, b"\x00\x04MQTT\x04\x02\x00\x3c" + b"\x00\x03raw"))
+        assert s.recv(4)[:2] == b"\x20\x02"
+        s.sendall(packet(0x30, len(topic).to_bytes(2, "big") + topic + payload))
+        s.settimeout(5)
+        try:
+            s.recv(16)  # the broker drops a client that sends a topic it refuses
+        except OSError:
+            pass
+
+
+class RawClient:
+    """A plain paho client publishing as any node could (ACLs aside) and recording what the bridge publishes."""
+
+    def __init__(self, port: int, *topics: str):
+        import paho.mqtt.client as paho
+
+        self.messages: list[tuple[str, bytes]] = []
+        self.lock = threading.Lock()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        self.client.on_connect = lambda c, *_: c.subscribe([(t, 1) for t in topics])
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port, keepalive=5)
+        self.client.loop_start()
+
+    def _on_message(self, _client, _userdata, message) -> None:
+        with self.lock:
+            self.messages.append((message.topic, bytes(message.payload)))
+
+    def find(self, topic: str, pred=lambda p: True) -> list[bytes]:
+        with self.lock:
+            return [p for t, p in self.messages if t == topic and pred(p)]
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        self.client.publish(topic, payload, qos=qos).wait_for_publish(30)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Rig:
+    """A running bridge between the broker and a ROUTER standing in for the coordinator, a plain MQTT
+    client to publish as nodes, and the well-formed traffic that must keep flowing."""
+
+    def __init__(self, broker, process: bool = False, log_path=None):
+        self.ctx = zmq.Context()
+        self.coord = self.ctx.socket(zmq.ROUTER)
+        self.coord.bind("tcp://127.0.0.1:*")
+        self.coord_ep = self.coord.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.broker, self.seq, self.bridge, self.thread, self.proc = broker, 0, None, None, None
+        self.sockets: list[zmq.Socket] = []
+        if process:  # `netmarl bridge`, a process of its own
+            self.log = open(log_path, "w")
+            self.proc = subprocess.Popen([sys.executable, "-m", "coordinator.cli", "bridge", "--coordinator", self.coord_ep,
+                                          "--mqtt", broker.url, "--fleet", FUZZ_FLEET], cwd=ROOT, stdout=self.log,
+                                         stderr=subprocess.STDOUT, text=True)
+        else:
+            from coordinator.mqtt_bridge import MqttBridge
+            self.bridge = MqttBridge(MqttSettings(broker=broker.url, fleet=FUZZ_FLEET), self.coord_ep)
+            self.thread = threading.Thread(target=self.bridge.run, daemon=True)
+            self.thread.start()
+        self.mqtt = RawClient(broker.port, f"netmarl/{FUZZ_FLEET}/#")
+        wait_for(lambda: self.mqtt.find(f"netmarl/{FUZZ_FLEET}/bridge/status", lambda p: p == b"online"), 20, "bridge online")
+        self.stand_in = self.register("good1")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None if self.proc else self.thread.is_alive()
+
+    def frames(self, body, src: str, dst: str = "coordinator"):
+        self.seq += 1
+        return encode(body, src=src, dst=dst, seq=self.seq)
+
+    def publish_up(self, node: str, payload: bytes) -> None:
+        self.mqtt.publish(f"netmarl/{FUZZ_FLEET}/{node}/up", payload)
+
+    def at_coordinator(self) -> tuple[bytes, object]:
+        from protocols.codec import decode
+        assert self.coord.poll(10_000), "nothing reached the coordinator"
+        ident, *frames = self.coord.recv_multipart()
+        return ident, decode(frames)
+
+    def register(self, node: str) -> str:
+        """The node registers through the bridge: the coordinator sees its stand-in endpoint."""
+        from protocols.messages import Register
+        self.publish_up(node, _up(self.coord_ep, self.frames(Register(node_id=node, endpoint="tcp://127.0.0.1:1"), node)))
+        ident, msg = self.at_coordinator()
+        assert ident == node.encode() and msg.body.node_id == node
+        return msg.body.endpoint
+
+    def dealer(self, identity: bytes) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, identity)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.stand_in)
+        self.sockets.append(sock)
+        return sock
+
+    def relays(self) -> None:
+        """Still alive, and a well-formed message still goes up to the coordinator (the first thing to
+        arrive there: nothing bad was passed on) and down to the node."""
+        import msgpack
+        from protocols.messages import Heartbeat
+        assert self.alive(), "the bridge is gone"
+        self.publish_up("good1", _up(self.coord_ep, self.frames(Heartbeat(), "good1")))
+        ident, msg = self.at_coordinator()
+        assert (ident, msg.env.src, msg.env.seq) == (b"good1", "good1", self.seq)
+        self.mqtt.publish(f"netmarl/{FUZZ_FLEET}/good1/status", b"online test")
+        nonce = self.seq + 1
+        self.dealer(b"coordinator").send_multipart(self.frames(Ping(nonce=nonce), "coordinator", "good1"))
+
+        def down(payload):
+            from protocols.codec import decode
+            msg = msgpack.unpackb(payload, raw=False)
+            return msg["from"] == b"coordinator" and getattr(decode(msg["f"]).body, "nonce", None) == nonce
+        wait_for(lambda: self.mqtt.find(f"netmarl/{FUZZ_FLEET}/good1/down", down), 10, "the Ping published down")
+        assert self.alive()
+
+    def close(self) -> None:
+        self.mqtt.close()
+        if self.bridge is not None:
+            self.bridge.stop("test over")
+            self.thread.join(10)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for sock in self.sockets:
+            sock.close(0)
+        self.coord.close(0)
+        self.ctx.term()
+
+
+def _to_not_a_string(rig: Rig) -> int:
+    """The uplink's "to" (and "re") of the wrong type: a list used to be looked up in a set (TypeError)."""
+    from protocols.messages import Heartbeat
+    for to in ([rig.coord_ep], {rig.coord_ep: 1}, None, 2**64 - 1, b"tcp://127.0.0.1:9"):
+        rig.publish_up("evil", _up(to, rig.frames(Heartbeat(), "evil")))
+    rig.publish_up("evil", _up(rig.coord_ep, rig.frames(Heartbeat(), "evil"), re=[b"x"]))
+    return 6
+
+
+def _metrics_not_json(rig: Rig) -> int:
+    """Metrics values that cannot become the telemetry JSON (nor a metrics.jsonl line): nested 1,000
+    deep (RecursionError), deeper than the limit, or a map with binary keys (TypeError)."""
+    for values in ({"v": _nested(1000)}, {"v": _nested(40)}, {"v": {b"key": 1}}, {"v": [{b"k": 2}]}):
+        rig.publish_up("evil", _up(rig.coord_ep, rig.frames(Metrics(kind="k", values=values), "evil")))
+    return 4
+
+
+def _envelope_type_not_a_string(rig: Rig) -> int:
+    """Sent to a node's stand-in inbox over ZeroMQ: an envelope whose type is a list or a map (that
+    TypeError'd in qos_for), or not a msgpack map at all, or a message of one frame."""
+    import msgpack
+    sock = rig.dealer(b"medium")
+    for kind in (["beacon"], {"a": 1}, 5):
+        env = {"v": 1, "type": kind, "src": "medium", "dst": "good1", "seq": 0}
+        sock.send_multipart([msgpack.packb(env), msgpack.packb({})])
+    sock.send_multipart([b"\xc1", b"\x80"])
+    sock.send(b"lonely")
+    return 5
+
+
+def _node_id_not_a_node(rig: Rig) -> int:
+    """Topics whose node level cannot be a node id (not a topic-safe name, empty) or names the
+    coordinator: the bridge would bind a stand-in that can never get a downlink topic, fail to set an
+    empty routing identity (ZMQError), or pass on messages as the coordinator."""
+    from protocols.messages import Heartbeat
+    for node in ("bad id", "", "caf\u00e9", "coordinator"):
+        rig.publish_up(node, _up(rig.coord_ep, rig.frames(Heartbeat(), node)))
+    return 4
+
+
+def _endpoint_unreachable(rig: Rig) -> int:
+    """The coordinator's Directory lists an endpoint ZeroMQ cannot connect to (a Register's pattern
+    lets `tcp://nonsense` through); a node's message to it raised ZMQError on connect."""
+    from protocols.messages import Directory, Heartbeat
+    directory = Directory(endpoints={"good1": rig.stand_in, "ghost": "tcp://nonsense"})
+    rig.dealer(b"coordinator").send_multipart(rig.frames(directory, "coordinator", "good1"))
+    wait_for(lambda: "tcp://nonsense" in rig.bridge.allowed, 10, "the directory obeyed")
+    rig.publish_up("good1", _up("tcp://nonsense", rig.frames(Heartbeat(), "good1")))
+    return 1
+
+
+@pytest.mark.parametrize("poison", [_to_not_a_string, _metrics_not_json, _envelope_type_not_a_string, _node_id_not_a_node,
+                                    _endpoint_unreachable], ids=lambda f: f.__name__.strip("_"))
+def test_bad_messages_are_counted_and_the_bridge_goes_on(broker, poison):
+    """Each kind of bad message once ended the bridge (or was passed on); now each is refused and
+    counted, and the bridge goes on relaying both ways."""
+    rig = Rig(broker)
+    try:
+        rig.relays()
+        before = dict(rig.bridge.counts)
+        n = poison(rig)
+        counter = "undeliverable" if poison is _endpoint_unreachable else "rejected"
+        wait_for(lambda: rig.bridge.counts[counter] - before[counter] >= n or not rig.alive(), 20, f"{n} {counter}")
+        rig.relays()
+        assert rig.bridge.counts[counter] - before[counter] == n
+        assert set(rig.bridge.proxies) == {"good1"}
+    finally:
+        rig.close()
+
+
+def test_bridge_process_outlives_a_battery_of_bad_messages(broker, tmp_path):
+    """`netmarl bridge` as its own process: every bad message of the families above and the malformed
+    payloads (empty, not msgpack, wrong shapes and types, huge numbers, over the size limit, a topic
+    that is not UTF-8) is refused; the process goes on relaying, logs one warning per sender, and its
+    last log line counts them."""
+    import ast
+
+    import msgpack
+    from protocols.messages import Heartbeat
+    from protocols.mqtt import MAX_PAYLOAD
+    rig = Rig(broker, process=True, log_path=tmp_path / "bridge.log")
+    try:
+        rig.relays()
+        hb = lambda: rig.frames(Heartbeat(), "evil")  # noqa: E731
+        env = msgpack.unpackb(hb()[0])
+        bad_envelopes = [{**env, "type": ["x"]}, {**env, "src": 5}, {**env, "seq": -1}, {**env, "seq": 1.5},
+                         {**env, "t_sim": "now"}, {**env, "t_sim": float("inf")}, {**env, "v": 99}, {**env, "arrays": "x"},
+                         {**env, "extra": 1}, [env]]
+        payloads = [b"", b"\xc1\xff", msgpack.packb([1, 2]), msgpack.packb(2**64 - 1), _up(rig.coord_ep, "x"),
+                    _up(rig.coord_ep, ["a", "b"]), _up(rig.coord_ep, [b"x"]), _up(rig.coord_ep, [b"\xc1", b"\x80"]),
+                    *[_up(rig.coord_ep, [msgpack.packb(e), hb()[1]]) for e in bad_envelopes],
+                    _up(rig.coord_ep, rig.frames(Heartbeat(), "someone")),  # another node's name
+                    b"\x00" * (MAX_PAYLOAD + 1)]
+        for payload in payloads:
+            rig.publish_up("evil", payload)
+        rejected = len(payloads)
+        rejected += _to_not_a_string(rig) + _metrics_not_json(rig) + _node_id_not_a_node(rig)
+        rejected += _envelope_type_not_a_string(rig)
+        rig.mqtt.publish(f"netmarl/{FUZZ_FLEET}/evil/status", b"\xff\xfe not UTF-8")
+        _raw_publish(broker.port, f"netmarl/{FUZZ_FLEET}/evil/".encode() + b"\xff\xfe/up", _up(rig.coord_ep, hb()))
+        rig.relays()
+        assert rig.alive()
+        rig.proc.send_signal(signal.SIGTERM)
+        assert rig.proc.wait(20) == 0
+        log_text = (tmp_path / "bridge.log").read_text()
+        counts = ast.literal_eval(re.search(r"bridge closed: (\{.*?\})", log_text).group(1))
+        assert counts["rejected"] == rejected, log_text[-3000:]
+        warnings = [line for line in log_text.splitlines() if "WARNING" in line]
+        assert len([line for line in warnings if "'evil'" in line]) == 1, warnings  # once per sender
+        assert len([line for line in warnings if "b'medium'" in line]) == 1, warnings
+    finally:
+        rig.close()
+        print("--- bridge log\n", (tmp_path / "bridge.log").read_text()[-4000:])
