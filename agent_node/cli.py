@@ -8,6 +8,8 @@ import tomllib
 
 from pydantic import ValidationError
 
+from protocols.security import join_run
+
 from .node import NodeConfig, run_node
 
 STATUS_INTERVAL_S = 10.0  # a hand-started node reports its status (launched ones: none, their roles report)
@@ -18,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML file with the node settings (flags override it)")
     p.add_argument("--id", dest="node_id", help="node id (unique in the run)")
     p.add_argument("--coordinator", help="coordinator inbox endpoint, e.g. tcp://10.0.0.1:5555")
+    p.add_argument("--run", dest="run_dir", metavar="RUN_FOLDER",
+                   help="join a run on this machine by its folder: its coordinator, key and a fresh key of our own")
     p.add_argument("--role", help="role plug-in name (default beacon)")
     p.add_argument("--policy", help="portable policy file to act with (role policy; made by `netmarl export`)")
     p.add_argument("--bind", help="own inbox endpoint to bind (default tcp://127.0.0.1:*)")
@@ -66,6 +70,11 @@ def config_from_args(args: argparse.Namespace) -> NodeConfig:
     mqtt = mqtt_from_args(args, data)
     if mqtt is not None:
         data["mqtt"] = mqtt
+    if getattr(args, "run_dir", None):
+        endpoint, coordinator_key, secret = join_run(args.run_dir, data.get("node_id", ""))
+        data.setdefault("coordinator", endpoint)
+        if coordinator_key is not None:
+            data.update(coordinator_key=coordinator_key, curve_secret=secret)
     return NodeConfig.model_validate(data)
 
 
@@ -73,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     """Validate the settings and run the node in the foreground."""
     try:
         cfg = config_from_args(args)
-    except (ValidationError, OSError, tomllib.TOMLDecodeError) as err:
+    except (ValidationError, ValueError, OSError, tomllib.TOMLDecodeError) as err:
         print(f"netmarl node: invalid settings: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, force=True, format=f"%(asctime)s {cfg.node_id} %(levelname)s %(name)s: %(message)s")

@@ -385,6 +385,10 @@ def cmd_bridge(args: argparse.Namespace) -> int:
         while not path.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         coordinator = path.read_text().strip() if path.exists() else None
+        if (Path(args.run_dir) / "coordinator.key").exists():
+            print("netmarl bridge: this run authenticates its processes (CURVE), which the bridge does not speak; "
+                  "run it with security.curve = \"off\" (or give the scenario an [mqtt] table)", file=sys.stderr)
+            return 2
     if not coordinator:
         print("netmarl bridge: give --coordinator ENDPOINT or --run-dir RUN_DIR", file=sys.stderr)
         return 2

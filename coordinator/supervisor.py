@@ -16,7 +16,8 @@ from protocols.errors import ProtocolError
 from protocols.endpoint import COORDINATOR_ID
 from protocols.messages import (BarrierArrive, BarrierRelease, Heartbeat, LinkReport, Metrics, Register,
                                 RegisterAck, Shutdown, Start)
-from protocols.security import Gate, KeyPair, load_allow_dir, read_key_pair, write_public_key
+from protocols.security import (COORDINATOR_ENDPOINT_FILE, COORDINATOR_KEY_FILE, JOIN_DIR, Gate, KeyPair, is_loopback,
+                                load_allow_dir, read_key_pair, write_public_key)
 from protocols.sockets import Inbox, PeerBook, SecureInbox
 from netsim.stats import COLUMNS, merge_rows, rows_from_arrays
 from scenarios.config import ConfigError, ScenarioConfig
@@ -30,6 +31,8 @@ from .run_folder import MetricsSink, check_new_run_dir, write_config
 
 log = logging.getLogger("coordinator")
 
+UNAUTHENTICATED = ("this run does not authenticate its processes (security.curve = \"off\", or [mqtt] on loopback): "
+                   "any process that reaches its sockets can join it or speak for its processes")
 HEARTBEAT_S = 1.0
 HUNG_FACTOR = 5  # a local process silent this many heartbeat timeouts is killed as hung
 
@@ -37,7 +40,7 @@ HUNG_FACTOR = 5  # a local process silent this many heartbeat timeouts is killed
 def coordinator_pair(cfg: ScenarioConfig) -> KeyPair | None:
     """The coordinator's CURVE key pair (from security.keys_dir, else fresh), or None without CURVE."""
     sec = cfg.security
-    if not sec.enabled(cfg.run.coordinator_bind):
+    if not sec.enabled(cfg.run.coordinator_bind, mqtt=cfg.mqtt is not None):
         return None
     if sec.keys_dir is None:
         return KeyPair.generate()
@@ -75,10 +78,14 @@ class Supervisor:
             self.inbox = Inbox(self.ctx, cfg.run.coordinator_bind)
         else:  # CURVE: the allow-list plus, as they are launched, the processes started here
             self.gate = Gate(self.ctx, allowed, logger=log)
+            join_dir = self.run_dir / JOIN_DIR  # `netmarl node --run RUN` drops its public key here
+            join_dir.mkdir(mode=0o700)
+            self.gate.watch([join_dir, *([cfg.security.allow_dir] if cfg.security.allow_dir else [])],
+                            reserved=self.reserved_id)
             self.gate.start()
             self.inbox = SecureInbox(self.ctx, cfg.run.coordinator_bind, pair=self.pair, gate=self.gate)
-            write_public_key(self.run_dir / "coordinator.key", self.pair.public)  # for `netmarl node --coordinator-key`
-        (self.run_dir / "coordinator.endpoint").write_text(self.inbox.endpoint + "\n")  # for `netmarl node`
+            write_public_key(self.run_dir / COORDINATOR_KEY_FILE, self.pair.public)  # for `netmarl node --coordinator-key`
+        (self.run_dir / COORDINATOR_ENDPOINT_FILE).write_text(self.inbox.endpoint + "\n")  # for `netmarl node`
         self.stamper = Stamper(COORDINATOR_ID)
         self.peers = PeerBook(self.ctx, COORDINATOR_ID, pair=self.pair)
         self.registry = Registry()
@@ -103,6 +110,11 @@ class Supervisor:
         self.world_step = 0
         self._silent_warned: set[str] = set()
         self.plan = None
+
+    def reserved_id(self, node_id: str) -> bool:
+        """An id no hand-joining node may take a key for: the coordinator's and those of processes launched here."""
+        launcher = getattr(self, "launcher", None)
+        return node_id == COORDINATOR_ID or (launcher is not None and node_id in launcher.children)
 
     # ------------------------------------------------------------ launching
     def launch_all(self) -> None:
@@ -356,9 +368,13 @@ class Supervisor:
         self.bar = tqdm(total=self.cfg.run.steps, desc=self.cfg.run.name, unit="step",
                         disable=not self.cfg.run.progress, dynamic_ncols=True)
         t0 = time.monotonic()
-        keys = f" --key ID.key_secret --coordinator-key {self.run_dir / 'coordinator.key'}" if self.pair else ""
-        print(f"coordinator inbox {self.inbox.endpoint} (join by hand: netmarl node --id ID --coordinator "
-              f"{self.inbox.endpoint}{keys}); run folder {self.run_dir}", file=sys.stderr)
+        join = f"--run {self.run_dir}" if is_loopback(self.inbox.endpoint) else (
+            f"--coordinator {self.inbox.endpoint} --key ID.key_secret --coordinator-key {self.run_dir / COORDINATOR_KEY_FILE}")
+        print(f"coordinator inbox {self.inbox.endpoint} (join by hand: netmarl node --id ID {join}); "
+              f"run folder {self.run_dir}", file=sys.stderr)
+        if self.pair is None:
+            log.warning(UNAUTHENTICATED)
+            print(f"netmarl: warning: {UNAUTHENTICATED}", file=sys.stderr)
         try:
             self.launch_all()
             deadline = time.monotonic() + self.cfg.run.register_timeout_s

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 PUBLIC_SUFFIX, SECRET_SUFFIX = ".key", ".key_secret"
 Z85_KEY_LEN = 40
 LOOPBACK_NAMES = {"localhost", "lo", "ip6-localhost"}
+# in a run folder: the coordinator's inbox and public key, and where a node joining by hand leaves its key
+COORDINATOR_ENDPOINT_FILE, COORDINATOR_KEY_FILE, JOIN_DIR = "coordinator.endpoint", "coordinator.key", "allow"
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # where libzmq asks a context's ZAP handler (RFC 27)
 
 
@@ -134,15 +136,43 @@ def read_public_key(value: str | Path) -> str:
     return check_key(public.decode())
 
 
-def load_allow_dir(directory: str | Path) -> dict[str, str]:
-    """Public key -> node id for every NAME.key file in directory (the file name is the node id)."""
+def load_allow_dir(directory: str | Path, skip_bad: bool = False) -> dict[str, str]:
+    """Public key -> node id for every NAME.key file in directory (the file name is the node id); a file
+    that holds no key is an error, or with skip_bad left out."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ValueError(f"the allow-list folder {directory} does not exist")
     allowed: dict[str, str] = {}
     for path in sorted(directory.glob(f"*{PUBLIC_SUFFIX}")):
-        allowed[read_public_key(path)] = path.name[:-len(PUBLIC_SUFFIX)]
+        try:
+            allowed[read_public_key(path)] = path.name[:-len(PUBLIC_SUFFIX)]
+        except ValueError:
+            if not skip_bad:
+                raise
     return allowed
+
+
+def join_run(run_dir: str | Path, node_id: str) -> tuple[str, str | None, str | None]:
+    """Join a run on this machine by its folder: (coordinator endpoint, its public key, a fresh secret key)
+    whose public half is left in RUN/allow/NODE_ID.key for the coordinator to admit. Writing there is the
+    proof of membership (the folder is the run owner's, mode 0700). Without CURVE: (endpoint, None, None)."""
+    run_dir = Path(run_dir)
+    try:
+        endpoint = (run_dir / COORDINATOR_ENDPOINT_FILE).read_text().strip()
+    except OSError as err:
+        raise ValueError(f"{run_dir} is not a running run's folder (no {COORDINATOR_ENDPOINT_FILE}: {err})") from None
+    if not (run_dir / COORDINATOR_KEY_FILE).exists():
+        return endpoint, None, None
+    if not node_id or "/" in node_id or node_id.startswith("."):
+        raise ValueError(f"{node_id!r} cannot name a key file")
+    pair = KeyPair.generate()
+    tmp = run_dir / JOIN_DIR / f".{node_id}.{os.getpid()}"
+    try:
+        write_public_key(tmp, pair.public)
+        os.replace(tmp, run_dir / JOIN_DIR / f"{node_id}{PUBLIC_SUFFIX}")  # whole, at once: the gate never reads half
+    except OSError as err:
+        raise ValueError(f"cannot leave the node's key in {run_dir / JOIN_DIR}: {err}") from None
+    return endpoint, read_public_key(run_dir / COORDINATOR_KEY_FILE), pair.secret
 
 
 # ---------------------------------------------------------------- sockets
@@ -201,6 +231,37 @@ class Gate:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
+        self._watched: list[Path] = []
+        self._reserved = lambda node_id: False
+        self._scanned: tuple = ()
+        self._next_scan = 0.0
+
+    def watch(self, folders, reserved=lambda node_id: False) -> None:
+        """Also admit the NAME.key files that appear in folders later (a node joining by hand drops its
+        public key there, then connects): an unknown key makes the ZAP thread look again when a folder
+        changed (or at most once a second), so the handshake is still answered at once. Names for which
+        reserved(name) is true (the coordinator, the processes launched here) are never taken from a folder."""
+        self._watched, self._reserved = [Path(f) for f in folders], reserved
+
+    def _rescan(self) -> None:
+        """Admit the keys of the watched folders if they changed since the last look (ZAP thread)."""
+        now = time.monotonic()
+        try:
+            stamp = tuple(f.stat().st_mtime_ns for f in self._watched)
+        except OSError:
+            return
+        if stamp == self._scanned and now < self._next_scan:
+            return
+        self._scanned, self._next_scan = stamp, now + 1.0
+        for folder in self._watched:
+            try:
+                found = load_allow_dir(folder, skip_bad=True)  # a file half-written or wrong: not yet
+            except ValueError as err:
+                self.log.warning("cannot read the allow-list folder %s: %s", folder, err)
+                continue
+            for key, node_id in found.items():
+                if not self._reserved(node_id) and self.ids.get(key) != node_id:
+                    self.admit(key, node_id)
 
     # ------------------------------------------------------------ keys (any thread)
     def admit(self, key: str, node_id: str) -> None:
@@ -282,6 +343,9 @@ class Gate:
             return
         key = z85.encode(credentials[0]).decode()
         node_id = self.ids.get(key)
+        if node_id is None and self._watched:
+            self._rescan()
+            node_id = self.ids.get(key)
         if node_id is not None or key in self._recently_refused or self.grace_s <= 0 \
                 or len(waiting) >= self.MAX_WAITING:
             self._reply(sock, envelope, request_id, key, node_id)

@@ -80,13 +80,16 @@ class SecurityConfig(BaseModel):
     """[security]: CURVE encryption and authentication on every ZeroMQ socket of the run."""
 
     model_config = ConfigDict(extra="forbid")
-    curve: Literal["auto", "on", "off"] = "auto"  # auto: on when run.coordinator_bind is not loopback
+    # auto: on for every run (its processes prove membership with per-run keys), except an [mqtt] run on
+    # loopback, whose bridge does not speak CURVE; off: no proof at all (any local process may join or speak
+    # for the run's processes), said loudly at the start
+    curve: Literal["auto", "on", "off"] = "auto"
     keys_dir: str | None = None  # holds coordinator.key and coordinator.key_secret; unset: a fresh pair per run
-    allow_dir: str | None = None  # public keys NODE_ID.key of the nodes that may join by hand
+    allow_dir: str | None = None  # public keys NODE_ID.key of the nodes that may join by hand (also RUN/allow/)
 
-    def enabled(self, coordinator_bind: str) -> bool:
+    def enabled(self, coordinator_bind: str, mqtt: bool = False) -> bool:
         """Whether the run uses CURVE."""
-        return self.curve == "on" or (self.curve == "auto" and not is_loopback(coordinator_bind))
+        return self.curve == "on" or (self.curve == "auto" and not (mqtt and is_loopback(coordinator_bind)))
 
 
 class ScenarioConfig(BaseModel):
@@ -232,7 +235,7 @@ def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None 
         cfg = ScenarioConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(_explain(err, str(path))) from None
-    if cfg.mqtt is not None and cfg.security.enabled(cfg.run.coordinator_bind):
+    if cfg.mqtt is not None and cfg.security.enabled(cfg.run.coordinator_bind, mqtt=True):
         raise ConfigError(f"{path}: mqtt: the MQTT bridge does not speak CURVE yet, so [mqtt] cannot be combined with "
                           "CURVE (security.curve, on by default for a non-loopback run.coordinator_bind); secure the "
                           "broker path with TLS and per-device passwords and set security.curve = \"off\"")

@@ -2,6 +2,7 @@
 run goes on at full speed; strangers' handshakes never hold up an allowed client's."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,7 +14,7 @@ import zmq
 
 from conftest import ROOT, coordinator_log, metrics, node_info, start_run, wait_for
 from protocols.codec import encode
-from protocols.messages import Heartbeat
+from protocols.messages import Heartbeat, Metrics, Shutdown, Tick
 from protocols.security import KeyPair, make_client, read_public_key, write_key_pair
 from protocols.sockets import PeerLink, secure_inbox
 
@@ -180,3 +181,47 @@ def test_many_handshakes_waiting_for_the_directory_are_all_admitted():
         cctx.term()
         inbox.close()
         ctx.term()
+
+
+def test_a_stranger_can_neither_stop_a_default_run_nor_write_its_records(tmp_path, reap):
+    """A run on loopback proves membership by default: a process outside it, with no key or an unknown one,
+    cannot forge the world's final record (which ended runs early with status ok), a Shutdown or a Tick."""
+    run_dir = tmp_path / "run"
+    proc = start_run(run_dir, "run.steps=100000")
+    reap(proc)
+    wait_for(lambda: all(node_info(run_dir, f"veh{i}") for i in range(14)), 90, "all 14 nodes registered")
+    endpoint = (run_dir / "coordinator.endpoint").read_text().strip()
+    coord_key = read_public_key(run_dir / "coordinator.key")
+    _, veh2 = node_info(run_dir, "veh2")
+    forged = encode(Metrics(kind="world", values={"step": 987654321, "steps_per_s": 1.0}, final=True),
+                    src="world", dst="coordinator", seq=0)
+    ctx = zmq.Context()
+    try:
+        plain = ctx.socket(zmq.DEALER)  # no key at all, naming itself the world
+        plain.setsockopt(zmq.ROUTING_ID, b"world")
+        stranger = ctx.socket(zmq.DEALER)  # a CURVE client whose key no one admitted
+        make_client(stranger, KeyPair.generate(), coord_key)
+        stranger.setsockopt(zmq.ROUTING_ID, b"world")
+        shutdown = ctx.socket(zmq.DEALER)  # the coordinator's Shutdown and a Tick, straight to a node
+        shutdown.setsockopt(zmq.ROUTING_ID, b"coordinator")
+        for sock, target in ((plain, endpoint), (stranger, endpoint), (shutdown, veh2)):
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(target)
+        for _ in range(5):
+            plain.send_multipart(forged)
+            stranger.send_multipart(forged)
+            shutdown.send_multipart(encode(Shutdown(reason="forged"), src="coordinator", dst="veh2", seq=0))
+            shutdown.send_multipart(encode(Tick(step=1, delivered={}), src="medium", dst="veh2", seq=0))
+            time.sleep(0.2)
+        wait_for(lambda: "refused a connection with unknown CURVE key" in coordinator_log(run_dir), 10,
+                 "the unknown key refused")
+        n_world = len([m for m in metrics(run_dir) if m["kind"] == "world"])
+        wait_for(lambda: len([m for m in metrics(run_dir) if m["kind"] == "world"]) > n_world + 5, 20, "the run going on")
+        assert proc.poll() is None
+        assert not [m for m in metrics(run_dir) if m.get("step") == 987654321]
+        assert "shutdown requested" not in (run_dir / "logs" / "veh2.log").read_text()
+    finally:
+        ctx.destroy(linger=0)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 130
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"

@@ -31,13 +31,13 @@ def test_export_then_deploy_with_a_hand_started_node(tmp_path, reap):
             'world.external=["veh1", "veh2"]', "run.register_timeout_s=120"]
     coord = start_run(deployed, *sets, scenario=SCENARIO)
     reap(coord)
-    endpoint = wait_for(lambda: (deployed / "coordinator.endpoint").exists()
-                        and (deployed / "coordinator.endpoint").read_text().strip(), 60, "coordinator endpoint")
+    wait_for(lambda: (deployed / "coordinator.endpoint").exists()
+             and (deployed / "coordinator.endpoint").read_text().strip(), 60, "coordinator endpoint")
     nodes = []
     for node_id, extra in (("veh1", ["--policy", str(policies / "veh1.npz")]), ("veh2", [])):
         with open(tmp_path / f"{node_id}.log", "w") as fh:
             nodes.append(subprocess.Popen([sys.executable, "-m", "agent_node", "--id", node_id, "--role", "policy",
-                                           *extra, "--coordinator", endpoint],
+                                           *extra, "--run", str(deployed)],
                                           cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT))
     try:
         assert coord.wait(180) == 0, coord.stderr.read()[-3000:]

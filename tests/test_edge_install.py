@@ -104,7 +104,6 @@ def test_nodes_join_a_run_without_torch_sumo_or_coordinator_code(tmp_path, reap)
     proc = start_run(run_dir, "run.steps=100000", "run.heartbeat_timeout_s=5")
     reap(proc)
     wait_for(lambda: "run started" in coordinator_log(run_dir), 60, "run started")
-    endpoint = (run_dir / "coordinator.endpoint").read_text().strip()
     commands = {"edge1": ([sys.executable, "-m", "agent_node"], NODE_BLOCKED),
                 "edge2": ([sys.executable, "-m", "coordinator.cli", "node"], HEAVY)}
     nodes = {}
@@ -112,7 +111,7 @@ def test_nodes_join_a_run_without_torch_sumo_or_coordinator_code(tmp_path, reap)
         for node_id, (cmd, blocked) in commands.items():
             env = blocked_env(tmp_path / node_id, blocked)
             with open(tmp_path / f"{node_id}.log", "w") as fh:
-                nodes[node_id] = subprocess.Popen([*cmd, "--id", node_id, "--coordinator", endpoint], cwd=tmp_path,
+                nodes[node_id] = subprocess.Popen([*cmd, "--id", node_id, "--run", str(run_dir)], cwd=tmp_path,
                                                   env=env, stdout=fh, stderr=subprocess.STDOUT, text=True)
         for node_id, node in nodes.items():
             log = tmp_path / f"{node_id}.log"

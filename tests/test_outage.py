@@ -66,7 +66,7 @@ def test_node_survives_a_coordinator_outage_and_resumes(tmp_path, reap):
     relay = start_relay(*specs)
     node_log = tmp_path / "edge1.log"
     with open(node_log, "w") as fh:
-        node = subprocess.Popen([sys.executable, "-m", "agent_node", "--id", "edge1", "--coordinator", f"tcp://127.0.0.1:{up}",
+        node = subprocess.Popen([sys.executable, "-m", "agent_node", "--id", "edge1", "--run", str(run_dir), "--coordinator", f"tcp://127.0.0.1:{up}",
                                  "--bind", f"tcp://127.0.0.1:{inbox}", "--advertise", f"tcp://127.0.0.1:{down}",
                                  "--status-interval", "0.5"], cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, text=True)
     try:

@@ -64,9 +64,10 @@ def test_curve_settings_need_both_keys_and_bad_keys_are_named(tmp_path):
     ("tcp://127.0.0.1:*", True), ("tcp://localhost:5555", True), ("tcp://[::1]:5555", True),
     ("ipc:///tmp/x", True), ("tcp://*:5555", False), ("tcp://0.0.0.0:5555", False),
     ("tcp://10.0.0.1:5555", False), ("tcp://eth0:5555", False)])
-def test_curve_auto_is_on_when_the_coordinator_faces_the_network(endpoint, loopback):
+def test_curve_auto_is_on_for_every_run_but_an_mqtt_run_on_loopback(endpoint, loopback):
     assert is_loopback(endpoint) is loopback
-    assert SecurityConfig().enabled(endpoint) is (not loopback)
+    assert SecurityConfig().enabled(endpoint)
+    assert SecurityConfig().enabled(endpoint, mqtt=True) is (not loopback)
     assert SecurityConfig(curve="on").enabled(endpoint) and not SecurityConfig(curve="off").enabled(endpoint)
 
 

@@ -14,10 +14,9 @@ def test_hand_started_node_joins_reports_and_is_dropped_when_silent(tmp_path, re
     proc = start_run(run_dir, "run.steps=100000", "run.heartbeat_timeout_s=1.5")
     reap(proc)
     wait_for(lambda: "run started" in coordinator_log(run_dir), 60, "run started")
-    endpoint = (run_dir / "coordinator.endpoint").read_text().strip()
     node_log = tmp_path / "edge1.log"
     with open(node_log, "w") as fh:
-        node = subprocess.Popen([sys.executable, "-m", "agent_node", "--id", "edge1", "--coordinator", endpoint],
+        node = subprocess.Popen([sys.executable, "-m", "agent_node", "--id", "edge1", "--run", str(run_dir)],
                                 cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: "registered edge1 (agent" in coordinator_log(run_dir), 20, "edge1 registered")
