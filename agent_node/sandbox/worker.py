@@ -1,8 +1,12 @@
 """Runs inside the sandbox child: applies limits, loads one function, answers msgpack calls over a pipe."""
-# Started by runner.py as `[unshare -n] python -I -S worker.py SITE_DIRS CONFIG_JSON` with an empty env.
+# Started by runner.py, normally inside bubblewrap (see isolation.py) as
+#   `python -I -S /sandbox/worker.py /sandbox/site CONFIG_JSON` with an empty environment,
+# or, only with SandboxLimits(isolation="none"), as `python -I -S worker.py SITE_DIRS CONFIG_JSON`.
 # -S drops site-packages, so the parent passes the directories holding msgpack and numpy and we append
 # them to sys.path by hand before anything untrusted runs. Only the stdlib, msgpack and numpy are
 # imported here; the parent imports this file only for the codec and frame helpers below.
+# The OS is the boundary (namespaces, view, uid nobody, rlimits, kill); harden() below is only a lint that
+# turns the obvious attempts into typed errors (forbidden_import, forbidden_operation).
 import os
 import select
 import struct
@@ -17,8 +21,8 @@ def _encode(obj):
     """msgpack `default`: numpy arrays as {__nd__, dtype, shape, data}; numpy scalars as Python ones."""
     import numpy as np
     if isinstance(obj, np.ndarray):
-        if obj.dtype.hasobject:
-            raise TypeError("object arrays cannot be sent")
+        if obj.dtype.hasobject or obj.dtype.kind not in ND_KINDS or obj.dtype.fields is not None:
+            raise TypeError(f"arrays of dtype {obj.dtype} cannot be sent (numeric, bool, datetime, str only)")
         arr = np.ascontiguousarray(obj)
         return {"__nd__": True, "dtype": arr.dtype.str, "shape": list(arr.shape), "data": arr.tobytes()}
     if isinstance(obj, np.generic):
@@ -28,15 +32,38 @@ def _encode(obj):
     raise TypeError(f"cannot send a value of type {type(obj).__name__}")
 
 
+ND_KEYS = frozenset(("__nd__", "dtype", "shape", "data"))
+ND_KINDS = "biufcmMSU"  # plain numeric, bool, datetime and fixed-width string dtypes; never object or void
+
+
 def _decode(d):
-    """msgpack `object_hook`: rebuild numpy arrays; never unpickles (object dtypes are refused)."""
-    if d.get("__nd__") is True and len(d) == 4:
-        import numpy as np
-        dtype = np.dtype(d["dtype"])
-        if dtype.hasobject:
-            raise ValueError("object dtype refused")
-        return np.frombuffer(d["data"], dtype=dtype).reshape(d["shape"]).copy()
-    return d
+    """msgpack `object_hook`: rebuild numpy arrays; never unpickles. Any malformed array is a ValueError."""
+    if d.get("__nd__") is not True:
+        return d
+    import numpy as np
+    if set(d) != ND_KEYS:
+        raise ValueError(f"array record with keys {sorted(map(str, d))}")
+    dtype, shape, data = d["dtype"], d["shape"], d["data"]
+    if not isinstance(dtype, str) or len(dtype) > 32:
+        raise ValueError("array dtype must be a short string")
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bad array dtype {dtype!r}: {exc}") from None
+    if dt.kind not in ND_KINDS or dt.hasobject or dt.fields is not None or dt.subdtype is not None or dt.itemsize == 0:
+        raise ValueError(f"array dtype {dtype!r} refused")
+    if not isinstance(shape, (list, tuple)) or len(shape) > 32 or not all(
+            type(n) is int and n >= 0 for n in shape):
+        raise ValueError(f"bad array shape {shape!r}")
+    if not isinstance(data, (bytes, bytearray)):
+        raise ValueError(f"array data must be bytes, got {type(data).__name__}")
+    count = 1
+    for n in shape:
+        count *= n
+    if count * dt.itemsize != len(data):
+        raise ValueError(f"array of shape {list(shape)} and dtype {dt} needs {count * dt.itemsize} bytes, "
+                         f"got {len(data)}")
+    return np.frombuffer(data, dtype=dt).reshape(shape).copy()
 
 
 def pack(obj) -> bytes:
@@ -175,7 +202,10 @@ def harden(limits: dict) -> dict:
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NOFILE, (limits["max_open_files"],) * 2)
-    if os.geteuid() != 0:  # root ignores RLIMIT_NPROC; fork/exec are refused above in any case
+    if limits.get("isolated"):  # we are the only process of uid nobody in this user namespace
+        nproc = 1 + int(limits.get("max_processes", 0))
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+    elif os.geteuid() != 0:  # root ignores RLIMIT_NPROC; fork/exec are refused above in any case
         resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
 
     allowed = frozenset(limits["allowed_modules"])
@@ -287,16 +317,58 @@ class Worker:
         return {"ok": True, "value": value}
 
 
+SANDBOX_UID = 65534
+READY = {"ready": True}  # the first frame, sent before any untrusted code runs
+
+
+def become_nobody():
+    """Inside bwrap: drop from the namespace's uid 0 (used to build the view) to 65534, then check that the
+    process is 65534 everywhere, has no capabilities and cannot gain any. Exits 78 otherwise."""
+    if os.getuid() == 0 or os.geteuid() == 0:
+        os.setgroups([])
+        os.setresgid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
+        os.setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
+    status = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            status[key] = value.split()
+    problems = []
+    for key in ("Uid", "Gid"):
+        if any(int(v) != SANDBOX_UID for v in status.get(key, ["?"])):
+            problems.append(f"{key} {status.get(key)}")
+    if any(int(v) != SANDBOX_UID for v in status.get("Groups", [])):
+        problems.append(f"groups {status.get('Groups')}")
+    for key in ("CapPrm", "CapEff", "CapAmb"):
+        if int(status.get(key, ["1"])[0], 16) != 0:
+            problems.append(f"{key} {status.get(key)}")
+    if status.get("NoNewPrivs") != ["1"]:
+        problems.append("no_new_privs not set")
+    if problems:
+        os.write(2, ("sandbox worker not isolated: " + ", ".join(problems) + "\n").encode())
+        os._exit(78)
+    return [int(v) for v in status["Uid"][:3]]
+
+
 def main(argv):
     site_dirs, config = argv[1], argv[2]
+    import json
+    limits = json.loads(config)
+    if limits.get("isolated"):
+        uids = become_nobody()
+        os.closerange(3, 1 << 16)  # nothing of bwrap's (info, seccomp, ...) stays open for the code
     for d in site_dirs.split(os.pathsep):
         if d and d not in sys.path:
             sys.path.append(d)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # one BLAS thread: small address space, fair CPU accounting
-    import json
     import importlib
-    limits = json.loads(config)
+    if limits.get("probe"):  # isolation.require(): report what the sandbox looks like from inside
+        import msgpack  # noqa: F401
+        import numpy  # noqa: F401
+        pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+        print(json.dumps({"uid": uids, "pids": pids, "root": sorted(os.listdir("/"))}), flush=True)
+        return 0
     # preload what we and the allowed modules need while imports still work (before rlimits and hooks)
     for name in ("traceback", "linecache", "msgpack", *limits["allowed_modules"]):
         try:
@@ -310,6 +382,7 @@ def main(argv):
     user_builtins = harden(limits)
     worker = Worker(limits, user_builtins)
     reader = FrameReader(0)
+    _raw_write_frame(reply_fd, pack(READY))  # start-up done: the parent's wall clock starts now
     while True:
         try:
             req = unpack(reader.read())
