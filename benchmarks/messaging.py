@@ -26,7 +26,8 @@ from netsim.medium import Medium  # noqa: E402
 from protocols.codec import Stamper, decode, encode, wire_size  # noqa: E402
 from protocols.endpoint import Endpoint  # noqa: E402
 from protocols.messages import Beacon, Directory, Ping, Pong, Positions, Shutdown  # noqa: E402
-from protocols.sockets import Inbox, PeerLink  # noqa: E402
+from protocols.security import KeyPair  # noqa: E402
+from protocols.sockets import Inbox, PeerLink, secure_inbox  # noqa: E402
 
 MP = mp.get_context("forkserver")
 NETSIM = dict(model="unit_disk", range_m=1000.0, clock="wall", latency_base_s=0.0, bandwidth_bps=1e12)
@@ -110,10 +111,11 @@ def raw_server(conn, expected: int, _profile=None) -> None:
     ctx.term()
 
 
-def direct_server(conn, expected: int, profile: str | None) -> None:
-    """Inbox: answer Ping with Pong, count Beacons, stop on Shutdown."""
+def direct_server(conn, expected: int, profile: str | None, curve: tuple[str, str] | None = None) -> None:
+    """Inbox: answer Ping with Pong, count Beacons, stop on Shutdown. curve: (own secret key, the client's
+    public key) makes it a CURVE inbox that admits only that client, as every run's inboxes are by default."""
     ctx = zmq.Context()
-    inbox = Inbox(ctx)
+    inbox = Inbox(ctx) if curve is None else secure_inbox(ctx, {curve[1]: "client"}, pair=KeyPair.from_secret(curve[0]))
     st = Stamper("server")
     conn.send(inbox.endpoint)
     counter = Counter(conn, expected)
@@ -224,14 +226,17 @@ class LinkPath:
 
 
 class DirectPath(LinkPath):
-    """netmarl direct: Stamper/encode -> PeerLink -> Inbox.recv (decode) -> Inbox.reply -> decode."""
+    """netmarl direct: Stamper/encode -> PeerLink -> Inbox.recv (decode) -> Inbox.reply -> decode.
+    With curve=True both ends authenticate and encrypt as a run's processes do by default (CURVE)."""
 
-    def __init__(self, expected: int, profile: str | None = None):
-        proc, self.conn, endpoint = spawn(direct_server, expected, profile)
+    def __init__(self, expected: int, profile: str | None = None, curve: bool = False):
+        server, client = KeyPair.generate(), KeyPair.generate()
+        keys = (server.secret, client.public) if curve else None
+        proc, self.conn, endpoint = spawn(direct_server, expected, profile, keys)
         self.procs = {"receiver": proc}
         self.ctx = zmq.Context()
         self.st = Stamper("client")
-        self.link = PeerLink(self.ctx, endpoint, "client")
+        self.link = PeerLink(self.ctx, endpoint, "client", curve=(client, server.public) if curve else None)
         self.beacon = beacons(self.st, "server")
         self.bytes = wire_size(self.st.encode(Ping(nonce=1), "server"))
 
@@ -378,7 +383,7 @@ def main(argv=None) -> int:
 
     prof = tempfile.mkdtemp(prefix="netmarl-prof-") + "/p" if args.profile else None
     paths = {"raw": RawPath(args.msgs), "direct": DirectPath(args.msgs, prof and f"{prof}.direct"),
-             "medium": MediumPath(args.medium_msgs, prof)}
+             "curve": DirectPath(args.msgs, curve=True), "medium": MediumPath(args.medium_msgs, prof)}
     rtt = measure_rtt(paths, args.rtt, args.warmup, args.rounds)
     res = {}
     for name, path in paths.items():
@@ -396,6 +401,9 @@ def main(argv=None) -> int:
     ratios = {"direct_rtt_ratio": res["direct"]["rtt_p50_us"] / raw,
               "medium_rtt_ratio": res["medium"]["rtt_p50_us"] / raw,
               "direct_rate_ratio": res["direct"]["rate_msg_s"] / res["raw"]["rate_msg_s"],
+              "curve_rtt_ratio": res["curve"]["rtt_p50_us"] / raw,
+              "curve_cost_rtt": res["curve"]["rtt_p50_us"] / res["direct"]["rtt_p50_us"],
+              "curve_cost_rate": res["curve"]["rate_msg_s"] / res["direct"]["rate_msg_s"],
               "medium_rate": res["medium"]["rate_msg_s"]}
     verdict = {"direct_rtt_ratio": ratios["direct_rtt_ratio"] <= TARGETS["direct_rtt_ratio"],
                "medium_rtt_ratio": ratios["medium_rtt_ratio"] <= TARGETS["medium_rtt_ratio"],
@@ -414,6 +422,9 @@ def main(argv=None) -> int:
     print(f"\nratios to raw p50 RTT: direct {ratios['direct_rtt_ratio']:.2f}x (+{extra['direct']:.0f} us), "
           f"medium {ratios['medium_rtt_ratio']:.2f}x (+{extra['medium']:.0f} us); "
           f"direct one-way rate {ratios['direct_rate_ratio']:.2f}x raw")
+    print(f"run authentication (CURVE, the default for a run's sockets) against direct without it: round trip "
+          f"{ratios['curve_cost_rtt']:.2f}x, one-way rate {ratios['curve_cost_rate']:.2f}x "
+          f"(curve RTT {ratios['curve_rtt_ratio']:.2f}x raw)")
     for key, label, fmt in (("direct_rtt_ratio", "direct RTT <= 1.5x raw", "{:.2f}x"),
                             ("medium_rtt_ratio", "medium RTT <= 3x raw", "{:.2f}x"),
                             ("medium_rate", "medium forwarding >= 20,000 msg/s", "{:,.0f} msg/s")):

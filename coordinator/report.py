@@ -35,12 +35,16 @@ def direct_link_rows(metrics: list[dict]) -> list[list]:
     was still in flight at the end."""
     from netsim.stats import COLUMNS
 
-    finals = {m["node"]: m for m in metrics if m.get("final") and "direct_tx" in m}
+    finals = {str(m.get("node")): m for m in metrics if m.get("final") and isinstance(m.get("direct_tx"), dict)}
     rows = []
     for src, rec in sorted(finals.items()):
-        for key, (sent, nbytes) in sorted(rec["direct_tx"].items()):
-            dst, kind = key.split("|", 1)
-            got = finals.get(dst, {}).get("direct_rx", {}).get(f"{src}|{kind}", 0)
+        for key, cell in sorted(rec["direct_tx"].items()):
+            if "|" not in key or not (isinstance(cell, list) and len(cell) == 2 and all(_is_int(n) for n in cell)):
+                continue  # not what an agent writes (the coordinator checks records as they come: run_folder)
+            (dst, kind), (sent, nbytes) = key.split("|", 1), cell
+            rx = finals.get(dst, {}).get("direct_rx")
+            got = rx.get(f"{src}|{kind}", 0) if isinstance(rx, dict) else 0
+            got = got if _is_int(got) else 0
             row = dict.fromkeys(COLUMNS[4:], 0)
             row.update(sent=sent, delivered=got, dropped_shutdown=sent - got, bytes_sent=nbytes,
                        bytes_delivered=nbytes * got // max(sent, 1))
@@ -109,14 +113,35 @@ def load_run(run_dir: Path) -> tuple[dict, list[dict], list[dict]]:
     """The resolved config, link rows and metrics records of a run folder."""
     cfg = tomllib.loads((run_dir / "config.toml").read_text())
     links = read_links_csv(run_dir / "links.csv") if (run_dir / "links.csv").exists() else []
+    return cfg, links, read_metrics(run_dir)
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The records of metrics.jsonl (lines that are not a JSON object are skipped)."""
     metrics = []
     if (run_dir / "metrics.jsonl").exists():
-        for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        for line in (run_dir / "metrics.jsonl").read_text(errors="replace").splitlines():
             try:
-                metrics.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass  # a line cut by a crash; the rest is still good
-    return cfg, links, metrics
+                record = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                continue  # a line cut by a crash; the rest is still good
+            if isinstance(record, dict):
+                metrics.append(record)
+    return metrics
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def world_records(metrics: list[dict]) -> list[dict]:
+    """The world's progress records: kind "world" with an integer step (odd ones, from older runs or
+    written by hand, are left out rather than let a report fail)."""
+    return [m for m in metrics if m.get("kind") == "world" and _is_int(m.get("step"))]
 
 
 def make_plots(run_dir: Path) -> list[Path]:
@@ -135,7 +160,7 @@ def make_plots(run_dir: Path) -> list[Path]:
         fig.savefig(plots / "delivery_vs_distance.png", dpi=110)
         plt.close(fig)
         written.append(plots / "delivery_vs_distance.png")
-    world = [m for m in metrics if m.get("kind") == "world" and "mean_speed" in m]
+    world = [m for m in world_records(metrics) if _is_number(m.get("t")) and _is_number(m.get("mean_speed"))]
     if world:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         ax.plot([m["t"] for m in world], [m["mean_speed"] for m in world])
@@ -150,18 +175,32 @@ def make_plots(run_dir: Path) -> list[Path]:
 
 
 def summarize(run_dir: Path) -> dict:
-    """Headline figures of a run (also written to summary.json by the run)."""
-    cfg, links, metrics = load_run(run_dir)
-    world = [m for m in metrics if m.get("kind") == "world"]
+    """Headline figures of a run (also written to summary.json by the run). Never fails on odd metrics
+    records or a damaged links.csv: what cannot be read counts as absent (and is named under "errors")."""
+    out = {"run": run_dir.name, "steps": 0, "steps_per_s": 0.0, "late_actions": 0, "links": {},
+           "node_failures": 0, "metrics_refused": 0}
+    errors, links = [], []
+    metrics = read_metrics(run_dir)
+    try:
+        links = read_links_csv(run_dir / "links.csv") if (run_dir / "links.csv").exists() else []
+        out["links"] = totals_by_type(links)
+    except Exception as err:  # a damaged links.csv
+        errors.append(f"links.csv: {type(err).__name__}: {err}")
+    world = world_records(metrics)
+    if world:
+        last = world[-1]
+        out["steps"] = last["step"]
+        if _is_number(last.get("steps_per_s")):
+            out["steps_per_s"] = round(float(last["steps_per_s"]), 2)
+        if _is_int(last.get("late_actions")):
+            out["late_actions"] = last["late_actions"]
     events = [m for m in metrics if m.get("kind") == "event"]
-    return {
-        "run": run_dir.name,
-        "steps": world[-1]["step"] if world else 0,
-        "steps_per_s": round(world[-1]["steps_per_s"], 2) if world else 0.0,
-        "late_actions": world[-1]["late_actions"] if world else 0,
-        "links": totals_by_type(links),
-        "node_failures": sum(1 for e in events if e.get("event") == "node_failed"),
-    }
+    out["node_failures"] = sum(1 for e in events if e.get("event") == "node_failed")
+    out["metrics_refused"] = sum(e["records"] for e in events
+                                 if e.get("event") == "metrics_refused" and _is_int(e.get("records")))
+    if errors:
+        out["errors"] = errors
+    return out
 
 
 def strict_json(obj):

@@ -34,6 +34,7 @@ log = logging.getLogger("coordinator")
 UNAUTHENTICATED = ("this run does not authenticate its processes (security.curve = \"off\", or [mqtt] on loopback): "
                    "any process that reaches its sockets can join it or speak for its processes")
 HEARTBEAT_S = 1.0
+LAST_WORDS_S = 3.0  # after every process stopped, read what is still arriving for at most this long
 HUNG_FACTOR = 5  # a local process silent this many heartbeat timeouts is killed as hung
 
 
@@ -70,20 +71,11 @@ class Supervisor:
         self.pair = coordinator_pair(cfg)  # a bad key setting fails before the run folder exists
         allowed = allowed_keys(cfg) if self.pair else {}
         check_new_run_dir(self.run_dir)
+        self.bind_inbox(cfg, allowed)  # before the run folder exists: a bad address leaves nothing behind
         self.run_dir.mkdir(parents=True, exist_ok=True)
         write_config(self.run_dir, cfg)
-        self.ctx = zmq.Context()
-        self.gate: Gate | None = None
-        if self.pair is None:
-            self.inbox = Inbox(self.ctx, cfg.run.coordinator_bind)
-        else:  # CURVE: the allow-list plus, as they are launched, the processes started here
-            self.gate = Gate(self.ctx, allowed, logger=log)
-            join_dir = self.run_dir / JOIN_DIR  # `netmarl node --run RUN` drops its public key here
-            join_dir.mkdir(mode=0o700)
-            self.gate.watch([join_dir, *([cfg.security.allow_dir] if cfg.security.allow_dir else [])],
-                            reserved=self.reserved_id)
-            self.gate.start()
-            self.inbox = SecureInbox(self.ctx, cfg.run.coordinator_bind, pair=self.pair, gate=self.gate)
+        if self.pair is not None:
+            (self.run_dir / JOIN_DIR).mkdir(mode=0o700)  # `netmarl node --run RUN` leaves its public key here
             write_public_key(self.run_dir / COORDINATOR_KEY_FILE, self.pair.public)  # for `netmarl node --coordinator-key`
         (self.run_dir / COORDINATOR_ENDPOINT_FILE).write_text(self.inbox.endpoint + "\n")  # for `netmarl node`
         self.stamper = Stamper(COORDINATOR_ID)
@@ -110,6 +102,28 @@ class Supervisor:
         self.world_step = 0
         self._silent_warned: set[str] = set()
         self.plan = None
+
+    def bind_inbox(self, cfg: ScenarioConfig, allowed: dict[str, str]) -> None:
+        """The coordinator's inbox on run.coordinator_bind: plain, or CURVE with a gate that admits the
+        allow-list, the processes launched here and the keys nodes leave in RUN/allow/. ConfigError (exit 2)
+        if the address cannot be bound."""
+        self.ctx = zmq.Context()
+        self.gate: Gate | None = None
+        try:
+            if self.pair is None:
+                self.inbox = Inbox(self.ctx, cfg.run.coordinator_bind)
+                return
+            self.gate = Gate(self.ctx, allowed, logger=log)
+            self.gate.watch([self.run_dir / JOIN_DIR, *([cfg.security.allow_dir] if cfg.security.allow_dir else [])],
+                            reserved=self.reserved_id)
+            self.gate.start()
+            self.inbox = SecureInbox(self.ctx, cfg.run.coordinator_bind, pair=self.pair, gate=self.gate)
+        except zmq.ZMQError as err:
+            if self.gate is not None:
+                self.gate.stop()
+            self.ctx.destroy(linger=0)
+            raise ConfigError(f"run.coordinator_bind = {cfg.run.coordinator_bind!r}: cannot bind it ({err}); give a "
+                              "local address and a free port, e.g. tcp://127.0.0.1:* or tcp://0.0.0.0:5555") from None
 
     def reserved_id(self, node_id: str) -> bool:
         """An id no hand-joining node may take a key for: the coordinator's and those of processes launched here."""
@@ -210,7 +224,9 @@ class Supervisor:
             raise ValueError(f"{src!r} tried to register as {reg.node_id!r}")
         child = self.launcher.children.get(reg.node_id)
         old = self.registry.nodes.get(reg.node_id)
-        if (child is not None and reg.pid != child.pid) or (child is None and (reg.kind != "agent" or (old and not old.down))):
+        again = old is not None and not old.down and (old.pid, old.endpoint, old.host) == (reg.pid, reg.endpoint, reg.host)
+        if (child is not None and reg.pid != child.pid) or \
+                (child is None and (reg.kind != "agent" or (old and not old.down and not again))):
             raise ValueError(f"registration of {reg.node_id!r} ({reg.kind}, pid {reg.pid}) refused: "
                              "the id is taken or the kind is reserved for launched processes")
         if reg.kind == "medium" and self.link_rows is not None:  # a medium came back: keep what the old one counted
@@ -299,7 +315,13 @@ class Supervisor:
             self.broadcast_directory()
             for key, members in self.barriers.recheck(self.live_agents()):
                 self.release_barrier(*key, members)
-        if policy == "restart" and child.restarts < self.cfg.run.max_restarts:
+        if policy != "restart" or child.restarts >= self.cfg.run.max_restarts:  # the run goes on without it
+            if self.status == "ok":
+                self.status = f"degraded: {child.name} exited with code {code} and was not restarted"
+            else:
+                self.status += f"; {child.name} exited with code {code}"
+            self.status = self.status[:500]
+        elif policy == "restart":
             child.restarts += 1
             self.launcher.start(child.name, child.target, **child.kwargs)
             self.event(event="node_restarted", node=child.name, restarts=child.restarts)
@@ -387,7 +409,7 @@ class Supervisor:
                 if self.started:
                     self.check_silence()
             if self.interrupted:
-                self.status = "interrupted"
+                self.status = "interrupted" if self.status == "ok" else f"interrupted ({self.status})"
         except Exception as err:  # reported, and what was received is still written below
             self.status = f"failed: {type(err).__name__}: {err}"
             log.exception("run failed")
@@ -400,7 +422,9 @@ class Supervisor:
                 for s, h in old.items():
                     signal.signal(s, h)
                 self.write_outputs(time.monotonic() - t0)
-        return 0 if self.status == "ok" else (130 if self.status == "interrupted" else 1)
+        if self.status == "ok":
+            return 0
+        return 130 if self.status.startswith("interrupted") else 3 if self.status.startswith("degraded") else 1
 
     def shutdown(self, grace_s: float = 5.0) -> None:
         """Stop the world first (agents then send nothing more on the radio), then the medium (its
@@ -416,7 +440,8 @@ class Supervisor:
             while any(c.process.is_alive() for c in local) and time.monotonic() < deadline:
                 self.loop_once(20)
         self.launcher.stop_all(grace_s=2.0)
-        while self.loop_once(200):  # last words may trail the exits: read until 200 ms of quiet
+        deadline = time.monotonic() + LAST_WORDS_S  # however much anyone keeps sending, shutdown ends
+        while self.loop_once(200) and time.monotonic() < deadline:  # last words trail the exits: 200 ms of quiet
             pass
         if self.gate is not None and (self.gate.refused or self.inbox.refused):
             log.warning("CURVE refused %d connections (unknown keys) and %d messages (a sender claiming another id)",

@@ -40,7 +40,9 @@ class Medium:
         self.queue: list[tuple] = []
         self._tiebreak = itertools.count()
         self.forwarded = 0
-        self.early: list[tuple[bytes, list]] = []  # sent at a step whose positions have not arrived yet
+        self.early: list[tuple[bytes, list, object]] = []  # sent at a step whose positions have not arrived yet
+        self.step_s: float | None = None  # sim time between the last two steps' positions
+        self.held: dict[str, int] = {}  # per sender: its messages in early plus its entries in queue
         # lock-step with the world (sim clock): counts of radio messages routed from / delivered to each agent
         self.received_from: dict[str, int] = {}
         self.delivered_to: dict[str, int] = {}
@@ -93,6 +95,8 @@ class Medium:
     def advance(self, msg) -> None:
         """Store the positions of this step and release the deliveries now due."""
         xy = msg.arrays["xy"]
+        if self.positions and msg.env.t_sim > self.now_sim:
+            self.step_s = msg.env.t_sim - self.now_sim
         self.latest = {node: (float(x), float(y)) for node, (x, y) in zip(msg.body.ids, xy)}
         self.positions[round(msg.env.t_sim, 6)] = self.latest
         if len(self.positions) > POSITION_HISTORY:
@@ -100,6 +104,7 @@ class Medium:
         self.now_sim = max(self.now_sim, msg.env.t_sim)
         early, self.early = self.early, []
         for _ident, frames, env in early:  # drop-decision inputs are now the same whatever the arrival order
+            self.held[env.src] -= 1
             self.forward(env, frames)
         self.release()
 
@@ -138,25 +143,49 @@ class Medium:
             self.ep.inbox.reject(ident, err)
             return
         self.received_from[env.src] = self.received_from.get(env.src, 0) + 1
-        key = round(env.t_sim, 6)
-        if self.cfg.clock == "sim" and env.t_sim > self.now_sim and key not in self.positions \
-                and len(self.early) < self.cfg.max_queue:
+        if self.cfg.clock == "sim" and env.t_sim > self.now_sim and self.is_early(env):
             self.early.append((ident, frames, env))  # the world's positions for that step are still on their way
+            self.held[env.src] = self.held.get(env.src, 0) + 1
             return
         self.forward(env, frames)
         if self.pending is not None:
             self.try_tick()
 
+    def is_early(self, env) -> bool:
+        """Whether a message stamped after now_sim waits in early for its step's positions: only if it is at
+        most one step ahead of the newest positions (an agent acts on the step it was last shown, so an
+        honest one is never further ahead), those positions have not come, and its sender's share of the
+        queue is not used up. Anything else is sent now (forward() clamps its send time to now_sim)."""
+        if round(env.t_sim, 6) in self.positions or len(self.early) >= self.cfg.max_queue \
+                or self.held.get(env.src, 0) >= self.sender_cap():
+            return False
+        if self.step_s is None:  # fewer than two steps seen: one step's length is not known yet
+            return True
+        newest = max(self.now_sim, self.pending[1].env.t_sim if self.pending is not None else self.now_sim)
+        return env.t_sim <= newest + self.step_s * (1 + 1e-6)
+
+    def sender_cap(self) -> int:
+        """Entries of early and queue one sender may hold: an even share of max_queue among the agents, but
+        at least four broadcasts' worth; so a flood from one sender cannot fill the queue for the others."""
+        n = max(1, len(self.ep.peers.ids("agent")))
+        return min(self.cfg.max_queue, max(self.cfg.max_queue // n, 4 * n))
+
     def forward(self, env, frames) -> None:
-        """Per receiver: distance at send time, channel decision, then schedule or drop, and count."""
+        """Per receiver: distance at send time, channel decision, then schedule or drop, and count.
+
+        On the sim clock a message is sent at its own stamp, but never later than the medium's clock
+        (now_sim): one stamped in the future (only a misbehaving agent's; an honest one waits in early until
+        its step's positions come) is sent now, and cannot sit in the queue for ever."""
         size = wire_size(frames)
-        pos = self.positions.get(round(env.t_sim, 6), self.latest)
+        t_sent = min(env.t_sim, self.now_sim)
+        pos = self.positions.get(round(t_sent, 6), self.latest)
         src_xy = pos.get(env.src)
         if env.dst == BROADCAST:
             dsts = [p for p in self.ep.peers.ids("agent") if p != env.src]
         else:
             dsts = [env.dst]
-        sent_at = env.t_sim if self.cfg.clock == "sim" else time.monotonic()
+        sent_at = t_sent if self.cfg.clock == "sim" else time.monotonic()
+        cap = self.sender_cap()
         for dst in dsts:
             dst_xy = pos.get(dst)
             if not self.ep.peers.knows(dst):  # one catch-all row: peers cannot grow the table at will
@@ -169,7 +198,7 @@ class Medium:
             dec = self.channel.decide(env.src, dst, env.seq, d, size, env.type)
             if not dec.delivered:
                 self.stats.record(env.src, dst, env.type, d, size, False, dec.cause)
-            elif len(self.queue) >= self.cfg.max_queue:
+            elif len(self.queue) >= self.cfg.max_queue or self.held.get(env.src, 0) >= cap:
                 self.stats.record(env.src, dst, env.type, d, size, False, "queue")
             else:
                 due, meta = sent_at + dec.latency_s, (env.src, env.type, d, size, dec.latency_s)
@@ -177,6 +206,7 @@ class Medium:
                     self.deliver(dst, frames, meta)  # already due and nothing ahead of it: skip the heap
                 else:
                     heapq.heappush(self.queue, (due, next(self._tiebreak), dst, frames, meta))
+                    self.held[env.src] = self.held.get(env.src, 0) + 1
         self.release()
 
     def release(self) -> None:
@@ -185,6 +215,7 @@ class Medium:
         q = self.queue
         while q and q[0][0] <= now:
             _, _, dst, frames, meta = heapq.heappop(q)
+            self.held[meta[0]] -= 1
             self.deliver(dst, frames, meta)
 
     def deliver(self, dst: str, frames, meta: tuple) -> None:
@@ -239,6 +270,7 @@ class Medium:
         for _, _, dst, _, (src, kind, d, size, _lat) in self.queue:
             self.stats.record(src, dst, kind, d, size, False, "shutdown")
         self.queue.clear()
+        self.held.clear()
         self.report(final=True)
         log.info("medium done: %d deliveries, %d rejected messages", self.forwarded, ep.inbox.rejected)
         return 0

@@ -11,6 +11,7 @@ from typing import Any
 import zmq
 
 from .codec import DEFAULT_LIMITS, Limits, Stamper
+from .errors import reply_budget
 from .messages import BarrierArrive, BarrierRelease, Body, Directory, Heartbeat, Message, Metrics, Ping, Pong, Register, RegisterAck, Shutdown
 from .security import Curve, Gate
 from .sockets import NOBLOCK, POLLIN, Inbox, PeerBook, PeerLink, SecureInbox
@@ -22,6 +23,7 @@ COORDINATOR_IDENT = COORDINATOR_ID.encode()
 COORDINATOR_ONLY = frozenset({"directory", "shutdown", "register_ack", "start", "barrier_release"})
 MAX_BATCH = 1000
 PEER_KEY_GRACE_S = 2.0  # a peer may connect a moment before this process reads the Directory with its key
+REGISTER_AGAIN_S = 5.0  # a node not yet acknowledged announces itself again this often
 COORDINATOR_QUIET_S = 3.0  # three of the coordinator's 1 s heartbeats missed: say so in the log
 
 
@@ -62,6 +64,7 @@ class Endpoint:
         self.coordinator_seen = time.monotonic()
         self.coordinator_quiet = False  # silent for over COORDINATOR_QUIET_S
         self.outages = 0  # times the coordinator went silent for over COORDINATOR_QUIET_S
+        self._ignored: set[bytes] = set()  # senders of coordinator-only messages, logged once each
 
     # ------------------------------------------------------------ sending
     def to_coordinator(self, body: Body, arrays=None) -> bool:
@@ -72,12 +75,16 @@ class Endpoint:
         """Send one metrics record to the coordinator's sink."""
         self.to_coordinator(Metrics(kind=kind, values=values, final=final))
 
+    def check_links(self) -> None:
+        """CURVE: links whose handshake was refused try again, and say so (PeerLink.check)."""
+        if self.curve is not None:
+            self.coordinator.check()
+            self.peers.check()
+
     def maybe_heartbeat(self) -> None:
         """Send a heartbeat if one is due."""
         now = time.monotonic()
-        if self.curve is not None:  # links whose CURVE handshake was refused try again
-            self.coordinator.check()
-            self.peers.check()
+        self.check_links()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.heartbeat_s
             self.to_coordinator(Heartbeat())
@@ -106,11 +113,16 @@ class Endpoint:
             self.coordinator_seen = now
             if isinstance(body, Heartbeat):
                 return True
-        if isinstance(body, Ping):
-            self.inbox.reply(ident, self.stamper.encode(Pong(nonce=body.nonce), msg.env.src))
+        if isinstance(body, Ping):  # peers outside the Directory get a bounded number of Pongs
+            known = ident == COORDINATOR_IDENT or self.peers.knows(ident.decode(errors="replace"))
+            if reply_budget(self.inbox).allow(ident, known):
+                self.inbox.reply(ident, self.stamper.encode(Pong(nonce=body.nonce), msg.env.src))
             return True
         if msg.env.type in COORDINATOR_ONLY and ident != COORDINATOR_IDENT:
-            log.warning("%s: ignoring %s from %r: only the coordinator may send it", self.node_id, msg.env.type, ident)
+            if ident not in self._ignored and len(self._ignored) < 1024:  # logged once per sender
+                self._ignored.add(ident)
+                log.warning("%s: ignoring %s from %r: only the coordinator may send it (further ones are not "
+                            "logged)", self.node_id, msg.env.type, ident)
             return True
         if isinstance(body, Directory):
             self.peers.update(body)
@@ -175,14 +187,22 @@ class Endpoint:
 
     # ------------------------------------------------------------ lifecycle
     def register(self, timeout_s: float = 60.0) -> RegisterAck:
-        """Announce this process and wait for the coordinator's acknowledgement."""
-        self.to_coordinator(Register(node_id=self.node_id, kind=self.kind, role=self.role,
-                                     endpoint=self.advertise or self.inbox.endpoint, pid=os.getpid(),
-                                     host=socket.gethostname()))
-        deadline = time.monotonic() + timeout_s
+        """Announce this process and wait for the coordinator's acknowledgement (announcing again every
+        REGISTER_AGAIN_S: a Register sent on a connection the coordinator refused is lost)."""
+        reg = Register(node_id=self.node_id, kind=self.kind, role=self.role, endpoint=self.advertise or self.inbox.endpoint,
+                       pid=os.getpid(), host=socket.gethostname())
+        self.to_coordinator(reg)
+        deadline, again = time.monotonic() + timeout_s, time.monotonic() + REGISTER_AGAIN_S
         while self.ack is None and not self.stopping:
+            if time.monotonic() > again:
+                self.to_coordinator(reg)
+                again = time.monotonic() + REGISTER_AGAIN_S
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.node_id}: no registration ack within {timeout_s} s")
+                cause = ("; the coordinator refused our CURVE key every time: it is not on its allow-list "
+                         "(security.allow_dir), or --coordinator-key is not the run's" if getattr(
+                             self.coordinator, "refusals", 0) else "")
+                raise TimeoutError(f"{self.node_id}: no registration ack within {timeout_s} s{cause}")
+            self.check_links()
             self.early += self.poll(200)
         return self.ack
 

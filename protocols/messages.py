@@ -16,7 +16,7 @@ class ArraySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=64)
     dtype: str = Field(max_length=8)
-    shape: list[int] = Field(max_length=8)
+    shape: list[int] = Field(max_length=8, fail_fast=True)
 
 
 class Envelope(BaseModel):
@@ -30,11 +30,15 @@ class Envelope(BaseModel):
     seq: int = Field(ge=0)
     t_sim: float = 0.0
     t_wall: float = 0.0
-    arrays: list[ArraySpec] = Field(default_factory=list, max_length=64)
+    arrays: list[ArraySpec] = Field(default_factory=list, max_length=64, fail_fast=True)
 
 
 class Body(BaseModel):
-    """Base of every message body; subclasses set TYPE and register themselves."""
+    """Base of every message body; subclasses set TYPE and register themselves.
+
+    Every model forbids unknown keys (the codec refuses a map with more keys than fields before it is
+    unpacked), and every list or map field stops at its first bad entry (fail_fast): a hostile body costs
+    one error record, not one per entry."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     TYPE: ClassVar[str] = ""
@@ -84,7 +88,7 @@ class RegisterAck(Body):
     TYPE: ClassVar[str] = "register_ack"
     run_id: str
     seed: int
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict, fail_fast=True)
 
 
 @register
@@ -93,10 +97,10 @@ class Directory(Body):
     the public key each was authenticated with: the keys its peers admit)."""
 
     TYPE: ClassVar[str] = "directory"
-    endpoints: dict[str, str]
-    kinds: dict[str, str] = Field(default_factory=dict)
-    down: list[str] = Field(default_factory=list)
-    keys: dict[str, str] = Field(default_factory=dict)
+    endpoints: dict[str, str] = Field(fail_fast=True)
+    kinds: dict[str, str] = Field(default_factory=dict, fail_fast=True)
+    down: list[str] = Field(default_factory=list, fail_fast=True)
+    keys: dict[str, str] = Field(default_factory=dict, fail_fast=True)
 
 
 @register
@@ -127,8 +131,8 @@ class Metrics(Body):
     """One metrics record for the run's metrics.jsonl."""
 
     TYPE: ClassVar[str] = "metrics"
-    kind: str
-    values: dict[str, Any]
+    kind: str = Field(max_length=64)
+    values: dict[str, Any] = Field(fail_fast=True)  # what a record may hold: coordinator/run_folder.py
     final: bool = False
 
 
@@ -139,7 +143,7 @@ class BarrierArrive(Body):
     TYPE: ClassVar[str] = "barrier_arrive"
     name: str
     round: int = 0
-    group: list[str] = Field(default_factory=list)  # who must arrive; empty: every live agent
+    group: list[str] = Field(default_factory=list, fail_fast=True)  # who must arrive; empty: every live agent
 
 
 @register
@@ -149,7 +153,7 @@ class BarrierRelease(Body):
     TYPE: ClassVar[str] = "barrier_release"
     name: str
     round: int = 0
-    members: list[str] = Field(default_factory=list)
+    members: list[str] = Field(default_factory=list, fail_fast=True)
 
 
 @register
@@ -160,7 +164,7 @@ class Observation(Body):
     step: int
     reward: float = 0.0
     done: bool = False
-    info: dict[str, Any] = Field(default_factory=dict)
+    info: dict[str, Any] = Field(default_factory=dict, fail_fast=True)
     radio_expected: int | None = None  # radio messages the medium has delivered to this agent so far
 
 
@@ -180,8 +184,8 @@ class Positions(Body):
 
     TYPE: ClassVar[str] = "positions"
     step: int
-    ids: list[str]
-    radio_sent: dict[str, int] = Field(default_factory=dict)  # per agent, from its last action
+    ids: list[str] = Field(fail_fast=True)
+    radio_sent: dict[str, int] = Field(default_factory=dict, fail_fast=True)  # per agent, from its last action
 
 
 @register
@@ -191,7 +195,7 @@ class Tick(Body):
 
     TYPE: ClassVar[str] = "tick"
     step: int
-    delivered: dict[str, int] = Field(default_factory=dict)
+    delivered: dict[str, int] = Field(default_factory=dict, fail_fast=True)
 
 
 @register
@@ -200,8 +204,8 @@ class LinkReport(Body):
     type), 'distance' (n,) and 'counts' (n, len(columns)); compact at any scale."""
 
     TYPE: ClassVar[str] = "link_report"
-    names: list[str]
-    columns: list[str]
+    names: list[str] = Field(fail_fast=True)
+    columns: list[str] = Field(fail_fast=True)
     final: bool = False
 
 
@@ -257,7 +261,7 @@ class _DispatcherNotice(Body):
 
     episode: int = Field(ge=0)
     step: int = Field(ge=0)
-    sg: list[int] = Field(min_length=1, max_length=64)
+    sg: list[int] = Field(min_length=1, max_length=64, fail_fast=True)
 
 
 @register

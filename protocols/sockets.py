@@ -9,7 +9,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .codec import DEFAULT_LIMITS, Limits, decode, encode
-from .errors import ProtocolError
+from .errors import ProtocolError, reply_budget
 from .messages import Directory, Error, Message
 from .security import Gate, KeyPair, make_client, make_server
 
@@ -47,6 +47,8 @@ def recv_frames(sock: zmq.Socket, flags: int = 0) -> list[bytes]:
 class Inbox:
     """A node's one ROUTER socket: everything addressed to the node arrives here."""
 
+    authenticated = False  # whether every sender is a member of the run (a SecureInbox: admitted by key)
+
     def __init__(self, ctx: zmq.Context, bind: str = "tcp://127.0.0.1:*", limits: Limits = DEFAULT_LIMITS,
                  pair: KeyPair | None = None):
         self.limits = limits
@@ -78,12 +80,15 @@ class Inbox:
             return ident, None
 
     def reject(self, ident: bytes, err: ProtocolError) -> None:
-        """Count a bad message, log it once per peer and send the peer an Error reply."""
+        """Count a bad message, log it once per peer (the first max_peers peers) and send the peer an Error
+        reply while its ReplyBudget lasts (a flood of garbage gets a bounded number of replies)."""
         self.rejected += 1
-        if ident not in self._logged_peers:
+        budget = reply_budget(self)
+        if ident not in self._logged_peers and len(self._logged_peers) < budget.max_peers:
             self._logged_peers.add(ident)
             log.warning("rejected message from peer %r: %s (further ones are counted, not logged)", ident, err)
-        self.reply(ident, encode(Error(code="malformed", detail=str(err)[:500]), src="", dst="", seq=0))
+        if budget.allow(ident, known=self.authenticated):
+            self.reply(ident, encode(Error(code="malformed", detail=str(err)[:500]), src="", dst="", seq=0))
 
     def has_more(self) -> bool:
         """Whether another message is waiting (cheaper than a failing non-blocking recv)."""
@@ -108,6 +113,8 @@ class SecureInbox(Inbox):
     CURVE picks a random one per socket, so no one can take over another's connection by naming it); a
     message is refused unless its envelope source is its sender's node id (relays, i.e. the medium, may
     pass on other sources)."""
+
+    authenticated = True
 
     def __init__(self, ctx: zmq.Context, bind: str, limits: Limits = DEFAULT_LIMITS, *, pair: KeyPair, gate: Gate):
         if not gate.is_alive():

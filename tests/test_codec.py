@@ -6,6 +6,7 @@ import builtins
 import inspect
 import pickle
 import sys
+import time
 
 import msgpack
 import numpy as np
@@ -527,3 +528,66 @@ def test_decode_never_unpickles_or_imports(frames, specs):
         for c in candidates:
             decode_checked(c)  # _NoPickle / ImportError would escape and fail the test
     assert not new_imports
+
+
+# ------------------------------------------------------------------ bounded rejection (hostile peers)
+def _metrics_body(values) -> bytes:
+    return msgpack.packb({"kind": "k", "values": values}, use_bin_type=True)
+
+
+TWO_CHARS = [a + b for a in "abcdefghijklmnopqrstuvwxyz0123456789" for b in "abcdefghijklmnopqrstuvwxyz0123456789"]
+# under the 1 MiB body limit, each; the figures per message: benchmarks/hostile.py
+HOSTILE = {
+    "100k unknown keys (800 kB)": lambda: [raw_envelope(type="metrics"),
+                                          msgpack.packb({f"{i:06d}": 0 for i in range(100_000)})],
+    "100k keys in a dict[str, Any] field": lambda: [raw_envelope(type="metrics"),
+                                                   _metrics_body({f"{i:06d}": 0 for i in range(100_000)})],
+    "many 9k-key maps in a dict[str, Any] field": lambda: [
+        raw_envelope(type="metrics"), _metrics_body({str(j): {f"{i:06d}": 0 for i in range(9_000)} for j in range(11)})],
+    "a million nested empty lists": lambda: [raw_envelope(type="metrics"), _metrics_body({"a": [[[]] * 100] * 9_000})],
+    "300k short strings in lists": lambda: [raw_envelope(type="metrics"), _metrics_body(
+        {"a": [[TWO_CHARS[(i + j) % len(TWO_CHARS)] for j in range(9_000)] for i in range(33)]})],
+    "200k wrong-typed entries in two list[str]": lambda: [raw_envelope(type="link_report"), msgpack.packb(
+        {"names": list(range(100_000)), "columns": list(range(100_000))})],
+}
+BOUND_S = 0.05  # 10x the worst figure measured on a busy 2-core machine; the old code took 0.16-1.8 s
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_bodies_are_rejected_in_bounded_time(name):
+    """Each used to take 0.16-2 s to reject, or was not rejected at all (and cost its receiver more later);
+    the bound here is generous (a busy test machine): the figures, a few ms at most, are benchmarks/hostile.py's."""
+    frames = HOSTILE[name]()
+    assert len(frames[1]) <= codec.DEFAULT_LIMITS.max_body_bytes
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        with pytest.raises(ProtocolError) as info:
+            decode(frames)
+        times.append(time.perf_counter() - t0)
+        assert len(str(info.value)) < 300
+    assert min(times) < BOUND_S, f"{name}: rejected in {min(times):.3f} s"
+
+
+def test_many_validation_errors_are_counted_not_described():
+    """A body with thousands of bad entries stops at the first one (fail_fast); its description stays short."""
+    with pytest.raises(ProtocolError, match=r"bad 'positions' body: ids.0: Input should be a valid string$"):
+        decode([raw_envelope(type="positions"), msgpack.packb({"step": 1, "ids": list(range(9_000))})])
+    with pytest.raises(ProtocolError, match=r"bad 'directory' body: endpoints.n0: Input should be a valid string$"):
+        decode([raw_envelope(type="directory"), msgpack.packb({"endpoints": {f"n{i}": i for i in range(9_000)}})])
+    with pytest.raises(ProtocolError, match=r"exceeds max_array_len"):  # refused from the list's header
+        decode([raw_envelope(type="positions"), msgpack.packb({"step": 1, "ids": list(range(100_000))})])
+    with pytest.raises(ProtocolError, match=r"bad 'ping' body: 2 keys for 1 fields"):
+        decode([raw_envelope(), msgpack.packb({"nonce": 1, "evil": 2})])
+
+
+def test_container_limits_are_enforced_per_frame():
+    ok = [raw_envelope(type="metrics"), _metrics_body({"a": list(range(9_000)), "b": list(range(9_000))})]
+    assert len(decode(ok).body.values["b"]) == 9_000  # 18k entries in all: within max_items
+    with pytest.raises(ProtocolError, match="more than 20000 entries"):
+        decode([raw_envelope(type="metrics"), _metrics_body({k: list(range(9_000)) for k in "abc"})])
+    with pytest.raises(ProtocolError, match="exceeds max_array_len"):
+        decode([raw_envelope(type="metrics"), _metrics_body({"a": list(range(10_001))})])
+    small = Limits(max_items=50, max_container_len=20)
+    with pytest.raises(ProtocolError, match="more than 50 entries"):
+        decode([raw_envelope(type="metrics"), _metrics_body({k: list(range(15)) for k in "abcd"})], small)

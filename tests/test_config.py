@@ -236,3 +236,23 @@ def test_mqtt_with_curve_is_refused_with_a_reason(tmp_path):
     with pytest.raises(ConfigError, match="cannot be combined with CURVE"):
         load_scenario(ROOT / "scenarios" / "figure8_beacons.toml", sets)
     assert load_scenario(ROOT / "scenarios" / "figure8_beacons.toml", [sets[0], "security.curve=off"]).mqtt
+
+
+@pytest.mark.parametrize("curve", ["on", "off"])
+def test_a_coordinator_bind_that_cannot_be_bound_exits_2_and_leaves_nothing(tmp_path, curve):
+    """A busy port or an address that is not this machine's: exit 2 with the reason, no half-made run folder
+    (which would block a rerun with the same --out)."""
+    import socket
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        for bind in (f"tcp://127.0.0.1:{busy.getsockname()[1]}", "tcp://192.0.2.1:5555", "tcp://nonsense:1"):
+            out = tmp_path / "run"
+            res = netmarl("run", str(SCENARIO), "--out", str(out), "--no-progress", "--set", f"run.coordinator_bind={bind}",
+                          "--set", f"security.curve={curve}", cwd=tmp_path)
+            assert res.returncode == 2, (bind, res.stderr[-2000:])
+            assert "run.coordinator_bind" in res.stderr and "Traceback" not in res.stderr
+            assert not out.exists(), bind
+    finally:
+        busy.close()

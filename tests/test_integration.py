@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import threading
 import time
 
 import zmq
@@ -166,3 +167,54 @@ def test_sigterm_to_the_whole_process_group_still_stops_in_order(tmp_path, reap)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["links_final"] and summary["node_failures"] == 0
     assert len([m for m in metrics(run_dir) if m["final"] and m["kind"] == "beacon_node"]) == 14
+
+
+def test_a_run_that_goes_on_without_its_medium_says_degraded_and_why(tmp_path, reap):
+    """on_node_failure = "continue": the medium dies, the run goes on, and its status says so (not "ok")."""
+    run_dir = tmp_path / "run"
+    proc = _running(run_dir, reap, "run.on_node_failure=continue")
+    os.kill(int(re.findall(r"registered medium \(medium, pid (\d+)\)",
+                           (run_dir / "logs" / "coordinator.log").read_text())[-1]), signal.SIGKILL)
+    wait_for(lambda: [m for m in metrics(run_dir) if m.get("event") == "node_failed" and m["node"] == "medium"],
+             10, "the medium's failure reported")
+    n = len([m for m in metrics(run_dir) if m["kind"] == "world"])
+    wait_for(lambda: len([m for m in metrics(run_dir) if m["kind"] == "world"]) > n + 3, 20, "the world going on")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 130
+    status = json.loads((run_dir / "summary.json").read_text())["status"]
+    assert status == "interrupted (degraded: medium exited with code -9 and was not restarted)", status
+
+
+def test_shutdown_ends_while_a_stranger_keeps_sending(tmp_path, reap):
+    """The coordinator reads last words after the exits until things go quiet, but not for ever."""
+    run_dir = tmp_path / "run"
+    proc = _running(run_dir, reap, "security.curve=off")
+    endpoint = (run_dir / "coordinator.endpoint").read_text().strip()
+    stop = threading.Event()
+
+    def flood():
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.SNDHWM, 100)
+        sock.connect(endpoint)
+        frames = encode(Ping(nonce=1), src="stranger", dst="coordinator", seq=0)
+        while not stop.is_set():
+            try:
+                sock.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.Again:
+                time.sleep(0.001)
+        sock.close(0)
+        ctx.term()
+
+    thread = threading.Thread(target=flood, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(40) == 130
+        assert time.monotonic() - t0 < 25
+    finally:
+        stop.set()
+        thread.join(5)
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"

@@ -103,10 +103,6 @@ def marker():
             pass
 
 
-def run(source: str, *args, limits: SandboxLimits = FAST, expect=None, func: str = "f"):
-    return Sandbox(limits).run_once(source, func, list(args), expect=expect)
-
-
 def test_valid_function_returns_value():
     res = run("def f(a, b):\n    return {'sum': a + b, 'items': [a, b]}\n", 2, 3)
     assert res.ok and res.error is None

@@ -235,6 +235,8 @@ def test_curve_run_admits_allowed_node_refuses_unknown_key_and_forged_ids(tmp_pa
         wait_for(lambda: "registered (inbox" in (tmp_path / "edge1.log").read_text(), 20, "edge1 acknowledged")
         wait_for(lambda: f"unknown CURVE key {pairs['edge2'].public}" in coordinator_log(run_dir), 20,
                  "edge2's key refused and logged")
+        wait_for(lambda: "refused our CURVE handshake" in (tmp_path / "edge2.log").read_text(), 10,
+                 "edge2 saying that it was refused")
         _forge(endpoint, read_public_key(coord_key), pairs["edge3"])
         log = wait_for(lambda: (t := coordinator_log(run_dir)).count("refused a message") >= 1 and t, 10,
                        "forged messages refused and logged")

@@ -155,7 +155,8 @@ def test_distributed_run_replays_the_simulator(tmp_path):
 
 
 def run_and_kill(out, reap, robot: str, at_step: int, *sets: str) -> None:
-    """A 2-episode run with the mode dispatcher in which `robot` is SIGKILLed at `at_step`; it must end ok."""
+    """A 2-episode run with the mode dispatcher in which `robot` is SIGKILLed at `at_step`; it must end ok, or
+    (on_node_failure = "continue", the scenario's) degraded: it went on without the robot, and says so."""
     p = start_run(out, *SMALL, "run.steps=200", "world.horizon=100", "algo.dispatcher=mode",
                   "algo.poll_timeout_s=0.3", "run.step_deadline_s=10", *sets, scenario=SCENARIO)
     reap(p)
@@ -163,7 +164,10 @@ def run_and_kill(out, reap, robot: str, at_step: int, *sets: str) -> None:
     wait_for(lambda: any(m.get("kind") == "world" and m["step"] >= at_step for m in metrics(out)), 60, "steps")
     os.kill(pid, signal.SIGKILL)
     stdout, stderr = p.communicate(timeout=180)
-    assert p.returncode == 0, stdout + stderr
+    restarted = "run.on_node_failure=restart" in sets
+    assert p.returncode == (0 if restarted else 3), stdout + stderr
+    status = json.loads((out / "summary.json").read_text())["status"]
+    assert status == "ok" if restarted else status == f"degraded: {robot} exited with code -9 and was not restarted"
 
 
 def test_killed_robot_is_detected_and_its_polls_replaced(tmp_path, reap):
