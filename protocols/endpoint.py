@@ -23,6 +23,7 @@ COORDINATOR_IDENT = COORDINATOR_ID.encode()
 COORDINATOR_ONLY = frozenset({"directory", "shutdown", "register_ack", "start", "barrier_release"})
 MAX_BATCH = 1000
 PEER_KEY_GRACE_S = 2.0  # a peer may connect a moment before this process reads the Directory with its key
+FIRST_DIRECTORY_GRACE_S = 60.0  # ... or, before this process read its first Directory, while it starts up
 REGISTER_AGAIN_S = 5.0  # a node not yet acknowledged announces itself again this often
 COORDINATOR_QUIET_S = 3.0  # three of the coordinator's 1 s heartbeats missed: say so in the log
 
@@ -42,7 +43,8 @@ class Endpoint:
         if curve is None:
             self.inbox = Inbox(self.ctx, bind, limits)
         else:  # CURVE: admit the coordinator now, peers as its Directory vouches for them
-            gate = Gate(self.ctx, {curve.coordinator_key: COORDINATOR_ID}, grace_s=PEER_KEY_GRACE_S, logger=log)
+            gate = Gate(self.ctx, {curve.coordinator_key: COORDINATOR_ID}, grace_s=PEER_KEY_GRACE_S,
+                        settle_grace_s=FIRST_DIRECTORY_GRACE_S, logger=log)
             gate.start()
             self.inbox = SecureInbox(self.ctx, bind, limits, pair=curve.pair, gate=gate)
         self.t_sim = 0.0

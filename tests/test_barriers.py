@@ -34,14 +34,17 @@ def test_barrier_through_a_running_coordinator(tmp_path, reap):
 
     from conftest import start_run, wait_for
     from protocols.endpoint import Endpoint
+    from protocols.security import Curve, KeyPair, join_run
 
     run_dir = tmp_path / "run"
     proc = start_run(run_dir, "run.steps=100000")
     reap(proc)
     wait_for(lambda: "run started" in ((run_dir / "logs" / "coordinator.log").read_text()
                                        if (run_dir / "logs" / "coordinator.log").exists() else ""), 60, "run started")
-    coordinator = (run_dir / "coordinator.endpoint").read_text().strip()
-    eps = [Endpoint(name, "agent", coordinator) for name in ("b1", "b2")]
+    eps = []
+    for name in ("b1", "b2"):  # each joins as `netmarl node --run` does: a key of its own left in RUN/allow/
+        coordinator, coordinator_key, secret = join_run(run_dir, name)
+        eps.append(Endpoint(name, "agent", coordinator, curve=Curve(KeyPair.from_secret(secret), coordinator_key)))
     results = {}
     try:
         for ep in eps:
