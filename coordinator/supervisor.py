@@ -359,7 +359,6 @@ class Supervisor:
                     break
         for child in self.launcher.reap():
             self.on_exit(child)
-        self.peers.check()
         now = time.monotonic()
         if now >= self._next_heartbeat:  # nodes stop themselves if the coordinator goes silent
             self._next_heartbeat = now + HEARTBEAT_S

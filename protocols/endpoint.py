@@ -22,8 +22,7 @@ COORDINATOR_ID = "coordinator"
 COORDINATOR_IDENT = COORDINATOR_ID.encode()
 COORDINATOR_ONLY = frozenset({"directory", "shutdown", "register_ack", "start", "barrier_release"})
 MAX_BATCH = 1000
-PEER_KEY_GRACE_S = 2.0  # a peer may connect a moment before this process reads the Directory with its key
-FIRST_DIRECTORY_GRACE_S = 60.0  # ... or, before this process read its first Directory, while it starts up
+PEER_KEY_GRACE_S = 60.0  # a peer may connect before this process reads the Directory with its key (Gate)
 REGISTER_AGAIN_S = 5.0  # a node not yet acknowledged announces itself again this often
 COORDINATOR_QUIET_S = 3.0  # three of the coordinator's 1 s heartbeats missed: say so in the log
 
@@ -43,15 +42,14 @@ class Endpoint:
         if curve is None:
             self.inbox = Inbox(self.ctx, bind, limits)
         else:  # CURVE: admit the coordinator now, peers as its Directory vouches for them
-            gate = Gate(self.ctx, {curve.coordinator_key: COORDINATOR_ID}, grace_s=PEER_KEY_GRACE_S,
-                        settle_grace_s=FIRST_DIRECTORY_GRACE_S, logger=log)
+            gate = Gate(self.ctx, {curve.coordinator_key: COORDINATOR_ID}, grace_s=PEER_KEY_GRACE_S, logger=log)
             gate.start()
             self.inbox = SecureInbox(self.ctx, bind, limits, pair=curve.pair, gate=gate)
         self.t_sim = 0.0
         self.stamper = Stamper(node_id, clock=lambda: self.t_sim)
         # link_factory(endpoint, identity) replaces the ZeroMQ links (the MQTT transport); the inbox stays
         self.coordinator = link_factory(coordinator, node_id) if link_factory else PeerLink(
-            self.ctx, coordinator, node_id, curve=curve and (curve.pair, curve.coordinator_key))
+            self.ctx, coordinator, node_id, curve=curve and (curve.pair, curve.coordinator_key), watch_refusals=True)
         self.peers = PeerBook(self.ctx, node_id, pair=curve and curve.pair)
         self.peers.link_factory = link_factory
         self.heartbeat_s = heartbeat_s
@@ -78,10 +76,10 @@ class Endpoint:
         self.to_coordinator(Metrics(kind=kind, values=values, final=final))
 
     def check_links(self) -> None:
-        """CURVE: links whose handshake was refused try again, and say so (PeerLink.check)."""
+        """CURVE: the link to the coordinator, if it refused our handshake, tries again and says so
+        (PeerLink.check; peers never refuse a member: their gates wait for the Directory)."""
         if self.curve is not None:
             self.coordinator.check()
-            self.peers.check()
 
     def maybe_heartbeat(self) -> None:
         """Send a heartbeat if one is due."""

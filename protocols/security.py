@@ -209,24 +209,22 @@ class Gate:
     node id, which then arrives as the "User-Id" property of every message on that connection.
 
     Every handshake is answered on its own, never behind another: a known key at once; an unknown key
-    may wait for a Directory to vouch for it (a peer can connect a moment before the Directory with its
-    key is read here) while later handshakes go on being answered: up to grace_s once this process has
-    read a Directory (admit_only), up to settle_grace_s before (the process may still be starting: a
-    handshake refused now would lose what was sent on it, such as the first observation). A key refused
-    after its wait is refused at once when it comes back, and at most MAX_WAITING unknown keys wait at a
-    time (more are refused at once), so a stream of strangers costs a dictionary lookup each and delays
-    no one.
+    may wait up to grace_s for a Directory to vouch for it (a peer can connect before this process has
+    read the Directory with its key: it may be starting up, or busy learning) while later handshakes go
+    on being answered. A member is never refused for being early (libzmq would not try again, and what
+    was sent on the connection would be lost). A key refused after its wait is refused at once when it
+    comes back, and at most MAX_WAITING unknown keys wait at a time (more are refused at once), so a
+    stream of strangers costs a dictionary lookup each and delays no one.
     """
 
     MAX_WAITING = 1024
     REMEMBERED_REFUSALS = 4096
 
-    def __init__(self, ctx: zmq.Context, ids: dict[str, str], *, grace_s: float = 0.0, settle_grace_s: float = 0.0,
+    def __init__(self, ctx: zmq.Context, ids: dict[str, str], *, grace_s: float = 0.0,
                  logger: logging.Logger | None = None):
         self.ctx = ctx
         self.ids = dict(ids)  # public key -> node id; replaced whole, never mutated (the ZAP thread reads it)
-        self.grace_s, self.settle_grace_s = grace_s, settle_grace_s
-        self.settled = False  # a Directory has been read (admit_only)
+        self.grace_s = grace_s
         self.log = logger or log
         self.refused = 0
         self.admitted = 0
@@ -273,9 +271,8 @@ class Gate:
         self.ids = {k: n for k, n in self.ids.items() if n != node_id} | {key: node_id}
 
     def admit_only(self, ids: dict[str, str]) -> None:
-        """Replace the admitted keys (those of a Directory: from now on unknown keys wait grace_s at most)."""
+        """Replace the admitted keys."""
         self.ids = dict(ids)
-        self.settled = True
 
     def key_of(self, node_id: str) -> str | None:
         """The key admitted as node_id."""
@@ -351,11 +348,11 @@ class Gate:
         if node_id is None and self._watched:
             self._rescan()
             node_id = self.ids.get(key)
-        grace = self.grace_s if self.settled else max(self.grace_s, self.settle_grace_s)
-        if node_id is not None or key in self._recently_refused or grace <= 0 or len(waiting) >= self.MAX_WAITING:
+        if node_id is not None or key in self._recently_refused or self.grace_s <= 0 \
+                or len(waiting) >= self.MAX_WAITING:
             self._reply(sock, envelope, request_id, key, node_id)
         else:
-            waiting[tuple(envelope), request_id] = (time.monotonic() + grace, key)
+            waiting[tuple(envelope), request_id] = (time.monotonic() + self.grace_s, key)
 
     def _reply(self, sock: zmq.Socket, envelope: list[bytes], request_id: bytes, key: str, node_id: str | None) -> None:
         if node_id is not None:

@@ -26,7 +26,6 @@ NOBLOCK, POLLIN, EVENTS = int(zmq.NOBLOCK), int(zmq.POLLIN), int(zmq.EVENTS)
 SNDMORE, RCVMORE = int(zmq.SNDMORE), int(zmq.RCVMORE)
 HANDSHAKE_EVENTS = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
 HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS = 1000, 4000  # ZMTP PING on CURVE inboxes: dead connections go
-CHECK_EVERY_S = 0.1  # how often a process looks for refused CURVE handshakes on its links
 
 
 def send_frames(sock: zmq.Socket, frames, flags: int = 0) -> None:
@@ -206,8 +205,10 @@ class PeerLink:
     """
 
     def __init__(self, ctx: zmq.Context, endpoint: str, identity: str,
-                 send_timeout_ms: int = DEFAULT_SEND_TIMEOUT_MS, curve: tuple[KeyPair, str] | None = None):
-        """curve: (own key pair, the peer's public key) to make the link a CURVE client."""
+                 send_timeout_ms: int = DEFAULT_SEND_TIMEOUT_MS, curve: tuple[KeyPair, str] | None = None,
+                 watch_refusals: bool = False):
+        """curve: (own key pair, the peer's public key) to make the link a CURVE client; watch_refusals: also
+        watch for a refused handshake, which check() then retries (a node's link to the coordinator)."""
         self.endpoint = endpoint
         self.server_key = curve[1] if curve else None
         self.sock = ctx.socket(zmq.DEALER)
@@ -218,8 +219,8 @@ class PeerLink:
             make_client(self.sock, *curve)
             # the server knows us by our key; a random routing id leaves no name for anyone to take over
             self.sock.setsockopt(zmq.ROUTING_ID, identity.encode() + b"#" + os.urandom(8).hex().encode())
-            # libzmq gives up on a connection whose handshake the server refused: watch for it (check())
-            self.monitor = self.sock.get_monitor_socket(HANDSHAKE_EVENTS)
+            if watch_refusals:  # libzmq gives up on a connection whose handshake was refused: check() retries
+                self.monitor = self.sock.get_monitor_socket(HANDSHAKE_EVENTS)  # (two more sockets: only on request)
         else:
             self.sock.setsockopt(zmq.ROUTING_ID, identity.encode())
         self.sock.setsockopt(zmq.SNDHWM, DEFAULT_HWM)
@@ -293,7 +294,6 @@ class PeerBook:
         self.kinds: dict[str, str] = {}
         self.down: set[str] = set()
         self._ids_cache: dict[str | None, list[str]] = {}  # ids() runs per routed message in the medium
-        self._next_check = 0.0
 
     def connect(self, node_id: str, endpoint: str) -> PeerLink | None:
         """Return the link to node_id, (re)connecting if its endpoint changed; None under CURVE while the
@@ -351,15 +351,6 @@ class PeerBook:
             if link is None:
                 return False
         return link.send(frames, flags)
-
-    def check(self) -> None:
-        """Let each link recover from a refused handshake (PeerLink.check); at most every CHECK_EVERY_S."""
-        now = time.monotonic()
-        if self.pair is None or now < self._next_check:
-            return
-        self._next_check = now + CHECK_EVERY_S
-        for link in self.links.values():
-            link.check()
 
     def close(self) -> None:
         """Close every link."""

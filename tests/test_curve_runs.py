@@ -138,7 +138,7 @@ def test_a_refused_link_reconnects_once_its_key_is_admitted():
     alice = KeyPair.generate()
     inbox = secure_inbox(ctx, {})  # grace 0: alice is refused at once
     try:
-        link = PeerLink(cctx, inbox.endpoint, "alice", curve=(alice, inbox.pair.public))
+        link = PeerLink(cctx, inbox.endpoint, "alice", curve=(alice, inbox.pair.public), watch_refusals=True)
         link.send(encode(Heartbeat(), src="alice", dst="x", seq=0))
         wait_for(lambda: (link.check(), link.refusals)[1], 5, "the refusal seen by the link")
         inbox.gate.admit(alice.public, "alice")
