@@ -17,6 +17,8 @@ import numpy as np  # noqa: E402
 from netsim.channel import Channel  # noqa: E402
 from netsim.config import NetsimConfig  # noqa: E402
 
+from .run_folder import is_int, is_number  # noqa: E402
+
 # not delivery attempts: before positions were known, to an unregistered id, or in flight at shutdown
 NOT_ATTEMPTS = ("dropped_no_position", "dropped_unknown_dst", "dropped_shutdown")
 
@@ -39,12 +41,12 @@ def direct_link_rows(metrics: list[dict]) -> list[list]:
     rows = []
     for src, rec in sorted(finals.items()):
         for key, cell in sorted(rec["direct_tx"].items()):
-            if "|" not in key or not (isinstance(cell, list) and len(cell) == 2 and all(_is_int(n) for n in cell)):
+            if "|" not in key or not (isinstance(cell, list) and len(cell) == 2 and all(is_int(n) for n in cell)):
                 continue  # not what an agent writes (the coordinator checks records as they come: run_folder)
             (dst, kind), (sent, nbytes) = key.split("|", 1), cell
             rx = finals.get(dst, {}).get("direct_rx")
             got = rx.get(f"{src}|{kind}", 0) if isinstance(rx, dict) else 0
-            got = got if _is_int(got) else 0
+            got = got if is_int(got) else 0
             row = dict.fromkeys(COLUMNS[4:], 0)
             row.update(sent=sent, delivered=got, dropped_shutdown=sent - got, bytes_sent=nbytes,
                        bytes_delivered=nbytes * got // max(sent, 1))
@@ -130,18 +132,10 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return metrics
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def world_records(metrics: list[dict]) -> list[dict]:
     """The world's progress records: kind "world" with an integer step (odd ones, from older runs or
     written by hand, are left out rather than let a report fail)."""
-    return [m for m in metrics if m.get("kind") == "world" and _is_int(m.get("step"))]
+    return [m for m in metrics if m.get("kind") == "world" and is_int(m.get("step"))]
 
 
 def make_plots(run_dir: Path) -> list[Path]:
@@ -160,7 +154,7 @@ def make_plots(run_dir: Path) -> list[Path]:
         fig.savefig(plots / "delivery_vs_distance.png", dpi=110)
         plt.close(fig)
         written.append(plots / "delivery_vs_distance.png")
-    world = [m for m in world_records(metrics) if _is_number(m.get("t")) and _is_number(m.get("mean_speed"))]
+    world = [m for m in world_records(metrics) if is_number(m.get("t")) and is_number(m.get("mean_speed"))]
     if world:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         ax.plot([m["t"] for m in world], [m["mean_speed"] for m in world])
@@ -190,14 +184,14 @@ def summarize(run_dir: Path) -> dict:
     if world:
         last = world[-1]
         out["steps"] = last["step"]
-        if _is_number(last.get("steps_per_s")):
+        if is_number(last.get("steps_per_s")):
             out["steps_per_s"] = round(float(last["steps_per_s"]), 2)
-        if _is_int(last.get("late_actions")):
+        if is_int(last.get("late_actions")):
             out["late_actions"] = last["late_actions"]
     events = [m for m in metrics if m.get("kind") == "event"]
     out["node_failures"] = sum(1 for e in events if e.get("event") == "node_failed")
     out["metrics_refused"] = sum(e["records"] for e in events
-                                 if e.get("event") == "metrics_refused" and _is_int(e.get("records")))
+                                 if e.get("event") == "metrics_refused" and is_int(e.get("records")))
     if errors:
         out["errors"] = errors
     return out

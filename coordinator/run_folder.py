@@ -58,11 +58,13 @@ class RecordError(ValueError):
     """A metrics record that is not written; the text says why."""
 
 
-def _is_int(v) -> bool:
+def is_int(v) -> bool:
+    """An int that is not a bool (JSON's integers)."""
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v) -> bool:
+def is_number(v) -> bool:
+    """An int or float that is not a bool (JSON's numbers)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
@@ -90,19 +92,19 @@ def _check_json(values: dict) -> None:
 def _check_fields(kind: str, values: dict) -> None:
     """The fields the coordinator and the reports read (report.py, report.direct_link_rows): present and typed."""
     if kind == "world":
-        if not _is_int(values.get("step")) or values["step"] < 0:
+        if not is_int(values.get("step")) or values["step"] < 0:
             raise RecordError(f"a world record needs an integer step >= 0, got {values.get('step')!r:.40}")
         for key in ("steps_per_s", "t", "mean_speed"):
-            if key in values and not _is_number(values[key]):
+            if key in values and not is_number(values[key]):
                 raise RecordError(f"world record: {key} must be a number, got {values[key]!r:.40}")
-        if "late_actions" in values and (not _is_int(values["late_actions"]) or values["late_actions"] < 0):
+        if "late_actions" in values and (not is_int(values["late_actions"]) or values["late_actions"] < 0):
             raise RecordError(f"world record: late_actions must be an integer >= 0, got {values['late_actions']!r:.40}")
     tx, rx = values.get("direct_tx"), values.get("direct_rx")
     if tx is not None and not (isinstance(tx, dict) and all(
-            "|" in k and isinstance(v, list) and len(v) == 2 and all(_is_int(n) and n >= 0 for n in v)
+            "|" in k and isinstance(v, list) and len(v) == 2 and all(is_int(n) and n >= 0 for n in v)
             for k, v in tx.items())):
         raise RecordError("direct_tx must map 'peer|type' to [messages, bytes]")
-    if rx is not None and not (isinstance(rx, dict) and all(_is_int(n) and n >= 0 for n in rx.values())):
+    if rx is not None and not (isinstance(rx, dict) and all(is_int(n) and n >= 0 for n in rx.values())):
         raise RecordError("direct_rx must map 'peer|type' to a count")
 
 

@@ -11,7 +11,6 @@ from typing import Any
 import zmq
 
 from .codec import DEFAULT_LIMITS, Limits, Stamper
-from .errors import reply_budget
 from .messages import BarrierArrive, BarrierRelease, Body, Directory, Heartbeat, Message, Metrics, Ping, Pong, Register, RegisterAck, Shutdown
 from .security import Curve, Gate
 from .sockets import NOBLOCK, POLLIN, Inbox, PeerBook, PeerLink, SecureInbox
@@ -82,11 +81,11 @@ class Endpoint:
             self.coordinator.check()
 
     def maybe_heartbeat(self) -> None:
-        """Send a heartbeat if one is due."""
+        """Send a heartbeat if one is due (and let a refused coordinator link try again: off the hot path)."""
         now = time.monotonic()
-        self.check_links()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + self.heartbeat_s
+            self.check_links()
             self.to_coordinator(Heartbeat())
             silent = now - self.coordinator_seen
             if self.ack is None or self.inbox.has_more():  # unread messages: this process was busy, not cut off
@@ -115,7 +114,7 @@ class Endpoint:
                 return True
         if isinstance(body, Ping):  # peers outside the Directory get a bounded number of Pongs
             known = ident == COORDINATOR_IDENT or self.peers.knows(ident.decode(errors="replace"))
-            if reply_budget(self.inbox).allow(ident, known):
+            if self.inbox.replies.allow(ident, known):
                 self.inbox.reply(ident, self.stamper.encode(Pong(nonce=body.nonce), msg.env.src))
             return True
         if msg.env.type in COORDINATOR_ONLY and ident != COORDINATOR_IDENT:

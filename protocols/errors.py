@@ -46,11 +46,3 @@ class ReplyBudget:
         if len(self.peers) > self.max_peers:
             del self.peers[next(iter(self.peers))]
         return ok
-
-
-def reply_budget(inbox) -> ReplyBudget:
-    """The ReplyBudget of an inbox (made on first use), shared by its Error replies and its owner's Pongs."""
-    budget = getattr(inbox, "replies", None)
-    if budget is None:
-        budget = inbox.replies = ReplyBudget()
-    return budget

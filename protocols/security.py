@@ -227,7 +227,6 @@ class Gate:
         self.grace_s = grace_s
         self.log = logger or log
         self.refused = 0
-        self.admitted = 0
         self._logged: set[str] = set()
         self._recently_refused: dict[str, None] = {}  # insertion-ordered, bounded
         self._thread: threading.Thread | None = None
@@ -356,7 +355,6 @@ class Gate:
 
     def _reply(self, sock: zmq.Socket, envelope: list[bytes], request_id: bytes, key: str, node_id: str | None) -> None:
         if node_id is not None:
-            self.admitted += 1
             self._recently_refused.pop(key, None)
             sock.send_multipart([*envelope, b"1.0", request_id, b"200", b"OK", node_id.encode(), b""])
             return

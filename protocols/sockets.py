@@ -9,7 +9,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from .codec import DEFAULT_LIMITS, Limits, decode, encode
-from .errors import ProtocolError, reply_budget
+from .errors import ProtocolError, ReplyBudget
 from .messages import Directory, Error, Message
 from .security import Gate, KeyPair, make_client, make_server
 
@@ -51,6 +51,7 @@ class Inbox:
     def __init__(self, ctx: zmq.Context, bind: str = "tcp://127.0.0.1:*", limits: Limits = DEFAULT_LIMITS,
                  pair: KeyPair | None = None):
         self.limits = limits
+        self.replies = ReplyBudget()  # Error replies here and the owner's Pongs to peers it does not know
         self.sock = ctx.socket(zmq.ROUTER)
         if pair is not None:
             make_server(self.sock, pair)
@@ -82,7 +83,7 @@ class Inbox:
         """Count a bad message, log it once per peer (the first max_peers peers) and send the peer an Error
         reply while its ReplyBudget lasts (a flood of garbage gets a bounded number of replies)."""
         self.rejected += 1
-        budget = reply_budget(self)
+        budget = self.replies
         if ident not in self._logged_peers and len(self._logged_peers) < budget.max_peers:
             self._logged_peers.add(ident)
             log.warning("rejected message from peer %r: %s (further ones are counted, not logged)", ident, err)

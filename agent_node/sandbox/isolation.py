@@ -35,12 +35,12 @@ import sys
 import time
 from dataclasses import dataclass
 
-SANDBOX_UID = 65534
+from agent_node.sandbox.worker import SANDBOX_UID
+
 VIEW_DIR = "/sandbox"
 VIEW_SITE = "/sandbox/site"
 VIEW_WORKER = "/sandbox/worker.py"
 PACKAGES = ("numpy", "msgpack")
-NOT_ISOLATED_EXIT = 78  # the worker exits with this when it finds itself not dropped to nobody without caps
 TMP_BYTES = 4 << 20     # size of the private /tmp (RLIMIT_FSIZE = 0 keeps files empty anyway)
 INSTALL_HINT = ("install Debian's bubblewrap package (`apt-get install bubblewrap`, part of `make install`); "
                 "or, for trusted code only, set SandboxLimits(isolation='none')")

@@ -185,7 +185,7 @@ class _Child:
             except ValueError:
                 name = str(sig)
             error, msg = "crashed", f"worker died from signal {name}"
-        elif code == isolation.NOT_ISOLATED_EXIT and self.isolated:
+        elif code == wire.NOT_ISOLATED_EXIT and self.isolated:
             error, msg = "crashed", "worker refused to run: it could not drop to uid nobody without capabilities"
         else:
             error, msg = "crashed", f"worker exited with status {code}"
@@ -198,15 +198,7 @@ class _Child:
         """SIGKILL the worker and everything it started (the whole PID namespace), then reap."""
         if self.proc.poll() is None:
             self.killed_by_us = True
-        if self.isolated:
-            isolation.kill(self.launched)
-        else:
-            if self.proc.poll() is None:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            self.proc.wait()
+        isolation.kill(self.launched)  # unisolated (no namespace init): the worker's process group
         for f in (self.proc.stdin, self.proc.stdout):
             try:
                 f.close()

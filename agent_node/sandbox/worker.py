@@ -317,7 +317,8 @@ class Worker:
         return {"ok": True, "value": value}
 
 
-SANDBOX_UID = 65534
+SANDBOX_UID = 65534  # uid and gid the untrusted code runs as (nobody)
+NOT_ISOLATED_EXIT = 78  # exit status when the worker finds itself not dropped to nobody without capabilities
 READY = {"ready": True}  # the first frame, sent before any untrusted code runs
 
 
@@ -346,7 +347,7 @@ def become_nobody():
         problems.append("no_new_privs not set")
     if problems:
         os.write(2, ("sandbox worker not isolated: " + ", ".join(problems) + "\n").encode())
-        os._exit(78)
+        os._exit(NOT_ISOLATED_EXIT)
     return [int(v) for v in status["Uid"][:3]]
 
 
