@@ -1,4 +1,4 @@
-"""The msgpack codec: envelope frame, body frame, raw array frames; bounded and validated decoding."""
+"""The msgpack codec: envelope frame, body frame, raw array frames; bounded and validated decoding (msgspec)."""
 from __future__ import annotations
 
 import gc
@@ -8,11 +8,12 @@ import time
 from dataclasses import dataclass, field
 
 import msgpack
+import msgspec
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from .errors import ProtocolError
-from .messages import PROTOCOL_VERSION, REGISTRY, ArraySpec, Body, Envelope, Message
+from .messages import MAX_DIMS, MAX_NAME, PROTOCOL_VERSION, REGISTRY, ArraySpec, Body, Envelope, Message
 
 ALLOWED_DTYPES = frozenset(
     {"|b1", "|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8"}
@@ -45,7 +46,7 @@ def _unpack(buf: memoryview, limits: Limits, what: str) -> object:
     try:
         if buf.nbytes <= limits.max_items:  # every entry takes at least a byte: no need to count them
             return msgpack.unpackb(buf, raw=False, strict_map_key=True, max_array_len=limits.max_container_len,
-                                   max_map_len=limits.max_container_len)
+                                   max_map_len=limits.max_container_len, ext_hook=_no_ext)
         return _unpack_counted(buf, limits)
     except _TooMany:
         raise ProtocolError(f"{what} frame holds more than {limits.max_items} entries") from None
@@ -71,7 +72,8 @@ def _unpack_counted(buf: memoryview, limits: Limits) -> object:
     gc.disable()
     try:
         return msgpack.unpackb(buf, raw=False, strict_map_key=True, max_array_len=limits.max_container_len,
-                               max_map_len=limits.max_container_len, list_hook=counted, object_hook=counted)
+                               max_map_len=limits.max_container_len, list_hook=counted, object_hook=counted,
+                               ext_hook=_no_ext)
     finally:
         if collecting:
             gc.enable()
@@ -92,42 +94,49 @@ def _map_len(buf: memoryview) -> int | None:
     return None
 
 
-def _nested(obj: object) -> object:
-    """msgpack fallback for values it does not know: nested pydantic models become maps."""
+def _no_ext(code: int, _data) -> None:
+    """ext_hook of both decoders: msgpack extension types never enter (no object of an unknown kind)."""
+    raise ProtocolError(f"msgpack extension type {code} is not accepted")
+
+
+def _plain(obj: object) -> object:
+    """enc_hook for values msgspec does not know: numpy scalars become Python numbers, pydantic models
+    (settings handed to nodes) maps."""
+    if isinstance(obj, np.generic):
+        return obj.item()
     if isinstance(obj, BaseModel):
         return obj.model_dump()
     raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
-def _pack(obj: object) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True, default=_nested)
+_ENCODER = msgspec.msgpack.Encoder(enc_hook=_plain)
+_DECODERS: dict[type, msgspec.msgpack.Decoder] = {}  # one typed decoder per Struct, built on first use
 
 
-MAX_DESCRIBED_ERRORS = 20  # building pydantic's error records costs per record: more are only counted
+def _decoder(model: type) -> msgspec.msgpack.Decoder:
+    dec = _DECODERS.get(model)
+    if dec is None:
+        dec = _DECODERS[model] = msgspec.msgpack.Decoder(model, ext_hook=_no_ext)
+    return dec
 
 
-def _describe(err: ValidationError) -> str:
-    """The first few errors of a validation, or only their number if there are many."""
-    n = err.error_count()
-    if n > MAX_DESCRIBED_ERRORS:
-        return f"{n} validation errors"
-    parts = []
-    for e in err.errors(include_url=False, include_context=False, include_input=False)[:3]:
-        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
-        parts.append(f"{loc}: {e['msg']}")
-    more = f" (and {n - 3} more)" if n > 3 else ""
-    return "; ".join(parts) + more
+def _describe(err: msgspec.ValidationError) -> str:
+    """msgspec's 'Expected `str`, got `int` - at `$.ids[0]`' as 'ids.0: Expected `str`, got `int`' (a map's
+    key is not named: 'endpoints.<key>: ...')."""
+    text, _, at = str(err).partition(" - at `$")
+    loc = at.rstrip("`").lstrip(".").replace("[...]", ".<key>").replace("[", ".").replace("]", "") or "(root)"
+    return f"{loc}: {text}"[:300]
 
 
 def array_spec(name: str, arr: np.ndarray) -> ArraySpec:
-    """Header entry for an array; refuses dtypes outside the allow-list."""
+    """Header entry for an array; refuses dtypes outside the allow-list, long names and many dimensions."""
     dtype = arr.dtype.str
     if dtype not in ALLOWED_DTYPES:
         raise ProtocolError(f"array {name!r}: dtype {dtype} is not allowed")
-    try:
-        return ArraySpec(name=name, dtype=dtype, shape=list(arr.shape))
-    except ValidationError as err:
-        raise ProtocolError(f"array {name!r}: {_describe(err)}") from None
+    if not isinstance(name, str) or len(name) > MAX_NAME or arr.ndim > MAX_DIMS:
+        raise ProtocolError(f"array {name!r}: a name of at most {MAX_NAME} characters and at most {MAX_DIMS} "
+                            f"dimensions, got {arr.ndim}")
+    return ArraySpec(name=name, dtype=dtype, shape=list(arr.shape))
 
 
 def encode(
@@ -140,41 +149,40 @@ def encode(
     arrays: dict[str, np.ndarray] | None = None,
 ) -> list[bytes]:
     """Encode a body into frames [envelope, body, *array buffers]."""
-    arrays = arrays or {}
     specs, buffers = [], []
-    for name, arr in arrays.items():
-        arr = np.require(arr, requirements="C")  # keeps 0-d arrays 0-d
-        specs.append(array_spec(name, arr).model_dump())
-        buffers.append(memoryview(arr.reshape(-1)).cast("B") if arr.size else b"")
-    env = {
-        "v": PROTOCOL_VERSION, "type": body.TYPE, "src": src, "dst": dst, "seq": seq,
-        "t_sim": float(t_sim), "t_wall": time.time(), "arrays": specs,
-    }
-    # a validated body's __dict__ holds exactly its fields; 1 us cheaper than model_dump() per message
-    return [_pack(env), _pack(body.__dict__), *buffers]
+    if arrays:
+        for name, arr in arrays.items():
+            arr = np.require(arr, requirements="C")  # keeps 0-d arrays 0-d
+            specs.append(array_spec(name, arr))
+            buffers.append(memoryview(arr.reshape(-1)).cast("B") if arr.size else b"")
+    env = Envelope(type=body.TYPE, src=src, dst=dst, seq=seq, t_sim=float(t_sim), t_wall=time.time(), arrays=specs)
+    return [_ENCODER.encode(env), _ENCODER.encode(body), *buffers]
 
 
-_FIELDS: dict[type, int] = {}  # model -> number of fields (pydantic's model_fields costs 0.4 us a call)
-
-
-def _decode_map(frame, max_bytes: int, model, what: str, limits: Limits):
-    """One size-bounded msgpack map frame, validated into model. Every model forbids unknown keys, so a
-    map with more keys than the model has fields is refused from its header, before it is unpacked."""
+def _decode_map(frame, max_bytes: int, model: type, what: str, limits: Limits):
+    """One size-bounded msgpack map frame, decoded and validated into the Struct model. Every Struct forbids
+    unknown keys, so a map with more keys than the model has fields is refused from its header. A frame
+    too short to hold a container past the limits is decoded by msgspec in one pass; a longer one is first
+    unpacked under the container and entry bounds, then converted."""
     buf = memoryview(frame)
     if buf.nbytes > max_bytes:
         raise ProtocolError(f"{what} frame of {buf.nbytes} bytes exceeds {max_bytes}")
-    n, fields = _map_len(buf), _FIELDS.get(model)
-    if fields is None:
-        fields = _FIELDS[model] = len(model.model_fields)
-    if n is not None and n > fields:
+    n = _map_len(buf)
+    if n is None:  # say what it is instead (or that it is not msgpack at all)
+        raise ProtocolError(f"{what} must be a map, got {type(_unpack(buf, limits, what)).__name__}")
+    fields = len(model.__struct_fields__)
+    if n > fields:
         raise ProtocolError(f"bad {what}: {n} keys for {fields} fields (extra keys are not permitted)")
-    raw = _unpack(buf, limits, what)
-    if not isinstance(raw, dict):
-        raise ProtocolError(f"{what} must be a map, got {type(raw).__name__}")
     try:
-        return model.model_validate(raw)
-    except ValidationError as err:
+        if buf.nbytes <= limits.max_container_len:  # every entry takes a byte: no container can be too long
+            return _decoder(model).decode(buf)
+        return msgspec.convert(_unpack(buf, limits, what), model)
+    except msgspec.ValidationError as err:
+        if " - at `key` in " in str(err):  # as msgpack's strict_map_key on the long path says it
+            raise ProtocolError(f"{what} frame is not valid msgpack here (map keys are strings)") from None
         raise ProtocolError(f"bad {what}: {_describe(err)}") from None
+    except msgspec.DecodeError as err:
+        raise ProtocolError(f"{what} frame is not valid msgpack ({err})") from None
 
 
 def decode_envelope(frame, limits: Limits = DEFAULT_LIMITS) -> Envelope:
@@ -213,15 +221,17 @@ def decode(frames, limits: Limits = DEFAULT_LIMITS) -> Message:
     model = REGISTRY.get(env.type)
     if model is None:
         raise ProtocolError(f"unknown message type {env.type!r}")
-    if len(env.arrays) > limits.max_arrays:
-        raise ProtocolError(f"{len(env.arrays)} arrays exceed the limit of {limits.max_arrays}")
-    if len(frames) != 2 + len(env.arrays):
-        raise ProtocolError(f"envelope announces {len(env.arrays)} arrays but {len(frames) - 2} array frames came")
+    specs = env.arrays
+    if len(specs) > limits.max_arrays:
+        raise ProtocolError(f"{len(specs)} arrays exceed the limit of {limits.max_arrays}")
+    if len(frames) != 2 + len(specs):
+        raise ProtocolError(f"envelope announces {len(specs)} arrays but {len(frames) - 2} array frames came")
     body = _decode_map(frames[1], limits.max_body_bytes, model, f"{env.type!r} body", limits)
-    if len({s.name for s in env.arrays}) != len(env.arrays):
+    if not specs:
+        return Message(env, body)
+    if len({s.name for s in specs}) != len(specs):
         raise ProtocolError("envelope announces two arrays with the same name")
-    arrays = {s.name: _decode_array(s, f, limits) for s, f in zip(env.arrays, frames[2:])}
-    return Message(env=env, body=body, arrays=arrays)
+    return Message(env, body, {s.name: _decode_array(s, f, limits) for s, f in zip(specs, frames[2:])})
 
 
 @dataclass
