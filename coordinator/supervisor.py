@@ -349,7 +349,7 @@ class Supervisor:
     def loop_once(self, timeout_ms: int = 50) -> int:
         """Handle what arrives within timeout_ms and any child exits; returns the messages handled."""
         handled = 0
-        if self.inbox.sock.poll(timeout_ms, zmq.POLLIN):
+        if self.inbox.wait(timeout_ms):
             for _ in range(10_000):
                 ident, msg = self.inbox.recv(zmq.NOBLOCK)
                 if msg is not None:

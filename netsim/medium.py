@@ -7,7 +7,6 @@ import logging
 import math
 import time
 
-
 from protocols.codec import decode, decode_envelope, wire_size
 from protocols.endpoint import COORDINATOR_IDENT, MAX_BATCH, Endpoint
 from protocols.errors import ProtocolError
@@ -250,7 +249,7 @@ class Medium:
             timeout = 100
             if self.cfg.clock == "wall" and self.queue:
                 timeout = max(0, min(timeout, math.ceil((self.queue[0][0] - time.monotonic()) * 1000)))
-            if ep.inbox.sock.poll(timeout, POLLIN):
+            if ep.inbox.wait(timeout):
                 for _ in range(MAX_BATCH):  # bounded burst, then heartbeats and timers get their turn
                     ident, frames = ep.inbox.recv_raw(NOBLOCK)
                     self.route(ident, frames)

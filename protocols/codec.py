@@ -79,17 +79,17 @@ def _unpack_counted(buf: memoryview, limits: Limits) -> object:
             gc.enable()
 
 
-def _map_len(buf: memoryview) -> int | None:
+def _map_len(buf: bytes | memoryview) -> int | None:
     """Entries of the msgpack map a frame starts with, read from its header alone; None if it starts
     with anything else."""
-    if not buf.nbytes:
+    if not len(buf):
         return None
     head = buf[0]
     if 0x80 <= head <= 0x8F:
         return head & 0x0F
-    if head == 0xDE and buf.nbytes >= 3:
+    if head == 0xDE and len(buf) >= 3:
         return int.from_bytes(buf[1:3], "big")
-    if head == 0xDF and buf.nbytes >= 5:
+    if head == 0xDF and len(buf) >= 5:
         return int.from_bytes(buf[1:5], "big")
     return None
 
@@ -110,14 +110,14 @@ def _plain(obj: object) -> object:
 
 
 _ENCODER = msgspec.msgpack.Encoder(enc_hook=_plain)
-_DECODERS: dict[type, msgspec.msgpack.Decoder] = {}  # one typed decoder per Struct, built on first use
+_DECODERS: dict[type, tuple[msgspec.msgpack.Decoder, int]] = {}  # Struct -> (its decoder, its fields)
 
 
-def _decoder(model: type) -> msgspec.msgpack.Decoder:
-    dec = _DECODERS.get(model)
-    if dec is None:
-        dec = _DECODERS[model] = msgspec.msgpack.Decoder(model, ext_hook=_no_ext)
-    return dec
+def _decoder(model: type) -> tuple[msgspec.msgpack.Decoder, int]:
+    entry = _DECODERS.get(model)
+    if entry is None:
+        entry = _DECODERS[model] = msgspec.msgpack.Decoder(model, ext_hook=_no_ext), len(model.__struct_fields__)
+    return entry
 
 
 def _describe(err: msgspec.ValidationError) -> str:
@@ -159,35 +159,41 @@ def encode(
     return [_ENCODER.encode(env), _ENCODER.encode(body), *buffers]
 
 
-def _decode_map(frame, max_bytes: int, model: type, what: str, limits: Limits):
+def _what(body_of: str | None) -> str:
+    return "envelope" if body_of is None else f"{body_of!r} body"
+
+
+def _decode_map(frame, max_bytes: int, model: type, body_of: str | None, limits: Limits):
     """One size-bounded msgpack map frame, decoded and validated into the Struct model. Every Struct forbids
     unknown keys, so a map with more keys than the model has fields is refused from its header. A frame
     too short to hold a container past the limits is decoded by msgspec in one pass; a longer one is first
-    unpacked under the container and entry bounds, then converted."""
-    buf = memoryview(frame)
-    if buf.nbytes > max_bytes:
-        raise ProtocolError(f"{what} frame of {buf.nbytes} bytes exceeds {max_bytes}")
+    unpacked under the container and entry bounds, then converted. body_of: the message type of a body
+    frame, None for the envelope (named in errors only: formatting it costs per message)."""
+    buf = frame if type(frame) is bytes else memoryview(frame).cast("B")
+    size = len(buf)
+    if size > max_bytes:
+        raise ProtocolError(f"{_what(body_of)} frame of {size} bytes exceeds {max_bytes}")
     n = _map_len(buf)
     if n is None:  # say what it is instead (or that it is not msgpack at all)
-        raise ProtocolError(f"{what} must be a map, got {type(_unpack(buf, limits, what)).__name__}")
-    fields = len(model.__struct_fields__)
+        raise ProtocolError(f"{_what(body_of)} must be a map, got {type(_unpack(memoryview(buf), limits, _what(body_of))).__name__}")
+    decoder, fields = _decoder(model)
     if n > fields:
-        raise ProtocolError(f"bad {what}: {n} keys for {fields} fields (extra keys are not permitted)")
+        raise ProtocolError(f"bad {_what(body_of)}: {n} keys for {fields} fields (extra keys are not permitted)")
     try:
-        if buf.nbytes <= limits.max_container_len:  # every entry takes a byte: no container can be too long
-            return _decoder(model).decode(buf)
-        return msgspec.convert(_unpack(buf, limits, what), model)
+        if size <= limits.max_container_len:  # every entry takes a byte: no container can be too long
+            return decoder.decode(buf)
+        return msgspec.convert(_unpack(memoryview(buf), limits, _what(body_of)), model)
     except msgspec.ValidationError as err:
         if " - at `key` in " in str(err):  # as msgpack's strict_map_key on the long path says it
-            raise ProtocolError(f"{what} frame is not valid msgpack here (map keys are strings)") from None
-        raise ProtocolError(f"bad {what}: {_describe(err)}") from None
+            raise ProtocolError(f"{_what(body_of)} frame is not valid msgpack here (map keys are strings)") from None
+        raise ProtocolError(f"bad {_what(body_of)}: {_describe(err)}") from None
     except msgspec.DecodeError as err:
-        raise ProtocolError(f"{what} frame is not valid msgpack ({err})") from None
+        raise ProtocolError(f"{_what(body_of)} frame is not valid msgpack ({err})") from None
 
 
 def decode_envelope(frame, limits: Limits = DEFAULT_LIMITS) -> Envelope:
     """Decode and validate only the envelope frame (what a router needs)."""
-    env = _decode_map(frame, limits.max_header_bytes, Envelope, "envelope", limits)
+    env = _decode_map(frame, limits.max_header_bytes, Envelope, None, limits)
     if env.v != PROTOCOL_VERSION:
         raise ProtocolError(f"protocol version {env.v} is not supported (expected {PROTOCOL_VERSION})")
     return env
@@ -226,7 +232,7 @@ def decode(frames, limits: Limits = DEFAULT_LIMITS) -> Message:
         raise ProtocolError(f"{len(specs)} arrays exceed the limit of {limits.max_arrays}")
     if len(frames) != 2 + len(specs):
         raise ProtocolError(f"envelope announces {len(specs)} arrays but {len(frames) - 2} array frames came")
-    body = _decode_map(frames[1], limits.max_body_bytes, model, f"{env.type!r} body", limits)
+    body = _decode_map(frames[1], limits.max_body_bytes, model, env.type, limits)
     if not specs:
         return Message(env, body)
     if len({s.name for s in specs}) != len(specs):
@@ -249,4 +255,7 @@ class Stamper:
 
 def wire_size(frames) -> int:
     """Total bytes of a multipart message."""
-    return sum(memoryview(f).nbytes for f in frames)
+    total = 0
+    for f in frames:
+        total += len(f) if type(f) is bytes else memoryview(f).nbytes
+    return total

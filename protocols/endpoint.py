@@ -13,7 +13,7 @@ import zmq
 from .codec import DEFAULT_LIMITS, Limits, Stamper
 from .messages import BarrierArrive, BarrierRelease, Body, Directory, Heartbeat, Message, Metrics, Ping, Pong, Register, RegisterAck, Shutdown
 from .security import Curve, Gate
-from .sockets import NOBLOCK, POLLIN, Inbox, PeerBook, PeerLink, SecureInbox
+from .sockets import NOBLOCK, Inbox, PeerBook, PeerLink, SecureInbox
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class Endpoint:
     def poll(self, timeout_ms: int) -> list[tuple[bytes, Message]]:
         """Wait up to timeout_ms, then take up to MAX_BATCH messages; return those not handled here."""
         out = []
-        if not self.inbox.sock.poll(timeout_ms, POLLIN):
+        if not self.inbox.wait(timeout_ms):
             return out
         for _ in range(MAX_BATCH):
             ident, msg = self.inbox.recv(NOBLOCK)

@@ -294,10 +294,23 @@ class Gate:
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
-        """End the thread (its socket closes with it); idempotent."""
+        """End the thread (its socket closes with it); idempotent. The thread sleeps in poll until a
+        request comes (a timer would wake a thousand idle processes ten times a second): a request that
+        is not ZAP wakes it to see the stop."""
         self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(5)
+        if self._thread is None or self._thread is threading.current_thread() or not self._thread.is_alive():
+            return
+        try:
+            poke = self.ctx.socket(zmq.DEALER)
+        except zmq.ZMQError:  # the context is closing: its sockets' polls return by themselves
+            poke = None
+        else:
+            poke.setsockopt(zmq.LINGER, 0)
+            poke.connect(ZAP_ENDPOINT)
+            poke.send_multipart([b"", b"stop"])
+        self._thread.join(5)
+        if poke is not None:
+            poke.close()
 
     # ------------------------------------------------------------ the ZAP thread
     def _serve(self) -> None:
@@ -314,7 +327,7 @@ class Gate:
         waiting: dict[tuple[tuple[bytes, ...], bytes], tuple[float, str]] = {}
         try:
             while not self._stop.is_set():
-                if sock.poll(20 if waiting else 100, zmq.POLLIN):
+                if sock.poll(20 if waiting else None, zmq.POLLIN):  # stop() wakes it
                     for _ in range(1000):
                         self._answer(sock, sock.recv_multipart(), waiting)
                         if not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:

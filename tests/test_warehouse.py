@@ -292,3 +292,18 @@ def test_restarted_robot_rejoins_and_results_stay_finite(tmp_path, reap):
     assert res["episodes"] == 2 and np.isfinite(res["return_mean"]) and res["desync_steps"] > 0
     mine = [m for m in recs if m["kind"] == "robot_episode" and m["robot"] == 7]
     assert any(v is None for m in mine for v in m["r_l"])  # steps taken without knowing s_g: not counted
+
+
+def test_one_robot_step_in_plain_python_matches_the_vectorised_step():
+    """A robot process steps with local_step_one (plain Python): the same draws, actions, rewards and
+    zones as the simulator's vectorised local_step, bit for bit."""
+    rng = np.random.default_rng(3)
+    model = WarehouseModel(zones=5)
+    pi_l_cdf = cdf(rng.dirichlet(np.ones(3), size=(5, 5)))
+    for _ in range(300):
+        seed, episode, robot, t = (int(v) for v in rng.integers(0, 2**31, 4))
+        s_l, s_g = (int(v) for v in rng.integers(0, 5, 2))
+        a, r, nxt = model.local_step(seed, episode, robot, t, np.array([s_l]), np.array([s_g]), pi_l_cdf)
+        assert model.local_step_one(seed, episode, robot, t, s_l, s_g, pi_l_cdf.tolist()) == (a[0], r[0], nxt[0])
+    for args in [(0, 1, 0, 0, 0), (2**63 - 1, 5, 2**40, 999, 7), (3, 4, -1, 2, -9)]:
+        assert streams.uniform(*args) == streams.uniforms(*args)[0]

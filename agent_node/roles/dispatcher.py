@@ -34,8 +34,8 @@ class DispatcherSettings(RoleSettings):
 
 
 class DispatcherRole(Role):
-    """Each step: StepBegin to all robots, Poll to exactly k distinct ones (uniform, without
-    replacement, fresh each step), then a_g from the greedy table on the answers' counts."""
+    """Each step: Poll to exactly k distinct robots (uniform, without replacement, fresh each step) and
+    StepBegin to all, then a_g from the greedy table on the answers' counts."""
 
     name = "dispatcher"
     Settings = DispatcherSettings
@@ -69,8 +69,7 @@ class DispatcherRole(Role):
             self.start_episode(episode)
         window = [int(v) for v in history[-self.cfg.window:]]  # the world keeps s_g's history: a restart loses none
         s_g = window[-1]
-        self.ctx.radio.broadcast(StepBegin(episode=episode, step=t, sg=window))
-        answers = self.poll(episode, t, window)
+        answers = self.poll(episode, t, window, then=StepBegin(episode=episode, step=t, sg=window))
         zones = list(answers.values())
         a_g = self.act(s_g, np.bincount(zones, minlength=self.model.zones) if zones else None)
         self.log["a_g"].append(a_g)
@@ -82,8 +81,11 @@ class DispatcherRole(Role):
             self.ctx.send_metrics("dispatcher_episode", {"episode": episode, **self.log, **self.counters})
         return Action(step=msg.body.step, value=a_g), None
 
-    def poll(self, episode: int, t: int, window: list[int]) -> dict[int, int]:
-        """Poll k robots; unanswered polls are replaced by robots not yet asked (if configured)."""
+    def poll(self, episode: int, t: int, window: list[int], then: StepBegin | None = None) -> dict[int, int]:
+        """Poll k robots; unanswered polls are replaced by robots not yet asked (if configured). `then` (the
+        step's broadcast) goes out right after the first polls: the medium routes those k before the n
+        copies of the broadcast, so the polled robots do not wait behind n woken ones to answer (a poll
+        asks for the zone at the start of the step, which a robot knows with or without the broadcast)."""
         cfg = self.cfg
         self.asking, self.asked, self.answers = (episode, t), set(), {}
         pending = [int(i) for i in draw_polls(self.rng, cfg.n, cfg.k)]  # the simulator's draw
@@ -91,6 +93,9 @@ class DispatcherRole(Role):
         while pending:
             for i in pending:
                 self.ctx.radio.send(robot_id(i), Poll(episode=episode, step=t, sg=window))
+            if then is not None:
+                self.ctx.radio.broadcast(then)
+                then = None
             self.asked.update(pending)
             self.waiting = set(pending)
             self.counters["polls_sent"] += len(pending)

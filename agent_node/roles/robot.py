@@ -36,7 +36,7 @@ class RobotRole(Role):
         self.cfg = RobotSettings.model_validate(settings)
         self.model = WarehouseModel.model_validate(self.cfg.model)
         self.index = robot_index(ctx.node_id)
-        self.pi_l_cdf = cdf(self.model.check_local_policy(np.load(self.cfg.policy, allow_pickle=False)))
+        self.pi_l_cdf = cdf(self.model.check_local_policy(np.load(self.cfg.policy, allow_pickle=False))).tolist()
         self.episode = -1
         self.polls = self.desync_steps = self.stale = 0
         self.start_episode(0)
@@ -61,10 +61,9 @@ class RobotRole(Role):
             if not known:  # missed more broadcasts than the window covers (or joined mid-episode):
                 self.desync_steps += 1  # move on with the oldest s_g known; the step's reward is not counted
             s_g = sg[-1 - back] if known else sg[0]
-            _a, r, nxt = self.model.local_step(self.ctx.seed, self.episode, self.index, self.t,
-                                               np.array([self.zone]), np.array([s_g]), self.pi_l_cdf)
-            self.zone = int(nxt[0])
-            self.rewards.append(float(r[0]) if known else None)
+            _a, r, self.zone = self.model.local_step_one(self.ctx.seed, self.episode, self.index, self.t,
+                                                         self.zone, s_g, self.pi_l_cdf)
+            self.rewards.append(r if known else None)
             self.t += 1
             self.history[self.t] = self.zone
             self.history.pop(self.t - 64, None)

@@ -120,6 +120,26 @@ class WarehouseModel(BaseModel):
         nxt = streams.pick(self.P_l_cdf[s_l, s_g, a], streams.uniforms(seed, streams.LOCAL_STEP, episode, robots, t))
         return a, r, nxt
 
+    def local_step_one(self, seed: int, episode: int, robot: int, t: int, s_l: int, s_g: int,
+                       pi_l_cdf: list) -> tuple[int, float, int]:
+        """local_step for one robot on plain Python numbers (pi_l_cdf as nested lists: cdf(pi_l).tolist()):
+        the same draws and results, without numpy's per-call overhead (a robot process steps alone)."""
+        a = streams.pick_one(pi_l_cdf[s_l][s_g], streams.uniform(seed, streams.LOCAL_ACTION, episode, robot, t))
+        r = self._r_l_list[s_l][s_g][a]
+        nxt = streams.pick_one(self._P_l_cdf_list[s_l][s_g][a],
+                               streams.uniform(seed, streams.LOCAL_STEP, episode, robot, t))
+        return a, r, nxt
+
+    @property
+    @_cached
+    def _r_l_list(self) -> list:
+        return self.r_l.tolist()
+
+    @property
+    @_cached
+    def _P_l_cdf_list(self) -> list:
+        return self.P_l_cdf.tolist()
+
     def global_step(self, seed: int, episode, t: int, s_g, a_g) -> np.ndarray:
         """s_g(t+1) ~ P_g(. | s_g, a_g)."""
         return streams.pick(self.P_g_cdf[s_g, a_g], streams.uniforms(seed, streams.GLOBAL_STEP, episode, 0, t))

@@ -35,6 +35,31 @@ def uniforms(seed: int, stream: int, episode, agent, step) -> np.ndarray:
     return (h >> _S11) * _INV_2_53
 
 
+_MASK = (1 << 64) - 1
+_GOLDEN_INT, _M1_INT, _M2_INT = int(_GOLDEN), int(_M1), int(_M2)
+
+
+def _mix_int(x: int) -> int:
+    """_mix on one Python int (the same wrapping uint64 arithmetic)."""
+    x = ((x ^ (x >> 30)) * _M1_INT) & _MASK
+    x = ((x ^ (x >> 27)) * _M2_INT) & _MASK
+    return x ^ (x >> 31)
+
+
+def uniform(seed: int, stream: int, episode: int, agent: int, step: int) -> float:
+    """uniforms() for one (episode, agent, step), bit for bit, in plain Python: a robot process draws its own
+    numbers in a few microseconds instead of the tens that numpy's per-call overhead costs on scalars."""
+    h = _mix_int((((seed & _MASK) * _GOLDEN_INT) + stream) & _MASK)
+    for key in (episode, agent, step):
+        h = _mix_int(h ^ (((key & _MASK) + _GOLDEN_INT) & _MASK))
+    return (h >> 11) * _INV_2_53
+
+
+def pick_one(cdf_row, u: float) -> int:
+    """pick() for one row (a sequence of floats) and one uniform."""
+    return sum(c <= u for c in cdf_row)
+
+
 def pick(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Inverse-CDF draw: cdf rows (last entry exactly 1) and uniforms of the same leading shape."""
     return (cdf <= u[..., None]).sum(axis=-1)
