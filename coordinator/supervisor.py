@@ -329,8 +329,11 @@ class Supervisor:
 
     def check_silence(self) -> None:
         """Nodes that stopped heartbeating: local ones are warned about, remote ones marked down."""
-        local = {n for n, c in self.launcher.children.items() if c.process and c.process.is_alive()}
-        for rec in self.registry.silent(self.cfg.run.heartbeat_timeout_s):
+        silent = self.registry.silent(self.cfg.run.heartbeat_timeout_s)  # runs every turn: ask only of these
+        children = self.launcher.children
+        local = {r.node_id for r in silent if r.node_id in children and children[r.node_id].process
+                 and children[r.node_id].process.is_alive()}
+        for rec in silent:
             if rec.node_id in local and time.monotonic() - rec.last_seen < HUNG_FACTOR * self.cfg.run.heartbeat_timeout_s:
                 continue  # a busy local process gets longer than a remote one before it counts as hung
             if rec.node_id in local:
