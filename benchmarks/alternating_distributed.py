@@ -2,7 +2,8 @@
 started by `netmarl run` as a user would; reports start-up time, steps/s over one 100-step episode
 with k polls per step, and memory (PSS) per process and in total.
 
-Targets (issue 4): n = 1,000 completes a 100-step episode with k = 50 in under 60 s, under 16 GiB.
+Targets at n = 1,000 with k = 50 (the wire-speed issue; the first ones were 60 s and 16 GiB): all registered
+within 20 s, a 100-step episode within 10 s, at most 6 GiB PSS in all.
 Run alone: `python benchmarks/alternating_distributed.py --n 100,1000 --k 50` (or through
 `benchmarks/alternating.py --distributed 100,1000`). The dispatcher is the mode-of-sample rule unless
 --policy-dir gives a trained pair (the step cost does not depend on which table it reads).
@@ -26,7 +27,7 @@ from coordinator.report import load_run  # noqa: E402
 from scale import memory  # noqa: E402
 
 SCENARIO = ROOT / "scenarios" / "warehouse_alternating.toml"
-TARGET_EPISODE_S, TARGET_TOTAL_GIB = 60.0, 16.0
+TARGET_STARTUP_S, TARGET_EPISODE_S, TARGET_TOTAL_GIB = 20.0, 10.0, 6.0
 
 
 def _records(run_dir: Path) -> list[dict]:
@@ -81,8 +82,9 @@ def run_distributed(ns: list[int], k: int, steps: int = 100, policy_dir: str = "
     targets = {}
     if big:
         r = big[-1]
-        targets = {"episode_under_60s": bool(r["episode_s"] is not None and r["episode_s"] < TARGET_EPISODE_S),
-                   "total_under_16gib": bool(r.get("pss_total_gib") is not None and r["pss_total_gib"] < TARGET_TOTAL_GIB)}
+        targets = {"startup_within_20s": bool(r["startup_s"] is not None and r["startup_s"] <= TARGET_STARTUP_S),
+                   "episode_within_10s": bool(r["episode_s"] is not None and r["episode_s"] <= TARGET_EPISODE_S),
+                   "total_within_6gib": bool(r.get("pss_total_gib") is not None and r["pss_total_gib"] <= TARGET_TOTAL_GIB)}
     return {"runs": runs, "targets": targets, "run_folders": str(out)}
 
 

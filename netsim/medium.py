@@ -50,6 +50,7 @@ class Medium:
         self.baseline: dict[str, int] = {}  # messages sent before this medium took part, per agent
         self.ticked = False
         self.endpoints: dict[str, str] = {}
+        self._cap_for, self._cap = None, 0  # sender_cap() and the agent list it was worked out for
 
     # ------------------------------------------------------------ positions and clock
     def on_positions(self, world: str, msg) -> None:
@@ -165,9 +166,13 @@ class Medium:
 
     def sender_cap(self) -> int:
         """Entries of early and queue one sender may hold: an even share of max_queue among the agents, but
-        at least four broadcasts' worth; so a flood from one sender cannot fill the queue for the others."""
-        n = max(1, len(self.ep.peers.ids("agent")))
-        return min(self.cfg.max_queue, max(self.cfg.max_queue // n, 4 * n))
+        at least four broadcasts' worth; so a flood from one sender cannot fill the queue for the others.
+        (Worked out again only when the list of agents is a new one: it is asked per routed message.)"""
+        agents = self.ep.peers.ids("agent")
+        if agents is not self._cap_for:
+            n = max(1, len(agents))
+            self._cap_for, self._cap = agents, min(self.cfg.max_queue, max(self.cfg.max_queue // n, 4 * n))
+        return self._cap
 
     def forward(self, env, frames) -> None:
         """Per receiver: distance at send time, channel decision, then schedule or drop, and count.
@@ -210,8 +215,10 @@ class Medium:
 
     def release(self) -> None:
         """Deliver every scheduled message whose arrival time has come."""
-        now = self.now() + 1e-9
         q = self.queue
+        if not q:
+            return
+        now = self.now() + 1e-9
         while q and q[0][0] <= now:
             _, _, dst, frames, meta = heapq.heappop(q)
             self.held[meta[0]] -= 1

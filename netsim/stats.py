@@ -9,6 +9,8 @@ CAUSES = ("range", "channel", "burst", "loss", "queue", "no_position", "unknown_
 COLUMNS = ["src", "dst", "type", "distance_m", "sent", "delivered", *(f"dropped_{c}" for c in CAUSES),
            "bytes_sent", "bytes_delivered", "latency_sum_s"]
 _IDX = {c: i for i, c in enumerate(COLUMNS[4:])}
+_BYTES_SENT, _BYTES_DELIVERED, _LATENCY = _IDX["bytes_sent"], _IDX["bytes_delivered"], _IDX["latency_sum_s"]
+_DROPPED = {c: _IDX[f"dropped_{c}"] for c in CAUSES}
 
 
 class LinkStats:
@@ -24,13 +26,13 @@ class LinkStats:
         d = -1.0 if distance_m != distance_m or distance_m < 0 else (int(distance_m // self.bin_m) + 0.5) * self.bin_m
         row = self.table[(src, dst, kind, d)]
         row[0] += 1
-        row[_IDX["bytes_sent"]] += size
+        row[_BYTES_SENT] += size
         if delivered:
             row[1] += 1
-            row[_IDX["bytes_delivered"]] += size
-            row[_IDX["latency_sum_s"]] += latency_s
+            row[_BYTES_DELIVERED] += size
+            row[_LATENCY] += latency_s
         else:
-            row[_IDX[f"dropped_{cause}"]] += 1
+            row[_DROPPED[cause]] += 1
 
     def to_arrays(self) -> tuple[list[str], dict[str, np.ndarray]]:
         """The table as a string table and arrays (keys, distance, counts) for a LinkReport."""
