@@ -330,9 +330,8 @@ class Supervisor:
     def check_silence(self) -> None:
         """Nodes that stopped heartbeating: local ones are warned about, remote ones marked down."""
         silent = self.registry.silent(self.cfg.run.heartbeat_timeout_s)  # runs every turn: ask only of these
-        children = self.launcher.children
-        local = {r.node_id for r in silent if r.node_id in children and children[r.node_id].process
-                 and children[r.node_id].process.is_alive()}
+        processes = {r.node_id: getattr(self.launcher.children.get(r.node_id), "process", None) for r in silent}
+        local = {n for n, process in processes.items() if process is not None and process.is_alive()}
         for rec in silent:
             if rec.node_id in local and time.monotonic() - rec.last_seen < HUNG_FACTOR * self.cfg.run.heartbeat_timeout_s:
                 continue  # a busy local process gets longer than a remote one before it counts as hung

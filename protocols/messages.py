@@ -18,10 +18,9 @@ BROADCAST = "*"
 Finite = Annotated[float, Meta(ge=-1.7976931348623157e308, le=1.7976931348623157e308)]
 NonNegative = Annotated[int, Meta(ge=0)]
 
-
-MAX_NAME, MAX_DIMS = 64, 8  # an array's name and dimensions (the encoder checks them too)
+MAX_NAME, MAX_DIMS, MAX_ID = 64, 8, 128  # names (types, roles, arrays), an array's dimensions, node ids
 Name = Annotated[str, Meta(max_length=MAX_NAME)]
-NodeId = Annotated[str, Meta(max_length=128)]
+NodeId = Annotated[str, Meta(max_length=MAX_ID)]
 
 
 class ArraySpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -84,7 +83,7 @@ class Register(Body):
     """A process announces itself and its inbox endpoint to the coordinator."""
 
     TYPE: ClassVar[str] = "register"
-    node_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    node_id: Annotated[str, Meta(min_length=1, max_length=MAX_ID)]
     endpoint: Annotated[str, Meta(pattern=r"^(tcp|ipc)://[^\s]{1,200}$")]
     kind: Literal["agent", "world", "medium"] = "agent"
     role: Name = ""
