@@ -114,6 +114,7 @@ class AgentNode:
                 action.radio_sent = self.role.ctx.radio.total_sent
                 self.ep.peers.send(sender, self.ep.stamper.encode(action, sender, arrays))
                 self.steps += 1
+                self.role.after_action()
                 return
             if kind == "medium":  # what the medium delivered is what the lock-step counts
                 endpoint = self.ep.peers.endpoints.get(sender)

@@ -161,15 +161,16 @@ class EpisodicWorld(AgentExchange):
                     return False
                 if ((k - cfg.first_episode + 1) % cfg.update_every == 0 or k == last) and not self.update(k, last):
                     return False
-                self.ep.metrics("world", {"step": k, "steps_per_s": self.rate(), "late_actions": self.late_actions},
-                                final=False)
+                self.ep.metrics("world", {"step": k, "steps_done": self.step, "steps_per_s": self.rate(),
+                                          "late_actions": self.late_actions}, final=False)
             for mode, base, n in (("eval", EVAL_SEED, cfg.eval_episodes), ("test", TEST_SEED, cfg.test_episodes)):
                 for j in range(n):
                     if self.episode(mode, base + self.seed * 1000 + j, last) is None:
                         return False
         finally:
             self.close()
-        self.ep.metrics("world", {"step": cfg.episodes, "steps_per_s": self.rate(), "late_actions": self.late_actions,
+        self.ep.metrics("world", {"step": cfg.episodes, "steps_done": self.step, "steps_per_s": self.rate(),
+                                  "late_actions": self.late_actions,
                                   "default_actions": self.defaulted, "exploration": self.exploration.stats()},
                         final=True)
         return True

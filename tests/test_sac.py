@@ -190,6 +190,60 @@ def test_state_dict_round_trip_restores_behaviour_exactly():
         assert s.alpha == sac.alpha and s.n_updates == sac.n_updates
 
 
+def _reference_update(sac: SAC, opts: dict, batch, update_policy: bool) -> None:
+    """The update written out as a textbook would (eqs. 6, 7, 9): per-tensor Adam, the actor's loss backpropagated
+    through the critics as well, a loop over the target tensors. SAC.update must compute the same numbers."""
+    import torch.nn.functional as F
+    cfg, alpha = sac.cfg, sac.log_alpha.exp().detach()
+    critic = [*sac.q1.parameters(), *sac.q2.parameters()]
+    with torch.no_grad():
+        next_a, next_logp = sac.sample_action(batch.next_obs, sac.update_gen)
+        next_q = torch.min(sac.q1_target(batch.next_obs, next_a), sac.q2_target(batch.next_obs, next_a))
+        q_hat = batch.rew + cfg.gamma * (1.0 - batch.done) * (next_q - alpha * next_logp)
+    loss = F.mse_loss(sac.q1(batch.obs, batch.act), q_hat) + F.mse_loss(sac.q2(batch.obs, batch.act), q_hat)
+    opts["critic"].zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(critic, cfg.grad_clip, foreach=False)
+    opts["critic"].step()
+    if not update_policy:
+        return
+    new_a, logp = sac.sample_action(batch.obs, sac.update_gen)
+    actor_loss = (alpha * logp - torch.min(sac.q1(batch.obs, new_a), sac.q2(batch.obs, new_a))).mean()
+    opts["actor"].zero_grad()
+    actor_loss.backward()
+    torch.nn.utils.clip_grad_norm_(list(sac.actor.parameters()), cfg.grad_clip, foreach=False)
+    opts["actor"].step()
+    alpha_loss = -(sac.log_alpha.exp() * (logp.detach() + sac.target_entropy)).mean()
+    opts["alpha"].zero_grad()
+    alpha_loss.backward()
+    opts["alpha"].step()
+    with torch.no_grad():
+        for net, tgt in ((sac.q1, sac.q1_target), (sac.q2, sac.q2_target)):
+            for w, tw in zip(net.parameters(), tgt.parameters()):
+                tw.copy_(cfg.tau * w + (1 - cfg.tau) * tw)
+
+
+def test_update_computes_what_the_textbook_update_computes():
+    """The cheaper update (fused Adam, foreach clipping and target steps, no critic weight-gradients in the
+    actor's step, one conversion of the losses) learns the same numbers as the plain one, within float error."""
+    cfg = SACConfig(batch_size=64, seed=5)
+    fast, ref = SAC(cfg), SAC(cfg)
+    plain = lambda params, lr: torch.optim.Adam(params, lr=lr, foreach=False, fused=False)  # noqa: E731
+    opts = {"critic": plain([*ref.q1.parameters(), *ref.q2.parameters()], cfg.critic_lr),
+            "actor": plain(ref.actor.parameters(), cfg.actor_lr), "alpha": plain([ref.log_alpha], cfg.alpha_lr)}
+    buf = _filled(cfg, fast, 300)
+    for i in range(12):
+        batch = buf.sample(cfg.batch_size)
+        policy = i % 2 == 0  # Alg. 1: critic every step, the rest every policy_delay
+        fast.update(batch, update_policy=policy)
+        _reference_update(ref, opts, batch, policy)
+    for name in ("actor", "q1", "q2", "q1_target", "q2_target"):
+        for a, b in zip(_params(getattr(fast, name)), _params(getattr(ref, name))):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    assert abs(fast.alpha - ref.alpha) < 1e-6
+    assert fast.update_gen.get_state().equal(ref.update_gen.get_state())
+
+
 # ---------------------------------------------------------------------------------------------- learning
 def test_learns_one_step_bandit():
     """Constant observation, reward -(a - 0.5)^2, every step terminal: the greedy action should approach 0.5."""

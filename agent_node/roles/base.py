@@ -52,6 +52,9 @@ class Role:
         """Return the action for this observation (default: no action, the simulator drives)."""
         return Action(step=msg.body.step), None
 
+    def after_action(self) -> None:
+        """The action of the last observation is on its way: work that need not delay it (learning) goes here."""
+
     def on_radio(self, msg: Message) -> None:
         """A radio-plane message arrived."""
 

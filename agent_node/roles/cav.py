@@ -1,6 +1,7 @@
 """The CAV role: one vehicle's soft actor-critic, its beacons, and RSM / Avg communication rounds."""
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections import deque
@@ -13,9 +14,10 @@ from pydantic import Field, model_validator
 
 from protocols.messages import Action, Beacon, Message, SegmentRequest, SegmentResponse
 
+from ..learners.background import BackgroundUpdate
 from ..learners.rsm.round import (CPM_PAYLOAD_BYTES, PendingRound, RegulationSettings, average_into, mix_into,
                                   regulate_replica, response_chunks)
-from ..learners.rsm.sac import SAC, ReplayBuffer, SACConfig
+from ..learners.rsm.sac import SAC, ReplayBuffer, SACConfig, update_flags
 from ..learners.rsm.segments import Actor, flatten, plan_replicas
 from .base import Role, RoleSettings
 
@@ -31,6 +33,11 @@ class CavSettings(RoleSettings):
     method: Method = "rsm_masac"
     update_mode: Literal["paper", "code"] = "paper"  # Alg. 1 (critic every step) or the code's (spec §7.7)
     code_update_every: int = Field(10, ge=1)  # update_mode = "code": one full update every this many steps
+    # paper: store the transition, update, then act (Alg. 1); an update that leaves the actor and what the step
+    # still reads as they are (a critic-only one) runs once the action is sent: the same numbers, off the lock-step.
+    # pipelined: act first; the step's update runs on a learner thread while the world steps and is applied when
+    # the next one starts (after the next update step's action): actions miss at most the latest update
+    learn: Literal["paper", "pipelined"] = "paper"
     U: int = Field(8, ge=1)  # policy updates per communication round
     P: int = Field(4, ge=1, le=64)  # segments
     kappa: int = Field(3, ge=1)  # replicas
@@ -87,8 +94,13 @@ class CavRole(Role):
         self.pending: PendingRound | None = None
         self.totals = {"rounds": 0, "replicas": 0, "given_up": 0, "accepted": 0, "requests": 0, "chunks_expected": 0,
                        "chunks_received": 0, "bytes_received": 0, "bytes_sent": 0, "late_chunks": 0}
+        self.deferred: tuple | None = None  # (batch, update_policy) to run once the action is sent
+        self.background = BackgroundUpdate(f"{ctx.node_id}-learner") if cfg.learn == "pipelined" else None
         if cfg.resume_dir:
             self.load(Path(cfg.resume_dir) / f"{ctx.node_id}.pt")
+        # the weights that act and answer segment requests: the learner's own, or (pipelined) a copy that the
+        # update running on the learner thread does not touch, refreshed whenever that update is applied
+        self.acting = copy.deepcopy(self.sac.actor) if self.background else self.sac.actor
 
     # ------------------------------------------------------------------ acting and learning
     def on_observation(self, msg: Message):
@@ -96,13 +108,14 @@ class CavRole(Role):
         obs = msg.arrays.get("obs")
         if obs is None or obs.shape != (self.sac.cfg.obs_dim,):
             raise ValueError(f"cav role expects an 'obs' array of shape ({self.sac.cfg.obs_dim},)")
+        self.after_action()  # an update left by a step whose action was never sent (its handler failed)
         info, t = body.info, msg.env.t_sim
         train = info.get("mode", "train") == "train"
         if info.get("first"):
             self.prev = None
         self.episode = int(info.get("episode", self.episode))
         if cfg.method != "isac":
-            self.snapshot, self.obs_t = flatten(self.sac.actor), t
+            self.snapshot, self.obs_t = flatten(self.acting), t
             self.beacon(t, msg.arrays.get("xy"), float(obs[1]))
         if self.prev is not None and train:
             s, a, logp = self.prev
@@ -115,7 +128,7 @@ class CavRole(Role):
             if train:
                 self.end_episode(final=bool(info.get("final")))
             return Action(step=body.step), None
-        a, logp = self.sac.act(obs, deterministic=not train and cfg.test_deterministic)
+        a, logp = self.sac.act(obs, deterministic=not train and cfg.test_deterministic, actor=self.acting)
         self.prev = (obs, a, logp)
         return Action(step=body.step, value=float(a[0])), None
 
@@ -124,20 +137,43 @@ class CavRole(Role):
         cfg, sac = self.cfg, self.sac
         if not sac.ready(len(self.buf)):
             return
-        if cfg.update_mode == "code":
-            if self.updates % cfg.code_update_every == 0 or last:
-                sac.update(self.buf.sample(sac.cfg.batch_size), update_policy=True)
-                self.k += 1
-                policy = True
+        critic, policy = update_flags(cfg.update_mode, self.updates, cfg.code_update_every, sac.cfg.policy_delay, last)
+        if critic:
+            batch = self.buf.sample(sac.cfg.batch_size)  # drawn here: the buffer's stream keeps the paper's order
+            round_due = self.pending is not None and t + 1e-9 >= self.pending.deadline_t  # reads the critics
+            if last or (self.background is None and (policy or round_due)):
+                self.join_update()
+                sac.update(batch, update_policy=policy)  # before acting (and before the episode's checkpoint)
+                self.refresh_acting()
             else:
-                policy = False
-        else:
-            policy = self.updates % sac.cfg.policy_delay == 0 or last
-            sac.update(self.buf.sample(sac.cfg.batch_size), update_policy=policy)
-            self.k += policy
+                self.deferred = (batch, policy)
+        self.k += policy
         self.updates += 1
         if policy and self.k % cfg.U == 0 and cfg.method != "isac":
             self.start_round(t)
+
+    def after_action(self) -> None:
+        """Run the update this step deferred: here (paper), or started on the learner thread (pipelined)."""
+        if self.deferred is None:
+            return
+        batch, policy = self.deferred
+        self.deferred = None
+        if self.background is None:
+            self.sac.update(batch, update_policy=policy)
+        else:  # the previous update is applied now, and this one runs until the next step's action is sent
+            self.join_update()
+            self.background.start(lambda: self.sac.update(batch, update_policy=policy))
+
+    def join_update(self) -> None:
+        """Pipelined: wait for the update on the learner thread and act with its weights from now on (joins
+        happen at fixed points of the schedule, never when a thread happens to finish: runs repeat)."""
+        if self.background is not None and self.background.busy:
+            self.background.join()
+            self.refresh_acting()
+
+    def refresh_acting(self) -> None:
+        if self.acting is not self.sac.actor:
+            self.acting.load_state_dict(self.sac.actor.state_dict())
 
     # ------------------------------------------------------------------ neighbours
     def beacon(self, t: float, xy, speed: float) -> None:
@@ -173,6 +209,7 @@ class CavRole(Role):
 
     def finish_round(self) -> None:
         """Mix what arrived (missing chunks filled per loss_fill) and report the round."""
+        self.join_update()
         pending, self.pending = self.pending, None
         cfg, actor = self.cfg, self.sac.actor
         theta = flatten(actor)
@@ -202,6 +239,7 @@ class CavRole(Role):
         t["accepted"] += len(accepted_donors)
         t["chunks_expected"] += expected
         t["chunks_received"] += got
+        self.refresh_acting()
         payload = self._received_payload_bytes(replicas)
         t["bytes_received"] += payload
         self.ctx.send_metrics("rsm_round", {
@@ -229,7 +267,7 @@ class CavRole(Role):
         does not depend on which of the two processes got there first."""
         if self.snapshot is not None and abs(self.obs_t - t_request) < 1e-9:
             return self.snapshot
-        return flatten(self.sac.actor)
+        return flatten(self.acting)
 
     def on_radio(self, msg: Message) -> None:
         body, src = msg.body, msg.env.src
@@ -263,6 +301,7 @@ class CavRole(Role):
             self.save(Path(self.cfg.checkpoint_dir) / f"{self.ctx.node_id}.pt")
 
     def state(self) -> dict:
+        self.join_update()
         return {"sac": self.sac.state_dict(), "buffer": self.buf.state_dict(), "updates": self.updates, "k": self.k,
                 "episode": self.episode, "episodes_done": self.episodes_done, "totals": dict(self.totals),
                 "rng": self.ctx.rng.bit_generator.state, "method": self.cfg.method}
@@ -287,6 +326,8 @@ class CavRole(Role):
         log.info("%s resumed from %s (episode %d, %d updates)", self.ctx.node_id, path, self.episode, self.updates)
 
     def on_stop(self) -> None:
+        if self.background is not None:
+            self.background.close()
         if self.cfg.checkpoint_dir and self.episodes_done:
             self.save(Path(self.cfg.checkpoint_dir) / f"{self.ctx.node_id}.pt")
 

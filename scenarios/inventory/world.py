@@ -86,14 +86,16 @@ class InventoryWorldProcess(EpisodicWorld):
 
 
 
+def build_inventory_world(ep: Endpoint, seed: int, world: dict, run_dir: str, deadline_s: float
+                          ) -> InventoryWorldProcess:
+    """The world process's state, on the endpoint it talks through."""
+    cfg = InventoryWorld.model_validate(world)
+    return InventoryWorldProcess(ep, cfg, InventoryEnv(cfg.env), deadline_s, seed)
+
+
 def run_inventory_world(node_id: str, coordinator: str, seed: int, world: dict, run_dir: str, deadline_s: float,
                         curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
     """Entry point of the inventory world process."""
     curve = Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
     ep = Endpoint(node_id, "world", coordinator, curve=curve)
-
-    def build() -> InventoryWorldProcess:
-        cfg = InventoryWorld.model_validate(world)
-        return InventoryWorldProcess(ep, cfg, InventoryEnv(cfg.env), deadline_s, seed)
-
-    return serve_world(ep, build)
+    return serve_world(ep, lambda: build_inventory_world(ep, seed, world, run_dir, deadline_s))

@@ -70,7 +70,8 @@ class RoutingWorldProcess(EpisodeRunner):
     def report(self, step: int, final: bool) -> None:
         """The world's progress record: epochs done (the coordinator's bar) and message steps per second."""
         wall = max(time.monotonic() - self.t0, 1e-9)
-        self.ep.metrics("world", {"step": step, "epochs": self.epoch, "steps_per_s": self.step / wall,
+        self.ep.metrics("world", {"step": step, "epochs": self.epoch, "steps_done": self.step,
+                                  "steps_per_s": self.step / wall,
                                   "late_actions": self.late_actions, "default_actions": self.default_actions,
                                   "wall_s": round(wall, 1)}, final=final)
 
@@ -228,27 +229,30 @@ def make_env(cfg: RoutingWorld, net: Path, routes: Path, trips: list[Trip]) -> R
     return RoutingEnv(net, routes, trips, cfg.t_max, cfg.time_to_teleport, cfg.backend)
 
 
+def build_routing_world(ep: Endpoint, seed: int, world: dict, algo: dict, net: str, routes: str, trips: list[dict],
+                        run_dir: str, deadline_s: float, start_epoch: int = 0, start_episode: int = 0
+                        ) -> RoutingWorldProcess:
+    """The world process's state, on the endpoint it talks through (SED's metrics go out through it too)."""
+    cfg, settings = RoutingWorld.model_validate(world), RoutingAlgo.model_validate(algo)
+    trip_list = [Trip(**t) for t in trips]
+    env = make_env(cfg, Path(net), Path(routes), trip_list)
+    sed = None
+    if settings.method == "reled":
+        graph = road_graph(env.net)
+        sed_trips = [(t.agent, env.index[env.net.getEdge(t.origin_edge).getFromNode().getID()],
+                      t.destination_index, t.depart) for t in trip_list]
+        sed_cfg = settings.sed
+        done = sum(1 for k in range(1, start_epoch + 1)  # rounds held before a resume
+                   if k % sed_cfg.q == 0 or (k == 1 and sed_cfg.sed_at_start))
+        sed = SedModule(settings.sed, Path(run_dir), graph, sed_trips, seed, send_metrics=ep.metrics, rounds=done)
+    checkpoints = Path(run_dir) / "checkpoints"
+    return RoutingWorldProcess(ep, cfg, settings, env, deadline_s, seed, sed, checkpoints, start_epoch, start_episode)
+
+
 def run_routing_world(node_id: str, coordinator: str, seed: int, world: dict, algo: dict, net: str, routes: str,
                       trips: list[dict], run_dir: str, deadline_s: float, start_epoch: int = 0,
                       start_episode: int = 0, curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
     """Entry point of the routing world process (curve_secret and coordinator_key: CURVE, Z85)."""
     ep = Endpoint(node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
-
-    def build() -> RoutingWorldProcess:
-        cfg, settings = RoutingWorld.model_validate(world), RoutingAlgo.model_validate(algo)
-        trip_list = [Trip(**t) for t in trips]
-        env = make_env(cfg, Path(net), Path(routes), trip_list)
-        sed = None
-        if settings.method == "reled":
-            graph = road_graph(env.net)
-            sed_trips = [(t.agent, env.index[env.net.getEdge(t.origin_edge).getFromNode().getID()],
-                          t.destination_index, t.depart) for t in trip_list]
-            sed_cfg = settings.sed
-            done = sum(1 for k in range(1, start_epoch + 1)  # rounds held before a resume
-                       if k % sed_cfg.q == 0 or (k == 1 and sed_cfg.sed_at_start))
-            sed = SedModule(settings.sed, Path(run_dir), graph, sed_trips, seed, send_metrics=ep.metrics, rounds=done)
-        checkpoints = Path(run_dir) / "checkpoints"
-        return RoutingWorldProcess(ep, cfg, settings, env, deadline_s, seed, sed, checkpoints, start_epoch,
-                                   start_episode)
-
-    return serve_world(ep, build)
+    return serve_world(ep, lambda: build_routing_world(ep, seed, world, algo, net, routes, trips, run_dir, deadline_s,
+                                                       start_epoch, start_episode))

@@ -97,15 +97,16 @@ def intersections(obs: dict, lights: list[str]) -> list[dict]:
     return out
 
 
+def build_signal_world(ep: Endpoint, seed: int, world: dict, run_dir: str, deadline_s: float) -> SignalWorldProcess:
+    """The world process's state, on the endpoint it talks through (the slow part: SUMO starts here)."""
+    cfg = SignalWorld.model_validate(world)
+    env = SignalEnv(cfg.map, seed=seed, delta_s=cfg.delta_s, yellow_s=cfg.yellow_s, horizon_s=cfg.horizon_s,
+                    backend=cfg.backend, run_dir=Path(run_dir) / "sumo")
+    return SignalWorldProcess(ep, cfg, env, deadline_s, seed)
+
+
 def run_signal_world(node_id: str, coordinator: str, seed: int, world: dict, run_dir: str, deadline_s: float,
                      curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
     """Entry point of the traffic-signal world process."""
     ep = Endpoint(node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
-
-    def build() -> SignalWorldProcess:
-        cfg = SignalWorld.model_validate(world)
-        env = SignalEnv(cfg.map, seed=seed, delta_s=cfg.delta_s, yellow_s=cfg.yellow_s, horizon_s=cfg.horizon_s,
-                        backend=cfg.backend, run_dir=Path(run_dir) / "sumo")
-        return SignalWorldProcess(ep, cfg, env, deadline_s, seed)
-
-    return serve_world(ep, build)
+    return serve_world(ep, lambda: build_signal_world(ep, seed, world, run_dir, deadline_s))

@@ -57,6 +57,17 @@ class SACConfig(BaseModel):
         return float(-self.act_dim) if self.target_entropy is None else self.target_entropy
 
 
+def update_flags(mode: str, step: int, code_every: int, policy_delay: int, last: bool) -> tuple[bool, bool]:
+    """(critic update?, actor/alpha/target update?) at learning step `step` (0-based, counted once the buffer is
+    warm) of the agent's update schedule: "paper" is Alg. 1 (a critic update every step, the rest every
+    policy_delay), "code" the reference code's (one full update every code_every steps) (spec §7.7). The last
+    step of an episode always updates fully."""
+    if mode == "code":
+        full = step % code_every == 0 or last
+        return full, full
+    return True, step % policy_delay == 0 or last
+
+
 # ---------------------------------------------------------------------------------------------- replay buffer
 class Batch(NamedTuple):
     """A sampled mini-batch as float32 tensors: obs [B, o], act [B, a], rew [B], next_obs [B, o], done [B], logp [B]."""
@@ -156,9 +167,12 @@ class SAC:
         self.log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), requires_grad=True)
         self.target_entropy = cfg.entropy_target
 
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=cfg.critic_lr)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr)
+        # fused Adam: one kernel over all of an optimiser's tensors (the per-tensor loop cost about 10 % of an update)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
+        self.critic_params = [*self.q1.parameters(), *self.q2.parameters()]
+        self.critic_opt = torch.optim.Adam(self.critic_params, lr=cfg.critic_lr, fused=True)
+        self.target_params = [*self.q1_target.parameters(), *self.q2_target.parameters()]
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, fused=True)
 
         # Per-agent noise streams: one for acting, one for the reparameterised samples inside update().
         self.act_gen = torch.Generator().manual_seed(cfg.seed)
@@ -182,14 +196,15 @@ class SAC:
         return self.cfg.action_bound * torch.tanh(u), squashed_log_prob(mu, sigma, u, self.cfg.action_bound).sum(-1)
 
     @torch.no_grad()
-    def act(self, obs, deterministic: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def act(self, obs, deterministic: bool = False, actor: nn.Module | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(action, logp) for obs [o] or [B, o]: action in [-bound, bound], shape [a] / [B, a]; logp scalar / [B].
 
         logp = log pi(a|s) of the pre-tanh u actually drawn (squashed_log_prob, incl. -log bound; §7.3); store it
         in the buffer as the behaviour log-prob. deterministic=True returns bound * tanh(mu) and its log-density.
+        actor: act with these weights instead of the learner's (a copy that a concurrent update does not touch).
         """
         x = torch.as_tensor(np.array(obs, np.float32))  # a copy: arrays off the wire are read-only
-        mu, sigma = self.actor(x)
+        mu, sigma = (self.actor if actor is None else actor)(x)
         u = mu if deterministic else mu + sigma * torch.randn(mu.shape, generator=self.act_gen)
         b = self.cfg.action_bound
         a = torch.clamp(b * torch.tanh(u), -b, b)
@@ -199,7 +214,7 @@ class SAC:
     # ------------------------------------------------------------------ learning
     def _clip(self, params) -> None:
         if self.cfg.grad_clip is not None:
-            nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+            nn.utils.clip_grad_norm_(params, self.cfg.grad_clip, foreach=True)
 
     def update(self, batch: Batch, update_policy: bool = True) -> dict[str, float]:
         """One critic step, then (if update_policy) one actor, alpha and target step (spec §2.2, eqs. 6, 7, 9).
@@ -220,16 +235,24 @@ class SAC:
         q2_loss = F.mse_loss(self.q2(obs, act), q_hat)
         self.critic_opt.zero_grad()
         (q1_loss + q2_loss).backward()
-        self._clip([*self.q1.parameters(), *self.q2.parameters()])
+        self._clip(self.critic_params)
         self.critic_opt.step()
         self.n_updates += 1
-        out = {"q1_loss": q1_loss.item(), "q2_loss": q2_loss.item(), "alpha": float(alpha)}
+        q1_loss, q2_loss = torch.stack([q1_loss, q2_loss]).tolist()  # one conversion for both
+        out = {"q1_loss": q1_loss, "q2_loss": q2_loss, "alpha": float(alpha)}
         if not update_policy:
             return out
 
-        # Actor (eq. 7): alpha log pi(a|s) - min online Q(s, a), a reparameterised.
+        # Actor (eq. 7): alpha log pi(a|s) - min online Q(s, a), a reparameterised. The gradient flows through the
+        # critics to the action but is taken for the actor's weights only (the critics' would be thrown away).
         new_a, logp = self.sample_action(obs, self.update_gen)
-        q_pi = torch.min(self.q1(obs, new_a), self.q2(obs, new_a))
+        for p in self.critic_params:
+            p.requires_grad_(False)
+        try:
+            q_pi = torch.min(self.q1(obs, new_a), self.q2(obs, new_a))
+        finally:
+            for p in self.critic_params:
+                p.requires_grad_(True)
         actor_loss = (alpha * logp - q_pi).mean()
         self.actor_opt.zero_grad()
         actor_loss.backward()
@@ -244,12 +267,10 @@ class SAC:
 
         # Targets: w_bar <- tau w + (1 - tau) w_bar.
         with torch.no_grad():
-            for net, tgt in ((self.q1, self.q1_target), (self.q2, self.q2_target)):
-                for p, tp in zip(net.parameters(), tgt.parameters()):
-                    tp.lerp_(p, cfg.tau)
+            torch._foreach_lerp_(self.target_params, self.critic_params, cfg.tau)  # one call for every tensor
         self.n_policy_updates += 1
-        out.update(actor_loss=actor_loss.item(), alpha_loss=alpha_loss.item(), alpha=self.alpha,
-                   entropy=-logp.mean().item())
+        actor_loss, alpha_loss, entropy = torch.stack([actor_loss, alpha_loss, -logp.mean()]).tolist()
+        out.update(actor_loss=actor_loss, alpha_loss=alpha_loss, alpha=self.alpha, entropy=entropy)
         return out
 
     # ------------------------------------------------------------------ checkpoints

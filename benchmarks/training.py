@@ -1,0 +1,174 @@
+"""Training throughput: one process per agent (`netmarl run`) against one process for all, same learner and seed.
+
+For each learning world, the same environment, learner, update schedule, seed and number of steps run
+(a) in one process (one torch thread, no sockets): the CAV worlds as a plain SAC loop over the vehicles
+(scenarios/cav/single.py), the episodic worlds (signals, routing, inventory) as their own world class
+calling every agent's role directly (scenarios/one_process.py); and (b) as `netmarl run` (a world
+process, a medium, one process per agent), on every core and pinned with taskset to one. Prints steps/s
+of each and the ratios, and ends with one JSON line. The paper's update order learns the same numbers
+both ways: the benchmark checks that the training scores agree (pipelined rows act with weights one
+update older, by design, and are not compared).
+
+    python benchmarks/training.py                               # every world, the default budget
+    python benchmarks/training.py --worlds fig8-paper,fig8-code --episodes 1 --horizon 1500
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SCENARIO_DIR = ROOT / "scenarios"
+
+
+# ---------------------------------------------------------------------------------------------- reading the runs
+def progress_of(records: list[dict]) -> list[tuple[int, float]]:
+    """(steps done, wall time) of the world's progress records: every 10 steps (CAV) or after each training
+    episode or epoch (the episodic worlds); the final record, written after the test episodes, is left out."""
+    return [(r.get("steps_done", r["step"]), r["wall"]) for r in records
+            if r.get("kind") == "world" and "step" in r and not r.get("final")]
+
+
+def train_scores(records: list[dict]) -> list[float]:
+    """The training episodes' scores, in order (what both ways of running must agree on)."""
+    keys = ("score", "return", "reward")
+    return [round(float(next(r[k] for k in keys if k in r)), 6) for r in records
+            if r.get("kind", "").endswith("_episode") and r.get("mode") == "train"]
+
+
+def rate_after(progress: list[tuple[int, float]], warm: int) -> float:
+    """Steps per second from the first progress point at or after step `warm` to the last one (the warm-up,
+    learners filling their buffers or starting their processes, left out on both sides)."""
+    first = next((p for p in progress if p[0] >= warm), progress[0])
+    last = progress[-1]
+    return (last[0] - first[0]) / max(last[1] - first[1], 1e-9)
+
+
+# ---------------------------------------------------------------------------------------------- (b) netmarl run
+def netmarl_run(scenario: str, sets: list[str], seed: int, out: Path, cores: str | None, warm: int) -> dict:
+    """One `netmarl run` (taskset to `cores` if given); its world's steps/s and training scores."""
+    args = [sys.executable, "-m", "coordinator.cli", "run", str(SCENARIO_DIR / scenario), "--out", str(out),
+            "--no-progress", "--seed", str(seed)]
+    for s in sets:
+        args += ["--set", s]
+    if cores:
+        args = ["taskset", "-c", cores, *args]
+    t0 = time.monotonic()
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    if proc.returncode != 0 or not (out / "summary.json").exists():
+        raise RuntimeError(f"{out.name} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    progress = progress_of(records)
+    return {"steps_per_s": rate_after(progress, warm), "steps": progress[-1][0], "wall_s": round(wall, 1),
+            "scores": train_scores(records)}
+
+
+# ---------------------------------------------------------------------------------------------- (a) single process
+def single_process(scenario: str, sets: list[str], seed: int, out: Path, warm: int) -> dict:
+    """The same scenario in this one process: the CAV worlds by a plain SAC loop (scenarios/cav/single.py),
+    the episodic worlds by their own world class calling the agents' roles directly (scenarios/one_process.py)."""
+    import torch
+
+    from scenarios.config import load_scenario
+
+    torch.set_num_threads(1)  # one torch thread per learner, as in the agents
+    cfg = load_scenario(SCENARIO_DIR / scenario, [*sets, f"run.seed={seed}"])
+    t0 = time.monotonic()
+    if cfg.world.kind == "cav":
+        from scenarios.cav.single import train_in_one_process
+
+        res = train_in_one_process(cfg, seed, out / "net")
+        progress, scores = res["progress"], res["scores"]
+    else:
+        from scenarios.one_process import run_in_one_process
+
+        records = run_in_one_process(cfg, out)
+        progress, scores = progress_of(records), train_scores(records)
+    return {"steps_per_s": rate_after(progress, warm), "steps": progress[-1][0],
+            "wall_s": round(time.monotonic() - t0, 1), "scores": scores}
+
+
+# ---------------------------------------------------------------------------------------------- the worlds
+CAV = ["world.test_every=0", "algo.method=isac", "algo.checkpoint_every=0"]
+CAV_WARM = 600  # steps: every SAC learns from step 514 on (its buffer holds > 512 transitions)
+EPISODIC_WARM = 1  # from the end of the first episode or epoch (the agents' start-up left out)
+SIGNALS = ["algo.method=ippo", "world.episodes=8", "world.update_every=4", "world.test_episodes=1"]
+INVENTORY = ["algo.method=ippo", "world.episodes=8", "world.update_every=4", "world.env.echelons=3"]
+ROUTING = ["algo.method=ippo", "world.epochs=4", "world.test_episodes=1"]
+WORLDS = {
+    # name: (scenario file, --set overrides, first step of the measured stretch)
+    "fig8-paper": ("figure8_rsm_masac.toml", [*CAV, "algo.update_mode=paper"], CAV_WARM),
+    "fig8-code": ("figure8_rsm_masac.toml", [*CAV, "algo.update_mode=code"], CAV_WARM),
+    "fig8-paper-pipelined": ("figure8_rsm_masac.toml", [*CAV, "algo.update_mode=paper", "algo.learn=pipelined"],
+                             CAV_WARM),
+    "fig8-code-pipelined": ("figure8_rsm_masac.toml", [*CAV, "algo.update_mode=code", "algo.learn=pipelined"],
+                            CAV_WARM),
+    "merge-paper": ("merge_rsm_masac.toml", [*CAV, "algo.update_mode=paper"], CAV_WARM),
+    "signals-ippo": ("signals_espark.toml", SIGNALS, EPISODIC_WARM),
+    "routing-ppo": ("grid_reled.toml", ROUTING, EPISODIC_WARM),
+    "inventory-ippo": ("inventory_espark.toml", INVENTORY, EPISODIC_WARM),
+}
+PIPELINED = "algo.learn=pipelined"  # the single-process loop is the paper's order: pipelined rows share its baseline
+
+
+def measure(name: str, args, out: Path, baselines: dict) -> dict:
+    scenario, sets, warm = WORLDS[name]
+    if scenario.startswith(("figure8", "merge")):
+        sets = [*sets, f"world.episodes={args.episodes}", *([f"world.horizon={args.horizon}"] if args.horizon else [])]
+    sets = [*sets, *args.set]
+    row: dict = {"world": name, "sets": sets, "measured_from_step": warm}
+    key = (scenario, tuple(s for s in sets if s != PIPELINED))
+    if key not in baselines:
+        baselines[key] = single_process(scenario, sets, args.seed, out / f"{name}-single", warm)
+        print(f"  {name} single process: {baselines[key]['steps_per_s']:.1f} steps/s", flush=True)
+    row["single"] = one = baselines[key]
+    runs = [("multi", f"0-{os.cpu_count() - 1}")] + ([] if args.no_scaling else [("multi_1core", "0")])
+    for label, cores in runs:
+        res = netmarl_run(scenario, sets, args.seed, out / f"{name}-{label}", cores, warm)
+        row[label] = res
+        print(f"  {name} netmarl run on cores {cores}: {res['steps_per_s']:.1f} steps/s", flush=True)
+    row["ratio"] = round(row["multi"]["steps_per_s"] / one["steps_per_s"], 3)
+    if "multi_1core" in row:
+        row["scaling"] = round(row["multi"]["steps_per_s"] / row["multi_1core"]["steps_per_s"], 3)
+    # the paper's order computes what the single process computes; pipelined acts with older weights, by design
+    row["same_scores"] = None if PIPELINED in sets else row["multi"]["scores"] == one["scores"]
+    return row
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--worlds", default=",".join(WORLDS))
+    p.add_argument("--episodes", type=int, default=1)
+    p.add_argument("--horizon", type=int, default=None, help="steps per episode (default: the scenario's)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--set", action="append", default=[], help="an extra override for every run")
+    p.add_argument("--no-scaling", action="store_true", help="skip the one-core runs")
+    p.add_argument("--out", default=None, help="keep the run folders here (default: a temporary folder)")
+    args = p.parse_args()
+    rows, baselines = [], {}
+    with tempfile.TemporaryDirectory(prefix="netmarl-training-") as tmp:
+        out = Path(args.out or tmp)
+        print(f"{os.cpu_count()} cores; runs in {out}", flush=True)
+        for name in args.worlds.split(","):
+            rows.append(measure(name, args, out, baselines))
+    print(f"\n{'world':22} {'single':>8} {'netmarl':>8} {'ratio':>6} {'1 core':>8} {'scaling':>7} same scores")
+    for r in rows:
+        one = r.get("multi_1core", {}).get("steps_per_s")
+        print(f"{r['world']:22} {r['single']['steps_per_s']:8.1f} {r['multi']['steps_per_s']:8.1f} {r['ratio']:6.2f} "
+              f"{one or 0:8.1f} {r.get('scaling', 0):7.2f} {r['same_scores']}")
+    print(json.dumps({"benchmark": "training", "cores": os.cpu_count(), "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""A CAV world trained in one process: every vehicle's SAC in one loop, the code a user would write without netmarl.
+
+The benchmark's baseline (benchmarks/training.py) and the reference the lock-step run is checked against: with
+the paper's update order, `netmarl run` (isac, no communication) learns exactly these numbers. It follows the
+world process's order (observations, terminal transitions of vehicles that left, rewards) and the CAV role's
+per-agent seeds and update schedule.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from agent_node.learners.rsm.sac import SAC, ReplayBuffer, SACConfig, update_flags
+from agent_node.node import agent_rng
+from agent_node.roles.cav import CavSettings
+
+from ..cav_env import terminated
+from ..config import ScenarioConfig
+from .world import make_env
+
+
+def train_in_one_process(cfg: ScenarioConfig, seed: int, net_dir: Path) -> dict:
+    """Train world.episodes episodes; {"steps", "progress": [(step, wall time)] every 10 steps, "scores",
+    "learners": {vehicle: its SAC}}."""
+    torch.set_num_threads(1)
+    world = cfg.world
+    algo = CavSettings.model_validate({"name": "cav", **cfg.algo})
+    env = make_env(world, net_dir, seed)
+    sacs, bufs, learning_steps = {}, {}, {}
+    for node in env.agent_ids:
+        s = int(agent_rng(seed, node).integers(2**31))
+        sacs[node] = SAC(SACConfig.model_validate({"init_seed": seed, "seed": s, "action_bound": world.bound,
+                                                   **algo.sac}))
+        bufs[node] = ReplayBuffer(sacs[node].cfg.buffer_size, sacs[node].cfg.obs_dim, sacs[node].cfg.act_dim, seed=s)
+        learning_steps[node] = 0
+
+    def store_and_learn(node: str, transition: tuple, last: bool) -> None:
+        sac, buf = sacs[node], bufs[node]
+        buf.add(*transition)
+        if not sac.ready(len(buf)):
+            return
+        critic, policy = update_flags(algo.update_mode, learning_steps[node], algo.code_update_every,
+                                      sac.cfg.policy_delay, last)
+        if critic:
+            sac.update(buf.sample(sac.cfg.batch_size), update_policy=policy)
+        learning_steps[node] += 1
+
+    scores, steps, progress = [], 0, [(0, time.time())]
+    for episode in range(world.episodes):
+        env.reset(episode)
+        prev, last_obs, active_before = {}, {}, set()
+        t, reward, done, total = 0, 0.0, False, 0.0
+        while True:
+            steps += 1
+            if steps % 10 == 0:
+                progress.append((steps, time.time()))
+            observations = env.observations()
+            actions = {}
+            for node, obs in observations.items():
+                if node in prev:
+                    s, a, logp = prev.pop(node)
+                    store_and_learn(node, (s, a, reward, obs, done, logp), last=done)
+                if not done:
+                    a, logp = sacs[node].act(obs)
+                    prev[node] = (obs, a, logp)
+                    actions[node] = float(a[0])
+            for node in active_before - observations.keys():  # its vehicle left: a terminal transition
+                if node in prev:
+                    s, a, logp = prev.pop(node)
+                    store_and_learn(node, (s, a, reward, last_obs[node], True, logp), last=True)
+            last_obs.update(observations)
+            active_before = set(observations)
+            if done:
+                break
+            env.step(actions)
+            t += 1
+            reward = env.reward()
+            total += reward
+            done = terminated(t, world.steps_per_episode, env.collided(), end_on_collision=world.end_on_collision)
+        scores.append(round(total / world.steps_per_episode, 6))
+    progress.append((steps, time.time()))
+    env.close()
+    return {"steps": steps, "progress": progress, "scores": scores, "learners": sacs}
