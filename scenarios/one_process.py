@@ -25,16 +25,18 @@ from .step_driver import node_name
 
 
 class InProcessEndpoint:
-    """What a world uses of its Endpoint, kept here: records go to a list, nothing ever stops it."""
+    """What a world uses of its Endpoint, kept here: records go to a list (each with the seconds spent in the
+    agents so far), nothing ever stops it."""
 
     stopping = False
 
     def __init__(self):
         self.records: list[dict] = []
         self.t_sim = 0.0
+        self.agents_s = 0.0
 
     def metrics(self, kind: str, values: dict, final: bool = False) -> None:
-        self.records.append({"kind": kind, "wall": time.time(), "final": final, **values})
+        self.records.append({"kind": kind, "wall": time.time(), "final": final, "agents_s": self.agents_s, **values})
 
     def maybe_heartbeat(self) -> None:
         pass
@@ -44,7 +46,7 @@ class InProcessAgents:
     """The plan's agents as role objects, built as their processes would build them (settings, seeds)."""
 
     def __init__(self, plan: RunPlan, seed: int, ep: InProcessEndpoint):
-        self.roles = {}
+        self.ep, self.roles = ep, {}
         for node, role_name in plan.agents.items():
             role = dict(plan.role_settings[role_name])
             if plan.agent_settings:
@@ -55,10 +57,12 @@ class InProcessAgents:
 
     def answer(self, node: str, body, arrays: dict, t_sim: float) -> tuple[Action, dict]:
         """The role's answer to one observation (arrays copied, as they would arrive off the wire)."""
+        t0 = time.perf_counter()
         env = Envelope(type=body.TYPE, src="world", dst=node, seq=0, t_sim=t_sim)
         role = self.roles[node]
         action, out = role.on_observation(Message(env, body, {k: np.array(v) for k, v in arrays.items()}))
         role.after_action()
+        self.ep.agents_s += time.perf_counter() - t0
         return action, out or {}
 
 

@@ -22,8 +22,8 @@ from .world import make_env
 
 
 def train_in_one_process(cfg: ScenarioConfig, seed: int, net_dir: Path) -> dict:
-    """Train world.episodes episodes; {"steps", "progress": [(step, wall time)] every 10 steps, "scores",
-    "learners": {vehicle: its SAC}}."""
+    """Train world.episodes episodes; {"steps", "progress": [(step, wall time, seconds spent in the learners
+    so far)] every 10 steps, "scores", "learners": {vehicle: its SAC}}."""
     torch.set_num_threads(1)
     world = cfg.world
     algo = CavSettings.model_validate({"name": "cav", **cfg.algo})
@@ -36,7 +36,15 @@ def train_in_one_process(cfg: ScenarioConfig, seed: int, net_dir: Path) -> dict:
         bufs[node] = ReplayBuffer(sacs[node].cfg.buffer_size, sacs[node].cfg.obs_dim, sacs[node].cfg.act_dim, seed=s)
         learning_steps[node] = 0
 
+    busy = 0.0  # seconds in the learners (acting, storing, updating): the part other cores could share
+
     def store_and_learn(node: str, transition: tuple, last: bool) -> None:
+        nonlocal busy
+        t0 = time.perf_counter()
+        learn(node, transition, last)
+        busy += time.perf_counter() - t0
+
+    def learn(node: str, transition: tuple, last: bool) -> None:
         sac, buf = sacs[node], bufs[node]
         buf.add(*transition)
         if not sac.ready(len(buf)):
@@ -47,7 +55,7 @@ def train_in_one_process(cfg: ScenarioConfig, seed: int, net_dir: Path) -> dict:
             sac.update(buf.sample(sac.cfg.batch_size), update_policy=policy)
         learning_steps[node] += 1
 
-    scores, steps, progress = [], 0, [(0, time.time())]
+    scores, steps, progress = [], 0, [(0, time.time(), 0.0)]
     for episode in range(world.episodes):
         env.reset(episode)
         prev, last_obs, active_before = {}, {}, set()
@@ -55,7 +63,7 @@ def train_in_one_process(cfg: ScenarioConfig, seed: int, net_dir: Path) -> dict:
         while True:
             steps += 1
             if steps % 10 == 0:
-                progress.append((steps, time.time()))
+                progress.append((steps, time.time(), busy))
             observations = env.observations()
             actions = {}
             for node, obs in observations.items():
@@ -63,7 +71,9 @@ def train_in_one_process(cfg: ScenarioConfig, seed: int, net_dir: Path) -> dict:
                     s, a, logp = prev.pop(node)
                     store_and_learn(node, (s, a, reward, obs, done, logp), last=done)
                 if not done:
+                    t0 = time.perf_counter()
                     a, logp = sacs[node].act(obs)
+                    busy += time.perf_counter() - t0
                     prev[node] = (obs, a, logp)
                     actions[node] = float(a[0])
             for node in active_before - observations.keys():  # its vehicle left: a terminal transition
@@ -80,6 +90,6 @@ def train_in_one_process(cfg: ScenarioConfig, seed: int, net_dir: Path) -> dict:
             total += reward
             done = terminated(t, world.steps_per_episode, env.collided(), end_on_collision=world.end_on_collision)
         scores.append(round(total / world.steps_per_episode, 6))
-    progress.append((steps, time.time()))
+    progress.append((steps, time.time(), busy))
     env.close()
     return {"steps": steps, "progress": progress, "scores": scores, "learners": sacs}

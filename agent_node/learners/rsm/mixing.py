@@ -22,6 +22,9 @@ EpsRule = Literal["abs", "code"]
 Vec = TypeVar("Vec", np.ndarray, torch.Tensor)
 
 
+LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+
+
 def _f64(x) -> torch.Tensor:
     """float64 copy of a tensor, array or list (lists and arrays go through numpy float64, not torch's float32)."""
     return x.detach().to(torch.float64) if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, np.float64))
@@ -39,7 +42,9 @@ def squashed_log_prob(mu: torch.Tensor, sigma: torch.Tensor, u: torch.Tensor, bo
     log N(u; mu, sigma) - log(1 - tanh^2 u) - log(bound), with log(1 - tanh^2 u) = 2(log 2 - u - softplus(-2u)).
     Sum over the last axis when dim A > 1. Use it alike for pi, pi~ and the stored behaviour log-prob.
     """
-    log_n = torch.distributions.Normal(mu, sigma).log_prob(u)
+    # torch.distributions.Normal(mu, sigma).log_prob(u), term for term (the same bits) without building and
+    # validating a distribution object on every call (a quarter of an action's cost)
+    log_n = -((u - mu) ** 2) / (2 * sigma**2) - sigma.log() - LOG_SQRT_2PI
     return log_n - 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u)) - math.log(bound)
 
 
