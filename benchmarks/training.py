@@ -105,13 +105,21 @@ class CpuSampler:
         self.stop.set()
         self.thread.join()
 
-    def between(self, t0: float, t1: float) -> tuple[float, dict[int, float]]:
-        """(seconds, CPU seconds per process) between the samples just inside [t0, t1]."""
+    def between(self, t0: float, t1: float) -> tuple[float, float, dict[int, float]]:
+        """(start, end, CPU seconds per process) between the samples just inside [t0, t1]."""
         inside = [s for s in self.samples if t0 <= s[0] <= t1]
         if len(inside) < 2:
-            return 0.0, {}
+            return t0, t0, {}
         (a, ca), (b, cb) = inside[0], inside[-1]
-        return b - a, {pid: cb[pid] - ca.get(pid, 0.0) for pid in cb}
+        return a, b, {pid: cb[pid] - ca.get(pid, 0.0) for pid in cb}
+
+
+def steps_at(progress: list[tuple], t: float) -> float:
+    """Steps done at wall time t, interpolated between progress points."""
+    for (s0, t0, _), (s1, t1, _) in zip(progress, progress[1:]):
+        if t0 <= t <= t1:
+            return s0 + (s1 - s0) * (t - t0) / max(t1 - t0, 1e-9)
+    return progress[-1][0]
 
 
 def process_kinds(run_dir: Path) -> dict[int, str]:
@@ -145,15 +153,16 @@ def netmarl_run(scenario: str, sets: list[str], seed: int, out: Path, cores: str
     res = {**rates(progress, warm), "steps": progress[-1][0], "wall_s": round(wall, 1),
            "scores": train_scores(records)}
     first, last = window(progress, warm)
-    seconds, cpu = sampler.between(first[1], last[1])
-    if seconds > 0:
+    a, b, cpu = sampler.between(first[1], last[1])
+    steps = steps_at(progress, b) - steps_at(progress, a)
+    if steps > 0:
         kinds = process_kinds(out)
         by_kind: dict[str, float] = {}
         for pid, used in cpu.items():
             kind = kinds.get(pid, "coordinator and launcher")
             by_kind[kind] = by_kind.get(kind, 0.0) + used
-        per_step = 1000 / (res["steps_per_s"] * seconds)
-        res["cores_busy"] = round(sum(by_kind.values()) / seconds, 2)
+        per_step = 1000 / steps
+        res["cores_busy"] = round(sum(by_kind.values()) / (b - a), 2)
         res["cpu_ms_per_step"] = {k: round(v * per_step, 3) for k, v in sorted(by_kind.items())}
         res["agents"] = sum(1 for k in kinds.values() if k == "agent")
     return res
@@ -185,7 +194,7 @@ def single_process(scenario: str, sets: list[str], seed: int, out: Path, warm: i
 
 
 # ---------------------------------------------------------------------------------------------- the worlds
-CAV = ["world.test_every=0", "algo.method=isac", "algo.checkpoint_every=0"]
+CAV = ["world.test_every=0", "algo.method=isac", "algo.checkpoint_every=0", "world.episodes=1"]
 CAV_WARM = 600  # steps: every SAC learns from step 514 on (its buffer holds > 512 transitions)
 EPISODIC_WARM = 1  # from the end of the first episode or epoch (the agents' start-up left out)
 SIGNALS = ["algo.method=ippo", "world.episodes=8", "world.update_every=4", "world.test_episodes=1"]
@@ -199,7 +208,7 @@ WORLDS = {
                              CAV_WARM),
     "fig8-code-pipelined": ("figure8_rsm_masac.toml", [*CAV, "algo.update_mode=code", "algo.learn=pipelined"],
                             CAV_WARM),
-    "merge-paper": ("merge_rsm_masac.toml", [*CAV, "algo.update_mode=paper"], CAV_WARM),
+    "merge-paper": ("merge_rsm_masac.toml", [*CAV, "world.episodes=2", "algo.update_mode=paper"], CAV_WARM),
     "signals-ippo": ("signals_espark.toml", SIGNALS, EPISODIC_WARM),
     "routing-ppo": ("grid_reled.toml", ROUTING, EPISODIC_WARM),
     "inventory-ippo": ("inventory_espark.toml", INVENTORY, EPISODIC_WARM),
@@ -210,7 +219,8 @@ PIPELINED = "algo.learn=pipelined"  # the single-process loop is the paper's ord
 def measure(name: str, args, out: Path, baselines: dict) -> dict:
     scenario, sets, warm = WORLDS[name]
     if scenario.startswith(("figure8", "merge")):
-        sets = [*sets, f"world.episodes={args.episodes}", *([f"world.horizon={args.horizon}"] if args.horizon else [])]
+        sets = [*sets, *([f"world.episodes={args.episodes}"] if args.episodes else []),
+                *([f"world.horizon={args.horizon}"] if args.horizon else [])]
     sets = [*sets, *args.set]
     row: dict = {"world": name, "sets": sets, "measured_from_step": warm}
     key = (scenario, tuple(s for s in sets if s != PIPELINED))
@@ -252,7 +262,7 @@ def profile_line(r: dict) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--worlds", default=",".join(WORLDS))
-    p.add_argument("--episodes", type=int, default=1)
+    p.add_argument("--episodes", type=int, default=None, help="CAV worlds: episodes (default: 1, merge 2)")
     p.add_argument("--horizon", type=int, default=None, help="steps per episode (default: the scenario's)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--set", action="append", default=[], help="an extra override for every run")

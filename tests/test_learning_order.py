@@ -87,3 +87,10 @@ def test_an_episodic_world_in_one_process_learns_what_netmarl_run_learns(tmp_pat
     updates = lambda recs: sorted((r["node"], r["epoch"], r["policy_loss"]) for r in recs  # noqa: E731
                                   if r["kind"] == "stocker_update")
     assert updates(records) == updates(here)
+    # the warehouses update at once, each in its own process: the world asks all of them before it waits
+    spans = {}
+    for r in records:
+        if r["kind"] == "stocker_update":
+            spans.setdefault(r["epoch"], []).append((r["started"], r["started"] + r["seconds"]))
+    overlapping = [e for e, (a, b) in spans.items() if max(a[0], b[0]) < min(a[1], b[1])]
+    assert overlapping, f"no two updates of an epoch ran at the same time: {spans}"

@@ -1,22 +1,8 @@
 """One learning update at a time on a worker thread, so that an agent can answer while it learns."""
 from __future__ import annotations
 
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
-
-
-def run_only_when_idle() -> None:
-    """Put the calling thread in Linux's SCHED_IDLE class (nice 19 where that is refused or not Linux): it gets
-    a core only when no normal thread wants one, so the lock-step's threads (this process's main thread, the
-    world, the other agents) never wait behind a background update."""
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: this thread
-    except (AttributeError, OSError):
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, 19)
-        except (AttributeError, OSError):
-            pass
 
 
 class BackgroundUpdate:
@@ -25,7 +11,7 @@ class BackgroundUpdate:
     applied: the points at which it joins are its own (deterministic, not timing-dependent)."""
 
     def __init__(self, name: str = "learner"):
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name, initializer=run_only_when_idle)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._running: Future | None = None
 
     @property

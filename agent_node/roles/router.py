@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -165,10 +166,12 @@ class RouterRole(Role):
         alpha = expert_weight(dtw, k, K, cfg.alpha_mode if use_expert else "paper", cfg.alpha_fixed)
         if not use_expert:
             alpha = 1.0
+        started = time.time()
         stats = self.ppo.update(self.trajectories, [self.expert] if use_expert else [], alpha)
         returns = [float(t.rewards.sum()) for t in self.trajectories]
         self.ctx.send_metrics("router_epoch", {"epoch": k, "alpha": alpha, "dtw": dtw, "episodes": len(returns),
-                                               "return": float(np.mean(returns)) if returns else None, **stats})
+                                               "return": float(np.mean(returns)) if returns else None,
+                                               "started": started, "seconds": time.time() - started, **stats})
         self.trajectories, self.sequences = [], []
         self.counts["updates"] += 1
         if cfg.checkpoint_dir:

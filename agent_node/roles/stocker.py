@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -102,10 +103,11 @@ class StockerRole(Role):
 
     def update(self, k: int) -> float:
         """IPPO (alpha = 1, no expert data) over the trajectories of the episodes since the last update."""
+        started = time.time()
         stats = self.ppo.update(self.trajectories, [], 1.0)
         self.ctx.send_metrics("stocker_update", {"epoch": k, "episodes": len(self.returns),
                                                  "return": float(np.mean(self.returns)) if self.returns else None,
-                                                 **stats})
+                                                 "started": started, "seconds": time.time() - started, **stats})
         self.trajectories, self.returns = [], []
         self.counts["updates"] += 1
         if self.cfg.checkpoint_dir:
