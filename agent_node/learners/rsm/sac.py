@@ -51,6 +51,9 @@ class SACConfig(BaseModel):
     grad_clip: float | None = Field(0.5, gt=0)  # grad-norm clip on actor and both critics (§2.3 [C] xxyu); None = off
     init_seed: int = 0  # shared seed: identical initial weights on every agent (§2.3, §7.17)
     seed: int = 0  # per-agent seed: action noise and reparameterisation noise (§8 "Determinism")
+    # Adam's fused kernel: updates 3-6 % cheaper, but its sums round differently (runs agree to about 1e-9, not
+    # bit for bit); the default's multi-tensor Adam computes exactly what the per-tensor loop computes
+    fused_adam: bool = False
 
     @property
     def entropy_target(self) -> float:
@@ -167,12 +170,13 @@ class SAC:
         self.log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), requires_grad=True)
         self.target_entropy = cfg.entropy_target
 
-        # fused Adam: one kernel over all of an optimiser's tensors (the per-tensor loop cost about 10 % of an update)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, fused=True)
+        # multi-tensor Adam: each step a few calls over all of an optimiser's tensors instead of a loop over them
+        kernel = {"fused": True} if cfg.fused_adam else {"foreach": True}
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, **kernel)
         self.critic_params = [*self.q1.parameters(), *self.q2.parameters()]
-        self.critic_opt = torch.optim.Adam(self.critic_params, lr=cfg.critic_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critic_params, lr=cfg.critic_lr, **kernel)
         self.target_params = [*self.q1_target.parameters(), *self.q2_target.parameters()]
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, fused=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, **kernel)
 
         # Per-agent noise streams: one for acting, one for the reparameterised samples inside update().
         self.act_gen = torch.Generator().manual_seed(cfg.seed)
