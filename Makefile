@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python benchmarks/alternating.py --distributed 100,1000
 	$(BIN)/python benchmarks/edge.py
 	$(BIN)/python benchmarks/rsm_masac.py
+	$(BIN)/python benchmarks/training.py
 
 clean:
 	rm -rf runs .pytest_cache
