@@ -194,3 +194,17 @@ def test_random_binding_and_poisson_departures(make_env):
     assert runs[0][0] != runs[1][0]
     with pytest.raises(ValueError):
         MergeCavEnv(env.files.net.parent, binding="all")
+
+
+def test_the_scenario_chooses_cavs_at_random_by_default_and_first_on_request(tmp_path):
+    """The paper: "13 vehicles are randomly chosen ... as they sequentially enter"; a [world] field."""
+    from pathlib import Path
+
+    from scenarios.cav.world import make_env as world_env
+    from scenarios.config import load_scenario
+
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "merge_rsm_masac.toml"
+    env = world_env(load_scenario(scenario, []).world, tmp_path / "net", seed=3)
+    assert (env.binding, env.bind_prob) == ("random", 0.5)
+    env = world_env(load_scenario(scenario, ["world.binding=first"]).world, tmp_path / "net", seed=3)
+    assert env.binding == "first"  # what each binding does: test_warmup_then_binding..., test_random_binding...

@@ -119,7 +119,10 @@ class CavRole(Role):
             self.beacon(t, msg.arrays.get("xy"), float(obs[1]))
         if self.prev is not None and train:
             s, a, logp = self.prev
-            self.buf.add(s, a, body.reward, obs, body.done, logp)
+            # only a terminal state stops the bootstrap: a collision, not the horizon or leaving the road (a
+            # world that does not say which counts every end as terminal)
+            terminal = body.done and bool(info.get("terminal", True))
+            self.buf.add(s, a, body.reward, obs, terminal, logp)
             self.learn(t, last=body.done)
         if self.pending is not None and t + 1e-9 >= self.pending.deadline_t:
             self.finish_round()

@@ -31,6 +31,11 @@ class CavWorld(BaseModel):
     test_every: int = Field(10, ge=0)  # a test episode after every this many training episodes (0: none)
     test_episodes: int = Field(1, ge=1)
     pre_merge: float = Field(200.0, gt=0)  # merge only: main road before the merge (Flow merge0: 500)
+    # merge only: which entering main-road vehicles become CAVs after the warm-up. "random" is the paper's
+    # ("13 vehicles are randomly chosen ... as they sequentially enter"): each with probability bind_prob,
+    # seeded by (run seed, episode); "first": the first 13 to enter (one contiguous platoon)
+    binding: Literal["random", "first"] = "random"
+    bind_prob: float = Field(0.5, gt=0, le=1)
     external: list[str] = Field(default_factory=list)  # agents served by nodes started by hand (`netmarl node`)
 
     @property

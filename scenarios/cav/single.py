@@ -59,36 +59,37 @@ def train_in_one_process(cfg: ScenarioConfig, seed: int, net_dir: Path) -> dict:
     for episode in range(world.episodes):
         env.reset(episode)
         prev, last_obs, active_before = {}, {}, set()
-        t, reward, done, total = 0, 0.0, False, 0.0
+        t, reward, done, collided, total = 0, 0.0, False, False, 0.0
         while True:
             steps += 1
             if steps % 10 == 0:
                 progress.append((steps, time.time(), busy))
             observations = env.observations()
             actions = {}
+            terminal = done and collided and world.end_on_collision  # the horizon is a truncation
             for node, obs in observations.items():
                 if node in prev:
                     s, a, logp = prev.pop(node)
-                    store_and_learn(node, (s, a, reward, obs, done, logp), last=done)
+                    store_and_learn(node, (s, a, reward, obs, terminal, logp), last=done)
                 if not done:
                     t0 = time.perf_counter()
                     a, logp = sacs[node].act(obs)
                     busy += time.perf_counter() - t0
                     prev[node] = (obs, a, logp)
                     actions[node] = float(a[0])
-            for node in active_before - observations.keys():  # its vehicle left: a terminal transition
+            for node in active_before - observations.keys():  # its vehicle left the road: a truncation
                 if node in prev:
                     s, a, logp = prev.pop(node)
-                    store_and_learn(node, (s, a, reward, last_obs[node], True, logp), last=True)
+                    store_and_learn(node, (s, a, reward, last_obs[node], False, logp), last=True)
             last_obs.update(observations)
             active_before = set(observations)
             if done:
                 break
             env.step(actions)
             t += 1
-            reward = env.reward()
+            reward, collided = env.reward(), env.collided()
             total += reward
-            done = terminated(t, world.steps_per_episode, env.collided(), end_on_collision=world.end_on_collision)
+            done = terminated(t, world.steps_per_episode, collided, end_on_collision=world.end_on_collision)
         scores.append(round(total / world.steps_per_episode, 6))
     progress.append((steps, time.time(), busy))
     env.close()

@@ -30,7 +30,8 @@ def make_env(cfg: CavWorld, net_dir: Path, seed: int):
     if cfg.scenario == "merge":
         from .merge_env import MergeCavEnv
 
-        return MergeCavEnv(net_dir, agents=cfg.n_agents, pre_merge=cfg.pre_merge, **common)
+        return MergeCavEnv(net_dir, agents=cfg.n_agents, pre_merge=cfg.pre_merge, binding=cfg.binding,
+                           bind_prob=cfg.bind_prob, **common)
     from .env import Figure8CavEnv
 
     return Figure8CavEnv(net_dir, vehicles=cfg.vehicles, agents=cfg.n_agents, ring_radius=cfg.ring_radius,
@@ -88,13 +89,17 @@ class CavWorldProcess(StepDriver):
                                          {"xy": xy, "speed": speed})
             observations = env.observations()
             positions = {n: xy[i] for i, n in enumerate(ids)}
-            info = {"episode": episode, "mode": mode, "t": t, "first": t == 0, "final": final and done}
+            # terminal: the episode ended in a state with no future (a collision); the horizon and a vehicle
+            # leaving the road are truncations, from which the learners bootstrap
+            info = {"episode": episode, "mode": mode, "t": t, "first": t == 0, "final": final and done,
+                    "terminal": done and collided and cfg.end_on_collision}
             expected = set()
             for node, obs in observations.items():
                 self.send(node, obs, positions.get(node), reward, done, info, delivered)
                 expected.add(node)
             for node in active_before - observations.keys():  # its vehicle left: a terminal transition
-                self.send(node, self.last_obs[node], None, reward, True, dict(info, left=True), delivered)
+                self.send(node, self.last_obs[node], None, reward, True, dict(info, left=True, terminal=False),
+                          delivered)
                 expected.add(node)
             self.last_obs.update(observations)
             active_before = set(observations)
