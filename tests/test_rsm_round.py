@@ -93,7 +93,7 @@ def test_regulate_replica_matches_the_equations_by_hand():
         other.update(buf.sample(64))
     ref = flatten(other.actor)
     batch = buf.sample(50)
-    a_plus, zeta = regulate_replica(sac, batch, ref, Actor(), RegulationSettings())
+    a_plus, zeta, _ = regulate_replica(sac, batch, ref, Actor(), RegulationSettings(fisher_actions="buffer"))
     # the same quantities written out: eq. 19 terms, g of the mean log-density, delta = theta~ - theta
     bound = sac.cfg.action_bound
     u = torch.atanh(torch.clamp(batch.act / bound, -1 + 1e-6, 1 - 1e-6))
@@ -114,6 +114,74 @@ def test_regulate_replica_matches_the_equations_by_hand():
     expect = regulate(adv, g, delta)
     assert a_plus == pytest.approx(expect[0], rel=1e-4, abs=1e-9)
     assert zeta == pytest.approx(expect[1], rel=1e-3, abs=1e-9)
+
+
+def test_the_fisher_score_is_taken_at_actions_drawn_from_pi_theta():
+    """Eq. 20: F(theta) ~ E_s E_{a ~ pi_theta}[score score^T], here as g g^T with g the batch-mean score at
+    fresh actions of the current policy (not the buffer's); fisher_actions = "buffer" keeps the code's."""
+    sac, buf = _agent()
+    other, _ = _agent(seed=7)
+    for _ in range(20):
+        other.update(buf.sample(64))
+    ref, batch = flatten(other.actor), buf.sample(50)
+    a_plus, zeta, zeta_max = regulate_replica(sac, batch, ref, Actor(), RegulationSettings(),
+                                              torch.Generator().manual_seed(11))
+    bound = sac.cfg.action_bound
+    mu, sigma = sac.actor(batch.obs)
+    u = (mu + sigma * torch.randn(mu.shape, generator=torch.Generator().manual_seed(11))).detach()
+    logp = torch.distributions.Normal(mu, sigma).log_prob(u) - torch.log(1 - torch.tanh(u) ** 2) - np.log(bound)
+    g = batch_score(logp.sum(-1), list(sac.actor.parameters()))
+    delta = torch.as_tensor(ref) - torch.as_tensor(flatten(sac.actor))
+    stored = torch.atanh(torch.clamp(batch.act / bound, -1 + 1e-6, 1 - 1e-6))
+
+    def logp_and_entropy(actor):
+        mu, sigma = actor(batch.obs)
+        dist = torch.distributions.Normal(mu, sigma)
+        lp = dist.log_prob(stored) - torch.log(1 - torch.tanh(stored) ** 2) - np.log(bound)
+        return lp.sum(-1).detach(), dist.entropy().sum(-1).detach()
+
+    (lr, hr), (lc, hc) = logp_and_entropy(other.actor), logp_and_entropy(sac.actor)
+    with torch.no_grad():
+        q_min = torch.min(sac.q1(batch.obs, batch.act), sac.q2(batch.obs, batch.act))
+    expect = regulate(advantage_terms(lr, lc, batch.logp, q_min, hr, hc, sac.alpha), g, delta)
+    assert a_plus > 0, "the other agent's policy should be better on this batch"
+    assert a_plus == pytest.approx(expect[0], rel=1e-4)
+    assert zeta == pytest.approx(expect[1], rel=1e-3) and zeta_max == pytest.approx(expect[2], rel=1e-3)
+    _, _, buffer_max = regulate_replica(sac, batch, ref, Actor(), RegulationSettings(fisher_actions="buffer"))
+    assert abs(buffer_max - zeta_max) > 1e-3 * zeta_max  # the buffer's actions give another F
+    _, _, again = regulate_replica(sac, batch, ref, Actor(), RegulationSettings(), torch.Generator().manual_seed(11))
+    assert again == zeta_max  # the same noise, the same bound
+
+
+def test_each_replica_is_judged_on_m_samples_of_its_own():
+    """Alg. 2 line 5 sits inside the replica loop: every replica draws its own M samples from the buffer."""
+    from agent_node.node import agent_rng
+    from agent_node.roles.base import NodeContext
+    from agent_node.roles.cav import CavRole
+
+    settings = {"name": "cav", "method": "rsm_masac", "M": 20, "sac": {"learning_starts": 10_000}}
+    records = []
+    ctx = NodeContext("veh0", agent_rng(1, "veh0"), None, lambda kind, values: records.append(values),
+                      {"role": settings}, seed=1)
+    role = CavRole(ctx, settings)
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        obs = rng.random(6, dtype=np.float32)
+        a, logp = role.sac.act(obs)
+        role.buf.add(obs, a, 0.5, rng.random(6, dtype=np.float32), False, logp)
+    pending = PendingRound(0, [["veh1", "veh2"], ["veh2", "veh1"], ["veh1", "veh2"]], ACTOR_DIM, 1120, 1.0)
+    theta = flatten(role.sac.actor)
+    for rep in pending.replicas:
+        rep.values[:] = theta + rng.normal(0, 0.01, theta.shape).astype(np.float32)
+        for got in rep.received:
+            got[:] = True
+    sampled, sample = [], role.buf.sample
+    role.buf.sample = lambda n: sampled.append(n) or sample(n)
+    pending.neighbours, pending.started_t = 2, 0.5  # set by start_round
+    role.pending = pending
+    role.finish_round()
+    assert sampled == [20, 20, 20]
+    assert len(records[-1]["zeta_max"]) == 3
 
 
 def test_mix_and_average_load_the_actor():

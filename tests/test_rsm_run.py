@@ -65,6 +65,14 @@ def test_three_methods_finish_and_account(tmp_path, method):
         assert res["bytes_per_agent_round"] > 0
     else:
         assert 0 <= res["rho_ef"] <= res["rho_total"]
+        # Theorem 2's regulation of each replica is on record: zeta and its bound zeta_max, per replica
+        for r in (m for m in metrics(out) if m["kind"] == "rsm_round"):
+            assert len(r["zeta_max"]) == len(r["zeta"]) == len(r["a_plus"])
+            assert all((m is None) == (a <= 0) for a, m in zip(r["a_plus"], r["zeta_max"]))
+        header = (out / "rounds.csv").read_text().splitlines()[0].split(",")
+        assert header[-2:] == ["zeta", "zeta_max"]
+        if res["rho_ef"]:
+            assert res["zeta"]["accepted"] == res["rho_ef"] and 0 <= res["zeta"]["at_cap"] <= 1
         # the evaluation command runs the saved policies; --resume goes on from the checkpoints
         proc = run_cli("eval", str(out), "--episodes", "1", timeout=120)
         assert proc.returncode == 0, proc.stderr

@@ -136,8 +136,9 @@ def test_mixing_weight_hand_case():
     assert mixing.zeta_bound(1.01, c, q, rule="strict") == pytest.approx(0.000979668, rel=1e-5)
     assert mixing.mixing_weight(1.01, c, q) == pytest.approx(0.0260566, rel=1e-5)
     assert mixing.mixing_weight(1.01, c, q, safety=1.0) == pytest.approx(0.0263198, rel=1e-5)
-    a_plus, zeta = mixing.regulate(adv, G, THETA_REF - THETA, gamma=0.9)
+    a_plus, zeta, zeta_max = mixing.regulate(adv, G, THETA_REF - THETA, gamma=0.9)
     assert a_plus == pytest.approx(1.01) and zeta == pytest.approx(0.0260566, rel=1e-5)
+    assert zeta_max == pytest.approx(0.0263198, rel=1e-5)  # Theorem 2's bound, before the safety factor
     # signed vs absolute eps: adv = (1, -3): code eps = 1, abs eps = 3
     assert mixing.bound_constant([1.0, -3.0], 0.9, "code") * 3 == pytest.approx(mixing.bound_constant([1.0, -3.0], 0.9))
 
@@ -150,7 +151,7 @@ def test_mixing_weight_cap_and_reject():
     assert mixing.mixing_weight(1.01, 729.0, 0.0) == 0.8  # q = 0: bound is inf -> cap (§7.2)
     assert mixing.mixing_weight(0.0, 729.0, 4.0) == 0.0 and mixing.mixing_weight(-1.0, 729.0, 4.0) == 0.0
     adv = [-1.0, 0.5]  # A+ = -0.25 -> rejected, zeta = 0
-    assert mixing.regulate(adv, G, THETA_REF - THETA, gamma=0.9) == (-0.25, 0.0)
+    assert mixing.regulate(adv, G, THETA_REF - THETA, gamma=0.9) == (-0.25, 0.0, None)
 
 
 def test_mix_endpoints_and_midpoint():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 from collections import deque
 from pathlib import Path
@@ -47,6 +48,8 @@ class CavSettings(RoleSettings):
     safety: float = Field(0.99, gt=0, le=1)
     eps_rule: Literal["abs", "code"] = "abs"
     is_clip: float | None = Field(None, gt=0)
+    # the actions eq. 20's Fisher score is taken at: drawn from pi_theta (the paper), or the buffer's (the code)
+    fisher_actions: Literal["policy", "buffer"] = "policy"
     loss_fill: Literal["zero", "self"] = "zero"
     cpm_bytes: int = Field(CPM_PAYLOAD_BYTES, ge=64)
     beacon_interval_s: float = Field(0.5, gt=0)  # simulated seconds between beacons
@@ -80,7 +83,9 @@ class CavRole(Role):
         self.sac = SAC(SACConfig.model_validate({"init_seed": ctx.seed, "seed": seed, **cfg.sac}))
         self.buf = ReplayBuffer(self.sac.cfg.buffer_size, self.sac.cfg.obs_dim, self.sac.cfg.act_dim, seed=seed)
         self.cache_actor = Actor(self.sac.cfg.obs_dim, self.sac.cfg.hidden, self.sac.cfg.act_dim)
-        self.reg = RegulationSettings(cfg.zeta_rule, cfg.zeta_cap, cfg.safety, cfg.eps_rule, cfg.is_clip)
+        self.reg = RegulationSettings(cfg.zeta_rule, cfg.zeta_cap, cfg.safety, cfg.eps_rule, cfg.is_clip,
+                                      cfg.fisher_actions)
+        self.fisher_gen = torch.Generator().manual_seed(self.sac.cfg.seed + 2_000_003)  # pi_theta's actions for F
         self.chunk_floats = cfg.cpm_bytes // 4
         self.prev = None  # (obs, action, logp) waiting for its reward
         self.updates = 0  # learning steps taken (counter in Alg. 1)
@@ -216,7 +221,7 @@ class CavRole(Role):
         pending, self.pending = self.pending, None
         cfg, actor = self.cfg, self.sac.actor
         theta = flatten(actor)
-        zetas, a_plus, accepted_donors = [], [], []
+        zetas, zeta_maxes, a_plus, accepted_donors = [], [], [], []
         # a replica of which nothing arrived (its requests or every answer lost) is no referential policy
         replicas = [rep for rep in pending.replicas if rep.chunks_received > 0]
         given_up = len(pending.replicas) - len(replicas)
@@ -224,12 +229,13 @@ class CavRole(Role):
             average_into(actor, theta, [rep.assemble(theta, cfg.loss_fill) for rep in replicas])
             accepted_donors = [rep.donors for rep in replicas]
         elif replicas:
-            batch = self.buf.sample(cfg.M)
             for rep in replicas:  # sequentially: each against the actor the previous one left (spec §3.1 step 7)
                 ref = rep.assemble(theta, cfg.loss_fill)
-                a, z = regulate_replica(self.sac, batch, ref, self.cache_actor, self.reg)
+                batch = self.buf.sample(cfg.M)  # M samples of its own per replica (Alg. 2 line 5)
+                a, z, z_max = regulate_replica(self.sac, batch, ref, self.cache_actor, self.reg, self.fisher_gen)
                 a_plus.append(round(a, 6))
                 zetas.append(round(z, 6))
+                zeta_maxes.append(None if z_max is None else (round(z_max, 6) if math.isfinite(z_max) else "inf"))
                 if z > 0:
                     theta = mix_into(actor, theta, ref, z)
                     accepted_donors.append(rep.donors)
@@ -249,7 +255,7 @@ class CavRole(Role):
             "round": pending.round_id, "episode": self.episode, "t": pending.started_t,
             "neighbours": pending.neighbours, "replicas": len(replicas), "accepted": len(accepted_donors),
             "given_up": given_up,
-            "a_plus": a_plus, "zeta": zetas, "donors": [rep.donors for rep in replicas],
+            "a_plus": a_plus, "zeta": zetas, "zeta_max": zeta_maxes, "donors": [rep.donors for rep in replicas],
             "accepted_donors": accepted_donors, "chunks_expected": expected, "chunks_received": got,
             "bytes_received": payload, "complete": got == expected,
         })

@@ -85,25 +85,50 @@ def summarize(run_dir: Path, metrics: list[dict], agents: list[str]) -> dict:
         "train_episodes": len(train), "test_episodes": len(test),
         "collisions": sum(1 for e in train + test if e["collided"]),
         "mean_train_score": float(np.mean([e["score"] for e in train])) if train else None,
-        **accounting(metrics, agents),
+        **accounting(metrics, agents), "zeta": zeta_distribution(metrics),
     }
 
 
+def accepted_zetas(r: dict) -> list[tuple[float, float]]:
+    """(zeta, zeta_max) of each replica a round record mixed (zeta_max may be inf: q = 0)."""
+    maxes = r.get("zeta_max") or [None] * len(r.get("zeta", []))
+    return [(z, float(m)) for z, m in zip(r.get("zeta", []), maxes) if z > 0 and m is not None]
+
+
+def zeta_distribution(metrics: list[dict], cap: float = 0.8) -> dict | None:
+    """How Theorem 2 regulated the mixing: accepted replicas, the share held at the cap, quartiles of zeta and
+    zeta_max (None for runs without regulated rounds)."""
+    pairs = [p for r in rounds(metrics) for p in accepted_zetas(r)]
+    if not pairs:
+        return None
+    z, m = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    q = lambda v: [float(x) for x in np.quantile(v, [0.25, 0.5, 0.75])]  # noqa: E731
+    return {"accepted": len(pairs), "at_cap": round(float(np.mean(z >= cap - 1e-9)), 4), "zeta_quartiles": q(z),
+            "zeta_max_quartiles": q(m[np.isfinite(m)]) if np.isfinite(m).any() else None}
+
+
 def write_rounds_csv(path: Path, metrics: list[dict]) -> None:
-    """Per round (all agents together): replicas, accepted, mixing rate, bytes received."""
+    """Per round (all agents together): replicas, accepted, mixing rate, bytes received, and the zeta and
+    zeta_max of every accepted replica (space-separated)."""
     by_round: dict[int, dict] = {}
     for r in rounds(metrics):
         row = by_round.setdefault(r["round"], {"round": r["round"], "episode": r["episode"], "agents": 0,
-                                               "replicas": 0, "accepted": 0, "bytes_received": 0})
+                                               "replicas": 0, "accepted": 0, "bytes_received": 0, "zeta": [],
+                                               "zeta_max": []})
         row["agents"] += 1
         for key in ("replicas", "accepted", "bytes_received"):
             row[key] += r[key]
+        for z, m in accepted_zetas(r):
+            row["zeta"].append(f"{z:.6g}")
+            row["zeta_max"].append(f"{m:.6g}")
     with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, ["round", "episode", "agents", "replicas", "accepted", "mixing_rate", "bytes_received"])
+        w = csv.DictWriter(fh, ["round", "episode", "agents", "replicas", "accepted", "mixing_rate", "bytes_received",
+                                "zeta", "zeta_max"])
         w.writeheader()
         for k in sorted(by_round):
             row = by_round[k]
-            w.writerow(dict(row, mixing_rate=round(row["accepted"] / row["replicas"], 4) if row["replicas"] else ""))
+            w.writerow(dict(row, mixing_rate=round(row["accepted"] / row["replicas"], 4) if row["replicas"] else "",
+                            zeta=" ".join(row["zeta"]), zeta_max=" ".join(row["zeta_max"])))
 
 
 def plot(run_dir: Path, metrics: list[dict], agents: list[str]) -> list[Path]:

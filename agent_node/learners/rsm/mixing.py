@@ -104,8 +104,8 @@ def bound_constant(adv, gamma: float = GAMMA, eps_rule: EpsRule = "abs") -> floa
 def batch_score(logp: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor:
     """g = grad_theta (1/M) sum_m log pi_theta(a_m|s_m), the rank-1 FIM is F ~ g g^T (eq. 20, §3.2 4a).
 
-    logp [M] must still carry the graph to params (the actor's parameters()). Following the code (§7.6 default) the
-    log-probs are those of the same M buffer actions; the sign of g does not matter, it enters squared.
+    logp [M] must still carry the graph to params (the actor's parameters()), at the actions the caller chose:
+    drawn from pi_theta (eq. 20) or the buffer's (the reference code); the sign of g does not matter.
     """
     grads = torch.autograd.grad(logp.mean(), list(params), allow_unused=True)
     return torch.cat([(torch.zeros_like(p) if gr is None else gr).reshape(-1) for p, gr in zip(params, grads)]).detach()
@@ -141,16 +141,17 @@ def mixing_weight(a_plus: float, c: float, q: float, cap: float = ZETA_CAP, safe
 
 
 def regulate(adv, g, delta, gamma: float = GAMMA, cap: float = ZETA_CAP, safety: float = SAFETY,
-             rule: ZetaRule = "thm2", eps_rule: EpsRule = "abs") -> tuple[float, float]:
-    """(A+, zeta) for one replica from its eq. 19 terms, g and delta = theta~ - theta (Alg. 2 lines 6-10).
+             rule: ZetaRule = "thm2", eps_rule: EpsRule = "abs") -> tuple[float, float, float | None]:
+    """(A+, zeta, zeta_max) for one replica from its eq. 19 terms, g and delta = theta~ - theta (Alg. 2 lines
+    6-10); zeta_max is Theorem 2's bound (inf when q = 0), None for a rejected replica.
 
     zeta = 0 means reject; the caller then mixes with mix(theta, theta~, zeta) only when zeta > 0.
     """
     a_plus = policy_advantage(adv)
     if not accept(a_plus):
-        return a_plus, 0.0
-    return a_plus, mixing_weight(a_plus, bound_constant(adv, gamma, eps_rule), fisher_quadratic(g, delta),
-                                 cap, safety, rule)
+        return a_plus, 0.0, None
+    c, q = bound_constant(adv, gamma, eps_rule), fisher_quadratic(g, delta)
+    return a_plus, mixing_weight(a_plus, c, q, cap, safety, rule), zeta_bound(a_plus, c, q, rule)
 
 
 def mix(theta: Vec, theta_ref: Vec, w: float) -> Vec:

@@ -125,13 +125,19 @@ class RegulationSettings:
     safety: float = 0.99
     eps_rule: str = "abs"
     is_clip: float | None = None
+    # the actions the Fisher score g is taken at: "policy" draws them from pi_theta at the batch's states
+    # (eq. 20: a ~ pi_theta); "buffer" takes the stored ones, as the reference code does
+    fisher_actions: str = "policy"
 
 
-def regulate_replica(sac, batch, theta_ref: np.ndarray, cache_actor, reg: RegulationSettings) -> tuple[float, float]:
-    """(A+, zeta) of referential policy theta_ref against the agent's current actor (eq. 19, Thm 2, eq. 20).
+def regulate_replica(sac, batch, theta_ref: np.ndarray, cache_actor, reg: RegulationSettings,
+                     gen: torch.Generator | None = None) -> tuple[float, float, float | None]:
+    """(A+, zeta, zeta_max) of referential policy theta_ref against the agent's current actor (eq. 19, Thm 2,
+    eq. 20).
 
     batch: M samples of the agent's own buffer with the stored behaviour log-probabilities; densities of
-    the stored actions use their pre-tanh values (spec §7.3); F is rank one (g g^T), never built.
+    the stored actions use their pre-tanh values (spec §7.3); F is rank one (g g^T), never built. gen: the
+    noise of the actions drawn from pi_theta for F (fisher_actions = "policy").
     """
     bound = sac.cfg.action_bound
     u = pre_tanh(batch.act, bound)
@@ -145,7 +151,15 @@ def regulate_replica(sac, batch, theta_ref: np.ndarray, cache_actor, reg: Regula
     logp_cur = squashed_log_prob(mu, sigma, u, bound).sum(-1)
     adv = advantage_terms(logp_ref, logp_cur.detach(), batch.logp, q_min, entropy_ref,
                           gaussian_entropy(sigma.detach()).sum(-1), sac.alpha, is_clip=reg.is_clip)
-    g = batch_score(logp_cur, list(sac.actor.parameters()))
+    if reg.fisher_actions == "policy":  # score function at a ~ pi_theta(.|s): the action is held, not differentiated
+        with torch.no_grad():
+            u_pi = mu + sigma * torch.randn(mu.shape, generator=gen)
+        logp_fisher = squashed_log_prob(mu, sigma, u_pi, bound).sum(-1)
+    elif reg.fisher_actions == "buffer":
+        logp_fisher = logp_cur
+    else:
+        raise ValueError(f"unknown fisher_actions {reg.fisher_actions!r}")
+    g = batch_score(logp_fisher, list(sac.actor.parameters()))
     theta = torch.nn.utils.parameters_to_vector(sac.actor.parameters()).detach()
     delta = torch.as_tensor(theta_ref) - theta
     return regulate(adv, g, delta, sac.cfg.gamma, reg.zeta_cap, reg.safety, reg.zeta_rule, reg.eps_rule)
