@@ -63,6 +63,10 @@ def test_three_methods_finish_and_account(tmp_path, method):
     if method == "avg_masac":
         assert res["rho_ef"] == res["rho_total"]  # unselective: everything received is mixed
         assert res["bytes_per_agent_round"] > 0
+        # the paper's Avg pulls replicas of segments from several donors, as RSM does (Table V's rho_total)
+        donors = [d for r in metrics(out) if r["kind"] == "rsm_round" for d in r["donors"]]
+        assert donors and max(len(d) for d in donors) > 1
+        assert all(len(d) == len(set(d)) for d in donors)
     else:
         assert 0 <= res["rho_ef"] <= res["rho_total"]
         # Theorem 2's regulation of each replica is on record: zeta and its bound zeta_max, per replica

@@ -32,6 +32,10 @@ class CavSettings(RoleSettings):
 
     name: str = "cav"
     method: Method = "rsm_masac"
+    # avg_masac: what a round averages. "replicas" (the paper's Avg, Table V: its rho_total matches the kappa = 3
+    # rows): the same rounds and replicas as rsm_masac, every replica averaged in, no accept test; "neighbours":
+    # every neighbour's full actor, averaged uniformly
+    avg_of: Literal["replicas", "neighbours"] = "replicas"
     update_mode: Literal["paper", "code"] = "paper"  # Alg. 1 (critic every step) or the code's (spec §7.7)
     code_update_every: int = Field(10, ge=1)  # update_mode = "code": one full update every this many steps
     # paper: store the transition, update, then act (Alg. 1); an update that leaves the actor and what the step
@@ -202,10 +206,10 @@ class CavRole(Role):
         if self.pending is not None:
             self.finish_round()
         near = self.neighbours(t)
-        if self.cfg.method == "rsm_masac":
+        if self.cfg.method == "avg_masac" and self.cfg.avg_of == "neighbours":
+            plans = [[j] for j in near]  # every neighbour's full actor
+        else:
             plans = plan_replicas(near, self.ctx.rng, self.cfg.P, self.cfg.kappa)
-        else:  # avg_masac: every neighbour's full actor
-            plans = [[j] for j in near]
         round_id = self.k // self.cfg.U
         self.pending = PendingRound(round_id, plans, self.snapshot.shape[0], self.chunk_floats,
                                     t + self.cfg.round_timeout_s)
