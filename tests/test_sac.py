@@ -190,7 +190,7 @@ def test_state_dict_round_trip_restores_behaviour_exactly():
         assert s.alpha == sac.alpha and s.n_updates == sac.n_updates
 
 
-def _reference_update(sac: SAC, opts: dict, batch, update_policy: bool) -> None:
+def _reference_update(sac: SAC, opts: dict, batch, update_policy: bool, shift: float = 0.0) -> None:
     """The update written out as a textbook would (eqs. 6, 7, 9): per-tensor Adam, the actor's loss backpropagated
     through the critics as well, a loop over the target tensors. SAC.update must compute the same numbers."""
     import torch.nn.functional as F
@@ -198,6 +198,7 @@ def _reference_update(sac: SAC, opts: dict, batch, update_policy: bool) -> None:
     critic = [*sac.q1.parameters(), *sac.q2.parameters()]
     with torch.no_grad():
         next_a, next_logp = sac.sample_action(batch.next_obs, sac.update_gen)
+        next_logp = next_logp + shift
         next_q = torch.min(sac.q1_target(batch.next_obs, next_a), sac.q2_target(batch.next_obs, next_a))
         q_hat = batch.rew + cfg.gamma * (1.0 - batch.done) * (next_q - alpha * next_logp)
     loss = F.mse_loss(sac.q1(batch.obs, batch.act), q_hat) + F.mse_loss(sac.q2(batch.obs, batch.act), q_hat)
@@ -208,6 +209,7 @@ def _reference_update(sac: SAC, opts: dict, batch, update_policy: bool) -> None:
     if not update_policy:
         return
     new_a, logp = sac.sample_action(batch.obs, sac.update_gen)
+    logp = logp + shift
     actor_loss = (alpha * logp - torch.min(sac.q1(batch.obs, new_a), sac.q2(batch.obs, new_a))).mean()
     opts["actor"].zero_grad()
     actor_loss.backward()
@@ -245,6 +247,25 @@ def test_update_computes_what_the_textbook_update_computes(fused):
             torch.testing.assert_close(a, b, **tolerance, msg=name)
     assert abs(fast.alpha - ref.alpha) <= (1e-6 if fused else 0)
     assert fast.update_gen.get_state().equal(ref.update_gen.get_state())
+
+
+def test_entropy_in_the_unit_space_shifts_every_log_density_by_log_bound():
+    """entropy_space = "unit" (the reference code's): log pi of the tanh output, before scaling by the bound,
+    in the soft target, the actor's loss and eq. 9; the default measures it on the scaled action."""
+    cfg = SACConfig(batch_size=64, seed=5, action_bound=3.0, entropy_space="unit")
+    fast, ref = SAC(cfg), SAC(cfg)
+    plain = lambda params, lr: torch.optim.Adam(params, lr=lr, foreach=False)  # noqa: E731
+    opts = {"critic": plain([*ref.q1.parameters(), *ref.q2.parameters()], cfg.critic_lr),
+            "actor": plain(ref.actor.parameters(), cfg.actor_lr), "alpha": plain([ref.log_alpha], cfg.alpha_lr)}
+    buf = _filled(cfg, fast, 300)
+    for i in range(6):
+        batch = buf.sample(cfg.batch_size)
+        fast.update(batch, update_policy=True)
+        _reference_update(ref, opts, batch, True, shift=np.log(3.0))
+    for a, b in zip(_params(fast.actor), _params(ref.actor)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert fast.alpha == pytest.approx(ref.alpha, rel=1e-6)
+    assert SAC(cfg.model_copy(update={"entropy_space": "action"})).logp_shift == 0.0  # the default: as before
 
 
 # ---------------------------------------------------------------------------------------------- learning

@@ -15,7 +15,7 @@ alpha and the optimiser states stay local (spec §3.2 step 6).
 from __future__ import annotations
 
 import copy
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -54,6 +54,11 @@ class SACConfig(BaseModel):
     # Adam's fused kernel: updates 3-6 % cheaper, but its sums round differently (runs agree to about 1e-9, not
     # bit for bit); the default's multi-tensor Adam computes exactly what the per-tensor loop computes
     fused_adam: bool = False
+    # the space SAC's entropy (eq. 9's target, the soft value, the actor's loss) is measured in: "action", the
+    # agent's own accelerations in [-bound, bound] (the paper: H_bar = -dim A of its action space, as SAC
+    # defines it); "unit", the tanh output in [-1, 1] before scaling, as the reference code's log-probs are
+    # (they leave out -log(bound)): the entropy is lower by dim A * log(bound), so alpha is pushed up harder
+    entropy_space: Literal["action", "unit"] = "action"
 
     @property
     def entropy_target(self) -> float:
@@ -169,6 +174,8 @@ class SAC:
             p.requires_grad_(False)
         self.log_alpha = torch.tensor(float(np.log(cfg.init_alpha)), requires_grad=True)
         self.target_entropy = cfg.entropy_target
+        # log-densities are of the scaled action; measured in the unit space they are higher by log(bound) a dim
+        self.logp_shift = cfg.act_dim * float(np.log(cfg.action_bound)) if cfg.entropy_space == "unit" else 0.0
 
         # multi-tensor Adam: each step a few calls over all of an optimiser's tensors instead of a loop over them
         kernel = {"fused": True} if cfg.fused_adam else {"foreach": True}
@@ -233,6 +240,8 @@ class SAC:
         # Critics (eq. 6): Q_hat = r + gamma (1 - done) (min target Q(s', a') - alpha log pi(a'|s')), a' ~ pi(.|s').
         with torch.no_grad():
             next_a, next_logp = self.sample_action(next_obs, self.update_gen)
+            if self.logp_shift:
+                next_logp = next_logp + self.logp_shift
             next_q = torch.min(self.q1_target(next_obs, next_a), self.q2_target(next_obs, next_a))
             q_hat = rew + cfg.gamma * (1.0 - done) * (next_q - alpha * next_logp)
         q1_loss = F.mse_loss(self.q1(obs, act), q_hat)  # plain MSE as in the code (§2.2 [C])
@@ -250,6 +259,8 @@ class SAC:
         # Actor (eq. 7): alpha log pi(a|s) - min online Q(s, a), a reparameterised. The gradient flows through the
         # critics to the action but is taken for the actor's weights only (the critics' would be thrown away).
         new_a, logp = self.sample_action(obs, self.update_gen)
+        if self.logp_shift:
+            logp = logp + self.logp_shift
         for p in self.critic_params:
             p.requires_grad_(False)
         try:
