@@ -2,13 +2,12 @@
 
 Every run is a real `netmarl run` (one process per vehicle, segments through the emulated radio). The
 default budget fits a 2-core machine: short episodes, few of them, the reference code's update schedule
-(one SAC update per 10 steps, spec §7.7). `--full` runs the paper's setting (300 / 260 epochs of 1,500 /
-750 steps, Alg. 1's schedule), which takes days here. Prints a table, writes curves.png, ends with one
-JSON line.
+(one SAC update per 10 steps, spec §7.7). The paper's budget (300 / 260 epochs of 1,500 / 750 steps, Alg. 1's
+schedule), resumable across sessions: benchmarks/rsm_masac_paper.py. Prints a table, writes curves.png, ends
+with one JSON line.
 
     python benchmarks/rsm_masac.py                       # figure-eight, 3 methods x 2 seeds + 30 % loss
     python benchmarks/rsm_masac.py --scenario merge
-    python benchmarks/rsm_masac.py --full --seeds 1,2,3,4,5
 """
 from __future__ import annotations
 
@@ -100,11 +99,9 @@ def main() -> int:
     p.add_argument("--test-every", type=int, default=3)
     p.add_argument("--update-mode", choices=("code", "paper"), default="code")
     p.add_argument("--loss", type=float, default=0.3, help="extra message loss for the rsm_masac loss run (0: skip)")
-    p.add_argument("--full", action="store_true", help="the paper's budget (days on 2 cores)")
     p.add_argument("--out", default=str(ROOT / "runs" / f"bench-rsm-{time.strftime('%Y%m%d-%H%M%S')}"))
     args = p.parse_args()
-    budget = dict(PAPER[args.scenario], test_every=10, update_mode="paper") if args.full else \
-        dict(episodes=args.episodes, horizon=args.horizon, test_every=args.test_every, update_mode=args.update_mode)
+    budget = dict(episodes=args.episodes, horizon=args.horizon, test_every=args.test_every, update_mode=args.update_mode)
     sets = [f"world.episodes={budget['episodes']}", f"world.horizon={budget['horizon']}",
             f"world.test_every={budget['test_every']}", f"algo.update_mode={budget['update_mode']}",
             "algo.checkpoint_every=0"]

@@ -208,3 +208,21 @@ def test_the_scenario_chooses_cavs_at_random_by_default_and_first_on_request(tmp
     assert (env.binding, env.bind_prob) == ("random", 0.5)
     env = world_env(load_scenario(scenario, ["world.binding=first"]).world, tmp_path / "net", seed=3)
     assert env.binding == "first"  # what each binding does: test_warmup_then_binding..., test_random_binding...
+
+
+def test_the_all_idm_reference_line_runs_on_the_merge(tmp_path):
+    """world.idm_reference = true: no agents, every vehicle an IDM driver (the paper's reference line); the
+    random binding used to refuse zero agents, so the Merge had no reference line."""
+    from pathlib import Path
+
+    from scenarios.cav.world import make_env as world_env
+    from scenarios.config import load_scenario
+
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "merge_rsm_masac.toml"
+    env = world_env(load_scenario(scenario, ["world.idm_reference=true"]).world, tmp_path / "net", seed=3)
+    try:
+        snaps = _run(env, 0, 40, lambda e: {})
+        assert env.agent_ids == () and all(s["active"] == () for s in snaps)
+        assert len(snaps[-1]["ids"]) > 0 and 0 < snaps[-1]["reward"] <= 1
+    finally:
+        env.close()

@@ -100,3 +100,11 @@ def test_loss_sweep_plots_the_final_score_against_loss(tmp_path):
     rows = [{"netsim.loss": v, "final_score": s, "mixing_rate": m} for v, s, m in ((0, 0.5, 0.45), (0.3, 0.48, 0.3))]
     plot_results(tmp_path, rows, ["netsim.loss"])
     assert (tmp_path / "sweep_results.png").stat().st_size > 1000
+
+
+def test_a_run_ending_with_a_test_episode_can_be_resumed(tmp_path):
+    """The world's state (episodes done) is written at the run's end even when the last episode is a test and
+    no periodic checkpoint is asked for: --resume needs it (it was written only after training episodes)."""
+    out = tmp_path / "a"
+    run(out, "algo.method=isac", "world.agents=2", "world.test_every=1", "algo.checkpoint_every=0")
+    assert json.loads((out / "checkpoints" / "world.json").read_text())["episodes_done"] == 1

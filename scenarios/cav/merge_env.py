@@ -59,8 +59,8 @@ class MergeCavEnv:
             raise ValueError(f"binding must be one of {_BINDINGS}, not {binding!r}")
         if ramp_positions not in _RAMP_POSITIONS:
             raise ValueError(f"ramp_positions must be one of {_RAMP_POSITIONS}, not {ramp_positions!r}")
-        if agents < 1 or warmup_steps < 0 or not 0 < bind_prob <= 1:
-            raise ValueError("need agents >= 1, warmup_steps >= 0 and 0 < bind_prob <= 1")
+        if agents < 0 or warmup_steps < 0 or not 0 < bind_prob <= 1:  # agents = 0: every vehicle an IDM driver
+            raise ValueError("need agents >= 0, warmup_steps >= 0 and 0 < bind_prob <= 1")
         self.files = build_merge(net_dir, pre_merge=pre_merge, post_merge=post_merge, merge_length=merge_length,
                                  speed_limit=speed_limit, main_rate=main_rate, ramp_rate=ramp_rate,
                                  departures=departures, step_length=step_length, seed=seed)

@@ -64,9 +64,10 @@ class CavWorldProcess(StepDriver):
                     return False
                 if mode == "train":
                     self.trained = episode + 1
-                    every = self.checkpoint_every
-                    if self.checkpoint_dir and (final or (every and self.trained % every == 0)):
-                        self.write_state()
+                every = self.checkpoint_every
+                due = mode == "train" and every and self.trained % every == 0
+                if self.checkpoint_dir and (final or due):  # final: also when the schedule ends with a test
+                    self.write_state()
         finally:
             self.env.close()
         rate = self.step / max(time.monotonic() - self.t0, 1e-9)

@@ -1,0 +1,243 @@
+"""RSM-MASAC at the paper's budget (Table V / Fig. 14), resumable: every run advances in chunks of episodes.
+
+Each (method, seed) is a chain of real `netmarl run`s (one process per vehicle), each chunk resuming from the
+previous chunk's checkpoints (`--resume`: SAC, replay buffer, RNG, round totals). Chunks go round-robin over the
+runs, so at any moment every method has the same budget behind it. Invoked again with the same --out it goes on
+where it stopped: a stopped run loses at most the chunk it was in (--chunk episodes). After every chunk the
+stitched results are written to --results (committed): per run summary.json, rounds.csv, curve.csv and
+learning_curve.png; for all runs results.json, table.md and curves.png.
+
+    python benchmarks/rsm_masac_paper.py --scenario merge --seeds 1,2           # Table V: isac, avg, rsm
+    python benchmarks/rsm_masac_paper.py --scenario figure8 --seeds 1 --loss 0.2,0.4,0.6   # + Fig. 14's sweep
+    python benchmarks/rsm_masac_paper.py --scenario merge --seeds 1 --stop-after 60   # stop once all reach 60
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.rsm_masac import PAPER, SCENARIOS, targets  # noqa: E402
+from scenarios.cav import results as cav_results  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+# Table V (Merge, the paper's 5 seeds): final score, mixing rate, rho_total, psi (GB)
+TABLE_V = {"rsm_masac": dict(score="0.62-0.67", mixing="40-58 %", psi_gb=7.6),
+           "avg_masac": dict(score="0.4818", mixing="100 %", rho_total=29270, psi_gb=7.6)}
+
+
+@dataclass
+class Run:
+    label: str
+    method: str
+    seed: int
+    sets: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.label}-s{self.seed}"
+
+
+def chunks(folder: Path) -> list[Path]:
+    """The run's completed chunk folders, in order (an unfinished chunk, left by a stop, is removed)."""
+    done = []
+    for c in sorted(folder.glob("chunk-*")):
+        if (c / "summary.json").exists() and (c / "checkpoints" / "world.json").exists():
+            done.append(c)
+        else:
+            shutil.rmtree(c)
+    return done
+
+
+def episodes_done(chunk: Path) -> int:
+    return json.loads((chunk / "checkpoints" / "world.json").read_text())["episodes_done"]
+
+
+def advance(run: Run, out: Path, scenario: str, budget: dict, upto: int) -> float:
+    """Run the next chunk (training episodes up to `upto`); returns its wall time."""
+    folder = out / run.name
+    folder.mkdir(parents=True, exist_ok=True)
+    prev = chunks(folder)
+    dest = folder / f"chunk-{upto:04d}"
+    args = [sys.executable, "-m", "coordinator.cli", "run", str(SCENARIOS[scenario]), "--out", str(dest),
+            "--no-progress", "--seed", str(run.seed), "--set", f"algo.method={run.method}",
+            "--set", f"world.episodes={upto}", "--set", f"world.horizon={budget['horizon']}",
+            "--set", f"world.test_every={budget['test_every']}", "--set", "algo.update_mode=paper",
+            "--set", "algo.checkpoint_every=0"]
+    for s in run.sets:
+        args += ["--set", s]
+    if prev:
+        args += ["--resume", str(prev[-1])]
+    t0 = time.monotonic()
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0 or not (dest / "summary.json").exists() or not (dest / "checkpoints" / "world.json").exists():
+        raise RuntimeError(f"{dest} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return time.monotonic() - t0
+
+
+def stitched_metrics(folder: Path) -> list[dict]:
+    """Every chunk's metrics records, in order: one run's whole history."""
+    out = []
+    for c in chunks(folder):
+        out += [json.loads(line) for line in (c / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return out
+
+
+def agent_ids(metrics: list[dict]) -> list[str]:
+    nodes = {m["node"] for m in metrics if m.get("kind") == "cav_agent_episode" and "node" in m}
+    return sorted(nodes, key=lambda n: (len(n), n))
+
+
+def write_run(run: Run, out: Path, dest: Path) -> dict:
+    """The run's stitched results into dest/<run>/; returns its summary."""
+    metrics = stitched_metrics(out / run.name)
+    agents = agent_ids(metrics)
+    target = dest / run.name
+    target.mkdir(parents=True, exist_ok=True)
+    summary = cav_results.summarize(target, metrics, agents)
+    summary["wall_s"] = sum(json.loads((c / "summary.json").read_text()).get("wall_s", 0) or 0
+                            for c in chunks(out / run.name))
+    with (target / "curve.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["episode", "mode", "score", "collided", "mean_speed", "steps"])
+        for e in metrics:
+            if e.get("kind") == "cav_episode":
+                w.writerow([e["episode"], e["mode"], round(e["score"], 6), e["collided"],
+                            round(e.get("mean_speed") or 0.0, 4), e["steps"]])
+    cav_results.plot(target, metrics, agents)
+    (target / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def aggregate(summaries: list[dict]) -> dict:
+    def stat(key):
+        vals = [s[key] for s in summaries if s.get(key) is not None]
+        return [float(np.mean(vals)), float(np.std(vals))] if vals else [None, None]
+
+    return {"final_score": stat("final_score"), "mixing_rate": stat("mixing_rate")[0],
+            "rho_total": stat("rho_total")[0], "psi_gb": stat("psi_gb")[0],
+            "bytes_per_agent_round": stat("bytes_per_agent_round")[0],
+            "train_episodes": min(s["train_episodes"] for s in summaries), "seeds": len(summaries)}
+
+
+def write_all(runs: list[Run], out: Path, dest: Path, scenario: str, budget: dict, loss: str, idm: float | None):
+    by_label: dict[str, list[dict]] = {}
+    curves: dict[str, list[list]] = {}
+    for run in runs:
+        if not chunks(out / run.name):
+            continue
+        by_label.setdefault(run.label, []).append(write_run(run, out, dest))
+        rows = list(csv.DictReader((dest / run.name / "curve.csv").open()))
+        curves.setdefault(run.label, []).append([(int(r["episode"]), r["mode"], float(r["score"])) for r in rows])
+    table = {label: aggregate(s) for label, s in by_label.items()}
+    checks = targets({k: {"final_score": v["final_score"][0], **v} for k, v in table.items()}, float(loss or 0))
+    (dest / "results.json").write_text(json.dumps({"scenario": scenario, "budget": budget, "idm_score": idm,
+                                                   "results": table, "targets": checks}, indent=1))
+    lines = [f"| method | training episodes (of {budget['episodes']}) | seeds | final score (last 5 tests) | "
+             "mixing rate | rho_total | psi (GB) | bytes / agent / round |", "|---|---|---|---|---|---|---|---|"]
+    for label, r in table.items():
+        s, sd = r["final_score"]
+        mix = "-" if r["mixing_rate"] is None else f"{100 * r['mixing_rate']:.1f} %"
+        lines.append(f"| {label} | {r['train_episodes']} | {r['seeds']} | {s:.4f} ± {sd:.4f} | {mix} | "
+                     f"{r['rho_total'] or 0:.0f} | {r['psi_gb'] or 0:.3f} | {r['bytes_per_agent_round'] or 0:.0f} |")
+    if idm is not None:
+        lines.append(f"| all-IDM reference | - | - | {idm:.4f} | - | - | - | - |")
+    (dest / "table.md").write_text("\n".join(lines) + "\n")
+    plot_curves(curves, idm, dest / "curves.png")
+    return table
+
+
+def plot_curves(curves: dict, idm: float | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for label, runs in curves.items():
+        tests = [[(e, s) for e, m, s in run if m == "test"] for run in runs]
+        n = min(len(t) for t in tests)
+        if n:
+            xs = [e for e, _ in tests[0][:n]]
+            ax.plot(xs, np.mean([[s for _, s in t[:n]] for t in tests], axis=0), "o-", ms=3,
+                    label=f"{label} (test, mean of {len(tests)} seeds)")
+    if idm is not None:
+        ax.axhline(idm, color="grey", ls="--", label="all-IDM")
+    ax.set_xlabel("training episode")
+    ax.set_ylabel("test score (sum r / T)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def idm_score(out: Path, scenario: str, budget: dict, episodes: int = 5) -> float:
+    """Mean score of every vehicle driven by IDM (the paper's reference line), over `episodes` episodes."""
+    dest = out / "idm"
+    if not (dest / "summary.json").exists():
+        shutil.rmtree(dest, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "coordinator.cli", "run", str(SCENARIOS[scenario]), "--out", str(dest),
+                        "--no-progress", "--set", "world.idm_reference=true", "--set", f"world.episodes={episodes}",
+                        "--set", f"world.horizon={budget['horizon']}", "--set", "world.test_every=0"],
+                       cwd=ROOT, check=True, capture_output=True)
+    metrics = [json.loads(line) for line in (dest / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return float(np.mean([e["score"] for e in cav_results.episodes(metrics, "train")]))
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scenario", choices=sorted(SCENARIOS), default="merge")
+    p.add_argument("--methods", default="rsm_masac,avg_masac,isac")
+    p.add_argument("--seeds", default="1,2")
+    p.add_argument("--loss", default="", help="comma-separated extra loss rates for rsm_masac runs (Fig. 14)")
+    p.add_argument("--episodes", type=int, help="training episodes (default: the paper's 260 / 300)")
+    p.add_argument("--horizon", type=int, help="steps per episode (default: the paper's 750 / 1,500)")
+    p.add_argument("--chunk", type=int, default=10, help="training episodes per resumed chunk")
+    p.add_argument("--stop-after", type=int, help="stop once every run has this many training episodes")
+    p.add_argument("--out", help="run folders (default runs/rsm-paper-<scenario>); the same --out resumes")
+    p.add_argument("--results", help="where the stitched results go (default benchmarks/results/rsm_masac/<scenario>)")
+    args = p.parse_args()
+    budget = dict(PAPER[args.scenario], test_every=10)
+    if args.episodes:
+        budget["episodes"] = args.episodes
+    if args.horizon:
+        budget["horizon"] = args.horizon
+    out = Path(args.out or ROOT / "runs" / f"rsm-paper-{args.scenario}")
+    dest = Path(args.results or ROOT / "benchmarks" / "results" / "rsm_masac" / args.scenario)
+    dest.mkdir(parents=True, exist_ok=True)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    runs = [Run(m, m, s) for s in seeds for m in args.methods.split(",")]
+    runs += [Run(f"rsm_masac_loss{x}", "rsm_masac", s, [f"netsim.loss={x}"])
+             for x in filter(None, args.loss.split(",")) for s in seeds]
+    idm = idm_score(out, args.scenario, budget)
+    print(f"{args.scenario}: {len(runs)} runs to {budget['episodes']} episodes in chunks of {args.chunk}; "
+          f"all-IDM {idm:.4f}; run folders {out}; results {dest}", flush=True)
+    goal = min(budget["episodes"], args.stop_after or budget["episodes"])
+    while True:
+        pending = [(episodes_done(c[-1]) if (c := chunks(out / r.name)) else 0, k, r) for k, r in enumerate(runs)]
+        pending = [x for x in pending if x[0] < goal]
+        if not pending:
+            break
+        done, _, run = min(pending, key=lambda x: (x[0], x[1]))
+        upto = min(done + args.chunk, goal)
+        wall = advance(run, out, args.scenario, budget, upto)
+        table = write_all(runs, out, dest, args.scenario, budget, args.loss.split(",")[0], idm)
+        score = table[run.label]["final_score"][0]
+        print(f"{time.strftime('%H:%M:%S')} {run.name}: {upto} episodes ({wall:.0f} s for the chunk); "
+              f"final score so far {score:.4f}", flush=True)
+    print((dest / "table.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
