@@ -17,6 +17,7 @@ import argparse
 import csv
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -78,9 +79,15 @@ def advance(run: Run, out: Path, scenario: str, budget: dict, upto: int) -> floa
     if prev:
         args += ["--resume", str(prev[-1])]
     t0 = time.monotonic()
-    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _, stderr = proc.communicate()
+    except BaseException:  # Ctrl-C or SIGTERM: let the run shut its processes down (the chunk is redone later)
+        proc.terminate()
+        proc.wait()
+        raise
     if proc.returncode != 0 or not (dest / "summary.json").exists() or not (dest / "checkpoints" / "world.json").exists():
-        raise RuntimeError(f"{dest} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        raise RuntimeError(f"{dest} failed ({proc.returncode}): {stderr[-2000:]}")
     return time.monotonic() - t0
 
 
@@ -195,6 +202,7 @@ def idm_score(out: Path, scenario: str, budget: dict, episodes: int = 5) -> floa
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as Ctrl-C does: the current run is ended
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scenario", choices=sorted(SCENARIOS), default="merge")
     p.add_argument("--methods", default="rsm_masac,avg_masac,isac")
@@ -240,4 +248,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("stopped: the chunk under way is redone when the same command is run again", file=sys.stderr)
+        sys.exit(130)
