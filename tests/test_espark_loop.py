@@ -74,7 +74,7 @@ def test_bad_candidates_are_rejected_with_their_cause_and_the_best_is_kept_and_c
     assert "metric_name: backlog_cost" in feedback and "Mean in the late training stage" in feedback
     assert (out / "espark" / "best.py").read_text() == (ROOT / "scenarios/espark_functions/mabim_cover.py").read_text()
     rows = list(csv.DictReader(open(out / "test_table.csv")))
-    assert [r["metric"] for r in rows] == ["test_profit", "test_return"] and all(r["ippo"] for r in rows)
+    assert [r["metric"] for r in rows] == ["test_profit", "test_gross_margin"] and all(r["ippo"] for r in rows)
     assert (out / "plots" / "candidate_scores.png").exists() and (out / "plots" / "learning_curves.png").exists()
     test_child = tomllib.loads((out / "espark" / "test.toml").read_text())
     assert test_child["world"]["exploration"]["kind"] == "none" and test_child["world"]["episodes"] == 0

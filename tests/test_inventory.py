@@ -50,12 +50,12 @@ def test_hand_computed_two_steps():
     # In transit: e1's sale (20, 0) to e0 (vlt 1) plus the preloaded 5; e1's order (10, 0) from the vendor.
     np.testing.assert_array_equal(obs["in_transit"], [[20, 5], [10, 0]])
     # Margins: e0 (7.5, 1.25), e1 (5, 1).
-    np.testing.assert_allclose(c["profit"], [[5 * 7.5, 3 * 1.25], [20 * 5, 0]])  # 37.5, 3.75, 100, 0
+    np.testing.assert_allclose(c["gross_margin"], [[5 * 7.5, 3 * 1.25], [20 * 5, 0]])  # 37.5, 3.75, 100, 0
     np.testing.assert_allclose(c["excess_cost"], [[0, 0], [0, 0]])
     np.testing.assert_allclose(c["order_cost"], [[10, 10], [10, 0]])  # 10 per positive order; e1 SKU1 ordered 0
     np.testing.assert_allclose(c["holding_cost"], [[0, 0.003 * 37], [0.003 * 20, 0.003 * 15]])  # 0.001+0.002/unit
     np.testing.assert_allclose(c["backlog_cost"], [[7.5 * 3 * 0.1, 0], [0, 1 * 7 * 0.1]])  # 2.25, 0.7
-    # reward = profit - excess - order - holding - backlog
+    # reward = gross margin - excess - order - holding - backlog
     np.testing.assert_allclose(r, [[37.5 - 10 - 2.25, 3.75 - 10 - 0.111], [100 - 10 - 0.06, -0.045 - 0.7]])
     assert not done
     # Window now (10, 8) and (6, 3) at e0 -> means (9, 4.5); (20, 20) and (0, 7) at e1 -> means (20, 3.5).
@@ -75,7 +75,7 @@ def test_hand_computed_two_steps():
     np.testing.assert_array_equal(obs["in_stock"], [[13, 36], [11, 15]])  # 49 <= 50 at e0
     # In transit: e1's day-1 sale 9 SKU0 to e0; e1's day-0 vendor order 10 SKU0 (vlt 2), day-1 order 7 SKU1.
     np.testing.assert_array_equal(obs["in_transit"], [[9, 0], [10, 7]])
-    np.testing.assert_allclose(c["profit"], [[0, 4 * 1.25], [9 * 5, 0]])  # 0, 5, 45, 0
+    np.testing.assert_allclose(c["gross_margin"], [[0, 4 * 1.25], [9 * 5, 0]])  # 0, 5, 45, 0
     np.testing.assert_allclose(c["excess_cost"], [[15 * 7 * 0.5, 5 * 2 * 0.5], [0, 0]])  # cost x excess x 0.5
     np.testing.assert_allclose(c["order_cost"], [[10, 0], [0, 10]])
     np.testing.assert_allclose(c["holding_cost"], [[0.003 * 13, 0.003 * 36], [0.003 * 11, 0.003 * 15]])
@@ -154,7 +154,7 @@ def test_invariants_random_100_sku_3_echelons(capacity):
         assert (0 <= info["accepted"]).all() and (info["accepted"] <= info["arrived"]).all()
         assert (obs["in_stock"].sum(1) <= env.capacity).all()  # rationing never exceeds capacity
         np.testing.assert_array_equal(obs["in_stock"], before - info["sale"] + info["accepted"])
-        np.testing.assert_allclose(c["profit"] - sum(c[k] for k in COMPONENTS[1:]), r)
+        np.testing.assert_allclose(c["gross_margin"] - sum(c[k] for k in COMPONENTS[1:]), r)
         assert all(c[k].shape == (3, 100) for k in COMPONENTS) and min(c[k].min() for k in COMPONENTS) >= 0
     assert steps == 100
     if capacity == "lowest":

@@ -99,10 +99,10 @@ get_head() (customer-facing), get_tail() (top), and supply_chain[warehouse, "cap
 "unit_storage_cost"]. action_space is the list of the 34 order multiples."""
 
 MABIM_REWARD = """\
-Per agent per day: reward = profit - excess_cost - order_cost - holding_cost - backlog_cost, with profit = sale * \
-(selling_price - procurement_cost), excess_cost = procurement_cost * excess * overflow_cost_ratio (0.5), order_cost \
-= unit_order_cost (10) if the order is positive, holding_cost = (basic_holding_cost + unit_storage_cost) * \
-in_stock, backlog_cost = (selling_price - procurement_cost) * (demand - sale) * backlog_ratio (0.1)."""
+Per agent per day: reward = gross_margin - excess_cost - order_cost - holding_cost - backlog_cost (the reward is \
+the day's net profit), with gross_margin = sale * (selling_price - procurement_cost), excess_cost = \
+procurement_cost * excess * overflow_cost_ratio (0.5), order_cost = unit_order_cost (10) if the order is \
+positive, holding_cost = (basic_holding_cost + unit_storage_cost) * in_stock, backlog_cost = (selling_price - procurement_cost) * (demand - sale) * backlog_ratio (0.1)."""
 
 
 def _mabim_describe(world) -> EnvDescription:
@@ -110,7 +110,7 @@ def _mabim_describe(world) -> EnvDescription:
     return mabim_env(f"We are managing the inventory of {env.skus} SKUs in {env.echelons} warehouse(s) with "
                      f"capacity {env.capacity_per_echelon} units each; one reinforcement-learning agent per "
                      "(warehouse, SKU) decides every day how much to order, and the goal is the highest total "
-                     "profit.", MABIM_TRANSITION, MABIM_STATE, MABIM_REWARD)
+                     "net profit (the sum of the rewards).", MABIM_TRANSITION, MABIM_STATE, MABIM_REWARD)
 
 
 def _mabim_inputs(world, seed: int) -> list[tuple]:
@@ -130,6 +130,6 @@ def _mabim_inputs(world, seed: int) -> list[tuple]:
 
 
 INVENTORY = Task("inventory", MABIM, 34, "inventory_episode", "n_warehouse",
-                 (("test_profit", False), ("test_return", False)), _mabim_describe, _mabim_inputs)
+                 (("test_profit", False), ("test_gross_margin", False)), _mabim_describe, _mabim_inputs)
 
 TASKS = {"signals": SIGNALS, "inventory": INVENTORY}

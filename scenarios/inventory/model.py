@@ -1,5 +1,8 @@
 """The MABIM step, vectorised over (echelon, SKU): replenish -> sell -> receive with rationing -> reward2.
 
+reward2 is the net profit the paper reports (its "Avg. profits"; the released code sets profit = reward2):
+the gross margin sale x (price - cost) less the excess, order, holding and backlog costs.
+
 Follows spec §2.2 and App. A.3 (ReplenishmentEnv semantics). Choices where the spec leaves one:
 - Same-step upstream demand: the orders R_i^t placed at step t are echelon i+1's demand at step t, as in the
   reference code's step order (replenish -> sell); the paper's D_{i+1}^{t+1} = R_i^t is the same chain indexed
@@ -24,7 +27,7 @@ import numpy as np
 from .config import ACTION_MULTIPLES, N_ACTIONS, InventoryConfig
 from .demand import generate_demand
 
-COMPONENTS = ("profit", "excess_cost", "order_cost", "holding_cost", "backlog_cost")
+COMPONENTS = ("gross_margin", "excess_cost", "order_cost", "holding_cost", "backlog_cost")
 HISTORY = ("demand", "sale", "replenish", "arrived", "accepted", "excess", "in_stock", "in_transit")  # env.history
 
 
@@ -146,13 +149,13 @@ class InventoryEnv:
         # reward2 (spec §2.2), per (echelon, SKU).
         margin = p.price - p.cost
         components = {
-            "profit": sale * margin,
+            "gross_margin": sale * margin,
             "excess_cost": p.cost * excess * cfg.overflow_cost_ratio,
             "order_cost": cfg.unit_order_cost * (replenish > 0),
             "holding_cost": (cfg.basic_holding_cost + cfg.unit_storage_cost * 1.0) * self.in_stock,
             "backlog_cost": np.maximum(0.0, margin * (demand - sale) * cfg.backlog_ratio),
         }
-        reward = components["profit"] - sum(components[k] for k in COMPONENTS[1:])
+        reward = components["gross_margin"] - sum(components[k] for k in COMPONENTS[1:])
         self.demand_hist = np.concatenate([self.demand_hist[..., 1:], demand[..., None]], axis=-1)
         today = {"demand": demand, "sale": sale, "replenish": replenish, "arrived": arrived, "accepted": accepted,
                  "excess": excess, "in_stock": self.in_stock, "in_transit": self.pipeline.sum(-1)}

@@ -39,12 +39,13 @@ def plan_inventory(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = Non
 
 
 def summarize(run_dir: Path, metrics: list[dict]) -> dict:
-    """summary.json's results: mean test profit and return, the last training episode's return, exploration stats."""
+    """summary.json's results: mean test profit (reward2, the paper's) and gross margin, the last training episode's
+    return, exploration stats."""
     eps = [m for m in metrics if m.get("kind") == "inventory_episode"]
     test = [e for e in eps if e["mode"] == "test"]
     train = [e for e in eps if e["mode"] == "train"]
     mean = lambda rows, key: sum(r[key] for r in rows) / len(rows) if rows else None  # noqa: E731
     final = [m for m in metrics if m.get("kind") == "world" and m.get("final") and "exploration" in m]
-    return {"test_profit": mean(test, "profit"), "test_return": mean(test, "return"),
+    return {"test_profit": mean(test, "profit"), "test_gross_margin": mean(test, "gross_margin"),
             "train_return": train[-1]["return"] if train else None, "train_episodes": len(train),
             "exploration": final[-1]["exploration"] if final else None}

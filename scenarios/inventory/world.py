@@ -78,10 +78,12 @@ class InventoryWorldProcess(EpisodicWorld):
             for c in COMPONENTS:
                 sums[c] += info["components"][c].sum(1)
         record = {"episode": k, "mode": mode, "seed": seed, "return": float(sums["reward"].sum()),
-                  "profit": float(sums["profit"].sum()), "components": {c: v.tolist() for c, v in sums.items()},
+                  "profit": float(sums["reward"].sum()),  # reward2: the paper's profit
+                  "gross_margin": float(sums["gross_margin"].sum()), "components": {c: v.tolist() for c, v in sums.items()},
                   "wall_s": round(time.monotonic() - self.t0, 2)}
         self.ep.metrics("inventory_episode", record)
-        log.info("%s episode %d: return %.0f, profit %.0f", mode, k, record["return"], record["profit"])
+        log.info("%s episode %d: profit (reward2) %.0f, gross margin %.0f", mode, k, record["profit"],
+                 record["gross_margin"])
         return record
 
 
