@@ -11,7 +11,7 @@ import pytest
 import sumolib
 
 from scenarios.figure8 import _netconvert
-from scenarios.signals.env import OBS_DIM, SignalEnv
+from scenarios.signals.env import OBS_DIM, SignalEnv, tripinfo_metrics
 from scenarios.signals.maps import SignalMap
 from scenarios.signals.phases import PHASES, assign_arms, phase_mask, phase_state, tls_links, yellow_state
 
@@ -37,17 +37,43 @@ def tee(tmp_path_factory) -> SignalMap:
     return SignalMap("tee", "T junction", net, (routes,), 0.0, 120.0)
 
 
-def test_tee_movements_and_mask(tee):
-    links = tls_links(sumolib.net.readNet(str(tee.net)), "C")
-    assert {lk.movement for lk in links} - {None} == {"WT", "ET", "EL", "SL"}
-    mask = phase_mask(links)
-    # NT-ST and NT-NL have neither movement (no north arm, no through from the south); the rest have one or two
-    assert dict(zip(PHASES, mask.tolist())) == {"WT-ET": True, "EL-ET": True, "WL-WT": True, "EL-WL": True,
-                                                "NT-ST": False, "SL-ST": True, "NT-NL": False, "NL-SL": True}
+def test_tee_movements_and_mask_by_lane_and_by_link(tee):
+    net = sumolib.net.readNet(str(tee.net))
+    # one lane per arm: the east lane carries through and left, so GESA groups its left link with ET (no EL)
+    links = tls_links(net, "C")
+    assert {lk.group for lk in links} - {None} == {"WT", "ET", "SL"}
+    assert dict(zip(PHASES, phase_mask(links).tolist())) == {
+        "WT-ET": True, "EL-ET": True, "WL-WT": True, "EL-WL": False, "NT-ST": False, "SL-ST": True,
+        "NT-NL": False, "NL-SL": True}
     a = phase_state(links, PHASES.index("WT-ET"))
-    for lk in links:
-        assert a[lk.index] == ("G" if lk.movement in ("WT", "ET") else "g" if lk.turn == "R" else "r")
-    assert yellow_state("GGgr", "rGrG") == "yGyr"
+    for lk in links:  # the east lane's left link is green with its through link: no left-turner blocks it
+        assert a[lk.index] == ("G" if lk.arm in "WE" and lk.turn != "R" else "g" if lk.turn == "R" else "r")
+    # GESA's yellow: every green signal of the phase turns yellow, right turns stay green
+    assert yellow_state(links, PHASES.index("WT-ET")) == a.replace("G", "y")
+    # the per-link grouping of the first version: the shared lane's left link is its own movement EL
+    by_link = tls_links(net, "C", group_by="link")
+    assert {lk.group for lk in by_link} - {None} == {"WT", "ET", "EL", "SL"}
+    assert dict(zip(PHASES, phase_mask(by_link).tolist())) == {
+        "WT-ET": True, "EL-ET": True, "WL-WT": True, "EL-WL": True, "NT-ST": False, "SL-ST": True,
+        "NT-NL": False, "NL-SL": True}
+    b = phase_state(by_link, PHASES.index("WT-ET"))
+    for lk in by_link:
+        assert b[lk.index] == ("G" if lk.movement in ("WT", "ET") else "g" if lk.turn == "R" else "r")
+
+
+def test_trip_metrics_count_departure_delay_unfinished_and_undeparted_vehicles(tmp_path):
+    trip = tmp_path / "trips.xml"
+    trip.write_text("""<tripinfos>
+  <tripinfo id="a" depart="10" departDelay="4" arrival="70" duration="60" timeLoss="20" waitingTime="5"/>
+  <tripinfo id="b" depart="50" departDelay="30" arrival="-1" duration="50" timeLoss="40" waitingTime="25"/>
+</tripinfos>""")
+    m = tripinfo_metrics(trip)
+    assert m["delay"] == (24 + 70) / 2 and m["trip_time"] == 55 and m["waiting_time"] == 15  # every record
+    assert m["delay_finished"] == 20 and m["trip_time_finished"] == 60 and m["waiting_time_finished"] == 5
+    assert (m["completed"], m["total"], m["undeparted"]) == (1, 2, 0)
+    # a vehicle due at 60 s that never entered by the end (100 s) adds 40 s of delay and counts in the mean
+    m = tripinfo_metrics(trip, {"a": 0.0, "b": 20.0, "c": 60.0}, end_s=100.0)
+    assert m["delay"] == (24 + 70 + 40) / 3 and m["trip_time"] == 55 and m["undeparted"] == 1
 
 
 def test_assign_arms_skewed():
@@ -68,6 +94,16 @@ def test_tee_env_rejects_masked_action(tee, tmp_path):
         while not done:
             _, r, done, info = env.step({"C": [0, 5][k // 2 % 2]})
             k += 1
+            # MaxPressure's pressure: vehicles on the phase's incoming lanes minus its outgoing lanes, each once
+            lanes = {lane: env.lanes[lane][0] for lane in env.lanes}
+            ins, outs = {"WC_0", "EC_0"}, {"CE_0", "CW_0", "CS_0"}  # the east lane's left turn leads south
+            want = sum(lanes[x] for x in ins) - sum(lanes[x] for x in outs)
+            assert env.pressures()["C"][PHASES.index("WT-ET")] == want
+            # GuideLight's variant: halting vehicles, per movement in minus per link out (right turns too), clipped at 0
+            halt = {lane: env.lanes[lane][1] for lane in env.lanes}
+            wt = max(halt["WC_0"] - halt["CE_0"] - halt["CS_0"], 0)
+            et = max(halt["EC_0"] - halt["CW_0"] - halt["CS_0"], 0)
+            assert env.pressures("halting")["C"][PHASES.index("WT-ET")] == wt + et
         assert k == 8 and info["metrics"]["completed"] > 0
     finally:
         env.close()

@@ -42,3 +42,22 @@ def test_an_exploration_function_masks_phases_in_training_only(tmp_path):
     (world,) = [m for m in metrics(out) if m["kind"] == "world" and m["final"]]
     assert world["exploration"]["calls"] == 20 and world["exploration"]["error"] is None  # 20 training decisions
     assert 0.05 < world["exploration"]["pruned_fraction"] < 1.0
+
+
+def test_the_papers_ftc_and_max_pressure_baselines_run_as_agent_processes(tmp_path):
+    delays = {}
+    for method in ("ftc", "max_pressure"):
+        out = tmp_path / method
+        args = ["run", str(SCENARIO), "--out", str(out), "--no-progress", "--seed", "3"]
+        for s in ["world.horizon_s=600", "world.test_episodes=1", f"algo.method={method}"]:
+            args += ["--set", s]
+        proc = run_cli(*args, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        summary = json.loads((out / "summary.json").read_text())
+        res = summary["results"]
+        assert summary["status"] == "ok" and res["train_episodes"] == 0  # nothing to learn: test episodes only
+        assert res["test_delay"] > 0 and res["test_trip_time"] > 0 and res["test_delay_finished"] > 0
+        eps = [m for m in metrics(out) if m["kind"] == "signal_episode"]
+        assert [e["mode"] for e in eps] == ["test"]
+        delays[method] = res["test_delay"]
+    assert delays["ftc"] != delays["max_pressure"]

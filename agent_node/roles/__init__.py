@@ -12,6 +12,7 @@ ROLES: dict[str, str] = {
     "cav": "agent_node.roles.cav:CavRole",
     "router": "agent_node.roles.router:RouterRole",
     "stocker": "agent_node.roles.stocker:StockerRole",
+    "signal_controller": "agent_node.roles.signal_controller:SignalControllerRole",
     "policy": "agent_node.roles.policy:PolicyRole",
 }
 

@@ -22,7 +22,9 @@ class SignalWorld(BaseModel):
     first_episode: int = Field(1, ge=1)  # number (and traffic seed) of the first one: eSpark's iterations continue
     horizon_s: float = Field(3600.0, gt=0)  # the paper's hour
     delta_s: float = Field(15.0, gt=0)  # a decision every 15 s
-    yellow_s: float = Field(3.0, ge=0)
+    yellow_s: float = Field(5.0, ge=0)  # GESA: 5 s yellow + 10 s green when the phase changes (3.0: the first setting)
+    group_by: Literal["lane", "link"] = "lane"  # movements as GESA's lane groups, or per link (phases.group_lanes)
+    pressure: Literal["vehicles", "halting"] = "vehicles"  # MaxPressure's pressure (SignalEnv.pressures)
     test_episodes: int = Field(3, ge=0)  # greedy test episodes at the end, fresh seeds
     eval_episodes: int = Field(0, ge=0)  # greedy, unmasked, on fresh training seeds after training (eSpark's selection)
     update_every: int = Field(ACCUMULATED_EPISODES, ge=1)  # episodes accumulated per IPPO update (Table 13)
@@ -32,10 +34,12 @@ class SignalWorld(BaseModel):
 
 class SignalAlgo(BaseModel):
     """[algo]: IPPO with the phase masks; "random_pruning" adds random training masks (spec §5.3); "espark" runs
-    the eSpark loop (coordinator/espark/loop.py), whose candidate runs are IPPO runs with an exploration function."""
+    the eSpark loop (coordinator/espark/loop.py), whose candidate runs are IPPO runs with an exploration function;
+    "ftc" and "max_pressure" are the paper's non-learning baselines (App. D.1.3-4; test episodes only)."""
 
     model_config = ConfigDict(extra="forbid")
-    method: Literal["ippo", "espark", "random_pruning"] = "ippo"
+    method: Literal["ippo", "espark", "random_pruning", "ftc", "max_pressure"] = "ippo"
+    ftc_phase_s: float = Field(30.0, gt=0)  # FTC: each phase of the cycle held this long (a multiple of delta_s)
     ppo: dict = Field(default_factory=dict)  # PPOConfig overrides
     torch_threads: int = Field(1, ge=1)
     init_weights: str | None = None  # a checkpoints folder (agentK.pt) the learners start from (eSpark's retention)

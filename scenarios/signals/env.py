@@ -14,7 +14,8 @@ import sumolib
 
 from ..sumo_sim import sumo_binary
 from .maps import SignalMap, signal_map
-from .phases import MOVEMENTS, PHASES, movement_lanes, phase_mask, phase_state, tls_links, yellow_state
+from .phases import (MOVEMENTS, PHASES, movement_lanes, phase_lanes, phase_mask, phase_movements, phase_state,
+                     tls_links, yellow_state)
 
 #: Per-movement features, then the current phase one-hot: OBS_DIM = 8 * len(FEATURES) + 8.
 FEATURES = ("exists", "green", "car_num", "stop_car_num", "occupancy")
@@ -33,14 +34,16 @@ class SignalEnv:
     what libsumo's lane API gives directly. GESA reads lane-area detectors and also has queue_length and flow;
     here whole incoming lanes are read, queue length is carried by stop_car_num, and flow is left out.
 
-    step() applies each light's phase: if it changes, yellow_s of yellow (green links that turn red) and then
-    delta_s - yellow_s of the new phase, else delta_s of green. Reward per light = -(stopped vehicles on its
-    incoming lanes) at the end of the step. The episode covers [map.begin_s, map.begin_s + horizon_s).
+    step() applies each light's phase: if it changes, yellow_s of yellow (GESA's: every green signal of the
+    old phase, right turns excepted) and then delta_s - yellow_s of the new phase, else delta_s of green.
+    Reward per light = -(stopped vehicles on its incoming lanes) at the end of the step. The episode covers
+    [map.begin_s, map.begin_s + horizon_s). pressures() gives MaxPressure's per-phase pressure.
     libsumo runs one simulation per process: close() (done at the horizon) before starting another.
     """
 
-    def __init__(self, map: SignalMap | str, seed: int = 0, delta_s: float = 15, yellow_s: float = 3,
-                 horizon_s: float = 3600, backend: str = "libsumo", run_dir: Path | None = None):
+    def __init__(self, map: SignalMap | str, seed: int = 0, delta_s: float = 15, yellow_s: float = 5,
+                 horizon_s: float = 3600, backend: str = "libsumo", run_dir: Path | None = None,
+                 group_by: str = "lane"):
         if not 0 <= yellow_s < delta_s:
             raise ValueError(f"need 0 <= yellow_s < delta_s, got {yellow_s}, {delta_s}")
         if backend not in ("libsumo", "traci"):
@@ -51,12 +54,15 @@ class SignalEnv:
         self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix=f"signals_{self.map.name}_"))
         net = sumolib.net.readNet(str(self.map.net))
         self.tls_ids = sorted(t.getID() for t in net.getTrafficLights())
-        self.links = {t: tls_links(net, t) for t in self.tls_ids}
+        self.links = {t: tls_links(net, t, group_by) for t in self.tls_ids}
         self.masks = {t: phase_mask(self.links[t]) for t in self.tls_ids}
         self.states = {t: [phase_state(self.links[t], p) for p in range(len(PHASES))] for t in self.tls_ids}
         self.incoming = {t: tuple(sorted({lk.in_lane for lk in self.links[t]})) for t in self.tls_ids}
         self.move_lanes = {t: movement_lanes(self.links[t]) for t in self.tls_ids}
-        self._lanes = sorted({lane for t in self.tls_ids for lane in self.incoming[t]})
+        self.phase_lanes = {t: [phase_lanes(self.links[t], p) for p in range(len(PHASES))] for t in self.tls_ids}
+        self._lanes = sorted({lane for t in self.tls_ids for ins, outs in self.phase_lanes[t] for lane in ins | outs}
+                             | {lane for t in self.tls_ids for lane in self.incoming[t]})
+        self.lanes: dict[str, tuple[int, int, float]] = {}  # the last reading: (vehicles, halting, occupancy)
         self._api: Any = None
         self.phase: dict[str, int] = {}
         self.time = self.map.begin_s
@@ -118,7 +124,7 @@ class SignalEnv:
         changed = {t: int(a) for t, a in actions.items() if int(a) != self.phase[t]}
         if changed and self.yellow_s > 0:
             for t, a in changed.items():
-                tl.setRedYellowGreenState(t, yellow_state(self.states[t][self.phase[t]], self.states[t][a]))
+                tl.setRedYellowGreenState(t, yellow_state(self.links[t], self.phase[t]))
             self._api.simulationStep(min(self.time + self.yellow_s, end))
         for t, a in changed.items():
             tl.setRedYellowGreenState(t, self.states[t][a])
@@ -136,10 +142,30 @@ class SignalEnv:
         return obs, rewards, done, info
 
     def _read_lanes(self) -> dict[str, tuple[int, int, float]]:
-        """(vehicles, halting vehicles, occupancy 0-1) per incoming lane."""
+        """(vehicles, halting vehicles, occupancy 0-1) per incoming lane and per lane the lights lead to."""
         ln = self._api.lane
-        return {lane: (ln.getLastStepVehicleNumber(lane), ln.getLastStepHaltingNumber(lane),
-                       ln.getLastStepOccupancy(lane)) for lane in self._lanes}
+        self.lanes = {lane: (ln.getLastStepVehicleNumber(lane), ln.getLastStepHaltingNumber(lane),
+                             ln.getLastStepOccupancy(lane)) for lane in self._lanes}
+        return self.lanes
+
+    def pressures(self, kind: str = "vehicles") -> dict[str, np.ndarray]:
+        """(8,) per light: each phase's pressure; 0 for absent phases. "vehicles" (eSpark App. D.1.4): the
+        vehicles on the incoming lanes of its two movements minus those on the lanes they lead to, each lane
+        counted once. "halting" (GuideLight's MaxPressure, the GESA family's only released one): per movement,
+        the halting vehicles on its incoming lanes minus, per link, those on the link's outgoing lane, clipped
+        at 0; a phase adds its two movements."""
+        if kind == "vehicles":
+            return {t: np.array([sum(self.lanes[x][0] for x in ins) - sum(self.lanes[x][0] for x in outs)
+                                 for ins, outs in self.phase_lanes[t]], np.float32) for t in self.tls_ids}
+        if kind != "halting":
+            raise ValueError(f"pressure kind must be 'vehicles' or 'halting', got {kind!r}")
+        out = {}
+        for t in self.tls_ids:
+            move = {m: max(sum(self.lanes[x][1] for x in lanes)
+                           - sum(self.lanes[lk.out_lane][1] for lk in self.links[t] if lk.in_lane in lanes), 0)
+                    for m, lanes in self.move_lanes[t].items()}
+            out[t] = np.array([sum(move[m] for m in phase_movements(p)) for p in range(len(PHASES))], np.float32)
+        return out
 
     def _observe(self, lanes: dict[str, tuple[int, int, float]]) -> dict[str, np.ndarray]:
         out = {}
@@ -163,7 +189,9 @@ class SignalEnv:
         api, self._api = self._api, None
         pending = len(api.simulation.getPendingVehicles())
         api.close()
-        self.metrics = {**tripinfo_metrics(self.tripinfo), "pending": pending}
+        end = self.map.begin_s + self.horizon_s
+        undeparted = planned_departures(self.map.routes, self.map.begin_s, end) if self.map.count_undeparted else None
+        self.metrics = {**tripinfo_metrics(self.tripinfo, undeparted, end), "pending": pending}
 
     def __del__(self) -> None:
         try:
@@ -172,14 +200,36 @@ class SignalEnv:
             pass
 
 
-def tripinfo_metrics(path: Path) -> dict[str, float]:
-    """Means over completed trips of timeLoss (delay), duration (trip time) and waitingTime, in seconds,
-    plus completed and total trips (total = completed + vehicles still driving at the end)."""
-    done = [t for t in ET.parse(path).getroot().iter("tripinfo") if float(t.get("arrival", "-1")) >= 0]
-    total = sum(1 for _ in ET.parse(path).getroot().iter("tripinfo"))
+def planned_departures(routes: tuple[Path, ...], begin_s: float, end_s: float) -> dict[str, float]:
+    """id -> planned departure (s) of the route files' vehicles and trips due in [begin_s, end_s)."""
+    due = {}
+    for path in routes:
+        for v in sumolib.xml.parse_fast(str(path), "vehicle", ["id", "depart"]):
+            due[v.id] = float(v.depart)
+        for v in sumolib.xml.parse_fast(str(path), "trip", ["id", "depart"]):
+            due[v.id] = float(v.depart)
+    return {k: d for k, d in due.items() if begin_s <= d < end_s}
 
-    def mean(key: str) -> float:
-        return float(np.mean([float(t.get(key)) for t in done])) if done else float("nan")
 
-    return {"delay": mean("timeLoss"), "trip_time": mean("duration"), "waiting_time": mean("waitingTime"),
-            "completed": len(done), "total": total}
+def tripinfo_metrics(path: Path, undeparted: dict[str, float] | None = None, end_s: float = 0.0) -> dict[str, float]:
+    """The paper's metrics (its cited metric code, RESCO's readXML as DuaLight uses it), in seconds:
+    delay = mean of timeLoss + departDelay over every trip record, finished or still driving at the end;
+    with `undeparted` (planned departures; the paper's code does this on Cologne8 and Ingolstadt21) each
+    vehicle that never entered adds end_s - its planned departure and counts in the mean; trip_time and
+    waiting_time = means of duration and waitingTime over every record. Secondary, the project's first
+    figures: *_finished = the same means of timeLoss, duration, waitingTime over completed trips only.
+    Also completed trips, total records and undeparted vehicles."""
+    records = list(ET.parse(path).getroot().iter("tripinfo"))
+    done = [t for t in records if float(t.get("arrival", "-1")) >= 0]
+    seen = {t.get("id") for t in records}
+    never = [d for v, d in (undeparted or {}).items() if v not in seen]
+
+    def mean(rows, key: str) -> float:
+        return float(np.mean([float(t.get(key)) for t in rows])) if rows else float("nan")
+
+    delays = [float(t.get("timeLoss")) + float(t.get("departDelay", 0.0)) for t in records]
+    delays += [end_s - d for d in never]
+    return {"delay": float(np.mean(delays)) if delays else float("nan"), "trip_time": mean(records, "duration"),
+            "waiting_time": mean(records, "waitingTime"), "delay_finished": mean(done, "timeLoss"),
+            "trip_time_finished": mean(done, "duration"), "waiting_time_finished": mean(done, "waitingTime"),
+            "completed": len(done), "total": len(records), "undeparted": len(never)}

@@ -49,6 +49,7 @@ class SignalWorldProcess(EpisodicWorld):
                 return None
             self.step += 1
             expected = set()
+            pressure = self.env.pressures(self.cfg.pressure)
             masks = self.masks
             if (mode == "train" or (mode == "test" and self.cfg.exploration.at_test)) and not done:
                 masks = self.exploration.allowed(lambda: (intersections(obs, self.lights), list(PHASES)), self.masks)
@@ -57,7 +58,8 @@ class SignalWorldProcess(EpisodicWorld):
                 if light in applied:  # the agent learns from the phase that ran, not the one it asked for
                     said["applied"] = applied.pop(light)
                 body = Observation(step=self.step, reward=rewards[light], done=done, info=said)
-                arrays = {"obs": np.asarray(obs[light], np.float32), "mask": masks[i].astype(np.uint8)}
+                arrays = {"obs": np.asarray(obs[light], np.float32), "mask": masks[i].astype(np.uint8),
+                          "pressure": pressure[light]}
                 expected.add(self.send(i, body, arrays))
             answers = self.collect(expected)
             if done:
@@ -101,7 +103,7 @@ def build_signal_world(ep: Endpoint, seed: int, world: dict, run_dir: str, deadl
     """The world process's state, on the endpoint it talks through (the slow part: SUMO starts here)."""
     cfg = SignalWorld.model_validate(world)
     env = SignalEnv(cfg.map, seed=seed, delta_s=cfg.delta_s, yellow_s=cfg.yellow_s, horizon_s=cfg.horizon_s,
-                    backend=cfg.backend, run_dir=Path(run_dir) / "sumo")
+                    backend=cfg.backend, run_dir=Path(run_dir) / "sumo", group_by=cfg.group_by)
     return SignalWorldProcess(ep, cfg, env, deadline_s, seed)
 
 
