@@ -1,20 +1,27 @@
-"""eSpark vs IPPO on traffic signals (RESCO Grid 4x4) and inventory (MABIM-style Standard-100), several seeds.
+"""eSpark against its baselines (Table 1 / Table 2 rows) on traffic signals and inventory, several seeds, resumable.
 
-Every run is a real `netmarl run` of scenarios/signals_espark.toml or scenarios/inventory_espark.toml with
-algo.method = "espark": K candidate functions per iteration, each guiding its own IPPO copy (a world process plus
-one agent process per light or warehouse), selection, retention, reflection; the same run then tests the chosen
-weights without masks and trains IPPO on the same budget and seed (compare_ippo). Generators: `files` (the
-hand-written functions in scenarios/espark_functions/) and `llm` (the configured endpoint; the offline default is
-SmolLM2-135M through llama.cpp). The default budget fits a 2-core machine (see BUDGET); `--full` is the paper's
-(K = 16, 10 iterations, 2.4 M / 5.02 M steps: days of CPU here). Prints a table, ends with one JSON line.
+Every cell is a real `netmarl run` of scenarios/signals_espark.toml or scenarios/inventory_espark.toml:
+- signals (RESCO Grid 4x4, Cologne8): FTC and MaxPressure (no training; the calibrated world), IPPO, random
+  pruning, eSpark with the hand-written functions (scenarios/espark_functions/tsc_*.py) and with the local LLM.
+  The paper prints no traffic-signal function, so there is no "paper's functions" row for signals;
+- inventory (MABIM-style Standard-100, Lower-100): IPPO, random pruning, eSpark with the paper's own function
+  (Fig. 21, scenarios/espark_functions/mabim_paper_fig21.py), with the hand-written ones and with the local LLM.
+Every method of a (task, seed) trains the same number of episodes on the same traffic / demand seeds, with
+eSpark's IPPO settings (coordinator/espark/settings.py); tests are greedy and unmasked, as the paper deploys.
+The eSpark runs skip their own IPPO twin (compare_ippo = false): the IPPO row is that twin, run once.
 
-    python benchmarks/espark.py                                   # both tasks, files x 3 seeds, llm x 1 seed
-    python benchmarks/espark.py --tasks grid4x4 --generators llm --seeds 3
+A cell whose run folder holds an "ok" summary.json is not run again, so the same command goes on where it
+stopped. After every cell the table is rewritten to --results (comparison.md, comparison.json).
+
+    python benchmarks/espark.py                                   # 4 tasks x 3 seeds, every method
+    python benchmarks/espark.py --tasks grid4x4 --methods ippo,espark_files --seeds 1
+    python benchmarks/espark.py --full                            # the paper's budget (days of CPU here)
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -24,94 +31,151 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCS = ROOT / "scenarios" / "espark_functions"
-TASKS = {
-    "grid4x4": {"scenario": "signals_espark.toml", "sets": ["world.map=grid4x4"],
-                "files": [FUNCS / "tsc_queued.py", FUNCS / "tsc_busiest.py"],
-                "metrics": (("test_delay", True), ("test_trip_time", True), ("test_waiting_time", True)),
-                "paper": {"espark_delay_s": 48.36, "ippo_delay_s": 48.40}},
-    "inventory": {"scenario": "inventory_espark.toml", "sets": ["world.env.skus=100", "world.env.echelons=1",
-                                                                "world.env.capacity=\"standard\""],
-                  "files": [FUNCS / "mabim_cover.py", FUNCS / "mabim_capacity.py"],
-                  "metrics": (("test_profit", False), ("test_gross_margin", False)),
-                  "paper": {"profit_gain_pct": 19.3}},
+SIGNALS = (("test_delay", True), ("test_trip_time", True), ("test_waiting_time", True))
+INVENTORY = (("test_profit", False), ("test_gross_margin", False))
+_INV = ["world.env.skus=100", "world.env.echelons=1"]
+TASKS = {  # the paper's IPPO and eSpark figures: Table 2 delay (s), Table 1 profit (K)
+    "grid4x4": {"scenario": "signals_espark.toml", "sets": ["world.map=grid4x4"], "metrics": SIGNALS,
+                "files": [FUNCS / "tsc_queued.py", FUNCS / "tsc_busiest.py"], "paper_files": [],
+                "paper": {"ftc": 161.14, "max_pressure": 63.39, "ippo": 48.40, "espark": 48.36}},
+    "cologne8": {"scenario": "signals_espark.toml", "sets": ["world.map=cologne8"], "metrics": SIGNALS,
+                 "files": [FUNCS / "tsc_queued.py", FUNCS / "tsc_busiest.py"], "paper_files": [],
+                 "paper": {"ftc": 85.27, "max_pressure": 31.63, "ippo": 27.60, "espark": 25.39}},
+    "inventory": {"scenario": "inventory_espark.toml", "sets": [*_INV, 'world.env.capacity="standard"'],
+                  "metrics": INVENTORY, "files": [FUNCS / "mabim_cover.py", FUNCS / "mabim_capacity.py"],
+                  "paper_files": [FUNCS / "mabim_paper_fig21.py"], "paper": {"ippo": 690.6, "espark": 823.7}},
+    "inventory_lower": {"scenario": "inventory_espark.toml", "sets": [*_INV, 'world.env.capacity="lower"'],
+                        "metrics": INVENTORY, "files": [FUNCS / "mabim_cover.py", FUNCS / "mabim_capacity.py"],
+                        "paper_files": [FUNCS / "mabim_paper_fig21.py"], "paper": {"ippo": 431.1, "espark": 579.5}},
 }
-# episodes per lineage, iterations, K: what fits this machine (about 9 min per grid run and 5 min per inventory run)
-# (slices of 8 and 60 episodes: whole numbers of 4-episode updates, so a lineage makes as many updates as IPPO)
-BUDGET = {"grid4x4": {"episodes": 32, "iterations": 4, "candidates": 2},
-          "inventory": {"episodes": 240, "iterations": 4, "candidates": 2}}
-FULL = {"grid4x4": {"episodes": 10_000, "iterations": 10, "candidates": 16},  # 2.4 M steps / 240 per episode
-        "inventory": {"episodes": 50_200, "iterations": 10, "candidates": 16}}  # 5.02 M steps / 100 per episode
+METHODS = ("ftc", "max_pressure", "ippo", "random_pruning", "espark_paper", "espark_files", "espark_llm")
+# What fits a 2-core machine: episodes per method (eSpark: per lineage), split into 4 iterations of K = 2; slices of
+# 8 and 60 episodes, whole numbers of 4-episode updates. Each copy is validated after every update (fewer updates
+# than the released 16 checkpoints) on one greedy unmasked episode; G averages the last 5. Decisions per episode:
+# 240 (an hour at 15 s) and 100 days.
+BUDGET = {"signals": {"episodes": 32, "iterations": 4, "candidates": 2, "eval_episodes": 1, "decisions": 240},
+          "inventory": {"episodes": 240, "iterations": 4, "candidates": 2, "eval_episodes": 1, "decisions": 100}}
+FULL = {"signals": {"episodes": 10_000, "iterations": 10, "candidates": 16, "eval_episodes": 2, "decisions": 240},
+        "inventory": {"episodes": 50_200, "iterations": 10, "candidates": 16, "eval_episodes": 2, "decisions": 100}}
+# the released epsilon floor anneals over 250,000 of its 5,020,000 steps: the same fraction of a smaller budget
+EPS_FRACTION = 250_000 / 5_020_000
 
 
-def run_one(out: Path, task: str, generator: str, seed: int, budget: dict) -> dict:
-    """One eSpark run (with its IPPO twin); its summary."""
+def kind(task: str) -> str:
+    return "signals" if TASKS[task]["metrics"] is SIGNALS else "inventory"
+
+
+def settings(task: str, method: str, budget: dict) -> list[str] | None:
+    """The --set list of one cell; None when the method does not apply to the task."""
     t = TASKS[task]
-    files = ", ".join(f'"{f}"' for f in t["files"])
-    espark = (f"candidates={budget['candidates']}, iterations={budget['iterations']}, generator=\"{generator}\""
-              + (f", function_files=[{files}]" if generator == "files" else ""))
-    sets = [*t["sets"], "algo.method=espark", f"world.episodes={budget['episodes']}", f"algo.espark={{{espark}}}"]
-    args = [sys.executable, "-m", "coordinator.cli", "run", str(ROOT / "scenarios" / t["scenario"]), "--out",
-            str(out), "--no-progress", "--seed", str(seed)]
+    steps = max(round(EPS_FRACTION * budget["episodes"] * budget["decisions"]), 1)
+    sets = [*t["sets"], f"world.episodes={budget['episodes']}", f"algo.ppo={{explore_eps_steps={steps}}}"]
+    if method in ("ftc", "max_pressure"):
+        return None if kind(task) != "signals" else [*t["sets"], f"algo.method={method}", "world.episodes=0"]
+    if method in ("ippo", "random_pruning"):
+        return [*sets, f"algo.method={method}"]
+    files = {"espark_paper": t["paper_files"], "espark_files": t["files"], "espark_llm": None}[method]
+    if files == []:
+        return None
+    espark = (f"candidates={budget['candidates']}, iterations={budget['iterations']}, compare_ippo=false, "
+              f"eval_episodes={budget['eval_episodes']}, generator=\"{'llm' if files is None else 'files'}\"")
+    if files:
+        espark += ", function_files=[" + ", ".join(f'"{f}"' for f in files) + "]"
+    return [*sets, "algo.method=espark", f"algo.espark={{{espark}}}"]
+
+
+def run_cell(out: Path, task: str, sets: list[str], seed: int) -> dict:
+    """One run (or its finished summary when it is already there)."""
+    done = out / "summary.json"
+    if done.exists() and json.loads(done.read_text()).get("status") == "ok":
+        return json.loads(done.read_text())
+    shutil.rmtree(out, ignore_errors=True)  # an unfinished cell starts again
+    args = [sys.executable, "-m", "coordinator.cli", "run", str(ROOT / "scenarios" / TASKS[task]["scenario"]),
+            "--out", str(out), "--no-progress", "--seed", str(seed)]
     for s in sets:
         args += ["--set", s]
     t0 = time.monotonic()
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
-    summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
+    summary = json.loads(done.read_text()) if done.exists() else {}
     if proc.returncode != 0 or summary.get("status") != "ok":
-        raise RuntimeError(f"{out.name} failed ({proc.returncode}): {proc.stdout[-1500:]} {proc.stderr[-1500:]}")
+        raise RuntimeError(f"{out} failed ({proc.returncode}): {proc.stdout[-1500:]} {proc.stderr[-1500:]}")
     summary["bench_wall_s"] = round(time.monotonic() - t0, 1)
+    done.write_text(json.dumps(summary, indent=2, default=str))
     return summary
 
 
-def aggregate(task: str, runs: list[dict]) -> dict:
-    """Per metric: eSpark and IPPO means and SDs over seeds, and eSpark's mean gain in % (+ = better)."""
-    out = {"seeds": len(runs), "wall_s": float(np.mean([r["bench_wall_s"] for r in runs]))}
-    for key, lower in TASKS[task]["metrics"]:
-        e = np.array([r["results"][f"espark_{key}"] for r in runs], float)
-        i = np.array([r["results"][f"ippo_{key}"] for r in runs], float)
-        gain = 100.0 * ((i - e) if lower else (e - i)) / np.abs(i)
-        out[key] = {"espark": float(e.mean()), "espark_sd": float(e.std()), "ippo": float(i.mean()),
-                    "ippo_sd": float(i.std()), "gain_pct": float(gain.mean())}
-        masked = [r["results"][f"espark_masked_{key}"] for r in runs if f"espark_masked_{key}" in r["results"]]
-        if masked:  # the spec §9 A7 diagnostic: the same weights tested under the chosen function's mask
-            out[key]["espark_under_mask"] = float(np.mean(masked))
-    out["executable_fraction"] = float(np.mean([r["executable"] / max(r["drafted"], 1) for r in runs]))
-    if runs[0].get("llm"):
-        out["llm_model"] = runs[0]["llm"]["model"]
-    return out
+def test_metrics(summary: dict) -> dict:
+    """test_* results of a plain run, or the chosen lineage's (espark_test_*) of an eSpark run."""
+    res = summary.get("results", {})
+    if summary.get("method") == "espark":
+        return {k[len("espark_"):]: v for k, v in res.items() if k.startswith("espark_test_")}
+    return {k: v for k, v in res.items() if k.startswith("test_")}
+
+
+def table(cells: dict, tasks: list[str], methods: list[str]) -> tuple[str, dict]:
+    """Markdown and JSON: per task and method, mean ± SD over the finished seeds; gain vs IPPO (+ = better)."""
+    lines, out = [], {}
+    for task in tasks:
+        metrics, paper = TASKS[task]["metrics"], TASKS[task]["paper"]
+        head = " | ".join(m[len("test_"):] for m, _ in metrics)
+        lines += [f"\n### {task}\n", f"| method | seeds | {head} | vs IPPO ({metrics[0][0][5:]}) | paper |",
+                  "|---" * (len(metrics) + 4) + "|"]
+        ippo = np.mean([c[metrics[0][0]] for c in cells.get((task, "ippo"), [])] or [np.nan])
+        for method in methods:
+            runs = cells.get((task, method), [])
+            if not runs:
+                continue
+            row = {m: (float(np.mean([r[m] for r in runs])), float(np.std([r[m] for r in runs]))) for m, _ in metrics}
+            first, lower = metrics[0]
+            gain = 100.0 * ((ippo - row[first][0]) if lower else (row[first][0] - ippo)) / abs(ippo)
+            out.setdefault(task, {})[method] = {"seeds": len(runs), **{m: v[0] for m, v in row.items()},
+                                                **{f"{m}_sd": v[1] for m, v in row.items()}, "gain_pct": gain}
+            ref = paper.get(method.split("_")[0] if method.startswith("espark") else method)
+            cells_txt = " | ".join(f"{v[0]:,.1f} ± {v[1]:,.1f}" for v in row.values())
+            lines.append(f"| {method} | {len(runs)} | {cells_txt} | "
+                         f"{'' if method == 'ippo' or np.isnan(gain) else f'{gain:+.1f} %'} | "
+                         f"{'' if ref is None else ref} |")
+    return "\n".join(lines) + "\n", out
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--tasks", default="grid4x4,inventory")
-    p.add_argument("--generators", default="files,llm")
-    p.add_argument("--seeds", type=int, default=3, help="seeds for the files generator (llm: --llm-seeds)")
-    p.add_argument("--llm-seeds", type=int, default=1)
+    p.add_argument("--tasks", default=",".join(TASKS))
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--full", action="store_true", help="the paper's budget (K = 16, 10 iterations, full steps)")
-    p.add_argument("--out", default=str(ROOT / "runs" / f"bench-espark-{time.strftime('%Y%m%d-%H%M%S')}"))
+    p.add_argument("--out", default=str(ROOT / "runs" / "bench-espark"), help="run folders; the same --out resumes")
+    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "espark"))
     args = p.parse_args()
-    out = Path(args.out)
-    results: dict[str, dict] = {}
-    for task in args.tasks.split(","):
-        budget = (FULL if args.full else BUDGET)[task]
-        for gen in args.generators.split(","):
-            seeds = args.seeds if gen == "files" else args.llm_seeds
-            runs = []
-            for seed in range(1, seeds + 1):
-                print(f"== {task} / {gen} / seed {seed}: {budget}", flush=True)
-                runs.append(run_one(out / f"{task}-{gen}-s{seed}", task, gen, seed, budget))
-            results[f"{task}/{gen}"] = {**aggregate(task, runs), "budget": budget}
-    print(f"\n{'task / generator':<22}{'metric':<20}{'eSpark':>18}{'IPPO':>18}{'gain':>9}")
-    for name, agg in results.items():
-        for key, _ in TASKS[name.split("/")[0]]["metrics"]:
-            m = agg[key]
-            print(f"{name:<22}{key:<20}{m['espark']:>11.2f} ± {m['espark_sd']:<5.1f}{m['ippo']:>11.2f} ± "
-                  f"{m['ippo_sd']:<5.1f}{m['gain_pct']:>8.1f}%"
-                  + (f"   (under its mask: {m['espark_under_mask']:.2f})" if "espark_under_mask" in m else ""))
-        print(f"{'':<22}executable candidates {agg['executable_fraction']:.0%}, "
-              f"{agg['wall_s']:.0f} s per run{', LLM ' + agg['llm_model'] if 'llm_model' in agg else ''}")
-    print(json.dumps({"benchmark": "espark", "results": results,
-                      "paper": {t: TASKS[t]["paper"] for t in args.tasks.split(",")}}))
+    tasks, methods = args.tasks.split(","), args.methods.split(",")
+    unknown = sorted(set(tasks) - set(TASKS)) + sorted(set(methods) - set(METHODS))
+    if unknown:
+        p.error(f"unknown task or method: {unknown}")
+    out, results = Path(args.out), Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    cells: dict[tuple, list] = {}
+    for seed in range(1, args.seeds + 1):  # seed-major: every method has a first seed before any has a second
+        for task in tasks:
+            budget = (FULL if args.full else BUDGET)[kind(task)]
+            for method in methods:
+                sets = settings(task, method, budget)
+                if sets is None:
+                    continue
+                t0 = time.monotonic()
+                summary = run_cell(out / task / f"{method}-s{seed}", task, sets, seed)
+                cells.setdefault((task, method), []).append(test_metrics(summary))
+                print(f"{time.strftime('%H:%M:%S')} {task} {method} seed {seed}: "
+                      f"{ {k: round(v, 1) for k, v in test_metrics(summary).items() if v is not None} } "
+                      f"({time.monotonic() - t0:.0f} s)", flush=True)
+                md, js = table(cells, tasks, methods)
+                budgets = {k: (FULL if args.full else BUDGET)[k] for k in ("signals", "inventory")}
+                (results / "comparison.md").write_text(
+                    f"# eSpark against its baselines\n\nCommand: `python benchmarks/espark.py "
+                    f"{' '.join(sys.argv[1:])}`\n\nBudget: {json.dumps(budgets)}\n{md}")
+                (results / "comparison.json").write_text(json.dumps({"budget": budgets, "results": js,
+                                                                     "paper": {t: TASKS[t]["paper"] for t in tasks}},
+                                                                    indent=2))
+    print(table(cells, tasks, methods)[0])
     return 0
 
 

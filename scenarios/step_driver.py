@@ -146,7 +146,8 @@ EVAL_SEED = 2_000_000  # evaluation episodes (eSpark's selection): the same for 
 
 class EpisodicWorld(AgentExchange):
     """The learning worlds' schedule (signals, inventory): training episodes first_episode.. with an update every
-    cfg.update_every and after the last, then greedy evaluation and test episodes. Subclasses set n_agents,
+    cfg.update_every and after the last, greedy evaluation episodes every cfg.eval_every (0: none) and after the
+    last, then the test episodes. Subclasses set n_agents,
     exploration (TrainingMasks) and defaulted, and play one episode in episode(mode, seed, k)."""
 
     n_agents: int
@@ -159,14 +160,15 @@ class EpisodicWorld(AgentExchange):
             for k in range(cfg.first_episode, last + 1):
                 if self.episode("train", self.seed * 100_003 + k, k) is None:
                     return False
-                if ((k - cfg.first_episode + 1) % cfg.update_every == 0 or k == last) and not self.update(k, last):
+                done = k - cfg.first_episode + 1
+                if (done % cfg.update_every == 0 or k == last) and not self.update(k, last):
+                    return False
+                if cfg.eval_every and done % cfg.eval_every == 0 and k != last and not self.evaluate("eval", k):
                     return False
                 self.ep.metrics("world", {"step": k, "steps_done": self.step, "steps_per_s": self.rate(),
                                           "late_actions": self.late_actions}, final=False)
-            for mode, base, n in (("eval", EVAL_SEED, cfg.eval_episodes), ("test", TEST_SEED, cfg.test_episodes)):
-                for j in range(n):
-                    if self.episode(mode, base + self.seed * 1000 + j, last) is None:
-                        return False
+            if not (self.evaluate("eval", last) and self.evaluate("test", last)):
+                return False
         finally:
             self.close()
         self.ep.metrics("world", {"step": cfg.episodes, "steps_done": self.step, "steps_per_s": self.rate(),
@@ -177,6 +179,12 @@ class EpisodicWorld(AgentExchange):
 
     def episode(self, mode: str, seed: int, k: int) -> dict | None:
         raise NotImplementedError
+
+    def evaluate(self, mode: str, k: int) -> bool:
+        """The greedy episodes of one checkpoint after training episode k: "eval" (cfg.eval_episodes, the same
+        seeds at every checkpoint) or "test" (cfg.test_episodes); False if the run stopped."""
+        base, n = (EVAL_SEED, self.cfg.eval_episodes) if mode == "eval" else (TEST_SEED, self.cfg.test_episodes)
+        return all(self.episode(mode, base + self.seed * 1000 + j, k) is not None for j in range(n))
 
     def update(self, k: int, last: int) -> bool:
         """Every agent's learning step on what it gathered since the last one; the world waits for all of them."""

@@ -116,6 +116,10 @@ def test_reflection_stats_hand_computed():
     assert s["profit"] == {"max": [3.0, 30.0], "min": [1.0, 10.0], "early_mean": [1.0, 10.0],
                            "late_mean": [3.0, 30.0], "mean": [2.0, 20.0]}
     assert "empty" not in s and s["one"]["early_mean"] == s["one"]["late_mean"] == 7.0
+    # the released runner: early / late = the first / last 5 validations; max / min = whole rows by their total
+    w = reflection_stats({"reward": [1, 2, 3, 4, 5, 6, 7, 8], "cost": [[9, 0], [1, 1], [4, 4]]}, window=5)
+    assert w["reward"]["early_mean"] == 3.0 and w["reward"]["late_mean"] == 6.0
+    assert w["cost"]["max"] == [9.0, 0.0] and w["cost"]["min"] == [1.0, 1.0]  # not the per-warehouse [9, 4]
 
 
 def test_random_pruning_mask():

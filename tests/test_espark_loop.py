@@ -61,8 +61,14 @@ def test_bad_candidates_are_rejected_with_their_cause_and_the_best_is_kept_and_c
     child = tomllib.loads((out / "espark" / "iter_02" / "cand_00.toml").read_text())
     assert child["algo"]["init_weights"] == str(out / "espark" / "iter_01" / "cand_00" / "checkpoints")
     assert child["world"]["first_episode"] == 3 and child["world"]["exploration"]["kind"] == "function"
-    # G: two greedy, unmasked evaluation episodes at the end of each copy's slice (spec §9 A4)
-    assert child["world"]["eval_episodes"] == 2 and all(len(c["scores"]) == 2 for c in cands if c["score"] is not None)
+    # G: validation checkpoints of two greedy, unmasked episodes each, after every update of the copy's 2-episode
+    # slice (fewer updates than `validations`), averaged (spec §9 A4, the released runner's last 5)
+    assert child["world"]["eval_episodes"] == 2 and child["world"]["eval_every"] == 1
+    assert all(len(c["scores"]) == 2 for c in cands if c["score"] is not None)
+    evals = [json.loads(line) for line in (out / "espark" / "iter_02" / "cand_00" / "metrics.jsonl").read_text()
+             .splitlines() if '"mode": "eval"' in line]
+    assert [e["episode"] for e in evals] == [3, 3, 4, 4]
+    assert causes[(2, 0)][1] == pytest.approx(np.mean([e["return"] for e in evals]))
     first = tomllib.loads((out / "espark" / "iter_01" / "cand_00.toml").read_text())
     assert "init_weights" not in first["algo"]
     # the copy's mask really came from the function, in the world process (pruned actions, no error)
@@ -171,20 +177,23 @@ def _intersections(n):
             for i in range(n)]
 
 
-def _masks(tmp_path, code):
+def _masks(tmp_path, code, **spec):
     path = tmp_path / "f.py"
     path.write_text(code)
-    return TrainingMasks(ExplorationSpec(kind="function", code_file=str(path)), TSC)
+    return TrainingMasks(ExplorationSpec(kind="function", code_file=str(path), **spec), TSC)
 
 
-def test_a_mask_that_removes_every_action_of_an_agent_is_ignored(tmp_path):
-    masks = _masks(tmp_path, """
+EMPTIES_ROW_0 = """
 def compute_mask(intersections, action_space):
     m = np.ones((len(intersections), 8))
     m[0] = 0
     m[1, 3:] = 0
     return m, {}
-""")
+"""
+
+
+def test_a_mask_that_removes_every_action_of_an_agent_is_ignored(tmp_path):
+    masks = _masks(tmp_path, EMPTIES_ROW_0)
     avail = np.ones((3, 8), bool)
     avail[2, 5:] = False  # a three-arm light: phases 5-7 do not exist
     allowed = masks.allowed(lambda: (_intersections(3), ["p"] * 8), avail)
@@ -193,6 +202,11 @@ def compute_mask(intersections, action_space):
     assert allowed[2].tolist() == avail[2].tolist()
     assert masks.stats()["all_masked_ignored"] == 1 and masks.stats()["error"] is None
     masks.close()
+    # the released runner's rule (empty_row = "step"): the whole decision's mask is skipped, for every agent
+    step = _masks(tmp_path, EMPTIES_ROW_0, empty_row="step")
+    assert (step.allowed(lambda: (_intersections(3), ["p"] * 8), avail) == avail).all()
+    assert step.stats()["all_masked_ignored"] == 1
+    step.close()
 
 
 def test_a_function_that_fails_during_training_is_switched_off_and_reported(tmp_path):

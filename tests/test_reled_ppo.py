@@ -189,3 +189,41 @@ def test_default_settings_imitate_every_step_of_one_demonstration():
         agent.update([], [demo], alpha=0.0)
     after = agent.probs(np.stack(states), masks)[np.arange(6), [2, 1, 2, 1, 2, 1]]
     assert np.all(after > before), (before, after)
+
+
+def test_epsilon_floor_schedule_sampling_and_behaviour_log_probs():
+    """eSpark's released selector: (1 - eps) pi + eps Uniform(selectable), eps linear start -> finish, then flat;
+    the update's old log-probability is this behaviour's, so its first ratio is pi / behaviour."""
+    cfg = PPOConfig(explore_eps_start=1.0, explore_eps_finish=0.05, explore_eps_steps=100, update_epochs=1,
+                    minibatch=0, junction_ids=False, obs_dim=10)
+    agent = HybridPPO(cfg)
+    assert agent.explore_eps(0) == 1.0 and agent.explore_eps(50) == pytest.approx(0.525)
+    assert agent.explore_eps(100) == pytest.approx(0.05) and agent.explore_eps(10_000) == pytest.approx(0.05)
+    with torch.no_grad():  # a policy that puts almost all mass on action 0
+        agent.policy[-1].bias.copy_(torch.tensor([20.0, 0.0, 0.0, 0.0]))
+    mask = np.array([True, True, False, True])
+    o = obs_at(1)
+    plain = [agent.act(o, mask)[0] for _ in range(200)]
+    floored = [agent.act(o, mask, eps=1.0)[0] for _ in range(600)]
+    assert set(plain) == {0}
+    assert 2 not in floored and all(floored.count(a) > 120 for a in (0, 1, 3))  # uniform over the selectable
+    a, logp = agent.act(o, mask, eps=0.3)
+    pi = agent.probs(o[None], mask[None])[0]
+    assert logp == pytest.approx(float(np.log(0.7 * pi[a] + 0.3 / 3)), rel=1e-5)
+    t = Trajectory(np.stack([o, o]), np.stack([mask, mask]), np.array([1, 0]), np.zeros(2), True,
+                   eps=np.array([0.3, 0.0]))
+    d = agent._dataset([t], agent.critic_agent, False)
+    want = np.log([0.7 * pi[1] + 0.1, pi[0]])
+    assert np.allclose(d["logp"].numpy(), want, rtol=1e-5)
+    with pytest.raises(ValueError, match="eps must be"):
+        Trajectory(np.stack([o]), mask[None], np.array([0]), np.zeros(1), True, eps=np.zeros(2))
+
+
+def test_minibatch_zero_is_one_gradient_step_per_epoch_over_the_whole_batch():
+    agent = HybridPPO(PPOConfig(update_epochs=3, minibatch=0))
+    data = bandit_data(agent, 64)
+    steps = []
+    original = agent.optimizer.step
+    agent.optimizer.step = lambda *a, **k: (steps.append(1), original(*a, **k))
+    agent.update(data, [], 1.0)
+    assert len(steps) == 3

@@ -46,12 +46,13 @@ class Episode:
     """The agent's own decisions in one training episode (rewards arrive with the next message)."""
 
     def __init__(self):
-        self.obs, self.masks, self.actions, self.rewards, self.xy = [], [], [], [], []
+        self.obs, self.masks, self.actions, self.rewards, self.xy, self.eps = [], [], [], [], [], []
 
     def trajectory(self, terminated: bool, last_obs=None, last_mask=None) -> Trajectory:
+        eps = np.asarray(self.eps, np.float64) if any(self.eps) else None
         return Trajectory(np.asarray(self.obs, np.float32), np.asarray(self.masks, bool),
                           np.asarray(self.actions, np.int64), np.asarray(self.rewards, np.float64), terminated,
-                          last_obs, last_mask)
+                          last_obs, last_mask, eps)
 
 
 class RouterRole(Role):
@@ -114,10 +115,12 @@ class RouterRole(Role):
         if obs is None or mask is None or obs.shape != (self.ppo.cfg.obs_dim,):
             raise ValueError(f"router expects 'obs' ({self.ppo.cfg.obs_dim},) and 'mask' arrays")
         mask = mask.astype(bool)
-        action, _ = self.ppo.act(obs, mask, greedy=mode in ("test", "eval"))
+        eps = self.ppo.explore_eps(self.counts["decisions"]) if train else 0.0
+        action, _ = self.ppo.act(obs, mask, greedy=mode in ("test", "eval"), eps=eps)
         if train:
             if self.episode is None:
                 self.episode = Episode()
+            self.episode.eps.append(eps)
             self.episode.obs.append(obs)
             self.episode.masks.append(mask)
             self.episode.actions.append(action)

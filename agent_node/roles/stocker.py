@@ -34,7 +34,7 @@ class StockerSettings(RoleSettings):
 
 
 class StockerRole(Role):
-    """Act for all N SKUs at once ("act": train samples under the mask, test is greedy), keep per-SKU
+    """Act for all N SKUs at once ("act": train samples under the mask and the PPO's epsilon floor, test is greedy), keep per-SKU
     trajectories, close them on the episode's done message, and run one IPPO update on "update"."""
 
     name = "stocker"
@@ -79,13 +79,15 @@ class StockerRole(Role):
         if obs is None or mask is None or obs.ndim != 2 or obs.shape[1] != d or mask.shape != (len(obs), a):
             raise ValueError(f"stocker expects 'obs' (N, {d}) and 'mask' (N, {a}) arrays")
         obs, mask = np.array(obs, np.float32), mask.astype(bool)  # message arrays are read-only views
-        actions = self.ppo.act_batch(obs, mask, greedy=not train)
+        eps = self.ppo.explore_eps(self.counts["decisions"]) if train else 0.0
+        actions = self.ppo.act_batch(obs, mask, greedy=not train, eps=eps)
         if train:
             if self.buf is None:
-                self.buf = {"obs": [], "masks": [], "actions": [], "rewards": []}
+                self.buf = {"obs": [], "masks": [], "actions": [], "rewards": [], "eps": []}
             self.buf["obs"].append(np.asarray(obs, np.float32))
             self.buf["masks"].append(mask)
             self.buf["actions"].append(actions)
+            self.buf["eps"].append(eps)
             self.counts["decisions"] += 1
         return actions
 
@@ -95,9 +97,10 @@ class StockerRole(Role):
         t = min(len(b["actions"]), len(b["rewards"]))
         obs, masks = np.stack(b["obs"][:t], 1), np.stack(b["masks"][:t], 1)  # (N, T, ...)
         actions, rewards = np.stack(b["actions"][:t], 1), np.stack(b["rewards"][:t], 1)
+        eps = np.asarray(b["eps"][:t], np.float64)
         for j in range(len(obs)):
             last = None if last_obs is None else np.asarray(last_obs[j], np.float32)
-            self.trajectories.append(Trajectory(obs[j], masks[j], actions[j], rewards[j], False, last))
+            self.trajectories.append(Trajectory(obs[j], masks[j], actions[j], rewards[j], False, last, eps=eps))
         self.returns.append(float(rewards.sum()))
         self.counts["episodes"] += 1
 

@@ -11,7 +11,7 @@ import numpy as np
 from .candidates import Validation
 
 INITIAL_WEIGHTS = "initial"  # the common random initialisation shared by every iteration-1 candidate (spec §9 A3)
-LAST_N = 3  # checkpoints averaged for selection (spec §9 A4)
+LAST_N = 5  # checkpoints averaged for selection (spec §9 A4; the released runner's last 5 validations)
 NO_RETENTION_STEP_FACTOR = 3  # "w/o retention" trains each iteration from scratch with 3x the steps (spec §6.4)
 REPLY_FILE = "best_reply.md"  # in iter_XX/: the chosen candidate's reply, quoted back with the feedback (Eq. 4)
 
@@ -86,21 +86,24 @@ def retention(best: CandidateRecord | None, k: int, retain: bool = True, previou
     return [start] * k
 
 
-def reflection_stats(component_series: dict[str, list]) -> dict[str, dict]:
+def reflection_stats(component_series: dict[str, list], window: int = 0) -> dict[str, dict]:
     """Per component: max, min, early mean, late mean and overall mean over its checkpoint series (spec §3.6).
 
-    Early/late (spec §9 A11, undefined in the paper): the first and the last floor(n/2) values, so an odd series'
-    middle value is in neither; a one-value series is both. Entries may be scalars (-> floats) or per-warehouse
-    arrays (-> lists, statistics taken per warehouse). Empty series are skipped.
+    Early/late (spec §9 A11, undefined in the paper): window > 0 (the released runner: 5) takes the first and the
+    last min(window, n) values; window = 0 the first and last floor(n/2), so an odd series' middle value is in
+    neither; a one-value series is both. Entries may be scalars (-> floats) or per-warehouse arrays (-> lists); as
+    in the released runner, max and min are whole entries: the ones whose sum over warehouses is the highest and
+    the lowest. Empty series are skipped.
     """
     out: dict[str, dict] = {}
     for name, series in component_series.items():
         a = np.asarray(series, dtype=float)
         if a.shape[0] == 0:
             continue
-        h = max(a.shape[0] // 2, 1)
-        stats = {"max": a.max(0), "min": a.min(0), "early_mean": a[:h].mean(0), "late_mean": a[-h:].mean(0),
-                 "mean": a.mean(0)}
+        h = min(window, a.shape[0]) if window > 0 else max(a.shape[0] // 2, 1)
+        totals = a.reshape(a.shape[0], -1).sum(1)
+        stats = {"max": a[int(np.argmax(totals))], "min": a[int(np.argmin(totals))], "early_mean": a[:h].mean(0),
+                 "late_mean": a[-h:].mean(0), "mean": a.mean(0)}
         out[name] = {k: (float(v) if np.ndim(v) == 0 else np.asarray(v).tolist()) for k, v in stats.items()}
     return out
 

@@ -10,6 +10,8 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
+
 from coordinator.llm.service import LLMService
 from coordinator.run_folder import check_new_run_dir, write_config
 from scenarios.config import ScenarioConfig
@@ -55,9 +57,10 @@ class ESparkLoop:
         d.setdefault("run", {}).update(name=f"{self.cfg.run.name}-{name.replace('/', '-')}", progress=False)
         world = d.setdefault("world", {})
         world.update(kind=self.world.kind, episodes=episodes, test_episodes=tests, first_episode=first,
-                     eval_episodes=evals)
+                     eval_episodes=evals, eval_every=self.eval_every(episodes) if evals else 0)
         world["exploration"] = ({"kind": "function", "code_file": code_file, "cpu_s": self.settings.candidate_cpu_s,
-                                 "wall_s": self.settings.candidate_wall_s, "at_test": masked_test}
+                                 "wall_s": self.settings.candidate_wall_s, "at_test": masked_test,
+                                 "empty_row": self.settings.empty_row}
                                 if code_file else {"kind": "none"})
         algo = d.setdefault("algo", {})
         algo.pop("espark", None)
@@ -66,6 +69,13 @@ class ESparkLoop:
         if init:
             algo["init_weights"] = init
         return ChildRun(name, self.run_dir / "espark" / name, d, timeout_s or self.settings.candidate_timeout_s)
+
+    def eval_every(self, episodes: int) -> int:
+        """Training episodes between a copy's validation checkpoints: `validations` of them spread over its
+        episodes at update boundaries (the last one after its last episode)."""
+        every = self.world.update_every
+        updates = math.ceil(episodes / every)
+        return every * max(updates // min(self.settings.validations, updates), 1)
 
     # ------------------------------------------------------------------ the loop
     def execute(self) -> int:
@@ -167,8 +177,9 @@ class ESparkLoop:
                 best = chosen
                 self.lineage += runs[chosen.key].episodes(self.task.episode_kind, "train")
                 if it < s.iterations:  # no reflection after the last iteration (spec §9 A2)
+                    every = self.eval_every(episodes) if s.feedback_from == "eval" and s.eval_episodes else 1
                     feedback = reflection(chosen.code or "(no exploration function: all actions allowed)",
-                                          chosen.components, 1, self.task.unit, factors=s.reward_factors)
+                                          chosen.components, every, self.task.unit, factors=s.reward_factors)
                     said = self.replies.get(chosen.key) or ("No candidate gave a usable exploration function in this "
                                                             "iteration, so the chosen policy trained without a mask.")
                     generator.reflect(said, feedback)
@@ -191,18 +202,23 @@ class ESparkLoop:
         return rec
 
     def score(self, rec: CandidateRecord, run: ChildRun) -> None:
-        """G from the copy's unmasked evaluation episodes (or its last training episodes); a run-time failure of
-        the function or of the run rejects the candidate with its cause (spec §3.2: non-executable ones are dropped)."""
+        """G from the copy's unmasked validation checkpoints (or its last training episodes), the reflection's
+        statistics from the same checkpoints (or its training episodes); a run-time failure of the function or of
+        the run rejects the candidate with its cause (spec §3.2: non-executable ones are dropped)."""
+        s = self.settings
         eps = run.episodes(self.task.episode_kind, "train")
-        evals = run.episodes(self.task.episode_kind, "eval")
-        rec.scores = [float(e["return"]) for e in (evals if self.settings.eval_episodes else eps)]
+        checkpoints = _by_checkpoint(run.episodes(self.task.episode_kind, "eval"))
+        rec.scores = [float(np.mean([e["return"] for e in group])) for group in checkpoints] if s.eval_episodes \
+            else [float(e["return"]) for e in eps]
         rec.weights = str(run.run_dir / "checkpoints")
         series: dict[str, list] = {}
-        for e in eps:
-            for name, value in (e.get("components") or {}).items():
+        use_evals = s.feedback_from == "eval" and checkpoints
+        for entry in (_mean_components(group) for group in checkpoints) if use_evals else \
+                (e.get("components") or {} for e in eps):
+            for name, value in entry.items():
                 if value is not None and not (isinstance(value, float) and math.isnan(value)):
                     series.setdefault(name, []).append(value)
-        rec.components = reflection_stats(series)
+        rec.components = reflection_stats(series, s.feedback_window)
         error = (run.world_final().get("exploration") or {}).get("error")
         if not run.ok:
             rec.validation = Validation(False, "run_failed", run.failure())
@@ -268,6 +284,21 @@ class ESparkLoop:
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+def _by_checkpoint(evals: list[dict]) -> list[list[dict]]:
+    """Evaluation episode records grouped by the training episode they followed, in order."""
+    groups: dict[int, list[dict]] = {}
+    for e in evals:
+        groups.setdefault(int(e["episode"]), []).append(e)
+    return [groups[k] for k in sorted(groups)]
+
+
+def _mean_components(group: list[dict]) -> dict:
+    """One checkpoint's reward components: each the mean over its episodes (scalars or per-warehouse lists)."""
+    names = {n for e in group for n, v in (e.get("components") or {}).items() if v is not None}
+    return {n: np.mean([e["components"][n] for e in group if (e.get("components") or {}).get(n) is not None],
+                       axis=0).tolist() for n in sorted(names)}
 
 
 def _causes(records: list[CandidateRecord]) -> dict[str, int]:

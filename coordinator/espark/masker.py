@@ -27,6 +27,9 @@ class ExplorationSpec(BaseModel):
     cpu_s: float = Field(2.0, gt=0)  # per call, inside the sandbox worker
     wall_s: float = Field(5.0, gt=0)
     at_test: bool = False  # a diagnostic only (spec §9 A7): mask the test episodes too; eSpark deploys unmasked
+    # a decision where the function removes every action of some agent: "agent" (the paper's pi_E, spec §1.2):
+    # that agent falls back to its available actions; "step" (the released runner): the whole mask is skipped
+    empty_row: Literal["agent", "step"] = "agent"
 
     @model_validator(mode="after")
     def _check(self):
@@ -86,13 +89,14 @@ class TrainingMasks:
             if cause:
                 self.fail(cause, message)
                 return avail.copy()
-        allowed, empty = apply_mask(mask, avail.shape[-1], avail)
+        allowed, empty = apply_mask(mask, avail.shape[-1], avail, per=self.spec.empty_row)
         self.all_masked += empty
         self.pruned.append(1.0 - float(allowed.sum()) / max(float(avail.sum()), 1.0))
         return allowed
 
     def stats(self) -> dict:
-        """For summary.json: calls, the mean fraction of available actions pruned, all-masked agents ignored, error."""
+        """For summary.json: calls, the mean fraction of available actions pruned, all-masked agents (empty_row
+        "agent") or whole masks (empty_row "step") ignored, error."""
         return {"kind": self.spec.kind, "calls": self.calls, "all_masked_ignored": self.all_masked,
                 "pruned_fraction": float(np.mean(self.pruned)) if self.pruned else 0.0, "error": self.error}
 

@@ -9,10 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coordinator.llm.config import LLMConfig
 
-# eSpark's IPPO (spec §4.2, Table 13, the same for MABIM and SUMO; §4.3 MABIM ippo.yaml for GAE, epochs, batch):
-# gamma 0.985, Adam lr 5e-4, grad-norm clip 10, PPO clip 0.2, critic coefficient 0.5, entropy 0
-IPPO_DEFAULTS = {"gamma": 0.985, "lr": 5e-4, "clip_eps": 0.2, "beta": 0.0, "gae_lambda": 0.95, "update_epochs": 2,
-                 "minibatch": 1024, "hidden": 128, "max_grad_norm": 10.0, "vf_coef": 0.5}
+# eSpark's IPPO (spec §4.2, Table 13, the same for MABIM and SUMO): gamma 0.985, Adam lr 5e-4, grad-norm clip 10,
+# PPO clip 0.2, critic coefficient 0.5, entropy 0. Where the paper is silent, the released eSpark.yaml and its
+# local_ppo_learner (spec §4.3 lists the MABIM baseline ippo.yaml beside it: 2 epochs): GAE lambda 0.95, 4 epochs
+# over the whole batch of 4 episodes (minibatch 0), the multinomial selector's epsilon floor 1.0 -> 0.05 over
+# 250,000 training decisions. The same settings train the IPPO twin, so the two differ only in the mask.
+IPPO_DEFAULTS = {"gamma": 0.985, "lr": 5e-4, "clip_eps": 0.2, "beta": 0.0, "gae_lambda": 0.95, "update_epochs": 4,
+                 "minibatch": 0, "hidden": 128, "max_grad_norm": 10.0, "vf_coef": 0.5,
+                 "explore_eps_start": 1.0, "explore_eps_finish": 0.05, "explore_eps_steps": 250_000}
 ACCUMULATED_EPISODES = 4  # episodes per IPPO update (Table 13)
 
 
@@ -32,11 +36,22 @@ class ESparkSettings(BaseModel):
     checker: bool = True  # the "w/o checker" ablation sets false
     checker_rounds: int = Field(2, ge=1)  # check -> regenerate rounds before the last version is kept (spec §9 A5)
     retention: bool = True  # all next candidates start from the best weights (Eq. 3); false: the ablation
-    # selection (spec §9 A4): G = the mean task reward of eval_episodes greedy episodes WITHOUT the mask at the end of
-    # each copy's slice (fresh training seeds, the same for every copy), the policy that will be deployed; with
-    # eval_episodes = 0, G = the mean of the copy's last_n training episodes (under its mask)
+    # selection (spec §9 A4; the paper: "performance is assessed at regular checkpoints within an iteration, with
+    # the final evaluation based on the average of the last few checkpoints"): each copy is validated at
+    # `validations` checkpoints spread over its slice, at update boundaries (the released runner: every 500 of
+    # 8,000 episodes, so 16), each the mean task reward of eval_episodes greedy episodes WITHOUT the mask (fresh
+    # training seeds, the same for every copy and checkpoint), the policy that will be deployed; G = the mean of
+    # the last last_n checkpoints (the released runner: 5). With eval_episodes = 0, G = the mean of the copy's
+    # last_n training episodes (under its mask)
     eval_episodes: int = Field(2, ge=0)
-    last_n: int = Field(3, ge=1)
+    validations: int = Field(16, ge=1)
+    last_n: int = Field(5, ge=1)
+    # the reflection's statistics (spec §3.6): from the chosen copy's validation checkpoints ("eval", the released
+    # runner) or its training episodes ("train"); early / late means over the first / last feedback_window values
+    # (the released runner: 5; 0: the first and second halves)
+    feedback_from: Literal["eval", "train"] = "eval"
+    feedback_window: int = Field(5, ge=0)
+    empty_row: Literal["agent", "step"] = "agent"  # world.exploration.empty_row of every copy (masker.py)
     reward_factors: bool = True  # the "w/o r factors" ablation keeps only the total reward in the feedback
     compare_ippo: bool = True  # also train IPPO on the same budget and seed, and tabulate the test metrics
     candidate_cpu_s: float = Field(2.0, gt=0)  # sandbox limits per exploration-function call

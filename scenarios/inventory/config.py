@@ -94,6 +94,7 @@ class InventoryWorld(BaseModel):
     first_episode: int = Field(1, ge=1)  # number (and window seed) of the first one: eSpark's iterations continue
     test_episodes: int = Field(3, ge=0)  # greedy, unmasked, on the test split (the last days of the series)
     eval_episodes: int = Field(0, ge=0)  # greedy, unmasked, on fresh training seeds after training (eSpark's selection)
+    eval_every: int = Field(0, ge=0)  # ... and every this many training episodes (eSpark's validation checkpoints)
     update_every: int = Field(ACCUMULATED_EPISODES, ge=1)  # episodes accumulated per PPO update (spec Table 13)
     update_deadline_s: float = Field(300.0, gt=0)
     exploration: ExplorationSpec = Field(default_factory=ExplorationSpec)  # training-time masks

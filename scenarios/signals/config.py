@@ -27,6 +27,7 @@ class SignalWorld(BaseModel):
     pressure: Literal["vehicles", "halting"] = "vehicles"  # MaxPressure's pressure (SignalEnv.pressures)
     test_episodes: int = Field(3, ge=0)  # greedy test episodes at the end, fresh seeds
     eval_episodes: int = Field(0, ge=0)  # greedy, unmasked, on fresh training seeds after training (eSpark's selection)
+    eval_every: int = Field(0, ge=0)  # ... and every this many training episodes (eSpark's validation checkpoints)
     update_every: int = Field(ACCUMULATED_EPISODES, ge=1)  # episodes accumulated per IPPO update (Table 13)
     update_deadline_s: float = Field(120.0, gt=0)
     exploration: ExplorationSpec = Field(default_factory=ExplorationSpec)  # the training-time mask (eSpark, baselines)

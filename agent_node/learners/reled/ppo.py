@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from agent_node.learners.reled.dtw import BETA_DEFAULT
@@ -28,7 +28,7 @@ class PPOConfig(BaseModel):
     clip_eps: float = 0.2
     beta: float = BETA_DEFAULT  # entropy weight, Eq. 31
     update_epochs: int = 10
-    minibatch: int = 64
+    minibatch: int = Field(64, ge=0)  # 0: the whole batch, one gradient step per epoch (eSpark's released learner)
     max_grad_norm: float = 0.5
     vf_coef: float = 0.5
     # which advantages are normalised before the epochs (the paper says nothing). "agent" (default): the agent's
@@ -39,6 +39,13 @@ class PPOConfig(BaseModel):
     gae_lambda: float | None = None  # None: Eq. 26 truncated Monte-Carlo return; a float: GAE(lambda) switch
     n_junctions: int = 2  # junction IDs are divided by (n_junctions - 1), spec §9.10
     junction_ids: bool = True  # the routing observation's layout; False: observations are used as they come
+    # eSpark's released action selector ("multinomial" with an epsilon floor): a training action is drawn from
+    # (1 - eps) pi + eps Uniform(selectable), eps falling linearly from explore_eps_start to explore_eps_finish
+    # over explore_eps_steps training decisions, then flat; PPO's old log-probability is this behaviour's (the
+    # released learner's saved probs), the new one the plain masked policy's. start = 0 (default): plain sampling
+    explore_eps_start: float = Field(0.0, ge=0, le=1)
+    explore_eps_finish: float = Field(0.0, ge=0, le=1)
+    explore_eps_steps: int = Field(1, ge=1)
     init_seed: int = 0  # network initialisation (same value -> identical initial networks)
     seed: int = 0  # action sampling and minibatch shuffling
 
@@ -59,6 +66,7 @@ class Trajectory:
     terminated: bool
     last_obs: np.ndarray | None = None  # (obs_dim,)
     last_mask: np.ndarray | None = None  # (n_actions,)
+    eps: np.ndarray | None = None  # (T,) the epsilon floor each action was drawn under (None: none)
 
     def __post_init__(self):
         self.obs = np.asarray(self.obs, dtype=np.float32)
@@ -72,6 +80,10 @@ class Trajectory:
             raise ValueError(f"masks must be (T={T}, n_actions), got {self.masks.shape}")
         if self.actions.shape != (T,) or self.rewards.shape != (T,):
             raise ValueError(f"actions and rewards must be ({T},), got {self.actions.shape}, {self.rewards.shape}")
+        if self.eps is not None:
+            self.eps = np.asarray(self.eps, dtype=np.float64)
+            if self.eps.shape != (T,):
+                raise ValueError(f"eps must be ({T},), got {self.eps.shape}")
         if self.last_obs is not None:
             self.last_obs = np.asarray(self.last_obs, dtype=np.float32)
             if self.last_obs.shape != self.obs.shape[1:]:
@@ -98,6 +110,15 @@ def fix_masks(masks: np.ndarray) -> np.ndarray:
     m = np.array(masks, dtype=bool)
     m[~m.any(axis=-1)] = True
     return m
+
+
+def with_floor(probs: torch.Tensor, masks: torch.Tensor, eps) -> torch.Tensor:
+    """(1 - eps) probs + eps Uniform(selectable actions): the released eSpark selector's behaviour distribution."""
+    m = masks.to(probs.dtype)
+    eps = torch.as_tensor(eps, dtype=probs.dtype)
+    if eps.ndim:
+        eps = eps[:, None]
+    return (1 - eps) * probs + eps * m / m.sum(-1, keepdim=True)
 
 
 def mlp(inp: int, hidden: int, out: int, out_std: float) -> nn.Sequential:
@@ -147,22 +168,34 @@ class HybridPPO:
         return self.policy(x).masked_fill(~torch.from_numpy(masks), MASK_FILL)
 
     # ---- acting -------------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def act(self, obs: np.ndarray, mask: np.ndarray, greedy: bool = False) -> tuple[int, float]:
-        """Sample (or argmax) a selectable action; returns (action, log pi(action | obs))."""
-        obs, mask = self._check(obs, mask, batched=False)
-        logp = torch.log_softmax(self._logits(self._obs(obs[None]), mask[None]), -1)[0]
-        a = int(logp.argmax()) if greedy else int(torch.multinomial(logp.exp(), 1, generator=self.gen))
-        return a, float(logp[a])
+    def explore_eps(self, decisions: int) -> float:
+        """The epsilon floor after `decisions` training decisions (linear from start to finish, then flat)."""
+        c = self.cfg
+        frac = min(max(decisions, 0) / c.explore_eps_steps, 1.0)
+        return c.explore_eps_start + frac * (c.explore_eps_finish - c.explore_eps_start)
 
     @torch.no_grad()
-    def act_batch(self, obs: np.ndarray, masks: np.ndarray, greedy: bool = False) -> np.ndarray:
+    def act(self, obs: np.ndarray, mask: np.ndarray, greedy: bool = False, eps: float = 0.0) -> tuple[int, float]:
+        """Sample (or argmax) a selectable action, under an epsilon floor eps; returns (action, log of its
+        behaviour probability)."""
+        obs, mask = self._check(obs, mask, batched=False)
+        logp = torch.log_softmax(self._logits(self._obs(obs[None]), mask[None]), -1)[0]
+        if greedy:
+            a = int(logp.argmax())
+            return a, float(logp[a])
+        probs = with_floor(logp.exp(), torch.from_numpy(mask), eps) if eps > 0 else logp.exp()
+        a = int(torch.multinomial(probs, 1, generator=self.gen))
+        return a, float(torch.log(probs[a]))
+
+    @torch.no_grad()
+    def act_batch(self, obs: np.ndarray, masks: np.ndarray, greedy: bool = False, eps: float = 0.0) -> np.ndarray:
         """act() for a batch: obs (B, obs_dim), masks (B, n_actions) -> actions (B,) int64, same masked logits."""
         obs, masks = self._check(obs, masks, batched=True)
         logp = torch.log_softmax(self._logits(self._obs(obs), masks), -1)
         if greedy:
             return logp.argmax(-1).numpy().astype(np.int64)
-        return torch.multinomial(logp.exp(), 1, generator=self.gen)[:, 0].numpy().astype(np.int64)
+        probs = with_floor(logp.exp(), torch.from_numpy(masks), eps) if eps > 0 else logp.exp()
+        return torch.multinomial(probs, 1, generator=self.gen)[:, 0].numpy().astype(np.int64)
 
     @torch.no_grad()
     def probs(self, obs_batch: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -204,7 +237,8 @@ class HybridPPO:
         return ret
 
     def _dataset(self, trajs: list[Trajectory], critic: nn.Module, normalise: bool) -> dict | None:
-        """Concatenated tensors plus R, A (Eq. 28) and pi_old log-probs from the current policy (spec §9.9)."""
+        """Concatenated tensors plus R, A (Eq. 28) and pi_old log-probs from the current policy (spec §9.9): the
+        behaviour's, with the epsilon floor each action was drawn under, where trajectories carry one."""
         if not trajs:
             return None
         ret = np.concatenate([self.returns(tr, critic) for tr in trajs])
@@ -215,6 +249,11 @@ class HybridPPO:
         with torch.no_grad():
             adv = ret_t - critic(obs).reshape(-1)
             logp = torch.log_softmax(self._logits(obs, masks), -1).gather(1, act[:, None])[:, 0]
+            if any(tr.eps is not None for tr in trajs):
+                eps = np.concatenate([np.zeros(len(tr)) if tr.eps is None else tr.eps for tr in trajs])
+                n_sel = torch.from_numpy(masks.sum(-1)).to(logp.dtype)
+                e = torch.as_tensor(eps, dtype=logp.dtype)
+                logp = torch.log((1 - e) * logp.exp() + e / n_sel)
         if normalise and len(adv) > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         return dict(obs=obs, masks=torch.from_numpy(masks), act=act, ret=ret_t, adv=adv, logp=logp, n=len(ret))
@@ -254,7 +293,7 @@ class HybridPPO:
         if A is None and E is None:
             return stats
         lead = A if A is not None else E
-        mb = cfg.minibatch
+        mb = cfg.minibatch or lead["n"]
         e_perm, e_pos = torch.empty(0, dtype=torch.long), 0
 
         def expert_batch() -> torch.Tensor:
