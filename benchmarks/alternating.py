@@ -1,24 +1,25 @@
 """ALTERNATING-MARL benchmark, simulator part: reward vs k and Nash gap vs k at n = 1,000 (spec §4.1 Fig. 6, §7.7).
 
-Targets: the trained pair's mean discounted return within 3 % of the paper's Fig. 6 curve (read off the released
-code's figure: k = 1 83.3, 2 85.0, 5 85.9, 10 87.8, 20 90.2, 35 ~92, 50 93.1) at k = 1, 10 and 50, judged on the
-"repo" setting; the Nash gap should shrink with k like c / sqrt(k) (spec §7.7, fitted by least squares).
+Target: the `figure` setting (every setting of the released code, scenarios/warehouse_alternating_fig6.toml) within
+2 % of the paper's Fig. 6 (read off the released code's figure: k = 1 83.3, 2 85.0, 5 85.9, 10 87.8, 20 90.2,
+35 ~92, 50 93.1) at every k, on the figure's evaluation horizon of 50 (H50); the Nash gap should shrink with k like
+c / sqrt(k) (spec §7.7, fitted by least squares).
 
 Settings, side by side:
-  paper      global_reward "paper" (r_g = 4 - |s_g - a_g|), L-LEARN "ps", pi_g(0) = 0: the project defaults.
-  repo       global_reward "repo" (r_g = 1), L-LEARN "mfvi" (the released code's softmax L-MFVI), pi_g(0) = 0.
-  repo_loop  diagnostic: "repo" model and L-MFVI inside the released code's outer loop instead of UPDATE (every
-             iteration takes G-LEARN then L-MFVI; a scalar 20-rollout x horizon-30 check reverts to the best pair,
-             stops on a < 1 % plateau, at most 5 iterations; G-VI 100 sweeps). Trained pair only, no baselines.
-  Code differences that remain in "repo"/"repo_loop": the local transition uses s_g(t) (the code uses s_g(t+1));
-  G-LEARN is the m = 30 sampled operator (the code's is a rounded deterministic expectation, m unused); "repo"
-  keeps the project's UPDATE rule (paired Monte Carlo, 2 eta accept/reject). The paper curve comes from an
-  evaluation horizon of 50 (the code's JSON); every return is therefore also reported truncated at t < 50 (the
-  first 50 steps of the same rollouts; "H50").
+  paper      the paper's text, the project defaults (scenarios/warehouse_alternating.toml): r_g = 4 - |s_g - a_g|,
+             the robots' move reads s_g(t), L-LEARN "ps", UPDATE, pi_g(0) = 0.
+  figure     the released code (scenarios/warehouse_alternating_fig6.toml): r_g = 1, the move reads s_g(t + 1),
+             L-LEARN "mfvi" (softmax mean-field value iteration), the released outer loop (G-LEARN then L-MFVI per
+             iteration, a 20-rollout x horizon-30 check keeps the best pair, reverts when worse by 1 %, stops on a
+             < 1 % plateau, at most 5 iterations; G-VI to 1e-6 or 100 sweeps), evaluation horizon 50.
+  repo       diagnostic: r_g = 1 and L-MFVI under UPDATE, move reads s_g(t).
+  repo_loop  diagnostic: the figure setting with the move reading s_g(t) (the text's timing).
+  Code difference that remains in "figure": G-LEARN is the m = 30 sampled operator (the code's is a rounded
+  deterministic expectation, m unused). Every return is also reported truncated at t < 50 (the first 50 steps of
+  the same rollouts, "H50"): that is the figure's number.
 
 Per (setting, k): ALTERNATING-MARL trained once (training seed 0; --full: once per evaluation seed) with the
-project's AlternatingConfig defaults (m = 30, N_steps = 10, L-PS 3 sweeps x 16 rollouts x horizon 50, UPDATE on
-50 rollouts x horizon 100, eta_0 = 0.5 / sqrt(k)); then the pair is scored on S seeds x R rollouts x horizon H
+setting's AlternatingConfig; then the pair is scored on S seeds x R rollouts x horizon H
 (simulator seeds 100 .. 100 + S - 1, unseen in training; defaults 15 x 50 x 100, the paper's): mean and std (ddof 0)
 over seeds of the per-seed mean discounted return, and mode-tracking accuracy (a_g == mode of all n robots).
 Baselines on the same episodes and pi_l: uniform-random dispatcher, mode-of-sample (same k), full-information
@@ -32,10 +33,10 @@ sweep count (tol 1e-4), warm-started from the trained Q; local best response by 
 MFVI table (no random restarts, 3 sweeps, 16 rollouts x horizon 50 at n); both judged on 100 paired rollouts x
 horizon 100 (simulator seed 2), 95 % bootstrap CI. A lower bound on the true gap.
 
-Budget: the default (k in {1, 2, 5, 10, 20, 35, 50}, n = 1000, 15 x 50 x 100, three settings, two worker processes,
-training seed 0 only) took 740 s (12.3 min) on the 2-core machine, within the 30-minute budget; the cost is
-dominated by G-LEARN at k = 35 and 50 (~k^4 histograms; the two k = 50 tasks alone take 5 minutes). --full (train
-per seed) multiplies the training part by S and does not fit. --quick: k in {1, 5}, n = 200, 3 x 10 x 100, ~15 s.
+Budget: the default (k in {1, 2, 5, 10, 20, 35, 50}, n = 1000, 15 x 50 x 100, settings paper and figure, two worker
+processes, training seed 0 only) fits in about 15 minutes on the 2-core machine; the cost is dominated by G-LEARN at
+k = 35 and 50 (~k^4 histograms). --full (train per seed) multiplies the training part by S and does not fit.
+--quick: k in {1, 5}, n = 200, 3 x 10 x 100, ~15 s.
 Timing caveat: with --jobs 2 two trainings share the 2 cores; cpu/wall per task and the load average are recorded.
 
 Output: a table on stdout, PNGs reward_vs_k.png, nash_gap_vs_k.png and runtime_vs_k.png plus results.json in
@@ -62,66 +63,41 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 from agent_node.learners.alternating.alternating import (  # noqa: E402
-    AlternatingConfig, ConstantDispatcher, alternating_marl, derive_seed)
-from agent_node.learners.alternating.g_learn import g_learn, paper_sweeps  # noqa: E402
-from agent_node.learners.alternating.l_learn import l_learn  # noqa: E402
+    AlternatingConfig, alternating_marl, derive_seed)
+from agent_node.learners.alternating.g_learn import paper_sweeps  # noqa: E402
 from agent_node.learners.alternating.nash_gap import (  # noqa: E402
     ModeOfSample, UniformRandomDispatcher, full_information_dispatcher, global_gap, local_gap)
-from scenarios.warehouse.model import WarehouseModel, uniform_local_policy  # noqa: E402
+from scenarios.config import load_scenario  # noqa: E402
+from scenarios.warehouse.model import WarehouseModel  # noqa: E402
 from scenarios.warehouse.simulator import Simulator  # noqa: E402
 
 PAPER_CURVE = {1: 83.3, 2: 85.0, 5: 85.9, 10: 87.8, 20: 90.2, 35: 92.0, 50: 93.1}  # Fig. 6 (repo figure); 35 ~
-TARGET_KS, TARGET_TOL, TARGET_SETTING = (1, 10, 50), 0.03, "repo"
-SETTINGS = {
-    "paper": dict(global_reward="paper", l_solver="ps", init_pi_g="zero", loop="update"),
-    "repo": dict(global_reward="repo", l_solver="mfvi", init_pi_g="zero", loop="update"),
-    "repo_loop": dict(global_reward="repo", l_solver="mfvi", init_pi_g="zero", loop="repo"),
+TARGET_TOL, TARGET_SETTING = 0.02, "figure"
+FIGURE = load_scenario(ROOT / "scenarios" / "warehouse_alternating_fig6.toml", [])  # the preset, read not copied
+SETTINGS = {  # (WarehouseModel fields, AlternatingConfig fields)
+    "paper": ({}, dict(l_solver="ps", init_pi_g="zero")),
+    "figure": (FIGURE.world.model.model_dump(), FIGURE.algo["train"]),
+    "repo": (dict(global_reward="repo"), dict(l_solver="mfvi", init_pi_g="zero")),
+    "repo_loop": ({**FIGURE.world.model.model_dump(), "local_transition": "current"}, FIGURE.algo["train"]),
 }
 EVAL_SEED0 = 100  # evaluation seeds 100.. (UPDATE's own evaluation set is simulator seed 1, the Nash gap's seed 2)
 H_SHORT = 50  # the released code's evaluation horizon
 FULL_INFO_K = 20
-DEFAULTS = dict(ks="1,2,5,10,20,35,50", n=1000, seeds=15, rollouts=50, horizon=100, settings="paper,repo,repo_loop")
-QUICK = dict(ks="1,5", n=200, seeds=3, rollouts=10, horizon=100, settings="paper,repo,repo_loop")
+DEFAULTS = dict(ks="1,2,5,10,20,35,50", n=1000, seeds=15, rollouts=50, horizon=100, settings="paper,figure")
+QUICK = dict(ks="1,5", n=200, seeds=3, rollouts=10, horizon=100, settings="paper,figure")
 QUICK_TRAIN = dict(eval_rollouts=20, l_rollouts=8, n_steps=4)
 NASH = dict(rollouts=100, horizon=100, eval_seed=2, restarts=0, sweeps=3, ps_rollouts=16, ps_horizon=50)
 QUICK_NASH = dict(rollouts=20, horizon=100, eval_seed=2, restarts=0, sweeps=1, ps_rollouts=8, ps_horizon=30)
 
 
 # ---------------------------------------------------------------------------------------------- training
-def train_repo_loop(model: WarehouseModel, n: int, k: int, seed: int, *, outer: int = 5, rtol: float = 0.01,
-                    m: int = 30, check_rollouts: int = 20, check_horizon: int = 30) -> dict:
-    """The released code's AlternatingMARL.train: per iteration G-LEARN(pi_l) then L-MFVI(pi_g); a cheap rollout
-    check (seed = iteration) keeps the best pair, reverts when worse by rtol, stops when two checks differ < rtol."""
-    t0 = time.perf_counter()
-    pi_g, pi_l = ConstantDispatcher(0), uniform_local_policy(model.zones)
-    best, best_pair, values, samples = -math.inf, None, [], 0
-    for it in range(outer):
-        g = g_learn(model, pi_l, k, m=m, seed=derive_seed(seed, 1, it), tol=1e-6, max_sweeps=100)
-        pi_g, samples = g.policy, samples + int(g.samples)
-        pi_l = l_learn(model, pi_g, k, n=n, solver="mfvi", pi_l=pi_l).pi_l
-        val = float(Simulator(model, n, 1000 + it).run(pi_g, pi_l, k, np.arange(check_rollouts), check_horizon)
-                    .returns.mean())
-        values.append(val)
-        if val > best:
-            best, best_pair = val, (pi_g, pi_l)
-        elif val < best - abs(best) * rtol:
-            pi_g, pi_l = best_pair
-        if len(values) >= 2 and abs(values[-1] - values[-2]) < rtol * max(abs(values[-2]), 1e-6):
-            break
-    return dict(pi_g=pi_g, pi_l=pi_l, q=None, seconds=time.perf_counter() - t0, g_samples=samples,
-                info={"iterations": len(values), "check_values": values})
-
-
 def train(setting: str, model: WarehouseModel, n: int, k: int, seed: int, overrides: dict) -> dict:
     """One training run of the setting: {pi_g, pi_l, q, seconds, g_samples, info}."""
-    s = SETTINGS[setting]
-    if s["loop"] == "repo":
-        return train_repo_loop(model, n, k, seed)
-    cfg = AlternatingConfig(n=n, k=k, seed=seed, l_solver=s["l_solver"], init_pi_g=s["init_pi_g"], **overrides)
+    cfg = AlternatingConfig(n=n, k=k, seed=seed, **{**SETTINGS[setting][1], **overrides})
     r = alternating_marl(model, cfg)
     decisions = [f"{x.player}:{x.decision}" for x in r.log]
     return dict(pi_g=r.pi_g, pi_l=r.pi_l, q=r.q, seconds=r.seconds, g_samples=r.g_samples,
-                info={"stop": r.stop, "sweeps": r.sweeps, "decisions": decisions,
+                info={"loop": cfg.loop, "stop": r.stop, "sweeps": r.sweeps, "decisions": decisions,
                       "g_accepted": sum(d == "g:accept" for d in decisions),
                       "l_accepted": sum(d == "l:accept" for d in decisions), "l_evaluations": r.l_evaluations,
                       "train_value": r.value, "initial_value": r.initial_value})
@@ -155,7 +131,7 @@ def run_task(task: dict) -> dict:
     """Train, score the pair and the baselines, and (if asked) the Nash gap, for one (setting, k)."""
     t_wall, t_cpu = time.perf_counter(), time.process_time()
     setting, k, n = task["setting"], task["k"], task["n"]
-    model = WarehouseModel(global_reward=SETTINGS[setting]["global_reward"])
+    model = WarehouseModel(**SETTINGS[setting][0])
     seeds = [EVAL_SEED0 + i for i in range(task["seeds"])]
     ev = dict(seeds=seeds, rollouts=task["rollouts"], horizon=task["horizon"])
     runs = [train(setting, model, n, k, s, task["train"]) for s in task["train_seeds"]]
@@ -204,22 +180,23 @@ def fit_c(ks: list[int], gaps: list[float]) -> float | None:
 
 
 def targets(results: dict) -> dict:
-    """Ratio to the paper's value at k = 1, 10, 50 on the target setting (H and H50) and on repo_loop."""
+    """Ratio to the paper's Fig. 6 at every k of the figure for the settings with r_g = 1 (H and H50); the target is
+    the `figure` setting on H50, the figure's horizon."""
     out = {}
-    for setting in (TARGET_SETTING, "repo_loop"):
+    for setting in (st for st in SETTINGS if st != "paper"):
         rows = {}
-        for k in TARGET_KS:
+        for k, paper in PAPER_CURVE.items():
             r = results.get(setting, {}).get(k)
             if r is None:
                 continue
-            ratio, ratio50 = r["trained"]["mean"] / PAPER_CURVE[k], r["trained"]["mean_h50"] / PAPER_CURVE[k]
-            rows[k] = {"paper": PAPER_CURVE[k], "value": r["trained"]["mean"], "ratio": ratio,
+            ratio, ratio50 = r["trained"]["mean"] / paper, r["trained"]["mean_h50"] / paper
+            rows[k] = {"paper": paper, "value": r["trained"]["mean"], "ratio": ratio,
                        "pass": abs(ratio - 1) <= TARGET_TOL, "value_h50": r["trained"]["mean_h50"],
                        "ratio_h50": ratio50, "pass_h50": abs(ratio50 - 1) <= TARGET_TOL}
         if rows:
             out[setting] = {"ks": rows, "pass": all(v["pass"] for v in rows.values()),
                             "pass_h50": all(v["pass_h50"] for v in rows.values()),
-                            "complete": len(rows) == len(TARGET_KS)}
+                            "complete": len(rows) == len(PAPER_CURVE)}
     return out
 
 
@@ -279,18 +256,18 @@ def print_tables(results: dict, ks: list[int], settings: list[str], tgt: dict, c
             if r is None:
                 continue
             info = r["train_info"][0]
-            what = (f"stop={info['stop']} sweeps={info['sweeps']} G acc={info['g_accepted']} "
-                    f"L acc={info['l_accepted']}") if "stop" in info else f"iterations={info['iterations']}"
+            what = f"loop={info['loop']} stop={info['stop']} sweeps={info['sweeps']}"
+            if info["loop"] == "update":
+                what += f" G acc={info['g_accepted']} L acc={info['l_accepted']}"
             print(f"  {k:>3} {r['train_s'][0]:>8.1f} s {r['g_samples'][0]:>11,d} samples  {what}  "
                   f"task {r['task_wall_s']:.0f} s, cpu/wall {r['task_cpu_s'] / r['task_wall_s']:.2f}")
     for st, t in tgt.items():
-        parts = [f"k={k}: {v['value']:.1f}/{v['paper']:.1f} = {v['ratio']:.3f} ({'ok' if v['pass'] else 'MISS'}); "
-                 f"H50 {v['value_h50']:.1f} = {v['ratio_h50']:.3f} ({'ok' if v['pass_h50'] else 'MISS'})"
+        parts = [f"k={k}: H50 {v['value_h50']:.1f}/{v['paper']:.1f} = {v['ratio_h50']:.3f} "
+                 f"({'ok' if v['pass_h50'] else 'MISS'}); H {v['value']:.1f} = {v['ratio']:.3f}"
                  for k, v in t["ks"].items()]
         label = "TARGET" if st == TARGET_SETTING else "diagnostic"
-        verdict = ("PASS" if t["pass"] else "MISS") if t["complete"] else "incomplete"
-        print(f"{label} ({st}) reward within {TARGET_TOL:.0%} of paper at k={TARGET_KS}: {verdict} "
-              f"[H50: {'PASS' if t['pass_h50'] else 'MISS'}]")
+        verdict = ("PASS" if t["pass_h50"] else "MISS") if t["complete"] else "incomplete"
+        print(f"{label} ({st}) reward within {TARGET_TOL:.0%} of Fig. 6 at every k, horizon 50: {verdict}")
         for p in parts:
             print("   " + p)
 
@@ -302,17 +279,17 @@ def plot(results: dict, ks: list[int], settings: list[str], c: float | None, out
     import matplotlib.pyplot as plt
 
     paths = []
-    panels = [st for st in ("paper", "repo") if st in settings] or settings[:1]
+    panels = [st for st in ("paper", "figure") if st in settings] or settings[:1]
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
     for ax, st in zip(axes[0], panels):
         pk = sorted(PAPER_CURVE)
-        if st == "repo":  # the paper's curve is the released code's (r_g = 1): not comparable under r_g = 4 - |.|
+        if SETTINGS[st][0].get("global_reward") == "repo":  # the figure is the released code's (r_g = 1)
             ax.plot(pk, [PAPER_CURVE[k] for k in pk], "k*--", label="paper Fig. 6 (H = 50)")
             ax.fill_between(pk, [PAPER_CURVE[k] * (1 - TARGET_TOL) for k in pk],
-                            [PAPER_CURVE[k] * (1 + TARGET_TOL) for k in pk], color="0.85", label="±3 %")
+                            [PAPER_CURVE[k] * (1 + TARGET_TOL) for k in pk], color="0.85", label="±2 %")
         series = [(st, "trained", "o-", "C0", f"{st}: ALTERNATING-MARL")]
-        if st == "repo" and "repo_loop" in settings:
-            series.append(("repo_loop", "trained", "s-", "C1", "repo_loop (released code's loop)"))
+        if st == "figure" and "repo_loop" in settings:
+            series.append(("repo_loop", "trained", "s-", "C1", "repo_loop (move reads s_g(t))"))
         series += [(st, "uniform", "x:", "C2", "uniform random"), (st, "mode_of_sample", "^:", "C3", "mode of sample"),
                    (st, "full_info", "v:", "C4", "full information (proxy)")]
         for src, key, style, color, label in series:

@@ -7,6 +7,12 @@ within 20 s, a 100-step episode within 10 s, at most 6 GiB PSS in all.
 Run alone: `python benchmarks/alternating_distributed.py --n 100,1000 --k 50` (or through
 `benchmarks/alternating.py --distributed 100,1000`). The dispatcher is the mode-of-sample rule unless
 --policy-dir gives a trained pair (the step cost does not depend on which table it reads).
+
+`--replay fig6` instead runs the preset of the paper's Fig. 6 (scenarios/warehouse_alternating_fig6.toml: trained in
+the run, then --episodes episodes of its horizon 50 through the medium) and scores the run's trained pair in the
+single-process simulator on the same seed and episodes: the distributed mean return must lie within the simulator's
+Monte-Carlo band (1.96 standard errors over the episodes); without losses every episode is equal, not only close.
+  python benchmarks/alternating_distributed.py --replay fig6 --n 1000 --k 10 --episodes 10
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from coordinator.report import load_run  # noqa: E402
 from scale import memory  # noqa: E402
 
 SCENARIO = ROOT / "scenarios" / "warehouse_alternating.toml"
+PRESETS = {"fig6": ROOT / "scenarios" / "warehouse_alternating_fig6.toml"}
 TARGET_STARTUP_S, TARGET_EPISODE_S, TARGET_TOTAL_GIB = 20.0, 10.0, 6.0
 
 
@@ -88,6 +95,41 @@ def run_distributed(ns: list[int], k: int, steps: int = 100, policy_dir: str = "
     return {"runs": runs, "targets": targets, "run_folders": str(out)}
 
 
+def replay(preset: str, n: int, k: int, episodes: int, out_root: Path) -> dict:
+    """One `netmarl run` of the preset (its own training, then `episodes` episodes), and the simulator on the run's
+    pair, seed and episodes."""
+    import numpy as np
+
+    from agent_node.learners.alternating.g_learn import TablePolicy
+    from scenarios.config import load_scenario
+    from scenarios.warehouse.results import episode_rewards
+    from scenarios.warehouse.simulator import Simulator
+
+    scenario, run_dir = PRESETS[preset], out_root / f"{preset}_n{n}_k{k}"
+    horizon = load_scenario(scenario, []).world.horizon
+    sets = [f"world.robots={n}", f"algo.k={k}", f"run.steps={episodes * horizon}"]
+    cmd = [sys.executable, "-m", "coordinator.cli", "run", str(scenario), "--out", str(run_dir), "--no-progress"]
+    t0 = time.time()
+    proc = subprocess.run(cmd + [a for s in sets for a in ("--set", s)], cwd=ROOT, capture_output=True, text=True)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    cfg = load_scenario(scenario, sets)
+    distributed = [e["return"] for e in episode_rewards(load_run(run_dir)[2], cfg.world.model.gamma)]
+    pi_g, pi_l = TablePolicy.load(run_dir / "policy" / "pi_g.npz"), np.load(run_dir / "policy" / "pi_l.npy")
+    sim = Simulator(cfg.world.model, n, cfg.run.seed).run(pi_g, pi_l, k, np.arange(episodes), horizon).returns
+    band = 1.96 * float(sim.std(ddof=1)) / np.sqrt(episodes)
+    res = summary.get("results", {})
+    out = {"preset": preset, "n": n, "k": k, "episodes": episodes, "status": summary["status"],
+           "wall_s": round(time.time() - t0, 1), "distributed_mean": float(np.mean(distributed)),
+           "simulator_mean": float(sim.mean()), "band_95": band,
+           "within_band": bool(abs(np.mean(distributed) - sim.mean()) <= band),
+           "max_episode_diff": float(np.abs(np.asarray(distributed) - sim).max()) if len(distributed) == episodes
+           else None, "polls_sent": res.get("polls_sent"), "polls_lost": res.get("polls_lost"),
+           "desync_steps": res.get("desync_steps"), "run_folder": str(run_dir)}
+    if proc.returncode != 0:
+        out["output_tail"] = (proc.stdout + proc.stderr)[-2000:]
+    return out
+
+
 def print_table(result: dict) -> None:
     print(f"{'n':>5} {'k':>3} {'status':>8} {'start-up s':>10} {'episode s':>9} {'steps/s':>8} {'PSS/node MiB':>12} "
           f"{'PSS total GiB':>13} {'polls':>6} {'lost':>5}")
@@ -106,7 +148,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--policy-dir", default="", help="a run's policy/ folder with a pi_g.npz trained for this k")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--replay", choices=sorted(PRESETS), help="run a preset and score it against the simulator")
+    ap.add_argument("--episodes", type=int, default=10, help="episodes of the --replay run")
     args = ap.parse_args(argv)
+    if args.replay:
+        result = replay(args.replay, int(args.n.split(",")[-1]), args.k, args.episodes,
+                        Path(args.out or tempfile.mkdtemp(prefix="bench_alt_replay_")))
+        print(json.dumps(result))
+        return result
     result = run_distributed([int(v) for v in args.n.split(",")], args.k, args.steps, args.policy_dir, args.out)
     print_table(result)
     print(json.dumps(result))

@@ -2,19 +2,27 @@
 
 Every run is a real `netmarl run` of scenarios/grid_reled.toml (one process per vehicle, plans and expert
 trajectories as messages, libsumo). Variants: `ippo`; `reled_scripted` (the scripted shortest-time expert, no
-LLM); `reled_llm` (the configured LLM; the offline default is SmolLM2-135M through llama.cpp). The default
-budget fits a 2-core machine (60 epochs x 1,000 decisions); `--full` is the paper's 500 epochs. Prints a table,
-writes curves.png, ends with one JSON line.
+LLM); `reled_llm` (the configured LLM; the offline default is SmolLM2-135M through llama.cpp); the ablations of the
+paper's Table III / Fig. 8 that need no LLM, on the scripted expert: `reled_w02` and `reled_w05` (the expert's
+weight fixed at 0.2 / 0.5 instead of the DTW alpha). ("w/o refinement" needs an LLM: the scripted expert does not
+read the feedback, so with it that ablation is reled_scripted itself.) The default budget fits a 2-core machine
+(60 epochs x 1,000 decisions); `--full` is the paper's 500 epochs. Final tests: 20 greedy and 20 sampled episodes
+(the paper: "tested over 20 independent runs"), mean and spread. Resumable: a run whose folder has an ok
+summary.json is read, not run again (the same --out). Prints a table, writes summary.json, per_epoch.csv and
+curves.png to --results, ends with one JSON line.
 
     python benchmarks/reled.py                             # grid, moderate: ippo and reled_scripted x 3 seeds,
                                                            # reled_llm x 1 seed
     python benchmarks/reled.py --map city --seeds 1
-    python benchmarks/reled.py --full
+    python benchmarks/reled.py --full --variants ippo,reled_scripted,reled_w02,reled_w05 --ablation-seeds 1 \
+        --out runs/bench-reled-full-grid --results benchmarks/results/reled/grid
 """
 from __future__ import annotations
 
 import argparse
 import json
+import csv
+import shutil
 import subprocess
 import sys
 import time
@@ -25,40 +33,59 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "grid_reled.toml"
 VARIANTS = {"ippo": ["algo.method=ippo"], "reled_scripted": ["algo.sed.expert=scripted"],
-            "reled_llm": ["algo.sed.expert=llm"]}
+            "reled_llm": ["algo.sed.expert=llm"],
+            "reled_w02": ["algo.sed.expert=scripted", "algo.alpha_mode=fixed_expert", "algo.alpha_fixed=0.2"],
+            "reled_w05": ["algo.sed.expert=scripted", "algo.alpha_mode=fixed_expert", "algo.alpha_fixed=0.5"]}
+ABLATIONS = ("reled_w02", "reled_w05")
 FINAL_EPOCHS = 5  # the end of training: the mean over the last five epochs' episodes
 PAPER_GAIN = {"grid": 0.6245, "city": 0.7255}  # Table IV: RELED / IPPO - 1 (Orlando-M, HK-M)
 
 
 def run_one(out: Path, variant: str, seed: int, sets: list[str]) -> dict:
-    """One `netmarl run`; its summary results, end-of-training figures and per-epoch curve."""
-    args = [sys.executable, "-m", "coordinator.cli", "run", str(SCENARIO), "--out", str(out), "--no-progress",
-            "--seed", str(seed)]
-    for s in [*VARIANTS[variant], *sets]:
-        args += ["--set", s]
-    t0 = time.monotonic()
-    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
-    wall = time.monotonic() - t0
-    if proc.returncode != 0 or not (out / "summary.json").exists():
-        raise RuntimeError(f"{out.name} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    res = json.loads((out / "summary.json").read_text())["results"]
+    """One `netmarl run` (or the finished one already in `out`); its summary results, end-of-training figures and
+    per-epoch curves."""
+    summary = out / "summary.json"
+    done = summary.exists() and json.loads(summary.read_text()).get("status") == "ok"
+    wall = None
+    if not done:
+        if out.exists():
+            shutil.rmtree(out)  # an interrupted run starts again
+        args = [sys.executable, "-m", "coordinator.cli", "run", str(SCENARIO), "--out", str(out), "--no-progress",
+                "--seed", str(seed)]
+        for s in [*VARIANTS[variant], *sets]:
+            args += ["--set", s]
+        t0 = time.monotonic()
+        proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+        wall = time.monotonic() - t0
+        if proc.returncode != 0 or not summary.exists():
+            raise RuntimeError(f"{out.name} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    full = json.loads(summary.read_text())
+    res = full["results"]
+    wall = wall if wall is not None else full.get("wall_s")
     train = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
              if '"routing_episode"' in line and '"mode": "train"' in line]
     last = max(e["epoch"] for e in train)
     end = [e for e in train if e["epoch"] > last - FINAL_EPOCHS]
-    res.update(wall_s=round(wall, 1), decisions=sum(e["decisions"] for e in train),
+    res.update(wall_s=None if wall is None else round(wall, 1), decisions=sum(e["decisions"] for e in train),
                final_reward=float(np.mean([e["reward"] for e in end])),
                final_travel_time=float(np.mean([e["travel_time"] for e in end])),
                final_arrival_rate=float(np.mean([e["arrival_rate"] for e in end])))
-    by_epoch: dict[int, list[float]] = {}
+    by_epoch: dict[int, list[dict]] = {}
     for e in train:
-        by_epoch.setdefault(e["epoch"], []).append(e["reward"])
-    res["curve"] = [float(np.mean(by_epoch[k])) for k in sorted(by_epoch)]
+        by_epoch.setdefault(e["epoch"], []).append(e)
+    res["epochs"] = [{"epoch": k, **{key: float(np.mean([e[key] for e in by_epoch[k]])) for key in CURVE_KEYS}}
+                     for k in sorted(by_epoch)]
+    res["curve"] = [row["reward"] for row in res["epochs"]]
     return res
 
 
+CURVE_KEYS = ("reward", "travel_time", "arrival_rate")
+
+
 KEYS = ("final_reward", "final_travel_time", "final_arrival_rate", "test_reward", "test_travel_time",
-        "test_arrival_rate", "test_stochastic_reward", "test_stochastic_arrival_rate", "execution_rate", "wall_s")
+        "test_arrival_rate", "test_reward_std", "test_travel_time_std", "test_arrival_rate_std",
+        "test_stochastic_reward", "test_stochastic_travel_time", "test_stochastic_arrival_rate",
+        "test_stochastic_reward_std", "execution_rate", "wall_s")
 
 
 def aggregate(rows: list[dict]) -> dict:
@@ -103,19 +130,26 @@ def main() -> int:
     p.add_argument("--variants", default="ippo,reled_scripted,reled_llm")
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--llm-seeds", default="1", help="seeds of the reled_llm variant (each SED round is a slow call)")
+    p.add_argument("--ablation-seeds", default="1", help=f"seeds of the ablations {', '.join(ABLATIONS)}")
+    p.add_argument("--results", default=None, help="folder for summary.json, per_epoch.csv and curves.png "
+                                                     "(default: --out)")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--full", action="store_true", help="the paper's 500 epochs x 1,000 decisions")
     p.add_argument("--out", default=str(ROOT / "runs" / f"bench-reled-{time.strftime('%Y%m%d-%H%M%S')}"))
     args = p.parse_args()
     epochs = 500 if args.full else args.epochs
     sets = [f"world.map={args.map}", f"world.traffic={args.traffic}", f"world.epochs={epochs}",
-            "world.decisions_per_epoch=1000", "world.test_episodes=5"]
+            "world.decisions_per_epoch=1000"]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    results_dir = Path(args.results) if args.results else out
+    results_dir.mkdir(parents=True, exist_ok=True)
+    per_epoch: list[dict] = []
     print(f"map {args.map}, {args.traffic}; {epochs} epochs x 1,000 decisions; runs in {out}", flush=True)
     results, curves = {}, {}
     for variant in args.variants.split(","):
-        seeds = [int(s) for s in (args.llm_seeds if variant == "reled_llm" else args.seeds).split(",")]
+        seeds = [int(s) for s in (args.llm_seeds if variant == "reled_llm" else args.ablation_seeds
+                                  if variant in ABLATIONS else args.seeds).split(",")]
         rows = []
         for seed in seeds:
             res = run_one(out / f"{variant}-s{seed}", variant, seed, sets)
@@ -124,9 +158,14 @@ def main() -> int:
                   f"{res['test_reward']:.1f}; execution rate {res.get('execution_rate')}; {res['wall_s']} s",
                   flush=True)
             rows.append(res)
+            per_epoch += [{"variant": variant, "seed": seed, **row} for row in res["epochs"]]
         results[variant] = aggregate(rows)
         curves[variant] = [r["curve"] for r in rows]
-    plot(curves, out / "curves.png")
+    plot(curves, results_dir / "curves.png")
+    with (results_dir / "per_epoch.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, ["variant", "seed", "epoch", *CURVE_KEYS])
+        w.writeheader()
+        w.writerows(per_epoch)
 
     print(f"\n{'variant':16} {'final reward':>16} {'travel time':>12} {'arrival':>8} {'greedy test':>12} "
           f"{'sampled test':>12} {'exec rate':>9} {'wall s':>7}")
@@ -140,9 +179,11 @@ def main() -> int:
         print(f"target RELED above IPPO at equal decisions ({v}): "
               + ("not measured" if g is None else f"{100 * g:+.1f} % reward ({'met' if g > 0 else 'NOT met'}; "
                                                    f"paper {100 * PAPER_GAIN[args.map]:+.1f} %)"))
-    print(f"curves: {out / 'curves.png'}")
-    print(json.dumps({"benchmark": "reled", "map": args.map, "traffic": args.traffic, "epochs": epochs,
-                      "results": results, "gain_vs_ippo": gains}))
+    print(f"curves: {results_dir / 'curves.png'}")
+    report = {"benchmark": "reled", "map": args.map, "traffic": args.traffic, "epochs": epochs,
+              "command": " ".join(sys.argv), "results": results, "gain_vs_ippo": gains}
+    (results_dir / "summary.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps(report))
     return 0
 
 

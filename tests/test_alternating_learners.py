@@ -67,6 +67,36 @@ def test_mfvi_moves_robots_toward_the_priority_zone():
     assert set(np.unique(greedy.pi_l)) <= {0.0, 1.0}
 
 
+def test_mfvi_with_the_next_timing_solves_its_bellman_equation():
+    """local_transition = "next": the robot's move reads s_g', so Q(l, g, a) = r_l + gamma sum_h P_eff(h|g)
+    sum_y P_l(y|l, h, a) V(h, y), checked entry by entry on the returned Q."""
+    from agent_node.learners.alternating.l_learn import mfvi_q
+
+    model = WarehouseModel(zones=3, local_transition="next")
+    q, _ = mfvi_q(model, StayDispatcher(), 2, max_iters=2000, tol=1e-12)
+    v = q.max(axis=-1)  # [l, g]
+    p_eff = model.P_g[np.arange(3), np.arange(3)]  # the stay dispatcher: a_g = s_g whatever it polls
+    for l_, g, a in itertools.product(range(3), range(3), range(3)):
+        future = sum(p_eff[g, h] * model.P_l[l_, h, a, y] * v[y, h] for h in range(3) for y in range(3))
+        assert q[l_, g, a] == pytest.approx(model.r_l[l_, g, a] + model.gamma * future, abs=1e-8)
+    assert not np.allclose(q, mfvi_q(model.model_copy(update={"local_transition": "current"}), StayDispatcher(), 2,
+                                     max_iters=2000, tol=1e-12)[0])
+
+
+def test_released_loop_keeps_the_best_checked_pair_and_stops_on_a_plateau():
+    """The released code's outer loop: every iteration's pair is checked; a drop of more than rtol reverts to the
+    best so far; two checks within rtol end it."""
+    from agent_node.learners.alternating.alternating import released_loop
+
+    checks = iter([10.0, 8.0, 10.05, 10.0])  # best, revert, best, keep (within 1 % of the best): a plateau
+    outcome = released_loop(lambda g, l_: (g + 1, {}), lambda g, l_: (l_ + 1, {}),
+                            lambda g, l_: np.array([float(g + l_)]), 0, 0, n_steps=10, rtol=0.01,
+                            check=lambda it, g, l_: next(checks))
+    assert [r.decision for r in outcome.log] == ["best", "revert", "best", "keep"]
+    assert outcome.stop == "plateau" and outcome.sweeps == 4 and outcome.initial_value == 0.0
+    assert (outcome.pi_g, outcome.pi_l) == (3, 3)  # iteration 2 reverted to (1, 1); 3 gave (2, 2), 4 kept (3, 3)
+
+
 # ------------------------------------------------------------------------------------------------ UPDATE
 def test_update_rule_thresholds():
     conf = 1 - 0.05 / 20

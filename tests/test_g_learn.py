@@ -103,7 +103,8 @@ def brute_force_q(model: WarehouseModel, pi_l: np.ndarray, k: int) -> tuple[np.n
     q = np.zeros_like(reward)
     for _ in range(5000):
         v = q.max(axis=2)  # [s', j]
-        q_next = reward + model.gamma * np.einsum("gas,gij,sj->gia", model.P_g, step, v)
+        moves = "gij" if model.local_transition == "current" else "sij"  # the robots' move reads s_g or s_g'
+        q_next = reward + model.gamma * np.einsum(f"gas,{moves},sj->gia", model.P_g, step, v)
         done = np.abs(q_next - q).max() < 1e-10
         q = q_next
         if done:
@@ -111,9 +112,10 @@ def brute_force_q(model: WarehouseModel, pi_l: np.ndarray, k: int) -> tuple[np.n
     return q, robots
 
 
+@pytest.mark.parametrize("timing", ["current", "next"])
 @pytest.mark.parametrize("zones, k", [(3, 3), (5, 2)])
-def test_exact_estimator_matches_joint_state_value_iteration(zones, k):
-    model, pi_l = WarehouseModel(zones=zones), random_local_policy(zones)
+def test_exact_estimator_matches_joint_state_value_iteration(zones, k, timing):
+    model, pi_l = WarehouseModel(zones=zones, local_transition=timing), random_local_policy(zones)
     res = g_learn(model, pi_l, k, estimator="exact", tol=1e-9, max_sweeps=5000)
     assert res.residual <= 1e-9 and res.samples == 0 and res.q.dtype == np.float32
     q_joint, robots = brute_force_q(model, pi_l, k)
@@ -151,8 +153,9 @@ def test_sampled_next_histograms_follow_the_exact_law(k, m):
         assert (np.abs(gap.sum(axis=1)) <= 5 * np.sqrt(var)).all()
 
 
-def test_sampled_estimator_converges_to_exact():
-    model, pi_l = WarehouseModel(), random_local_policy(5)
+@pytest.mark.parametrize("timing", ["current", "next"])
+def test_sampled_estimator_converges_to_exact(timing):
+    model, pi_l = WarehouseModel(local_transition=timing), random_local_policy(5)
     exact = g_learn(model, pi_l, 2, estimator="exact", tol=1e-6, max_sweeps=2000)
     sampled = g_learn(model, pi_l, 2, m=2000, seed=3, tol=1e-5, max_sweeps=2000)
     assert sampled.samples == 5 * 15 * 2000 and sampled.q.shape == (5, 15, 5)

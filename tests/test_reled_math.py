@@ -137,7 +137,7 @@ def test_rvi_building_blocks():
 
 
 def test_rvi_pairs_on_constructed_rollout():
-    pairs = rvi_pairs(EXPERT_EPISODE, POLICY_EPISODES, SUBSET, INSTR, subset_id=1, states={1: "j=42"})
+    pairs = rvi_pairs(EXPERT_EPISODE, POLICY_EPISODES, SUBSET, INSTR, subset_id=1, states={1: "j=42"}.get)
     # t=1: |r_ext| = 6 with agent 0 on instr #0 and agent 1 on instr #0; t=3: |r_ext| = 5, only agent 0 (instr #1)
     got = [(p.t, p.value, p.agent, p.instr_index, p.instruction) for p in pairs]
     assert got == [(1, 6.0, 0, 0, "move_to_by_shortest_time(57)"), (1, 6.0, 1, 0, "move_to_by_shortest_path(12)"),
@@ -180,7 +180,7 @@ def test_pdi_ties_and_missing_instruction():
 
 # ---------------------------------------------------------------------------------------------- prompt lines
 def test_feedback_lines_contain_the_numbers():
-    rvi = rvi_pairs(EXPERT_EPISODE, POLICY_EPISODES, SUBSET, INSTR, subset_id=1, states={1: "j=42"})
+    rvi = rvi_pairs(EXPERT_EPISODE, POLICY_EPISODES, SUBSET, INSTR, subset_id=1, states={1: "j=42"}.get)
     pdi = pdi_pairs(PROBS, ACTIONS, TIMES, INSTR, subset_id=1)
     lines = format_feedback_lines(rvi, pdi)
     text = "\n".join(lines)

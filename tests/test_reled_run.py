@@ -67,6 +67,24 @@ def test_reled_with_the_scripted_expert_sends_plans_and_expert_trajectories(tmp_
     assert (out / "plots" / "execution_rate.png").exists() and (out / "sed_rounds.csv").exists()
 
 
+def test_feedback_carries_the_states_and_every_follower_gets_a_pdi_line(tmp_path):
+    """The RVI / PDI lines carry their associated states (the paper: "together with the associated states and
+    triggering instructions"); a follower whose vehicle is not home when the episode ends (t_max 60 s here) still
+    gets its Eq. 24 entry (its steps are probed, not kept as a demonstration)."""
+    out = tmp_path / "short"
+    run(out, "algo.sed.expert=scripted", "world.epochs=1", "world.t_max=60")
+    (rnd,) = kind(out, "sed_round")
+    assert rnd["execution_rate"] == 0.0  # nobody arrives within a minute
+    feedback = (out / "sed" / "round_000_feedback.txt").read_text()
+    pdi = [line for line in feedback.splitlines() if "PDI=-ln pi(u*|o*)" in line]
+    assert sorted(int(line.split("agent ")[1].split(":")[0]) for line in pdi) == [0, 1, 2, 3]
+    assert all("; state: at junction" in line and "destination" in line and "; roads " in line for line in pdi)
+    rvi = [line for line in feedback.splitlines() if "|r_ext|=" in line]
+    assert all("; state: external agents" in line or "; state: no external agent" in line for line in rvi)
+    updates = kind(out, "router_epoch")
+    assert all(u["n_expert"] == 0 for u in updates)  # probed only: no demonstration kept
+
+
 def test_fixed_alpha_ablation_uses_the_fixed_expert_weight(tmp_path):
     out = tmp_path / "fixed"
     run(out, "algo.sed.expert=scripted", "algo.alpha_mode=fixed_expert", "algo.alpha_fixed=0.2",

@@ -16,6 +16,7 @@ from scenarios.warehouse.results import episode_rewards
 from scenarios.warehouse.simulator import Simulator, draw_polls, zone_counts
 
 SCENARIO = ROOT / "scenarios" / "warehouse_alternating.toml"
+FIG6 = ROOT / "scenarios" / "warehouse_alternating_fig6.toml"
 SMALL = ["world.robots=20", "world.horizon=20", "algo.k=5", "algo.record=true", "run.heartbeat_timeout_s=2.0",
          "algo.train.n_steps=1", "algo.train.l_rollouts=4", "algo.train.l_horizon=20", "algo.train.l_sweeps=1",
          "algo.train.eval_rollouts=8", "algo.train.eval_horizon=20"]
@@ -122,18 +123,30 @@ def test_policy_dir_trained_for_another_k_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------ distributed runs
-def test_distributed_run_replays_the_simulator(tmp_path):
-    """Train, then run 1 dispatcher + 20 robot processes over the medium: every step equals the simulator's."""
+@pytest.mark.parametrize("scenario", [SCENARIO, FIG6], ids=["paper", "fig6"])
+def test_distributed_run_replays_the_simulator(tmp_path, scenario):
+    """Train, then run 1 dispatcher + 20 robot processes over the medium: every step equals the simulator's,
+    with the paper's text (the robots' move reads s_g(t)) and with the released code's settings (the preset of
+    Fig. 6: the move reads s_g(t + 1), r_g = 1, trained by the released outer loop)."""
     from agent_node.learners.alternating.g_learn import TablePolicy
 
     out = tmp_path / "run"
-    proc = run_cli("run", str(SCENARIO), "--out", str(out), "--no-progress", *sum((["--set", s] for s in
-                   [*SMALL, "run.steps=40", "algo.nash_gap=true"]), []), timeout=240)
+    sets = [*SMALL, "run.steps=40", "algo.nash_gap=true", "world.horizon=20"]
+    proc = run_cli("run", str(scenario), "--out", str(out), "--no-progress", *sum((["--set", s] for s in sets), []),
+                   timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     recs = metrics(out)
     pi_g = TablePolicy.load(out / "policy" / "pi_g.npz")
     pi_l = np.load(out / "policy" / "pi_l.npy")
-    sim = Simulator(WarehouseModel(), 20, 0).run(pi_g, pi_l, 5, [0, 1], 20, record=True)
+    model = load_scenario(scenario, sets).world.model
+    timing = model.local_transition
+    assert timing == ("current" if scenario == SCENARIO else "next")
+    loops = {json.loads(line)["player"] for line in (out / "policy" / "training.jsonl").read_text().splitlines()}
+    assert loops == ({"g+l"} if scenario == FIG6 else {"g", "l"})
+    sim = Simulator(model, 20, 0).run(pi_g, pi_l, 5, [0, 1], 20, record=True)
+    other = Simulator(model.model_copy(update={"local_transition": {"current": "next", "next": "current"}[timing]}),
+                      20, 0).run(pi_g, pi_l, 5, [0, 1], 20, record=True)
+    assert not np.array_equal(other.s_l, sim.s_l)  # the two timings are told apart
     for e in (0, 1):
         world = next(r for r in recs if r["kind"] == "world_episode" and r["episode"] == e)
         disp = next(r for r in recs if r["kind"] == "dispatcher_episode" and r["episode"] == e)
@@ -143,7 +156,9 @@ def test_distributed_run_replays_the_simulator(tmp_path):
         assert all(len(set(p)) == 5 for p in disp["polled"])  # exactly k distinct answers per step
         assert sorted(robots) == list(range(20))
         for i, rec in robots.items():
-            assert rec["zones"] == sim.s_l[e, :, i].tolist() and np.allclose(rec["r_l"], sim.r_l[e, :, i])
+            # "next": the last move would read s_g(horizon), which no broadcast carries; every reward is there
+            moves = 20 if timing == "current" else 19
+            assert rec["zones"] == sim.s_l[e, :moves + 1, i].tolist() and np.allclose(rec["r_l"], sim.r_l[e, :, i])
     returns = [e["return"] for e in episode_rewards(recs, 0.95)]
     assert np.allclose(returns, sim.returns)
     summary = json.loads((out / "summary.json").read_text())
@@ -295,8 +310,8 @@ def test_restarted_robot_rejoins_and_results_stay_finite(tmp_path, reap):
 
 
 def test_one_robot_step_in_plain_python_matches_the_vectorised_step():
-    """A robot process steps with local_step_one (plain Python): the same draws, actions, rewards and
-    zones as the simulator's vectorised local_step, bit for bit."""
+    """A robot process steps with local_act_one / local_move_one (plain Python): the same draws, actions,
+    rewards and zones as the simulator's vectorised local_step, bit for bit."""
     rng = np.random.default_rng(3)
     model = WarehouseModel(zones=5)
     pi_l_cdf = cdf(rng.dirichlet(np.ones(3), size=(5, 5)))
@@ -304,6 +319,7 @@ def test_one_robot_step_in_plain_python_matches_the_vectorised_step():
         seed, episode, robot, t = (int(v) for v in rng.integers(0, 2**31, 4))
         s_l, s_g = (int(v) for v in rng.integers(0, 5, 2))
         a, r, nxt = model.local_step(seed, episode, robot, t, np.array([s_l]), np.array([s_g]), pi_l_cdf)
-        assert model.local_step_one(seed, episode, robot, t, s_l, s_g, pi_l_cdf.tolist()) == (a[0], r[0], nxt[0])
+        a1, r1 = model.local_act_one(seed, episode, robot, t, s_l, s_g, pi_l_cdf.tolist())
+        assert (a1, r1, model.local_move_one(seed, episode, robot, t, s_l, s_g, a1)) == (a[0], r[0], nxt[0])
     for args in [(0, 1, 0, 0, 0), (2**63 - 1, 5, 2**40, 999, 7), (3, 4, -1, 2, -9)]:
         assert streams.uniform(*args) == streams.uniforms(*args)[0]

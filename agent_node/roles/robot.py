@@ -22,7 +22,8 @@ class RobotSettings(RoleSettings):
 
 
 class RobotRole(Role):
-    """Owns s_i; on StepBegin(t) takes step t with s_g(t); on Poll(t) answers with s_i(t).
+    """Owns s_i; on StepBegin(t) acts with s_g(t) and moves (with s_g(t), or on StepBegin(t+1) with s_g(t+1)
+    when the model's local_transition is "next"); on Poll(t) answers with s_i(t).
 
     Random draws come from the counter-based streams keyed by (seed, episode, robot, step), so the
     robot moves exactly as robot i of the single-process simulator does.
@@ -47,30 +48,47 @@ class RobotRole(Role):
         self.history = {0: self.zone}  # zone at the start of each recent step
         self.rewards: list[float | None] = []  # None: a step taken without knowing s_g
         self.zones: list[int] = [self.zone]
+        self.action: int | None = None  # a_i(t), drawn, its move still to come
 
     def catch_up(self, episode: int, target: int, step: int, sg: list[int]) -> None:
-        """Take every step before `target` not yet taken, reading s_g from the window sg, which
-        ends with s_g(step)."""
+        """Act at every step before `target` not yet acted at, and move as far as the window sg (which ends
+        with s_g(step)) allows: a move of step t reads s_g(t), or s_g(t + 1) for local_transition = "next"."""
         if episode != self.episode:
-            if 0 < self.t < self.cfg.horizon:  # the last broadcasts of the episode never came
+            if 0 < len(self.rewards) < self.cfg.horizon:  # the last broadcasts of the episode never came
                 self.report_episode()
             self.start_episode(episode)
+        ahead = 1 if self.model.local_transition == "next" else 0
         while self.t < min(target, self.cfg.horizon):
-            back = step - self.t  # sg[-1] is s_g(step)
-            known = back <= len(sg) - 1
-            if not known:  # missed more broadcasts than the window covers (or joined mid-episode):
-                self.desync_steps += 1  # move on with the oldest s_g known; the step's reward is not counted
-            s_g = sg[-1 - back] if known else sg[0]
-            _a, r, self.zone = self.model.local_step_one(self.ctx.seed, self.episode, self.index, self.t,
-                                                         self.zone, s_g, self.pi_l_cdf)
-            self.rewards.append(r if known else None)
-            self.t += 1
+            if self.action is None:
+                s_g, known = self.read(sg, step, self.t)
+                self.action, r = self.model.local_act_one(self.ctx.seed, self.episode, self.index, self.t,
+                                                          self.zone, s_g, self.pi_l_cdf)
+                self.rewards.append(r if known else None)
+                if ahead and len(self.rewards) == self.cfg.horizon:
+                    self.report_episode()  # the last move would read s_g(horizon), which no broadcast carries
+            if self.t + ahead > step:
+                break  # s_g(t + 1) is not out yet: the move waits for the next broadcast
+            if ahead:
+                s_g, known = self.read(sg, step, self.t + 1, count=self.rewards[-1] is not None)
+            self.zone = self.model.local_move_one(self.ctx.seed, self.episode, self.index, self.t, self.zone, s_g,
+                                                  self.action)
+            self.action, self.t = None, self.t + 1
             self.history[self.t] = self.zone
             self.history.pop(self.t - 64, None)
             if self.cfg.record_zones:
                 self.zones.append(self.zone)
             if self.t == self.cfg.horizon:
                 self.report_episode()
+
+    def read(self, sg: list[int], step: int, t: int, count: bool = True) -> tuple[int, bool]:
+        """s_g(t) from the window sg ending with s_g(step), and whether it was known: a robot that missed more
+        broadcasts than the window covers (or joined mid-episode) moves on with the oldest s_g it has, and the
+        step's reward is not counted (`count`: a step not yet counted as out of sync)."""
+        back = step - t
+        if back <= len(sg) - 1:
+            return sg[-1 - back], True
+        self.desync_steps += count
+        return sg[0], False
 
     def on_radio(self, msg: Message) -> None:
         body = msg.body
@@ -94,11 +112,11 @@ class RobotRole(Role):
         self.ctx.radio.send(DISPATCHER, PollReply(episode=body.episode, step=body.step, zone=zone))
 
     def on_stop(self) -> None:
-        if 0 < self.t < self.cfg.horizon:
+        if 0 < len(self.rewards) < self.cfg.horizon:
             self.report_episode()
 
     def report_episode(self) -> None:
-        """r_l of each step taken (fewer than horizon if the episode's last broadcasts were lost)."""
+        """r_l of each step acted at (fewer than horizon if the episode's last broadcasts were lost)."""
         values = {"episode": self.episode, "robot": self.index, "r_l": self.rewards}
         if self.cfg.record_zones:
             values["zones"] = self.zones

@@ -93,6 +93,8 @@ class RouterRole(Role):
             return Action(step=step), None
         if phase == "expert":
             return Action(step=step), {"probs": self.take_expert(arrays)}
+        if phase == "probe":  # a plan followed but not to the destination: pi(.|o) for the PDI, nothing kept
+            return Action(step=step), {"probs": self.probe(arrays)}
         if phase == "update":
             return Action(step=step, value=self.update(int(info["epoch"]), int(info["K"]))), None
         raise ValueError(f"unknown phase {phase!r}")
@@ -145,18 +147,26 @@ class RouterRole(Role):
         return np.asarray(points, np.float64)
 
     # ------------------------------------------------------------------ SED and HPO
-    def take_expert(self, arrays: dict) -> np.ndarray:
-        """Keep tau^{e,i} (replacing the previous one) and answer pi(.|o) at its observations (for the PDI)."""
+    def probe(self, arrays: dict) -> np.ndarray:
+        """pi(.|o) of the current (pre-update) policy at a followed plan's observations (spec §3.4)."""
         obs, mask = np.asarray(arrays["obs"], np.float32), np.asarray(arrays["mask"]).astype(bool)
         actions, rewards, xy = arrays["actions"], arrays["rewards"], np.asarray(arrays["xy"], np.float64)
         if not (len(obs) == len(mask) == len(actions) == len(rewards) == len(xy) - 1) or len(obs) == 0:
             raise ValueError("expert trajectory arrays disagree in length")
-        probs = self.ppo.probs(obs, mask)  # the current (pre-update) policy, spec §3.4
+        if obs.shape[1:] != (self.ppo.cfg.obs_dim,) or mask.shape[1:] != (self.ppo.cfg.n_actions,):
+            raise ValueError("expert trajectory arrays have the wrong width")
+        return self.ppo.probs(obs, mask).astype(np.float32)
+
+    def take_expert(self, arrays: dict) -> np.ndarray:
+        """Keep tau^{e,i} (replacing the previous one) and answer pi(.|o) at its observations (for the PDI)."""
+        probs = self.probe(arrays)
+        obs, mask = np.asarray(arrays["obs"], np.float32), np.asarray(arrays["mask"]).astype(bool)
+        actions, rewards, xy = arrays["actions"], arrays["rewards"], np.asarray(arrays["xy"], np.float64)
         self.dest_xy = xy[-1]
         self.expert = Trajectory(obs, mask, np.asarray(actions, np.int64), np.asarray(rewards, np.float64), True)
         self.expert_seq = self.sequence(list(obs), list(xy[:-1]))
         self.counts["experts"] += 1
-        return probs.astype(np.float32)
+        return probs
 
     def update(self, k: int, K: int) -> float:
         """Alg. 1 lines 20-23: alpha from the DTW of this epoch's episodes to the expert, then the hybrid update."""

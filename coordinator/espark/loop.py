@@ -147,14 +147,14 @@ class ESparkLoop:
             records = [self.draft_candidate(generator, it, k) for k in range(s.candidates)]
             train = dict(episodes=episodes, first=first, tests=0, init=start, evals=s.eval_episodes)
             runs = {}
-            for rec in records:
-                if rec.executable:
-                    path = self.run_dir / "espark" / f"{rec.key}.py"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(rec.code)
-                    runs[rec.key] = self.child(rec.key, code_file=str(path), **train)
             self.records += records
-            try:
+            try:  # from here on a stop (SIGTERM, Ctrl-C) still puts every drafted candidate on file
+                for rec in records:
+                    if rec.executable:
+                        path = self.run_dir / "espark" / f"{rec.key}.py"
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        path.write_text(rec.code)
+                        runs[rec.key] = self.child(rec.key, code_file=str(path), **train)
                 if runs:
                     print(f"[espark] iteration {it}: training {len(runs)} copies of {episodes} episodes "
                           f"({s.runs_at_a_time} at a time){' from the best weights' if start else ''}", flush=True)

@@ -22,7 +22,7 @@ class RoutingWorld(BaseModel):
     decisions_per_epoch: int = Field(1000, ge=1)  # paper: 10^3; the running episode is finished (spec §9.3)
     t_max: float = Field(2400.0, gt=0)  # episode limit in sim seconds (1 s steps)
     time_to_teleport: float = 300.0  # SUMO's default (spec §9.2); teleports are counted
-    test_episodes: int = Field(5, ge=0)  # greedy test episodes at the end, fresh background seeds (spec §9.15)
+    test_episodes: int = Field(20, ge=0)  # greedy test episodes at the end (the paper's "20 independent runs")
     test_stochastic: bool = True  # also as many test episodes with sampled actions (the spec's secondary figure)
     test_every: int = Field(0, ge=0)  # also a greedy test episode after every this many epochs (0: only at the end)
     trips_seed: int = 0  # the fixed OD pairs and departures, identical for all methods and seeds (spec §9.13)

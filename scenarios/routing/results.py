@@ -23,6 +23,16 @@ def _mean(rows: list[dict], key: str) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def _spread(prefix: str, rows: list[dict]) -> dict:
+    """Mean and standard deviation over the test episodes of each curve (the paper: "over 20 independent runs")."""
+    out = {}
+    for key, _label in CURVES:
+        values = [r[key] for r in rows if r.get(key) is not None]
+        out[f"{prefix}_{key}"] = float(np.mean(values)) if values else None
+        out[f"{prefix}_{key}_std"] = float(np.std(values)) if values else None
+    return out
+
+
 def summarize(run_dir: Path, metrics: list[dict]) -> dict:
     """summary.json's results: the final greedy tests, the last epoch's training figures, SED rounds, alpha."""
     train, test = episodes(metrics, "train"), episodes(metrics, "test")
@@ -35,10 +45,8 @@ def summarize(run_dir: Path, metrics: list[dict]) -> dict:
     write_csv(run_dir / "episodes.csv", [m for m in metrics if m.get("kind") == "routing_episode"])
     write_csv(run_dir / "sed_rounds.csv", rounds)
     return {
-        "test_reward": _mean(final_tests, "reward"), "test_travel_time": _mean(final_tests, "travel_time"),
-        "test_arrival_rate": _mean(final_tests, "arrival_rate"), "test_episodes": len(final_tests),
-        "test_stochastic_reward": _mean(sampled, "reward"), "test_stochastic_travel_time": _mean(sampled, "travel_time"),
-        "test_stochastic_arrival_rate": _mean(sampled, "arrival_rate"),
+        **_spread("test", final_tests), "test_episodes": len(final_tests),
+        **_spread("test_stochastic", sampled), "test_stochastic_episodes": len(sampled),
         "last_epoch": last_epoch, "train_reward_last_epoch": _mean(last, "reward"),
         "train_travel_time_last_epoch": _mean(last, "travel_time"),
         "train_arrival_rate_last_epoch": _mean(last, "arrival_rate"),

@@ -44,6 +44,14 @@ class Track:
             self.rewards.append(reward)
 
 
+def observation_text(obs, mask) -> str:
+    """An observation as the prompt shows it: where the vehicle is, where it goes, and the roads it may take."""
+    m_out = (len(obs) - 2) // 2
+    roads = [f"{j}: to junction {int(obs[2 + m_out + j])} (score {float(obs[2 + j]):.2f})"
+             for j in range(m_out) if mask[j]]
+    return f"at junction {int(obs[0])}, destination {int(obs[1])}; roads {'; '.join(roads) or 'none'}"
+
+
 @dataclass
 class Follower:
     """A plan-following agent in a subset rollout: its instruction list and where it is in it (function f)."""
@@ -93,6 +101,24 @@ class EpisodeResult:
     defaulted: int  # decisions the world had to take itself (no valid action in time)
     tracks: dict[int, Track] = field(default_factory=dict)
     followers: dict[int, Follower] = field(default_factory=dict)
+    visits: dict[int, list[tuple[float, int]]] = field(default_factory=dict)  # (time, junction) of each decision
+
+    def junction_at(self, agent: int, t: float) -> int | None:
+        """The junction of the agent's last decision at or before t (None: not yet on the road)."""
+        here = None
+        for when, junction in self.visits.get(agent, ()):
+            if when > t:
+                break
+            here = junction
+        return here
+
+    def external_state(self, t: int, subset, top: int = 3) -> str:
+        """The RVI's associated state at second t: the external agents whose reward fell most then, where they were."""
+        inside = set(subset)
+        hit = sorted((float(r[t]), a) for a, r in self.reward_series.items()
+                     if a not in inside and t < len(r) and np.isfinite(r[t]) and r[t] < 0)[:top]
+        parts = [f"agent {a} r={r:.2f} at junction {self.junction_at(a, t)}" for r, a in hit]
+        return "external agents hit hardest: " + ", ".join(parts) if parts else "no external agent lost reward"
 
     def record(self) -> dict:
         n = max(len(self.returns), 1)
@@ -118,6 +144,7 @@ class EpisodeRunner(AgentExchange):
         returns = {a: 0.0 for a in env.states}
         tracks = {a: Track() for a in followers}
         decisions, self.defaulted, self.applied = 0, 0, {}
+        self.visits = {a: [] for a in env.states}
         try:
             while not env.done:
                 if self.ep.stopping:
@@ -132,7 +159,7 @@ class EpisodeRunner(AgentExchange):
                 f.finish(env.t)
             return EpisodeResult(mode, returns, env.travel_times(), {a: s.arrived for a, s in env.states.items()},
                                  decisions, env.reward_series(), env.t, env.teleports, self.defaulted, tracks,
-                                 followers)
+                                 followers, self.visits)
         finally:
             env.close()
 
@@ -151,6 +178,7 @@ class EpisodeRunner(AgentExchange):
             expected.add(self.send_end(e, mode))
         for d in pending:
             returns[d.agent] += d.reward
+            self.visits[d.agent].append((env.t, d.junction))
             if d.agent in followers:
                 expert[d.agent] = followers[d.agent].action(d, env.t, self.nav, env.travel_time)
             expected.add(self.send_decision(d, mode, expert.get(d.agent, -1) if d.agent in followers else None))

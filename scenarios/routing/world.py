@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from ..step_driver import serve_world
 from .config import RoutingAlgo, RoutingWorld
 from .env import RoutingEnv
 from .maps import Trip
-from .rollout import EpisodeResult, EpisodeRunner, Follower
+from .rollout import EpisodeResult, EpisodeRunner, Follower, observation_text
 
 log = logging.getLogger("scenarios.routing")
 
@@ -141,7 +142,8 @@ class RoutingWorldProcess(EpisodeRunner):
                 return False
             self.episode += 1
             spans = {a: f.spans for a, f in followers.items()}
-            lines_rvi += rvi_pairs(result.reward_series, baseline, subset, spans, subset_id=j)
+            lines_rvi += rvi_pairs(result.reward_series, baseline, subset, spans, subset_id=j,
+                                   states=partial(result.external_state, subset=subset))
             for a, f in followers.items():
                 if f.stuck:
                     failures[a] = f"not followed to the end: {f.stuck}"
@@ -152,10 +154,12 @@ class RoutingWorldProcess(EpisodeRunner):
                 executed[a] = result.arrived[a] and not f.stuck
             probs = self.send_experts(k, result, executed)
             valid = {a: p for a, p in probs.items() if len(p)}
-            if valid:
+            if valid:  # every follower with expert steps, its vehicle home or not (Eq. 24: i in A_j)
                 track = result.tracks
                 lines_pdi += pdi_pairs(valid, {a: track[a].actions for a in valid}, {a: track[a].times for a in valid},
-                                       spans, subset_id=j)
+                                       spans, subset_id=j, states={a: [observation_text(o, m) for o, m in
+                                                                       zip(track[a].obs, track[a].masks)]
+                                                                   for a in valid})
             summaries += [self.summary(a, result, followers[a]) for a in followers]
         sed.feedback(format_feedback_lines(lines_rvi, lines_pdi), summaries, failures, gen.code)
         sed.end_round(k, gen, executed, subsets=subsets, rvi_pairs=len(lines_rvi),
@@ -171,16 +175,18 @@ class RoutingWorldProcess(EpisodeRunner):
         return not self.ep.stopping
 
     def send_experts(self, k: int, result: EpisodeResult, executed: dict[int, bool]) -> dict[int, np.ndarray]:
-        """tau^{e,i} to each follower whose plan took its vehicle home; their policies' pi(.|o) come back (PDI)."""
+        """tau^{e,i} to each follower whose plan took its vehicle home (phase "expert": kept for training); the
+        other followers' steps are only probed (phase "probe"); every policy's pi(.|o) comes back (PDI)."""
         out = {}
         for a, track in result.tracks.items():
-            if not executed.get(a) or not track.actions:
+            if not track.actions:
                 continue
             dest = self.env.node_xy[self.env.states[a].trip.destination_index]
             arrays = {"obs": np.asarray(track.obs, np.float32), "mask": np.asarray(track.masks, np.uint8),
                       "actions": np.asarray(track.actions, np.int64), "rewards": np.asarray(track.rewards, np.float64),
                       "xy": np.asarray([*track.xy, dest], np.float64)}
-            answer = self.request_all([a], {"phase": "expert", "epoch": k, "arrived": True}, {a: arrays})
+            phase = "expert" if executed.get(a) else "probe"
+            answer = self.request_all([a], {"phase": phase, "epoch": k, "arrived": bool(executed.get(a))}, {a: arrays})
             probs = answer.get(a, (None, {}))[1].get("probs")
             ok = probs is not None and np.shape(probs) == (len(track.actions), 4) and np.all(np.isfinite(probs))
             if probs is not None and not ok:

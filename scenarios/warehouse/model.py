@@ -27,6 +27,9 @@ class WarehouseModel(BaseModel):
     global_reward: Literal["paper", "repo"] = "paper"  # r_g = 4 - |s_g - a_g| (paper) or 1.0 (released code)
     init: Literal["dirichlet", "uniform"] = "dirichlet"  # population law of the initial zones
     dirichlet_alpha: float = Field(0.3, gt=0)
+    # which s_g the robots' move reads: s_g(t) (the paper's Eq. 1, "current") or s_g(t+1) (the released code's
+    # evaluation, "next"); actions and local rewards read s_g(t) either way
+    local_transition: Literal["current", "next"] = "current"
 
     # ------------------------------------------------------------------ tables
     @property
@@ -113,22 +116,40 @@ class WarehouseModel(BaseModel):
         """s_i(0) for the given robot indices of one episode."""
         return streams.pick(self.population_cdf(seed, episode), streams.uniforms(seed, streams.LOCAL_INIT, episode, robots, 0))
 
-    def local_step(self, seed: int, episode, robots, t: int, s_l, s_g, pi_l_cdf: np.ndarray):
-        """One robot step (vectorised over robots): action from pi_l, local reward, next zone."""
+    def local_act(self, seed: int, episode, robots, t: int, s_l, s_g, pi_l_cdf: np.ndarray):
+        """The robots' actions a_i(t) ~ pi_l(.|s_i(t), s_g(t)) and local rewards (vectorised over robots)."""
         a = streams.pick(pi_l_cdf[s_l, s_g], streams.uniforms(seed, streams.LOCAL_ACTION, episode, robots, t))
-        r = self.r_l[s_l, s_g, a]
-        nxt = streams.pick(self.P_l_cdf[s_l, s_g, a], streams.uniforms(seed, streams.LOCAL_STEP, episode, robots, t))
-        return a, r, nxt
+        return a, self.r_l[s_l, s_g, a]
 
-    def local_step_one(self, seed: int, episode: int, robot: int, t: int, s_l: int, s_g: int,
-                       pi_l_cdf: list) -> tuple[int, float, int]:
-        """local_step for one robot on plain Python numbers (pi_l_cdf as nested lists: cdf(pi_l).tolist()):
+    def local_move(self, seed: int, episode, robots, t: int, s_l, s_g_move, a):
+        """s_i(t+1) ~ P_l(.|s_i(t), s_g_move, a_i(t)); s_g_move is s_g(t) or s_g(t+1) (`local_transition`)."""
+        return streams.pick(self.P_l_cdf[s_l, s_g_move, a], streams.uniforms(seed, streams.LOCAL_STEP, episode, robots, t))
+
+    def local_step(self, seed: int, episode, robots, t: int, s_l, s_g, pi_l_cdf: np.ndarray, s_g_next=None):
+        """One robot step (vectorised over robots): action from pi_l, local reward, next zone (s_g_next is read
+        by the move when local_transition = "next")."""
+        a, r = self.local_act(seed, episode, robots, t, s_l, s_g, pi_l_cdf)
+        return a, r, self.local_move(seed, episode, robots, t, s_l, self.move_reads(s_g, s_g_next), a)
+
+    def move_reads(self, s_g, s_g_next):
+        """The global state the robots' move reads."""
+        if self.local_transition == "current":
+            return s_g
+        if s_g_next is None:
+            raise ValueError("local_transition = 'next': the move needs s_g(t+1)")
+        return s_g_next
+
+    def local_act_one(self, seed: int, episode: int, robot: int, t: int, s_l: int, s_g: int,
+                      pi_l_cdf: list) -> tuple[int, float]:
+        """local_act for one robot on plain Python numbers (pi_l_cdf as nested lists: cdf(pi_l).tolist()):
         the same draws and results, without numpy's per-call overhead (a robot process steps alone)."""
         a = streams.pick_one(pi_l_cdf[s_l][s_g], streams.uniform(seed, streams.LOCAL_ACTION, episode, robot, t))
-        r = self._r_l_list[s_l][s_g][a]
-        nxt = streams.pick_one(self._P_l_cdf_list[s_l][s_g][a],
-                               streams.uniform(seed, streams.LOCAL_STEP, episode, robot, t))
-        return a, r, nxt
+        return a, self._r_l_list[s_l][s_g][a]
+
+    def local_move_one(self, seed: int, episode: int, robot: int, t: int, s_l: int, s_g_move: int, a: int) -> int:
+        """local_move for one robot on plain Python numbers."""
+        return streams.pick_one(self._P_l_cdf_list[s_l][s_g_move][a],
+                                streams.uniform(seed, streams.LOCAL_STEP, episode, robot, t))
 
     @property
     @_cached

@@ -61,10 +61,11 @@ class Simulator:
             polled = np.stack([draw_polls(g, n, k) for g in polls])
             counts = zone_counts(s_l[rows, polled], m.zones)
             a_g = np.asarray(pi_g(s_g, counts), dtype=np.int64)
-            _a_l, r_l, s_l_next = m.local_step(seed, eps[:, None], robots[None, :], t, s_l, s_g[:, None], pi_l_cdf)
+            s_g_next = m.global_step(seed, eps, t, s_g, a_g)
+            _a_l, r_l, s_l_next = m.local_step(seed, eps[:, None], robots[None, :], t, s_l, s_g[:, None], pi_l_cdf,
+                                               s_g_next[:, None])
             rewards[:, t] = m.r_g[s_g, a_g] + r_l.mean(axis=1)
             hits[:, t] = a_g == zone_counts(s_l, m.zones).argmax(axis=1)
-            s_g_next = m.global_step(seed, eps, t, s_g, a_g)
             if rec is not None:
                 rec["a_g"].append(a_g)
                 rec["polled"].append(polled)

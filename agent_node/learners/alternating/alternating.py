@@ -48,6 +48,12 @@ class AlternatingConfig(BaseModel):
     eval_horizon: int = Field(100, ge=1)
     seed: int = 0  # training randomness (G-LEARN draws, L-PS episodes)
     eval_seed: int = 1  # the fixed evaluation set of UPDATE (simulator seed; episodes 0..eval_rollouts-1)
+    # the outer loop: UPDATE (the paper), or the released code's (`released_loop`: n_steps iterations of G-LEARN
+    # then L-LEARN, a rollout check keeps the best pair, reverts when worse by check_rtol, stops on a plateau)
+    loop: Literal["update", "released"] = "update"
+    check_rollouts: int = Field(20, ge=1)
+    check_horizon: int = Field(30, ge=1)
+    check_rtol: float = Field(0.01, ge=0)
 
     @property
     def eta_0(self) -> float:
@@ -127,7 +133,7 @@ class AlternatingResult:
     value: float  # Phi estimate of the returned pair on the evaluation set
     initial_value: float
     log: list[RoundRecord]
-    stop: str  # "terminated" (a sweep with no accepted proposal) or "n_steps"
+    stop: str  # "terminated" (a sweep with no accepted proposal), "n_steps", or "plateau" (the released loop)
     sweeps: int
     seconds: float
     g_samples: int = 0  # generative-model samples used by all G-LEARN calls
@@ -187,6 +193,39 @@ def alternate(propose_g: Proposer, propose_l: Proposer, evaluate: Evaluator, pi_
     return LoopOutcome(pi_g, pi_l, log, "n_steps", sweep, cur, initial)
 
 
+def released_loop(propose_g: Proposer, propose_l: Proposer, evaluate: Evaluator, pi_g: GlobalPolicy,
+                  pi_l: np.ndarray, *, n_steps: int, rtol: float, check: Callable[[int, Any, np.ndarray], float],
+                  on_record: Callable[[RoundRecord], None] | None = None) -> LoopOutcome:
+    """The released code's AlternatingMARL.train: per iteration pi_g = G-LEARN(pi_l), then pi_l = L-LEARN(pi_g)
+    (always taken: its best starts at -inf); check(iteration, pi_g, pi_l), a short rollout value, keeps the best
+    pair, reverts to it when worse by more than rtol, and stops when two successive checks differ by < rtol.
+    `evaluate` gives the returned pair's per-episode returns on the evaluation set, as UPDATE reports them."""
+    initial = float(np.mean(evaluate(pi_g, pi_l)))
+    best, best_pair, values, log = -math.inf, (pi_g, pi_l), [], []
+    stop, it = "n_steps", 0
+    for it in range(n_steps):
+        t0 = time.perf_counter()
+        pi_g, g_info = propose_g(pi_g, pi_l)
+        pi_l, l_info = propose_l(pi_g, pi_l)
+        t1 = time.perf_counter()
+        value = check(it, pi_g, pi_l)
+        values.append(value)
+        decision = "best" if value > best else "revert" if value < best - abs(best) * rtol else "keep"
+        rec = RoundRecord(it + 1, "g+l", decision, value, best, value - best if math.isfinite(best) else 0.0, 0.0,
+                          0.0, t1 - t0, time.perf_counter() - t1, {"g": g_info, "l": l_info})
+        log.append(rec)
+        if on_record is not None:
+            on_record(rec)
+        if decision == "best":
+            best, best_pair = value, (pi_g, pi_l)
+        elif decision == "revert":
+            pi_g, pi_l = best_pair
+        if len(values) >= 2 and abs(values[-1] - values[-2]) < rtol * max(abs(values[-2]), 1e-6):
+            stop = "plateau"
+            break
+    return LoopOutcome(pi_g, pi_l, log, stop, it + 1, np.asarray(evaluate(pi_g, pi_l), dtype=float), initial)
+
+
 def alternating_marl(model: WarehouseModel, config: AlternatingConfig | None = None, *,
                      log_path: str | Path | None = None, g_learn_fn: Callable | None = None,
                      l_learn_fn: Callable | None = None) -> AlternatingResult:
@@ -230,11 +269,18 @@ def alternating_marl(model: WarehouseModel, config: AlternatingConfig | None = N
             handle.write(json.dumps(asdict(rec), default=_jsonable) + "\n")
             handle.flush()
 
+    start = initial_dispatcher(cfg.init_pi_g, cfg.k, model.zones), uniform_local_policy(model.zones)
     try:
-        pi_g, pi_l, log, stop, sweeps, cur, initial = alternate(
-            propose_g, propose_l, evaluator, initial_dispatcher(cfg.init_pi_g, cfg.k, model.zones),
-            uniform_local_policy(model.zones),
-            n_steps=cfg.n_steps, eta_0=cfg.eta_0, delta=cfg.delta, on_record=on_record)
+        if cfg.loop == "released":
+            pi_g, pi_l, log, stop, sweeps, cur, initial = released_loop(
+                propose_g, propose_l, evaluator, *start, n_steps=cfg.n_steps, rtol=cfg.check_rtol,
+                check=lambda it, g, l_: float(Simulator(model, cfg.n, 1000 + it).run(
+                    g, l_, cfg.k, np.arange(cfg.check_rollouts), cfg.check_horizon).returns.mean()),
+                on_record=on_record)
+        else:
+            pi_g, pi_l, log, stop, sweeps, cur, initial = alternate(
+                propose_g, propose_l, evaluator, *start,
+                n_steps=cfg.n_steps, eta_0=cfg.eta_0, delta=cfg.delta, on_record=on_record)
     finally:
         if handle is not None:
             handle.close()

@@ -204,6 +204,12 @@ def g_learn(model: WarehouseModel, pi_l: np.ndarray, k: int, *, m: int = 30, see
         raise ValueError(f"unknown estimator {estimator!r}")
     sample_seconds = time.perf_counter() - start
 
+    if model.local_transition == "next":  # b' is drawn with s_g' (the robots' move reads s_g(t + 1)): E[s', s', b]
+        expected_now, diag = expected_v, np.arange(zones_g)
+
+        def expected_v(v):  # noqa: F811 - the same estimate, read at s_g = s'
+            return np.broadcast_to(expected_now(v)[diag, diag][None], (zones_g,) + v.shape)
+
     q = np.zeros_like(reward) if q_init is None else np.ascontiguousarray(np.transpose(q_init, (0, 2, 1)), dtype)
     if q.shape != reward.shape:
         raise ValueError(f"q_init must be {reward.transpose(0, 2, 1).shape}, got {np.shape(q_init)}")

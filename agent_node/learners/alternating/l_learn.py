@@ -133,8 +133,11 @@ def mfvi_q(model: WarehouseModel, pi_g: GlobalPolicy, k: int, *, pi_l: np.ndarra
     q = model.r_l.copy()
     iters = 0
     for iters in range(1, max_iters + 1):
-        w = p_eff @ v  # w[s_g, s_l'] = sum_{s_g'} P_eff(s_g'|s_g) v[s_g', s_l']
-        q = model.r_l + gamma * np.einsum("lgay,gy->lga", model.P_l, w)
+        if model.local_transition == "next":  # the move reads s_g': sum_{s_g'} P_eff(s_g'|s_g) P_l(y|l, s_g', a) v[s_g', y]
+            q = model.r_l + gamma * np.einsum("gh,lhay,hy->lga", p_eff, model.P_l, v)
+        else:
+            w = p_eff @ v  # w[s_g, s_l'] = sum_{s_g'} P_eff(s_g'|s_g) v[s_g', s_l']
+            q = model.r_l + gamma * np.einsum("lgay,gy->lga", model.P_l, w)
         v_new = q.max(axis=-1).T
         delta = np.abs(v_new - v).max()
         v = v_new

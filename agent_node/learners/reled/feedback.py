@@ -1,7 +1,7 @@
 """SED feedback: RVI pairs R^j (Eqs. 17-19), PDI pairs K^j (Eqs. 20-24) and prompt lines (spec §3.3-3.5, §9.4-9.5)."""
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,12 +91,13 @@ def violation_steps(r_ext_hat: Sequence[float], threshold: float) -> np.ndarray:
 def rvi_pairs(expert_rollout: Mapping[Hashable, Sequence[float]],
               policy_rollouts: Sequence[Mapping[Hashable, Sequence[float]]], subset: Sequence[Hashable],
               instructions: Mapping[Hashable, Sequence[InstructionSpan]], subset_id: int = 0,
-              states: Mapping[int, str] | None = None) -> list[RVIPair]:
+              states: Callable[[int], str | None] | None = None) -> list[RVIPair]:
     """R^j (Eq. 19): each violating step t in T^j paired with the instruction active at t for every i in A_j.
 
     expert_rollout / policy_rollouts: per-agent reward series r_t^i on the shared clock (index t = sim second,
     RECOMMEND §9.4), from tau_hat (Eq. 16) and from tau_tilde = tau^a. Agents with no active instruction at t
-    contribute no pair (Eq. 19 needs a k). states: optional text of the state at t, for the prompt.
+    contribute no pair (Eq. 19 needs a k). states(t): the text of the state at t for the prompt (the paper's
+    "associated states"; the routing world names the external agents whose reward fell most, and where they are).
     """
     r_hat = external_rewards(expert_rollout, subset)
     thr = rvi_threshold(policy_rollouts, subset)
@@ -106,7 +107,7 @@ def rvi_pairs(expert_rollout: Mapping[Hashable, Sequence[float]],
             k = active_instruction(instructions.get(i, ()), float(t))
             if k is not None:
                 out.append(RVIPair(subset_id, int(t), float(abs(r_hat[t])), thr, i, k, instructions[i][k].text,
-                                   None if states is None else states.get(int(t))))
+                                   None if states is None else states(int(t))))
     return out
 
 
@@ -114,12 +115,13 @@ def pdi_pairs(policy_probs: Mapping[Hashable, np.ndarray], expert_actions: Mappi
               decision_times: Mapping[Hashable, Sequence[float]],
               instructions: Mapping[Hashable, Sequence[InstructionSpan]], subset_id: int = 0,
               states: Mapping[Hashable, Sequence[str]] | None = None, floor: float = PROB_FLOOR) -> list[PDIPair]:
-    """K^j (Eqs. 22-24): one entry per i in A_j (the keys of policy_probs).
+    """K^j (Eqs. 22-24): one entry per i in A_j with expert steps (the keys of policy_probs).
 
     policy_probs[i]: (T_i, n_actions) distributions pi^i(.|o_t) of the CURRENT policy at agent i's expert
     observations (masked the same way as the expert, §3.4); expert_actions[i]: u_t^i; decision_times[i]: the
     time of each decision on the instruction clock. D_KL^max = max_t -ln max(pi^i(u_t|o_t), floor) (Eq. 22),
     t* = first argmax (Eq. 23). An agent with no instruction active at t* keeps its entry with instruction None.
+    states[i][t]: the text of agent i's observation at its step t (the "associated state" of t*).
     """
     out = []
     for i, probs in policy_probs.items():
