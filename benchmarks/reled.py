@@ -167,12 +167,13 @@ def main() -> int:
         w.writeheader()
         w.writerows(per_epoch)
 
-    print(f"\n{'variant':16} {'final reward':>16} {'travel time':>12} {'arrival':>8} {'greedy test':>12} "
+    print(f"\n{'variant':16} {'final reward':>16} {'travel time':>12} {'arrival':>8} {'greedy test (sd)':>18} "
           f"{'sampled test':>12} {'exec rate':>9} {'wall s':>7}")
     for v, r in results.items():
         f = lambda k, fmt: "-" if r.get(k) is None else format(r[k], fmt)  # noqa: E731
         print(f"{v:16} {f('final_reward', '.1f'):>8}±{f('final_reward_sd', '.1f'):<7} {f('final_travel_time', '.0f'):>12} "
-              f"{f('final_arrival_rate', '.2f'):>8} {f('test_reward', '.1f'):>12} {f('test_stochastic_reward', '.1f'):>12} "
+              f"{f('final_arrival_rate', '.2f'):>8} {f('test_reward', '.1f'):>10} ({f('test_reward_std', '.1f'):>5}) "
+              f"{f('test_stochastic_reward', '.1f'):>12} "
               f"{f('execution_rate', '.2f'):>9} {f('wall_s', '.0f'):>7}")
     gains = {v: gain(results, v) for v in results if v != "ippo"}
     for v, g in gains.items():
