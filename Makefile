@@ -11,7 +11,7 @@ $(BIN)/python:
 
 # the MQTT broker the MQTT tests start (Debian's mosquitto 2.0.11); as root or through sudo
 MOSQUITTO_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mosquitto
-# bubblewrap (bwrap): the OS sandbox around LLM-written code (agent_node/sandbox/); without it that code is refused
+# bubblewrap (bwrap): the OS sandbox around LLM-written code (scenarios/sandbox/); without it that code is refused
 BWRAP_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends bubblewrap
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

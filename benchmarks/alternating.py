@@ -68,8 +68,8 @@ from agent_node.learners.alternating.g_learn import paper_sweeps  # noqa: E402
 from agent_node.learners.alternating.nash_gap import (  # noqa: E402
     ModeOfSample, UniformRandomDispatcher, full_information_dispatcher, global_gap, local_gap)
 from scenarios.config import load_scenario  # noqa: E402
-from scenarios.warehouse.model import WarehouseModel  # noqa: E402
-from scenarios.warehouse.simulator import Simulator  # noqa: E402
+from agent_node.warehouse.model import WarehouseModel  # noqa: E402
+from agent_node.warehouse.simulator import Simulator  # noqa: E402
 
 PAPER_CURVE = {1: 83.3, 2: 85.0, 5: 85.9, 10: 87.8, 20: 90.2, 35: 92.0, 50: 93.1}  # Fig. 6 (repo figure); 35 ~
 TARGET_TOL, TARGET_SETTING = 0.02, "figure"

@@ -103,7 +103,7 @@ def replay(preset: str, n: int, k: int, episodes: int, out_root: Path) -> dict:
     from agent_node.learners.alternating.g_learn import TablePolicy
     from scenarios.config import load_scenario
     from scenarios.warehouse.results import episode_rewards
-    from scenarios.warehouse.simulator import Simulator
+    from agent_node.warehouse.simulator import Simulator
 
     scenario, run_dir = PRESETS[preset], out_root / f"{preset}_n{n}_k{k}"
     horizon = load_scenario(scenario, []).world.horizon

@@ -7,7 +7,7 @@ Every cell is a real `netmarl run` of scenarios/signals_espark.toml or scenarios
 - inventory (MABIM-style Standard-100, Lower-100): IPPO, random pruning, eSpark with the paper's own function
   (Fig. 21, scenarios/espark_functions/mabim_paper_fig21.py), with the hand-written ones and with the local LLM.
 Every method of a (task, seed) trains the same number of episodes on the same traffic / demand seeds, with
-eSpark's IPPO settings (coordinator/espark/settings.py); tests are greedy and unmasked, as the paper deploys.
+eSpark's IPPO settings (scenarios/espark/settings.py); tests are greedy and unmasked, as the paper deploys.
 The eSpark runs skip their own IPPO twin (compare_ippo = false): the IPPO row is that twin, run once.
 
 A cell whose run folder holds an "ok" summary.json is not run again, so the same command goes on where it

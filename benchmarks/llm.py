@@ -19,9 +19,9 @@ sys.path[:0] = [p for p in (str(ROOT), str(ROOT / "benchmarks")) if p not in sys
 
 import numpy as np  # noqa: E402
 
-from agent_node.sandbox import PersistentWorker, Sandbox, SandboxLimits  # noqa: E402
-from coordinator.llm import LLMClient, LLMConfig, check_contract, extract_code  # noqa: E402
-from coordinator.llm.local_server import LocalServer, LocalServerError  # noqa: E402
+from scenarios.sandbox import PersistentWorker, Sandbox, SandboxLimits  # noqa: E402
+from scenarios.llm import LLMClient, LLMConfig, check_contract, extract_code  # noqa: E402
+from scenarios.llm.local_server import LocalServer, LocalServerError  # noqa: E402
 from llm_tasks import TASKS  # noqa: E402
 
 SYSTEM = "You are a careful Python programmer. Reply with exactly one ```python code block and nothing else."

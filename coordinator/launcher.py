@@ -17,20 +17,13 @@ from multiprocessing import forkserver
 from multiprocessing import process as mp_process
 from pathlib import Path
 
+from protocols.processes import die_with_parent
+
 log = logging.getLogger("coordinator.launcher")
 
 PRELOAD = ["agent_node.node", "agent_node.roles.robot", "netsim.medium", "scenarios.world",
            "scenarios.warehouse.world", "numpy.random"]  # numpy.random: every agent draws from its own stream
-PR_SET_PDEATHSIG = 1
 M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-def die_with_parent() -> None:
-    """Ask Linux to send this process SIGTERM when its parent dies (no orphans); elsewhere a no-op."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
 
 
 def _child_main(name: str, target: str, kwargs: dict, log_path: str) -> None:

@@ -16,8 +16,8 @@ from agent_node.learners.alternating.g_learn import TablePolicy, g_learn
 from agent_node.learners.alternating.l_learn import l_learn, l_mfvi, l_ps
 from agent_node.learners.alternating.nash_gap import (ModeOfSample, RescaledDispatcher, UniformRandomDispatcher,
                                                       global_gap, local_gap, paired_gap, score_dispatchers)
-from scenarios.warehouse.model import WarehouseModel, deterministic_local_policy, uniform_local_policy
-from scenarios.warehouse.simulator import Simulator
+from agent_node.warehouse.model import WarehouseModel, deterministic_local_policy, uniform_local_policy
+from agent_node.warehouse.simulator import Simulator
 
 TINY = WarehouseModel(zones=2)
 SMALL = WarehouseModel(zones=3)

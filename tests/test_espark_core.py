@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from coordinator.espark import prompts as P
-from coordinator.espark.candidates import (MABIM_SIGNATURE, TSC, apply_mask, mabim_sample_inputs,
+from scenarios.espark.candidates import (MABIM_SIGNATURE, TSC, apply_mask, mabim_sample_inputs,
                                            validate_candidate)
 from coordinator.espark.evolution import (INITIAL_WEIGHTS, CandidateRecord, CheckResult, RunRecorder,
-                                          random_pruning_mask, reflection_stats, retention, select_best)
+                                          reflection_stats, retention, select_best)
+from scenarios.espark.masker import random_pruning_mask
 from scenarios.inventory.config import ACTION_MULTIPLES, N_ACTIONS
 
 SAMPLES = [mabim_sample_inputs(2, 5, ACTION_MULTIPLES, seed=s, current_step=10 * s) for s in range(3)]
@@ -55,7 +56,7 @@ def test_batch_rejects_broken_candidates_with_cause_and_keeps_the_others():
 
 
 def test_timeout_and_tsc_contract():
-    from agent_node.sandbox import SandboxLimits
+    from scenarios.sandbox import SandboxLimits
     slow = validate_candidate(SLOW, SAMPLES[:1], N_ACTIONS, SandboxLimits(cpu_s=1, wall_s=2, memory_mb=128))
     assert not slow.accepted and slow.cause == "timeout"
     inter = [{"stop_car_num": [0, 3, 0, 1, 0, 0, 2, 0]}, {"stop_car_num": [1, 0, 0, 0, 0, 0, 0, 0]}]
@@ -87,7 +88,7 @@ def test_apply_mask_fallback_counts_fully_masked_agents():
 
 
 def _rec(i, k, scores, ok=True, weights=None):
-    from coordinator.espark.candidates import Validation
+    from scenarios.espark.candidates import Validation
     return CandidateRecord(i, k, f"# cand {k}", CheckResult(True, 1), Validation(ok), scores, weights=weights)
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_cli, start_run, wait_for
-from coordinator.espark.candidates import TSC
-from coordinator.espark.masker import ExplorationSpec, TrainingMasks
+from scenarios.espark.candidates import TSC
+from scenarios.espark.masker import ExplorationSpec, TrainingMasks
 
 SCENARIO = ROOT / "scenarios" / "inventory_espark.toml"
 SMALL = ["world.episodes=4", "world.update_every=1", "world.test_episodes=1", "world.env.skus=12",

@@ -3,7 +3,7 @@ says, and the printed axis=1 raises at its first call, as the transcription's no
 import numpy as np
 from conftest import ROOT
 
-from coordinator.espark.candidates import mabim_sample_inputs, validate_candidate
+from scenarios.espark.candidates import mabim_sample_inputs, validate_candidate
 from scenarios.inventory.config import ACTION_MULTIPLES, N_ACTIONS
 
 FIG21 = ROOT / "scenarios" / "espark_functions" / "mabim_paper_fig21.py"

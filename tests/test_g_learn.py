@@ -12,8 +12,8 @@ import pytest
 from agent_node.learners.alternating.g_learn import (TIE_TOL, TablePolicy, exact_kernel, g_learn, greedy,
                                                      local_marginals, paper_sweeps, sample_next_histograms)
 from agent_node.learners.alternating.histograms import enumerate_counts, n_histograms, rank_counts, rescale_counts
-from scenarios.warehouse.model import WarehouseModel, uniform_local_policy
-from scenarios.warehouse.simulator import Simulator
+from agent_node.warehouse.model import WarehouseModel, uniform_local_policy
+from agent_node.warehouse.simulator import Simulator
 
 g_learn_module = importlib.import_module("agent_node.learners.alternating.g_learn")  # the module, for monkeypatch
 

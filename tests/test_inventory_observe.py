@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from agent_node.learners.reled.ppo import HybridPPO, PPOConfig
-from coordinator.espark.candidates import _MABIM_PRELUDE, MABIM, validate_candidate
+from scenarios.espark.candidates import _MABIM_PRELUDE, MABIM, validate_candidate
 from scenarios.inventory.config import ACTION_MULTIPLES, N_ACTIONS, DemandConfig, InventoryConfig
 from scenarios.inventory.model import InventoryEnv
 from scenarios.inventory.observe import OBS_DIM, mabim_inputs, observe

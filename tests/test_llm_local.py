@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from agent_node.sandbox import Sandbox, SandboxLimits
-from coordinator.llm import LLMClient, LLMConfig, Recorder, check_contract, extract_code
-from coordinator.llm.local_server import LocalServer, LocalServerError, model_path
+from scenarios.sandbox import Sandbox, SandboxLimits
+from scenarios.llm import LLMClient, LLMConfig, Recorder, check_contract, extract_code
+from scenarios.llm.local_server import LocalServer, LocalServerError, model_path
 
 PROMPT = [{"role": "system", "content": "You write Python code."},
           {"role": "user", "content": "Write a Python function add(a, b) that returns the sum of a and b. "
@@ -56,8 +56,8 @@ def test_missing_model_is_a_clear_error():
 def test_service_starts_the_local_default_records_and_reports_rounds(tmp_path):
     """No endpoint configured: the service starts the packaged model itself; a round of attempts lands in
     llm.jsonl and in one metrics record with extraction and execution rates, and stops the server."""
-    from coordinator.llm import Conversation
-    from coordinator.llm.service import LLMService
+    from scenarios.llm import Conversation
+    from scenarios.llm.service import LLMService
 
     records = []
     cfg = LLMConfig(backend="local", max_tokens=200, timeout_s=120)

@@ -10,11 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from conftest import free_port
 
-from coordinator.llm import (
+from scenarios.llm import (
     Conversation, LLMAuthError, LLMClient, LLMConfig, LLMUnavailable, Recorder, ReplayBackend, ReplayMiss,
     check_contract, extract_code, feedback_text, request_hash,
 )
-from coordinator.llm.conversation import TRUNCATION_MARKER
+from scenarios.llm.conversation import TRUNCATION_MARKER
 
 needs_openai = pytest.mark.skipif(importlib.util.find_spec("openai") is None, reason="openai package not installed")
 

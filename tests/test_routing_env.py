@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from coordinator.sed.navigation import Navigator
+from scenarios.routing.sed.navigation import Navigator
 from scenarios.grid_map import build_grid
 from scenarios.routing.env import RoutingEnv
 from scenarios.routing.maps import Trip

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent_node.sandbox import PersistentWorker, Sandbox, SandboxLimits
+from scenarios.sandbox import PersistentWorker, Sandbox, SandboxLimits
 
 FAST = SandboxLimits(cpu_s=1, wall_s=5, memory_mb=128)
 ROOT = Path(__file__).resolve().parents[1]
@@ -321,7 +321,7 @@ def test_parent_environment_cannot_be_read(tmp_path):
     script = textwrap.dedent(f"""
         import json, os, sys
         sys.path.insert(0, {str(ROOT)!r})
-        from agent_node.sandbox import Sandbox, SandboxLimits
+        from scenarios.sandbox import Sandbox, SandboxLimits
         src = {(ESCAPE + body)!r}
         res = Sandbox(SandboxLimits(cpu_s=2, wall_s=10)).run_once(src, "f", [[os.getpid(), os.getppid()]])
         print(json.dumps({{"ok": res.ok, "value": res.value, "message": res.message, "tb": res.traceback}}))
@@ -548,7 +548,7 @@ def test_forged_reply_frame_is_bad_output():
     b"\x81\xa2ok",                                     # truncated
 ])
 def test_decode_reply_rejects_malformed_frames(frame):
-    from agent_node.sandbox.runner import decode_reply
+    from scenarios.sandbox.runner import decode_reply
     with pytest.raises(ValueError):
         decode_reply(frame)
 
@@ -560,7 +560,7 @@ def test_refused_when_bwrap_is_missing(tmp_path):
         Sandbox(limits).run_once("def f():\n    return 1\n", "f")
     with pytest.raises(RuntimeError, match="bubblewrap"):
         PersistentWorker("def f():\n    return 1\n", "f", limits)
-    from agent_node.sandbox import SandboxUnavailable
+    from scenarios.sandbox import SandboxUnavailable
     with pytest.raises(SandboxUnavailable):
         Sandbox(limits).run_once("def f():\n    return 1\n", "f")
 
@@ -576,7 +576,7 @@ def test_refused_when_bwrap_fails_its_probe(tmp_path):
 
 def test_unisolated_opt_out_warns_every_start(caplog):
     limits = FAST.model_copy(update={"isolation": "none"})
-    with caplog.at_level(logging.WARNING, logger="agent_node.sandbox"):
+    with caplog.at_level(logging.WARNING, logger="scenarios.sandbox"):
         res = run("def f():\n    return 41 + 1\n", limits=limits)
         run("def f():\n    return 1\n", limits=limits)
     assert res.ok and res.value == 42 and res.isolated is False and res.network_isolated is False

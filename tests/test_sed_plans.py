@@ -6,9 +6,9 @@ import math
 import pytest
 import sumolib
 
-from agent_node.sandbox.limits import SandboxLimits
-from coordinator.sed.navigation import SANDBOX_PRELUDE, Navigator, road_graph
-from coordinator.sed.plans import Instruction, PlanOutcome, execute_plans, scripted_plan_code
+from scenarios.sandbox.limits import SandboxLimits
+from scenarios.routing.sed.navigation import SANDBOX_PRELUDE, Navigator, road_graph
+from scenarios.routing.sed.plans import Instruction, PlanOutcome, execute_plans, scripted_plan_code
 from scenarios.grid_map import build_grid
 from scenarios.routing_env import junction_ids, junction_index, outgoing_options
 

@@ -10,10 +10,10 @@ import pytest
 
 from conftest import ROOT, metrics, node_info, run_cli, start_run, wait_for
 from scenarios.config import ConfigError, load_scenario
-from scenarios.warehouse import streams
-from scenarios.warehouse.model import WarehouseModel, cdf, uniform_local_policy
+from agent_node.warehouse import streams
+from agent_node.warehouse.model import WarehouseModel, cdf, uniform_local_policy
 from scenarios.warehouse.results import episode_rewards
-from scenarios.warehouse.simulator import Simulator, draw_polls, zone_counts
+from agent_node.warehouse.simulator import Simulator, draw_polls, zone_counts
 
 SCENARIO = ROOT / "scenarios" / "warehouse_alternating.toml"
 FIG6 = ROOT / "scenarios" / "warehouse_alternating_fig6.toml"
@@ -238,7 +238,7 @@ def test_dispatcher_counts_only_answers_to_open_polls():
     from agent_node.roles.base import NodeContext
     from agent_node.roles.dispatcher import DispatcherRole
     from protocols.messages import Poll, PollReply
-    from scenarios.warehouse.layout import robot_id, robot_index
+    from agent_node.warehouse.layout import robot_id, robot_index
 
     sent: list = []
 

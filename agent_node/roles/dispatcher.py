@@ -8,10 +8,10 @@ import numpy as np
 from pydantic import Field
 
 from protocols.messages import Action, Message, Poll, PollReply, StepBegin
-from scenarios.warehouse import streams
-from scenarios.warehouse.layout import robot_id, robot_index, robot_index_or_none
-from scenarios.warehouse.model import WarehouseModel
-from scenarios.warehouse.simulator import draw_polls
+from agent_node.warehouse import streams
+from agent_node.warehouse.layout import robot_id, robot_index, robot_index_or_none
+from agent_node.warehouse.model import WarehouseModel
+from agent_node.warehouse.simulator import draw_polls
 
 from .base import Role, RoleSettings
 

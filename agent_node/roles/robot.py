@@ -5,8 +5,8 @@ import numpy as np
 from pydantic import Field
 
 from protocols.messages import Message, Poll, PollReply, StepBegin
-from scenarios.warehouse.layout import DISPATCHER, robot_index
-from scenarios.warehouse.model import WarehouseModel, cdf
+from agent_node.warehouse.layout import DISPATCHER, robot_index
+from agent_node.warehouse.model import WarehouseModel, cdf
 
 from .base import Role, RoleSettings
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .candidates import Validation
+from scenarios.espark.candidates import Validation
 
 INITIAL_WEIGHTS = "initial"  # the common random initialisation shared by every iteration-1 candidate (spec §9 A3)
 LAST_N = 5  # checkpoints averaged for selection (spec §9 A4; the released runner's last 5 validations)
@@ -106,21 +106,6 @@ def reflection_stats(component_series: dict[str, list], window: int = 0) -> dict
                  "late_mean": a[-h:].mean(0), "mean": a.mean(0)}
         out[name] = {k: (float(v) if np.ndim(v) == 0 else np.asarray(v).tolist()) for k, v in stats.items()}
     return out
-
-
-def random_pruning_mask(rng: np.random.Generator, n_actions: int, keep_fraction: float = 0.7,
-                        shape: tuple[int, ...] = (), avail=None) -> np.ndarray:
-    """Random-pruning baseline (spec §5.3, p = 0.3 masked): per agent keep round(keep_fraction * n) of the available
-    actions (at least one), chosen uniformly without replacement; call it at every decision. Bool (*shape, n)."""
-    if not 0.0 <= keep_fraction <= 1.0:
-        raise ValueError("keep_fraction must be in [0, 1]")
-    base = np.ones((*shape, n_actions), bool) if avail is None else np.broadcast_to(np.asarray(avail, bool),
-                                                                                     (*shape, n_actions))
-    keys = np.where(base, rng.random(base.shape), np.inf)  # unavailable actions sort last
-    n_avail = base.sum(-1, keepdims=True)
-    n_keep = np.minimum(np.maximum(np.round(keep_fraction * n_avail), 1), n_avail)
-    ranks = np.argsort(np.argsort(keys, axis=-1), axis=-1)
-    return (ranks < n_keep) & base
 
 
 class RunRecorder:

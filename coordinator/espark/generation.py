@@ -5,13 +5,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from coordinator.llm.extract import extract_code
-from coordinator.llm.service import LLMService, conversation_for
+from scenarios.llm.extract import extract_code
+from scenarios.llm.service import LLMService, conversation_for
 
 from .evolution import CheckResult
 from .prompts import (EnvDescription, checker_feedback, checker_review, checker_system, checker_user,
                       generator_system, generator_user, parse_verdict)
-from .settings import ESparkSettings
+from scenarios.espark.settings import ESparkSettings
 
 log = logging.getLogger("coordinator.espark")
 

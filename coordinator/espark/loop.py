@@ -12,18 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from coordinator.llm.service import LLMService
+from scenarios.llm.service import LLMService
 from coordinator.run_folder import check_new_run_dir, write_config
 from scenarios.config import ScenarioConfig
 
-from .candidates import Validation, validate_candidate
+from scenarios.espark.candidates import Validation, validate_candidate
 from .evolution import CandidateRecord, RunRecorder, reflection_stats, select_best, NO_RETENTION_STEP_FACTOR
 from .generation import Draft, Generator
 from .plots import plot_candidate_scores, plot_learning_curves, test_table
 from .prompts import reflection
 from .resume import finished_iterations
 from .runs import ChildRun, run_all
-from .settings import ESparkSettings
+from scenarios.espark.settings import ESparkSettings
 from .tasks import TASKS
 
 log = logging.getLogger("coordinator.espark")

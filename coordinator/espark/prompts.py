@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .candidates import MABIM_SIGNATURE, TSC_SIGNATURE
+from scenarios.espark.candidates import MABIM_SIGNATURE, TSC_SIGNATURE
 
 PASS_PREFIX = "Code passes check."
 FAIL_PREFIX = "Code fails to pass check."

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from scenarios.config import ConfigError, ScenarioConfig
 
-from .candidates import Validation
+from scenarios.espark.candidates import Validation
 from .evolution import REPLY_FILE, CandidateRecord, CheckResult
 from .runs import read_jsonl
-from .settings import ESparkSettings
+from scenarios.espark.settings import ESparkSettings
 
 
 @dataclass

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coordinator.launcher import die_with_parent
+from protocols.processes import die_with_parent
 from coordinator.run_folder import config_toml
 
 log = logging.getLogger("coordinator.espark")

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from .candidates import MABIM, TSC, Contract
+from scenarios.espark.candidates import MABIM, TSC, Contract
 from .prompts import EnvDescription, mabim_env, tsc_env
 
 

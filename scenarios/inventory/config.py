@@ -5,8 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from coordinator.espark.masker import ExplorationSpec
-from coordinator.espark.settings import ACCUMULATED_EPISODES, ESparkSettings
+from scenarios.espark.masker import ExplorationSpec
+from scenarios.espark.settings import ACCUMULATED_EPISODES, ESparkSettings
 
 # The 34 `demand_mean_discrete` multiples (spec §2.2): action a orders floor(ACTION_MULTIPLES[a] * mean demand).
 ACTION_MULTIPLES = (

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from agent_node.learners.reled.ppo import PPOConfig
 from agent_node.roles.stocker import StockerSettings
-from coordinator.espark.masker import ExplorationSpec
-from coordinator.espark.settings import IPPO_DEFAULTS
+from scenarios.espark.masker import ExplorationSpec
+from scenarios.espark.settings import IPPO_DEFAULTS
 
 from ..config import ScenarioConfig
 from ..plan import RunPlan

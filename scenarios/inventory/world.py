@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from coordinator.espark.candidates import MABIM
-from coordinator.espark.masker import TrainingMasks
+from scenarios.espark.candidates import MABIM
+from scenarios.espark.masker import TrainingMasks
 from protocols.endpoint import Endpoint
 from protocols.messages import Observation
 from protocols.security import Curve

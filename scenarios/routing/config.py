@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from coordinator.llm.config import LLMConfig
+from scenarios.llm.config import LLMConfig
 
 
 class RoutingWorld(BaseModel):

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent_node.learners.reled.feedback import InstructionSpan
-from coordinator.sed.navigation import Navigator
-from coordinator.sed.plans import PlanOutcome
+from scenarios.routing.sed.navigation import Navigator
+from scenarios.routing.sed.plans import PlanOutcome
 from protocols.messages import Observation
 
 from ..step_driver import AgentExchange, as_action

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from agent_node.learners.reled.feedback import format_feedback_lines, pdi_pairs, rvi_pairs
-from coordinator.sed.module import Generation, SedModule
-from coordinator.sed.navigation import road_graph
+from scenarios.routing.sed.module import Generation, SedModule
+from scenarios.routing.sed.navigation import road_graph
 from protocols.endpoint import Endpoint
 from protocols.security import Curve
 

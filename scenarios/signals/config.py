@@ -5,8 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from coordinator.espark.masker import ExplorationSpec
-from coordinator.espark.settings import ACCUMULATED_EPISODES, ESparkSettings
+from scenarios.espark.masker import ExplorationSpec
+from scenarios.espark.settings import ACCUMULATED_EPISODES, ESparkSettings
 
 from .maps import SIGNAL_MAPS
 

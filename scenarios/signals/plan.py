@@ -8,8 +8,8 @@ import numpy as np
 import sumolib
 
 from agent_node.learners.reled.ppo import PPOConfig
-from coordinator.espark.masker import ExplorationSpec
-from coordinator.espark.settings import IPPO_DEFAULTS
+from scenarios.espark.masker import ExplorationSpec
+from scenarios.espark.settings import IPPO_DEFAULTS
 from agent_node.roles.router import RouterSettings
 from agent_node.roles.signal_controller import SignalControllerSettings
 

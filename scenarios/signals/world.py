@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from coordinator.espark.candidates import TSC
-from coordinator.espark.masker import TrainingMasks
+from scenarios.espark.candidates import TSC
+from scenarios.espark.masker import TrainingMasks
 from protocols.endpoint import Endpoint
 from protocols.messages import Observation
 from protocols.security import Curve

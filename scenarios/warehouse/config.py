@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .model import WarehouseModel
+from agent_node.warehouse.model import WarehouseModel
 
 
 class WarehouseWorld(BaseModel):

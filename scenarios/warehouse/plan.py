@@ -13,8 +13,8 @@ from ..config import ScenarioConfig
 from ..plan import RunPlan
 from . import results
 from .config import WarehouseAlgo
-from .layout import DISPATCHER, robot_id
-from .model import uniform_local_policy
+from agent_node.warehouse.layout import DISPATCHER, robot_id
+from agent_node.warehouse.model import uniform_local_policy
 
 log = logging.getLogger("scenarios.warehouse")
 

@@ -12,7 +12,7 @@ from protocols.security import Curve
 
 from ..step_driver import StepDriver, serve_world
 from .config import WarehouseWorld
-from .layout import DISPATCHER, positions
+from agent_node.warehouse.layout import DISPATCHER, positions
 
 log = logging.getLogger("scenarios.warehouse")
 

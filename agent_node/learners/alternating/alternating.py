@@ -12,8 +12,8 @@ from typing import Any, Callable, Literal, NamedTuple
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from scenarios.warehouse.model import WarehouseModel, uniform_local_policy
-from scenarios.warehouse.simulator import GlobalPolicy, Simulator
+from agent_node.warehouse.model import WarehouseModel, uniform_local_policy
+from agent_node.warehouse.simulator import GlobalPolicy, Simulator
 
 from .l_learn import l_learn
 

@@ -8,7 +8,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from scenarios.warehouse.model import WarehouseModel
+from agent_node.warehouse.model import WarehouseModel
 
 from .histograms import count_table, enumerate_counts, n_histograms, rank_counts, rescale_counts
 

@@ -7,8 +7,8 @@ from typing import Literal
 
 import numpy as np
 
-from scenarios.warehouse.model import WarehouseModel, deterministic_local_policy
-from scenarios.warehouse.simulator import GlobalPolicy, Simulator
+from agent_node.warehouse.model import WarehouseModel, deterministic_local_policy
+from agent_node.warehouse.simulator import GlobalPolicy, Simulator
 
 N_ACTIONS = 3
 

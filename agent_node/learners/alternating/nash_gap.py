@@ -7,8 +7,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from scenarios.warehouse.model import WarehouseModel
-from scenarios.warehouse.simulator import GlobalPolicy, Simulator
+from agent_node.warehouse.model import WarehouseModel
+from agent_node.warehouse.simulator import GlobalPolicy, Simulator
 
 from .histograms import rescale_counts
 from .l_learn import N_ACTIONS, l_ps

@@ -8,10 +8,9 @@ from typing import Callable, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent_node.sandbox import PersistentWorker, SandboxLimits
+from scenarios.sandbox import PersistentWorker, SandboxLimits
 
 from .candidates import ENTRY, Contract, apply_mask, check_output
-from .evolution import random_pruning_mask
 
 log = logging.getLogger("coordinator.espark")
 
@@ -103,3 +102,18 @@ class TrainingMasks:
     def close(self) -> None:
         if self.worker is not None:
             self.worker.close()
+
+
+def random_pruning_mask(rng: np.random.Generator, n_actions: int, keep_fraction: float = 0.7,
+                        shape: tuple[int, ...] = (), avail=None) -> np.ndarray:
+    """Random-pruning baseline (spec §5.3, p = 0.3 masked): per agent keep round(keep_fraction * n) of the available
+    actions (at least one), chosen uniformly without replacement; call it at every decision. Bool (*shape, n)."""
+    if not 0.0 <= keep_fraction <= 1.0:
+        raise ValueError("keep_fraction must be in [0, 1]")
+    base = np.ones((*shape, n_actions), bool) if avail is None else np.broadcast_to(np.asarray(avail, bool),
+                                                                                     (*shape, n_actions))
+    keys = np.where(base, rng.random(base.shape), np.inf)  # unavailable actions sort last
+    n_avail = base.sum(-1, keepdims=True)
+    n_keep = np.minimum(np.maximum(np.round(keep_fraction * n_avail), 1), n_avail)
+    ranks = np.argsort(np.argsort(keys, axis=-1), axis=-1)
+    return (ranks < n_keep) & base

@@ -35,7 +35,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from agent_node.sandbox.worker import SANDBOX_UID
+from scenarios.sandbox.worker import SANDBOX_UID
 
 VIEW_DIR = "/sandbox"
 VIEW_SITE = "/sandbox/site"
@@ -108,7 +108,7 @@ def _shared_objects(files: list[str]) -> set[str]:
 @functools.lru_cache(maxsize=1)
 def runtime_view() -> View:
     """The read-only view: interpreter, stdlib, its libraries, numpy + msgpack, the worker (computed once)."""
-    from agent_node.sandbox import worker as worker_module
+    from scenarios.sandbox import worker as worker_module
     exe = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
     stdlib = os.path.dirname(os.path.realpath(os.__file__))
     dynload = sorted({os.path.realpath(p) for p in sys.path if os.path.basename(p) == "lib-dynload" and os.path.isdir(p)})

@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent_node.sandbox import PersistentWorker, SandboxLimits
-from coordinator.llm.extract import check_contract
+from scenarios.sandbox import PersistentWorker, SandboxLimits
+from scenarios.llm.extract import check_contract
 
 FUNC_NAME = "compute_mask"
 MABIM_PARAMS = ("agent_states", "supply_chain", "action_space")

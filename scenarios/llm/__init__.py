@@ -1,4 +1,5 @@
-"""LLM client for the coordinator: config, conversations, code extraction, recording and replay."""
+"""LLM client for the world processes (RELED's SED) and the coordinator (eSpark): config, conversations, code
+extraction, recording and replay."""
 from .client import Completion, LLMAuthError, LLMClient, LLMError, LLMUnavailable
 from .config import LLMConfig
 from .conversation import Conversation, approx_tokens

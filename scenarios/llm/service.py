@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from agent_node.sandbox import Result, Sandbox, SandboxLimits
+from scenarios.sandbox import Result, Sandbox, SandboxLimits
 
 from .client import LLMClient
 from .config import LLMConfig
@@ -17,7 +17,7 @@ from .extract import ContractResult, check_contract, extract_code, feedback_text
 from .local_server import LocalServer
 from .recorder import Recorder
 
-log = logging.getLogger("coordinator.llm")
+log = logging.getLogger("scenarios.llm")
 
 
 @dataclass

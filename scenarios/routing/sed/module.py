@@ -8,15 +8,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from agent_node.sandbox import SandboxLimits
-from coordinator.llm.conversation import Conversation
-from coordinator.llm.extract import extract_code
-from coordinator.llm.service import LLMService, conversation_for
+from scenarios.sandbox import SandboxLimits
+from scenarios.llm.conversation import Conversation
+from scenarios.llm.extract import extract_code
+from scenarios.llm.service import LLMService, conversation_for
 
 from .plans import PlanOutcome, execute_plans, scripted_plan_code
 from .prompts import feedback_prompt, first_request, repeat_request, system_prompt
 
-log = logging.getLogger("coordinator.sed")
+log = logging.getLogger("scenarios.routing.sed")
 
 
 @dataclass
@@ -43,7 +43,7 @@ class SedModule:
 
     settings: Any  # scenarios.routing.config.SedSettings
     run_dir: Path
-    graph: dict  # coordinator.sed.navigation.road_graph of the map
+    graph: dict  # scenarios.routing.sed.navigation.road_graph of the map
     trips: Sequence[tuple[int, int, int, float]]  # (agent, origin junction, destination junction, departure s)
     seed: int
     send_metrics: Callable[[str, dict[str, Any]], None] = lambda kind, values: None
