@@ -131,3 +131,22 @@ def test_grid4x4_short_episode(tmp_path):
         assert Path(env.tripinfo).exists()
     finally:
         env.close()
+
+
+def test_junction_lights_leave_the_joined_lights_to_their_sumo_programs(tmp_path):
+    """lights = "junctions" (GESA's selection): on Ingolstadt21 the 6 light ids that are not junction ids are not
+    controlled; every other map is unchanged; the run plan gets one agent per controlled light."""
+    from scenarios.config import load_scenario
+    from scenarios.signals.maps import controlled_lights, signal_map
+    from scenarios.signals.plan import plan_signals
+
+    net = sumolib.net.readNet(str(signal_map("ingolstadt21").net))
+    every, junctions = controlled_lights(net), controlled_lights(net, "junctions")
+    assert len(every) == 21 and len(junctions) == 15
+    assert set(every) - set(junctions) == {"gneJ143", "gneJ207", "gneJ208", "gneJ210", "gneJ255", "gneJ257"}
+    grid = sumolib.net.readNet(str(signal_map("grid4x4").net))
+    assert controlled_lights(grid, "junctions") == controlled_lights(grid)
+    cfg = load_scenario(Path(__file__).parents[1] / "scenarios" / "signals_espark.toml",
+                        ["world.map=ingolstadt21", "world.lights=junctions", "algo.method=max_pressure"])
+    plan = plan_signals(cfg, tmp_path)
+    assert len(plan.agents) == 15 and sorted(plan.notes["lights"].values()) == junctions

@@ -25,6 +25,7 @@ class SignalWorld(BaseModel):
     yellow_s: float = Field(5.0, ge=0)  # GESA: 5 s yellow + 10 s green when the phase changes (3.0: the first setting)
     group_by: Literal["lane", "link"] = "lane"  # movements as GESA's lane groups, or per link (phases.group_lanes)
     pressure: Literal["vehicles", "halting"] = "vehicles"  # MaxPressure's pressure (SignalEnv.pressures)
+    lights: Literal["all", "junctions"] = "all"  # which lights agents control (maps.controlled_lights)
     test_episodes: int = Field(3, ge=0)  # greedy test episodes at the end, fresh seeds
     eval_episodes: int = Field(0, ge=0)  # greedy, unmasked, on fresh training seeds after training (eSpark's selection)
     eval_every: int = Field(0, ge=0)  # ... and every this many training episodes (eSpark's validation checkpoints)

@@ -13,7 +13,7 @@ import numpy as np
 import sumolib
 
 from ..sumo_sim import sumo_binary
-from .maps import SignalMap, signal_map
+from .maps import SignalMap, controlled_lights, signal_map
 from .phases import (MOVEMENTS, PHASES, movement_lanes, phase_lanes, phase_mask, phase_movements, phase_state,
                      tls_links, yellow_state)
 
@@ -43,7 +43,7 @@ class SignalEnv:
 
     def __init__(self, map: SignalMap | str, seed: int = 0, delta_s: float = 15, yellow_s: float = 5,
                  horizon_s: float = 3600, backend: str = "libsumo", run_dir: Path | None = None,
-                 group_by: str = "lane"):
+                 group_by: str = "lane", lights: str = "all"):
         if not 0 <= yellow_s < delta_s:
             raise ValueError(f"need 0 <= yellow_s < delta_s, got {yellow_s}, {delta_s}")
         if backend not in ("libsumo", "traci"):
@@ -53,7 +53,7 @@ class SignalEnv:
         self.backend = backend
         self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix=f"signals_{self.map.name}_"))
         net = sumolib.net.readNet(str(self.map.net))
-        self.tls_ids = sorted(t.getID() for t in net.getTrafficLights())
+        self.tls_ids = controlled_lights(net, lights)  # the others run their own SUMO programs
         self.links = {t: tls_links(net, t, group_by) for t in self.tls_ids}
         self.masks = {t: phase_mask(self.links[t]) for t in self.tls_ids}
         self.states = {t: [phase_state(self.links[t], p) for p in range(len(PHASES))] for t in self.tls_ids}

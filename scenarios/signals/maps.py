@@ -48,3 +48,12 @@ def signal_map(name: str) -> SignalMap:
     if missing:
         raise FileNotFoundError(f"RESCO map {key}: missing {', '.join(map(str, missing))} (sumo-rl==1.4.5 expected)")
     return m
+
+
+def controlled_lights(net, which: str = "all") -> list[str]:
+    """The traffic lights the agents control, sorted: every light of the net ("all"), or only those whose id is a
+    junction id ("junctions", GESA's selection: on Ingolstadt21 six joined lights keep their SUMO programs)."""
+    if which not in ("all", "junctions"):
+        raise ValueError(f"lights must be 'all' or 'junctions', got {which!r}")
+    ids = sorted(t.getID() for t in net.getTrafficLights())
+    return [t for t in ids if which == "all" or net.hasNode(t)]

@@ -18,7 +18,7 @@ from ..plan import RunPlan
 from ..step_driver import node_name
 from .config import SignalAlgo, SignalWorld
 from .env import OBS_DIM
-from .maps import signal_map
+from .maps import controlled_lights, signal_map
 from .phases import PHASES
 
 
@@ -28,7 +28,7 @@ def plan_signals(cfg: ScenarioConfig, run_dir: Path) -> RunPlan:
     if algo.method == "random_pruning":  # the spec §5.3 baseline: IPPO guided by random masks during training
         world = world.model_copy(update={"exploration": ExplorationSpec(kind="random")})
     road = signal_map(world.map)
-    lights = sorted(t.getID() for t in sumolib.net.readNet(str(road.net)).getTrafficLights())
+    lights = controlled_lights(sumolib.net.readNet(str(road.net)), world.lights)
     if algo.method in ("ftc", "max_pressure"):  # rules, nothing to train: the test episodes only
         hold = algo.ftc_phase_s / world.delta_s
         if algo.method == "ftc" and (hold < 1 or abs(hold - round(hold)) > 1e-9):

@@ -103,7 +103,7 @@ def build_signal_world(ep: Endpoint, seed: int, world: dict, run_dir: str, deadl
     """The world process's state, on the endpoint it talks through (the slow part: SUMO starts here)."""
     cfg = SignalWorld.model_validate(world)
     env = SignalEnv(cfg.map, seed=seed, delta_s=cfg.delta_s, yellow_s=cfg.yellow_s, horizon_s=cfg.horizon_s,
-                    backend=cfg.backend, run_dir=Path(run_dir) / "sumo", group_by=cfg.group_by)
+                    backend=cfg.backend, run_dir=Path(run_dir) / "sumo", group_by=cfg.group_by, lights=cfg.lights)
     return SignalWorldProcess(ep, cfg, env, deadline_s, seed)
 
 
