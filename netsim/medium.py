@@ -1,4 +1,5 @@
 """The medium process: routes radio-plane messages, dropping, delaying or cutting them per the channel."""
+
 from __future__ import annotations
 
 import heapq
@@ -70,7 +71,9 @@ class Medium:
         been replaced, say) are written off and logged, so one loss cannot stall every later step.
         """
         world, msg = self.pending
-        missing = {a: n - self.baseline.get(a, 0) - self.received_from.get(a, 0) for a, n in msg.body.radio_sent.items()}
+        missing = {
+            a: n - self.baseline.get(a, 0) - self.received_from.get(a, 0) for a, n in msg.body.radio_sent.items()
+        }
         missing = {a: m for a, m in missing.items() if m > 0}
         if missing and not give_up:
             return
@@ -156,8 +159,11 @@ class Medium:
         most one step ahead of the newest positions (an agent acts on the step it was last shown, so an
         honest one is never further ahead), those positions have not come, and its sender's share of the
         queue is not used up. Anything else is sent now (forward() clamps its send time to now_sim)."""
-        if round(env.t_sim, 6) in self.positions or len(self.early) >= self.cfg.max_queue \
-                or self.held.get(env.src, 0) >= self.sender_cap():
+        if (
+            round(env.t_sim, 6) in self.positions
+            or len(self.early) >= self.cfg.max_queue
+            or self.held.get(env.src, 0) >= self.sender_cap()
+        ):
             return False
         if self.step_s is None:  # fewer than two steps seen: one step's length is not known yet
             return True
@@ -282,17 +288,26 @@ class Medium:
         return 0
 
 
-def run_medium(node_id: str, coordinator: str, seed: int, netsim: dict, curve_secret: str | None = None,
-               coordinator_key: str | None = None) -> int:
+def run_medium(
+    node_id: str,
+    coordinator: str,
+    seed: int,
+    netsim: dict,
+    curve_secret: str | None = None,
+    coordinator_key: str | None = None,
+) -> int:
     """Entry point of the medium process (curve_secret and coordinator_key: CURVE, Z85)."""
-    ep = Endpoint(node_id, "medium", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
+    ep = Endpoint(
+        node_id, "medium", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
+    )
     ep.stop_on_signals()
     try:
         ep.register()
         medium = Medium(ep, NetsimConfig.model_validate(netsim), seed)
         pending = ep.wait_start()
-        medium.on_directory(Directory(endpoints=dict(ep.peers.endpoints), kinds=dict(ep.peers.kinds),
-                                      down=sorted(ep.peers.down)))  # the one that came with Start
+        medium.on_directory(
+            Directory(endpoints=dict(ep.peers.endpoints), kinds=dict(ep.peers.kinds), down=sorted(ep.peers.down))
+        )  # the one that came with Start
         for ident, msg in pending:  # the world may send its first positions as Start arrives here
             if isinstance(msg.body, Positions) and ep.peers.kinds.get(ident.decode(errors="replace")) == "world":
                 medium.on_positions(ident.decode(), msg)

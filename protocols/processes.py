@@ -1,4 +1,5 @@
 """Process hygiene shared by every process a run starts: a child dies with its parent (no orphans)."""
+
 from __future__ import annotations
 
 import ctypes

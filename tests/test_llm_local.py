@@ -1,17 +1,24 @@
-"""The offline default LLM, for real: the packaged model served by llama.cpp on loopback, its code run in the sandbox."""
+"""The offline default LLM, for real: the packaged model served by llama.cpp on loopback, its code run in the
+sandbox."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from scenarios.sandbox import Sandbox, SandboxLimits
 from scenarios.llm import LLMClient, LLMConfig, Recorder, check_contract, extract_code
 from scenarios.llm.local_server import LocalServer, LocalServerError, model_path
+from scenarios.sandbox import Sandbox, SandboxLimits
 
-PROMPT = [{"role": "system", "content": "You write Python code."},
-          {"role": "user", "content": "Write a Python function add(a, b) that returns the sum of a and b. "
-                                      "Answer with one ```python code block."}]
+PROMPT = [
+    {"role": "system", "content": "You write Python code."},
+    {
+        "role": "user",
+        "content": "Write a Python function add(a, b) that returns the sum of a and b. "
+        "Answer with one ```python code block.",
+    },
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +47,15 @@ def test_reply_code_extracted_checked_and_run_in_the_sandbox(server, tmp_path):
 
 def test_recorded_run_replays_identically_without_the_server(server, tmp_path):
     path = tmp_path / "llm.jsonl"
-    live = LLMClient(LLMConfig(backend="local", base_url=server.base_url, model="smollm2", max_tokens=60),
-                     recorder=Recorder(path))
+    live = LLMClient(
+        LLMConfig(backend="local", base_url=server.base_url, model="smollm2", max_tokens=60), recorder=Recorder(path)
+    )
     first = [live.complete(PROMPT).text, live.complete([*PROMPT, {"role": "user", "content": "Now subtract."}]).text]
     replay = LLMClient(LLMConfig(backend="replay", replay_file=str(path), model="smollm2", max_tokens=60))
-    again = [replay.complete(PROMPT).text, replay.complete([*PROMPT, {"role": "user", "content": "Now subtract."}]).text]
+    again = [
+        replay.complete(PROMPT).text,
+        replay.complete([*PROMPT, {"role": "user", "content": "Now subtract."}]).text,
+    ]
     assert again == first
 
 

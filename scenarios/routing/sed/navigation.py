@@ -1,4 +1,6 @@
-"""RELED Table II navigation: the road graph for the LLM, the SUMO-side route follower and the sandbox prelude (spec §3.1, §3.5)."""
+"""RELED Table II navigation: the road graph for the LLM, the SUMO-side route follower and the sandbox prelude
+(spec §3.1, §3.5)."""
+
 from __future__ import annotations
 
 import heapq
@@ -17,8 +19,9 @@ TravelTime = Union[Callable[[str], float], Mapping[str, float], None]
 
 def _passenger_edges(net: sumolib.net.Net) -> list:
     """Non-internal edges that allow passenger cars, sorted by edge ID (the order of road_graph's edge list)."""
-    return sorted((e for e in net.getEdges() if e.getFunction() != "internal" and e.allows(VCLASS)),
-                  key=lambda e: e.getID())
+    return sorted(
+        (e for e in net.getEdges() if e.getFunction() != "internal" and e.allows(VCLASS)), key=lambda e: e.getID()
+    )
 
 
 def _free_flow(edge) -> float:
@@ -50,8 +53,9 @@ def road_graph(net: sumolib.net.Net, travel_times: Mapping[str, float] | None = 
     for e in _passenger_edges(net):
         free = _free_flow(e)
         t = free if travel_times is None or e.getID() not in travel_times else _weight(travel_times[e.getID()], free)
-        edges.append([index[e.getFromNode().getID()], index[e.getToNode().getID()], e.getID(),
-                      float(e.getLength()), float(t)])
+        edges.append(
+            [index[e.getFromNode().getID()], index[e.getToNode().getID()], e.getID(), float(e.getLength()), float(t)]
+        )
     return {"coords": coords, "edges": edges}
 
 
@@ -91,8 +95,11 @@ class Navigator:
     def _candidates(self, current_edge: str) -> list[tuple[int, int]]:
         cand = self._first.get(current_edge)
         if cand is None:
-            cand = [(slot, self._k[o.edge_id]) for slot, o in enumerate(outgoing_options(self.net, current_edge))
-                    if o is not None and o.connected and o.edge_id in self._k]
+            cand = [
+                (slot, self._k[o.edge_id])
+                for slot, o in enumerate(outgoing_options(self.net, current_edge))
+                if o is not None and o.connected and o.edge_id in self._k
+            ]
             self._first[current_edge] = cand
         return cand
 
@@ -135,8 +142,9 @@ class Navigator:
         """True if current_edge ends at junction `target` (the move_to_* instruction is complete)."""
         return self._to[self._k[current_edge]] == int(target)
 
-    def next_edge(self, current_edge: str, target: int, mode: str = "shortest_time",
-                  travel_time: TravelTime = None) -> Optional[str]:
+    def next_edge(
+        self, current_edge: str, target: int, mode: str = "shortest_time", travel_time: TravelTime = None
+    ) -> Optional[str]:
         """First edge of the best route from the end of current_edge to junction `target`; None if unreachable.
 
         travel_time (shortest_time only): a callable edge_id -> seconds (e.g. traci.edge.getTraveltime) or a
@@ -146,8 +154,9 @@ class Navigator:
         k = self._best(current_edge, self._check(target, mode), mode, travel_time)
         return None if k is None else self.edge_ids[k]
 
-    def action_for(self, current_edge: str, target: int, mode: str = "shortest_time",
-                   travel_time: TravelTime = None) -> Optional[int]:
+    def action_for(
+        self, current_edge: str, target: int, mode: str = "shortest_time", travel_time: TravelTime = None
+    ) -> Optional[int]:
         """The expert action: the slot of next_edge(...) in outgoing_options(net, current_edge); None if unreachable."""
         target = self._check(target, mode)
         k = self._best(current_edge, target, mode, travel_time)
@@ -155,8 +164,9 @@ class Navigator:
             return None
         return next(slot for slot, j in self._candidates(current_edge) if j == k)
 
-    def route(self, current_edge: str, target: int, mode: str = "shortest_time",
-              travel_time: TravelTime = None) -> Optional[list[str]]:
+    def route(
+        self, current_edge: str, target: int, mode: str = "shortest_time", travel_time: TravelTime = None
+    ) -> Optional[list[str]]:
         """The edges after current_edge up to and including the one entering target ([] if already there)."""
         target = self._check(target, mode)
         path: list[str] = []
@@ -187,12 +197,15 @@ class Navigator:
     def _forward(self, cand: list[tuple[int, int]], target: int, travel_time) -> Optional[int]:
         """Forward Dijkstra over live weights, stopping at the first settled edge that enters target."""
         if isinstance(travel_time, Mapping):
+
             def weight(k: int) -> float:
                 v = travel_time.get(self.edge_ids[k])
                 return self._free[k] if v is None else _weight(v, self._free[k])
         else:
+
             def weight(k: int) -> float:
                 return _weight(travel_time(self.edge_ids[k]), self._free[k])
+
         memo: dict[int, float] = {}
 
         def w(k: int) -> float:
