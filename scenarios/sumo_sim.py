@@ -31,15 +31,6 @@ def sumo_version() -> str:
     return libsumo.getVersion()[1].split()[-1]
 
 
-def sumo_packages() -> dict[str, str]:
-    """Installed versions of the SUMO wheels (they must all be pinned to the same release)."""
-    out = {}
-    for pkg in ("eclipse-sumo", "libsumo", "traci", "sumolib"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[pkg] = metadata.version(pkg)
-    return out
-
-
 def sumo_binary(gui: bool = False) -> str:
     """Path of the sumo (or sumo-gui) binary of the pinned eclipse-sumo wheel."""
     exe = os.path.join(sumo.SUMO_HOME, "bin", "sumo-gui" if gui else "sumo")

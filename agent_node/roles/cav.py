@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 from collections import deque
 from pathlib import Path
 from typing import Literal
@@ -16,6 +15,7 @@ from pydantic import Field, model_validator
 
 from protocols.messages import Action, Beacon, Message, SegmentRequest, SegmentResponse
 
+from ..checkpoints import save_torch
 from ..learners.background import BackgroundUpdate
 from ..learners.rsm.round import (
     CPM_PAYLOAD_BYTES,
@@ -382,10 +382,7 @@ class CavRole(Role):
 
     def save(self, path: Path) -> None:
         """Write the checkpoint atomically (a crash mid-write leaves the previous one)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)
+        save_torch(self.state(), path)
 
     def load(self, path: Path) -> None:
         if not path.exists():

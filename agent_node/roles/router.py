@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from protocols.messages import Action, Message
 
+from ..checkpoints import save_torch
 from ..learners.reled.dtw import agent_dtw, expert_weight
 from ..learners.reled.ppo import HybridPPO, PPOConfig, Trajectory, preprocess
 from .base import Role, RoleSettings
@@ -213,19 +214,14 @@ class RouterRole(Role):
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(
-            {
-                "ppo": self.ppo.state_dict(),
-                "expert": self.expert,
-                "expert_seq": self.expert_seq,
-                "dest_xy": self.dest_xy,
-                "counts": self.counts,
-            },
-            tmp,
-        )
-        tmp.replace(path)
+        state = {
+            "ppo": self.ppo.state_dict(),
+            "expert": self.expert,
+            "expert_seq": self.expert_seq,
+            "dest_xy": self.dest_xy,
+            "counts": self.counts,
+        }
+        save_torch(state, path)
 
     def load(self, path: Path) -> None:
         if not path.exists():

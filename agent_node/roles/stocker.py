@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from protocols.messages import Action, Message
 
+from ..checkpoints import save_torch
 from ..learners.reled.ppo import HybridPPO, PPOConfig, Trajectory
 from .base import Role, RoleSettings
 
@@ -127,10 +128,7 @@ class StockerRole(Role):
         return 1.0
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"ppo": self.ppo.state_dict(), "counts": self.counts}, tmp)
-        tmp.replace(path)
+        save_torch({"ppo": self.ppo.state_dict(), "counts": self.counts}, path)
 
     def load(self, path: Path) -> None:
         if not path.exists():

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from agent_node.checkpoints import save_json
 from protocols.endpoint import Endpoint
 from protocols.messages import Observation, Positions
 from protocols.security import Curve
@@ -206,10 +205,7 @@ class CavWorldProcess(StepDriver):
         ep.peers.send(node, ep.stamper.encode(body, node, arrays))
 
     def write_state(self) -> None:
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoint_dir / (WORLD_STATE + ".tmp")
-        tmp.write_text(json.dumps({"episodes_done": self.trained, "step": self.step}))
-        os.replace(tmp, self.checkpoint_dir / WORLD_STATE)
+        save_json({"episodes_done": self.trained, "step": self.step}, self.checkpoint_dir / WORLD_STATE)
 
 
 def run_cav_world(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
 from functools import partial
@@ -12,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent_node.checkpoints import save_json
 from agent_node.learners.reled.feedback import format_feedback_lines, pdi_pairs, rvi_pairs
 from protocols.endpoint import Endpoint
 from protocols.security import Curve
@@ -286,10 +285,7 @@ class RoutingWorldProcess(EpisodeRunner):
     def write_state(self) -> None:
         if self.checkpoint_dir is None:
             return
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoint_dir / (WORLD_STATE + ".tmp")
-        tmp.write_text(json.dumps({"epochs_done": self.epoch, "episode": self.episode}))
-        os.replace(tmp, self.checkpoint_dir / WORLD_STATE)
+        save_json({"epochs_done": self.epoch, "episode": self.episode}, self.checkpoint_dir / WORLD_STATE)
 
 
 def make_env(cfg: RoutingWorld, net: Path, routes: Path, trips: list[Trip]) -> RoutingEnv:

@@ -142,12 +142,6 @@ class AlternatingResult:
     l_evaluations: int = 0  # rollout batches used by all L-PS calls
     q: np.ndarray | None = None  # Q table of the accepted G-LEARN policy (None if none accepted)
 
-    def log_lines(self) -> list[str]:
-        return [json.dumps(asdict(r), default=_jsonable) for r in self.log]
-
-    def write_log(self, path: str | Path) -> None:
-        Path(path).write_text("".join(line + "\n" for line in self.log_lines()))
-
 
 Proposer = Callable[[GlobalPolicy, np.ndarray], tuple[Any, dict]]
 Evaluator = Callable[[GlobalPolicy, np.ndarray], np.ndarray]
