@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import sumolib
@@ -47,6 +48,18 @@ def test_road_graph(net: sumolib.net.Net, graph: dict) -> None:
     assert row == [A0, B0, "A0B0", pytest.approx(e.getLength()), pytest.approx(e.getLength() / e.getSpeed())]
     slow = road_graph(net, {"A0B0": 99.0})
     assert next(r for r in slow["edges"] if r[2] == "A0B0")[4] == 99.0
+
+
+def test_prelude_is_a_module_that_runs_a_plan_when_imported(graph: dict, monkeypatch) -> None:
+    """prelude.py is real, linted Python: imported as a module it plans like the sandbox does, and its source is
+    exactly what the sandbox runs before the plan code."""
+    from scenarios.routing.sed import prelude
+
+    monkeypatch.setattr(
+        prelude, "plan", lambda agent_id: prelude.move_to_by_shortest_time(prelude.get_destination()), raising=False
+    )
+    assert prelude.run_plan(graph, 3, A0, C2) == {"instructions": [["shortest_time", C2, True]]}
+    assert SANDBOX_PRELUDE == Path(prelude.__file__).read_text()
 
 
 def test_prelude_queries_in_process(graph: dict) -> None:
