@@ -26,7 +26,7 @@ PRELOAD = [
     "agent_node.node",
     "agent_node.roles.robot",
     "netsim.medium",
-    "scenarios.world",
+    "scenarios.beacons",
     "scenarios.warehouse.world",
     "numpy.random",
 ]  # numpy.random: every agent draws from its own stream

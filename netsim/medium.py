@@ -40,7 +40,9 @@ class Medium:
         self.queue: list[tuple] = []
         self._tiebreak = itertools.count()
         self.forwarded = 0
-        self.early: list[tuple[bytes, list, object]] = []  # sent at a step whose positions have not arrived yet
+        self.ahead_of_positions: list[
+            tuple[bytes, list, object]
+        ] = []  # sent at a step whose positions have not arrived yet
         self.step_s: float | None = None  # sim time between the last two steps' positions
         self.held: dict[str, int] = {}  # per sender: its messages in early plus its entries in queue
         # lock-step with the world (sim clock): counts of radio messages routed from / delivered to each agent
@@ -105,8 +107,8 @@ class Medium:
         if len(self.positions) > POSITION_HISTORY:
             del self.positions[min(self.positions)]
         self.now_sim = max(self.now_sim, msg.env.t_sim)
-        early, self.early = self.early, []
-        for _ident, frames, env in early:  # drop-decision inputs are now the same whatever the arrival order
+        ahead, self.ahead_of_positions = self.ahead_of_positions, []
+        for _ident, frames, env in ahead:  # drop-decision inputs are now the same whatever the arrival order
             self.held[env.src] -= 1
             self.forward(env, frames)
         self.release()
@@ -147,7 +149,9 @@ class Medium:
             return
         self.received_from[env.src] = self.received_from.get(env.src, 0) + 1
         if self.cfg.clock == "sim" and env.t_sim > self.now_sim and self.is_early(env):
-            self.early.append((ident, frames, env))  # the world's positions for that step are still on their way
+            self.ahead_of_positions.append(
+                (ident, frames, env)
+            )  # the world's positions for that step are still on their way
             self.held[env.src] = self.held.get(env.src, 0) + 1
             return
         self.forward(env, frames)
@@ -161,7 +165,7 @@ class Medium:
         queue is not used up. Anything else is sent now (forward() clamps its send time to now_sim)."""
         if (
             round(env.t_sim, 6) in self.positions
-            or len(self.early) >= self.cfg.max_queue
+            or len(self.ahead_of_positions) >= self.cfg.max_queue
             or self.held.get(env.src, 0) >= self.sender_cap()
         ):
             return False
@@ -276,9 +280,9 @@ class Medium:
                 self.report()
                 next_report = time.monotonic() + REPORT_EVERY_S
         self.drain()
-        for _ident, frames, env in self.early:  # their step's positions never came
+        for _ident, frames, env in self.ahead_of_positions:  # their step's positions never came
             self.stats.record(env.src, env.dst, env.type, math.nan, wire_size(frames), False, "shutdown")
-        self.early.clear()
+        self.ahead_of_positions.clear()
         for _, _, dst, _, (src, kind, d, size, _lat) in self.queue:
             self.stats.record(src, dst, kind, d, size, False, "shutdown")
         self.queue.clear()

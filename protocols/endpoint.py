@@ -88,7 +88,7 @@ class Endpoint:
         self.shutdown_requested = False
         self.ack: RegisterAck | None = None
         self.started = False
-        self.early: list[tuple[bytes, Message]] = []  # messages that came before the start
+        self.before_start: list[tuple[bytes, Message]] = []  # messages that came before the start
         self.coordinator_timeout_s = coordinator_timeout_s
         self.coordinator_seen = time.monotonic()
         self.coordinator_quiet = False  # silent for over COORDINATOR_QUIET_S
@@ -252,14 +252,14 @@ class Endpoint:
                 )
                 raise TimeoutError(f"{self.node_id}: no registration ack within {timeout_s} s{cause}")
             self.check_links()
-            self.early += self.poll(200)
+            self.before_start += self.poll(200)
         return self.ack
 
     def wait_start(self, timeout_s: float | None = None) -> list[tuple[bytes, Message]]:
         """Block until the coordinator says start (or goes silent: see maybe_heartbeat); return
         messages that came meanwhile."""
         deadline = time.monotonic() + timeout_s if timeout_s is not None else float("inf")
-        pending, self.early = self.early, []
+        pending, self.before_start = self.before_start, []
         while not self.started and not self.stopping:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.node_id}: no start within {timeout_s} s")

@@ -65,7 +65,7 @@ def plan_run(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> 
         from .warehouse.plan import plan_warehouse
 
         return plan_warehouse(cfg, run_dir)
-    from .world import prepare
+    from .beacons import prepare
 
     files = prepare(cfg.world, cfg.run.seed, run_dir / "net")
     role = cfg.role.get("name", "beacon")
@@ -76,4 +76,4 @@ def plan_run(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> 
         steps=cfg.run.steps,
         deadline_s=cfg.run.step_deadline_s,
     )
-    return RunPlan("scenarios.world:run_world", kwargs, {a: role for a in files.agent_ids}, {role: cfg.role})
+    return RunPlan("scenarios.beacons:run_world", kwargs, {a: role for a in files.agent_ids}, {role: cfg.role})

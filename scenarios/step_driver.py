@@ -9,7 +9,7 @@ from typing import Callable
 from protocols.endpoint import Endpoint
 from protocols.messages import Action, Observation, Positions, Tick
 
-log = logging.getLogger("scenarios.world")
+log = logging.getLogger("scenarios.step_driver")
 
 METRICS_EVERY_STEPS = 10
 FIRST_STEP_WAIT_S = 120.0  # AgentExchange: learners import torch and build their networks when the run starts

@@ -330,7 +330,7 @@ def test_early_messages_wait_for_their_step_but_only_one_step_ahead():
         rig.beacon("a", t + 5 * rig.dt)  # five steps ahead: clamped, sent now
         rig.beacon("a", t - rig.dt)  # stamped in the past: sent now, at its own (past) time
         time.sleep(0.3)
-        assert len(rig.medium.early) == 1 and rig.medium.early[0][2].seq == 0
+        assert len(rig.medium.ahead_of_positions) == 1 and rig.medium.ahead_of_positions[0][2].seq == 0
         rig.positions(["a"])  # step 3: the early one is routed now; the other two are due now
         got_3 = rig.received()["b"].get("a", [])
         rig.positions(["a"])  # step 4

@@ -1,4 +1,5 @@
-"""The world process: owns SUMO, steps it in lock-step with the agents, publishes positions."""
+"""The beacon world process (figure-eight vehicles sending beacons): owns SUMO, steps it in lock-step with the
+agents, publishes positions."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from .config import Figure8World
 from .figure8 import Figure8Files, build_figure8
 from .step_driver import StepDriver, serve_world
 
-log = logging.getLogger("scenarios.world")
+log = logging.getLogger("scenarios.beacons")
 
 
 def prepare(world: Figure8World, seed: int, net_dir: Path) -> Figure8Files:
