@@ -15,7 +15,7 @@ class RoutingWorld(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["routing"] = "routing"
-    map: Literal["grid", "city"] = "grid"  # grid: Orlando-like netgenerate grid; city: RESCO Ingolstadt21 (docs/reled.md)
+    map: Literal["grid", "city"] = "grid"  # grid: Orlando-like netgenerate grid; city: RESCO Ingolstadt21
     traffic: Literal["moderate", "congested"] = "moderate"  # 90 / 190 background vehicles
     backend: Literal["libsumo", "traci"] = "libsumo"
     agents: int = Field(10, ge=1, le=64)
