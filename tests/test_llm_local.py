@@ -87,3 +87,46 @@ def test_service_starts_the_local_default_records_and_reports_rounds(tmp_path):
     assert len((tmp_path / "llm.jsonl").read_text().splitlines()) == 2
     for a in attempts:
         assert a.executed or a.feedback()  # a failure always has words for the next prompt
+
+
+def test_the_server_dies_with_its_parent_even_mid_generation(tmp_path):
+    """A coordinator killed outright (SIGKILL) while its local server generates leaves no server behind: the
+    server gets SIGKILL from the kernel (on SIGTERM it would first finish the generation for a client that is
+    gone)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT, wait_for
+
+    script = (
+        "import json, sys, threading, urllib.request\n"
+        "from scenarios.llm.local_server import LocalServer\n"
+        "srv = LocalServer().start()\n"
+        "body = json.dumps({'model': srv.model, 'max_tokens': 2000, 'messages': [{'role': 'user', 'content': "
+        "'Count from 1 to 1000, one number a line.'}]}).encode()\n"
+        "req = urllib.request.Request(srv.base_url + '/chat/completions', body, {'Content-Type': 'application/json'})\n"
+        "threading.Thread(target=lambda: urllib.request.urlopen(req, timeout=600), daemon=True).start()\n"
+        "print(srv.process.pid, flush=True)\n"
+        "threading.Event().wait()\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(parent.stdout.readline())
+        time.sleep(2)  # the generation is under way
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+
+        def gone():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            with open(f"/proc/{pid}/stat") as fh:  # a zombie waiting for init to reap it is gone too
+                return fh.read().split(")")[-1].split()[0] == "Z"
+
+        wait_for(gone, 10, "the server to die with its parent")
+    finally:
+        parent.kill()

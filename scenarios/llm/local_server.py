@@ -106,7 +106,9 @@ class LocalServer:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=die_with_parent,  # SIGTERM when the starting thread dies
+            # SIGKILL when the starting thread dies: on SIGTERM the server would first finish the generation
+            # under way (uvicorn's graceful shutdown), for a client that is gone, minutes on a busy machine
+            preexec_fn=lambda: die_with_parent(signal.SIGKILL),
             env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")},
         )
         deadline = time.monotonic() + timeout_s
