@@ -39,6 +39,8 @@ run: install
 	$(BIN)/netmarl run scenarios/figure8_beacons.toml
 
 test: install
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
 	$(BIN)/python -m pytest -q
 
 bench: install

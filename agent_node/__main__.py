@@ -1,4 +1,5 @@
 """`python -m agent_node`: run one agent process (same as `netmarl node`)."""
+
 import sys
 
 from .cli import main

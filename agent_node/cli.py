@@ -1,4 +1,5 @@
 """Command line of a standalone agent process (`netmarl node`, `python -m agent_node`)."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,28 +21,52 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML file with the node settings (flags override it)")
     p.add_argument("--id", dest="node_id", help="node id (unique in the run)")
     p.add_argument("--coordinator", help="coordinator inbox endpoint, e.g. tcp://10.0.0.1:5555")
-    p.add_argument("--run", dest="run_dir", metavar="RUN_FOLDER",
-                   help="join a run on this machine by its folder: its coordinator, key and a fresh key of our own")
+    p.add_argument(
+        "--run",
+        dest="run_dir",
+        metavar="RUN_FOLDER",
+        help="join a run on this machine by its folder: its coordinator, key and a fresh key of our own",
+    )
     p.add_argument("--role", help="role plug-in name (default beacon)")
     p.add_argument("--policy", help="portable policy file to act with (role policy; made by `netmarl export`)")
     p.add_argument("--bind", help="own inbox endpoint to bind (default tcp://127.0.0.1:*)")
-    p.add_argument("--advertise", help="endpoint peers reach the inbox at, if not the bound one "
-                                       "(behind NAT or a relay), e.g. tcp://203.0.113.7:6000")
-    p.add_argument("--coordinator-timeout", dest="coordinator_timeout_s", type=float, metavar="S",
-                   help="stop when the coordinator stays silent this long (default 10; more rides out longer outages)")
-    p.add_argument("--status-interval", dest="status_interval_s", type=float, metavar="S",
-                   help=f"a node_status metrics record this often, 0 for none (default {STATUS_INTERVAL_S:g})")
-    p.add_argument("--key", help="CURVE: own secret key file ID.key_secret, or the folder holding it "
-                                 "(made by `netmarl keys generate ID`)")
-    p.add_argument("--coordinator-key", dest="coordinator_key",
-                   help="CURVE: the coordinator's public key, a file (RUN_FOLDER/coordinator.key) or Z85 text")
+    p.add_argument(
+        "--advertise",
+        help="endpoint peers reach the inbox at, if not the bound one "
+        "(behind NAT or a relay), e.g. tcp://203.0.113.7:6000",
+    )
+    p.add_argument(
+        "--coordinator-timeout",
+        dest="coordinator_timeout_s",
+        type=float,
+        metavar="S",
+        help="stop when the coordinator stays silent this long (default 10; more rides out longer outages)",
+    )
+    p.add_argument(
+        "--status-interval",
+        dest="status_interval_s",
+        type=float,
+        metavar="S",
+        help=f"a node_status metrics record this often, 0 for none (default {STATUS_INTERVAL_S:g})",
+    )
+    p.add_argument(
+        "--key",
+        help="CURVE: own secret key file ID.key_secret, or the folder holding it (made by `netmarl keys generate ID`)",
+    )
+    p.add_argument(
+        "--coordinator-key",
+        dest="coordinator_key",
+        help="CURVE: the coordinator's public key, a file (RUN_FOLDER/coordinator.key) or Z85 text",
+    )
     add_mqtt_arguments(p)
 
 
 def add_mqtt_arguments(p: argparse.ArgumentParser) -> None:
     """The broker flags (shared with `netmarl bridge`)."""
     g = p.add_argument_group("MQTT", "reach the run through an MQTT broker and a `netmarl bridge` (protocols/mqtt.py)")
-    g.add_argument("--mqtt", dest="mqtt_broker", metavar="URL", help="broker, mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+    g.add_argument(
+        "--mqtt", dest="mqtt_broker", metavar="URL", help="broker, mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"
+    )
     g.add_argument("--fleet", help="topic namespace shared with the bridge (default 'default')")
     g.add_argument("--mqtt-username")
     g.add_argument("--mqtt-password", help="better: the NETMARL_MQTT_PASSWORD environment variable")
@@ -53,8 +78,15 @@ def add_mqtt_arguments(p: argparse.ArgumentParser) -> None:
 def mqtt_from_args(args: argparse.Namespace, data: dict | None = None) -> dict | None:
     """The [mqtt] settings: the file's table updated by the flags; None if neither gives any."""
     table = dict((data or {}).get("mqtt") or {})
-    flags = {"broker": args.mqtt_broker, "fleet": args.fleet, "username": args.mqtt_username, "password": args.mqtt_password,
-             "tls_ca": args.mqtt_tls_ca, "tls_cert": args.mqtt_tls_cert, "tls_key": args.mqtt_tls_key}
+    flags = {
+        "broker": args.mqtt_broker,
+        "fleet": args.fleet,
+        "username": args.mqtt_username,
+        "password": args.mqtt_password,
+        "tls_ca": args.mqtt_tls_ca,
+        "tls_cert": args.mqtt_tls_cert,
+        "tls_key": args.mqtt_tls_key,
+    }
     table.update({k: v for k, v in flags.items() if v is not None})
     return table or None
 
@@ -85,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValidationError, ValueError, OSError, tomllib.TOMLDecodeError) as err:
         print(f"netmarl node: invalid settings: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, force=True, format=f"%(asctime)s {cfg.node_id} %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, force=True, format=f"%(asctime)s {cfg.node_id} %(levelname)s %(name)s: %(message)s"
+    )
     return run_node(cfg)
 
 

@@ -1,4 +1,5 @@
 """The agent process: registers, runs its role on observations and radio messages, reports, exits cleanly."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,14 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from protocols.endpoint import COORDINATOR_ID, Endpoint
 from protocols.messages import Observation
-from protocols.security import Curve
 from protocols.mqtt import MqttSettings, NodeTransport
+from protocols.security import Curve
 
 from .radio import Radio
 from .roles import ROLES, load_role
 from .roles.base import NodeContext
 
 log = logging.getLogger("agent_node")
+
 
 class NodeConfig(BaseModel):
     """How to start one agent process (also the TOML file accepted by `netmarl node --config`)."""
@@ -36,6 +38,7 @@ class NodeConfig(BaseModel):
         if name not in ROLES:
             raise ValueError(f"unknown role {name!r}; known roles: {', '.join(sorted(ROLES))}")
         return name
+
     heartbeat_s: float = Field(0.5, gt=0)
     coordinator_timeout_s: float = Field(10.0, gt=0)  # stop when the coordinator stays silent this long
     status_interval_s: float = Field(0.0, ge=0)  # a node_status metrics record this often; 0: none
@@ -73,9 +76,18 @@ class AgentNode:
     def __init__(self, cfg: NodeConfig):
         self.cfg = cfg
         self.mqtt = NodeTransport(cfg.mqtt, cfg.node_id) if cfg.mqtt else None
-        self.ep = Endpoint(cfg.node_id, "agent", cfg.coordinator, role=cfg.role, bind=cfg.bind,
-                           heartbeat_s=cfg.heartbeat_s, link_factory=self.mqtt and self.mqtt.link_factory,
-                           curve=cfg.curve(), coordinator_timeout_s=cfg.coordinator_timeout_s, advertise=cfg.advertise)
+        self.ep = Endpoint(
+            cfg.node_id,
+            "agent",
+            cfg.coordinator,
+            role=cfg.role,
+            bind=cfg.bind,
+            heartbeat_s=cfg.heartbeat_s,
+            link_factory=self.mqtt and self.mqtt.link_factory,
+            curve=cfg.curve(),
+            coordinator_timeout_s=cfg.coordinator_timeout_s,
+            advertise=cfg.advertise,
+        )
         if self.mqtt:
             self.mqtt.start(self.ep.inbox.endpoint)
         self.role = None
@@ -90,8 +102,15 @@ class AgentNode:
 
     def _build_role(self, settings: dict[str, Any], seed: int, radio_mode: str) -> None:
         radio = Radio(self.ep.peers, self.ep.stamper, radio_mode)
-        ctx = NodeContext(self.cfg.node_id, agent_rng(seed, self.cfg.node_id), radio,
-                          self.ep.metrics, settings, seed=seed, wait=self.take_radio)
+        ctx = NodeContext(
+            self.cfg.node_id,
+            agent_rng(seed, self.cfg.node_id),
+            radio,
+            self.ep.metrics,
+            settings,
+            seed=seed,
+            wait=self.take_radio,
+        )
         role_settings = dict(settings.get("role", {}))
         if self.cfg.policy:
             role_settings["policy_file"] = self.cfg.policy
@@ -146,8 +165,13 @@ class AgentNode:
             self.ep.maybe_heartbeat()
             self.handle_batch(self.ep.poll(10))  # no Observation can come before this step's action
         if self.radio_received < expected:
-            log.warning("%s: %d of %d delivered radio messages arrived within %.2f s",
-                        self.cfg.node_id, self.radio_received, expected, self.cfg.radio_wait_s)
+            log.warning(
+                "%s: %d of %d delivered radio messages arrived within %.2f s",
+                self.cfg.node_id,
+                self.radio_received,
+                expected,
+                self.cfg.radio_wait_s,
+            )
 
     def take_radio(self, seconds: float) -> None:
         """Handle radio messages for up to `seconds` (returning at the first batch); an observation
@@ -169,8 +193,13 @@ class AgentNode:
             if ep.stopping:
                 return 0
             self._build_role(ack.settings, ack.seed, ack.settings.get("radio_mode", "emulated"))
-            log.info("%s registered (inbox %s), role %s%s", self.cfg.node_id, ep.inbox.endpoint, self.cfg.role,
-                     f", advertised as {ep.advertise}" if ep.advertise else "")
+            log.info(
+                "%s registered (inbox %s), role %s%s",
+                self.cfg.node_id,
+                ep.inbox.endpoint,
+                self.cfg.role,
+                f", advertised as {ep.advertise}" if ep.advertise else "",
+            )
             pending = ep.wait_start()
             self.role.on_start()
             self.handle_batch(pending)
@@ -179,7 +208,10 @@ class AgentNode:
                 self._report_status()
                 if self.mqtt:
                     self._report_link()
-                batch, self.deferred = self.deferred + ep.poll(0 if self.deferred else int(self.cfg.heartbeat_s * 1000)), []
+                batch, self.deferred = (
+                    self.deferred + ep.poll(0 if self.deferred else int(self.cfg.heartbeat_s * 1000)),
+                    [],
+                )
                 self.handle_batch(batch)
             return 0
         finally:
@@ -197,10 +229,17 @@ class AgentNode:
         self.next_status = now + self.cfg.status_interval_s
         self.status_n += 1
         ep = self.ep
-        ep.metrics("node_status", {"n": self.status_n, "uptime_s": round(now - self.t0, 2), "steps": self.steps,
-                                   "coordinator_silent_s": round(now - ep.coordinator_seen, 2),
-                                   "coordinator_outages": ep.outages, "send_failures": ep.coordinator.failed +
-                                   sum(link.failed for link in ep.peers.links.values())})
+        ep.metrics(
+            "node_status",
+            {
+                "n": self.status_n,
+                "uptime_s": round(now - self.t0, 2),
+                "steps": self.steps,
+                "coordinator_silent_s": round(now - ep.coordinator_seen, 2),
+                "coordinator_outages": ep.outages,
+                "send_failures": ep.coordinator.failed + sum(link.failed for link in ep.peers.links.values()),
+            },
+        )
 
     def _report_link(self) -> None:
         """MQTT link events become metrics records; those of an outage wait in the queue and arrive after it."""
@@ -220,10 +259,15 @@ class AgentNode:
                 self.role.on_stop()
             except Exception as err:  # the node's own last metrics still go out
                 log.warning("%s: on_stop failed: %r", self.cfg.node_id, err)
-            values = dict(self.role.metrics(), steps=self.steps, rejected=self.ep.inbox.rejected,
-                          role_errors=self.role_errors, direct_rx=self.direct_rx,
-                          direct_tx=self.role.ctx.radio.direct_tx,
-                          radio_sent=dict(self.role.ctx.radio.sent))
+            values = dict(
+                self.role.metrics(),
+                steps=self.steps,
+                rejected=self.ep.inbox.rejected,
+                role_errors=self.role_errors,
+                direct_rx=self.direct_rx,
+                direct_tx=self.role.ctx.radio.direct_tx,
+                radio_sent=dict(self.role.ctx.radio.sent),
+            )
             if self.mqtt:
                 values["mqtt"] = self.mqtt.link.stats()
             self.ep.metrics(f"{self.role.name}_node", values, final=True)

@@ -1,4 +1,5 @@
 """Portable policies: a trained actor as one .npz (float32 weights + JSON description), run with numpy alone."""
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,12 @@ class PortablePolicy:
         return cls(description, data)
 
     def _compile(self, layers: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-        return [("linear", (self.arrays[l["weight"]].T.copy(), self.arrays[l["bias"]])) if l["type"] == "linear"
-                else (l["type"], None) for l in layers]
+        return [
+            ("linear", (self.arrays[layer["weight"]].T.copy(), self.arrays[layer["bias"]]))
+            if layer["type"] == "linear"
+            else (layer["type"], None)
+            for layer in layers
+        ]
 
     @staticmethod
     def _run(ops: list[tuple[str, Any]], x: np.ndarray) -> np.ndarray:
@@ -94,14 +99,19 @@ class PortablePolicy:
         d = self.description
 
         def fmt(layers):
-            return " -> ".join(f"linear {l['in']}x{l['out']}" if l["type"] == "linear" else l["type"] for l in layers)
+            return " -> ".join(
+                f"linear {layer['in']}x{layer['out']}" if layer["type"] == "linear" else layer["type"]
+                for layer in layers
+            )
 
-        lines = [f"{d['kind']} v{d['version']}: obs {self.obs_dim} -> action {self.act_dim}, "
-                 f"{self.n_params():,} float32 parameters",
-                 f"  trunk: {fmt(d['trunk'])}",
-                 f"  mu:    {fmt(d['heads']['mu'])}",
-                 f"  std:   {fmt(d['heads']['std'])} (+ {d['std_floor']:g})",
-                 f"  action = {d['action_bound']:g} * tanh(mu)"]
+        lines = [
+            f"{d['kind']} v{d['version']}: obs {self.obs_dim} -> action {self.act_dim}, "
+            f"{self.n_params():,} float32 parameters",
+            f"  trunk: {fmt(d['trunk'])}",
+            f"  mu:    {fmt(d['heads']['mu'])}",
+            f"  std:   {fmt(d['heads']['std'])} (+ {d['std_floor']:g})",
+            f"  action = {d['action_bound']:g} * tanh(mu)",
+        ]
         if d.get("meta"):
             lines.append(f"  meta: {json.dumps(d['meta'], sort_keys=True)}")
         return "\n".join(lines)
@@ -135,26 +145,27 @@ def _validate(d: Any, arrays: dict[str, np.ndarray]) -> None:
     def check(name: str, layers: Any, width: int) -> int:
         if not isinstance(layers, list):
             raise ValueError(f"{name} must be a list of layers")
-        for i, l in enumerate(layers):
+        for i, layer in enumerate(layers):
             where = f"{name}[{i}]"
-            t = l.get("type") if isinstance(l, dict) else None
+            t = layer.get("type") if isinstance(layer, dict) else None
             if t in ACTIVATIONS:
                 continue
             if t != "linear":
                 raise ValueError(f"{where}: unknown layer type {t!r} (known: linear, {', '.join(ACTIVATIONS)})")
-            n, m = l.get("in"), l.get("out")
+            n, m = layer.get("in"), layer.get("out")
             if not (isinstance(n, int) and isinstance(m, int) and n > 0 and m > 0):
                 raise ValueError(f"{where}: linear needs positive integer in/out, got in={n!r} out={m!r}")
             if n != width:
                 raise ValueError(f"{where}: linear in={n} but its input has width {width}")
             for role, shape in (("weight", (m, n)), ("bias", (m,))):
-                key = l.get(role)
+                key = layer.get(role)
                 if key not in arrays:
                     raise ValueError(f"{where}: {role} array {key!r} missing from the file")
                 a = arrays[key]
                 if a.shape != shape:
-                    raise ValueError(f"{where}: {role} {key!r} has shape {list(a.shape)}, "
-                                     f"expected {list(shape)} for linear {n}->{m}")
+                    raise ValueError(
+                        f"{where}: {role} {key!r} has shape {list(a.shape)}, expected {list(shape)} for linear {n}->{m}"
+                    )
                 if a.dtype != np.float32:
                     raise ValueError(f"{where}: {role} {key!r} has dtype {a.dtype}, expected float32")
                 if not np.all(np.isfinite(a)):

@@ -1,4 +1,5 @@
 """The radio plane as seen by an agent: send to a peer or broadcast, through the medium or directly."""
+
 from __future__ import annotations
 
 import numpy as np

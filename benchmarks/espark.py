@@ -17,6 +17,7 @@ stopped. After every cell the table is rewritten to --results (comparison.md, co
     python benchmarks/espark.py --tasks grid4x4 --methods ippo,espark_files --seeds 1
     python benchmarks/espark.py --full                            # the paper's budget (days of CPU here)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,28 +36,52 @@ SIGNALS = (("test_delay", True), ("test_trip_time", True), ("test_waiting_time",
 INVENTORY = (("test_profit", False), ("test_gross_margin", False))
 _INV = ["world.env.skus=100", "world.env.echelons=1"]
 TASKS = {  # the paper's IPPO and eSpark figures: Table 2 delay (s), Table 1 profit (K)
-    "grid4x4": {"scenario": "signals_espark.toml", "sets": ["world.map=grid4x4"], "metrics": SIGNALS,
-                "files": [FUNCS / "tsc_queued.py", FUNCS / "tsc_busiest.py"], "paper_files": [],
-                "paper": {"ftc": 161.14, "max_pressure": 63.39, "ippo": 48.40, "espark": 48.36}},
-    "cologne8": {"scenario": "signals_espark.toml", "sets": ["world.map=cologne8"], "metrics": SIGNALS,
-                 "files": [FUNCS / "tsc_queued.py", FUNCS / "tsc_busiest.py"], "paper_files": [],
-                 "paper": {"ftc": 85.27, "max_pressure": 31.63, "ippo": 27.60, "espark": 25.39}},
-    "inventory": {"scenario": "inventory_espark.toml", "sets": [*_INV, 'world.env.capacity="standard"'],
-                  "metrics": INVENTORY, "files": [FUNCS / "mabim_cover.py", FUNCS / "mabim_capacity.py"],
-                  "paper_files": [FUNCS / "mabim_paper_fig21.py"], "paper": {"ippo": 690.6, "espark": 823.7}},
-    "inventory_lower": {"scenario": "inventory_espark.toml", "sets": [*_INV, 'world.env.capacity="lower"'],
-                        "metrics": INVENTORY, "files": [FUNCS / "mabim_cover.py", FUNCS / "mabim_capacity.py"],
-                        "paper_files": [FUNCS / "mabim_paper_fig21.py"], "paper": {"ippo": 431.1, "espark": 579.5}},
+    "grid4x4": {
+        "scenario": "signals_espark.toml",
+        "sets": ["world.map=grid4x4"],
+        "metrics": SIGNALS,
+        "files": [FUNCS / "tsc_queued.py", FUNCS / "tsc_busiest.py"],
+        "paper_files": [],
+        "paper": {"ftc": 161.14, "max_pressure": 63.39, "ippo": 48.40, "espark": 48.36},
+    },
+    "cologne8": {
+        "scenario": "signals_espark.toml",
+        "sets": ["world.map=cologne8"],
+        "metrics": SIGNALS,
+        "files": [FUNCS / "tsc_queued.py", FUNCS / "tsc_busiest.py"],
+        "paper_files": [],
+        "paper": {"ftc": 85.27, "max_pressure": 31.63, "ippo": 27.60, "espark": 25.39},
+    },
+    "inventory": {
+        "scenario": "inventory_espark.toml",
+        "sets": [*_INV, 'world.env.capacity="standard"'],
+        "metrics": INVENTORY,
+        "files": [FUNCS / "mabim_cover.py", FUNCS / "mabim_capacity.py"],
+        "paper_files": [FUNCS / "mabim_paper_fig21.py"],
+        "paper": {"ippo": 690.6, "espark": 823.7},
+    },
+    "inventory_lower": {
+        "scenario": "inventory_espark.toml",
+        "sets": [*_INV, 'world.env.capacity="lower"'],
+        "metrics": INVENTORY,
+        "files": [FUNCS / "mabim_cover.py", FUNCS / "mabim_capacity.py"],
+        "paper_files": [FUNCS / "mabim_paper_fig21.py"],
+        "paper": {"ippo": 431.1, "espark": 579.5},
+    },
 }
 METHODS = ("ftc", "max_pressure", "ippo", "random_pruning", "espark_paper", "espark_files", "espark_llm")
 # What fits a 2-core machine: episodes per method (eSpark: per lineage), split into 4 iterations of K = 2; slices of
 # 8 and 60 episodes, whole numbers of 4-episode updates. Each copy is validated after every update (fewer updates
 # than the released 16 checkpoints) on one greedy unmasked episode; G averages the last 5. Decisions per episode:
 # 240 (an hour at 15 s) and 100 days.
-BUDGET = {"signals": {"episodes": 32, "iterations": 4, "candidates": 2, "eval_episodes": 1, "decisions": 240},
-          "inventory": {"episodes": 240, "iterations": 4, "candidates": 2, "eval_episodes": 1, "decisions": 100}}
-FULL = {"signals": {"episodes": 10_000, "iterations": 10, "candidates": 16, "eval_episodes": 2, "decisions": 240},
-        "inventory": {"episodes": 50_200, "iterations": 10, "candidates": 16, "eval_episodes": 2, "decisions": 100}}
+BUDGET = {
+    "signals": {"episodes": 32, "iterations": 4, "candidates": 2, "eval_episodes": 1, "decisions": 240},
+    "inventory": {"episodes": 240, "iterations": 4, "candidates": 2, "eval_episodes": 1, "decisions": 100},
+}
+FULL = {
+    "signals": {"episodes": 10_000, "iterations": 10, "candidates": 16, "eval_episodes": 2, "decisions": 240},
+    "inventory": {"episodes": 50_200, "iterations": 10, "candidates": 16, "eval_episodes": 2, "decisions": 100},
+}
 # the released epsilon floor anneals over 250,000 of its 5,020,000 steps: the same fraction of a smaller budget
 EPS_FRACTION = 250_000 / 5_020_000
 
@@ -77,8 +102,10 @@ def settings(task: str, method: str, budget: dict) -> list[str] | None:
     files = {"espark_paper": t["paper_files"], "espark_files": t["files"], "espark_llm": None}[method]
     if files == []:
         return None
-    espark = (f"candidates={budget['candidates']}, iterations={budget['iterations']}, compare_ippo=false, "
-              f"eval_episodes={budget['eval_episodes']}, generator=\"{'llm' if files is None else 'files'}\"")
+    espark = (
+        f"candidates={budget['candidates']}, iterations={budget['iterations']}, compare_ippo=false, "
+        f'eval_episodes={budget["eval_episodes"]}, generator="{"llm" if files is None else "files"}"'
+    )
     if files:
         espark += ", function_files=[" + ", ".join(f'"{f}"' for f in files) + "]"
     return [*sets, "algo.method=espark", f"algo.espark={{{espark}}}"]
@@ -90,8 +117,18 @@ def run_cell(out: Path, task: str, sets: list[str], seed: int) -> dict:
     if done.exists() and json.loads(done.read_text()).get("status") == "ok":
         return json.loads(done.read_text())
     shutil.rmtree(out, ignore_errors=True)  # an unfinished cell starts again
-    args = [sys.executable, "-m", "coordinator.cli", "run", str(ROOT / "scenarios" / TASKS[task]["scenario"]),
-            "--out", str(out), "--no-progress", "--seed", str(seed)]
+    args = [
+        sys.executable,
+        "-m",
+        "coordinator.cli",
+        "run",
+        str(ROOT / "scenarios" / TASKS[task]["scenario"]),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--seed",
+        str(seed),
+    ]
     for s in sets:
         args += ["--set", s]
     t0 = time.monotonic()
@@ -108,7 +145,7 @@ def test_metrics(summary: dict) -> dict:
     """test_* results of a plain run, or the chosen lineage's (espark_test_*) of an eSpark run."""
     res = summary.get("results", {})
     if summary.get("method") == "espark":
-        return {k[len("espark_"):]: v for k, v in res.items() if k.startswith("espark_test_")}
+        return {k[len("espark_") :]: v for k, v in res.items() if k.startswith("espark_test_")}
     return {k: v for k, v in res.items() if k.startswith("test_")}
 
 
@@ -117,9 +154,12 @@ def table(cells: dict, tasks: list[str], methods: list[str]) -> tuple[str, dict]
     lines, out = [], {}
     for task in tasks:
         metrics, paper = TASKS[task]["metrics"], TASKS[task]["paper"]
-        head = " | ".join(m[len("test_"):] for m, _ in metrics)
-        lines += [f"\n### {task}\n", f"| method | seeds | {head} | vs IPPO ({metrics[0][0][5:]}) | paper |",
-                  "|---" * (len(metrics) + 4) + "|"]
+        head = " | ".join(m[len("test_") :] for m, _ in metrics)
+        lines += [
+            f"\n### {task}\n",
+            f"| method | seeds | {head} | vs IPPO ({metrics[0][0][5:]}) | paper |",
+            "|---" * (len(metrics) + 4) + "|",
+        ]
         ippo = np.mean([c[metrics[0][0]] for c in cells.get((task, "ippo"), [])] or [np.nan])
         for method in methods:
             runs = cells.get((task, method), [])
@@ -128,13 +168,19 @@ def table(cells: dict, tasks: list[str], methods: list[str]) -> tuple[str, dict]
             row = {m: (float(np.mean([r[m] for r in runs])), float(np.std([r[m] for r in runs]))) for m, _ in metrics}
             first, lower = metrics[0]
             gain = 100.0 * ((ippo - row[first][0]) if lower else (row[first][0] - ippo)) / abs(ippo)
-            out.setdefault(task, {})[method] = {"seeds": len(runs), **{m: v[0] for m, v in row.items()},
-                                                **{f"{m}_sd": v[1] for m, v in row.items()}, "gain_pct": gain}
+            out.setdefault(task, {})[method] = {
+                "seeds": len(runs),
+                **{m: v[0] for m, v in row.items()},
+                **{f"{m}_sd": v[1] for m, v in row.items()},
+                "gain_pct": gain,
+            }
             ref = paper.get(method.split("_")[0] if method.startswith("espark") else method)
             cells_txt = " | ".join(f"{v[0]:,.1f} ± {v[1]:,.1f}" for v in row.values())
-            lines.append(f"| {method} | {len(runs)} | {cells_txt} | "
-                         f"{'' if method == 'ippo' or np.isnan(gain) else f'{gain:+.1f} %'} | "
-                         f"{'' if ref is None else ref} |")
+            lines.append(
+                f"| {method} | {len(runs)} | {cells_txt} | "
+                f"{'' if method == 'ippo' or np.isnan(gain) else f'{gain:+.1f} %'} | "
+                f"{'' if ref is None else ref} |"
+            )
     return "\n".join(lines) + "\n", out
 
 
@@ -164,17 +210,23 @@ def main() -> int:
                 t0 = time.monotonic()
                 summary = run_cell(out / task / f"{method}-s{seed}", task, sets, seed)
                 cells.setdefault((task, method), []).append(test_metrics(summary))
-                print(f"{time.strftime('%H:%M:%S')} {task} {method} seed {seed}: "
-                      f"{ {k: round(v, 1) for k, v in test_metrics(summary).items() if v is not None} } "
-                      f"({time.monotonic() - t0:.0f} s)", flush=True)
+                print(
+                    f"{time.strftime('%H:%M:%S')} {task} {method} seed {seed}: "
+                    f"{ {k: round(v, 1) for k, v in test_metrics(summary).items() if v is not None} } "
+                    f"({time.monotonic() - t0:.0f} s)",
+                    flush=True,
+                )
                 md, js = table(cells, tasks, methods)
                 budgets = {k: (FULL if args.full else BUDGET)[k] for k in ("signals", "inventory")}
                 (results / "comparison.md").write_text(
                     f"# eSpark against its baselines\n\nCommand: `python benchmarks/espark.py "
-                    f"{' '.join(sys.argv[1:])}`\n\nBudget: {json.dumps(budgets)}\n{md}")
-                (results / "comparison.json").write_text(json.dumps({"budget": budgets, "results": js,
-                                                                     "paper": {t: TASKS[t]["paper"] for t in tasks}},
-                                                                    indent=2))
+                    f"{' '.join(sys.argv[1:])}`\n\nBudget: {json.dumps(budgets)}\n{md}"
+                )
+                (results / "comparison.json").write_text(
+                    json.dumps(
+                        {"budget": budgets, "results": js, "paper": {t: TASKS[t]["paper"] for t in tasks}}, indent=2
+                    )
+                )
     print(table(cells, tasks, methods)[0])
     return 0
 

@@ -27,8 +27,8 @@ import zmq  # noqa: E402
 from netsim.config import NetsimConfig  # noqa: E402
 from netsim.medium import Medium  # noqa: E402
 from protocols.codec import Stamper, decode, encode, wire_size  # noqa: E402
-from protocols.errors import ProtocolError  # noqa: E402
 from protocols.endpoint import Endpoint  # noqa: E402
+from protocols.errors import ProtocolError  # noqa: E402
 from protocols.messages import Beacon, Directory, Ping, Pong, Positions, Shutdown  # noqa: E402
 from protocols.security import KeyPair  # noqa: E402
 from protocols.sockets import Inbox, PeerLink, secure_inbox  # noqa: E402
@@ -38,8 +38,14 @@ NETSIM = dict(model="unit_disk", range_m=1000.0, clock="wall", latency_base_s=0.
 PROBE = -1.0  # Beacon.speed of a round-trip probe: agent B answers it instead of counting it
 BEACON_BYTES = 200
 REPORT_TIMEOUT_S = 90.0
-TARGETS = {"direct_rtt_ratio": 1.2, "medium_rtt_ratio": 2.3, "direct_rate_ratio": 0.6, "medium_rate": 100_000,
-           "cpu_ratio": 2.0, "reject_us": 50.0}  # cpu_ratio: send + receive CPU a message, direct / raw
+TARGETS = {
+    "direct_rtt_ratio": 1.2,
+    "medium_rtt_ratio": 2.3,
+    "direct_rate_ratio": 0.6,
+    "medium_rate": 100_000,
+    "cpu_ratio": 2.0,
+    "reject_us": 50.0,
+}  # cpu_ratio: send + receive CPU a message, direct / raw
 MALFORMED = {  # what a careless or hostile peer sends; each is rejected by the receiver's decode
     "garbage bytes": lambda env: [b"\xc1" * 40, b"\x00"],
     "body of the wrong type": lambda env: [env, msgpack.packb({"x": "far", "y": 0.0, "speed": 0.0})],
@@ -266,7 +272,6 @@ class DirectPath(LinkPath):
         self.link.send(self.st.encode(Shutdown(), "server"))
 
 
-
 class MediumPath:
     """A -> medium -> B unicast Beacons; B answers probes with a Beacon back through the medium."""
 
@@ -284,12 +289,17 @@ class MediumPath:
         self.to_b = PeerLink(self.ctx, b_ep, "coordinator")
         self.beacon = beacons(self.st, "B")
         self.bytes = BEACON_BYTES
-        self.control(Directory(endpoints={"A": self.inbox.endpoint, "B": b_ep, "medium": medium_ep},
-                               kinds={"A": "agent", "B": "agent", "medium": "medium", "world": "world"}))
+        self.control(
+            Directory(
+                endpoints={"A": self.inbox.endpoint, "B": b_ep, "medium": medium_ep},
+                kinds={"A": "agent", "B": "agent", "medium": "medium", "world": "world"},
+            )
+        )
         xy = np.array([[0.0, 0.0], [10.0, 0.0]])
         time.sleep(0.3)  # the medium must know which peer is the world before it takes positions
-        self.world.send(Stamper("world").encode(Positions(step=0, ids=["A", "B"]), "medium",
-                                                {"xy": xy, "speed": np.zeros(2)}))
+        self.world.send(
+            Stamper("world").encode(Positions(step=0, ids=["A", "B"]), "medium", {"xy": xy, "speed": np.zeros(2)})
+        )
         time.sleep(0.3)  # positions travel on their own connection; let them land before the ping below
         self.control(Ping(nonce=7))  # answered after the two above are applied: the medium is ready
         if not self.ctl.sock.poll(10_000):
@@ -326,8 +336,11 @@ class MediumPath:
         self.inbox.close()
         self.coord.close()
         self.ctx.term()
-        return {"send_failed": self.to_medium.failed, "medium_forwarded": mstats.get("forwarded"),
-                "medium_rejected": mstats.get("rejected")}
+        return {
+            "send_failed": self.to_medium.failed,
+            "medium_forwarded": mstats.get("forwarded"),
+            "medium_rejected": mstats.get("rejected"),
+        }
 
 
 class MixedMediumPath(MediumPath):
@@ -433,15 +446,23 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     prof = tempfile.mkdtemp(prefix="netmarl-prof-") + "/p" if args.profile else None
-    paths = {"raw": RawPath(args.msgs), "direct": DirectPath(args.msgs, prof and f"{prof}.direct"),
-             "curve": DirectPath(args.msgs, curve=True), "medium": MediumPath(args.medium_msgs, prof)}
+    paths = {
+        "raw": RawPath(args.msgs),
+        "direct": DirectPath(args.msgs, prof and f"{prof}.direct"),
+        "curve": DirectPath(args.msgs, curve=True),
+        "medium": MediumPath(args.medium_msgs, prof),
+    }
     rtt = measure_rtt(paths, args.rtt, args.warmup, args.rounds)
     res = {}
     for name, path in paths.items():
         r = rtt[name]
-        res[name] = {"bytes": path.bytes, "rtt_p50_us": float(np.percentile(r, 50)),
-                     "rtt_p99_us": float(np.percentile(r, 99)), "rtt_mean_us": float(r.mean()),
-                     **measure_rate(path, args.medium_msgs if name == "medium" else args.msgs)}
+        res[name] = {
+            "bytes": path.bytes,
+            "rtt_p50_us": float(np.percentile(r, 50)),
+            "rtt_p99_us": float(np.percentile(r, 99)),
+            "rtt_mean_us": float(r.mean()),
+            **measure_rate(path, args.medium_msgs if name == "medium" else args.msgs),
+        }
         res[name].update(path.close())
     mixed = MixedMediumPath(args.medium_msgs)
     res["medium_mixed"] = {**measure_rate(mixed, args.medium_msgs), **mixed.close()}
@@ -452,53 +473,86 @@ def main(argv=None) -> int:
         print_profile(f"{prof}.b", "agent B behind the medium")
 
     raw = res["raw"]["rtt_p50_us"]
-    ratios = {"direct_rtt_ratio": res["direct"]["rtt_p50_us"] / raw,
-              "medium_rtt_ratio": res["medium"]["rtt_p50_us"] / raw,
-              "direct_rate_ratio": res["direct"]["rate_msg_s"] / res["raw"]["rate_msg_s"],
-              "curve_rtt_ratio": res["curve"]["rtt_p50_us"] / raw,
-              "curve_cost_rtt": res["curve"]["rtt_p50_us"] / res["direct"]["rtt_p50_us"],
-              "curve_cost_rate": res["curve"]["rate_msg_s"] / res["direct"]["rate_msg_s"],
-              "medium_rate": res["medium"]["rate_msg_s"],
-              "medium_mixed_rate": res["medium_mixed"]["rate_msg_s"],
-              "cpu_ratio": cpu_per_message(res["direct"]) / cpu_per_message(res["raw"]),
-              "curve_cpu_ratio": cpu_per_message(res["curve"]) / cpu_per_message(res["raw"]),
-              "reject_us": max(rejection.values())}
-    verdict = {key: ratios[key] >= target if key.endswith("rate") or key == "direct_rate_ratio" else ratios[key] <= target
-               for key, target in TARGETS.items()}
+    ratios = {
+        "direct_rtt_ratio": res["direct"]["rtt_p50_us"] / raw,
+        "medium_rtt_ratio": res["medium"]["rtt_p50_us"] / raw,
+        "direct_rate_ratio": res["direct"]["rate_msg_s"] / res["raw"]["rate_msg_s"],
+        "curve_rtt_ratio": res["curve"]["rtt_p50_us"] / raw,
+        "curve_cost_rtt": res["curve"]["rtt_p50_us"] / res["direct"]["rtt_p50_us"],
+        "curve_cost_rate": res["curve"]["rate_msg_s"] / res["direct"]["rate_msg_s"],
+        "medium_rate": res["medium"]["rate_msg_s"],
+        "medium_mixed_rate": res["medium_mixed"]["rate_msg_s"],
+        "cpu_ratio": cpu_per_message(res["direct"]) / cpu_per_message(res["raw"]),
+        "curve_cpu_ratio": cpu_per_message(res["curve"]) / cpu_per_message(res["raw"]),
+        "reject_us": max(rejection.values()),
+    }
+    verdict = {
+        key: ratios[key] >= target if key.endswith("rate") or key == "direct_rate_ratio" else ratios[key] <= target
+        for key, target in TARGETS.items()
+    }
 
-    print(f"\n{'path':<7} {'rtt B':>5} {'p50 us':>7} {'p99 us':>7} {'one-way msg/s':>13} {'received':>13}"
-          f" {'CPU us/msg: sender':>19} {'medium':>6} {'recv':>5}")
+    print(
+        f"\n{'path':<7} {'rtt B':>5} {'p50 us':>7} {'p99 us':>7} {'one-way msg/s':>13} {'received':>13}"
+        f" {'CPU us/msg: sender':>19} {'medium':>6} {'recv':>5}"
+    )
     for name, r in res.items():
         if name == "medium_mixed":
             continue
-        print(f"{name:<7} {r['bytes']:>5} {r['rtt_p50_us']:>7.1f} {r['rtt_p99_us']:>7.1f} {r['rate_msg_s']:>13,.0f} "
-              f"{r['received']:>6}/{r['sent']:<6} {r['cpu_us_per_msg_sender']:>19.1f} "
-              f"{r.get('cpu_us_per_msg_medium', float('nan')):>6.1f} {r['cpu_us_per_msg_receiver']:>5.1f}")
-    print(f"(RTT: {args.rtt} per path in {args.rounds} interleaved rounds after {args.warmup} warm-up; one-way: raw "
-          f"100 B, direct and medium {BEACON_BYTES} B Beacons encoded per message by the sender and fully decoded "
-          f"by the receiver; {psutil.cpu_count()} CPUs)")
+        print(
+            f"{name:<7} {r['bytes']:>5} {r['rtt_p50_us']:>7.1f} {r['rtt_p99_us']:>7.1f} {r['rate_msg_s']:>13,.0f} "
+            f"{r['received']:>6}/{r['sent']:<6} {r['cpu_us_per_msg_sender']:>19.1f} "
+            f"{r.get('cpu_us_per_msg_medium', float('nan')):>6.1f} {r['cpu_us_per_msg_receiver']:>5.1f}"
+        )
+    print(
+        f"(RTT: {args.rtt} per path in {args.rounds} interleaved rounds after {args.warmup} warm-up; one-way: raw "
+        f"100 B, direct and medium {BEACON_BYTES} B Beacons encoded per message by the sender and fully decoded "
+        f"by the receiver; {psutil.cpu_count()} CPUs)"
+    )
     extra = {name: res[name]["rtt_p50_us"] - raw for name in ("direct", "medium")}
-    print(f"\nratios to raw p50 RTT: direct {ratios['direct_rtt_ratio']:.2f}x (+{extra['direct']:.0f} us), "
-          f"medium {ratios['medium_rtt_ratio']:.2f}x (+{extra['medium']:.0f} us); "
-          f"direct one-way rate {ratios['direct_rate_ratio']:.2f}x raw")
-    print(f"run authentication (CURVE, the default for a run's sockets) against direct without it: round trip "
-          f"{ratios['curve_cost_rtt']:.2f}x, one-way rate {ratios['curve_cost_rate']:.2f}x "
-          f"(curve: RTT {ratios['curve_rtt_ratio']:.2f}x raw, rate {res['curve']['rate_msg_s'] / res['raw']['rate_msg_s']:.2f}x"
-          f" raw, CPU a message {ratios['curve_cpu_ratio']:.2f}x raw)")
+    print(
+        f"\nratios to raw p50 RTT: direct {ratios['direct_rtt_ratio']:.2f}x (+{extra['direct']:.0f} us), "
+        f"medium {ratios['medium_rtt_ratio']:.2f}x (+{extra['medium']:.0f} us); "
+        f"direct one-way rate {ratios['direct_rate_ratio']:.2f}x raw"
+    )
+    print(
+        f"run authentication (CURVE, the default for a run's sockets) against direct without it: round trip "
+        f"{ratios['curve_cost_rtt']:.2f}x, one-way rate {ratios['curve_cost_rate']:.2f}x "
+        f"(curve: RTT {ratios['curve_rtt_ratio']:.2f}x raw, "
+        f"rate {res['curve']['rate_msg_s'] / res['raw']['rate_msg_s']:.2f}x"
+        f" raw, CPU a message {ratios['curve_cpu_ratio']:.2f}x raw)"
+    )
     mixed = res["medium_mixed"]
-    print(f"hostile path: decode() rejects a malformed message in {', '.join(f'{k} {v:.1f} us' for k, v in rejection.items())}"
-          f" (median); the medium forwards {mixed['rate_msg_s']:,.0f} good msg/s while every other message it gets is "
-          f"malformed ({mixed['received']}/{mixed['sent']} good ones delivered, {mixed['medium_rejected']} rejected, "
-          f"{mixed['cpu_us_per_msg_medium']:.1f} us of medium CPU per good message)")
-    for key, label, fmt in (("direct_rtt_ratio", "direct RTT <= 1.2x raw", "{:.2f}x"),
-                            ("medium_rtt_ratio", "medium RTT <= 2.3x raw", "{:.2f}x"),
-                            ("direct_rate_ratio", "direct one-way rate >= 0.6x raw", "{:.2f}x"),
-                            ("medium_rate", "medium forwarding >= 100,000 msg/s", "{:,.0f} msg/s"),
-                            ("cpu_ratio", "CPU a message (send + recv) <= 2x raw", "{:.2f}x"),
-                            ("reject_us", "rejecting a bad message <= 50 us", "{:.1f} us")):
+    print(
+        "hostile path: decode() rejects a malformed message in "
+        f"{', '.join(f'{k} {v:.1f} us' for k, v in rejection.items())}"
+        f" (median); the medium forwards {mixed['rate_msg_s']:,.0f} good msg/s while every other message it gets is "
+        f"malformed ({mixed['received']}/{mixed['sent']} good ones delivered, {mixed['medium_rejected']} rejected, "
+        f"{mixed['cpu_us_per_msg_medium']:.1f} us of medium CPU per good message)"
+    )
+    for key, label, fmt in (
+        ("direct_rtt_ratio", "direct RTT <= 1.2x raw", "{:.2f}x"),
+        ("medium_rtt_ratio", "medium RTT <= 2.3x raw", "{:.2f}x"),
+        ("direct_rate_ratio", "direct one-way rate >= 0.6x raw", "{:.2f}x"),
+        ("medium_rate", "medium forwarding >= 100,000 msg/s", "{:,.0f} msg/s"),
+        ("cpu_ratio", "CPU a message (send + recv) <= 2x raw", "{:.2f}x"),
+        ("reject_us", "rejecting a bad message <= 50 us", "{:.1f} us"),
+    ):
         print(f"target {label:<38} {fmt.format(ratios[key]):>14}  {'PASS' if verdict[key] else 'MISS'}")
-    print(json.dumps({"benchmark": "messaging", **res, "rejection_us": rejection, "ratios": ratios, "targets": TARGETS,
-                      "pass": verdict, "rtt_n": args.rtt, "profiled": bool(prof), "cpus": psutil.cpu_count()}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "messaging",
+                **res,
+                "rejection_us": rejection,
+                "ratios": ratios,
+                "targets": TARGETS,
+                "pass": verdict,
+                "rtt_n": args.rtt,
+                "profiled": bool(prof),
+                "cpus": psutil.cpu_count(),
+            }
+        )
+    )
     return 0
 
 

@@ -17,11 +17,12 @@ curves.png to --results, ends with one JSON line.
     python benchmarks/reled.py --full --variants ippo,reled_scripted,reled_w02,reled_w05 --ablation-seeds 1 \
         --out runs/bench-reled-full-grid --results benchmarks/results/reled/grid
 """
+
 from __future__ import annotations
 
 import argparse
-import json
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -32,10 +33,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "grid_reled.toml"
-VARIANTS = {"ippo": ["algo.method=ippo"], "reled_scripted": ["algo.sed.expert=scripted"],
-            "reled_llm": ["algo.sed.expert=llm"],
-            "reled_w02": ["algo.sed.expert=scripted", "algo.alpha_mode=fixed_expert", "algo.alpha_fixed=0.2"],
-            "reled_w05": ["algo.sed.expert=scripted", "algo.alpha_mode=fixed_expert", "algo.alpha_fixed=0.5"]}
+VARIANTS = {
+    "ippo": ["algo.method=ippo"],
+    "reled_scripted": ["algo.sed.expert=scripted"],
+    "reled_llm": ["algo.sed.expert=llm"],
+    "reled_w02": ["algo.sed.expert=scripted", "algo.alpha_mode=fixed_expert", "algo.alpha_fixed=0.2"],
+    "reled_w05": ["algo.sed.expert=scripted", "algo.alpha_mode=fixed_expert", "algo.alpha_fixed=0.5"],
+}
 ABLATIONS = ("reled_w02", "reled_w05")
 FINAL_EPOCHS = 5  # the end of training: the mean over the last five epochs' episodes
 PAPER_GAIN = {"grid": 0.6245, "city": 0.7255}  # Table IV: RELED / IPPO - 1 (Orlando-M, HK-M)
@@ -50,8 +54,18 @@ def run_one(out: Path, variant: str, seed: int, sets: list[str]) -> dict:
     if not done:
         if out.exists():
             shutil.rmtree(out)  # an interrupted run starts again
-        args = [sys.executable, "-m", "coordinator.cli", "run", str(SCENARIO), "--out", str(out), "--no-progress",
-                "--seed", str(seed)]
+        args = [
+            sys.executable,
+            "-m",
+            "coordinator.cli",
+            "run",
+            str(SCENARIO),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--seed",
+            str(seed),
+        ]
         for s in [*VARIANTS[variant], *sets]:
             args += ["--set", s]
         t0 = time.monotonic()
@@ -62,19 +76,27 @@ def run_one(out: Path, variant: str, seed: int, sets: list[str]) -> dict:
     full = json.loads(summary.read_text())
     res = full["results"]
     wall = wall if wall is not None else full.get("wall_s")
-    train = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
-             if '"routing_episode"' in line and '"mode": "train"' in line]
+    train = [
+        json.loads(line)
+        for line in (out / "metrics.jsonl").read_text().splitlines()
+        if '"routing_episode"' in line and '"mode": "train"' in line
+    ]
     last = max(e["epoch"] for e in train)
     end = [e for e in train if e["epoch"] > last - FINAL_EPOCHS]
-    res.update(wall_s=None if wall is None else round(wall, 1), decisions=sum(e["decisions"] for e in train),
-               final_reward=float(np.mean([e["reward"] for e in end])),
-               final_travel_time=float(np.mean([e["travel_time"] for e in end])),
-               final_arrival_rate=float(np.mean([e["arrival_rate"] for e in end])))
+    res.update(
+        wall_s=None if wall is None else round(wall, 1),
+        decisions=sum(e["decisions"] for e in train),
+        final_reward=float(np.mean([e["reward"] for e in end])),
+        final_travel_time=float(np.mean([e["travel_time"] for e in end])),
+        final_arrival_rate=float(np.mean([e["arrival_rate"] for e in end])),
+    )
     by_epoch: dict[int, list[dict]] = {}
     for e in train:
         by_epoch.setdefault(e["epoch"], []).append(e)
-    res["epochs"] = [{"epoch": k, **{key: float(np.mean([e[key] for e in by_epoch[k]])) for key in CURVE_KEYS}}
-                     for k in sorted(by_epoch)]
+    res["epochs"] = [
+        {"epoch": k, **{key: float(np.mean([e[key] for e in by_epoch[k]])) for key in CURVE_KEYS}}
+        for k in sorted(by_epoch)
+    ]
     res["curve"] = [row["reward"] for row in res["epochs"]]
     return res
 
@@ -82,10 +104,23 @@ def run_one(out: Path, variant: str, seed: int, sets: list[str]) -> dict:
 CURVE_KEYS = ("reward", "travel_time", "arrival_rate")
 
 
-KEYS = ("final_reward", "final_travel_time", "final_arrival_rate", "test_reward", "test_travel_time",
-        "test_arrival_rate", "test_reward_std", "test_travel_time_std", "test_arrival_rate_std",
-        "test_stochastic_reward", "test_stochastic_travel_time", "test_stochastic_arrival_rate",
-        "test_stochastic_reward_std", "execution_rate", "wall_s")
+KEYS = (
+    "final_reward",
+    "final_travel_time",
+    "final_arrival_rate",
+    "test_reward",
+    "test_travel_time",
+    "test_arrival_rate",
+    "test_reward_std",
+    "test_travel_time_std",
+    "test_arrival_rate_std",
+    "test_stochastic_reward",
+    "test_stochastic_travel_time",
+    "test_stochastic_arrival_rate",
+    "test_stochastic_reward_std",
+    "execution_rate",
+    "wall_s",
+)
 
 
 def aggregate(rows: list[dict]) -> dict:
@@ -131,15 +166,20 @@ def main() -> int:
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--llm-seeds", default="1", help="seeds of the reled_llm variant (each SED round is a slow call)")
     p.add_argument("--ablation-seeds", default="1", help=f"seeds of the ablations {', '.join(ABLATIONS)}")
-    p.add_argument("--results", default=None, help="folder for summary.json, per_epoch.csv and curves.png "
-                                                     "(default: --out)")
+    p.add_argument(
+        "--results", default=None, help="folder for summary.json, per_epoch.csv and curves.png (default: --out)"
+    )
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--full", action="store_true", help="the paper's 500 epochs x 1,000 decisions")
     p.add_argument("--out", default=str(ROOT / "runs" / f"bench-reled-{time.strftime('%Y%m%d-%H%M%S')}"))
     args = p.parse_args()
     epochs = 500 if args.full else args.epochs
-    sets = [f"world.map={args.map}", f"world.traffic={args.traffic}", f"world.epochs={epochs}",
-            "world.decisions_per_epoch=1000"]
+    sets = [
+        f"world.map={args.map}",
+        f"world.traffic={args.traffic}",
+        f"world.epochs={epochs}",
+        "world.decisions_per_epoch=1000",
+    ]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_dir = Path(args.results) if args.results else out
@@ -148,15 +188,25 @@ def main() -> int:
     print(f"map {args.map}, {args.traffic}; {epochs} epochs x 1,000 decisions; runs in {out}", flush=True)
     results, curves = {}, {}
     for variant in args.variants.split(","):
-        seeds = [int(s) for s in (args.llm_seeds if variant == "reled_llm" else args.ablation_seeds
-                                  if variant in ABLATIONS else args.seeds).split(",")]
+        seeds = [
+            int(s)
+            for s in (
+                args.llm_seeds
+                if variant == "reled_llm"
+                else args.ablation_seeds
+                if variant in ABLATIONS
+                else args.seeds
+            ).split(",")
+        ]
         rows = []
         for seed in seeds:
             res = run_one(out / f"{variant}-s{seed}", variant, seed, sets)
-            print(f"  {variant} seed {seed}: final reward {res['final_reward']:.1f}, travel time "
-                  f"{res['final_travel_time']:.0f} s, arrived {res['final_arrival_rate']:.2f}; greedy test "
-                  f"{res['test_reward']:.1f}; execution rate {res.get('execution_rate')}; {res['wall_s']} s",
-                  flush=True)
+            print(
+                f"  {variant} seed {seed}: final reward {res['final_reward']:.1f}, travel time "
+                f"{res['final_travel_time']:.0f} s, arrived {res['final_arrival_rate']:.2f}; greedy test "
+                f"{res['test_reward']:.1f}; execution rate {res.get('execution_rate')}; {res['wall_s']} s",
+                flush=True,
+            )
             rows.append(res)
             per_epoch += [{"variant": variant, "seed": seed, **row} for row in res["epochs"]]
         results[variant] = aggregate(rows)
@@ -167,22 +217,40 @@ def main() -> int:
         w.writeheader()
         w.writerows(per_epoch)
 
-    print(f"\n{'variant':16} {'final reward':>16} {'travel time':>12} {'arrival':>8} {'greedy test (sd)':>18} "
-          f"{'sampled test':>12} {'exec rate':>9} {'wall s':>7}")
+    print(
+        f"\n{'variant':16} {'final reward':>16} {'travel time':>12} {'arrival':>8} {'greedy test (sd)':>18} "
+        f"{'sampled test':>12} {'exec rate':>9} {'wall s':>7}"
+    )
     for v, r in results.items():
         f = lambda k, fmt: "-" if r.get(k) is None else format(r[k], fmt)  # noqa: E731
-        print(f"{v:16} {f('final_reward', '.1f'):>8}±{f('final_reward_sd', '.1f'):<7} {f('final_travel_time', '.0f'):>12} "
-              f"{f('final_arrival_rate', '.2f'):>8} {f('test_reward', '.1f'):>10} ({f('test_reward_std', '.1f'):>5}) "
-              f"{f('test_stochastic_reward', '.1f'):>12} "
-              f"{f('execution_rate', '.2f'):>9} {f('wall_s', '.0f'):>7}")
+        print(
+            f"{v:16} {f('final_reward', '.1f'):>8}±{f('final_reward_sd', '.1f'):<7} "
+            f"{f('final_travel_time', '.0f'):>12} "
+            f"{f('final_arrival_rate', '.2f'):>8} {f('test_reward', '.1f'):>10} ({f('test_reward_std', '.1f'):>5}) "
+            f"{f('test_stochastic_reward', '.1f'):>12} "
+            f"{f('execution_rate', '.2f'):>9} {f('wall_s', '.0f'):>7}"
+        )
     gains = {v: gain(results, v) for v in results if v != "ippo"}
     for v, g in gains.items():
-        print(f"target RELED above IPPO at equal decisions ({v}): "
-              + ("not measured" if g is None else f"{100 * g:+.1f} % reward ({'met' if g > 0 else 'NOT met'}; "
-                                                   f"paper {100 * PAPER_GAIN[args.map]:+.1f} %)"))
+        print(
+            f"target RELED above IPPO at equal decisions ({v}): "
+            + (
+                "not measured"
+                if g is None
+                else f"{100 * g:+.1f} % reward ({'met' if g > 0 else 'NOT met'}; "
+                f"paper {100 * PAPER_GAIN[args.map]:+.1f} %)"
+            )
+        )
     print(f"curves: {results_dir / 'curves.png'}")
-    report = {"benchmark": "reled", "map": args.map, "traffic": args.traffic, "epochs": epochs,
-              "command": " ".join(sys.argv), "results": results, "gain_vs_ippo": gains}
+    report = {
+        "benchmark": "reled",
+        "map": args.map,
+        "traffic": args.traffic,
+        "epochs": epochs,
+        "command": " ".join(sys.argv),
+        "results": results,
+        "gain_vs_ippo": gains,
+    }
     (results_dir / "summary.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report))
     return 0

@@ -9,6 +9,7 @@ with one JSON line.
     python benchmarks/rsm_masac.py                       # figure-eight, 3 methods x 2 seeds + 30 % loss
     python benchmarks/rsm_masac.py --scenario merge
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = {"figure8": ROOT / "scenarios" / "figure8_rsm_masac.toml",
-             "merge": ROOT / "scenarios" / "merge_rsm_masac.toml"}
+SCENARIOS = {
+    "figure8": ROOT / "scenarios" / "figure8_rsm_masac.toml",
+    "merge": ROOT / "scenarios" / "merge_rsm_masac.toml",
+}
 PAPER = {"figure8": dict(episodes=300, horizon=1500), "merge": dict(episodes=260, horizon=750)}
 # the paper's Table V (Merge) and Fig. 14 claims, checked below
 MIXING_BAND = (0.40, 0.58)
@@ -31,8 +34,20 @@ LOSS_TOLERANCE = 0.10
 
 def run_one(out: Path, scenario: str, method: str, seed: int, sets: list[str]) -> dict:
     """One `netmarl run`; returns its summary results plus the episode records."""
-    args = [sys.executable, "-m", "coordinator.cli", "run", str(SCENARIOS[scenario]), "--out", str(out),
-            "--no-progress", "--seed", str(seed), "--set", f"algo.method={method}"]
+    args = [
+        sys.executable,
+        "-m",
+        "coordinator.cli",
+        "run",
+        str(SCENARIOS[scenario]),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--seed",
+        str(seed),
+        "--set",
+        f"algo.method={method}",
+    ]
     for s in sets:
         args += ["--set", s]
     t0 = time.monotonic()
@@ -42,8 +57,9 @@ def run_one(out: Path, scenario: str, method: str, seed: int, sets: list[str]) -
     if proc.returncode != 0 or not summary_path.exists():
         raise RuntimeError(f"{out.name} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     summary = json.loads(summary_path.read_text())
-    episodes = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
-                if '"cav_episode"' in line]
+    episodes = [
+        json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"cav_episode"' in line
+    ]
     res = summary["results"]
     res["wall_s"] = round(wall, 1)
     res["wall_per_episode_s"] = round(wall / max(len(episodes), 1), 2)
@@ -55,16 +71,25 @@ def run_one(out: Path, scenario: str, method: str, seed: int, sets: list[str]) -
 
 def aggregate(rows: list[dict]) -> dict:
     """Mean and standard deviation over seeds of the headline figures."""
+
     def stat(key):
         vals = [r[key] for r in rows if r.get(key) is not None]
         return (float(np.mean(vals)), float(np.std(vals))) if vals else (None, None)
 
     score, score_sd = stat("final_score")
-    return {"final_score": score, "final_score_sd": score_sd, "last_test_score": stat("last_test_score")[0],
-            "mixing_rate": stat("mixing_rate")[0],
-            "rho_total": stat("rho_total")[0], "rho_ef": stat("rho_ef")[0], "psi_gb": stat("psi_gb")[0],
-            "bytes_per_agent_round": stat("bytes_per_agent_round")[0], "bytes_per_agent": stat("bytes_per_agent")[0],
-            "wall_per_episode_s": stat("wall_per_episode_s")[0], "seeds": len(rows)}
+    return {
+        "final_score": score,
+        "final_score_sd": score_sd,
+        "last_test_score": stat("last_test_score")[0],
+        "mixing_rate": stat("mixing_rate")[0],
+        "rho_total": stat("rho_total")[0],
+        "rho_ef": stat("rho_ef")[0],
+        "psi_gb": stat("psi_gb")[0],
+        "bytes_per_agent_round": stat("bytes_per_agent_round")[0],
+        "bytes_per_agent": stat("bytes_per_agent")[0],
+        "wall_per_episode_s": stat("wall_per_episode_s")[0],
+        "seeds": len(rows),
+    }
 
 
 def plot(curves: dict[str, list[list]], path: Path) -> None:
@@ -101,10 +126,16 @@ def main() -> int:
     p.add_argument("--loss", type=float, default=0.3, help="extra message loss for the rsm_masac loss run (0: skip)")
     p.add_argument("--out", default=str(ROOT / "runs" / f"bench-rsm-{time.strftime('%Y%m%d-%H%M%S')}"))
     args = p.parse_args()
-    budget = dict(episodes=args.episodes, horizon=args.horizon, test_every=args.test_every, update_mode=args.update_mode)
-    sets = [f"world.episodes={budget['episodes']}", f"world.horizon={budget['horizon']}",
-            f"world.test_every={budget['test_every']}", f"algo.update_mode={budget['update_mode']}",
-            "algo.checkpoint_every=0"]
+    budget = dict(
+        episodes=args.episodes, horizon=args.horizon, test_every=args.test_every, update_mode=args.update_mode
+    )
+    sets = [
+        f"world.episodes={budget['episodes']}",
+        f"world.horizon={budget['horizon']}",
+        f"world.test_every={budget['test_every']}",
+        f"algo.update_mode={budget['update_mode']}",
+        "algo.checkpoint_every=0",
+    ]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -117,27 +148,44 @@ def main() -> int:
         rows = []
         for seed in seeds:
             res = run_one(out / f"{label}-s{seed}", args.scenario, method, seed, [*sets, *extra])
-            print(f"  {label} seed {seed}: final score {res['final_score']:.4f}, mixing "
-                  f"{res.get('mixing_rate')}, {res['wall_per_episode_s']} s/episode", flush=True)
+            print(
+                f"  {label} seed {seed}: final score {res['final_score']:.4f}, mixing "
+                f"{res.get('mixing_rate')}, {res['wall_per_episode_s']} s/episode",
+                flush=True,
+            )
             rows.append(res)
         results[label] = aggregate(rows)
         curves[label] = [r["curve"] for r in rows]
     plot(curves, out / "curves.png")
 
-    print(f"\n{'method':24} {'final score':>14} {'last test':>9} {'mixing':>7} {'rho_total':>9} {'psi GB':>8} "
-          f"{'bytes/agent/round':>17} {'s/episode':>9}")
+    print(
+        f"\n{'method':24} {'final score':>14} {'last test':>9} {'mixing':>7} {'rho_total':>9} {'psi GB':>8} "
+        f"{'bytes/agent/round':>17} {'s/episode':>9}"
+    )
     for label, r in results.items():
         score = "-" if r["final_score"] is None else f"{r['final_score']:.4f}±{r['final_score_sd']:.4f}"
         mix = "-" if r["mixing_rate"] is None else f"{r['mixing_rate']:.2f}"
         last = "-" if r["last_test_score"] is None else f"{r['last_test_score']:.4f}"
-        print(f"{label:24} {score:>14} {last:>9} {mix:>7} {r['rho_total'] or 0:>9.0f} {r['psi_gb'] or 0:>8.3f} "
-              f"{r['bytes_per_agent_round'] or 0:>17.0f} {r['wall_per_episode_s'] or 0:>9.1f}")
+        print(
+            f"{label:24} {score:>14} {last:>9} {mix:>7} {r['rho_total'] or 0:>9.0f} {r['psi_gb'] or 0:>8.3f} "
+            f"{r['bytes_per_agent_round'] or 0:>17.0f} {r['wall_per_episode_s'] or 0:>9.1f}"
+        )
     checks = targets(results, args.loss)
     for name, ok in checks.items():
         print(f"target {name}: {'met' if ok else 'NOT met' if ok is not None else 'not measured'}")
     print(f"curves: {out / 'curves.png'}")
-    print(json.dumps({"benchmark": "rsm_masac", "scenario": args.scenario, "budget": budget, "seeds": seeds,
-                      "results": results, "targets": checks}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "rsm_masac",
+                "scenario": args.scenario,
+                "budget": budget,
+                "seeds": seeds,
+                "results": results,
+                "targets": checks,
+            }
+        )
+    )
     return 0
 
 

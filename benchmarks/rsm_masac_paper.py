@@ -11,6 +11,7 @@ learning_curve.png; for all runs results.json, table.md and curves.png.
     python benchmarks/rsm_masac_paper.py --scenario figure8 --seeds 1 --loss 0.2,0.4,0.6   # + Fig. 14's sweep
     python benchmarks/rsm_masac_paper.py --scenario merge --seeds 1 --stop-after 60   # stop once all reach 60
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,10 @@ from scenarios.cav import results as cav_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # Table V (Merge, the paper's 5 seeds): final score, mixing rate, rho_total, psi (GB)
-TABLE_V = {"rsm_masac": dict(score="0.62-0.67", mixing="40-58 %", psi_gb=7.6),
-           "avg_masac": dict(score="0.4818", mixing="100 %", rho_total=29270, psi_gb=7.6)}
+TABLE_V = {
+    "rsm_masac": dict(score="0.62-0.67", mixing="40-58 %", psi_gb=7.6),
+    "avg_masac": dict(score="0.4818", mixing="100 %", rho_total=29270, psi_gb=7.6),
+}
 
 
 @dataclass
@@ -69,11 +72,30 @@ def advance(run: Run, out: Path, scenario: str, budget: dict, upto: int) -> floa
     folder.mkdir(parents=True, exist_ok=True)
     prev = chunks(folder)
     dest = folder / f"chunk-{upto:04d}"
-    args = [sys.executable, "-m", "coordinator.cli", "run", str(SCENARIOS[scenario]), "--out", str(dest),
-            "--no-progress", "--seed", str(run.seed), "--set", f"algo.method={run.method}",
-            "--set", f"world.episodes={upto}", "--set", f"world.horizon={budget['horizon']}",
-            "--set", f"world.test_every={budget['test_every']}", "--set", "algo.update_mode=paper",
-            "--set", "algo.checkpoint_every=0"]
+    args = [
+        sys.executable,
+        "-m",
+        "coordinator.cli",
+        "run",
+        str(SCENARIOS[scenario]),
+        "--out",
+        str(dest),
+        "--no-progress",
+        "--seed",
+        str(run.seed),
+        "--set",
+        f"algo.method={run.method}",
+        "--set",
+        f"world.episodes={upto}",
+        "--set",
+        f"world.horizon={budget['horizon']}",
+        "--set",
+        f"world.test_every={budget['test_every']}",
+        "--set",
+        "algo.update_mode=paper",
+        "--set",
+        "algo.checkpoint_every=0",
+    ]
     for s in run.sets:
         args += ["--set", s]
     if prev:
@@ -86,7 +108,11 @@ def advance(run: Run, out: Path, scenario: str, budget: dict, upto: int) -> floa
         proc.terminate()
         proc.wait()
         raise
-    if proc.returncode != 0 or not (dest / "summary.json").exists() or not (dest / "checkpoints" / "world.json").exists():
+    if (
+        proc.returncode != 0
+        or not (dest / "summary.json").exists()
+        or not (dest / "checkpoints" / "world.json").exists()
+    ):
         raise RuntimeError(f"{dest} failed ({proc.returncode}): {stderr[-2000:]}")
     return time.monotonic() - t0
 
@@ -111,15 +137,24 @@ def write_run(run: Run, out: Path, dest: Path) -> dict:
     target = dest / run.name
     target.mkdir(parents=True, exist_ok=True)
     summary = cav_results.summarize(target, metrics, agents)
-    summary["wall_s"] = sum(json.loads((c / "summary.json").read_text()).get("wall_s", 0) or 0
-                            for c in chunks(out / run.name))
+    summary["wall_s"] = sum(
+        json.loads((c / "summary.json").read_text()).get("wall_s", 0) or 0 for c in chunks(out / run.name)
+    )
     with (target / "curve.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["episode", "mode", "score", "collided", "mean_speed", "steps"])
         for e in metrics:
             if e.get("kind") == "cav_episode":
-                w.writerow([e["episode"], e["mode"], round(e["score"], 6), e["collided"],
-                            round(e.get("mean_speed") or 0.0, 4), e["steps"]])
+                w.writerow(
+                    [
+                        e["episode"],
+                        e["mode"],
+                        round(e["score"], 6),
+                        e["collided"],
+                        round(e.get("mean_speed") or 0.0, 4),
+                        e["steps"],
+                    ]
+                )
     cav_results.plot(target, metrics, agents)
     (target / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
@@ -130,10 +165,15 @@ def aggregate(summaries: list[dict]) -> dict:
         vals = [s[key] for s in summaries if s.get(key) is not None]
         return [float(np.mean(vals)), float(np.std(vals))] if vals else [None, None]
 
-    return {"final_score": stat("final_score"), "mixing_rate": stat("mixing_rate")[0],
-            "rho_total": stat("rho_total")[0], "psi_gb": stat("psi_gb")[0],
-            "bytes_per_agent_round": stat("bytes_per_agent_round")[0],
-            "train_episodes": min(s["train_episodes"] for s in summaries), "seeds": len(summaries)}
+    return {
+        "final_score": stat("final_score"),
+        "mixing_rate": stat("mixing_rate")[0],
+        "rho_total": stat("rho_total")[0],
+        "psi_gb": stat("psi_gb")[0],
+        "bytes_per_agent_round": stat("bytes_per_agent_round")[0],
+        "train_episodes": min(s["train_episodes"] for s in summaries),
+        "seeds": len(summaries),
+    }
 
 
 def write_all(runs: list[Run], out: Path, dest: Path, scenario: str, budget: dict, loss: str, idm: float | None):
@@ -147,15 +187,23 @@ def write_all(runs: list[Run], out: Path, dest: Path, scenario: str, budget: dic
         curves.setdefault(run.label, []).append([(int(r["episode"]), r["mode"], float(r["score"])) for r in rows])
     table = {label: aggregate(s) for label, s in by_label.items()}
     checks = targets({k: {"final_score": v["final_score"][0], **v} for k, v in table.items()}, float(loss or 0))
-    (dest / "results.json").write_text(json.dumps({"scenario": scenario, "budget": budget, "idm_score": idm,
-                                                   "results": table, "targets": checks}, indent=1))
-    lines = [f"| method | training episodes (of {budget['episodes']}) | seeds | final score (last 5 tests) | "
-             "mixing rate | rho_total | psi (GB) | bytes / agent / round |", "|---|---|---|---|---|---|---|---|"]
+    (dest / "results.json").write_text(
+        json.dumps(
+            {"scenario": scenario, "budget": budget, "idm_score": idm, "results": table, "targets": checks}, indent=1
+        )
+    )
+    lines = [
+        f"| method | training episodes (of {budget['episodes']}) | seeds | final score (last 5 tests) | "
+        "mixing rate | rho_total | psi (GB) | bytes / agent / round |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for label, r in table.items():
         s, sd = r["final_score"]
         mix = "-" if r["mixing_rate"] is None else f"{100 * r['mixing_rate']:.1f} %"
-        lines.append(f"| {label} | {r['train_episodes']} | {r['seeds']} | {s:.4f} ± {sd:.4f} | {mix} | "
-                     f"{r['rho_total'] or 0:.0f} | {r['psi_gb'] or 0:.3f} | {r['bytes_per_agent_round'] or 0:.0f} |")
+        lines.append(
+            f"| {label} | {r['train_episodes']} | {r['seeds']} | {s:.4f} ± {sd:.4f} | {mix} | "
+            f"{r['rho_total'] or 0:.0f} | {r['psi_gb'] or 0:.3f} | {r['bytes_per_agent_round'] or 0:.0f} |"
+        )
     if idm is not None:
         lines.append(f"| all-IDM reference | - | - | {idm:.4f} | - | - | - | - |")
     (dest / "table.md").write_text("\n".join(lines) + "\n")
@@ -175,8 +223,13 @@ def plot_curves(curves: dict, idm: float | None, path: Path) -> None:
         n = min(len(t) for t in tests)
         if n:
             xs = [e for e, _ in tests[0][:n]]
-            ax.plot(xs, np.mean([[s for _, s in t[:n]] for t in tests], axis=0), "o-", ms=3,
-                    label=f"{label} (test, mean of {len(tests)} seeds)")
+            ax.plot(
+                xs,
+                np.mean([[s for _, s in t[:n]] for t in tests], axis=0),
+                "o-",
+                ms=3,
+                label=f"{label} (test, mean of {len(tests)} seeds)",
+            )
     if idm is not None:
         ax.axhline(idm, color="grey", ls="--", label="all-IDM")
     ax.set_xlabel("training episode")
@@ -193,10 +246,29 @@ def idm_score(out: Path, scenario: str, budget: dict, episodes: int = 5) -> floa
     dest = out / "idm"
     if not (dest / "summary.json").exists():
         shutil.rmtree(dest, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "coordinator.cli", "run", str(SCENARIOS[scenario]), "--out", str(dest),
-                        "--no-progress", "--set", "world.idm_reference=true", "--set", f"world.episodes={episodes}",
-                        "--set", f"world.horizon={budget['horizon']}", "--set", "world.test_every=0"],
-                       cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "coordinator.cli",
+                "run",
+                str(SCENARIOS[scenario]),
+                "--out",
+                str(dest),
+                "--no-progress",
+                "--set",
+                "world.idm_reference=true",
+                "--set",
+                f"world.episodes={episodes}",
+                "--set",
+                f"world.horizon={budget['horizon']}",
+                "--set",
+                "world.test_every=0",
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
     metrics = [json.loads(line) for line in (dest / "metrics.jsonl").read_text().splitlines() if line.strip()]
     return float(np.mean([e["score"] for e in cav_results.episodes(metrics, "train")]))
 
@@ -225,11 +297,17 @@ def main() -> int:
     dest.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
     runs = [Run(m, m, s) for s in seeds for m in args.methods.split(",")]
-    runs += [Run(f"rsm_masac_loss{x}", "rsm_masac", s, [f"netsim.loss={x}"])
-             for x in filter(None, args.loss.split(",")) for s in seeds]
+    runs += [
+        Run(f"rsm_masac_loss{x}", "rsm_masac", s, [f"netsim.loss={x}"])
+        for x in filter(None, args.loss.split(","))
+        for s in seeds
+    ]
     idm = idm_score(out, args.scenario, budget)
-    print(f"{args.scenario}: {len(runs)} runs to {budget['episodes']} episodes in chunks of {args.chunk}; "
-          f"all-IDM {idm:.4f}; run folders {out}; results {dest}", flush=True)
+    print(
+        f"{args.scenario}: {len(runs)} runs to {budget['episodes']} episodes in chunks of {args.chunk}; "
+        f"all-IDM {idm:.4f}; run folders {out}; results {dest}",
+        flush=True,
+    )
     goal = min(budget["episodes"], args.stop_after or budget["episodes"])
     while True:
         pending = [(episodes_done(c[-1]) if (c := chunks(out / r.name)) else 0, k, r) for k, r in enumerate(runs)]
@@ -241,8 +319,11 @@ def main() -> int:
         wall = advance(run, out, args.scenario, budget, upto)
         table = write_all(runs, out, dest, args.scenario, budget, args.loss.split(",")[0], idm)
         score = table[run.label]["final_score"][0]
-        print(f"{time.strftime('%H:%M:%S')} {run.name}: {upto} episodes ({wall:.0f} s for the chunk); "
-              f"final score so far {score:.4f}", flush=True)
+        print(
+            f"{time.strftime('%H:%M:%S')} {run.name}: {upto} episodes ({wall:.0f} s for the chunk); "
+            f"final score so far {score:.4f}",
+            flush=True,
+        )
     print((dest / "table.md").read_text())
     return 0
 

@@ -96,8 +96,14 @@ def memory(pids: list[int]) -> dict:
         except psutil.Error:
             continue
     n = max(len(pss), 1)
-    return {"measured": len(pss), "pss_mean_mib": sum(pss) / n, "pss_total_mib": sum(pss),
-            "uss_mean_mib": sum(uss) / n, "fds_mean": sum(fds) / n, "threads_mean": sum(threads) / n}
+    return {
+        "measured": len(pss),
+        "pss_mean_mib": sum(pss) / n,
+        "pss_total_mib": sum(pss),
+        "uss_mean_mib": sum(uss) / n,
+        "fds_mean": sum(fds) / n,
+        "threads_mean": sum(threads) / n,
+    }
 
 
 def survivors(pids: list[int]) -> list[int]:
@@ -156,8 +162,11 @@ def run_size(n: int, log_root: Path, settle_s: float, mesh: bool) -> dict:
     out["final_metrics"] = coord.received["metrics"]
     out["heartbeats"] = coord.received["heartbeat"]
     out["orphans"] = survivors(pids)
-    out["log_errors"] = sum(c.log_path.read_text(errors="replace").count("Traceback")
-                            for c in launcher.children.values() if c.log_path.exists())
+    out["log_errors"] = sum(
+        c.log_path.read_text(errors="replace").count("Traceback")
+        for c in launcher.children.values()
+        if c.log_path.exists()
+    )
     coord.close()
     return out
 
@@ -180,22 +189,32 @@ def main(argv=None) -> int:
     proc.join()
     fs_start = time.monotonic() - t
     results = [run_size(n, log_root, args.settle, not args.no_mesh) for n in sizes]
-    leftover = [p.pid for p in psutil.Process().children(recursive=True)
-                if p.status() != psutil.STATUS_ZOMBIE and "forkserver" not in " ".join(p.cmdline())
-                and "resource_tracker" not in " ".join(p.cmdline())]
+    leftover = [
+        p.pid
+        for p in psutil.Process().children(recursive=True)
+        if p.status() != psutil.STATUS_ZOMBIE
+        and "forkserver" not in " ".join(p.cmdline())
+        and "resource_tracker" not in " ".join(p.cmdline())
+    ]
 
-    print(f"\nfork server start (preloading agent_node.node, netsim.medium, scenarios.world): {fs_start:.2f} s")
+    print(f"\nfork server start (preloading agent_node.node, netsim.medium, scenarios.beacons): {fs_start:.2f} s")
     mem_key = "mem_registered" if args.no_mesh else "mem_running"
-    print(f"{'N':>4} {'launch s':>8} {'all reg s':>9} {'PSS reg':>8} {'PSS run':>8} {'PSS total':>9} {'USS':>6} "
-          f"{'fds':>5} {'thr':>4} {'coord RSS':>9} {'exit s':>6} {'killed':>6} {'orphans':>7} {'errors':>6}")
+    print(
+        f"{'N':>4} {'launch s':>8} {'all reg s':>9} {'PSS reg':>8} {'PSS run':>8} {'PSS total':>9} {'USS':>6} "
+        f"{'fds':>5} {'thr':>4} {'coord RSS':>9} {'exit s':>6} {'killed':>6} {'orphans':>7} {'errors':>6}"
+    )
     for r in results:
         reg, run = r["mem_registered"], r.get("mem_running", r["mem_registered"])
-        print(f"{r['n']:>4} {r['launch_s']:>8.2f} {r['register_s']:>9.2f} {reg['pss_mean_mib']:>8.1f} "
-              f"{run['pss_mean_mib']:>8.1f} {r[mem_key]['pss_total_mib']:>9.0f} {run['uss_mean_mib']:>6.1f} "
-              f"{run['fds_mean']:>5.0f} {run['threads_mean']:>4.0f} {r['coordinator_rss_mib']:>9.1f} "
-              f"{r['exit_s']:>6.2f} {r['needed_stop_all']:>6} {len(r['orphans']):>7} {r['log_errors']:>6}")
-    print("(MiB per node unless total; 'reg' = registered and waiting, 'run' = after Directory+Start; "
-          "fds/threads per node after it; killed = still alive 30 s after Shutdown)")
+        print(
+            f"{r['n']:>4} {r['launch_s']:>8.2f} {r['register_s']:>9.2f} {reg['pss_mean_mib']:>8.1f} "
+            f"{run['pss_mean_mib']:>8.1f} {r[mem_key]['pss_total_mib']:>9.0f} {run['uss_mean_mib']:>6.1f} "
+            f"{run['fds_mean']:>5.0f} {run['threads_mean']:>4.0f} {r['coordinator_rss_mib']:>9.1f} "
+            f"{r['exit_s']:>6.2f} {r['needed_stop_all']:>6} {len(r['orphans']):>7} {r['log_errors']:>6}"
+        )
+    print(
+        "(MiB per node unless total; 'reg' = registered and waiting, 'run' = after Directory+Start; "
+        "fds/threads per node after it; killed = still alive 30 s after Shutdown)"
+    )
     big = next((r for r in results if r["n"] == TARGET_N), None)
     ok = big is not None and big["register_s"] < TARGET_S
     verdict = "not run" if big is None else ("PASS" if ok else "MISS")
@@ -207,9 +226,18 @@ def main(argv=None) -> int:
         print(f"logs kept in {log_root}")
     else:
         shutil.rmtree(log_root, ignore_errors=True)
-    print(json.dumps({"benchmark": "scale", "forkserver_start_s": fs_start, "sizes": results,
-                      "target": {"n": TARGET_N, "seconds": TARGET_S, "pass": ok if big else None},
-                      "leftover_children": leftover, "cpus": psutil.cpu_count()}))
+    print(
+        json.dumps(
+            {
+                "benchmark": "scale",
+                "forkserver_start_s": fs_start,
+                "sizes": results,
+                "target": {"n": TARGET_N, "seconds": TARGET_S, "pass": ok if big else None},
+                "leftover_children": leftover,
+                "cpus": psutil.cpu_count(),
+            }
+        )
+    )
     return 0
 
 

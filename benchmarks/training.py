@@ -12,6 +12,7 @@ update older, by design, and are not compared).
     python benchmarks/training.py                               # every world, the default budget
     python benchmarks/training.py --worlds fig8-paper,fig8-code --episodes 1 --horizon 1500
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,15 +39,21 @@ def progress_of(records: list[dict]) -> list[tuple]:
     """(steps done, wall time, seconds in the agents so far or None) of the world's progress records: every 10
     steps (CAV) or after each training episode or epoch (the episodic worlds); the final record, written
     after the test episodes, is left out."""
-    return [(r.get("steps_done", r["step"]), r["wall"], r.get("agents_s")) for r in records
-            if r.get("kind") == "world" and "step" in r and not r.get("final")]
+    return [
+        (r.get("steps_done", r["step"]), r["wall"], r.get("agents_s"))
+        for r in records
+        if r.get("kind") == "world" and "step" in r and not r.get("final")
+    ]
 
 
 def train_scores(records: list[dict]) -> list[float]:
     """The training episodes' scores, in order (what both ways of running must agree on)."""
     keys = ("score", "return", "reward")
-    return [round(float(next(r[k] for k in keys if k in r)), 6) for r in records
-            if r.get("kind", "").endswith("_episode") and r.get("mode") == "train"]
+    return [
+        round(float(next(r[k] for k in keys if k in r)), 6)
+        for r in records
+        if r.get("kind", "").endswith("_episode") and r.get("mode") == "train"
+    ]
 
 
 def window(progress: list[tuple], warm: int) -> tuple[tuple, tuple]:
@@ -80,7 +87,9 @@ class CpuSampler:
         for d in Path("/proc").iterdir():
             if d.name.isdigit():
                 try:
-                    children.setdefault(int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]), []).append(int(d.name))
+                    children.setdefault(int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]), []).append(
+                        int(d.name)
+                    )
                 except (OSError, IndexError, ValueError):
                     continue
         tree, todo = [], [self.root]
@@ -134,8 +143,18 @@ def process_kinds(run_dir: Path) -> dict[int, str]:
 def netmarl_run(scenario: str, sets: list[str], seed: int, out: Path, cores: str | None, warm: int) -> dict:
     """One `netmarl run` (taskset to `cores` if given): its world's steps/s, training scores, and where the
     CPU went over the measured stretch (cores busy and milliseconds a step, by kind of process)."""
-    args = [sys.executable, "-m", "coordinator.cli", "run", str(SCENARIO_DIR / scenario), "--out", str(out),
-            "--no-progress", "--seed", str(seed)]
+    args = [
+        sys.executable,
+        "-m",
+        "coordinator.cli",
+        "run",
+        str(SCENARIO_DIR / scenario),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--seed",
+        str(seed),
+    ]
     for s in sets:
         args += ["--set", s]
     if cores:
@@ -150,8 +169,7 @@ def netmarl_run(scenario: str, sets: list[str], seed: int, out: Path, cores: str
         raise RuntimeError(f"{out.name} failed ({proc.returncode}): {err[-2000:]}")
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     progress = progress_of(records)
-    res = {**rates(progress, warm), "steps": progress[-1][0], "wall_s": round(wall, 1),
-           "scores": train_scores(records)}
+    res = {**rates(progress, warm), "steps": progress[-1][0], "wall_s": round(wall, 1), "scores": train_scores(records)}
     first, last = window(progress, warm)
     a, b, cpu = sampler.between(first[1], last[1])
     steps = steps_at(progress, b) - steps_at(progress, a)
@@ -189,8 +207,12 @@ def single_process(scenario: str, sets: list[str], seed: int, out: Path, warm: i
 
         records = run_in_one_process(cfg, out)
         progress, scores = progress_of(records), train_scores(records)
-    return {**rates(progress, warm), "steps": progress[-1][0], "wall_s": round(time.monotonic() - t0, 1),
-            "scores": scores}
+    return {
+        **rates(progress, warm),
+        "steps": progress[-1][0],
+        "wall_s": round(time.monotonic() - t0, 1),
+        "scores": scores,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- the worlds
@@ -204,10 +226,16 @@ WORLDS = {
     # name: (scenario file, --set overrides, first step of the measured stretch)
     "fig8-paper": ("figure8_rsm_masac.toml", [*CAV, "algo.update_mode=paper"], CAV_WARM),
     "fig8-code": ("figure8_rsm_masac.toml", [*CAV, "algo.update_mode=code"], CAV_WARM),
-    "fig8-paper-pipelined": ("figure8_rsm_masac.toml", [*CAV, "algo.update_mode=paper", "algo.learn=pipelined"],
-                             CAV_WARM),
-    "fig8-code-pipelined": ("figure8_rsm_masac.toml", [*CAV, "algo.update_mode=code", "algo.learn=pipelined"],
-                            CAV_WARM),
+    "fig8-paper-pipelined": (
+        "figure8_rsm_masac.toml",
+        [*CAV, "algo.update_mode=paper", "algo.learn=pipelined"],
+        CAV_WARM,
+    ),
+    "fig8-code-pipelined": (
+        "figure8_rsm_masac.toml",
+        [*CAV, "algo.update_mode=code", "algo.learn=pipelined"],
+        CAV_WARM,
+    ),
     "merge-paper": ("merge_rsm_masac.toml", [*CAV, "world.episodes=2", "algo.update_mode=paper"], CAV_WARM),
     "signals-ippo": ("signals_espark.toml", SIGNALS, EPISODIC_WARM),
     "routing-ppo": ("grid_reled.toml", ROUTING, EPISODIC_WARM),
@@ -219,8 +247,11 @@ PIPELINED = "algo.learn=pipelined"  # the single-process loop is the paper's ord
 def measure(name: str, args, out: Path, baselines: dict) -> dict:
     scenario, sets, warm = WORLDS[name]
     if scenario.startswith(("figure8", "merge")):
-        sets = [*sets, *([f"world.episodes={args.episodes}"] if args.episodes else []),
-                *([f"world.horizon={args.horizon}"] if args.horizon else [])]
+        sets = [
+            *sets,
+            *([f"world.episodes={args.episodes}"] if args.episodes else []),
+            *([f"world.horizon={args.horizon}"] if args.horizon else []),
+        ]
     sets = [*sets, *args.set]
     row: dict = {"world": name, "sets": sets, "measured_from_step": warm}
     key = (scenario, tuple(s for s in sets if s != PIPELINED))
@@ -252,8 +283,10 @@ def profile_line(r: dict) -> str:
         parts[0] += f" ({100 * one['agents_share']:.0f} % in the agents)"
     if "cpu_ms_per_step" in multi:
         cpu = ", ".join(f"{k} {v:.2f}" for k, v in multi["cpu_ms_per_step"].items())
-        parts.append(f"netmarl {sum(multi['cpu_ms_per_step'].values()):.2f} ms CPU a step ({cpu}) on "
-                     f"{multi['cores_busy']:.2f} cores busy")
+        parts.append(
+            f"netmarl {sum(multi['cpu_ms_per_step'].values()):.2f} ms CPU a step ({cpu}) on "
+            f"{multi['cores_busy']:.2f} cores busy"
+        )
     if "bound" in r:
         parts.append("Amdahl bound " + ", ".join(f"{v:.2f}x on {c} cores" for c, v in r["bound"].items()))
     return f"  {r['world']}: " + "; ".join(parts)
@@ -278,8 +311,10 @@ def main() -> int:
     print(f"\n{'world':22} {'single':>8} {'netmarl':>8} {'ratio':>6} {'1 core':>8} {'scaling':>7} same scores")
     for r in rows:
         one = r.get("multi_1core", {}).get("steps_per_s")
-        print(f"{r['world']:22} {r['single']['steps_per_s']:8.1f} {r['multi']['steps_per_s']:8.1f} {r['ratio']:6.2f} "
-              f"{one or 0:8.1f} {r.get('scaling', 0):7.2f} {r['same_scores']}")
+        print(
+            f"{r['world']:22} {r['single']['steps_per_s']:8.1f} {r['multi']['steps_per_s']:8.1f} {r['ratio']:6.2f} "
+            f"{one or 0:8.1f} {r.get('scaling', 0):7.2f} {r['same_scores']}"
+        )
     print("\nwhere the time goes (CPU milliseconds a step by kind of process, over the measured stretch):")
     for r in rows:
         print(profile_line(r))

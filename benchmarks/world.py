@@ -108,8 +108,15 @@ def publish_cost(ids: list[str], xy: np.ndarray, speed: np.ndarray, repeats: int
     proc = spawn.Process(target=reader, args=(f"tcp://127.0.0.1:{port}", ready, done, steps * repeats))
     proc.start()
     while not ready.is_set():  # slow joiner: probe until the subscriber has seen one
-        pub.send_multipart(codec.encode(m.Positions(step=-1, ids=[]), src="world", dst="*", seq=0,
-                                        arrays={"xy": np.zeros((0, 2)), "speed": np.zeros(0)}))
+        pub.send_multipart(
+            codec.encode(
+                m.Positions(step=-1, ids=[]),
+                src="world",
+                dst="*",
+                seq=0,
+                arrays={"xy": np.zeros((0, 2)), "speed": np.zeros(0)},
+            )
+        )
         time.sleep(0.01)
     enc_us, pub_us, seq = [], [], 0
     for _ in range(repeats):
@@ -118,8 +125,14 @@ def publish_cost(ids: list[str], xy: np.ndarray, speed: np.ndarray, repeats: int
         for k in range(steps):
             seq += 1
             t1 = time.perf_counter()
-            frames = codec.encode(m.Positions(step=seq, ids=ids), src="world", dst="*", seq=seq,
-                                  t_sim=0.1 * k, arrays={"xy": xy[k], "speed": speed[k]})
+            frames = codec.encode(
+                m.Positions(step=seq, ids=ids),
+                src="world",
+                dst="*",
+                seq=seq,
+                t_sim=0.1 * k,
+                arrays={"xy": xy[k], "speed": speed[k]},
+            )
             t_enc += time.perf_counter() - t1
             pub.send_multipart(frames, copy=False)
         pub_us.append((time.perf_counter() - t0) / steps * 1e6)
@@ -127,9 +140,14 @@ def publish_cost(ids: list[str], xy: np.ndarray, speed: np.ndarray, repeats: int
     result = done.get(timeout=60)
     proc.join(10)
     pub.close(1000)
-    return {"publish_us_per_step": statistics.median(pub_us), "encode_us_per_step": statistics.median(enc_us),
-            "message_bytes": codec.wire_size(frames), "delivered": result["received"],
-            "sent": steps * repeats, "reader_msgs_per_s": result["received"] / max(result["recv_s"], 1e-9)}
+    return {
+        "publish_us_per_step": statistics.median(pub_us),
+        "encode_us_per_step": statistics.median(enc_us),
+        "message_bytes": codec.wire_size(frames),
+        "delivered": result["received"],
+        "sent": steps * repeats,
+        "reader_msgs_per_s": result["received"] / max(result["recv_s"], 1e-9),
+    }
 
 
 def main() -> None:
@@ -153,26 +171,39 @@ def main() -> None:
 
     ls, tr = lib["steps_per_s"], tra["steps_per_s"]
     fig = {
-        "bench": "world", "scenario": "figure8", "vehicles": lib["n"], "steps": a.steps,
-        "repeats": a.repeats, "sumo": sumo_version(), "cpus": os.cpu_count(),
-        "libsumo_steps_per_s": round(ls, 1), "traci_steps_per_s": round(tr, 1), "speedup": round(ls / tr, 2),
-        "libsumo_poll_steps_per_s": round(lib_poll, 1), "traci_poll_steps_per_s": round(tra_poll, 1),
+        "bench": "world",
+        "scenario": "figure8",
+        "vehicles": lib["n"],
+        "steps": a.steps,
+        "repeats": a.repeats,
+        "sumo": sumo_version(),
+        "cpus": os.cpu_count(),
+        "libsumo_steps_per_s": round(ls, 1),
+        "traci_steps_per_s": round(tr, 1),
+        "speedup": round(ls / tr, 2),
+        "libsumo_poll_steps_per_s": round(lib_poll, 1),
+        "traci_poll_steps_per_s": round(tra_poll, 1),
         "speedup_poll": round(lib_poll / tra_poll, 2),
         "publish_us_per_step": round(pubc["publish_us_per_step"], 2),
         "encode_us_per_step": round(pubc["encode_us_per_step"], 2),
-        "message_bytes": pubc["message_bytes"], "delivered": pubc["delivered"], "sent": pubc["sent"],
+        "message_bytes": pubc["message_bytes"],
+        "delivered": pubc["delivered"],
+        "sent": pubc["sent"],
         "reader_msgs_per_s": round(pubc["reader_msgs_per_s"], 1),
         # derived, not measured together: 1 / (libsumo step time + publish time)
         "libsumo_with_publish_steps_per_s": round(1 / (1 / ls + pubc["publish_us_per_step"] * 1e-6), 1),
     }
     print(f"figure-eight, {fig['vehicles']} vehicles, {a.steps} steps x {a.repeats}, SUMO {fig['sumo']}")
-    print(f"  step + states (subscriptions): libsumo {ls:9.0f} steps/s   traci {tr:8.0f} steps/s   "
-          f"x{fig['speedup']}")
-    print(f"  step + per-vehicle get calls:  libsumo {lib_poll:9.0f} steps/s   traci {tra_poll:8.0f} steps/s   "
-          f"x{fig['speedup_poll']}")
-    print(f"  publish Positions (encode + PUB send over tcp loopback): {fig['publish_us_per_step']:.1f} us/step "
-          f"(encode {fig['encode_us_per_step']:.1f} us, {fig['message_bytes']} B, "
-          f"{fig['delivered']}/{fig['sent']} delivered)")
+    print(f"  step + states (subscriptions): libsumo {ls:9.0f} steps/s   traci {tr:8.0f} steps/s   x{fig['speedup']}")
+    print(
+        f"  step + per-vehicle get calls:  libsumo {lib_poll:9.0f} steps/s   traci {tra_poll:8.0f} steps/s   "
+        f"x{fig['speedup_poll']}"
+    )
+    print(
+        f"  publish Positions (encode + PUB send over tcp loopback): {fig['publish_us_per_step']:.1f} us/step "
+        f"(encode {fig['encode_us_per_step']:.1f} us, {fig['message_bytes']} B, "
+        f"{fig['delivered']}/{fig['sent']} delivered)"
+    )
     print(json.dumps(fig))
 
 

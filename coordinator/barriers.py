@@ -1,4 +1,5 @@
 """Named barriers with rounds: release everyone once every expected live member has arrived."""
+
 from __future__ import annotations
 
 from collections import defaultdict

@@ -1,4 +1,5 @@
 """The `netmarl` command line: run, sweep, report, node, llm."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,8 +9,9 @@ import time
 from pathlib import Path
 
 from agent_node import cli as node_cli
-from . import mqtt_bridge
 from scenarios.errors import ConfigError
+
+from . import mqtt_bridge
 
 # Heavy modules (scenario models and through them sumolib, the supervisor, plots) are imported inside the
 # commands that need them: `netmarl node` must start on a device install without torch or SUMO.
@@ -67,10 +69,14 @@ def cmd_eval(args) -> int:
         print(f"netmarl eval: {err}", file=sys.stderr)
         return 2
     for row in result["episodes"]:
-        print(f"episode {row['episode']}: score {row['score']:.4f} ({row['steps']} steps"
-              f"{', collision' if row['collided'] else ''})")
-    print(f"mean score {result['score']:.4f} over {len(result['episodes'])} episodes "
-          f"({'deterministic' if not args.stochastic else 'stochastic'} policies of {len(result['agents'])} agents)")
+        print(
+            f"episode {row['episode']}: score {row['score']:.4f} ({row['steps']} steps"
+            f"{', collision' if row['collided'] else ''})"
+        )
+    print(
+        f"mean score {result['score']:.4f} over {len(result['episodes'])} episodes "
+        f"({'deterministic' if not args.stochastic else 'stochastic'} policies of {len(result['agents'])} agents)"
+    )
     return 0
 
 
@@ -145,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (("run", "run a scenario"), ("sweep", "one run per grid point, then a table and plot")):
         s = sub.add_parser(name, help=helptext)
         s.add_argument("scenario", help="scenario TOML file")
-        s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. netsim.range_m=120")
+        s.add_argument(
+            "--set", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. netsim.range_m=120"
+        )
         s.add_argument("--out", help="output folder (default: <run.out_dir>/<name>-<time>)")
         s.add_argument("--seed", type=int, help="run seed (overrides run.seed)")
         s.add_argument("--no-progress", action="store_true", help="no progress bar")

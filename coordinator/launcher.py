@@ -1,4 +1,5 @@
 """Starts one OS process per node through a fork server, with a log file each; reaps and stops them."""
+
 from __future__ import annotations
 
 import contextlib
@@ -21,8 +22,14 @@ from protocols.processes import die_with_parent
 
 log = logging.getLogger("coordinator.launcher")
 
-PRELOAD = ["agent_node.node", "agent_node.roles.robot", "netsim.medium", "scenarios.world",
-           "scenarios.warehouse.world", "numpy.random"]  # numpy.random: every agent draws from its own stream
+PRELOAD = [
+    "agent_node.node",
+    "agent_node.roles.robot",
+    "netsim.medium",
+    "scenarios.beacons",
+    "scenarios.warehouse.world",
+    "numpy.random",
+]  # numpy.random: every agent draws from its own stream
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
@@ -42,8 +49,12 @@ def _child_main(name: str, target: str, kwargs: dict, log_path: str) -> None:
     os.close(fd)
     sys.stdout = open(1, "w", buffering=1, closefd=False)
     sys.stderr = open(2, "w", buffering=1, closefd=False)
-    logging.basicConfig(level=logging.INFO, force=True, stream=sys.stderr,
-                        format=f"%(asctime)s {name} pid={os.getpid()} %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        force=True,
+        stream=sys.stderr,
+        format=f"%(asctime)s {name} pid={os.getpid()} %(levelname)s %(name)s: %(message)s",
+    )
     # no orphans: the fork server exits when the coordinator does (it waits for EOF on a pipe whose
     # write end every child inherits, so close ours), and its death sends us SIGTERM
     alive_fd = getattr(forkserver._forkserver, "_forkserver_alive_fd", None)
@@ -127,8 +138,9 @@ class Launcher:
     def start(self, name: str, target: str, **kwargs) -> Child:
         """Start (or restart) the process called name."""
         child = self.children.get(name) or Child(name, target, kwargs, self.log_dir / f"{name}.log")
-        child.process = self.mp.Process(target=_child_main, name=name,
-                                        args=(name, target, kwargs, str(child.log_path)), daemon=False)
+        child.process = self.mp.Process(
+            target=_child_main, name=name, args=(name, target, kwargs, str(child.log_path)), daemon=False
+        )
         with _main_hidden():
             child.process.start()
         # multiprocessing keeps every started process in a set it polls on each start (one selector per

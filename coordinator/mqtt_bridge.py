@@ -23,6 +23,7 @@ caught around that message. Either way it is refused, counted in `rejected` and 
 Run it with `netmarl bridge --coordinator tcp://... --mqtt mqtt://HOST:PORT --fleet NAME`, or let the
 supervisor start it: give the scenario an [mqtt] table (scenarios/config.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,20 @@ import zmq
 from protocols.codec import DEFAULT_LIMITS, decode, decode_envelope, encode, wire_size
 from protocols.errors import ProtocolError
 from protocols.messages import Directory, Error, Heartbeat, Metrics
-from protocols.mqtt import (PREFIX, MqttLink, MqttSettings, down_topic, message_type, node_from_topic, pack, qos_for,
-                            status_topic, telemetry_topic, to_json, unpack_up)
+from protocols.mqtt import (
+    PREFIX,
+    MqttLink,
+    MqttSettings,
+    down_topic,
+    message_type,
+    node_from_topic,
+    pack,
+    qos_for,
+    status_topic,
+    telemetry_topic,
+    to_json,
+    unpack_up,
+)
 
 log = logging.getLogger("coordinator.mqtt_bridge")
 
@@ -110,9 +123,13 @@ class MqttBridge:
         self.online: set[str] = set()  # MQTT nodes subscribed to their downlink (their status says so)
         self.held: dict[str, deque] = {}  # QoS 1 downlink messages for nodes not online, in order
         self.incarnations: dict[str, bytes] = {}  # node id -> its last "online <incarnation>" status
-        self.link = MqttLink(settings, f"{PREFIX}-{self.fleet}-bridge",
-                             [(f"{PREFIX}/{self.fleet}/+/up", 1), (f"{PREFIX}/{self.fleet}/+/status", 1)],
-                             on_message=self._from_mqtt, status=status_topic(self.fleet))
+        self.link = MqttLink(
+            settings,
+            f"{PREFIX}-{self.fleet}-bridge",
+            [(f"{PREFIX}/{self.fleet}/+/up", 1), (f"{PREFIX}/{self.fleet}/+/status", 1)],
+            on_message=self._from_mqtt,
+            status=status_topic(self.fleet),
+        )
 
     # ------------------------------------------------------------ the MQTT thread
     def _from_mqtt(self, topic: str, payload: bytes) -> None:
@@ -141,8 +158,12 @@ class MqttBridge:
         key = f"err:{sender!r}"
         if key not in self._logged and len(self._logged) < MAX_LOGGED:
             self._logged.add(key)
-            log.error("could not handle a message from %r: %r (further ones are counted, not logged)", sender, err,
-                      exc_info=err)
+            log.error(
+                "could not handle a message from %r: %r (further ones are counted, not logged)",
+                sender,
+                err,
+                exc_info=err,
+            )
 
     def proxy(self, node_id: str) -> Proxy:
         proxy = self.proxies.get(node_id)
@@ -199,7 +220,9 @@ class MqttBridge:
             if env.src != node_id:
                 raise ProtocolError(f"envelope source {env.src!r} is not the topic's node")
             if "re" not in msg and msg["to"] not in self.allowed:
-                raise ProtocolError(f"it asked for {msg['to']!r}, which is neither the coordinator nor in its directory")
+                raise ProtocolError(
+                    f"it asked for {msg['to']!r}, which is neither the coordinator nor in its directory"
+                )
             telemetry = self.telemetry(node_id, frames) if env.type in ("metrics", "heartbeat") else None
         except (ValueError, ProtocolError) as err:
             self.reject(node_id, err)
@@ -253,8 +276,14 @@ class MqttBridge:
         except ProtocolError:
             return None  # the receiver answers it; telemetry just skips it
         if isinstance(m.body, Metrics):
-            record = {"node": node_id, "kind": m.body.kind, "values": m.body.values, "final": m.body.final,
-                      "t_sim": m.env.t_sim, "t_wall": m.env.t_wall}
+            record = {
+                "node": node_id,
+                "kind": m.body.kind,
+                "values": m.body.values,
+                "final": m.body.final,
+                "t_sim": m.env.t_sim,
+                "t_wall": m.env.t_wall,
+            }
             try:
                 topic = telemetry_topic(self.fleet, node_id, m.body.kind)
             except ValueError:
@@ -278,8 +307,10 @@ class MqttBridge:
         if not msg_type:
             self.reject(ident, "no readable envelope" if len(frames) >= 2 else f"{len(frames)} frame(s), not 2 or more")
             try:
-                proxy.router.send_multipart([ident, *encode(Error(code="malformed", detail="no readable envelope"),
-                                                            src="", dst="", seq=0)], zmq.NOBLOCK)
+                proxy.router.send_multipart(
+                    [ident, *encode(Error(code="malformed", detail="no readable envelope"), src="", dst="", seq=0)],
+                    zmq.NOBLOCK,
+                )
             except zmq.ZMQError:
                 pass
             return
@@ -365,8 +396,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--coordinator", help="coordinator inbox endpoint (default: read from RUN_DIR/coordinator.endpoint)")
     p.add_argument("--run-dir", help="a running run's folder, to read the coordinator endpoint from")
-    p.add_argument("--bind-host", default="127.0.0.1",
-                   help="interface for the stand-in inboxes (must be reachable by the run's processes)")
+    p.add_argument(
+        "--bind-host",
+        default="127.0.0.1",
+        help="interface for the stand-in inboxes (must be reachable by the run's processes)",
+    )
     add_mqtt_arguments(p)
 
 
@@ -386,8 +420,11 @@ def cmd_bridge(args: argparse.Namespace) -> int:
             time.sleep(0.1)
         coordinator = path.read_text().strip() if path.exists() else None
         if (Path(args.run_dir) / "coordinator.key").exists():
-            print("netmarl bridge: this run authenticates its processes (CURVE), which the bridge does not speak; "
-                  "run it with security.curve = \"off\" (or give the scenario an [mqtt] table)", file=sys.stderr)
+            print(
+                "netmarl bridge: this run authenticates its processes (CURVE), which the bridge does not speak; "
+                'run it with security.curve = "off" (or give the scenario an [mqtt] table)',
+                file=sys.stderr,
+            )
             return 2
     if not coordinator:
         print("netmarl bridge: give --coordinator ENDPOINT or --run-dir RUN_DIR", file=sys.stderr)

@@ -1,4 +1,5 @@
 """The registry of node endpoints and their liveness, and the Directory it hands out."""
+
 from __future__ import annotations
 
 import time
@@ -51,6 +52,8 @@ class Registry:
 
     def directory(self) -> Directory:
         """Endpoints, kinds and the down list of every known node."""
-        return Directory(endpoints={n: r.endpoint for n, r in self.nodes.items()},
-                         kinds={n: r.kind for n, r in self.nodes.items()},
-                         down=sorted(n for n, r in self.nodes.items() if r.down))
+        return Directory(
+            endpoints={n: r.endpoint for n, r in self.nodes.items()},
+            kinds={n: r.kind for n, r in self.nodes.items()},
+            down=sorted(n for n, r in self.nodes.items() if r.down),
+        )

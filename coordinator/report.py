@@ -1,4 +1,5 @@
 """Run-folder outputs: links.csv, delivery-vs-distance aggregation, plots and the printed summary."""
+
 from __future__ import annotations
 
 import csv
@@ -48,8 +49,13 @@ def direct_link_rows(metrics: list[dict]) -> list[list]:
             got = rx.get(f"{src}|{kind}", 0) if isinstance(rx, dict) else 0
             got = got if is_int(got) else 0
             row = dict.fromkeys(COLUMNS[4:], 0)
-            row.update(sent=sent, delivered=got, dropped_shutdown=sent - got, bytes_sent=nbytes,
-                       bytes_delivered=nbytes * got // max(sent, 1))
+            row.update(
+                sent=sent,
+                delivered=got,
+                dropped_shutdown=sent - got,
+                bytes_sent=nbytes,
+                bytes_delivered=nbytes * got // max(sent, 1),
+            )
             rows.append([src, dst, kind, -1.0, *row.values()])
     return rows
 
@@ -57,7 +63,9 @@ def direct_link_rows(metrics: list[dict]) -> list[list]:
 def read_links_csv(path: Path) -> list[dict]:
     """Rows of links.csv with numbers parsed."""
     with open(path, newline="") as fh:
-        return [{k: (v if k in ("src", "dst", "type") else float(v)) for k, v in row.items()} for row in csv.DictReader(fh)]
+        return [
+            {k: (v if k in ("src", "dst", "type") else float(v)) for k, v in row.items()} for row in csv.DictReader(fh)
+        ]
 
 
 def delivery_by_distance(rows: list[dict]) -> dict[str, dict[float, tuple[int, int, float]]]:
@@ -71,8 +79,9 @@ def delivery_by_distance(rows: list[dict]) -> dict[str, dict[float, tuple[int, i
         cell[1] += r["delivered"]
         cell[2] += r["bytes_sent"]
         cell[3] += r["sent"]
-    return {k: {d: (int(a), int(dl), b / max(s, 1)) for d, (a, dl, b, s) in sorted(bins.items())}
-            for k, bins in acc.items()}
+    return {
+        k: {d: (int(a), int(dl), b / max(s, 1)) for d, (a, dl, b, s) in sorted(bins.items())} for k, bins in acc.items()
+    }
 
 
 def totals_by_type(rows: list[dict]) -> dict[str, dict[str, float]]:
@@ -90,7 +99,9 @@ def totals_by_type(rows: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
-def plot_delivery_vs_distance(ax, rows: list[dict], netsim: NetsimConfig, label: str = "", min_attempts: int = 5) -> None:
+def plot_delivery_vs_distance(
+    ax, rows: list[dict], netsim: NetsimConfig, label: str = "", min_attempts: int = 5
+) -> None:
     """Measured delivery ratio per distance bin (points) against the model curve (lines), per message type."""
     channel = Channel(netsim, 0)
     curves = delivery_by_distance(rows)
@@ -102,8 +113,13 @@ def plot_delivery_vs_distance(ax, rows: list[dict], netsim: NetsimConfig, label:
             continue
         ratio = np.array([bins[d][1] / bins[d][0] for d in ds])
         size = int(np.mean([bins[d][2] for d in ds]))
-        line = ax.plot(grid, channel.model_curve(grid, size), "-", alpha=0.6,
-                       label=f"{label}{kind} model ({size} B, {channel.n_fragments(size)} frag.)")[0]
+        line = ax.plot(
+            grid,
+            channel.model_curve(grid, size),
+            "-",
+            alpha=0.6,
+            label=f"{label}{kind} model ({size} B, {channel.n_fragments(size)} frag.)",
+        )[0]
         ax.plot(ds, ratio, "o", color=line.get_color(), ms=4, label=f"{label}{kind} measured")
     ax.set_xlabel("distance at send time [m]")
     ax.set_ylabel("delivery ratio")
@@ -171,8 +187,15 @@ def make_plots(run_dir: Path) -> list[Path]:
 def summarize(run_dir: Path) -> dict:
     """Headline figures of a run (also written to summary.json by the run). Never fails on odd metrics
     records or a damaged links.csv: what cannot be read counts as absent (and is named under "errors")."""
-    out = {"run": run_dir.name, "steps": 0, "steps_per_s": 0.0, "late_actions": 0, "links": {},
-           "node_failures": 0, "metrics_refused": 0}
+    out = {
+        "run": run_dir.name,
+        "steps": 0,
+        "steps_per_s": 0.0,
+        "late_actions": 0,
+        "links": {},
+        "node_failures": 0,
+        "metrics_refused": 0,
+    }
     errors, links = [], []
     metrics = read_metrics(run_dir)
     try:
@@ -190,8 +213,9 @@ def summarize(run_dir: Path) -> dict:
             out["late_actions"] = last["late_actions"]
     events = [m for m in metrics if m.get("kind") == "event"]
     out["node_failures"] = sum(1 for e in events if e.get("event") == "node_failed")
-    out["metrics_refused"] = sum(e["records"] for e in events
-                                 if e.get("event") == "metrics_refused" and is_int(e.get("records")))
+    out["metrics_refused"] = sum(
+        e["records"] for e in events if e.get("event") == "metrics_refused" and is_int(e.get("records"))
+    )
     if errors:
         out["errors"] = errors
     return out
@@ -208,12 +232,16 @@ def strict_json(obj):
 
 def format_summary(summary: dict) -> str:
     """Human-readable summary lines."""
-    lines = [f"run {summary['run']}: {summary['steps']} steps at {summary['steps_per_s']} steps/s, "
-             f"{summary['late_actions']} late actions, {summary['node_failures']} node failures"]
+    lines = [
+        f"run {summary['run']}: {summary['steps']} steps at {summary['steps_per_s']} steps/s, "
+        f"{summary['late_actions']} late actions, {summary['node_failures']} node failures"
+    ]
     fmt = lambda v, spec: "-" if v is None or v != v else format(v, spec)  # noqa: E731
     for kind, t in sorted(summary["links"].items()):
-        lines.append(f"  {kind:10s} sent {int(t['sent']):7d}  delivered {int(t['delivered']):7d}  "
-                     f"ratio {fmt(t['delivery_ratio'], '.3f')}  mean latency {fmt(t['mean_latency_ms'], '.2f')} ms")
+        lines.append(
+            f"  {kind:10s} sent {int(t['sent']):7d}  delivered {int(t['delivered']):7d}  "
+            f"ratio {fmt(t['delivery_ratio'], '.3f')}  mean latency {fmt(t['mean_latency_ms'], '.2f')} ms"
+        )
     scalars = scalar_results(summary)
     if scalars:
         lines.append("  results: " + ", ".join(f"{k}={fmt(v, '.4g')}" for k, v in scalars.items()))

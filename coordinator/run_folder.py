@@ -1,5 +1,6 @@
 """The run folder's writers: a fresh folder, the resolved config.toml, and the metrics.jsonl sink (which
 checks every record that comes in from another process before it writes it)."""
+
 from __future__ import annotations
 
 import json
@@ -41,9 +42,16 @@ COORDINATOR = "coordinator"
 # kinds only one kind of process may send: the world's records drive the progress bar, the end of the run,
 # summary.json and each scenario's results; the coordinator writes the events (failures, restarts)
 KIND_SENDERS = {
-    "world": "world", "world_episode": "world", "cav_episode": "world", "routing_episode": "world",
-    "hpo_epoch": "world", "signal_episode": "world", "inventory_episode": "world", "llm_round": "world",
-    "sed_round": "world", "event": COORDINATOR,
+    "world": "world",
+    "world_episode": "world",
+    "cav_episode": "world",
+    "routing_episode": "world",
+    "hpo_epoch": "world",
+    "signal_episode": "world",
+    "inventory_episode": "world",
+    "llm_round": "world",
+    "sed_round": "world",
+    "event": COORDINATOR,
 }
 KIND_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 MAX_RECORD_ITEMS = 20_000  # entries of all the lists and maps of one record's values together
@@ -100,9 +108,13 @@ def _check_fields(kind: str, values: dict) -> None:
         if "late_actions" in values and (not is_int(values["late_actions"]) or values["late_actions"] < 0):
             raise RecordError(f"world record: late_actions must be an integer >= 0, got {values['late_actions']!r:.40}")
     tx, rx = values.get("direct_tx"), values.get("direct_rx")
-    if tx is not None and not (isinstance(tx, dict) and all(
+    if tx is not None and not (
+        isinstance(tx, dict)
+        and all(
             "|" in k and isinstance(v, list) and len(v) == 2 and all(is_int(n) and n >= 0 for n in v)
-            for k, v in tx.items())):
+            for k, v in tx.items()
+        )
+    ):
         raise RecordError("direct_tx must map 'peer|type' to [messages, bytes]")
     if rx is not None and not (isinstance(rx, dict) and all(is_int(n) and n >= 0 for n in rx.values())):
         raise RecordError("direct_rx must map 'peer|type' to a count")
@@ -148,8 +160,13 @@ class MetricsSink:
                 self.refused_by[node] += 1
             elif len(self.refused_by) < MAX_LOGGED_SENDERS:
                 self.refused_by[node] = 1
-                log.warning("refused a metrics record from %r (%s, kind %r): %s (further ones are counted, "
-                            "not logged)", node[:128], sender_kind or "unregistered", str(kind)[:64], err)
+                log.warning(
+                    "refused a metrics record from %r (%s, kind %r): %s (further ones are counted, not logged)",
+                    node[:128],
+                    sender_kind or "unregistered",
+                    str(kind)[:64],
+                    err,
+                )
             return False
         self.write(node, kind, values, final)
         return True

@@ -1,4 +1,5 @@
 """One run: launch world, medium and agents; register, start, watch health, sink metrics, shut down, write."""
+
 from __future__ import annotations
 
 import json
@@ -11,15 +12,33 @@ from pathlib import Path
 import zmq
 from tqdm import tqdm
 
-from protocols.codec import Stamper
-from protocols.errors import ProtocolError
-from protocols.endpoint import COORDINATOR_ID
-from protocols.messages import (BarrierArrive, BarrierRelease, Heartbeat, LinkReport, Metrics, Register,
-                                RegisterAck, Shutdown, Start)
-from protocols.security import (COORDINATOR_ENDPOINT_FILE, COORDINATOR_KEY_FILE, JOIN_DIR, Gate, KeyPair, is_loopback,
-                                load_allow_dir, read_key_pair, write_public_key)
-from protocols.sockets import Inbox, PeerBook, SecureInbox
 from netsim.stats import COLUMNS, merge_rows, rows_from_arrays
+from protocols.codec import Stamper
+from protocols.endpoint import COORDINATOR_ID
+from protocols.errors import ProtocolError
+from protocols.messages import (
+    BarrierArrive,
+    BarrierRelease,
+    Heartbeat,
+    LinkReport,
+    Metrics,
+    Register,
+    RegisterAck,
+    Shutdown,
+    Start,
+)
+from protocols.security import (
+    COORDINATOR_ENDPOINT_FILE,
+    COORDINATOR_KEY_FILE,
+    JOIN_DIR,
+    Gate,
+    KeyPair,
+    is_loopback,
+    load_allow_dir,
+    read_key_pair,
+    write_public_key,
+)
+from protocols.sockets import Inbox, PeerBook, SecureInbox
 from scenarios.config import ConfigError, ScenarioConfig
 from scenarios.plan import plan_run, preload_modules
 
@@ -31,8 +50,10 @@ from .run_folder import MetricsSink, check_new_run_dir, write_config
 
 log = logging.getLogger("coordinator")
 
-UNAUTHENTICATED = ("this run does not authenticate its processes (security.curve = \"off\", or [mqtt] on loopback): "
-                   "any process that reaches its sockets can join it or speak for its processes")
+UNAUTHENTICATED = (
+    'this run does not authenticate its processes (security.curve = "off", or [mqtt] on loopback): '
+    "any process that reaches its sockets can join it or speak for its processes"
+)
 HEARTBEAT_S = 1.0
 LAST_WORDS_S = 3.0  # after every process stopped, read what is still arriving for at most this long
 HUNG_FACTOR = 5  # a local process silent this many heartbeat timeouts is killed as hung
@@ -48,8 +69,10 @@ def coordinator_pair(cfg: ScenarioConfig) -> KeyPair | None:
     try:
         return read_key_pair(Path(sec.keys_dir), COORDINATOR_ID)
     except ValueError as err:
-        raise ConfigError(f"security.keys_dir: {err} (create the pair with: netmarl keys generate "
-                          f"{COORDINATOR_ID} --out {sec.keys_dir})") from None
+        raise ConfigError(
+            f"security.keys_dir: {err} (create the pair with: netmarl keys generate "
+            f"{COORDINATOR_ID} --out {sec.keys_dir})"
+        ) from None
 
 
 def allowed_keys(cfg: ScenarioConfig) -> dict[str, str]:
@@ -76,7 +99,9 @@ class Supervisor:
         write_config(self.run_dir, cfg)
         if self.pair is not None:
             (self.run_dir / JOIN_DIR).mkdir(mode=0o700)  # `netmarl node --run RUN` leaves its public key here
-            write_public_key(self.run_dir / COORDINATOR_KEY_FILE, self.pair.public)  # for `netmarl node --coordinator-key`
+            write_public_key(
+                self.run_dir / COORDINATOR_KEY_FILE, self.pair.public
+            )  # for `netmarl node --coordinator-key`
         (self.run_dir / COORDINATOR_ENDPOINT_FILE).write_text(self.inbox.endpoint + "\n")  # for `netmarl node`
         self.stamper = Stamper(COORDINATOR_ID)
         self.peers = PeerBook(self.ctx, COORDINATOR_ID, pair=self.pair)
@@ -114,16 +139,20 @@ class Supervisor:
                 self.inbox = Inbox(self.ctx, cfg.run.coordinator_bind)
                 return
             self.gate = Gate(self.ctx, allowed, logger=log)
-            self.gate.watch([self.run_dir / JOIN_DIR, *([cfg.security.allow_dir] if cfg.security.allow_dir else [])],
-                            reserved=self.reserved_id)
+            self.gate.watch(
+                [self.run_dir / JOIN_DIR, *([cfg.security.allow_dir] if cfg.security.allow_dir else [])],
+                reserved=self.reserved_id,
+            )
             self.gate.start()
             self.inbox = SecureInbox(self.ctx, cfg.run.coordinator_bind, pair=self.pair, gate=self.gate)
         except zmq.ZMQError as err:
             if self.gate is not None:
                 self.gate.stop()
             self.ctx.destroy(linger=0)
-            raise ConfigError(f"run.coordinator_bind = {cfg.run.coordinator_bind!r}: cannot bind it ({err}); give a "
-                              "local address and a free port, e.g. tcp://127.0.0.1:* or tcp://0.0.0.0:5555") from None
+            raise ConfigError(
+                f"run.coordinator_bind = {cfg.run.coordinator_bind!r}: cannot bind it ({err}); give a "
+                "local address and a free port, e.g. tcp://127.0.0.1:* or tcp://0.0.0.0:5555"
+            ) from None
 
     def reserved_id(self, node_id: str) -> bool:
         """An id no hand-joining node may take a key for: the coordinator's and those of processes launched here."""
@@ -140,14 +169,32 @@ class Supervisor:
             self.bar.refresh()
         self.agent_ids = list(plan.agents)
         if cfg.netsim.mode == "emulated":
-            self.launcher.start("medium", "netsim.medium:run_medium", node_id="medium", coordinator=coord,
-                                seed=cfg.run.seed, netsim=cfg.netsim.model_dump(mode="json"), **self.child_curve("medium"))
-        self.launcher.start("world", plan.world_target, node_id="world", coordinator=coord, **plan.world_kwargs,
-                            **self.child_curve("world"))
+            self.launcher.start(
+                "medium",
+                "netsim.medium:run_medium",
+                node_id="medium",
+                coordinator=coord,
+                seed=cfg.run.seed,
+                netsim=cfg.netsim.model_dump(mode="json"),
+                **self.child_curve("medium"),
+            )
+        self.launcher.start(
+            "world",
+            plan.world_target,
+            node_id="world",
+            coordinator=coord,
+            **plan.world_kwargs,
+            **self.child_curve("world"),
+        )
         self.expected = {*self.launcher.children, *plan.agents}
         if cfg.mqtt is not None:  # not a node: it does not register, so it is not expected
-            self.launcher.start("mqtt_bridge", "coordinator.mqtt_bridge:run_bridge", coordinator=coord,
-                                mqtt=cfg.mqtt.model_dump(exclude={"bind_host"}), bind_host=cfg.mqtt.bind_host)
+            self.launcher.start(
+                "mqtt_bridge",
+                "coordinator.mqtt_bridge:run_bridge",
+                coordinator=coord,
+                mqtt=cfg.mqtt.model_dump(exclude={"bind_host"}),
+                bind_host=cfg.mqtt.bind_host,
+            )
         heartbeat_s = cfg.run.heartbeat_timeout_s / 4  # a longer timeout: fewer wake-ups of many nodes
         agents, batch = list(plan.agents.items()), cfg.run.launch_batch
         deadline = time.monotonic() + cfg.run.register_timeout_s
@@ -155,16 +202,27 @@ class Supervisor:
             if self.interrupted or self.done or time.monotonic() > deadline:
                 break  # Ctrl-C, a failure that stops the run, or registration overdue: the main loop reports
             names = []
-            for node_id, role in agents[first:first + batch]:
+            for node_id, role in agents[first : first + batch]:
                 if node_id in plan.external:  # joins by hand (`netmarl node`), from a device
                     continue
-                self.launcher.start(node_id, "agent_node.node:run_node_kwargs", node_id=node_id, coordinator=coord,
-                                    role=role, heartbeat_s=heartbeat_s, **self.child_curve(node_id))
+                self.launcher.start(
+                    node_id,
+                    "agent_node.node:run_node_kwargs",
+                    node_id=node_id,
+                    coordinator=coord,
+                    role=role,
+                    heartbeat_s=heartbeat_s,
+                    **self.child_curve(node_id),
+                )
                 names.append(node_id)
                 if len(names) % 16 == 0:
                     self.loop_once(0)  # heartbeats and registrations keep flowing while launching
-            while not self.interrupted and not self.done and time.monotonic() < deadline and \
-                    any(n not in self.registry.nodes and self.launcher.children[n].process.is_alive() for n in names):
+            while (
+                not self.interrupted
+                and not self.done
+                and time.monotonic() < deadline
+                and any(n not in self.registry.nodes and self.launcher.children[n].process.is_alive() for n in names)
+            ):
                 self.loop_once(20)
 
     def child_curve(self, name: str) -> dict:
@@ -202,8 +260,10 @@ class Supervisor:
             self.on_register(body, src)
         elif isinstance(body, Metrics):  # checked before it is written: run_folder.check_record
             sender = self.registry.nodes.get(src)
-            if self.sink.accept(src, sender and sender.kind, body.kind, body.values, body.final) \
-                    and body.kind == "world":  # only the world may send those
+            if (
+                self.sink.accept(src, sender and sender.kind, body.kind, body.values, body.final)
+                and body.kind == "world"
+            ):  # only the world may send those
                 self.on_world_progress(body)
         elif isinstance(body, LinkReport):
             rec = self.registry.nodes.get(src)
@@ -224,11 +284,16 @@ class Supervisor:
             raise ValueError(f"{src!r} tried to register as {reg.node_id!r}")
         child = self.launcher.children.get(reg.node_id)
         old = self.registry.nodes.get(reg.node_id)
-        again = old is not None and not old.down and (old.pid, old.endpoint, old.host) == (reg.pid, reg.endpoint, reg.host)
-        if (child is not None and reg.pid != child.pid) or \
-                (child is None and (reg.kind != "agent" or (old and not old.down and not again))):
-            raise ValueError(f"registration of {reg.node_id!r} ({reg.kind}, pid {reg.pid}) refused: "
-                             "the id is taken or the kind is reserved for launched processes")
+        again = (
+            old is not None and not old.down and (old.pid, old.endpoint, old.host) == (reg.pid, reg.endpoint, reg.host)
+        )
+        if (child is not None and reg.pid != child.pid) or (
+            child is None and (reg.kind != "agent" or (old and not old.down and not again))
+        ):
+            raise ValueError(
+                f"registration of {reg.node_id!r} ({reg.kind}, pid {reg.pid}) refused: "
+                "the id is taken or the kind is reserved for launched processes"
+            )
         if reg.kind == "medium" and self.link_rows is not None:  # a medium came back: keep what the old one counted
             self.link_rows_before.append(self.link_rows)
             self.link_rows = None
@@ -270,8 +335,9 @@ class Supervisor:
         if self.bar is not None:
             self.bar.update(step - self.world_step)
             ratio = self.delivery_ratio()
-            self.bar.set_postfix(steps_s=f"{body.values.get('steps_per_s', 0):.0f}",
-                                 delivery="-" if ratio is None else f"{ratio:.2f}")
+            self.bar.set_postfix(
+                steps_s=f"{body.values.get('steps_per_s', 0):.0f}", delivery="-" if ratio is None else f"{ratio:.2f}"
+            )
         self.world_step = step
         if body.final:
             self.done = True
@@ -303,8 +369,13 @@ class Supervisor:
             self.done = True
             return
         policy = self.cfg.run.on_node_failure
-        log.error("process %s (pid %s) exited with code %s; last log lines:\n%s",
-                  child.name, child.pid, code, child.log_tail())
+        log.error(
+            "process %s (pid %s) exited with code %s; last log lines:\n%s",
+            child.name,
+            child.pid,
+            code,
+            child.log_tail(),
+        )
         self.event(event="node_failed", node=child.name, exitcode=code, log_tail=child.log_tail(5))
         self.registry.mark_down(child.name)
         if child.name == "world" or policy == "stop":
@@ -333,16 +404,24 @@ class Supervisor:
         processes = {r.node_id: getattr(self.launcher.children.get(r.node_id), "process", None) for r in silent}
         local = {n for n, process in processes.items() if process is not None and process.is_alive()}
         for rec in silent:
-            if rec.node_id in local and time.monotonic() - rec.last_seen < HUNG_FACTOR * self.cfg.run.heartbeat_timeout_s:
+            if (
+                rec.node_id in local
+                and time.monotonic() - rec.last_seen < HUNG_FACTOR * self.cfg.run.heartbeat_timeout_s
+            ):
                 continue  # a busy local process gets longer than a remote one before it counts as hung
             if rec.node_id in local:
                 if rec.node_id not in self._silent_warned:
-                    log.error("%s silent for over %.1f s while running: terminating it (hung)",
-                              rec.node_id, HUNG_FACTOR * self.cfg.run.heartbeat_timeout_s)
+                    log.error(
+                        "%s silent for over %.1f s while running: terminating it (hung)",
+                        rec.node_id,
+                        HUNG_FACTOR * self.cfg.run.heartbeat_timeout_s,
+                    )
                     self._silent_warned.add(rec.node_id)
                     self.launcher.children[rec.node_id].process.kill()  # its exit goes through on_exit
             elif rec.node_id not in self.launcher.children:
-                log.error("remote node %s silent for over %.1f s; marked down", rec.node_id, self.cfg.run.heartbeat_timeout_s)
+                log.error(
+                    "remote node %s silent for over %.1f s; marked down", rec.node_id, self.cfg.run.heartbeat_timeout_s
+                )
                 self.event(event="node_failed", node=rec.node_id, exitcode=None, log_tail="heartbeat timeout")
                 self.registry.mark_down(rec.node_id)
                 self.broadcast_directory()
@@ -388,13 +467,27 @@ class Supervisor:
     def execute(self) -> int:
         """Run to the end; everything received is saved whatever happens."""
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        self.bar = tqdm(total=self.cfg.run.steps, desc=self.cfg.run.name, unit="step",
-                        disable=not self.cfg.run.progress, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=self.cfg.run.steps,
+            desc=self.cfg.run.name,
+            unit="step",
+            disable=not self.cfg.run.progress,
+            dynamic_ncols=True,
+        )
         t0 = time.monotonic()
-        join = f"--run {self.run_dir}" if is_loopback(self.inbox.endpoint) else (
-            f"--coordinator {self.inbox.endpoint} --key ID.key_secret --coordinator-key {self.run_dir / COORDINATOR_KEY_FILE}")
-        print(f"coordinator inbox {self.inbox.endpoint} (join by hand: netmarl node --id ID {join}); "
-              f"run folder {self.run_dir}", file=sys.stderr)
+        join = (
+            f"--run {self.run_dir}"
+            if is_loopback(self.inbox.endpoint)
+            else (
+                f"--coordinator {self.inbox.endpoint} --key ID.key_secret "
+                f"--coordinator-key {self.run_dir / COORDINATOR_KEY_FILE}"
+            )
+        )
+        print(
+            f"coordinator inbox {self.inbox.endpoint} (join by hand: netmarl node --id ID {join}); "
+            f"run folder {self.run_dir}",
+            file=sys.stderr,
+        )
         if self.pair is None:
             log.warning(UNAUTHENTICATED)
             print(f"netmarl: warning: {UNAUTHENTICATED}", file=sys.stderr)
@@ -445,8 +538,11 @@ class Supervisor:
         while self.loop_once(200) and time.monotonic() < deadline:  # last words trail the exits: 200 ms of quiet
             pass
         if self.gate is not None and (self.gate.refused or self.inbox.refused):
-            log.warning("CURVE refused %d connections (unknown keys) and %d messages (a sender claiming another id)",
-                        self.gate.refused, self.inbox.refused)
+            log.warning(
+                "CURVE refused %d connections (unknown keys) and %d messages (a sender claiming another id)",
+                self.gate.refused,
+                self.inbox.refused,
+            )
             self.event(event="curve_refused", connections=self.gate.refused, messages=self.inbox.refused)
         self.peers.close()
         self.inbox.close()
@@ -473,8 +569,9 @@ class Supervisor:
                 self.plan.plot(self.run_dir, report.load_run(self.run_dir)[2])
         except Exception:  # a plot must not cost the run its summary
             log.exception("plotting failed")
-        summary = dict(report.summarize(self.run_dir), status=self.status, wall_s=round(wall_s, 2),
-                       links_final=self.links_final)
+        summary = dict(
+            report.summarize(self.run_dir), status=self.status, wall_s=round(wall_s, 2), links_final=self.links_final
+        )
         if self.plan and self.plan.summarize:
             try:
                 summary["results"] = self.plan.summarize(self.run_dir, report.load_run(self.run_dir)[2])

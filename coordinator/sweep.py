@@ -1,4 +1,5 @@
 """Packet-loss experiments: one run per grid point, then sweep.csv and sweep.png side by side."""
+
 from __future__ import annotations
 
 import csv
@@ -9,11 +10,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from netsim.config import NetsimConfig
+from scenarios.config import ConfigError, load_scenario
 
 from . import report
 from .run_folder import check_new_run_dir
 from .supervisor import Supervisor
-from scenarios.config import ConfigError, load_scenario
 
 
 def parse_grid(specs: list[str]) -> list[tuple[str, list[str]]]:
@@ -53,8 +54,12 @@ def run_sweep(scenario: Path, grid_specs: list[str], overrides: list[str], out: 
         row.update(report.scalar_results(summary))
         rows.append(row)
         if (run_dir / "links.csv").exists():
-            report.plot_delivery_vs_distance(ax, report.read_links_csv(run_dir / "links.csv"),
-                                             NetsimConfig.model_validate(cfg.netsim.model_dump()), label=f"{name}: ")
+            report.plot_delivery_vs_distance(
+                ax,
+                report.read_links_csv(run_dir / "links.csv"),
+                NetsimConfig.model_validate(cfg.netsim.model_dump()),
+                label=f"{name}: ",
+            )
         if interrupted:  # Ctrl-C ends the sweep; the points done so far are still tabulated
             print("sweep interrupted; writing the points finished so far")
             break
@@ -77,8 +82,11 @@ def run_sweep(scenario: Path, grid_specs: list[str], overrides: list[str], out: 
 
 def plot_results(out: Path, rows: list[dict], keys: list[str]) -> None:
     """sweep_results.png: each headline result against the first grid key (one line per other value)."""
-    wanted = [c for c in ("return_mean", "nash_gap.gap", "polls_lost", "final_score", "mixing_rate", "chunk_delivery")
-              if any(c in r for r in rows)]
+    wanted = [
+        c
+        for c in ("return_mean", "nash_gap.gap", "polls_lost", "final_score", "mixing_rate", "chunk_delivery")
+        if any(c in r for r in rows)
+    ]
     x_key = keys[0]
     try:
         xs_all = [float(r[x_key]) for r in rows]

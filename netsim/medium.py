@@ -1,4 +1,5 @@
 """The medium process: routes radio-plane messages, dropping, delaying or cutting them per the channel."""
+
 from __future__ import annotations
 
 import heapq
@@ -39,7 +40,9 @@ class Medium:
         self.queue: list[tuple] = []
         self._tiebreak = itertools.count()
         self.forwarded = 0
-        self.early: list[tuple[bytes, list, object]] = []  # sent at a step whose positions have not arrived yet
+        self.ahead_of_positions: list[
+            tuple[bytes, list, object]
+        ] = []  # sent at a step whose positions have not arrived yet
         self.step_s: float | None = None  # sim time between the last two steps' positions
         self.held: dict[str, int] = {}  # per sender: its messages in early plus its entries in queue
         # lock-step with the world (sim clock): counts of radio messages routed from / delivered to each agent
@@ -70,7 +73,9 @@ class Medium:
         been replaced, say) are written off and logged, so one loss cannot stall every later step.
         """
         world, msg = self.pending
-        missing = {a: n - self.baseline.get(a, 0) - self.received_from.get(a, 0) for a, n in msg.body.radio_sent.items()}
+        missing = {
+            a: n - self.baseline.get(a, 0) - self.received_from.get(a, 0) for a, n in msg.body.radio_sent.items()
+        }
         missing = {a: m for a, m in missing.items() if m > 0}
         if missing and not give_up:
             return
@@ -102,8 +107,8 @@ class Medium:
         if len(self.positions) > POSITION_HISTORY:
             del self.positions[min(self.positions)]
         self.now_sim = max(self.now_sim, msg.env.t_sim)
-        early, self.early = self.early, []
-        for _ident, frames, env in early:  # drop-decision inputs are now the same whatever the arrival order
+        ahead, self.ahead_of_positions = self.ahead_of_positions, []
+        for _ident, frames, env in ahead:  # drop-decision inputs are now the same whatever the arrival order
             self.held[env.src] -= 1
             self.forward(env, frames)
         self.release()
@@ -144,7 +149,9 @@ class Medium:
             return
         self.received_from[env.src] = self.received_from.get(env.src, 0) + 1
         if self.cfg.clock == "sim" and env.t_sim > self.now_sim and self.is_early(env):
-            self.early.append((ident, frames, env))  # the world's positions for that step are still on their way
+            self.ahead_of_positions.append(
+                (ident, frames, env)
+            )  # the world's positions for that step are still on their way
             self.held[env.src] = self.held.get(env.src, 0) + 1
             return
         self.forward(env, frames)
@@ -156,8 +163,11 @@ class Medium:
         most one step ahead of the newest positions (an agent acts on the step it was last shown, so an
         honest one is never further ahead), those positions have not come, and its sender's share of the
         queue is not used up. Anything else is sent now (forward() clamps its send time to now_sim)."""
-        if round(env.t_sim, 6) in self.positions or len(self.early) >= self.cfg.max_queue \
-                or self.held.get(env.src, 0) >= self.sender_cap():
+        if (
+            round(env.t_sim, 6) in self.positions
+            or len(self.ahead_of_positions) >= self.cfg.max_queue
+            or self.held.get(env.src, 0) >= self.sender_cap()
+        ):
             return False
         if self.step_s is None:  # fewer than two steps seen: one step's length is not known yet
             return True
@@ -270,9 +280,9 @@ class Medium:
                 self.report()
                 next_report = time.monotonic() + REPORT_EVERY_S
         self.drain()
-        for _ident, frames, env in self.early:  # their step's positions never came
+        for _ident, frames, env in self.ahead_of_positions:  # their step's positions never came
             self.stats.record(env.src, env.dst, env.type, math.nan, wire_size(frames), False, "shutdown")
-        self.early.clear()
+        self.ahead_of_positions.clear()
         for _, _, dst, _, (src, kind, d, size, _lat) in self.queue:
             self.stats.record(src, dst, kind, d, size, False, "shutdown")
         self.queue.clear()
@@ -282,17 +292,26 @@ class Medium:
         return 0
 
 
-def run_medium(node_id: str, coordinator: str, seed: int, netsim: dict, curve_secret: str | None = None,
-               coordinator_key: str | None = None) -> int:
+def run_medium(
+    node_id: str,
+    coordinator: str,
+    seed: int,
+    netsim: dict,
+    curve_secret: str | None = None,
+    coordinator_key: str | None = None,
+) -> int:
     """Entry point of the medium process (curve_secret and coordinator_key: CURVE, Z85)."""
-    ep = Endpoint(node_id, "medium", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
+    ep = Endpoint(
+        node_id, "medium", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
+    )
     ep.stop_on_signals()
     try:
         ep.register()
         medium = Medium(ep, NetsimConfig.model_validate(netsim), seed)
         pending = ep.wait_start()
-        medium.on_directory(Directory(endpoints=dict(ep.peers.endpoints), kinds=dict(ep.peers.kinds),
-                                      down=sorted(ep.peers.down)))  # the one that came with Start
+        medium.on_directory(
+            Directory(endpoints=dict(ep.peers.endpoints), kinds=dict(ep.peers.kinds), down=sorted(ep.peers.down))
+        )  # the one that came with Start
         for ident, msg in pending:  # the world may send its first positions as Start arrives here
             if isinstance(msg.body, Positions) and ep.peers.kinds.get(ident.decode(errors="replace")) == "world":
                 medium.on_positions(ident.decode(), msg)

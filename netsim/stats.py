@@ -1,4 +1,5 @@
 """Per-link, per-message-type counters binned by the distance at send time."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -6,8 +7,18 @@ from collections import defaultdict
 import numpy as np
 
 CAUSES = ("range", "channel", "burst", "loss", "queue", "no_position", "unknown_dst", "shutdown")
-COLUMNS = ["src", "dst", "type", "distance_m", "sent", "delivered", *(f"dropped_{c}" for c in CAUSES),
-           "bytes_sent", "bytes_delivered", "latency_sum_s"]
+COLUMNS = [
+    "src",
+    "dst",
+    "type",
+    "distance_m",
+    "sent",
+    "delivered",
+    *(f"dropped_{c}" for c in CAUSES),
+    "bytes_sent",
+    "bytes_delivered",
+    "latency_sum_s",
+]
 _IDX = {c: i for i, c in enumerate(COLUMNS[4:])}
 _BYTES_SENT, _BYTES_DELIVERED, _LATENCY = _IDX["bytes_sent"], _IDX["bytes_delivered"], _IDX["latency_sum_s"]
 _DROPPED = {c: _IDX[f"dropped_{c}"] for c in CAUSES}
@@ -20,8 +31,17 @@ class LinkStats:
         self.bin_m = bin_m
         self.table: dict[tuple, list[float]] = defaultdict(lambda: [0] * (len(COLUMNS) - 4))
 
-    def record(self, src: str, dst: str, kind: str, distance_m: float, size: int,
-               delivered: bool, cause: str = "ok", latency_s: float = 0.0) -> None:
+    def record(
+        self,
+        src: str,
+        dst: str,
+        kind: str,
+        distance_m: float,
+        size: int,
+        delivered: bool,
+        cause: str = "ok",
+        latency_s: float = 0.0,
+    ) -> None:
         """Count one send attempt on one link and its outcome."""
         d = -1.0 if distance_m != distance_m or distance_m < 0 else (int(distance_m // self.bin_m) + 0.5) * self.bin_m
         row = self.table[(src, dst, kind, d)]
@@ -38,7 +58,9 @@ class LinkStats:
         """The table as a string table and arrays (keys, distance, counts) for a LinkReport."""
         names: dict[str, int] = {}
         items = sorted(self.table.items())
-        keys = np.array([[names.setdefault(k, len(names)) for k in key[:3]] for key, _ in items], np.int32).reshape(-1, 3)
+        keys = np.array([[names.setdefault(k, len(names)) for k in key[:3]] for key, _ in items], np.int32).reshape(
+            -1, 3
+        )
         distance = np.array([key[3] for key, _ in items], np.float64)
         counts = np.array([vals for _, vals in items], np.float64).reshape(-1, len(COLUMNS) - 4)
         return list(names), {"keys": keys, "distance": distance, "counts": counts}
@@ -57,5 +79,7 @@ def merge_rows(tables: list[list[list]]) -> list[list]:
 def rows_from_arrays(names: list[str], arrays: dict[str, np.ndarray]) -> list[list]:
     """Inverse of LinkStats.to_arrays: rows in COLUMNS order."""
     is_int = [c != "latency_sum_s" for c in COLUMNS[4:]]
-    return [[names[s], names[d], names[t], float(dist), *(int(c) if i else float(c) for c, i in zip(counts, is_int))]
-            for (s, d, t), dist, counts in zip(arrays["keys"].tolist(), arrays["distance"], arrays["counts"])]
+    return [
+        [names[s], names[d], names[t], float(dist), *(int(c) if i else float(c) for c, i in zip(counts, is_int))]
+        for (s, d, t), dist, counts in zip(arrays["keys"].tolist(), arrays["distance"], arrays["counts"])
+    ]

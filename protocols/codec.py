@@ -1,4 +1,5 @@
 """The msgpack codec: envelope frame, body frame, raw array frames; bounded and validated decoding (msgspec)."""
+
 from __future__ import annotations
 
 import gc
@@ -15,9 +16,7 @@ from pydantic import BaseModel
 from .errors import ProtocolError
 from .messages import MAX_DIMS, MAX_NAME, PROTOCOL_VERSION, REGISTRY, ArraySpec, Body, Envelope, Message
 
-ALLOWED_DTYPES = frozenset(
-    {"|b1", "|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8"}
-)
+ALLOWED_DTYPES = frozenset({"|b1", "|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8", "<f2", "<f4", "<f8"})
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,14 @@ class _TooMany(Exception):
 def _unpack(buf: memoryview, limits: Limits, what: str) -> object:
     try:
         if buf.nbytes <= limits.max_items:  # every entry takes at least a byte: no need to count them
-            return msgpack.unpackb(buf, raw=False, strict_map_key=True, max_array_len=limits.max_container_len,
-                                   max_map_len=limits.max_container_len, ext_hook=_no_ext)
+            return msgpack.unpackb(
+                buf,
+                raw=False,
+                strict_map_key=True,
+                max_array_len=limits.max_container_len,
+                max_map_len=limits.max_container_len,
+                ext_hook=_no_ext,
+            )
         return _unpack_counted(buf, limits)
     except _TooMany:
         raise ProtocolError(f"{what} frame holds more than {limits.max_items} entries") from None
@@ -71,9 +76,16 @@ def _unpack_counted(buf: memoryview, limits: Limits) -> object:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return msgpack.unpackb(buf, raw=False, strict_map_key=True, max_array_len=limits.max_container_len,
-                               max_map_len=limits.max_container_len, list_hook=counted, object_hook=counted,
-                               ext_hook=_no_ext)
+        return msgpack.unpackb(
+            buf,
+            raw=False,
+            strict_map_key=True,
+            max_array_len=limits.max_container_len,
+            max_map_len=limits.max_container_len,
+            list_hook=counted,
+            object_hook=counted,
+            ext_hook=_no_ext,
+        )
     finally:
         if collecting:
             gc.enable()
@@ -134,8 +146,9 @@ def array_spec(name: str, arr: np.ndarray) -> ArraySpec:
     if dtype not in ALLOWED_DTYPES:
         raise ProtocolError(f"array {name!r}: dtype {dtype} is not allowed")
     if not isinstance(name, str) or len(name) > MAX_NAME or arr.ndim > MAX_DIMS:
-        raise ProtocolError(f"array {name!r}: a name of at most {MAX_NAME} characters and at most {MAX_DIMS} "
-                            f"dimensions, got {arr.ndim}")
+        raise ProtocolError(
+            f"array {name!r}: a name of at most {MAX_NAME} characters and at most {MAX_DIMS} dimensions, got {arr.ndim}"
+        )
     return ArraySpec(name=name, dtype=dtype, shape=list(arr.shape))
 
 
@@ -175,7 +188,9 @@ def _decode_map(frame, max_bytes: int, model: type, body_of: str | None, limits:
         raise ProtocolError(f"{_what(body_of)} frame of {size} bytes exceeds {max_bytes}")
     n = _map_len(buf)
     if n is None:  # say what it is instead (or that it is not msgpack at all)
-        raise ProtocolError(f"{_what(body_of)} must be a map, got {type(_unpack(memoryview(buf), limits, _what(body_of))).__name__}")
+        raise ProtocolError(
+            f"{_what(body_of)} must be a map, got {type(_unpack(memoryview(buf), limits, _what(body_of))).__name__}"
+        )
     decoder, fields = _decoder(model)
     if n > fields:
         raise ProtocolError(f"bad {_what(body_of)}: {n} keys for {fields} fields (extra keys are not permitted)")

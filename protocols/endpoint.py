@@ -1,4 +1,5 @@
 """A process's presence on the control plane: inbox, coordinator link, peer book, registration, heartbeats."""
+
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,20 @@ from typing import Any
 import zmq
 
 from .codec import DEFAULT_LIMITS, Limits, Stamper
-from .messages import BarrierArrive, BarrierRelease, Body, Directory, Heartbeat, Message, Metrics, Ping, Pong, Register, RegisterAck, Shutdown
+from .messages import (
+    BarrierArrive,
+    BarrierRelease,
+    Body,
+    Directory,
+    Heartbeat,
+    Message,
+    Metrics,
+    Ping,
+    Pong,
+    Register,
+    RegisterAck,
+    Shutdown,
+)
 from .security import Curve, Gate
 from .sockets import NOBLOCK, Inbox, PeerBook, PeerLink, SecureInbox
 
@@ -29,10 +43,21 @@ COORDINATOR_QUIET_S = 3.0  # three of the coordinator's 1 s heartbeats missed: s
 class Endpoint:
     """Everything a node, the world or the medium needs to take part in a run."""
 
-    def __init__(self, node_id: str, kind: str, coordinator: str, *, role: str = "",
-                 bind: str = "tcp://127.0.0.1:*", heartbeat_s: float = 0.5, limits: Limits = DEFAULT_LIMITS,
-                 coordinator_timeout_s: float = 10.0, link_factory=None, curve: Curve | None = None,
-                 advertise: str | None = None):
+    def __init__(
+        self,
+        node_id: str,
+        kind: str,
+        coordinator: str,
+        *,
+        role: str = "",
+        bind: str = "tcp://127.0.0.1:*",
+        heartbeat_s: float = 0.5,
+        limits: Limits = DEFAULT_LIMITS,
+        coordinator_timeout_s: float = 10.0,
+        link_factory=None,
+        curve: Curve | None = None,
+        advertise: str | None = None,
+    ):
         """advertise: the endpoint to register instead of the bound one (behind NAT or a relay)."""
         self.node_id, self.kind, self.role = node_id, kind, role
         self.advertise = advertise
@@ -47,8 +72,13 @@ class Endpoint:
         self.t_sim = 0.0
         self.stamper = Stamper(node_id, clock=lambda: self.t_sim)
         # link_factory(endpoint, identity) replaces the ZeroMQ links (the MQTT transport); the inbox stays
-        self.coordinator = link_factory(coordinator, node_id) if link_factory else PeerLink(
-            self.ctx, coordinator, node_id, curve=curve and (curve.pair, curve.coordinator_key), watch_refusals=True)
+        self.coordinator = (
+            link_factory(coordinator, node_id)
+            if link_factory
+            else PeerLink(
+                self.ctx, coordinator, node_id, curve=curve and (curve.pair, curve.coordinator_key), watch_refusals=True
+            )
+        )
         self.peers = PeerBook(self.ctx, node_id, pair=curve and curve.pair)
         self.peers.link_factory = link_factory
         self.heartbeat_s = heartbeat_s
@@ -58,7 +88,7 @@ class Endpoint:
         self.shutdown_requested = False
         self.ack: RegisterAck | None = None
         self.started = False
-        self.early: list[tuple[bytes, Message]] = []  # messages that came before the start
+        self.before_start: list[tuple[bytes, Message]] = []  # messages that came before the start
         self.coordinator_timeout_s = coordinator_timeout_s
         self.coordinator_seen = time.monotonic()
         self.coordinator_quiet = False  # silent for over COORDINATOR_QUIET_S
@@ -94,8 +124,13 @@ class Endpoint:
                 self.stop(f"coordinator silent for over {self.coordinator_timeout_s:.0f} s")
             elif silent > COORDINATOR_QUIET_S and not self.coordinator_quiet:
                 self.coordinator_quiet, self.outages = True, self.outages + 1
-                log.warning("%s: coordinator silent for %.1f s; reconnecting, messages wait in the queue "
-                            "(giving up after %.0f s)", self.node_id, silent, self.coordinator_timeout_s)
+                log.warning(
+                    "%s: coordinator silent for %.1f s; reconnecting, messages wait in the queue "
+                    "(giving up after %.0f s)",
+                    self.node_id,
+                    silent,
+                    self.coordinator_timeout_s,
+                )
 
     # ------------------------------------------------------------ receiving
     def handle_control(self, ident: bytes, msg: Message) -> bool:
@@ -120,8 +155,12 @@ class Endpoint:
         if msg.env.type in COORDINATOR_ONLY and ident != COORDINATOR_IDENT:
             if ident not in self._ignored and len(self._ignored) < 1024:  # logged once per sender
                 self._ignored.add(ident)
-                log.warning("%s: ignoring %s from %r: only the coordinator may send it (further ones are not "
-                            "logged)", self.node_id, msg.env.type, ident)
+                log.warning(
+                    "%s: ignoring %s from %r: only the coordinator may send it (further ones are not logged)",
+                    self.node_id,
+                    msg.env.type,
+                    ident,
+                )
             return True
         if isinstance(body, Directory):
             self.peers.update(body)
@@ -157,7 +196,9 @@ class Endpoint:
                 break
         return out
 
-    def barrier(self, name: str, round_: int = 0, group: list[str] = (), timeout_s: float = 60.0) -> tuple[list[str], list]:
+    def barrier(
+        self, name: str, round_: int = 0, group: list[str] = (), timeout_s: float = 60.0
+    ) -> tuple[list[str], list]:
         """Wait at the coordinator's named barrier (for group, or every live agent); returns
         (members released, messages that came meanwhile, for the caller to handle)."""
         self.to_coordinator(BarrierArrive(name=name, round=round_, group=list(group)))
@@ -188,8 +229,14 @@ class Endpoint:
     def register(self, timeout_s: float = 60.0) -> RegisterAck:
         """Announce this process and wait for the coordinator's acknowledgement (announcing again every
         REGISTER_AGAIN_S: a Register sent on a connection the coordinator refused is lost)."""
-        reg = Register(node_id=self.node_id, kind=self.kind, role=self.role, endpoint=self.advertise or self.inbox.endpoint,
-                       pid=os.getpid(), host=socket.gethostname())
+        reg = Register(
+            node_id=self.node_id,
+            kind=self.kind,
+            role=self.role,
+            endpoint=self.advertise or self.inbox.endpoint,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+        )
         self.to_coordinator(reg)
         deadline, again = time.monotonic() + timeout_s, time.monotonic() + REGISTER_AGAIN_S
         while self.ack is None and not self.stopping:
@@ -197,19 +244,22 @@ class Endpoint:
                 self.to_coordinator(reg)
                 again = time.monotonic() + REGISTER_AGAIN_S
             if time.monotonic() > deadline:
-                cause = ("; the coordinator refused our CURVE key every time: it is not on its allow-list "
-                         "(security.allow_dir), or --coordinator-key is not the run's" if getattr(
-                             self.coordinator, "refusals", 0) else "")
+                cause = (
+                    "; the coordinator refused our CURVE key every time: it is not on its allow-list "
+                    "(security.allow_dir), or --coordinator-key is not the run's"
+                    if getattr(self.coordinator, "refusals", 0)
+                    else ""
+                )
                 raise TimeoutError(f"{self.node_id}: no registration ack within {timeout_s} s{cause}")
             self.check_links()
-            self.early += self.poll(200)
+            self.before_start += self.poll(200)
         return self.ack
 
     def wait_start(self, timeout_s: float | None = None) -> list[tuple[bytes, Message]]:
         """Block until the coordinator says start (or goes silent: see maybe_heartbeat); return
         messages that came meanwhile."""
         deadline = time.monotonic() + timeout_s if timeout_s is not None else float("inf")
-        pending, self.early = self.early, []
+        pending, self.before_start = self.before_start, []
         while not self.started and not self.stopping:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.node_id}: no start within {timeout_s} s")

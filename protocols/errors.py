@@ -1,4 +1,5 @@
 """The one exception type raised for anything wrong on the wire, and the budget of replies to peers."""
+
 from __future__ import annotations
 
 import time
@@ -19,8 +20,15 @@ class ReplyBudget:
     coordinator, a node in the Directory) is answered always.
     """
 
-    def __init__(self, burst: float = 10, rate: float = 1.0, shared_burst: float = 50, shared_rate: float = 10.0,
-                 max_peers: int = 1024, clock=time.monotonic):
+    def __init__(
+        self,
+        burst: float = 10,
+        rate: float = 1.0,
+        shared_burst: float = 50,
+        shared_rate: float = 10.0,
+        max_peers: int = 1024,
+        clock=time.monotonic,
+    ):
         self.burst, self.rate, self.shared_burst, self.shared_rate = burst, rate, shared_burst, shared_rate
         self.max_peers, self.clock = max_peers, clock
         self.peers: dict[bytes, tuple[float, float]] = {}  # identity -> (tokens, when); insertion order = LRU

@@ -3,6 +3,7 @@
 Structs, not pydantic models: msgspec decodes msgpack straight into them, checking every type and bound
 below as it goes and stopping at the first error, at a small fraction of pydantic's cost per message
 (configuration stays pydantic). Building a Struct in Python does not validate it; its receiver does."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal

@@ -47,6 +47,7 @@ that cannot be a topic level or are reserved (RESERVED_IDS: "coordinator", "brid
 message (of any shape or types, or over MAX_PAYLOAD) is refused and counted; it never ends the bridge
 (see coordinator/mqtt_bridge.py).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -188,11 +189,11 @@ def unpack_up(payload: bytes) -> dict:
     if "re" in msg:
         ident = msg["re"]
         if not isinstance(ident, bytes) or not 0 < len(ident) <= 255:
-            raise ValueError(f"\"re\" is {type(ident).__name__} (length {_len(ident)}), not a routing identity")
+            raise ValueError(f'"re" is {type(ident).__name__} (length {_len(ident)}), not a routing identity')
     else:
         to = msg.get("to")
         if not isinstance(to, str) or not 0 < len(to) <= MAX_ENDPOINT:
-            raise ValueError(f"\"to\" is {type(to).__name__} (length {_len(to)}), not an endpoint")
+            raise ValueError(f'"to" is {type(to).__name__} (length {_len(to)}), not an endpoint')
     return msg
 
 
@@ -269,9 +270,16 @@ class MqttLink:
     (topic, payload) runs in the link's thread (it may be a coroutine function).
     """
 
-    def __init__(self, settings: MqttSettings, client_id: str, subscriptions: list[tuple[str, int]],
-                 on_message: Callable[[str, bytes], Any] | None = None, status: str | None = None,
-                 gate: asyncio.Event | None = None, online: bytes = b"online"):
+    def __init__(
+        self,
+        settings: MqttSettings,
+        client_id: str,
+        subscriptions: list[tuple[str, int]],
+        on_message: Callable[[str, bytes], Any] | None = None,
+        status: str | None = None,
+        gate: asyncio.Event | None = None,
+        online: bytes = b"online",
+    ):
         self.settings, self.client_id = settings, client_id
         settings.tls_context()  # a missing or bad CA, certificate or key fails here, not in the thread
         self.subscriptions, self.on_message = subscriptions, on_message
@@ -315,8 +323,14 @@ class MqttLink:
         return len(self._pending) + len(self._inflight)
 
     def stats(self) -> dict[str, int]:
-        return {"connects": self.connects, "disconnects": self.disconnects, "published": self.published,
-                "queued": self.queued, "dropped": self.dropped, "stale_dropped": self.stale_dropped}
+        return {
+            "connects": self.connects,
+            "disconnects": self.disconnects,
+            "published": self.published,
+            "queued": self.queued,
+            "dropped": self.dropped,
+            "stale_dropped": self.stale_dropped,
+        }
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self.connected.wait(timeout_s)
@@ -368,13 +382,24 @@ class MqttLink:
         s = self.settings
         will = aiomqtt.Will(self.status, b"offline", 1, True) if self.status else None
         password = s.password.get_secret_value() if s.password else os.environ.get("NETMARL_MQTT_PASSWORD")
-        return aiomqtt.Client(s.host, s.port, username=s.username, password=password, identifier=self.client_id,
-                              will=will, keepalive=s.keepalive_s, timeout=5, clean_session=True,
-                              tls_context=s.tls_context(), tls_insecure=s.tls_insecure if s.tls else None,
-                              max_queued_incoming_messages=100_000, max_inflight_messages=WINDOW,
-                              # paho leaves Nagle on: a PUBACK then waits for the peer's delayed ACK (~40 ms)
-                              socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
-                              logger=client_log)
+        return aiomqtt.Client(
+            s.host,
+            s.port,
+            username=s.username,
+            password=password,
+            identifier=self.client_id,
+            will=will,
+            keepalive=s.keepalive_s,
+            timeout=5,
+            clean_session=True,
+            tls_context=s.tls_context(),
+            tls_insecure=s.tls_insecure if s.tls else None,
+            max_queued_incoming_messages=100_000,
+            max_inflight_messages=WINDOW,
+            # paho leaves Nagle on: a PUBACK then waits for the peer's delayed ACK (~40 ms)
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+            logger=client_log,
+        )
 
     async def _main(self) -> None:
         import aiomqtt
@@ -399,8 +424,9 @@ class MqttLink:
                 if not isinstance(err, aiomqtt.MqttError):
                     err = f"{type(err).__name__}: {err}"
                 if str(err) != self._logged_error:
-                    log.warning("%s: broker %s:%d: %s (retrying)", self.client_id, self.settings.host,
-                                self.settings.port, err)
+                    log.warning(
+                        "%s: broker %s:%d: %s (retrying)", self.client_id, self.settings.host, self.settings.port, err
+                    )
                     self._logged_error = str(err)
             self._current = None
             if self.gate is not None:
@@ -463,8 +489,9 @@ class MqttLink:
                 if qos == 0 and time.monotonic() - t_queued > stale_s:
                     self.stale_dropped += 1
                     continue
-                inflight.append((item, asyncio.ensure_future(client.publish(topic, payload, qos=qos, retain=retain,
-                                                                            timeout=30))))
+                inflight.append(
+                    (item, asyncio.ensure_future(client.publish(topic, payload, qos=qos, retain=retain, timeout=30)))
+                )
         finally:
             with self._lock:
                 while inflight:
@@ -525,9 +552,15 @@ class NodeTransport:
         self._down, self._status = down_topic(settings.fleet, node_id), status_topic(settings.fleet)
         # "online <incarnation>": the bridge sends a node what it held for it only if it is the same process
         self.incarnation = f"{os.getpid()}-{os.urandom(4).hex()}"
-        self.link = MqttLink(settings, f"{PREFIX}-{settings.fleet}-{node_id}", [(self._down, 1), (self._status, 1)],
-                             on_message=self._downlink, status=node_status_topic(settings.fleet, node_id),
-                             gate=self._gate, online=f"online {self.incarnation}".encode())
+        self.link = MqttLink(
+            settings,
+            f"{PREFIX}-{settings.fleet}-{node_id}",
+            [(self._down, 1), (self._status, 1)],
+            on_message=self._downlink,
+            status=node_status_topic(settings.fleet, node_id),
+            gate=self._gate,
+            online=f"online {self.incarnation}".encode(),
+        )
 
     def link_factory(self, endpoint: str, identity: str = "") -> MqttPeerLink:
         return MqttPeerLink(self, endpoint)
@@ -544,8 +577,10 @@ class NodeTransport:
             if cancelled():
                 return
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.node_id}: no netmarl bridge online on {self._status} "
-                                   f"at {self.settings.broker} within {timeout_s} s")
+                raise TimeoutError(
+                    f"{self.node_id}: no netmarl bridge online on {self._status} "
+                    f"at {self.settings.broker} within {timeout_s} s"
+                )
 
     def send(self, head: dict, frames) -> bool:
         frames = [bytes(f) for f in frames]

@@ -1,4 +1,5 @@
 """Process hygiene shared by every process a run starts: a child dies with its parent (no orphans)."""
+
 from __future__ import annotations
 
 import ctypes
@@ -7,9 +8,9 @@ import signal
 PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
-    """Ask Linux to send this process SIGTERM when its parent dies (no orphans); elsewhere a no-op."""
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to send this process `sig` when its parent dies (no orphans); elsewhere a no-op."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
     except (OSError, AttributeError):
         pass

@@ -1,4 +1,5 @@
 """CURVE on ZeroMQ: key pairs and key files, allow-lists, socket options, and the ZAP gate naming each client."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -52,14 +53,20 @@ class Curve:
     coordinator_key: str
 
     @classmethod
-    def from_settings(cls, secret: str | None = None, key_file: str | None = None,
-                      coordinator_key: str | None = None, node_id: str = "") -> Curve | None:
+    def from_settings(
+        cls,
+        secret: str | None = None,
+        key_file: str | None = None,
+        coordinator_key: str | None = None,
+        node_id: str = "",
+    ) -> Curve | None:
         """None when nothing is set; otherwise both the own key (Z85 secret or key file) and the coordinator's."""
         if secret is None and key_file is None and coordinator_key is None:
             return None
         if coordinator_key is None or (secret is None and key_file is None):
-            raise ValueError("CURVE needs both the node's own key and the coordinator's public key "
-                             "(--key and --coordinator-key)")
+            raise ValueError(
+                "CURVE needs both the node's own key and the coordinator's public key (--key and --coordinator-key)"
+            )
         pair = KeyPair.from_secret(secret) if secret is not None else read_key_pair(key_file, node_id)
         return cls(pair, read_public_key(coordinator_key))
 
@@ -79,8 +86,14 @@ def check_key(key: str) -> str:
 def _key_file_text(public: str, secret: str | None) -> str:
     """The zmq.auth certificate format (readable by zmq.auth.load_certificate and czmq)."""
     kind = "Secret" if secret else "Public"
-    lines = [f"#   ****  Generated on {time.strftime('%Y-%m-%d %H:%M:%S')} by netmarl  ****",
-             f"#   ZeroMQ CURVE {kind} Certificate", "", "metadata", "curve", f'    public-key = "{public}"']
+    lines = [
+        f"#   ****  Generated on {time.strftime('%Y-%m-%d %H:%M:%S')} by netmarl  ****",
+        f"#   ZeroMQ CURVE {kind} Certificate",
+        "",
+        "metadata",
+        "curve",
+        f'    public-key = "{public}"',
+    ]
     if secret:
         lines.append(f'    secret-key = "{secret}"')
     return "\n".join(lines) + "\n"
@@ -93,8 +106,10 @@ def write_key_pair(directory: str | Path, name: str, pair: KeyPair) -> tuple[Pat
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     public_path, secret_path = directory / f"{name}{PUBLIC_SUFFIX}", directory / f"{name}{SECRET_SUFFIX}"
-    for path, text, mode in ((secret_path, _key_file_text(pair.public, pair.secret), 0o600),
-                             (public_path, _key_file_text(pair.public, None), 0o644)):
+    for path, text, mode in (
+        (secret_path, _key_file_text(pair.public, pair.secret), 0o600),
+        (public_path, _key_file_text(pair.public, None), 0o644),
+    ):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)  # created with its mode: no window
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
@@ -145,7 +160,7 @@ def load_allow_dir(directory: str | Path, skip_bad: bool = False) -> dict[str, s
     allowed: dict[str, str] = {}
     for path in sorted(directory.glob(f"*{PUBLIC_SUFFIX}")):
         try:
-            allowed[read_public_key(path)] = path.name[:-len(PUBLIC_SUFFIX)]
+            allowed[read_public_key(path)] = path.name[: -len(PUBLIC_SUFFIX)]
         except ValueError:
             if not skip_bad:
                 raise
@@ -220,8 +235,9 @@ class Gate:
     MAX_WAITING = 1024
     REMEMBERED_REFUSALS = 4096
 
-    def __init__(self, ctx: zmq.Context, ids: dict[str, str], *, grace_s: float = 0.0,
-                 logger: logging.Logger | None = None):
+    def __init__(
+        self, ctx: zmq.Context, ids: dict[str, str], *, grace_s: float = 0.0, logger: logging.Logger | None = None
+    ):
         self.ctx = ctx
         self.ids = dict(ids)  # public key -> node id; replaced whole, never mutated (the ZAP thread reads it)
         self.grace_s = grace_s
@@ -347,7 +363,7 @@ class Gate:
             delimiter = frames.index(b"")
         except ValueError:
             return
-        envelope, request = frames[:delimiter + 1], frames[delimiter + 1:]
+        envelope, request = frames[: delimiter + 1], frames[delimiter + 1 :]
         if len(request) < 6:
             return
         version, request_id, mechanism, credentials = request[0], request[1], request[5], request[6:]
@@ -360,8 +376,12 @@ class Gate:
         if node_id is None and self._watched:
             self._rescan()
             node_id = self.ids.get(key)
-        if node_id is not None or key in self._recently_refused or self.grace_s <= 0 \
-                or len(waiting) >= self.MAX_WAITING:
+        if (
+            node_id is not None
+            or key in self._recently_refused
+            or self.grace_s <= 0
+            or len(waiting) >= self.MAX_WAITING
+        ):
             self._reply(sock, envelope, request_id, key, node_id)
         else:
             waiting[tuple(envelope), request_id] = (time.monotonic() + self.grace_s, key)

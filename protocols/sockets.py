@@ -1,4 +1,5 @@
 """Socket helpers: the inbox ROUTER, a DEALER per peer, and Lazy Pirate request/reply."""
+
 from __future__ import annotations
 
 import logging
@@ -52,8 +53,13 @@ class Inbox:
 
     authenticated = False  # whether every sender is a member of the run (a SecureInbox: admitted by key)
 
-    def __init__(self, ctx: zmq.Context, bind: str = "tcp://127.0.0.1:*", limits: Limits = DEFAULT_LIMITS,
-                 pair: KeyPair | None = None):
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        bind: str = "tcp://127.0.0.1:*",
+        limits: Limits = DEFAULT_LIMITS,
+        pair: KeyPair | None = None,
+    ):
         self.limits = limits
         self.replies = ReplyBudget()  # Error replies here and the owner's Pongs to peers it does not know
         self.sock = ctx.socket(zmq.ROUTER)
@@ -187,9 +193,12 @@ class SecureInbox(Inbox):
         self.refused += 1
         if (user, field) not in self._logged_forgers:
             self._logged_forgers.add((user, field))
-            log.warning("refused a message: the peer authenticated as %r gave the %s %r "
-                        "(further ones are counted, not logged)", user.decode(errors="replace"), field,
-                        claimed.decode(errors="replace"))
+            log.warning(
+                "refused a message: the peer authenticated as %r gave the %s %r (further ones are counted, not logged)",
+                user.decode(errors="replace"),
+                field,
+                claimed.decode(errors="replace"),
+            )
 
     def close(self) -> None:
         """Close the socket, then stop the Gate."""
@@ -197,8 +206,9 @@ class SecureInbox(Inbox):
         self.gate.stop()
 
 
-def secure_inbox(ctx: zmq.Context, admit: dict[str, str], bind: str = "tcp://127.0.0.1:*",
-                 pair: KeyPair | None = None) -> SecureInbox:
+def secure_inbox(
+    ctx: zmq.Context, admit: dict[str, str], bind: str = "tcp://127.0.0.1:*", pair: KeyPair | None = None
+) -> SecureInbox:
     """A SecureInbox (fresh key pair unless given) whose started Gate admits {public key: node id}; a client
     connects with PeerLink(ctx, inbox.endpoint, node_id, curve=(its pair, inbox.pair.public)). For tests and
     benchmarks; close() stops the Gate too."""
@@ -217,9 +227,15 @@ class PeerLink:
     that find the queue full past the send timeout (send() returns False and counts them).
     """
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, identity: str,
-                 send_timeout_ms: int = DEFAULT_SEND_TIMEOUT_MS, curve: tuple[KeyPair, str] | None = None,
-                 watch_refusals: bool = False):
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        endpoint: str,
+        identity: str,
+        send_timeout_ms: int = DEFAULT_SEND_TIMEOUT_MS,
+        curve: tuple[KeyPair, str] | None = None,
+        watch_refusals: bool = False,
+    ):
         """curve: (own key pair, the peer's public key) to make the link a CURVE client; watch_refusals: also
         watch for a refused handshake, which check() then retries (a node's link to the coordinator)."""
         self.endpoint = endpoint
@@ -260,8 +276,11 @@ class PeerLink:
             elif self._retry_at is None:  # a refusal
                 self.refusals += 1
                 if self.refusals == 1:
-                    log.warning("%s refused our CURVE handshake (it does not know our key yet, or we hold "
-                                "the wrong server key); retrying with backoff", self.endpoint)
+                    log.warning(
+                        "%s refused our CURVE handshake (it does not know our key yet, or we hold "
+                        "the wrong server key); retrying with backoff",
+                        self.endpoint,
+                    )
                 backoff = min(RECONNECT_IVL_MAX_MS, RECONNECT_IVL_MS * 2 ** min(self.refusals - 1, 8)) / 1000
                 self._retry_at = time.monotonic() + backoff
         if self._retry_at is not None and time.monotonic() >= self._retry_at:
@@ -297,8 +316,13 @@ class PeerBook:
 
     link_factory = None  # (endpoint, identity) -> link; None: a PeerLink (ZeroMQ). The MQTT transport sets it.
 
-    def __init__(self, ctx: zmq.Context, identity: str, send_timeout_ms: int = DEFAULT_SEND_TIMEOUT_MS,
-                 pair: KeyPair | None = None):
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        identity: str,
+        send_timeout_ms: int = DEFAULT_SEND_TIMEOUT_MS,
+        pair: KeyPair | None = None,
+    ):
         self.ctx, self.identity, self.send_timeout_ms = ctx, identity, send_timeout_ms
         self.pair = pair
         self.keys: dict[str, str] = {}  # node id -> public key (CURVE only)
@@ -321,9 +345,11 @@ class PeerBook:
         if link is None or link.endpoint != endpoint or getattr(link, "server_key", None) != key:
             if link is not None:
                 link.close(0)
-            link = self.links[node_id] = (self.link_factory(endpoint, self.identity) if self.link_factory else
-                                          PeerLink(self.ctx, endpoint, self.identity, self.send_timeout_ms,
-                                                   key and (self.pair, key)))
+            link = self.links[node_id] = (
+                self.link_factory(endpoint, self.identity)
+                if self.link_factory
+                else PeerLink(self.ctx, endpoint, self.identity, self.send_timeout_ms, key and (self.pair, key))
+            )
         return link
 
     def update(self, directory: Directory) -> None:
@@ -335,7 +361,9 @@ class PeerBook:
                 continue  # under CURVE a peer the coordinator gave no key for stays unknown
             self.endpoints[node_id] = endpoint
             link = self.links.get(node_id)
-            if link is not None and (link.endpoint != endpoint or getattr(link, "server_key", None) != self.keys.get(node_id)):
+            if link is not None and (
+                link.endpoint != endpoint or getattr(link, "server_key", None) != self.keys.get(node_id)
+            ):
                 self.connect(node_id, endpoint)
         self.kinds.update(directory.kinds)
         self.down = set(directory.down)
@@ -345,8 +373,9 @@ class PeerBook:
         """Known live peers, optionally of one kind."""
         cache = self._ids_cache
         if kind not in cache:
-            cache[kind] = [n for n in self.endpoints
-                           if n not in self.down and (kind is None or self.kinds.get(n) == kind)]
+            cache[kind] = [
+                n for n in self.endpoints if n not in self.down and (kind is None or self.kinds.get(n) == kind)
+            ]
         return cache[kind]
 
     def knows(self, node_id: str) -> bool:
@@ -372,8 +401,16 @@ class PeerBook:
         self.links.clear()
 
 
-def request(ctx: zmq.Context, endpoint: str, frames, *, timeout_ms: int = 2500, retries: int = 3,
-            limits: Limits = DEFAULT_LIMITS, identity: str | None = None) -> Message:
+def request(
+    ctx: zmq.Context,
+    endpoint: str,
+    frames,
+    *,
+    timeout_ms: int = 2500,
+    retries: int = 3,
+    limits: Limits = DEFAULT_LIMITS,
+    identity: str | None = None,
+) -> Message:
     """Lazy Pirate: send, wait up to timeout_ms, on silence reopen the socket and resend; give up after retries."""
     for attempt in range(1, retries + 1):
         sock = ctx.socket(zmq.DEALER)

@@ -1,4 +1,5 @@
 """Pure RSM-MASAC CAV environment maths: 6-d observation, shared reward, termination, action clip."""
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,9 @@ def _norm(value: float, scale: float) -> float:
     return float(min(1.0, max(0.0, float(value) / scale)))
 
 
-def cav_observation(ego: Tuple[float, float], follower: VehState, leader: VehState, *,
-                    net_length: float, max_speed: float = SPEED_LIMIT) -> np.ndarray:
+def cav_observation(
+    ego: Tuple[float, float], follower: VehState, leader: VehState, *, net_length: float, max_speed: float = SPEED_LIMIT
+) -> np.ndarray:
     """The 6-d observation of one CAV (spec §1.3 "Observation", Appendix A.2 `modify()`).
 
     Order [x_self, v_self, x_behind, v_behind, x_ahead, v_ahead] (float64, shape (6,)):

@@ -1,4 +1,5 @@
 """Scenario files: TOML loaded into pydantic models, with `--set key=value` overrides and plain errors."""
+
 from __future__ import annotations
 
 import tomllib
@@ -11,15 +12,13 @@ from netsim.config import NetsimConfig
 from protocols.mqtt import MqttSettings
 from protocols.security import is_loopback
 
+from .cav.config import CavWorld
 from .errors import ConfigError  # noqa: F401 - re-exported: callers import it from here
 from .figure8 import max_vehicles
-from .cav.config import CavWorld
 from .inventory.config import InventoryAlgo, InventoryWorld
 from .routing.config import RoutingAlgo, RoutingWorld
 from .signals.config import SignalAlgo, SignalWorld
 from .warehouse.config import WarehouseWorld
-
-
 
 
 class RunConfig(BaseModel):
@@ -59,11 +58,21 @@ def _world_kind(value: Any) -> str:
 
 
 WORLD_KINDS = ("figure8", "warehouse", "cav", "routing", "signals", "inventory")
-WorldConfig = Annotated[Union[Annotated[Figure8World, Tag("figure8")], Annotated[WarehouseWorld, Tag("warehouse")],
-                              Annotated[CavWorld, Tag("cav")], Annotated[RoutingWorld, Tag("routing")],
-                              Annotated[SignalWorld, Tag("signals")], Annotated[InventoryWorld, Tag("inventory")]],
-                        Discriminator(_world_kind, custom_error_type="world_kind",
-                                      custom_error_message=f"world.kind must be one of: {', '.join(WORLD_KINDS)}")]
+WorldConfig = Annotated[
+    Union[
+        Annotated[Figure8World, Tag("figure8")],
+        Annotated[WarehouseWorld, Tag("warehouse")],
+        Annotated[CavWorld, Tag("cav")],
+        Annotated[RoutingWorld, Tag("routing")],
+        Annotated[SignalWorld, Tag("signals")],
+        Annotated[InventoryWorld, Tag("inventory")],
+    ],
+    Discriminator(
+        _world_kind,
+        custom_error_type="world_kind",
+        custom_error_message=f"world.kind must be one of: {', '.join(WORLD_KINDS)}",
+    ),
+]
 
 
 class MqttConfig(MqttSettings):
@@ -136,7 +145,10 @@ def _explain(err: ValidationError, where: str) -> str:
         if parts[:1] == ["world"] and parts[1:2] and parts[1] in WORLD_KINDS:
             del parts[1]  # the union's tag, not a key the user wrote
         loc = ".".join(parts)
-        lines.append(f"  {loc}: {e['msg']}" + (f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""))
+        lines.append(
+            f"  {loc}: {e['msg']}"
+            + (f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else "")
+        )
     return "\n".join(lines)
 
 
@@ -172,8 +184,10 @@ def check_cav(cfg: ScenarioConfig, where: str) -> None:
     step = cfg.world.step_length
     timeout = cfg.algo.get("round_timeout_s", 0.5)
     if isinstance(timeout, (int, float)) and timeout < 2 * step - 1e-9:
-        raise ConfigError(f"{where}: algo.round_timeout_s: must be at least two steps ({2 * step:g} s): answers "
-                          "sent in the step after a request are only certain to be in by then")
+        raise ConfigError(
+            f"{where}: algo.round_timeout_s: must be at least two steps ({2 * step:g} s): answers "
+            "sent in the step after a request are only certain to be in by then"
+        )
 
 
 def check_radio_free_world(cfg: ScenarioConfig, where: str, algo_model: type[BaseModel], agents: str) -> Any:
@@ -186,8 +200,10 @@ def check_radio_free_world(cfg: ScenarioConfig, where: str, algo_model: type[Bas
     except ValidationError as err:
         raise ConfigError(_explain(err, where).replace("\n  ", "\n  algo.")) from None
     if cfg.netsim.mode != "direct":
-        raise ConfigError(f"{where}: netsim.mode: {agents} exchange nothing over the radio (everything travels "
-                          "between the world and the agents), so set netsim.mode = \"direct\"")
+        raise ConfigError(
+            f"{where}: netsim.mode: {agents} exchange nothing over the radio (everything travels "
+            'between the world and the agents), so set netsim.mode = "direct"'
+        )
     return algo
 
 
@@ -236,11 +252,14 @@ def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None 
     except ValidationError as err:
         raise ConfigError(_explain(err, str(path))) from None
     if cfg.mqtt is not None and cfg.security.enabled(cfg.run.coordinator_bind, mqtt=True):
-        raise ConfigError(f"{path}: mqtt: the MQTT bridge does not speak CURVE yet, so [mqtt] cannot be combined with "
-                          "CURVE (security.curve, on by default for a non-loopback run.coordinator_bind); secure the "
-                          "broker path with TLS and per-device passwords and set security.curve = \"off\"")
-    check = {"cav": check_cav, "routing": check_routing, "signals": check_signals,
-             "inventory": check_inventory}.get(cfg.world.kind)
+        raise ConfigError(
+            f"{path}: mqtt: the MQTT bridge does not speak CURVE yet, so [mqtt] cannot be combined with "
+            "CURVE (security.curve, on by default for a non-loopback run.coordinator_bind); secure the "
+            'broker path with TLS and per-device passwords and set security.curve = "off"'
+        )
+    check = {"cav": check_cav, "routing": check_routing, "signals": check_signals, "inventory": check_inventory}.get(
+        cfg.world.kind
+    )
     if cfg.world.kind == "warehouse":
         from .warehouse.checks import check_warehouse as check
     if check is not None:
@@ -251,7 +270,9 @@ def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None 
     if cfg.world.agents > cfg.world.vehicles:
         raise ConfigError(f"{path}: world.agents ({cfg.world.agents}) exceeds world.vehicles ({cfg.world.vehicles})")
     if cfg.world.vehicles > (room := max_vehicles(cfg.world.ring_radius)):
-        raise ConfigError(f"{path}: world.vehicles: {cfg.world.vehicles} vehicles do not fit on a figure-eight of "
-                          f"ring_radius {cfg.world.ring_radius:g} m (at most {room})")
+        raise ConfigError(
+            f"{path}: world.vehicles: {cfg.world.vehicles} vehicles do not fit on a figure-eight of "
+            f"ring_radius {cfg.world.ring_radius:g} m (at most {room})"
+        )
     validate_role(cfg, str(path))
     return cfg

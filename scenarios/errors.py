@@ -1,5 +1,6 @@
 """ConfigError on its own, free of dependencies: `netmarl node` on a device catches it without loading the
 scenario models (and through them SUMO's sumolib); scenarios.config re-exports it."""
+
 from __future__ import annotations
 
 

@@ -36,8 +36,16 @@ class Figure8Files:
     @property
     def sumo_args(self) -> list[str]:
         """Command-line arguments for sumo/libsumo that load this scenario."""
-        return ["-n", str(self.net), "-r", str(self.routes),
-                "--step-length", repr(self.step_length), "--seed", str(self.seed)]
+        return [
+            "-n",
+            str(self.net),
+            "-r",
+            str(self.routes),
+            "--step-length",
+            repr(self.step_length),
+            "--seed",
+            str(self.seed),
+        ]
 
 
 def _netconvert() -> str:
@@ -54,9 +62,11 @@ def _write_plain_xml(out: Path, r: float, speed: float) -> tuple[Path, Path, Pat
     """Write fig8.{nod,edg,con}.xml for ring radius r and speed limit speed (m/s)."""
     nod, edg, con = out / "fig8.nod.xml", out / "fig8.edg.xml", out / "fig8.con.xml"
     nodes = {"center": (0, 0), "right": (r, 0), "top": (0, r), "left": (-r, 0), "bottom": (0, -r)}
-    nod.write_text("<nodes>\n" + "".join(
-        f'    <node id="{n}" x="{x:.4f}" y="{y:.4f}" type="priority"/>\n' for n, (x, y) in nodes.items()
-    ) + "</nodes>\n")
+    nod.write_text(
+        "<nodes>\n"
+        + "".join(f'    <node id="{n}" x="{x:.4f}" y="{y:.4f}" type="priority"/>\n' for n, (x, y) in nodes.items())
+        + "</nodes>\n"
+    )
     ring = 3 * math.pi * r / 2
     ts_up = [3 * math.pi / 2 * i / (_RESOLUTION - 1) for i in range(_RESOLUTION)]
     ts_lo = [math.pi / 2 + 3 * math.pi / 2 * i / (_RESOLUTION - 1) for i in range(_RESOLUTION)]
@@ -73,8 +83,10 @@ def _write_plain_xml(out: Path, r: float, speed: float) -> tuple[Path, Path, Pat
     lines = []
     for eid, a, b, prio, length, shape in edges:
         s = f' shape="{_shape(shape)}"' if shape else ""
-        lines.append(f'    <edge id="{eid}" from="{a}" to="{b}" priority="{prio}" numLanes="1" '
-                     f'speed="{speed:.4f}" length="{length:.4f}"{s}/>\n')
+        lines.append(
+            f'    <edge id="{eid}" from="{a}" to="{b}" priority="{prio}" numLanes="1" '
+            f'speed="{speed:.4f}" length="{length:.4f}"{s}/>\n'
+        )
     edg.write_text("<edges>\n" + "".join(lines) + "</edges>\n")
     con.write_text(
         "<connections>\n"
@@ -153,12 +165,16 @@ def _place(segments: list[tuple[str, float, float]], n: int) -> list[tuple[str, 
 
 def _write_routes(path: Path, placed: list[tuple[str, float]], agent_slots: set[int], speed: float) -> list[str]:
     """Write vTypes, the six rotation routes and one vehicle per slot; return the vehicle ids."""
-    vtype = ('carFollowModel="IDM" accel="1.0" decel="1.5" emergencyDecel="9.0" tau="1.0" '
-             f'minGap="{_MIN_GAP}" length="{_VEH_LENGTH}" delta="4" maxSpeed="{speed:.4f}" '
-             'speedFactor="1.0" speedDev="0.0"')
-    lines = ["<routes>\n",
-             f'    <vType id="cav" {vtype} color="1,0,0"/>\n',
-             f'    <vType id="human" {vtype} color="1,1,1"/>\n']
+    vtype = (
+        'carFollowModel="IDM" accel="1.0" decel="1.5" emergencyDecel="9.0" tau="1.0" '
+        f'minGap="{_MIN_GAP}" length="{_VEH_LENGTH}" delta="4" maxSpeed="{speed:.4f}" '
+        'speedFactor="1.0" speedDev="0.0"'
+    )
+    lines = [
+        "<routes>\n",
+        f'    <vType id="cav" {vtype} color="1,0,0"/>\n',
+        f'    <vType id="human" {vtype} color="1,1,1"/>\n',
+    ]
     for k, eid in enumerate(LOOP):
         rot = LOOP[k:] + LOOP[:k]
         lines.append(f'    <route id="route_{eid}" edges="{" ".join(rot)}" repeat="1000"/>\n')
@@ -166,22 +182,31 @@ def _write_routes(path: Path, placed: list[tuple[str, float]], agent_slots: set[
     for i, (eid, pos) in enumerate(placed):
         vid, typ = f"veh{i}", "cav" if i in agent_slots else "human"
         ids.append(vid)
-        lines.append(f'    <vehicle id="{vid}" type="{typ}" route="route_{eid}" depart="0" '
-                     f'departLane="0" departPos="{pos:.3f}" departSpeed="0"/>\n')
+        lines.append(
+            f'    <vehicle id="{vid}" type="{typ}" route="route_{eid}" depart="0" '
+            f'departLane="0" departPos="{pos:.3f}" departSpeed="0"/>\n'
+        )
     lines.append("</routes>\n")
     path.write_text("".join(lines))
     return ids
 
 
-def build_figure8(out_dir: Path, ring_radius: float = 30.0, speed_limit: float = 30.0,
-                  n_vehicles: int = 14, n_agents: int = 14, step_length: float = 0.1,
-                  seed: int = 0, agent_slots: tuple[int, ...] | None = None) -> Figure8Files:
+def build_figure8(
+    out_dir: Path,
+    ring_radius: float = 30.0,
+    speed_limit: float = 30.0,
+    n_vehicles: int = 14,
+    n_agents: int = 14,
+    step_length: float = 0.1,
+    seed: int = 0,
+    agent_slots: tuple[int, ...] | None = None,
+) -> Figure8Files:
     """Build (or reuse from out_dir) the figure-eight net and a routes file with n_vehicles evenly spread.
 
     veh0..veh{n-1} depart at t=0 with speed 0, in driving order: veh{i+1} is veh{i}'s leader and
     veh0 follows the last one (nothing overtakes on the one-lane loop). The vehicles at agent_slots
-    (default: the first n_agents) are vType "cav", the rest "human"; both use SUMO's IDM. Files are rebuilt only when a parameter
-    that shapes them changes (fig8.params.json); step_length and seed only go into the result.
+    (default: the first n_agents) are vType "cav", the rest "human"; both use SUMO's IDM. Files are rebuilt only
+    when a parameter that shapes them changes (fig8.params.json); step_length and seed only go into the result.
     """
     if n_vehicles < 1 or not 0 <= n_agents <= n_vehicles:
         raise ValueError(f"need 1 <= n_vehicles and 0 <= n_agents <= n_vehicles, got {n_vehicles}, {n_agents}")
@@ -190,26 +215,61 @@ def build_figure8(out_dir: Path, ring_radius: float = 30.0, speed_limit: float =
         raise ValueError(f"agent_slots {agent_slots} must be {n_agents} distinct indices below {n_vehicles}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    params = {"version": _BUILD_VERSION, "ring_radius": ring_radius, "speed_limit": speed_limit,
-              "n_vehicles": n_vehicles, "n_agents": n_agents, "agent_slots": list(slots)}
+    params = {
+        "version": _BUILD_VERSION,
+        "ring_radius": ring_radius,
+        "speed_limit": speed_limit,
+        "n_vehicles": n_vehicles,
+        "n_agents": n_agents,
+        "agent_slots": list(slots),
+    }
     net, routes, meta = out / "fig8.net.xml", out / "fig8.rou.xml", out / "fig8.params.json"
     cached = json.loads(meta.read_text()) if meta.exists() else None
     if cached is None or cached.get("params") != params or not (net.exists() and routes.exists()):
         meta.unlink(missing_ok=True)  # written last: a half-finished build is never reused
         nod, edg, con = _write_plain_xml(out, ring_radius, speed_limit)
-        proc = subprocess.run([_netconvert(), "-n", str(nod), "-e", str(edg), "-x", str(con),
-                               "--no-turnarounds", "true", "--no-internal-links", "false",
-                               "--no-warnings", "true", "-o", str(net)], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                _netconvert(),
+                "-n",
+                str(nod),
+                "-e",
+                str(edg),
+                "-x",
+                str(con),
+                "--no-turnarounds",
+                "true",
+                "--no-internal-links",
+                "false",
+                "--no-warnings",
+                "true",
+                "-o",
+                str(net),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"netconvert failed ({proc.returncode}): {proc.stderr.strip()}")
         segments = _segments(net)
         placed = _place(segments, n_vehicles)
         ids = _write_routes(routes, placed, set(slots), speed_limit)
         start = {eid: s0 for eid, s0, _ in segments}
-        cached = {"params": params, "vehicle_ids": ids, "loop_length": segments[-1][1],
-                  "start_positions": [start[eid] + pos for eid, pos in placed]}
+        cached = {
+            "params": params,
+            "vehicle_ids": ids,
+            "loop_length": segments[-1][1],
+            "start_positions": [start[eid] + pos for eid, pos in placed],
+        }
         meta.write_text(json.dumps(cached, indent=1))
     ids = tuple(cached["vehicle_ids"])
-    return Figure8Files(net=net, routes=routes, step_length=step_length, seed=seed,
-                        vehicle_ids=ids, agent_ids=tuple(ids[i] for i in slots), loop_length=cached["loop_length"],
-                        start_positions=tuple(cached["start_positions"]))
+    return Figure8Files(
+        net=net,
+        routes=routes,
+        step_length=step_length,
+        seed=seed,
+        vehicle_ids=ids,
+        agent_ids=tuple(ids[i] for i in slots),
+        loop_length=cached["loop_length"],
+        start_positions=tuple(cached["start_positions"]),
+    )

@@ -61,13 +61,26 @@ def _stats(net_file: Path) -> dict:
     nodes = net.getNodes()
     tls = [n for n in nodes if n.getType() == "traffic_light"]
     xmin, ymin, xmax, ymax = net.getBoundary()
-    return {"n_junctions": len(nodes), "n_tls": len(tls),
-            "n_four_way_tls": sum(len(n.getIncoming()) == 4 and len(n.getOutgoing()) == 4 for n in tls),
-            "n_edges": len(net.getEdges()), "area_km2": (xmax - xmin) * (ymax - ymin) / 1e6}
+    return {
+        "n_junctions": len(nodes),
+        "n_tls": len(tls),
+        "n_four_way_tls": sum(len(n.getIncoming()) == 4 and len(n.getOutgoing()) == 4 for n in tls),
+        "n_edges": len(net.getEdges()),
+        "area_km2": (xmax - xmin) * (ymax - ymin) / 1e6,
+    }
 
 
-def build_grid(out_dir: Path, *, junctions_x: int = 11, junctions_y: int = 11, spacing_m: float = 125.0,
-               attach_m: float = 80.0, lanes: int = 1, speed_limit: float = 13.89, seed: int = 0) -> GridFiles:
+def build_grid(
+    out_dir: Path,
+    *,
+    junctions_x: int = 11,
+    junctions_y: int = 11,
+    spacing_m: float = 125.0,
+    attach_m: float = 80.0,
+    lanes: int = 1,
+    speed_limit: float = 13.89,
+    seed: int = 0,
+) -> GridFiles:
     """Build (or reuse from out_dir) a junctions_x x junctions_y grid with a traffic light on every junction.
 
     Every grid junction gets a fringe arm of attach_m metres on each side where it has no neighbour,
@@ -79,9 +92,16 @@ def build_grid(out_dir: Path, *, junctions_x: int = 11, junctions_y: int = 11, s
     """
     if junctions_x < 2 or junctions_y < 2 or spacing_m <= 0 or attach_m < 0 or lanes < 1 or speed_limit <= 0:
         raise ValueError("need junctions_x, junctions_y >= 2, spacing_m, speed_limit > 0, attach_m >= 0, lanes >= 1")
-    params = {"version": _BUILD_VERSION, "junctions_x": junctions_x, "junctions_y": junctions_y,
-              "spacing_m": spacing_m, "attach_m": attach_m, "lanes": lanes, "speed_limit": speed_limit,
-              "seed": seed}
+    params = {
+        "version": _BUILD_VERSION,
+        "junctions_x": junctions_x,
+        "junctions_y": junctions_y,
+        "spacing_m": spacing_m,
+        "attach_m": attach_m,
+        "lanes": lanes,
+        "speed_limit": speed_limit,
+        "seed": seed,
+    }
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,26 +111,58 @@ def build_grid(out_dir: Path, *, junctions_x: int = 11, junctions_y: int = 11, s
         meta.unlink(missing_ok=True)  # written last: a half-finished build is never reused
         with tempfile.TemporaryDirectory(dir=out) as tmp:
             raw = Path(tmp) / "grid.net.xml"
-            _run([_binary("netgenerate"), "--grid", "--grid.x-number", str(junctions_x),
-                  "--grid.y-number", str(junctions_y), "--grid.length", repr(float(spacing_m)),
-                  "--grid.attach-length", repr(float(attach_m)), "-L", str(lanes), "-S", repr(float(speed_limit)),
-                  "--tls.guess", "true", "--tls.guess.threshold", "0", "--seed", str(seed),
-                  "--no-warnings", "true", "-o", str(raw)], "netgenerate")
+            _run(
+                [
+                    _binary("netgenerate"),
+                    "--grid",
+                    "--grid.x-number",
+                    str(junctions_x),
+                    "--grid.y-number",
+                    str(junctions_y),
+                    "--grid.length",
+                    repr(float(spacing_m)),
+                    "--grid.attach-length",
+                    repr(float(attach_m)),
+                    "-L",
+                    str(lanes),
+                    "-S",
+                    repr(float(speed_limit)),
+                    "--tls.guess",
+                    "true",
+                    "--tls.guess.threshold",
+                    "0",
+                    "--seed",
+                    str(seed),
+                    "--no-warnings",
+                    "true",
+                    "-o",
+                    str(raw),
+                ],
+                "netgenerate",
+            )
             _strip_header(raw, net)
         cached = {"params": params, "stats": _stats(net)}
         meta.write_text(json.dumps(cached, indent=1))
     return GridFiles(net=net, params=params, **cached["stats"])
 
 
-def background_routes(net: Path, out: Path, n_vehicles: int, seed: int, horizon_s: float,
-                      min_distance_m: float = 500.0, vtype: str = "background",
-                      weight: Optional[Callable[[sumolib.net.edge.Edge], float]] = None) -> Path:
+def background_routes(
+    net: Path,
+    out: Path,
+    n_vehicles: int,
+    seed: int,
+    horizon_s: float,
+    min_distance_m: float = 500.0,
+    vtype: str = "background",
+    weight: Optional[Callable[[sumolib.net.edge.Edge], float]] = None,
+) -> Path:
     """Write n_vehicles routed background vehicles bg0..bg{n-1} to out, reproducibly from seed.
 
     Origin and destination edges are drawn (random.Random(seed)) with probability proportional to
     weight(edge) (default: edge length; e.g. favour arterials for congested traffic), redrawn until
-    their straight-line distance is at least min_distance_m (relaxed if the net is too small); departures are uniform on [0, horizon_s) and sorted; departLane is
-    "random". duarouter (--seed seed) computes the fastest routes; a trip it cannot route is an error.
+    their straight-line distance is at least min_distance_m (relaxed if the net is too small); departures are uniform
+    on [0, horizon_s) and sorted; departLane is "random". duarouter (--seed seed) computes the fastest routes; a trip
+    it cannot route is an error.
     """
     if n_vehicles < 0 or horizon_s <= 0:
         raise ValueError(f"need n_vehicles >= 0 and horizon_s > 0, got {n_vehicles}, {horizon_s}")
@@ -139,10 +191,30 @@ def background_routes(net: Path, out: Path, n_vehicles: int, seed: int, horizon_
         trips_file.write_text(
             "<routes>\n"
             f'    <vType id="{vtype}" vClass="passenger"/>\n'
-            + "".join(f'    <trip id="bg{i}" type="{vtype}" depart="{t:.1f}" from="{a}" to="{b}" '
-                      'departLane="random" departSpeed="max"/>\n' for i, (t, a, b) in enumerate(trips))
-            + "</routes>\n")
-        _run([_binary("duarouter"), "-n", str(net), "--route-files", str(trips_file), "-o", str(routed),
-              "--seed", str(seed), "--no-step-log", "true", "--no-warnings", "true"], "duarouter")
+            + "".join(
+                f'    <trip id="bg{i}" type="{vtype}" depart="{t:.1f}" from="{a}" to="{b}" '
+                'departLane="random" departSpeed="max"/>\n'
+                for i, (t, a, b) in enumerate(trips)
+            )
+            + "</routes>\n"
+        )
+        _run(
+            [
+                _binary("duarouter"),
+                "-n",
+                str(net),
+                "--route-files",
+                str(trips_file),
+                "-o",
+                str(routed),
+                "--seed",
+                str(seed),
+                "--no-step-log",
+                "true",
+                "--no-warnings",
+                "true",
+            ],
+            "duarouter",
+        )
         _strip_header(routed, out)
     return out

@@ -68,12 +68,21 @@ class MergeFiles:
     @property
     def sumo_args(self) -> list[str]:
         """Command-line arguments for sumo/libsumo that load this scenario."""
-        return ["-n", str(self.net), "-r", str(self.routes),
-                "--step-length", repr(self.step_length), "--seed", str(self.seed)]
+        return [
+            "-n",
+            str(self.net),
+            "-r",
+            str(self.routes),
+            "--step-length",
+            repr(self.step_length),
+            "--seed",
+            str(self.seed),
+        ]
 
 
-def _write_plain_xml(out: Path, pre_merge: float, post_merge: float, merge_length: float,
-                     inflow_length: float, speed: float) -> tuple[Path, Path]:
+def _write_plain_xml(
+    out: Path, pre_merge: float, post_merge: float, merge_length: float, inflow_length: float, speed: float
+) -> tuple[Path, Path]:
     """Write merge.{nod,edg}.xml with Flow MergeNetwork's node coordinates and edge lengths."""
     nod, edg = out / "merge.nod.xml", out / "merge.edg.xml"
     c, s = math.cos(math.pi / 4), math.sin(math.pi / 4)
@@ -85,9 +94,11 @@ def _write_plain_xml(out: Path, pre_merge: float, post_merge: float, merge_lengt
         ("inflow_merge", pre_merge - (merge_length + inflow_length) * c, -(merge_length + inflow_length) * s, ""),
         ("bottom", pre_merge - merge_length * c, -merge_length * s, ""),
     ]
-    nod.write_text("<nodes>\n" + "".join(
-        f'    <node id="{n}" x="{x:.4f}" y="{y:.4f}" type="priority"{extra}/>\n' for n, x, y, extra in nodes
-    ) + "</nodes>\n")
+    nod.write_text(
+        "<nodes>\n"
+        + "".join(f'    <node id="{n}" x="{x:.4f}" y="{y:.4f}" type="priority"{extra}/>\n' for n, x, y, extra in nodes)
+        + "</nodes>\n"
+    )
     edges = [  # id, from, to, priority, length
         ("inflow_highway", "inflow_highway", "left", 2, inflow_length),
         ("left", "left", "center", 2, pre_merge),
@@ -95,10 +106,15 @@ def _write_plain_xml(out: Path, pre_merge: float, post_merge: float, merge_lengt
         ("inflow_merge", "inflow_merge", "bottom", 1, inflow_length),
         ("bottom", "bottom", "center", 1, merge_length),
     ]
-    edg.write_text("<edges>\n" + "".join(
-        f'    <edge id="{e}" from="{a}" to="{b}" priority="{p}" numLanes="1" speed="{speed:.4f}" '
-        f'length="{length:.4f}"/>\n' for e, a, b, p, length in edges
-    ) + "</edges>\n")
+    edg.write_text(
+        "<edges>\n"
+        + "".join(
+            f'    <edge id="{e}" from="{a}" to="{b}" priority="{p}" numLanes="1" speed="{speed:.4f}" '
+            f'length="{length:.4f}"/>\n'
+            for e, a, b, p, length in edges
+        )
+        + "</edges>\n"
+    )
     return nod, edg
 
 
@@ -124,31 +140,55 @@ def _route_offsets(net_file: Path, route: tuple[str, ...]) -> tuple[list[tuple[s
     return out, s
 
 
-def _write_routes(path: Path, speed: float, main_rate: float, ramp_rate: float, departures: str,
-                  main_depart_speed: float, ramp_depart_speed: float) -> None:
-    vtype = ('carFollowModel="IDM" accel="1.0" decel="1.5" emergencyDecel="9.0" tau="1.0" '
-             f'minGap="{_MIN_GAP}" length="{VEH_LENGTH}" delta="4" maxSpeed="{speed:.4f}" '
-             'speedFactor="1.0" speedDev="0.0"')
+def _write_routes(
+    path: Path,
+    speed: float,
+    main_rate: float,
+    ramp_rate: float,
+    departures: str,
+    main_depart_speed: float,
+    ramp_depart_speed: float,
+) -> None:
+    vtype = (
+        'carFollowModel="IDM" accel="1.0" decel="1.5" emergencyDecel="9.0" tau="1.0" '
+        f'minGap="{_MIN_GAP}" length="{VEH_LENGTH}" delta="4" maxSpeed="{speed:.4f}" '
+        'speedFactor="1.0" speedDev="0.0"'
+    )
 
     def spacing(rate: float) -> str:
         return f'period="exp({rate / 3600:.10g})"' if departures == "poisson" else f'vehsPerHour="{rate:.10g}"'
 
-    lines = ["<routes>\n",
-             f'    <vType id="human" {vtype} color="1,1,1"/>\n',
-             f'    <route id="main" edges="{" ".join(MAIN_ROUTE)}"/>\n',
-             f'    <route id="ramp" edges="{" ".join(RAMP_ROUTE)}"/>\n']
+    lines = [
+        "<routes>\n",
+        f'    <vType id="human" {vtype} color="1,1,1"/>\n',
+        f'    <route id="main" edges="{" ".join(MAIN_ROUTE)}"/>\n',
+        f'    <route id="ramp" edges="{" ".join(RAMP_ROUTE)}"/>\n',
+    ]
     for fid, rate, dspeed in (("main", main_rate, main_depart_speed), ("ramp", ramp_rate, ramp_depart_speed)):
         if rate > 0:
-            lines.append(f'    <flow id="{fid}" type="human" route="{fid}" begin="0" end="86400" {spacing(rate)} '
-                         f'departLane="free" departPos="base" departSpeed="{dspeed:.4f}"/>\n')
+            lines.append(
+                f'    <flow id="{fid}" type="human" route="{fid}" begin="0" end="86400" {spacing(rate)} '
+                f'departLane="free" departPos="base" departSpeed="{dspeed:.4f}"/>\n'
+            )
     lines.append("</routes>\n")
     path.write_text("".join(lines))
 
 
-def build_merge(out_dir: Path, pre_merge: float = 200.0, post_merge: float = 100.0, merge_length: float = 100.0,
-                inflow_length: float = 100.0, speed_limit: float = 30.0, main_rate: float = 2200.0,
-                ramp_rate: float = 100.0, main_depart_speed: float = 10.0, ramp_depart_speed: float = 7.5,
-                departures: str = "fixed", step_length: float = 0.1, seed: int = 0) -> MergeFiles:
+def build_merge(
+    out_dir: Path,
+    pre_merge: float = 200.0,
+    post_merge: float = 100.0,
+    merge_length: float = 100.0,
+    inflow_length: float = 100.0,
+    speed_limit: float = 30.0,
+    main_rate: float = 2200.0,
+    ramp_rate: float = 100.0,
+    main_depart_speed: float = 10.0,
+    ramp_depart_speed: float = 7.5,
+    departures: str = "fixed",
+    step_length: float = 0.1,
+    seed: int = 0,
+) -> MergeFiles:
     """Build (or reuse from out_dir) the merge net and its inflow routes; rates in veh/h, lengths in m.
 
     Files are rebuilt only when a parameter that shapes them changes (merge.params.json, written last so a
@@ -161,27 +201,63 @@ def build_merge(out_dir: Path, pre_merge: float = 200.0, post_merge: float = 100
         raise ValueError("lengths must be > 0 and rates >= 0")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    params = {"version": _BUILD_VERSION, "pre_merge": pre_merge, "post_merge": post_merge,
-              "merge_length": merge_length, "inflow_length": inflow_length, "speed_limit": speed_limit,
-              "main_rate": main_rate, "ramp_rate": ramp_rate, "main_depart_speed": main_depart_speed,
-              "ramp_depart_speed": ramp_depart_speed, "departures": departures}
+    params = {
+        "version": _BUILD_VERSION,
+        "pre_merge": pre_merge,
+        "post_merge": post_merge,
+        "merge_length": merge_length,
+        "inflow_length": inflow_length,
+        "speed_limit": speed_limit,
+        "main_rate": main_rate,
+        "ramp_rate": ramp_rate,
+        "main_depart_speed": main_depart_speed,
+        "ramp_depart_speed": ramp_depart_speed,
+        "departures": departures,
+    }
     net, routes, meta = out / "merge.net.xml", out / "merge.rou.xml", out / "merge.params.json"
     cached = json.loads(meta.read_text()) if meta.exists() else None
     if cached is None or cached.get("params") != params or not (net.exists() and routes.exists()):
         meta.unlink(missing_ok=True)
         nod, edg = _write_plain_xml(out, pre_merge, post_merge, merge_length, inflow_length, speed_limit)
-        proc = subprocess.run([_netconvert(), "-n", str(nod), "-e", str(edg),
-                               "--no-turnarounds", "true", "--no-internal-links", "false",
-                               "--no-warnings", "true", "-o", str(net)], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                _netconvert(),
+                "-n",
+                str(nod),
+                "-e",
+                str(edg),
+                "--no-turnarounds",
+                "true",
+                "--no-internal-links",
+                "false",
+                "--no-warnings",
+                "true",
+                "-o",
+                str(net),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"netconvert failed ({proc.returncode}): {proc.stderr.strip()}")
         _write_routes(routes, speed_limit, main_rate, ramp_rate, departures, main_depart_speed, ramp_depart_speed)
         main_off, main_len = _route_offsets(net, MAIN_ROUTE)
         ramp_off, ramp_len = _route_offsets(net, RAMP_ROUTE)
-        cached = {"params": params, "main_length": main_len, "ramp_length": ramp_len,
-                  "main_offsets": main_off, "ramp_offsets": ramp_off}
+        cached = {
+            "params": params,
+            "main_length": main_len,
+            "ramp_length": ramp_len,
+            "main_offsets": main_off,
+            "ramp_offsets": ramp_off,
+        }
         meta.write_text(json.dumps(cached, indent=1))
-    return MergeFiles(net=net, routes=routes, step_length=step_length, seed=seed,
-                      main_length=cached["main_length"], ramp_length=cached["ramp_length"],
-                      main_offsets=tuple((k, v) for k, v in cached["main_offsets"]),
-                      ramp_offsets=tuple((k, v) for k, v in cached["ramp_offsets"]))
+    return MergeFiles(
+        net=net,
+        routes=routes,
+        step_length=step_length,
+        seed=seed,
+        main_length=cached["main_length"],
+        ramp_length=cached["ramp_length"],
+        main_offsets=tuple((k, v) for k, v in cached["main_offsets"]),
+        ramp_offsets=tuple((k, v) for k, v in cached["ramp_offsets"]),
+    )

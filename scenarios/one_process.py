@@ -6,6 +6,7 @@ agent process it calls that agent's role here instead, one agent after the other
 processes, no radio: what is left is the computation a run cannot avoid, done on one core. With the same
 seed it learns what `netmarl run` learns (each role draws from its own stream whatever order it answers in).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -91,7 +92,7 @@ def run_in_one_process(cfg: ScenarioConfig, run_dir: Path) -> list[dict]:
     module, target = plan.world_target.split(":")
     if not target.startswith("run_"):
         raise ValueError(f"{plan.world_target}: a world entry point is named run_<world>")
-    build = getattr(importlib.import_module(module), "build_" + target[len("run_"):], None)
+    build = getattr(importlib.import_module(module), "build_" + target[len("run_") :], None)
     if build is None:
         raise ValueError(f"world kind {cfg.world.kind!r} has no build_ function to run in one process")
     ep = InProcessEndpoint()

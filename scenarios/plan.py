@@ -1,4 +1,5 @@
 """What a run launches, per world kind: the world process, the agents with their roles, and settings."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,10 +27,12 @@ class RunPlan:
 
 #: modules the fork server imports once for a world kind, so its agent processes start with them loaded
 #: (torch takes seconds of CPU to import: nine learners importing it at once stall a 2-core machine)
-PRELOAD_BY_KIND = {"cav": ["agent_node.roles.cav", "scenarios.cav.world"],
-                   "routing": ["agent_node.roles.router", "scenarios.routing.world"],
-                   "signals": ["agent_node.roles.router", "scenarios.signals.world"],
-                   "inventory": ["agent_node.roles.stocker", "scenarios.inventory.world"]}
+PRELOAD_BY_KIND = {
+    "cav": ["agent_node.roles.cav", "scenarios.cav.world"],
+    "routing": ["agent_node.roles.router", "scenarios.routing.world"],
+    "signals": ["agent_node.roles.router", "scenarios.signals.world"],
+    "inventory": ["agent_node.roles.stocker", "scenarios.inventory.world"],
+}
 
 
 def preload_modules(cfg: ScenarioConfig) -> list[str]:
@@ -62,10 +65,15 @@ def plan_run(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> 
         from .warehouse.plan import plan_warehouse
 
         return plan_warehouse(cfg, run_dir)
-    from .world import prepare
+    from .beacons import prepare
 
     files = prepare(cfg.world, cfg.run.seed, run_dir / "net")
     role = cfg.role.get("name", "beacon")
-    kwargs = dict(seed=cfg.run.seed, world=cfg.world.model_dump(mode="json"), net_dir=str(run_dir / "net"),
-                  steps=cfg.run.steps, deadline_s=cfg.run.step_deadline_s)
-    return RunPlan("scenarios.world:run_world", kwargs, {a: role for a in files.agent_ids}, {role: cfg.role})
+    kwargs = dict(
+        seed=cfg.run.seed,
+        world=cfg.world.model_dump(mode="json"),
+        net_dir=str(run_dir / "net"),
+        steps=cfg.run.steps,
+        deadline_s=cfg.run.step_deadline_s,
+    )
+    return RunPlan("scenarios.beacons:run_world", kwargs, {a: role for a in files.agent_ids}, {role: cfg.role})

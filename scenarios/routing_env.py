@@ -1,4 +1,5 @@
-"""RELED routing-env pure functions: junction options, the 2*m_out+2 observation, action mask, Eq. 32 reward (RELED.md §1.3-1.5, §9.10-9.11)."""
+"""RELED routing-env pure functions: junction options, the 2*m_out+2 observation, action mask, Eq. 32 reward
+(RELED.md §1.3-1.5, §9.10-9.11)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ class EdgeStats:
 
 
 def junction_ids(net: sumolib.net.Net) -> list[str]:
-    """All node ids of the net, sorted: junction k of the observation is junction_ids(net)[k] (RELED.md §9.10 RECOMMEND)."""
+    """All node ids of the net, sorted: junction k of the observation is junction_ids(net)[k]
+    (RELED.md §9.10 RECOMMEND)."""
     return sorted(node.getID() for node in net.getNodes())
 
 
@@ -47,8 +49,9 @@ def junction_index(net: sumolib.net.Net) -> dict[str, int]:
     return {nid: k for k, nid in enumerate(junction_ids(net))}
 
 
-def outgoing_options(net: sumolib.net.Net, edge_id: str, m_out: int = M_OUT,
-                     vclass: Optional[str] = "passenger") -> list[Optional[Option]]:
+def outgoing_options(
+    net: sumolib.net.Net, edge_id: str, m_out: int = M_OUT, vclass: Optional[str] = "passenger"
+) -> list[Optional[Option]]:
     """The m_out action slots at the junction ending edge_id: its outgoing edges, then None padding.
 
     Slots hold every outgoing (non-internal) edge of the to-node of edge_id that allows vclass
@@ -68,9 +71,14 @@ def outgoing_options(net: sumolib.net.Net, edge_id: str, m_out: int = M_OUT,
     if len(outs) > m_out:
         raise ValueError(f"junction {node.getID()} has {len(outs)} outgoing edges > m_out = {m_out}")
     options: list[Optional[Option]] = [
-        Option(edge_id=e.getID(), end_node=e.getToNode().getID(), end_junction=index[e.getToNode().getID()],
-               connected=e.getID() in reachable)
-        for e in outs]
+        Option(
+            edge_id=e.getID(),
+            end_node=e.getToNode().getID(),
+            end_junction=index[e.getToNode().getID()],
+            connected=e.getID() in reachable,
+        )
+        for e in outs
+    ]
     return options + [None] * (m_out - len(options))
 
 
@@ -92,8 +100,13 @@ def edge_score(length: float, max_speed: float, travel_time: float) -> float:
 StatsLike = Union[EdgeStats, Sequence[float]]
 
 
-def observation(options: Sequence[Optional[Option]], edge_stats: Mapping[str, StatsLike],
-                position: int, destination: int, m_out: int = M_OUT) -> np.ndarray:
+def observation(
+    options: Sequence[Optional[Option]],
+    edge_stats: Mapping[str, StatsLike],
+    position: int,
+    destination: int,
+    m_out: int = M_OUT,
+) -> np.ndarray:
     """The 2*m_out+2 observation of RELED.md §1.3 (Table I; the §1.3 RECOMMENDed element order), float32.
 
     [0] position: the current junction ID (the to-node of the current edge), [1] destination:
@@ -132,9 +145,17 @@ def distance(a: Sequence[float], b: Sequence[float]) -> float:
     return float(math.hypot(a[0] - b[0], a[1] - b[1]))
 
 
-def step_reward(t_prev: float, t_now: float, d_prev: float, d_now: float, arrived: bool = False, *,
-                omega_d: float = OMEGA_D, t_max: float = T_MAX,
-                terminal_fraction: float = TERMINAL_FRACTION) -> float:
+def step_reward(
+    t_prev: float,
+    t_now: float,
+    d_prev: float,
+    d_now: float,
+    arrived: bool = False,
+    *,
+    omega_d: float = OMEGA_D,
+    t_max: float = T_MAX,
+    terminal_fraction: float = TERMINAL_FRACTION,
+) -> float:
     """Eq. 32: R_k = -(t_k - t_{k-1}) + omega_d * (d_{k-1} - d_k), plus R_term = 0.1 * T_max if arrived.
 
     RELED.md §1.5: t in sim seconds (the times of decisions k-1 and k, or of arrival/truncation,

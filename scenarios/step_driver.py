@@ -1,4 +1,5 @@
 """What every world process does each step: sync the medium, hand out observations, collect actions."""
+
 from __future__ import annotations
 
 import logging
@@ -8,7 +9,7 @@ from typing import Callable
 from protocols.endpoint import Endpoint
 from protocols.messages import Action, Observation, Positions, Tick
 
-log = logging.getLogger("scenarios.world")
+log = logging.getLogger("scenarios.step_driver")
 
 METRICS_EVERY_STEPS = 10
 FIRST_STEP_WAIT_S = 120.0  # AgentExchange: learners import torch and build their networks when the run starts
@@ -41,8 +42,16 @@ class StepDriver:
     def progress(self, step: int, steps: int, **values) -> None:
         """The world's progress record (drives the coordinator's bar) every few steps and at the last."""
         if step % METRICS_EVERY_STEPS == 0 or step == steps:
-            self.ep.metrics("world", {"step": step, "steps_per_s": step / max(time.monotonic() - self.t0, 1e-9),
-                                      "late_actions": self.late_actions, **values}, final=step == steps)
+            self.ep.metrics(
+                "world",
+                {
+                    "step": step,
+                    "steps_per_s": step / max(time.monotonic() - self.t0, 1e-9),
+                    "late_actions": self.late_actions,
+                    **values,
+                },
+                final=step == steps,
+            )
 
     def sync_medium(self, positions: Positions, arrays: dict) -> dict[str, int] | None:
         """Send the step's positions to the medium and wait for its Tick: by then every radio message
@@ -60,8 +69,11 @@ class StepDriver:
                 if isinstance(msg.body, Tick) and msg.body.step == positions.step:
                     return msg.body.delivered
         if not self._medium_late_logged:
-            log.warning("step %d: the medium did not confirm within %.2f s; going on without waiting (logged once)",
-                        positions.step, self.deadline_s)
+            log.warning(
+                "step %d: the medium did not confirm within %.2f s; going on without waiting (logged once)",
+                positions.step,
+                self.deadline_s,
+            )
             self._medium_late_logged = True
         return None
 
@@ -85,8 +97,12 @@ class StepDriver:
         if missing:
             self.late_actions += len(missing)
             for node in missing - self._late_logged:
-                log.warning("step %d: no action from %s within %.2f s; default action used (logged once per node)",
-                            step, node, self.deadline_s)
+                log.warning(
+                    "step %d: no action from %s within %.2f s; default action used (logged once per node)",
+                    step,
+                    node,
+                    self.deadline_s,
+                )
             self._late_logged |= missing
         return actions
 
@@ -97,7 +113,7 @@ def node_name(agent: int) -> str:
 
 
 def agent_index(node: str) -> int:
-    return int(node[len("agent"):])
+    return int(node[len("agent") :])
 
 
 def as_action(value) -> int | None:
@@ -130,12 +146,18 @@ class AgentExchange(StepDriver):
             self.deadline_s = saved
         return {agent_index(n): a.value for n, a in actions.items()}
 
-    def request_all(self, agents: list[int], info: dict, arrays_by_agent: dict[int, dict] | None = None,
-                    deadline_s: float | None = None) -> dict[int, tuple]:
+    def request_all(
+        self,
+        agents: list[int],
+        info: dict,
+        arrays_by_agent: dict[int, dict] | None = None,
+        deadline_s: float | None = None,
+    ) -> dict[int, tuple]:
         """Send one control observation (its phase in info) to each agent; their answers as (value, arrays)."""
         self.step += 1
-        expected = {self.send(a, Observation(step=self.step, info=info), (arrays_by_agent or {}).get(a, {}))
-                    for a in agents}
+        expected = {
+            self.send(a, Observation(step=self.step, info=info), (arrays_by_agent or {}).get(a, {})) for a in agents
+        }
         values = self.collect(expected, deadline_s)
         return {a: (v, self.action_arrays.get(node_name(a), {})) for a, v in values.items()}
 
@@ -165,16 +187,27 @@ class EpisodicWorld(AgentExchange):
                     return False
                 if cfg.eval_every and done % cfg.eval_every == 0 and k != last and not self.evaluate("eval", k):
                     return False
-                self.ep.metrics("world", {"step": k, "steps_done": self.step, "steps_per_s": self.rate(),
-                                          "late_actions": self.late_actions}, final=False)
+                self.ep.metrics(
+                    "world",
+                    {"step": k, "steps_done": self.step, "steps_per_s": self.rate(), "late_actions": self.late_actions},
+                    final=False,
+                )
             if not (self.evaluate("eval", last) and self.evaluate("test", last)):
                 return False
         finally:
             self.close()
-        self.ep.metrics("world", {"step": cfg.episodes, "steps_done": self.step, "steps_per_s": self.rate(),
-                                  "late_actions": self.late_actions,
-                                  "default_actions": self.defaulted, "exploration": self.exploration.stats()},
-                        final=True)
+        self.ep.metrics(
+            "world",
+            {
+                "step": cfg.episodes,
+                "steps_done": self.step,
+                "steps_per_s": self.rate(),
+                "late_actions": self.late_actions,
+                "default_actions": self.defaulted,
+                "exploration": self.exploration.stats(),
+            },
+            final=True,
+        )
         return True
 
     def episode(self, mode: str, seed: int, k: int) -> dict | None:
@@ -188,8 +221,11 @@ class EpisodicWorld(AgentExchange):
 
     def update(self, k: int, last: int) -> bool:
         """Every agent's learning step on what it gathered since the last one; the world waits for all of them."""
-        self.request_all(list(range(self.n_agents)), {"phase": "update", "epoch": k, "K": last},
-                         deadline_s=self.cfg.update_deadline_s)
+        self.request_all(
+            list(range(self.n_agents)),
+            {"phase": "update", "epoch": k, "K": last},
+            deadline_s=self.cfg.update_deadline_s,
+        )
         return not self.ep.stopping
 
     def rate(self) -> float:

@@ -31,15 +31,6 @@ def sumo_version() -> str:
     return libsumo.getVersion()[1].split()[-1]
 
 
-def sumo_packages() -> dict[str, str]:
-    """Installed versions of the SUMO wheels (they must all be pinned to the same release)."""
-    out = {}
-    for pkg in ("eclipse-sumo", "libsumo", "traci", "sumolib"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[pkg] = metadata.version(pkg)
-    return out
-
-
 def sumo_binary(gui: bool = False) -> str:
     """Path of the sumo (or sumo-gui) binary of the pinned eclipse-sumo wheel."""
     exe = os.path.join(sumo.SUMO_HOME, "bin", "sumo-gui" if gui else "sumo")
@@ -63,10 +54,19 @@ class SumoSim:
     Vehicles are listed in departure order (on the figure-eight: veh0, veh1, ...).
     """
 
-    def __init__(self, net_file: str | Path, route_file: str | Path, step_length: float = 0.1,
-                 seed: int = 0, backend: str = "libsumo", gui: bool = False,
-                 extra_args: Sequence[str] = (), collision_action: str = "warn",
-                 control_speed_mode: int = OBEY_SAFE_SPEED, quiet: bool = True) -> None:
+    def __init__(
+        self,
+        net_file: str | Path,
+        route_file: str | Path,
+        step_length: float = 0.1,
+        seed: int = 0,
+        backend: str = "libsumo",
+        gui: bool = False,
+        extra_args: Sequence[str] = (),
+        collision_action: str = "warn",
+        control_speed_mode: int = OBEY_SAFE_SPEED,
+        quiet: bool = True,
+    ) -> None:
         if backend not in ("libsumo", "traci"):
             raise ValueError(f"backend must be 'libsumo' or 'traci', not {backend!r}")
         if gui and backend == "libsumo":
@@ -85,13 +85,26 @@ class SumoSim:
 
     def args(self) -> list[str]:
         """SUMO command-line options (without the binary) this simulation is started with."""
-        args = ["-n", str(self.net_file), "-r", str(self.route_file),
-                "--step-length", repr(float(self.step_length)), "--seed", str(int(self.seed)),
-                "--no-step-log", "true", "--collision.action", self.collision_action,
-                # crossing crashes inside the figure-eight's junction count too
-                "--collision.check-junctions", "true",
-                # a fixed set of agent vehicles must never be teleported away by jam detection
-                "--time-to-teleport", "-1"]
+        args = [
+            "-n",
+            str(self.net_file),
+            "-r",
+            str(self.route_file),
+            "--step-length",
+            repr(float(self.step_length)),
+            "--seed",
+            str(int(self.seed)),
+            "--no-step-log",
+            "true",
+            "--collision.action",
+            self.collision_action,
+            # crossing crashes inside the figure-eight's junction count too
+            "--collision.check-junctions",
+            "true",
+            # a fixed set of agent vehicles must never be teleported away by jam detection
+            "--time-to-teleport",
+            "-1",
+        ]
         if self.quiet:
             args += ["--no-warnings", "true"]
         if self.gui:
@@ -105,8 +118,9 @@ class SumoSim:
             raise RuntimeError("simulation already started")
         if self.backend == "libsumo":
             if _libsumo_owner is not None:
-                raise RuntimeError("libsumo allows one simulation per process; close the other first "
-                                   "or use a separate process")
+                raise RuntimeError(
+                    "libsumo allows one simulation per process; close the other first or use a separate process"
+                )
             import libsumo
 
             libsumo.start(["sumo", *self.args()])
@@ -116,8 +130,9 @@ class SumoSim:
         import traci.constants as tc
 
         self._tc = tc
-        self._api.simulation.subscribe([tc.VAR_TIME, tc.VAR_DEPARTED_VEHICLES_IDS,
-                                        tc.VAR_ARRIVED_VEHICLES_IDS, tc.VAR_COLLIDING_VEHICLES_IDS])
+        self._api.simulation.subscribe(
+            [tc.VAR_TIME, tc.VAR_DEPARTED_VEHICLES_IDS, tc.VAR_ARRIVED_VEHICLES_IDS, tc.VAR_COLLIDING_VEHICLES_IDS]
+        )
         self._sim = dict(self._api.simulation.getSubscriptionResults() or {})
         self._order.clear()
         self._veh, self._controlled = {}, set()
@@ -130,8 +145,9 @@ class SumoSim:
         last: Exception | None = None
         for _ in range(5):  # the free port can be taken before sumo binds it: retry on a new one
             port = sumolib.miscutils.getFreeSocketPort()
-            proc = subprocess.Popen([sumo_binary(self.gui), *self.args(), "--remote-port", str(port)],
-                                    stdout=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [sumo_binary(self.gui), *self.args(), "--remote-port", str(port)], stdout=subprocess.DEVNULL
+            )
             try:
                 with contextlib.redirect_stdout(io.StringIO()):  # traci prints its retries
                     return traci.connect(port, numRetries=200, proc=proc, waitBetweenRetries=0.025)

@@ -1,4 +1,5 @@
 """Shared helpers for tests that start real netmarl runs as separate OS processes."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,9 @@ def start_run(out: Path, *sets: str, scenario: Path = SCENARIO) -> subprocess.Po
     args = [*NETMARL, "run", str(scenario), "--out", str(out), "--no-progress"]
     for s in sets:
         args += ["--set", s]
-    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
 
 
 def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -1,4 +1,5 @@
 """A TCP relay for tests: `tcp_relay.py PORT=HOST:PORT ...` forwards each local port; killing it cuts them all."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,6 +20,7 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
 
 async def serve(port: int, host: str, target: int) -> asyncio.Server:
     """Listen on 127.0.0.1:port; each connection gets its own connection to host:target."""
+
     async def on_client(reader, writer):
         try:
             up_reader, up_writer = await asyncio.open_connection(host, target)
@@ -26,6 +28,7 @@ async def serve(port: int, host: str, target: int) -> asyncio.Server:
             writer.close()
             return
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
     return await asyncio.start_server(on_client, "127.0.0.1", port, reuse_address=True)
 
 

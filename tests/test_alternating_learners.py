@@ -1,4 +1,5 @@
 """L-LEARN, the UPDATE loop of ALTERNATING-MARL, the Nash-gap estimators and the baseline dispatchers."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,13 +10,27 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from agent_node.learners.alternating.alternating import (ACCEPT, CONVERGED, REJECT, AlternatingConfig,
-                                                         StayDispatcher, alternate,
-                                                         alternating_marl, update_rule)
+from agent_node.learners.alternating.alternating import (
+    ACCEPT,
+    CONVERGED,
+    REJECT,
+    AlternatingConfig,
+    StayDispatcher,
+    alternate,
+    alternating_marl,
+    update_rule,
+)
 from agent_node.learners.alternating.g_learn import TablePolicy, g_learn
 from agent_node.learners.alternating.l_learn import l_learn, l_mfvi, l_ps
-from agent_node.learners.alternating.nash_gap import (ModeOfSample, RescaledDispatcher, UniformRandomDispatcher,
-                                                      global_gap, local_gap, paired_gap, score_dispatchers)
+from agent_node.learners.alternating.nash_gap import (
+    ModeOfSample,
+    RescaledDispatcher,
+    UniformRandomDispatcher,
+    global_gap,
+    local_gap,
+    paired_gap,
+    score_dispatchers,
+)
 from agent_node.warehouse.model import WarehouseModel, deterministic_local_policy, uniform_local_policy
 from agent_node.warehouse.simulator import Simulator
 
@@ -51,7 +66,10 @@ def test_lps_is_coordinatewise_optimal_and_not_worse_than_start():
     res = l_ps(SMALL, pi_g, k, start=start, sweeps=10, **kw)
     assert res.value >= res.start_value and res.sweeps < 10  # converged: the last sweep changed nothing
     sim, eps = Simulator(SMALL, kw["n"], kw["seed"]), np.arange(kw["rollouts"])
-    value = lambda t: sim.run(pi_g, deterministic_local_policy(t), k, eps, kw["horizon"]).returns.mean()
+
+    def value(t):
+        return sim.run(pi_g, deterministic_local_policy(t), k, eps, kw["horizon"]).returns.mean()
+
     assert value(res.actions) == pytest.approx(res.value)
     for s_l, s_g, a in itertools.product(range(3), range(3), range(3)):
         t = res.actions.copy()
@@ -79,8 +97,12 @@ def test_mfvi_with_the_next_timing_solves_its_bellman_equation():
     for l_, g, a in itertools.product(range(3), range(3), range(3)):
         future = sum(p_eff[g, h] * model.P_l[l_, h, a, y] * v[y, h] for h in range(3) for y in range(3))
         assert q[l_, g, a] == pytest.approx(model.r_l[l_, g, a] + model.gamma * future, abs=1e-8)
-    assert not np.allclose(q, mfvi_q(model.model_copy(update={"local_transition": "current"}), StayDispatcher(), 2,
-                                     max_iters=2000, tol=1e-12)[0])
+    assert not np.allclose(
+        q,
+        mfvi_q(
+            model.model_copy(update={"local_transition": "current"}), StayDispatcher(), 2, max_iters=2000, tol=1e-12
+        )[0],
+    )
 
 
 def test_released_loop_keeps_the_best_checked_pair_and_stops_on_a_plateau():
@@ -89,9 +111,16 @@ def test_released_loop_keeps_the_best_checked_pair_and_stops_on_a_plateau():
     from agent_node.learners.alternating.alternating import released_loop
 
     checks = iter([10.0, 8.0, 10.05, 10.0])  # best, revert, best, keep (within 1 % of the best): a plateau
-    outcome = released_loop(lambda g, l_: (g + 1, {}), lambda g, l_: (l_ + 1, {}),
-                            lambda g, l_: np.array([float(g + l_)]), 0, 0, n_steps=10, rtol=0.01,
-                            check=lambda it, g, l_: next(checks))
+    outcome = released_loop(
+        lambda g, l_: (g + 1, {}),
+        lambda g, l_: (l_ + 1, {}),
+        lambda g, l_: np.array([float(g + l_)]),
+        0,
+        0,
+        n_steps=10,
+        rtol=0.01,
+        check=lambda it, g, l_: next(checks),
+    )
     assert [r.decision for r in outcome.log] == ["best", "revert", "best", "keep"]
     assert outcome.stop == "plateau" and outcome.sweeps == 4 and outcome.initial_value == 0.0
     assert (outcome.pi_g, outcome.pi_l) == (3, 3)  # iteration 2 reverted to (1, 1); 3 gave (2, 2), 4 kept (3, 3)
@@ -102,7 +131,10 @@ def test_update_rule_thresholds():
     conf = 1 - 0.05 / 20
     z = NormalDist().inv_cdf(0.5 + conf / 2)
     assert z == pytest.approx(3.0233, abs=1e-3)
-    const = lambda v: np.full(30, v)
+
+    def const(v):
+        return np.full(30, v)
+
     assert update_rule(const(1.0), 0.5, conf).decision == ACCEPT  # 1.0 >= 2 * 0.5
     assert update_rule(const(0.999), 0.5, conf).decision == CONVERGED
     assert update_rule(const(-1.0), 0.5, conf).decision == REJECT
@@ -120,8 +152,11 @@ def _stub_game(g_values, l_values, noise=0.05, episodes=40):
     common = np.random.default_rng(0).normal(0, 5, episodes)
     own = np.random.default_rng(1)
     gs, ls = iter(g_values), iter(l_values)
-    evaluate = lambda g, l: g + l + common + own.normal(0, noise, episodes)
-    return (lambda g, l: (next(gs), {})), (lambda g, l: (next(ls), {})), evaluate
+
+    def evaluate(g, loc):
+        return g + loc + common + own.normal(0, noise, episodes)
+
+    return (lambda g, loc: (next(gs), {})), (lambda g, loc: (next(ls), {})), evaluate
 
 
 def test_update_loop_accepts_only_clear_improvements_and_stops_on_a_quiet_sweep():
@@ -158,8 +193,18 @@ def test_config_forbids_unknown_fields_and_has_paper_defaults():
 
 
 def test_alternating_marl_end_to_end(tmp_path):
-    cfg = AlternatingConfig(n=50, k=5, m=10, n_steps=3, g_tol=1e-2, l_sweeps=1, l_rollouts=6, l_horizon=30,
-                            eval_rollouts=12, eval_horizon=40)
+    cfg = AlternatingConfig(
+        n=50,
+        k=5,
+        m=10,
+        n_steps=3,
+        g_tol=1e-2,
+        l_sweeps=1,
+        l_rollouts=6,
+        l_horizon=30,
+        eval_rollouts=12,
+        eval_horizon=40,
+    )
     log_path = tmp_path / "log.jsonl"
     res = alternating_marl(WarehouseModel(), cfg, log_path=log_path, g_learn_fn=g_learn)
     assert res.value >= res.initial_value
@@ -204,13 +249,20 @@ def test_gap_estimators():
     assert gap == 0 and diff == -1 and lo == hi == 0
     model, k, n = SMALL, 2, 20
     kw = dict(n=n, eval_seed=4, rollouts=10, horizon=25)
-    loc = local_gap(model, ModeOfSample(), uniform_local_policy(3), k, restarts=1, sweeps=2, ps_rollouts=4,
-                    ps_horizon=20, **kw)
+    loc = local_gap(
+        model, ModeOfSample(), uniform_local_policy(3), k, restarts=1, sweeps=2, ps_rollouts=4, ps_horizon=20, **kw
+    )
     assert loc.gap > 0 and loc.ci[0] <= loc.gap <= loc.ci[1]  # a learned table beats uniform robots
-    glob = global_gap(model, UniformRandomDispatcher(3, 0), uniform_local_policy(3), k, m=10, tol=1e-3,
-                      g_learn_fn=g_learn, **kw)
+    glob = global_gap(
+        model, UniformRandomDispatcher(3, 0), uniform_local_policy(3), k, m=10, tol=1e-3, g_learn_fn=g_learn, **kw
+    )
     assert glob.gap > 0 and glob.deviation_value > glob.value
-    scores = score_dispatchers(model, uniform_local_policy(3), {"mode_k": (ModeOfSample(), k),
-                                                               "full": (ModeOfSample(), n)}, n=n, rollouts=10,
-                               horizon=25)
+    scores = score_dispatchers(
+        model,
+        uniform_local_policy(3),
+        {"mode_k": (ModeOfSample(), k), "full": (ModeOfSample(), n)},
+        n=n,
+        rollouts=10,
+        horizon=25,
+    )
     assert scores["full"].mode_accuracy == 1.0

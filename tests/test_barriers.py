@@ -1,4 +1,5 @@
 """Barriers: release only when every expected live member arrived; rounds are independent."""
+
 from coordinator.barriers import Barriers
 
 
@@ -33,14 +34,25 @@ def test_barrier_through_a_running_coordinator(tmp_path, reap):
     import threading
 
     from conftest import start_run, wait_for
+
     from protocols.endpoint import Endpoint
     from protocols.security import Curve, KeyPair, join_run
 
     run_dir = tmp_path / "run"
     proc = start_run(run_dir, "run.steps=100000")
     reap(proc)
-    wait_for(lambda: "run started" in ((run_dir / "logs" / "coordinator.log").read_text()
-                                       if (run_dir / "logs" / "coordinator.log").exists() else ""), 60, "run started")
+    wait_for(
+        lambda: (
+            "run started"
+            in (
+                (run_dir / "logs" / "coordinator.log").read_text()
+                if (run_dir / "logs" / "coordinator.log").exists()
+                else ""
+            )
+        ),
+        60,
+        "run started",
+    )
     eps = []
     for name in ("b1", "b2"):  # each joins as `netmarl node --run` does: a key of its own left in RUN/allow/
         coordinator, coordinator_key, secret = join_run(run_dir, name)
@@ -52,6 +64,7 @@ def test_barrier_through_a_running_coordinator(tmp_path, reap):
 
         def meet(ep, delay):
             import time
+
             time.sleep(delay)
             results[ep.node_id] = ep.barrier("sync", 4, group=["b1", "b2"], timeout_s=10)[0]
 

@@ -1,11 +1,19 @@
 """Hand-computed checks of scenarios/cav_env.py (spec §1.3, §7 items 14-16)."""
+
 import math
 
 import numpy as np
 import pytest
 
-from scenarios.cav_env import (ACTION_BOUNDS, HORIZONS, SPEED_LIMIT, cav_observation, clip_action,
-                               shared_reward, terminated)
+from scenarios.cav_env import (
+    ACTION_BOUNDS,
+    HORIZONS,
+    SPEED_LIMIT,
+    cav_observation,
+    clip_action,
+    shared_reward,
+    terminated,
+)
 
 
 def test_constants_follow_table_iii():

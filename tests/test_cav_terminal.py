@@ -1,12 +1,13 @@
 """Which ends of a CAV episode stop the bootstrap: a collision does; the horizon and leaving the road are
 truncations (issue: Merge exit is not a terminal state)."""
+
 import numpy as np
 import torch
+from conftest import ROOT, metrics, run_cli
 
 from agent_node.node import agent_rng
 from agent_node.roles.base import NodeContext
 from agent_node.roles.cav import CavRole
-from conftest import ROOT, metrics, run_cli
 from protocols.messages import Envelope, Message, Observation
 
 
@@ -28,7 +29,7 @@ def stored_done(**end):
     observe(r, 1, first=True)
     observe(r, 2)
     observe(r, 3, done=True, **end)
-    return [float(d) for d in r.buf.done[:len(r.buf)]]
+    return [float(d) for d in r.buf.done[: len(r.buf)]]
 
 
 def test_the_role_stores_only_terminal_ends_as_done():
@@ -40,10 +41,15 @@ def test_the_role_stores_only_terminal_ends_as_done():
 
 def test_merge_vehicles_that_leave_and_the_horizon_give_truncations(tmp_path):
     out = tmp_path / "merge"
-    args = ["run", str(ROOT / "scenarios" / "merge_rsm_masac.toml"), "--out", str(out), "--no-progress",
-            "--seed", "2"]
-    for s in ["world.episodes=1", "world.horizon=600", "world.test_every=0", "algo.method=isac",
-              "algo.sac={learning_starts=100000}", "algo.checkpoint_every=1"]:
+    args = ["run", str(ROOT / "scenarios" / "merge_rsm_masac.toml"), "--out", str(out), "--no-progress", "--seed", "2"]
+    for s in [
+        "world.episodes=1",
+        "world.horizon=600",
+        "world.test_every=0",
+        "algo.method=isac",
+        "algo.sac={learning_starts=100000}",
+        "algo.checkpoint_every=1",
+    ]:
         args += ["--set", s]
     proc = run_cli(*args, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -53,6 +59,6 @@ def test_merge_vehicles_that_leave_and_the_horizon_give_truncations(tmp_path):
     for path in sorted((out / "checkpoints").glob("cav*.pt")):
         buf = torch.load(path, weights_only=False)["buffer"]
         sizes.append(buf["size"])
-        dones.append(float(buf["done"][:buf["size"]].sum()))
+        dones.append(float(buf["done"][: buf["size"]].sum()))
     assert len(sizes) >= 8 and min(sizes) > 0  # CAVs are chosen at random as they enter: not every slot fills
     assert dones == [0.0] * len(sizes), "no collision: every transition bootstraps, the last ones included"

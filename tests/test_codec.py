@@ -20,8 +20,7 @@ from hypothesis.extra import numpy as hnp
 from protocols import codec
 from protocols.codec import ALLOWED_DTYPES, Limits, decode, decode_envelope, encode
 from protocols.errors import ProtocolError
-from protocols.messages import (BROADCAST, PROTOCOL_VERSION, REGISTRY, Beacon, Envelope, Payload, Ping,
-                                Positions)
+from protocols.messages import BROADCAST, PROTOCOL_VERSION, REGISTRY, Beacon, Envelope, Payload, Ping, Positions
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -29,13 +28,23 @@ FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 # One valid instance per registered type (kwargs), plus the arrays it usually travels with.
 # A new message type without an entry here makes test_examples_cover_registry fail.
 EXAMPLES: dict[str, dict] = {
-    "register": dict(node_id="agent-0", kind="agent", role="beacon", endpoint="tcp://127.0.0.1:5555",
-                     pid=4242, host="host-a"),
-    "register_ack": dict(run_id="run-1", seed=7,
-                         settings={"role": {"name": "beacon", "beacon_hz": 10.0}, "list": [1, 2.5, "s"],
-                                   "flag": True, "none": None, "raw": b"\x00\xff"}),
-    "directory": dict(endpoints={"a": "tcp://127.0.0.1:1", "b": "tcp://127.0.0.1:2"},
-                      kinds={"a": "agent", "b": "world"}, down=["b"]),
+    "register": dict(
+        node_id="agent-0", kind="agent", role="beacon", endpoint="tcp://127.0.0.1:5555", pid=4242, host="host-a"
+    ),
+    "register_ack": dict(
+        run_id="run-1",
+        seed=7,
+        settings={
+            "role": {"name": "beacon", "beacon_hz": 10.0},
+            "list": [1, 2.5, "s"],
+            "flag": True,
+            "none": None,
+            "raw": b"\x00\xff",
+        },
+    ),
+    "directory": dict(
+        endpoints={"a": "tcp://127.0.0.1:1", "b": "tcp://127.0.0.1:2"}, kinds={"a": "agent", "b": "world"}, down=["b"]
+    ),
     "start": dict(),
     "shutdown": dict(reason="run finished"),
     "heartbeat": dict(status="ok"),
@@ -90,8 +99,16 @@ def decode_checked(frames, limits: Limits = codec.DEFAULT_LIMITS):
 
 def raw_envelope(**fields) -> bytes:
     """A hand-crafted envelope frame (valid ping envelope unless fields override it)."""
-    env = {"v": PROTOCOL_VERSION, "type": "ping", "src": "a", "dst": "b", "seq": 0, "t_sim": 0.0, "t_wall": 0.0,
-           "arrays": []}
+    env = {
+        "v": PROTOCOL_VERSION,
+        "type": "ping",
+        "src": "a",
+        "dst": "b",
+        "seq": 0,
+        "t_sim": 0.0,
+        "t_wall": 0.0,
+        "arrays": [],
+    }
     env.update(fields)
     return msgpack.packb(env, use_bin_type=True)
 
@@ -165,8 +182,12 @@ def test_array_dtypes_and_shapes_round_trip(dtype, shape):
 
 
 @FAST
-@given(arr=hnp.arrays(dtype=st.sampled_from(sorted(ALLOWED_DTYPES)),
-                      shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=6)))
+@given(
+    arr=hnp.arrays(
+        dtype=st.sampled_from(sorted(ALLOWED_DTYPES)),
+        shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=6),
+    )
+)
 def test_array_property_round_trip(arr):
     # a non-contiguous view as well: the codec must make it contiguous
     for a in (arr, arr[::-1], arr.T):
@@ -243,11 +264,13 @@ def test_valid_frames_mixed_with_junk(type_, data):
 
 # Array specs with small shapes (dims <= 64, <= 4 of them, so the product cannot overflow numpy;
 # the overflow case is test_huge_dimension_with_zero_size), allowed and forbidden dtypes, random frames.
-_spec = st.fixed_dictionaries({
-    "name": st.text(max_size=8),
-    "dtype": st.sampled_from(sorted(ALLOWED_DTYPES) + ["|O", "<c16", "<c8", ">f8", "<U4", "|V8", "xx", ""]),
-    "shape": st.lists(st.integers(-2, 64), max_size=4),
-})
+_spec = st.fixed_dictionaries(
+    {
+        "name": st.text(max_size=8),
+        "dtype": st.sampled_from(sorted(ALLOWED_DTYPES) + ["|O", "<c16", "<c8", ">f8", "<U4", "|V8", "xx", ""]),
+        "shape": st.lists(st.integers(-2, 64), max_size=4),
+    }
+)
 
 
 @FAST
@@ -266,7 +289,7 @@ def test_truncated_frames_raise(type_):
             with pytest.raises(ProtocolError):
                 decode(cut)
         with pytest.raises(ProtocolError, match="msgpack"):  # trailing garbage is not ignored
-            decode([*f[:k], f[k] + b"\xc0", *f[k + 1:]])
+            decode([*f[:k], f[k] + b"\xc0", *f[k + 1 :]])
     for k in range(2, len(f)):
         for n in range(0, len(f[k]), max(1, len(f[k]) // 16)):
             cut = list(f)
@@ -278,10 +301,17 @@ def test_truncated_frames_raise(type_):
 
 
 # msgpack-valid, schema-invalid maps
-_leaf = (st.none() | st.booleans() | st.integers(-(2 ** 63), 2 ** 64 - 1) | st.floats(allow_nan=True)
-         | st.text(max_size=12) | st.binary(max_size=12))
-_tree = st.recursive(_leaf, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
-                     max_leaves=20)
+_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=12)
+    | st.binary(max_size=12)
+)
+_tree = st.recursive(
+    _leaf, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=20
+)
 _ENV_KEYS = sorted(Envelope.__struct_fields__)
 
 
@@ -304,7 +334,9 @@ def test_schema_invalid_envelope_maps(env_map):
     with pytest.raises(ProtocolError) as info:
         decode([msgpack.packb(env_map, use_bin_type=True), EMPTY_BODY])
     text = str(info.value)
-    assert any(word in text for word in ("envelope", "protocol version", "unknown message type", "arrays", "body")), text
+    assert any(word in text for word in ("envelope", "protocol version", "unknown message type", "arrays", "body")), (
+        text
+    )
 
 
 @FAST
@@ -377,7 +409,7 @@ def test_array_over_max_array_bytes():
         decode(frames, Limits(max_array_bytes=1000))
     # announced size is checked before the frame is looked at
     with pytest.raises(ProtocolError, match="exceeds"):
-        decode([raw_envelope(arrays=[{"name": "d", "dtype": "<f8", "shape": [2 ** 40]}]), EMPTY_BODY, b""])
+        decode([raw_envelope(arrays=[{"name": "d", "dtype": "<f8", "shape": [2**40]}]), EMPTY_BODY, b""])
 
 
 def test_more_arrays_than_max_arrays():
@@ -389,15 +421,19 @@ def test_more_arrays_than_max_arrays():
         decode(encode(Ping(), src="a", dst="b", seq=0, arrays=many))
 
 
-@pytest.mark.parametrize("arr", [
-    np.array([object(), 1], dtype=object),
-    np.zeros(3, np.complex128),
-    np.zeros(3, np.complex64),
-    np.zeros(3, ">f8"),
-    np.array(["ab"]),
-    np.zeros(2, "datetime64[ns]"),
-    np.zeros(2, [("a", "<i4")]),
-], ids=["object", "c16", "c8", "big-endian", "unicode", "datetime", "structured"])
+@pytest.mark.parametrize(
+    "arr",
+    [
+        np.array([object(), 1], dtype=object),
+        np.zeros(3, np.complex128),
+        np.zeros(3, np.complex64),
+        np.zeros(3, ">f8"),
+        np.array(["ab"]),
+        np.zeros(2, "datetime64[ns]"),
+        np.zeros(2, [("a", "<i4")]),
+    ],
+    ids=["object", "c16", "c8", "big-endian", "unicode", "datetime", "structured"],
+)
 def test_disallowed_dtype_on_encode(arr):
     with pytest.raises(ProtocolError, match="dtype .* not allowed"):
         encode(Payload(), src="a", dst="b", seq=0, arrays={"data": arr})
@@ -456,7 +492,7 @@ def test_body_of_wrong_type_names_type_and_field():
         decode([raw_envelope(), msgpack.packb({"nonce": 1, "evil": 2})])
 
 
-@pytest.mark.parametrize("shape", [[0, 2 ** 63], [0, 2 ** 40, 2 ** 40], [2 ** 64 - 1, 0]], ids=str)
+@pytest.mark.parametrize("shape", [[0, 2**63], [0, 2**40, 2**40], [2**64 - 1, 0]], ids=str)
 def test_huge_dimension_with_zero_size(shape):
     env = raw_envelope(arrays=[{"name": "z", "dtype": "<f4", "shape": shape}])
     with pytest.raises(ProtocolError):
@@ -501,8 +537,10 @@ _CRAFTED = [
 
 
 @settings(max_examples=60, deadline=None)
-@given(frames=st.lists(st.sampled_from(_CRAFTED) | st.binary(max_size=64), min_size=1, max_size=4),
-       specs=st.lists(_spec, max_size=2))
+@given(
+    frames=st.lists(st.sampled_from(_CRAFTED) | st.binary(max_size=64), min_size=1, max_size=4),
+    specs=st.lists(_spec, max_size=2),
+)
 def test_decode_never_unpickles_or_imports(frames, specs):
     candidates = [
         frames,
@@ -538,17 +576,27 @@ def _metrics_body(values) -> bytes:
 TWO_CHARS = [a + b for a in "abcdefghijklmnopqrstuvwxyz0123456789" for b in "abcdefghijklmnopqrstuvwxyz0123456789"]
 # under the 1 MiB body limit, each; the figures per message: benchmarks/hostile.py
 HOSTILE = {
-    "100k unknown keys (800 kB)": lambda: [raw_envelope(type="metrics"),
-                                          msgpack.packb({f"{i:06d}": 0 for i in range(100_000)})],
-    "100k keys in a dict[str, Any] field": lambda: [raw_envelope(type="metrics"),
-                                                   _metrics_body({f"{i:06d}": 0 for i in range(100_000)})],
+    "100k unknown keys (800 kB)": lambda: [
+        raw_envelope(type="metrics"),
+        msgpack.packb({f"{i:06d}": 0 for i in range(100_000)}),
+    ],
+    "100k keys in a dict[str, Any] field": lambda: [
+        raw_envelope(type="metrics"),
+        _metrics_body({f"{i:06d}": 0 for i in range(100_000)}),
+    ],
     "many 9k-key maps in a dict[str, Any] field": lambda: [
-        raw_envelope(type="metrics"), _metrics_body({str(j): {f"{i:06d}": 0 for i in range(9_000)} for j in range(11)})],
+        raw_envelope(type="metrics"),
+        _metrics_body({str(j): {f"{i:06d}": 0 for i in range(9_000)} for j in range(11)}),
+    ],
     "a million nested empty lists": lambda: [raw_envelope(type="metrics"), _metrics_body({"a": [[[]] * 100] * 9_000})],
-    "300k short strings in lists": lambda: [raw_envelope(type="metrics"), _metrics_body(
-        {"a": [[TWO_CHARS[(i + j) % len(TWO_CHARS)] for j in range(9_000)] for i in range(33)]})],
-    "200k wrong-typed entries in two list[str]": lambda: [raw_envelope(type="link_report"), msgpack.packb(
-        {"names": list(range(100_000)), "columns": list(range(100_000))})],
+    "300k short strings in lists": lambda: [
+        raw_envelope(type="metrics"),
+        _metrics_body({"a": [[TWO_CHARS[(i + j) % len(TWO_CHARS)] for j in range(9_000)] for i in range(33)]}),
+    ],
+    "200k wrong-typed entries in two list[str]": lambda: [
+        raw_envelope(type="link_report"),
+        msgpack.packb({"names": list(range(100_000)), "columns": list(range(100_000))}),
+    ],
 }
 BOUND_S = 0.05  # 10x the worst figure measured on a busy 2-core machine; the old code took 0.16-1.8 s
 

@@ -31,8 +31,9 @@ def test_shipped_scenario_loads():
 
 
 def test_overrides_of_every_kind():
-    cfg = load_scenario(SCENARIO, ["netsim.range_m=120", "netsim.model=unit_disk", "run.progress=false",
-                                   "role.beacon_hz=5"])
+    cfg = load_scenario(
+        SCENARIO, ["netsim.range_m=120", "netsim.model=unit_disk", "run.progress=false", "role.beacon_hz=5"]
+    )
     assert cfg.netsim.range_m == 120.0 and isinstance(cfg.netsim.range_m, float)  # int -> float field
     assert cfg.netsim.model == "unit_disk"  # bare string
     assert cfg.run.progress is False  # bool
@@ -42,16 +43,19 @@ def test_overrides_of_every_kind():
 
 
 def test_nested_and_new_table_overrides():
-    cfg = load_scenario(SCENARIO, [
-        "netsim.log_distance.exponent=2.5",  # nested table present in the file
-        "netsim.burst.enabled=true",  # nested table absent from the file
-        "netsim.burst.p_good_to_bad=0.05",
-        "netsim.logistic.a=0.9",
-        'run.name="my run"',  # quoted string
-        "world.agents=4",
-        "run.step_deadline_s=1e-1",
-        " netsim.mtu_bytes = 1400 ",  # spaces around key and value
-    ])
+    cfg = load_scenario(
+        SCENARIO,
+        [
+            "netsim.log_distance.exponent=2.5",  # nested table present in the file
+            "netsim.burst.enabled=true",  # nested table absent from the file
+            "netsim.burst.p_good_to_bad=0.05",
+            "netsim.logistic.a=0.9",
+            'run.name="my run"',  # quoted string
+            "world.agents=4",
+            "run.step_deadline_s=1e-1",
+            " netsim.mtu_bytes = 1400 ",  # spaces around key and value
+        ],
+    )
     assert cfg.netsim.log_distance.exponent == 2.5
     assert cfg.netsim.log_distance.sensitivity_dbm == -85.0
     assert cfg.netsim.burst.enabled is True and cfg.netsim.burst.p_good_to_bad == 0.05
@@ -68,10 +72,21 @@ def test_later_override_wins_and_seed_argument():
     assert cfg.run.seed == 9  # the seed argument (--seed) beats file and --set
 
 
-@pytest.mark.parametrize("text,value", [
-    ("120", 120), ("1.5", 1.5), ("6e6", 6e6), ("true", True), ("false", False), ('"x y"', "x y"),
-    ("unit_disk", "unit_disk"), ("[1, 2]", [1, 2]), ("", ""), ("-3", -3),
-])
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("120", 120),
+        ("1.5", 1.5),
+        ("6e6", 6e6),
+        ("true", True),
+        ("false", False),
+        ('"x y"', "x y"),
+        ("unit_disk", "unit_disk"),
+        ("[1, 2]", [1, 2]),
+        ("", ""),
+        ("-3", -3),
+    ],
+)
 def test_parse_value(text, value):
     out = parse_value(text)
     assert out == value and type(out) is type(value)
@@ -94,38 +109,41 @@ def test_scenario_without_role_table_gets_beacon(tmp_path):
 
 
 # ------------------------------------------------------------------ errors name the field
-@pytest.mark.parametrize("override,words", [
-    ("netsim.range_m=-1", ["netsim.range_m", "greater than 0"]),
-    ("netsim.range_m=0", ["netsim.range_m"]),
-    ("netsim.range_m=far", ["netsim.range_m", "far"]),
-    ("netsim.range_m=nan", ["netsim.range_m"]),
-    ("netsim.model=wifi7", ["netsim.model", "wifi7"]),
-    ("netsim.mode=psychic", ["netsim.mode"]),
-    ("netsim.burst.p_good_to_bad=1.5", ["netsim.burst.p_good_to_bad"]),
-    ("netsim.log_distance.colour=1", ["netsim.log_distance.colour", "Extra inputs"]),
-    ("netsim.mtu_bytes=10", ["netsim.mtu_bytes"]),
-    ("netsim.fragment_header_bytes=1500", ["fragment_header_bytes"]),
-    ("world.colour=1", ["world.colour", "Extra inputs"]),
-    ("colour=1", ["colour"]),
-    ("world.kind=moon", ["world.kind"]),
-    ("world.vehicles=0", ["world.vehicles"]),
-    ("world.agents=-1", ["world.agents"]),
-    ("world.agents=15", ["world.agents", "world.vehicles"]),
-    ("run.steps=0", ["run.steps"]),
-    ("run.on_node_failure=panic", ["run.on_node_failure"]),
-    ("run.progress=maybe", ["run.progress"]),
-    ("run.name=true", ["run.name"]),
-    ("role.beacon_hz=0", ["role.beacon_hz"]),
-    ("role.beacon_bytes=10", ["role.beacon_bytes"]),
-    ("role.colour=1", ["role.colour"]),
-    ("role.name=nope", ["role.name", "nope"]),
-    ("role=5", ["role"]),
-    ("netsim=5", ["netsim"]),
-    ("netsim.range_m.x=1", ["range_m", "not a table"]),
-    ("netsim.range_m", ["netsim.range_m", "key=value"]),
-    ("=5", ["key=value"]),
-    ("", ["key=value"]),
-])
+@pytest.mark.parametrize(
+    "override,words",
+    [
+        ("netsim.range_m=-1", ["netsim.range_m", "greater than 0"]),
+        ("netsim.range_m=0", ["netsim.range_m"]),
+        ("netsim.range_m=far", ["netsim.range_m", "far"]),
+        ("netsim.range_m=nan", ["netsim.range_m"]),
+        ("netsim.model=wifi7", ["netsim.model", "wifi7"]),
+        ("netsim.mode=psychic", ["netsim.mode"]),
+        ("netsim.burst.p_good_to_bad=1.5", ["netsim.burst.p_good_to_bad"]),
+        ("netsim.log_distance.colour=1", ["netsim.log_distance.colour", "Extra inputs"]),
+        ("netsim.mtu_bytes=10", ["netsim.mtu_bytes"]),
+        ("netsim.fragment_header_bytes=1500", ["fragment_header_bytes"]),
+        ("world.colour=1", ["world.colour", "Extra inputs"]),
+        ("colour=1", ["colour"]),
+        ("world.kind=moon", ["world.kind"]),
+        ("world.vehicles=0", ["world.vehicles"]),
+        ("world.agents=-1", ["world.agents"]),
+        ("world.agents=15", ["world.agents", "world.vehicles"]),
+        ("run.steps=0", ["run.steps"]),
+        ("run.on_node_failure=panic", ["run.on_node_failure"]),
+        ("run.progress=maybe", ["run.progress"]),
+        ("run.name=true", ["run.name"]),
+        ("role.beacon_hz=0", ["role.beacon_hz"]),
+        ("role.beacon_bytes=10", ["role.beacon_bytes"]),
+        ("role.colour=1", ["role.colour"]),
+        ("role.name=nope", ["role.name", "nope"]),
+        ("role=5", ["role"]),
+        ("netsim=5", ["netsim"]),
+        ("netsim.range_m.x=1", ["range_m", "not a table"]),
+        ("netsim.range_m", ["netsim.range_m", "key=value"]),
+        ("=5", ["key=value"]),
+        ("", ["key=value"]),
+    ],
+)
 def test_invalid_values_name_the_field(override, words):
     with pytest.raises(ConfigError) as info:
         load_scenario(SCENARIO, [override])
@@ -161,7 +179,7 @@ def test_unreadable_file_is_a_config_error(tmp_path, kind):
         path = tmp_path
     else:
         path = tmp_path / "latin1.toml"
-        path.write_bytes(b"[run]\nname = \"caf\xe9\"\n")
+        path.write_bytes(b'[run]\nname = "caf\xe9"\n')
     with pytest.raises(ConfigError):
         load_scenario(path)
 
@@ -195,8 +213,17 @@ def test_cli_malformed_set_and_missing_file_exit_2(tmp_path):
     assert res.returncode == 2 and "key=value" in res.stderr and not out.exists()
     res = netmarl("run", str(tmp_path / "nope.toml"), "--out", str(out), cwd=tmp_path)
     assert res.returncode == 2 and "no such scenario file" in res.stderr and not out.exists()
-    res = netmarl("sweep", str(SCENARIO), "--grid", "netsim.range_m=50,100", "--set", "role.beacon_hz=0",
-                  "--out", str(out), cwd=tmp_path)
+    res = netmarl(
+        "sweep",
+        str(SCENARIO),
+        "--grid",
+        "netsim.range_m=50,100",
+        "--set",
+        "role.beacon_hz=0",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert res.returncode == 2 and "role.beacon_hz" in res.stderr and not out.exists()
 
 
@@ -217,15 +244,36 @@ def test_cli_report_on_non_run_folder_exits_2(tmp_path):
 
 
 def test_too_many_vehicles_and_a_reused_run_folder_exit_2(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "coordinator.cli", "run", str(SCENARIO), "--set", "world.vehicles=80",
-                          "--set", "world.agents=10", "--out", str(tmp_path / "x")],
-                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "coordinator.cli",
+            "run",
+            str(SCENARIO),
+            "--set",
+            "world.vehicles=80",
+            "--set",
+            "world.agents=10",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert res.returncode == 2 and "world.vehicles" in res.stderr and not (tmp_path / "x").exists()
     used = tmp_path / "used"
     used.mkdir()
     (used / "config.toml").write_text("")
-    res = subprocess.run([sys.executable, "-m", "coordinator.cli", "run", str(SCENARIO), "--out", str(used)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "coordinator.cli", "run", str(SCENARIO), "--out", str(used)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert res.returncode == 2 and "already holds a run" in res.stderr
 
 
@@ -243,14 +291,25 @@ def test_a_coordinator_bind_that_cannot_be_bound_exits_2_and_leaves_nothing(tmp_
     """A busy port or an address that is not this machine's: exit 2 with the reason, no half-made run folder
     (which would block a rerun with the same --out)."""
     import socket
+
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen()
     try:
         for bind in (f"tcp://127.0.0.1:{busy.getsockname()[1]}", "tcp://192.0.2.1:5555", "tcp://nonsense:1"):
             out = tmp_path / "run"
-            res = netmarl("run", str(SCENARIO), "--out", str(out), "--no-progress", "--set", f"run.coordinator_bind={bind}",
-                          "--set", f"security.curve={curve}", cwd=tmp_path)
+            res = netmarl(
+                "run",
+                str(SCENARIO),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--set",
+                f"run.coordinator_bind={bind}",
+                "--set",
+                f"security.curve={curve}",
+                cwd=tmp_path,
+            )
             assert res.returncode == 2, (bind, res.stderr[-2000:])
             assert "run.coordinator_bind" in res.stderr and "Traceback" not in res.stderr
             assert not out.exists(), bind

@@ -1,5 +1,6 @@
 """CURVE runs with real processes: a device joins, the medium and an agent are killed and restarted, and the
 run goes on at full speed; strangers' handshakes never hold up an allowed client's."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ import sys
 import time
 
 import zmq
-
 from conftest import ROOT, coordinator_log, metrics, node_info, start_run, wait_for
+
 from protocols.codec import encode
 from protocols.messages import Heartbeat, Metrics, Shutdown, Tick
 from protocols.security import KeyPair, make_client, read_public_key, write_key_pair
@@ -47,8 +48,14 @@ def test_device_join_medium_restart_and_agent_restart_under_curve(tmp_path, reap
     allow.mkdir()
     (allow / "edge1.key").write_text((keys / "edge1.key").read_text())
     run_dir = tmp_path / "run"
-    proc = start_run(run_dir, "run.steps=100000", "security.curve=on", f"security.allow_dir={allow}",
-                     "run.on_node_failure=restart", "run.max_restarts=3")
+    proc = start_run(
+        run_dir,
+        "run.steps=100000",
+        "security.curve=on",
+        f"security.allow_dir={allow}",
+        "run.on_node_failure=restart",
+        "run.max_restarts=3",
+    )
     reap(proc)
     vehicles = [f"veh{i}" for i in range(14)]
     wait_for(lambda: all(node_info(run_dir, v) for v in vehicles), 90, "all 14 nodes registered over CURVE")
@@ -61,10 +68,24 @@ def test_device_join_medium_restart_and_agent_restart_under_curve(tmp_path, reap
     # a device joins by hand: the medium connects to it with the key the Directory gives (it crashed here)
     endpoint = (run_dir / "coordinator.endpoint").read_text().strip()
     with open(tmp_path / "edge1.log", "w") as log:
-        device = subprocess.Popen([sys.executable, "-m", "agent_node", "--id", "edge1", "--coordinator", endpoint,
-                                   "--key", str(keys / "edge1.key_secret"),
-                                   "--coordinator-key", str(run_dir / "coordinator.key")],
-                                  cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        device = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agent_node",
+                "--id",
+                "edge1",
+                "--coordinator",
+                endpoint,
+                "--key",
+                str(keys / "edge1.key_secret"),
+                "--coordinator-key",
+                str(run_dir / "coordinator.key"),
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     reap(device)
     wait_for(lambda: "registered edge1 (agent" in coordinator_log(run_dir), 30, "edge1 registered")
     joined = time.time()
@@ -74,8 +95,11 @@ def test_device_join_medium_restart_and_agent_restart_under_curve(tmp_path, reap
 
     # the medium is killed: its successor takes everyone's keys from the Directory and traffic resumes
     os.kill(_medium_pid(run_dir), signal.SIGKILL)
-    wait_for(lambda: [m for m in metrics(run_dir) if m.get("event") == "node_restarted" and m["node"] == "medium"],
-             10, "medium restarted")
+    wait_for(
+        lambda: [m for m in metrics(run_dir) if m.get("event") == "node_restarted" and m["node"] == "medium"],
+        10,
+        "medium restarted",
+    )
     back = time.time()
     wait_for(lambda: _heard_since(run_dir, back + 1, vehicles), 30, "beacons through the new medium")
     t1 = time.time()
@@ -92,8 +116,10 @@ def test_device_join_medium_restart_and_agent_restart_under_curve(tmp_path, reap
     time.sleep(3)
     after_agent = _rate(run_dir, t2)
     assert after_medium > 0.6 * base and after_agent > 0.6 * base, (base, after_medium, after_agent)
-    assert "refused our CURVE handshake" not in (run_dir / "logs" / "world.log").read_text() or \
-        "accepted our CURVE handshake" in (run_dir / "logs" / "world.log").read_text()
+    assert (
+        "refused our CURVE handshake" not in (run_dir / "logs" / "world.log").read_text()
+        or "accepted our CURVE handshake" in (run_dir / "logs" / "world.log").read_text()
+    )
     device.send_signal(signal.SIGTERM)
     assert device.wait(15) == 0
     proc.send_signal(signal.SIGINT)
@@ -147,6 +173,7 @@ def test_a_refused_link_reconnects_once_its_key_is_admitted():
             link.check()
             link.send(encode(Heartbeat(), src="alice", dst="x", seq=1), zmq.NOBLOCK)
             return inbox.sock.poll(50) and inbox.recv()[0] == b"alice"
+
         wait_for(through, 5, "a message after the key was admitted")
         link.close(0)
     finally:
@@ -193,8 +220,12 @@ def test_a_stranger_can_neither_stop_a_default_run_nor_write_its_records(tmp_pat
     endpoint = (run_dir / "coordinator.endpoint").read_text().strip()
     coord_key = read_public_key(run_dir / "coordinator.key")
     _, veh2 = node_info(run_dir, "veh2")
-    forged = encode(Metrics(kind="world", values={"step": 987654321, "steps_per_s": 1.0}, final=True),
-                    src="world", dst="coordinator", seq=0)
+    forged = encode(
+        Metrics(kind="world", values={"step": 987654321, "steps_per_s": 1.0}, final=True),
+        src="world",
+        dst="coordinator",
+        seq=0,
+    )
     ctx = zmq.Context()
     try:
         plain = ctx.socket(zmq.DEALER)  # no key at all, naming itself the world
@@ -208,18 +239,26 @@ def test_a_stranger_can_neither_stop_a_default_run_nor_write_its_records(tmp_pat
             sock.setsockopt(zmq.LINGER, 0)
             sock.connect(target)
         for _ in range(5):  # a refused connection leaves no peer to queue for: never block on it
-            for sock, frames in ((plain, forged), (stranger, forged),
-                                 (shutdown, encode(Shutdown(reason="forged"), src="coordinator", dst="veh2", seq=0)),
-                                 (shutdown, encode(Tick(step=1, delivered={}), src="medium", dst="veh2", seq=0))):
+            for sock, frames in (
+                (plain, forged),
+                (stranger, forged),
+                (shutdown, encode(Shutdown(reason="forged"), src="coordinator", dst="veh2", seq=0)),
+                (shutdown, encode(Tick(step=1, delivered={}), src="medium", dst="veh2", seq=0)),
+            ):
                 try:
                     sock.send_multipart(frames, zmq.NOBLOCK)
                 except zmq.Again:
                     pass
             time.sleep(0.2)
-        wait_for(lambda: "refused a connection with unknown CURVE key" in coordinator_log(run_dir), 10,
-                 "the unknown key refused")
+        wait_for(
+            lambda: "refused a connection with unknown CURVE key" in coordinator_log(run_dir),
+            10,
+            "the unknown key refused",
+        )
         n_world = len([m for m in metrics(run_dir) if m["kind"] == "world"])
-        wait_for(lambda: len([m for m in metrics(run_dir) if m["kind"] == "world"]) > n_world + 5, 20, "the run going on")
+        wait_for(
+            lambda: len([m for m in metrics(run_dir) if m["kind"] == "world"]) > n_world + 5, 20, "the run going on"
+        )
         assert proc.poll() is None
         assert not [m for m in metrics(run_dir) if m.get("step") == 987654321]
         assert "shutdown requested" not in (run_dir / "logs" / "veh2.log").read_text()

@@ -1,6 +1,7 @@
 """The edge install (issue 8): the base install and the `edge` extra pull neither torch nor SUMO, and a node
 runs (joins a real run, acts with a portable policy) in an interpreter where importing torch, SUMO,
 matplotlib, the scenarios or the coordinator fails, as on a device with only `pip install netmarl[edge]`."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,6 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-
 from conftest import ROOT, coordinator_log, start_run, wait_for
 
 HEAVY = ("torch", "sumo", "libsumo", "traci", "sumolib", "matplotlib")  # what a device must not need
@@ -77,8 +77,10 @@ def test_base_and_edge_dependencies_are_torch_and_sumo_free():
 
 def test_blocker_blocks(tmp_path):
     env = blocked_env(tmp_path / "site")
-    code = "import importlib\nfor m in %r:\n    try:\n        importlib.import_module(m)\n    except ImportError:\n" \
-           "        pass\n    else:\n        raise SystemExit(m + ' imported')\nprint('ok')" % (NODE_BLOCKED,)
+    code = (
+        "import importlib\nfor m in %r:\n    try:\n        importlib.import_module(m)\n    except ImportError:\n"
+        "        pass\n    else:\n        raise SystemExit(m + ' imported')\nprint('ok')" % (NODE_BLOCKED,)
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
     assert set(_attempts(tmp_path / "site")) == set(NODE_BLOCKED)
@@ -87,12 +89,24 @@ def test_blocker_blocks(tmp_path):
 def test_node_help_without_torch(tmp_path):
     site = tmp_path / "site"
     env = blocked_env(site)
-    r = subprocess.run([sys.executable, "-m", "agent_node", "--help"], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "agent_node", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0 and "--coordinator" in r.stdout, r.stderr
     env = blocked_env(tmp_path / "site2", HEAVY)  # `netmarl node`: the console script is coordinator.cli
-    r = subprocess.run([sys.executable, "-m", "coordinator.cli", "node", "--help"], cwd=tmp_path, env=env,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "coordinator.cli", "node", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0 and "--coordinator" in r.stdout, r.stderr
     assert _attempts(site) == [] and _attempts(tmp_path / "site2") == []
 
@@ -104,15 +118,23 @@ def test_nodes_join_a_run_without_torch_sumo_or_coordinator_code(tmp_path, reap)
     proc = start_run(run_dir, "run.steps=100000", "run.heartbeat_timeout_s=5")
     reap(proc)
     wait_for(lambda: "run started" in coordinator_log(run_dir), 60, "run started")
-    commands = {"edge1": ([sys.executable, "-m", "agent_node"], NODE_BLOCKED),
-                "edge2": ([sys.executable, "-m", "coordinator.cli", "node"], HEAVY)}
+    commands = {
+        "edge1": ([sys.executable, "-m", "agent_node"], NODE_BLOCKED),
+        "edge2": ([sys.executable, "-m", "coordinator.cli", "node"], HEAVY),
+    }
     nodes = {}
     try:
         for node_id, (cmd, blocked) in commands.items():
             env = blocked_env(tmp_path / node_id, blocked)
             with open(tmp_path / f"{node_id}.log", "w") as fh:
-                nodes[node_id] = subprocess.Popen([*cmd, "--id", node_id, "--run", str(run_dir)], cwd=tmp_path,
-                                                  env=env, stdout=fh, stderr=subprocess.STDOUT, text=True)
+                nodes[node_id] = subprocess.Popen(
+                    [*cmd, "--id", node_id, "--run", str(run_dir)],
+                    cwd=tmp_path,
+                    env=env,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
         for node_id, node in nodes.items():
             log = tmp_path / f"{node_id}.log"
             wait_for(lambda: f"registered {node_id} (agent" in coordinator_log(run_dir), 30, f"{node_id} registered")
@@ -145,13 +167,16 @@ def test_exported_policy_acts_without_torch(tmp_path):
     np.save(tmp_path / "obs.npy", obs)
     with torch.no_grad():
         expected = (bound * torch.tanh(actor(torch.from_numpy(obs))[0])).numpy()
-    code = ("import json, sys\nimport numpy as np\nfrom agent_node.portable_policy import PortablePolicy\n"
-            f"p = PortablePolicy.load({str(path)!r})\nobs = np.load({str(tmp_path / 'obs.npy')!r})\n"
-            "print(json.dumps([p.act(o).tolist() for o in obs]))\n"
-            "assert not [m for m in sys.modules if m.partition('.')[0] in ('torch', 'scenarios', 'coordinator')]")
+    code = (
+        "import json, sys\nimport numpy as np\nfrom agent_node.portable_policy import PortablePolicy\n"
+        f"p = PortablePolicy.load({str(path)!r})\nobs = np.load({str(tmp_path / 'obs.npy')!r})\n"
+        "print(json.dumps([p.act(o).tolist() for o in obs]))\n"
+        "assert not [m for m in sys.modules if m.partition('.')[0] in ('torch', 'scenarios', 'coordinator')]"
+    )
     site = tmp_path / "site"
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=blocked_env(site), capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=blocked_env(site), capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     got = np.array(json.loads(r.stdout))
     assert got.shape == (64, 1)

@@ -1,4 +1,5 @@
 """End to end: `netmarl run` and `netmarl sweep` of the beacon scenario, checked against the channel model."""
+
 from __future__ import annotations
 
 import csv
@@ -6,11 +7,11 @@ import json
 import math
 import time
 
+from conftest import SCENARIO, metrics, run_cli
+
 from coordinator.report import delivery_by_distance, read_links_csv
 from netsim.channel import Channel
 from scenarios.config import load_scenario
-
-from conftest import SCENARIO, metrics, run_cli
 
 
 def _check_against_model(run_dir, min_attempts=300):
@@ -22,7 +23,10 @@ def _check_against_model(run_dir, min_attempts=300):
         for d, (attempts, delivered, size) in bins.items():
             if attempts < min_attempts:
                 continue
-            lo, hi = channel.message_probability(max(d - 5, 0), int(size)), channel.message_probability(d + 5, int(size))
+            lo, hi = (
+                channel.message_probability(max(d - 5, 0), int(size)),
+                channel.message_probability(d + 5, int(size)),
+            )
             p = channel.message_probability(d, int(size))
             se = math.sqrt(max(p * (1 - p), 1e-4) / attempts)
             measured = delivered / attempts
@@ -72,8 +76,9 @@ def test_same_seed_same_drops(tmp_path):
 
 def test_direct_mode_bypasses_the_medium(tmp_path):
     out = tmp_path / "direct"
-    res = run_cli("run", str(SCENARIO), "--out", str(out), "--set", "run.steps=60", "--set", "netsim.mode=direct",
-                  "--no-progress")
+    res = run_cli(
+        "run", str(SCENARIO), "--out", str(out), "--set", "run.steps=60", "--set", "netsim.mode=direct", "--no-progress"
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert not (out / "logs" / "medium.log").exists()
     finals = [m for m in metrics(out) if m["kind"] == "beacon_node" and m["final"]]
@@ -85,8 +90,20 @@ def test_direct_mode_bypasses_the_medium(tmp_path):
 
 def test_sweep_over_channel_models(tmp_path):
     out = tmp_path / "sweep"
-    res = run_cli("sweep", str(SCENARIO), "--grid", "netsim.model=unit_disk,ieee80211p,cv2x", "--set", "run.steps=60",
-                  "--set", "netsim.range_m=90", "--out", str(out), "--no-progress", timeout=300)
+    res = run_cli(
+        "sweep",
+        str(SCENARIO),
+        "--grid",
+        "netsim.model=unit_disk,ieee80211p,cv2x",
+        "--set",
+        "run.steps=60",
+        "--set",
+        "netsim.range_m=90",
+        "--out",
+        str(out),
+        "--no-progress",
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     rows = list(csv.DictReader(open(out / "sweep.csv")))
     assert [r["netsim.model"] for r in rows] == ["unit_disk", "ieee80211p", "cv2x"]
@@ -104,8 +121,19 @@ def test_sweep_over_channel_models(tmp_path):
 
 def test_traci_backend_and_wall_clock_medium(tmp_path):
     out = tmp_path / "wall"
-    res = run_cli("run", str(SCENARIO), "--out", str(out), "--set", "run.steps=60", "--set", "world.backend=traci",
-                  "--set", "netsim.clock=wall", "--no-progress")
+    res = run_cli(
+        "run",
+        str(SCENARIO),
+        "--out",
+        str(out),
+        "--set",
+        "run.steps=60",
+        "--set",
+        "world.backend=traci",
+        "--set",
+        "netsim.clock=wall",
+        "--no-progress",
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 60
@@ -116,8 +144,17 @@ def test_traci_backend_and_wall_clock_medium(tmp_path):
 
 def test_latency_delays_delivery_to_the_first_step_after_it(tmp_path):
     out = tmp_path / "slow"
-    res = run_cli("run", str(SCENARIO), "--out", str(out), "--set", "run.steps=60", "--set", "netsim.latency_base_s=0.25",
-                  "--no-progress")
+    res = run_cli(
+        "run",
+        str(SCENARIO),
+        "--out",
+        str(out),
+        "--set",
+        "run.steps=60",
+        "--set",
+        "netsim.latency_base_s=0.25",
+        "--no-progress",
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     finals = [m for m in metrics(out) if m["kind"] == "beacon_node" and m["final"]]
     assert len(finals) == 14 and all(abs(m["beacon_age_ms"] - 300.0) < 1e-6 for m in finals)  # 0.25 s -> 3 steps

@@ -1,4 +1,5 @@
 """eSpark coordinator core: candidate validation, mask fallback, selection/retention, stats, prompts, recorder."""
+
 from __future__ import annotations
 
 import json
@@ -8,16 +9,22 @@ import numpy as np
 import pytest
 
 from coordinator.espark import prompts as P
-from scenarios.espark.candidates import (MABIM_SIGNATURE, TSC, apply_mask, mabim_sample_inputs,
-                                           validate_candidate)
-from coordinator.espark.evolution import (INITIAL_WEIGHTS, CandidateRecord, CheckResult, RunRecorder,
-                                          reflection_stats, retention, select_best)
+from coordinator.espark.evolution import (
+    INITIAL_WEIGHTS,
+    CandidateRecord,
+    CheckResult,
+    RunRecorder,
+    reflection_stats,
+    retention,
+    select_best,
+)
+from scenarios.espark.candidates import MABIM_SIGNATURE, TSC, apply_mask, mabim_sample_inputs, validate_candidate
 from scenarios.espark.masker import random_pruning_mask
 from scenarios.inventory.config import ACTION_MULTIPLES, N_ACTIONS
 
 SAMPLES = [mabim_sample_inputs(2, 5, ACTION_MULTIPLES, seed=s, current_step=10 * s) for s in range(3)]
 
-GOOD = '''
+GOOD = """
 def compute_mask(agent_states: AgentStates, supply_chain: SupplyChain, action_space: list):
     warehouses = supply_chain.get_warehouse_list()
     total_mask = np.ones((len(warehouses), len(agent_states), len(action_space)))
@@ -29,15 +36,15 @@ def compute_mask(agent_states: AgentStates, supply_chain: SupplyChain, action_sp
                 total_mask[i, :, a] = 0
             total_mask[i, stock + demand * action > supply_chain[wh, "capacity"], a] = 0
     return total_mask, {"cap": total_mask}
-'''
+"""
 RAISES = GOOD.replace("axis=0)", "axis=0)\n        raise KeyError('boom')")
 WRONG_SHAPE = GOOD.replace("return total_mask,", "return total_mask[:, :, :10],")
 NON_BINARY = GOOD.replace("return total_mask,", "return total_mask * 0.5,")
 STRINGS = GOOD.replace("return total_mask,", "return total_mask.astype(str),")
-ALL_MASKED = '''
+ALL_MASKED = """
 def compute_mask(agent_states, supply_chain, action_space):
     return np.zeros((len(supply_chain.get_warehouse_list()), len(agent_states), len(action_space)), int), {}
-'''
+"""
 SLOW = "def compute_mask(agent_states, supply_chain, action_space):\n    while True:\n        pass\n"
 BAD_SIG = "def compute_mask(states, action_space):\n    return None\n"
 
@@ -57,16 +64,18 @@ def test_batch_rejects_broken_candidates_with_cause_and_keeps_the_others():
 
 def test_timeout_and_tsc_contract():
     from scenarios.sandbox import SandboxLimits
+
     slow = validate_candidate(SLOW, SAMPLES[:1], N_ACTIONS, SandboxLimits(cpu_s=1, wall_s=2, memory_mb=128))
     assert not slow.accepted and slow.cause == "timeout"
     inter = [{"stop_car_num": [0, 3, 0, 1, 0, 0, 2, 0]}, {"stop_car_num": [1, 0, 0, 0, 0, 0, 0, 0]}]
-    code = ("def compute_mask(intersections, action_space):\n"
-            "    q = np.array([i['stop_car_num'] for i in intersections])\n"
-            "    return (q > 0).astype(np.int8), {}\n")
+    code = (
+        "def compute_mask(intersections, action_space):\n"
+        "    q = np.array([i['stop_car_num'] for i in intersections])\n"
+        "    return (q > 0).astype(np.int8), {}\n"
+    )
     ok = validate_candidate(code, [(inter, list("ABCDEFGH"))], 8, contract=TSC)
     assert ok.accepted, ok
-    bad = validate_candidate(code.replace("(q > 0)", "(q[:, :4] > 0)"), [(inter, list("ABCDEFGH"))], 8,
-                             contract=TSC)
+    bad = validate_candidate(code.replace("(q > 0)", "(q[:, :4] > 0)"), [(inter, list("ABCDEFGH"))], 8, contract=TSC)
     assert bad.cause == "bad_shape"
 
 
@@ -89,16 +98,19 @@ def test_apply_mask_fallback_counts_fully_masked_agents():
 
 def _rec(i, k, scores, ok=True, weights=None):
     from scenarios.espark.candidates import Validation
+
     return CandidateRecord(i, k, f"# cand {k}", CheckResult(True, 1), Validation(ok), scores, weights=weights)
 
 
 def test_select_best_by_last_checkpoints_and_retention():
-    recs = [_rec(0, 0, [100, 100, 1, 1, 1]),        # best early, bad at the end: 1
-            _rec(0, 1, [0, 0, 5, 6, 7]),            # 6
-            _rec(0, 2, [50, 9, 3, 6, 9]),           # 6, ties with 1 -> lower index wins
-            _rec(0, 3, [1000, 1000, 1000], ok=False),  # not executable
-            _rec(0, 4, []),                          # never scored
-            _rec(0, 5, [1, float("nan"), 2])]        # non-finite
+    recs = [
+        _rec(0, 0, [100, 100, 1, 1, 1]),  # best early, bad at the end: 1
+        _rec(0, 1, [0, 0, 5, 6, 7]),  # 6
+        _rec(0, 2, [50, 9, 3, 6, 9]),  # 6, ties with 1 -> lower index wins
+        _rec(0, 3, [1000, 1000, 1000], ok=False),  # not executable
+        _rec(0, 4, []),  # never scored
+        _rec(0, 5, [1, float("nan"), 2]),
+    ]  # non-finite
     best = select_best(recs, last_n=3)
     assert best.index == 1 and best.score(3) == 6.0
     assert select_best(recs, last_n=5).index == 0  # (100+100+3)/5 beats the others over all five checkpoints
@@ -114,8 +126,13 @@ def test_select_best_by_last_checkpoints_and_retention():
 def test_reflection_stats_hand_computed():
     s = reflection_stats({"reward": [1, 3, 2, 10, 4], "profit": [[1, 10], [3, 30]], "empty": [], "one": [7]})
     assert s["reward"] == {"max": 10.0, "min": 1.0, "early_mean": 2.0, "late_mean": 7.0, "mean": 4.0}
-    assert s["profit"] == {"max": [3.0, 30.0], "min": [1.0, 10.0], "early_mean": [1.0, 10.0],
-                           "late_mean": [3.0, 30.0], "mean": [2.0, 20.0]}
+    assert s["profit"] == {
+        "max": [3.0, 30.0],
+        "min": [1.0, 10.0],
+        "early_mean": [1.0, 10.0],
+        "late_mean": [3.0, 30.0],
+        "mean": [2.0, 20.0],
+    }
     assert "empty" not in s and s["one"]["early_mean"] == s["one"]["late_mean"] == 7.0
     # the released runner: early / late = the first / last 5 validations; max / min = whole rows by their total
     w = reflection_stats({"reward": [1, 2, 3, 4, 5, 6, 7, 8], "cost": [[9, 0], [1, 1], [4, 4]]}, window=5)
@@ -137,8 +154,15 @@ def test_prompts_contain_required_pieces_and_are_deterministic():
     env = P.mabim_env("Replenish 100 SKUs.", "<ENV CODE>", "<STATE DEF>", "<REWARD DEF>")
     gs, gu = P.generator_system(env), P.generator_user(env)
     assert "inventory management" in gs and MABIM_SIGNATURE in gs and "numpy" in gs
-    for piece in ("Replenish 100 SKUs.", "<ENV CODE>", "<STATE DEF>", "<REWARD DEF>", "3-D numpy array",
-                  "temperature parameter", "```python"):
+    for piece in (
+        "Replenish 100 SKUs.",
+        "<ENV CODE>",
+        "<STATE DEF>",
+        "<REWARD DEF>",
+        "3-D numpy array",
+        "temperature parameter",
+        "```python",
+    ):
         assert piece in gu and piece in P.checker_user(env)
     cs = P.checker_system(env)
     assert P.PASS_PREFIX in cs and P.FAIL_PREFIX in cs and "common logical errors" in cs
@@ -152,8 +176,10 @@ def test_prompts_contain_required_pieces_and_are_deterministic():
     stats = reflection_stats({"reward": [[-2.0], [4.0]], "profit": [[5.0], [7.0]]})
     msg = P.reflection(GOOD, stats, epoch_freq=50)
     assert "def compute_mask" in msg and "after every 50 epochs" in msg and "let's think step by step" in msg
-    assert ("metric_name: reward, Max: [4], Min: [-2], Mean in the early training stage: [-2], Mean in the late "
-            "training stage: [4], Mean in all the training stage: [1]") in msg
+    assert (
+        "metric_name: reward, Max: [4], Min: [-2], Mean in the early training stage: [-2], Mean in the late "
+        "training stage: [4], Mean in all the training stage: [1]"
+    ) in msg
     no_factors = P.reflection(GOOD, stats, 50, factors=False)
     assert "metric_name: reward" in no_factors and "metric_name: profit" not in no_factors
     assert msg == P.reflection(GOOD, stats, epoch_freq=50) and gu == P.generator_user(env)
@@ -162,8 +188,10 @@ def test_prompts_contain_required_pieces_and_are_deterministic():
 def test_recorder_writes_expected_files(tmp_path):
     rec = RunRecorder(tmp_path)
     good = validate_candidate(GOOD, SAMPLES[:1], N_ACTIONS)
-    cands = [CandidateRecord(0, 0, GOOD, CheckResult(True, 1, "Code passes check."), good, [1.0, 2.0, 3.0]),
-             CandidateRecord(0, 3, None, CheckResult(None, 2), validate_candidate(None, [], N_ACTIONS))]
+    cands = [
+        CandidateRecord(0, 0, GOOD, CheckResult(True, 1, "Code passes check."), good, [1.0, 2.0, 3.0]),
+        CandidateRecord(0, 3, None, CheckResult(None, 2), validate_candidate(None, [], N_ACTIONS)),
+    ]
     for c in cands:
         rec.candidate(c)
     best = select_best(cands)
@@ -177,5 +205,8 @@ def test_recorder_writes_expected_files(tmp_path):
     assert lines[1]["score"] is None and lines[1]["validation"]["cause"] == "no_code" and "code" not in lines[1]
     assert (root / "iter_00" / "best.py").read_text() == GOOD == (root / "best.py").read_text()
     assert (root / "iter_00" / "feedback.txt").read_text() == "FEEDBACK"
-    assert json.loads((root / "iterations.jsonl").read_text()) == {"iteration": 0, "best": "iter_00/cand_00",
-                                                                   "score": 2.0}
+    assert json.loads((root / "iterations.jsonl").read_text()) == {
+        "iteration": 0,
+        "best": "iter_00/cand_00",
+        "score": 2.0,
+    }

@@ -1,5 +1,6 @@
 """The eSpark loop through real processes: candidates rejected with their cause, selection, retention, the test
 against IPPO, and a short loop with the local LLM; the world-side training masks in a sandbox worker."""
+
 import csv
 import json
 import signal
@@ -7,14 +8,21 @@ import tomllib
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, run_cli, start_run, wait_for
+
 from scenarios.espark.candidates import TSC
 from scenarios.espark.masker import ExplorationSpec, TrainingMasks
 
 SCENARIO = ROOT / "scenarios" / "inventory_espark.toml"
-SMALL = ["world.episodes=4", "world.update_every=1", "world.test_episodes=1", "world.env.skus=12",
-         "world.env.echelons=2", "world.env.horizon=20", "algo.ppo={minibatch=128}"]
+SMALL = [
+    "world.episodes=4",
+    "world.update_every=1",
+    "world.test_episodes=1",
+    "world.env.skus=12",
+    "world.env.echelons=2",
+    "world.env.horizon=20",
+    "algo.ppo={minibatch=128}",
+]
 
 RAISES = """
 def compute_mask(agent_states, supply_chain, action_space):
@@ -48,7 +56,7 @@ def test_bad_candidates_are_rejected_with_their_cause_and_the_best_is_kept_and_c
     good = str(ROOT / "scenarios" / "espark_functions" / "mabim_cover.py")
     listed = ", ".join(f'"{f}"' for f in [good, *files])
     out = tmp_path / "run"
-    summary = _loop(out, f"algo.espark={{candidates=3, iterations=2, generator=\"files\", function_files=[{listed}]}}")
+    summary = _loop(out, f'algo.espark={{candidates=3, iterations=2, generator="files", function_files=[{listed}]}}')
     assert summary["status"] == "ok" and summary["drafted"] == 6 and summary["executable"] == 2
     cands = _candidates(out)
     causes = {(c["iteration"], c["index"]): (c["validation"]["cause"], c["score"]) for c in cands}
@@ -65,15 +73,21 @@ def test_bad_candidates_are_rejected_with_their_cause_and_the_best_is_kept_and_c
     # slice (fewer updates than `validations`), averaged (spec §9 A4, the released runner's last 5)
     assert child["world"]["eval_episodes"] == 2 and child["world"]["eval_every"] == 1
     assert all(len(c["scores"]) == 2 for c in cands if c["score"] is not None)
-    evals = [json.loads(line) for line in (out / "espark" / "iter_02" / "cand_00" / "metrics.jsonl").read_text()
-             .splitlines() if '"mode": "eval"' in line]
+    evals = [
+        json.loads(line)
+        for line in (out / "espark" / "iter_02" / "cand_00" / "metrics.jsonl").read_text().splitlines()
+        if '"mode": "eval"' in line
+    ]
     assert [e["episode"] for e in evals] == [3, 3, 4, 4]
     assert causes[(2, 0)][1] == pytest.approx(np.mean([e["return"] for e in evals]))
     first = tomllib.loads((out / "espark" / "iter_01" / "cand_00.toml").read_text())
     assert "init_weights" not in first["algo"]
     # the copy's mask really came from the function, in the world process (pruned actions, no error)
-    world = [json.loads(line) for line in (out / "espark" / "iter_01" / "cand_00" / "metrics.jsonl").read_text()
-             .splitlines() if '"kind": "world"' in line and '"final": true' in line][-1]
+    world = [
+        json.loads(line)
+        for line in (out / "espark" / "iter_01" / "cand_00" / "metrics.jsonl").read_text().splitlines()
+        if '"kind": "world"' in line and '"final": true' in line
+    ][-1]
     assert world["exploration"]["calls"] == 2 * 20 and world["exploration"]["pruned_fraction"] > 0.2
     assert world["exploration"]["error"] is None
     feedback = (out / "espark" / "iter_01" / "feedback.txt").read_text()
@@ -95,8 +109,11 @@ def test_bad_candidates_are_rejected_with_their_cause_and_the_best_is_kept_and_c
 def test_without_retention_every_iteration_starts_afresh_with_three_times_the_episodes(tmp_path):
     good = ROOT / "scenarios" / "espark_functions" / "mabim_cover.py"
     out = tmp_path / "noret"
-    summary = _loop(out, f"algo.espark={{candidates=1, iterations=2, generator=\"files\", function_files=[\"{good}\"], "
-                         "retention=false, compare_ippo=false}")
+    summary = _loop(
+        out,
+        f'algo.espark={{candidates=1, iterations=2, generator="files", function_files=["{good}"], '
+        "retention=false, compare_ippo=false}",
+    )
     assert summary["status"] == "ok" and summary["retention"] is False
     for it in (1, 2):
         child = tomllib.loads((out / "espark" / f"iter_{it:02d}" / "cand_00.toml").read_text())
@@ -106,14 +123,22 @@ def test_without_retention_every_iteration_starts_afresh_with_three_times_the_ep
 
 
 def test_a_stopped_loop_resumes_after_its_last_finished_iteration(tmp_path):
-    files = ", ".join(f'"{ROOT / "scenarios" / "espark_functions" / f}"' for f in ("mabim_cover.py", "mabim_capacity.py"))
-    sets = [*SMALL, "run.seed=3", f"algo.espark={{candidates=1, iterations=2, generator=\"files\", "
-                                  f"function_files=[{files}], compare_ippo=false}}"]
+    files = ", ".join(
+        f'"{ROOT / "scenarios" / "espark_functions" / f}"' for f in ("mabim_cover.py", "mabim_capacity.py")
+    )
+    sets = [
+        *SMALL,
+        "run.seed=3",
+        f'algo.espark={{candidates=1, iterations=2, generator="files", function_files=[{files}], compare_ippo=false}}',
+    ]
     old, new = tmp_path / "old", tmp_path / "new"
     proc = start_run(old, *sets, scenario=SCENARIO)
     try:  # stopped (SIGTERM) while iteration 2's copy trains
-        wait_for(lambda: (old / "espark" / "iter_02" / "cand_00.toml").exists() or proc.poll() is not None, 300,
-                 "iteration 2's copy")
+        wait_for(
+            lambda: (old / "espark" / "iter_02" / "cand_00.toml").exists() or proc.poll() is not None,
+            300,
+            "iteration 2's copy",
+        )
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
     finally:
@@ -121,13 +146,29 @@ def test_a_stopped_loop_resumes_after_its_last_finished_iteration(tmp_path):
     assert json.loads((old / "summary.json").read_text())["status"] == "interrupted", out
     assert [c["key"] for c in _candidates(old)] == ["iter_01/cand_00", "iter_02/cand_00"]  # the cut one is on file
     # another budget would change what the finished copies were trained for: refused before anything is written
-    other = run_cli("run", str(SCENARIO), "--resume", str(old), "--out", str(tmp_path / "refused"),
-                    *[a for s in [*sets, "algo.espark.iterations=4"] for a in ("--set", s)])
+    other = run_cli(
+        "run",
+        str(SCENARIO),
+        "--resume",
+        str(old),
+        "--out",
+        str(tmp_path / "refused"),
+        *[a for s in [*sets, "algo.espark.iterations=4"] for a in ("--set", s)],
+    )
     assert other.returncode == 2 and "algo.espark.iterations = 2 there, 4 here" in other.stderr
     assert not (tmp_path / "refused").exists()
 
-    proc = run_cli("run", str(SCENARIO), "--resume", str(old), "--out", str(new), "--no-progress",
-                   *[a for s in sets for a in ("--set", s)], timeout=600)
+    proc = run_cli(
+        "run",
+        str(SCENARIO),
+        "--resume",
+        str(old),
+        "--out",
+        str(new),
+        "--no-progress",
+        *[a for s in sets for a in ("--set", s)],
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((new / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["resumed_from"] == str(old) and summary["drafted"] == 2
@@ -138,10 +179,12 @@ def test_a_stopped_loop_resumes_after_its_last_finished_iteration(tmp_path):
     # iteration 2: the next hand-written function, from iteration 1's chosen weights, continuing the episodes
     child = tomllib.loads((new / "espark" / "iter_02" / "cand_00.toml").read_text())
     assert child["algo"]["init_weights"] == cands[0]["weights"] and child["world"]["first_episode"] == 3
-    assert (new / "espark" / "iter_02" / "cand_00.py").read_text() == \
-        (ROOT / "scenarios" / "espark_functions" / "mabim_capacity.py").read_text()
-    assert (new / "espark" / "iter_01" / "feedback.txt").read_text() == \
-        (old / "espark" / "iter_01" / "feedback.txt").read_text()
+    assert (new / "espark" / "iter_02" / "cand_00.py").read_text() == (
+        ROOT / "scenarios" / "espark_functions" / "mabim_capacity.py"
+    ).read_text()
+    assert (new / "espark" / "iter_01" / "feedback.txt").read_text() == (
+        old / "espark" / "iter_01" / "feedback.txt"
+    ).read_text()
     chosen = [json.loads(line) for line in (new / "espark" / "iterations.jsonl").read_text().splitlines()]
     assert [c["best"] for c in chosen] == ["iter_01/cand_00", "iter_02/cand_00"]
     assert "espark_test_profit" in summary["results"] and (new / "plots" / "learning_curves.png").exists()
@@ -152,8 +195,12 @@ def test_a_short_loop_with_the_local_llm_runs_end_to_end(tmp_path):
     """K = 2, two iterations, the offline default model as generator and checker; whatever it writes, every
     candidate is accounted for (trained or rejected with a cause) and the run ends with the test against IPPO."""
     out = tmp_path / "llm"
-    summary = _loop(out, "algo.espark={candidates=2, iterations=2, checker_rounds=1, "
-                         "llm={backend=\"local\", max_tokens=400, timeout_s=240}}", timeout=880)
+    summary = _loop(
+        out,
+        "algo.espark={candidates=2, iterations=2, checker_rounds=1, "
+        'llm={backend="local", max_tokens=400, timeout_s=240}}',
+        timeout=880,
+    )
     assert summary["status"] == "ok" and summary["generator"] == "llm" and summary["drafted"] == 4
     cands = [c for c in _candidates(out) if c["index"] < 2]
     assert len(cands) == 4
@@ -163,8 +210,10 @@ def test_a_short_loop_with_the_local_llm_runs_end_to_end(tmp_path):
     calls = [json.loads(line) for line in (out / "llm.jsonl").read_text().splitlines()]
     assert len(calls) == 8  # 4 generations + 4 checks
     assert "compute_mask(agent_states" in calls[0]["messages"][0]["content"]
-    assert calls[1]["messages"][0]["content"].startswith("You are an expert") and "Code passes check." in \
-        calls[1]["messages"][0]["content"]
+    assert (
+        calls[1]["messages"][0]["content"].startswith("You are an expert")
+        and "Code passes check." in calls[1]["messages"][0]["content"]
+    )
     assert summary["llm"]["calls"] == 8
     assert {"espark_test_profit", "ippo_test_profit"} <= set(summary["results"])
     assert len([line for line in (out / "espark" / "iterations.jsonl").read_text().splitlines()]) == 2
@@ -172,9 +221,14 @@ def test_a_short_loop_with_the_local_llm_runs_end_to_end(tmp_path):
 
 def _intersections(n):
     move = {"exists": 1.0, "green": 0.0, "car_num": 1.0, "stop_car_num": 0.0, "occupancy": 0.1}
-    return [{"id": str(i), "current_phase": "WT-ET", "movements": {m: dict(move) for m in
-                                                                    ("NL", "NT", "WL", "WT", "SL", "ST", "EL", "ET")}}
-            for i in range(n)]
+    return [
+        {
+            "id": str(i),
+            "current_phase": "WT-ET",
+            "movements": {m: dict(move) for m in ("NL", "NT", "WL", "WT", "SL", "ST", "EL", "ET")},
+        }
+        for i in range(n)
+    ]
 
 
 def _masks(tmp_path, code, **spec):
@@ -210,12 +264,15 @@ def test_a_mask_that_removes_every_action_of_an_agent_is_ignored(tmp_path):
 
 
 def test_a_function_that_fails_during_training_is_switched_off_and_reported(tmp_path):
-    masks = _masks(tmp_path, """
+    masks = _masks(
+        tmp_path,
+        """
 def compute_mask(intersections, action_space):
     if intersections[0]["movements"]["NL"]["car_num"] > 5:
         raise KeyError("surprise")
     return np.zeros((len(intersections), 8)) + np.eye(8)[:len(intersections)], {}
-""")
+""",
+    )
     avail = np.ones((2, 8), bool)
     assert masks.allowed(lambda: (_intersections(2), ["p"] * 8), avail).sum() == 2
     busy = _intersections(2)

@@ -1,5 +1,6 @@
 """The paper's own exploration function (Fig. 21, transcribed): it runs in the sandbox and prunes what its text
 says, and the printed axis=1 raises at its first call, as the transcription's note claims."""
+
 import numpy as np
 from conftest import ROOT
 

@@ -1,4 +1,5 @@
 """G-LEARN and the mean-field histograms (spec §2.1, §2.2, §7.3, §7.10)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,8 +10,16 @@ import math
 import numpy as np
 import pytest
 
-from agent_node.learners.alternating.g_learn import (TIE_TOL, TablePolicy, exact_kernel, g_learn, greedy,
-                                                     local_marginals, paper_sweeps, sample_next_histograms)
+from agent_node.learners.alternating.g_learn import (
+    TIE_TOL,
+    TablePolicy,
+    exact_kernel,
+    g_learn,
+    greedy,
+    local_marginals,
+    paper_sweeps,
+    sample_next_histograms,
+)
 from agent_node.learners.alternating.histograms import enumerate_counts, n_histograms, rank_counts, rescale_counts
 from agent_node.warehouse.model import WarehouseModel, uniform_local_policy
 from agent_node.warehouse.simulator import Simulator
@@ -143,8 +152,15 @@ def test_sampled_next_histograms_follow_the_exact_law(k, m):
     assert nxt.dtype == np.int32 and nxt.shape == (5, m, n_histograms(k, 5))
     counts = enumerate_counts(k, 5)
     if m > 1:  # per-(s_g, b) frequencies of the m draws against the exact convolution, within 5 standard errors
-        freq = np.stack([np.stack([np.bincount(nxt[g, :, b], minlength=len(counts)) for b in range(len(counts))])
-                         for g in range(5)]) / m
+        freq = (
+            np.stack(
+                [
+                    np.stack([np.bincount(nxt[g, :, b], minlength=len(counts)) for b in range(len(counts))])
+                    for g in range(5)
+                ]
+            )
+            / m
+        )
         p = exact_kernel(p_pil, k)
         assert (np.abs(freq - p) <= 5 * np.sqrt(p * (1 - p) / m) + 1e-12).all()
     else:  # first moment only at k = 12: the mean over b of b'_y - E[b'_y], within 5 standard errors
@@ -187,7 +203,7 @@ def test_sweeps_contract_and_warm_start(estimator):
         q = res.q
         residuals.append(res.residual)
     ratios = np.array(residuals[1:]) / np.array(residuals[:-1])
-    assert ratios.max() <= model.gamma + 1e-3 and residuals[-1] < model.gamma ** 35 * residuals[0]
+    assert ratios.max() <= model.gamma + 1e-3 and residuals[-1] < model.gamma**35 * residuals[0]
     once = g_learn(model, pi_l, 3, estimator=estimator, tol=0.0, max_sweeps=40)
     assert once.sweeps == 40 and np.abs(once.q - q).max() < 1e-3
 

@@ -1,4 +1,5 @@
 """Orlando-like grid builder and background routes: counts, area, determinism, route validity, libsumo run."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,9 @@ def test_counts_and_area(grid: GridFiles) -> None:
     nodes = net.getNodes()
     # 11 x 11 grid junctions plus one dead end per fringe arm (2 * (11 + 11))
     assert len(nodes) == grid.n_junctions == 11 * 11 + 2 * (11 + 11)
-    tls4 = [n for n in nodes if n.getType() == "traffic_light"
-            and len(n.getIncoming()) == 4 and len(n.getOutgoing()) == 4]
+    tls4 = [
+        n for n in nodes if n.getType() == "traffic_light" and len(n.getIncoming()) == 4 and len(n.getOutgoing()) == 4
+    ]
     assert FOUR_WAY_TLS_RANGE[0] <= len(tls4) == grid.n_four_way_tls <= FOUR_WAY_TLS_RANGE[1]
     assert len(net.getTrafficLights()) == grid.n_tls == len(tls4)  # only the four-way crossings have lights
     assert len(net.getEdges()) == grid.n_edges == 528  # 264 two-way segments (paper: 269 edges)
@@ -72,8 +74,23 @@ def test_background_routes_valid_and_reproducible(grid: GridFiles, routes90: Pat
 def test_libsumo_runs_60s(grid: GridFiles, routes90: Path) -> None:
     import libsumo
 
-    libsumo.start([sumolib.checkBinary("sumo"), "-n", str(grid.net), "-r", str(routes90), "--seed", "0",
-                   "--step-length", "1", "--no-step-log", "true", "--no-warnings", "true"])
+    libsumo.start(
+        [
+            sumolib.checkBinary("sumo"),
+            "-n",
+            str(grid.net),
+            "-r",
+            str(routes90),
+            "--seed",
+            "0",
+            "--step-length",
+            "1",
+            "--no-step-log",
+            "true",
+            "--no-warnings",
+            "true",
+        ]
+    )
     try:
         seen = set()
         for _ in range(60):

@@ -1,5 +1,6 @@
 """Hostile peers cannot fail a run: a flood of huge bodies at the coordinator, forged and malformed metrics
 records, a medium flooded with future-stamped beacons, and garbage and pings from peers nobody knows."""
+
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ import time
 import msgpack
 import numpy as np
 import zmq
+from conftest import coordinator_log, metrics, node_info, run_cli, start_run, wait_for
 
 from netsim.config import NetsimConfig
 from netsim.medium import Medium
@@ -21,8 +23,6 @@ from protocols.errors import ReplyBudget
 from protocols.messages import Beacon, Directory, Heartbeat, Metrics, Ping, Positions, Register
 from protocols.security import KeyPair, make_client, read_public_key, write_public_key
 from protocols.sockets import Inbox
-
-from conftest import coordinator_log, metrics, node_info, run_cli, start_run, wait_for
 
 LONG = "run.steps=100000"  # long enough that the test decides when the run ends
 
@@ -81,15 +81,29 @@ def test_flood_of_huge_bodies_at_the_coordinator_does_not_fail_the_run(tmp_path,
         st = Stamper("flooder")
         for _ in range(50):
             sock.send_multipart([env, body])
-        sock.send_multipart(st.encode(Register(node_id="flooder", kind="agent", role="beacon", pid=os.getpid(),
-                                               endpoint=inbox.getsockopt_string(zmq.LAST_ENDPOINT)), "coordinator"))
+        sock.send_multipart(
+            st.encode(
+                Register(
+                    node_id="flooder",
+                    kind="agent",
+                    role="beacon",
+                    pid=os.getpid(),
+                    endpoint=inbox.getsockopt_string(zmq.LAST_ENDPOINT),
+                ),
+                "coordinator",
+            )
+        )
         flooded_at = time.time()
-        wait_for(lambda: "registered flooder (agent" in coordinator_log(run_dir), 10,
-                 "the registration behind the flood handled")
+        wait_for(
+            lambda: "registered flooder (agent" in coordinator_log(run_dir),
+            10,
+            "the registration behind the flood handled",
+        )
 
         def progress_after_flood():
             sock.send_multipart(st.encode(Heartbeat(), "coordinator"))  # a registered node keeps in touch
             return [m for m in metrics(run_dir) if m["kind"] == "world" and m["wall"] > flooded_at + 3]
+
         wait_for(progress_after_flood, 30, "world progress 3 s after the flood", interval=0.5)
         replies = [decode(f) for f in _drain(sock)]
     finally:
@@ -120,7 +134,7 @@ def test_forged_and_malformed_metrics_records_are_refused_and_the_run_folder_sta
     bad = [
         Metrics(kind="world", values={}),
         Metrics(kind="world", values={"step": "many", "steps_per_s": "fast", "late_actions": None}),
-        Metrics(kind="world", values={"step": 10 ** 9, "steps_per_s": 1.0, "late_actions": 0}, final=True),
+        Metrics(kind="world", values={"step": 10**9, "steps_per_s": 1.0, "late_actions": 0}, final=True),
         Metrics(kind="beacon_node", values={"node": "x", "beacons_rx": 1}),
         Metrics(kind="beacon_node", values={"wall": "x", "kind": "world", "final": True}),
         Metrics(kind="event", values={"event": "node_failed", "node": "veh1", "exitcode": 9}),
@@ -134,8 +148,18 @@ def test_forged_and_malformed_metrics_records_are_refused_and_the_run_folder_sta
         inbox.bind("tcp://127.0.0.1:*")
         mallory = _dealer(ctx, _coordinator(run_dir), b"mallory", (pairs["mallory"], coordinator_key))
         st = Stamper("mallory")
-        mallory.send_multipart(st.encode(Register(node_id="mallory", kind="agent", role="beacon", pid=os.getpid(),
-                                                  endpoint=inbox.getsockopt_string(zmq.LAST_ENDPOINT)), "coordinator"))
+        mallory.send_multipart(
+            st.encode(
+                Register(
+                    node_id="mallory",
+                    kind="agent",
+                    role="beacon",
+                    pid=os.getpid(),
+                    endpoint=inbox.getsockopt_string(zmq.LAST_ENDPOINT),
+                ),
+                "coordinator",
+            )
+        )
         wait_for(lambda: "registered mallory (agent" in coordinator_log(run_dir), 20, "mallory registered")
         ghost = _dealer(ctx, _coordinator(run_dir), b"ghost", (pairs["ghost"], coordinator_key))  # never registers
         gst = Stamper("ghost")
@@ -148,14 +172,19 @@ def test_forged_and_malformed_metrics_records_are_refused_and_the_run_folder_sta
                 for body in bad:
                     mallory.send_multipart(st.encode(body, "coordinator"))
                 mallory.send_multipart(st.encode(Heartbeat(), "coordinator"))
-                ghost.send_multipart(gst.encode(Metrics(kind="world", values={"step": 7, "steps_per_s": 1.0}), "coordinator"))
+                ghost.send_multipart(
+                    gst.encode(Metrics(kind="world", values={"step": 7, "steps_per_s": 1.0}), "coordinator")
+                )
                 while inbox.poll(0):
                     inbox.recv_multipart()
                 time.sleep(0.05)
 
         # a record of its own kind, JSON-able and bounded, from a registered agent is written as before
-        mallory.send_multipart(st.encode(Metrics(kind="mallory_node", values={"n": 1, "nested": {"a": [1, 2.5, "s", None]}}),
-                                         "coordinator"))
+        mallory.send_multipart(
+            st.encode(
+                Metrics(kind="mallory_node", values={"n": 1, "nested": {"a": [1, 2.5, "s", None]}}), "coordinator"
+            )
+        )
         thread = threading.Thread(target=inject, daemon=True)
         thread.start()
         time.sleep(1.5)
@@ -169,7 +198,7 @@ def test_forged_and_malformed_metrics_records_are_refused_and_the_run_folder_sta
     assert rc == 130
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["node_failures"] == 0
-    assert 0 < summary["steps"] < 10 ** 9 and summary["metrics_refused"] >= len(bad) + 1
+    assert 0 < summary["steps"] < 10**9 and summary["metrics_refused"] >= len(bad) + 1
     records = metrics(run_dir)
     assert [m for m in records if m["node"] == "mallory" and m["kind"] == "mallory_node" and m["nested"]["a"][1] == 2.5]
     assert not [m for m in records if m["node"] in ("mallory", "ghost", "x") and m["kind"] != "mallory_node"]
@@ -206,8 +235,10 @@ class MediumRig:
         self.ctl = _dealer(self.ctx, self.ep.inbox.endpoint, b"coordinator")
         endpoints = {a: i.endpoint for a, i in self.inboxes.items()}
         kinds = dict.fromkeys(agents, "agent")
-        directory = Directory(endpoints={**endpoints, "world": self.world_inbox.endpoint},
-                              kinds={**kinds, "world": "world", "medium": "medium"})
+        directory = Directory(
+            endpoints={**endpoints, "world": self.world_inbox.endpoint},
+            kinds={**kinds, "world": "world", "medium": "medium"},
+        )
         self.ctl.send_multipart(Stamper("coordinator").encode(directory, "medium"))
         self.ctl.send_multipart(Stamper("coordinator").encode(Ping(nonce=1), "medium"))
         assert self.ctl.poll(10_000), "the medium did not answer"
@@ -227,8 +258,9 @@ class MediumRig:
                 return
 
     def beacon(self, agent: str, t_sim: float, count: int = 1) -> None:
-        frames = encode(Beacon(x=0.0, y=0.0, speed=0.0, pad=bytes(100)), src=agent, dst="*", seq=self.sent[agent],
-                        t_sim=t_sim)
+        frames = encode(
+            Beacon(x=0.0, y=0.0, speed=0.0, pad=bytes(100)), src=agent, dst="*", seq=self.sent[agent], t_sim=t_sim
+        )
         for _ in range(count):
             self.links[agent].send_multipart(frames)
         self.sent[agent] += count
@@ -298,7 +330,7 @@ def test_early_messages_wait_for_their_step_but_only_one_step_ahead():
         rig.beacon("a", t + 5 * rig.dt)  # five steps ahead: clamped, sent now
         rig.beacon("a", t - rig.dt)  # stamped in the past: sent now, at its own (past) time
         time.sleep(0.3)
-        assert len(rig.medium.early) == 1 and rig.medium.early[0][2].seq == 0
+        assert len(rig.medium.ahead_of_positions) == 1 and rig.medium.ahead_of_positions[0][2].seq == 0
         rig.positions(["a"])  # step 3: the early one is routed now; the other two are due now
         got_3 = rig.received()["b"].get("a", [])
         rig.positions(["a"])  # step 4
@@ -360,24 +392,36 @@ def test_reply_budget_is_bounded_in_memory_and_refills():
 def test_report_reads_a_run_folder_full_of_odd_records(tmp_path):
     """Records from older runs or written by hand: the summary, the plots and direct mode's link rows skip
     what they cannot read instead of failing (summary.json used to be lost to a world record without a step)."""
+    from conftest import SCENARIO
+
     from coordinator import report
     from coordinator.run_folder import config_toml
     from scenarios.config import load_scenario
-
-    from conftest import SCENARIO
 
     run_dir = tmp_path / "odd"
     run_dir.mkdir()
     (run_dir / "config.toml").write_text(config_toml(load_scenario(SCENARIO).model_dump(mode="json")))
     lines = [
-        {"kind": "world", "node": "world", "step": 40, "steps_per_s": 123.456, "late_actions": 2, "t": 4.0,
-         "mean_speed": 7.5, "final": False},
+        {
+            "kind": "world",
+            "node": "world",
+            "step": 40,
+            "steps_per_s": 123.456,
+            "late_actions": 2,
+            "t": 4.0,
+            "mean_speed": 7.5,
+            "final": False,
+        },
         {"kind": "world", "node": "mallory"},
         {"kind": "world", "node": "mallory", "step": "many", "steps_per_s": "fast", "t": "x", "mean_speed": None},
         {"kind": "world", "node": "mallory", "step": True},
-        {"kind": "beacon_node", "node": "veh0", "final": True, "direct_tx": {"veh1|beacon": "lots", "nobar": [1, 2],
-                                                                             "veh1|payload": [3, 300]},
-         "direct_rx": "nothing"},
+        {
+            "kind": "beacon_node",
+            "node": "veh0",
+            "final": True,
+            "direct_tx": {"veh1|beacon": "lots", "nobar": [1, 2], "veh1|payload": [3, 300]},
+            "direct_rx": "nothing",
+        },
         {"kind": "beacon_node", "node": "veh1", "final": True, "direct_tx": [], "direct_rx": {"veh0|payload": "2"}},
         {"kind": "event", "node": "coordinator", "event": "metrics_refused", "records": "many"},
         {"kind": "event", "node": "veh3", "event": "node_failed", "exitcode": -9},

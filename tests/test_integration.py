@@ -1,4 +1,5 @@
 """Integration: real world, medium and 14 node processes; crashes, garbage input, clean shutdown."""
+
 from __future__ import annotations
 
 import json
@@ -9,12 +10,11 @@ import threading
 import time
 
 import zmq
+from conftest import metrics, node_info, pid_alive, start_run, wait_for
 
 from protocols.codec import decode, encode
 from protocols.messages import Beacon, Observation, Ping, Pong
 from protocols.sockets import request
-
-from conftest import metrics, node_info, pid_alive, start_run, wait_for
 
 LONG = "run.steps=100000"  # long enough that the test decides when the run ends
 
@@ -49,8 +49,15 @@ def test_kill9_is_reported_and_node_restarted(tmp_path, reap):
     wait_for(lambda: (node_info(run_dir, "veh3") or (pid,))[0] != pid, 30, "veh3 restarted and registered")
     restarted_pid = node_info(run_dir, "veh3")[0]
     # the restarted node takes part again: it receives beacons after its restart
-    wait_for(lambda: any(m["node"] == "veh3" and m["beacons_rx"] > 0 and m["wall"] > killed_at + 1
-                         for m in metrics(run_dir) if m["kind"] == "beacon_node"), 30, "restarted veh3 hears beacons")
+    wait_for(
+        lambda: any(
+            m["node"] == "veh3" and m["beacons_rx"] > 0 and m["wall"] > killed_at + 1
+            for m in metrics(run_dir)
+            if m["kind"] == "beacon_node"
+        ),
+        30,
+        "restarted veh3 hears beacons",
+    )
     proc.send_signal(signal.SIGINT)
     proc.wait(30)
     assert proc.returncode == 130
@@ -111,8 +118,12 @@ def test_medium_crash_is_survived_with_restart(tmp_path, reap):
     pid = int(re.findall(r"registered medium \(medium, pid (\d+)\)", log.read_text())[-1])
     killed_at = time.time()
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: [m for m in metrics(run_dir) if m.get("event") == "node_restarted" and m["node"] == "medium"],
-             5, "medium restarted")
+    wait_for(
+        lambda: [m for m in metrics(run_dir) if m.get("event") == "node_restarted" and m["node"] == "medium"],
+        5,
+        "medium restarted",
+    )
+
     # radio traffic flows again through the new medium: every node hears beacons after the restart
     def heard_after_restart():
         recent = [m for m in metrics(run_dir) if m["kind"] == "beacon_node" and m["wall"] > killed_at + 2]
@@ -120,6 +131,7 @@ def test_medium_crash_is_survived_with_restart(tmp_path, reap):
         for m in recent:
             by_node.setdefault(m["node"], []).append(m["beacons_rx"])
         return len(by_node) == 14 and all(v[-1] > v[0] for v in by_node.values() if len(v) > 1)
+
     wait_for(heard_after_restart, 30, "beacons after the medium restart")
     world = [m for m in metrics(run_dir) if m["kind"] == "world"]
     assert world[-1]["steps_per_s"] > 20, "the world did not stall on the lost medium"
@@ -173,10 +185,19 @@ def test_a_run_that_goes_on_without_its_medium_says_degraded_and_why(tmp_path, r
     """on_node_failure = "continue": the medium dies, the run goes on, and its status says so (not "ok")."""
     run_dir = tmp_path / "run"
     proc = _running(run_dir, reap, "run.on_node_failure=continue")
-    os.kill(int(re.findall(r"registered medium \(medium, pid (\d+)\)",
-                           (run_dir / "logs" / "coordinator.log").read_text())[-1]), signal.SIGKILL)
-    wait_for(lambda: [m for m in metrics(run_dir) if m.get("event") == "node_failed" and m["node"] == "medium"],
-             10, "the medium's failure reported")
+    os.kill(
+        int(
+            re.findall(r"registered medium \(medium, pid (\d+)\)", (run_dir / "logs" / "coordinator.log").read_text())[
+                -1
+            ]
+        ),
+        signal.SIGKILL,
+    )
+    wait_for(
+        lambda: [m for m in metrics(run_dir) if m.get("event") == "node_failed" and m["node"] == "medium"],
+        10,
+        "the medium's failure reported",
+    )
     n = len([m for m in metrics(run_dir) if m["kind"] == "world"])
     wait_for(lambda: len([m for m in metrics(run_dir) if m["kind"] == "world"]) > n + 3, 20, "the world going on")
     proc.send_signal(signal.SIGINT)

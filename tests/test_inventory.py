@@ -1,4 +1,5 @@
 """MABIM inventory simulator: a hand-computed two-step example, the demand generator, the 34 actions, invariants."""
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -12,8 +13,9 @@ A = {m: ACTION_MULTIPLES.index(m) for m in (0.0, 0.5, 1.0, 1.5, 2.0, 12.0)}  # a
 
 def _hand_env():
     """2 SKUs x 2 echelons, Lowest capacity: W = 2 x 25 = 50 per echelon; lookback 2, no warm-up."""
-    cfg = InventoryConfig(skus=2, echelons=2, capacity="lowest", horizon=2, lookback=2, warmup_days=0,
-                          demand=DemandConfig(days=2))
+    cfg = InventoryConfig(
+        skus=2, echelons=2, capacity="lowest", horizon=2, lookback=2, warmup_days=0, demand=DemandConfig(days=2)
+    )
     params = SkuParams(
         # SKU0: super vendor 10, margin 50% -> echelon1 buys 10 sells 15, echelon0 buys 15 sells 22.5
         # SKU1: super vendor 4, margin 25%  -> echelon1 buys 4 sells 5,   echelon0 buys 5 sells 6.25
@@ -90,8 +92,42 @@ def test_34_actions_map_to_documented_quantities():
     assert N_ACTIONS == 34 and ACTION_MULTIPLES[0] == 0.0 and ACTION_MULTIPLES[-1] == 12.0
     env = _hand_env()
     env.demand_hist[:] = 10  # mean demand 10 everywhere -> order floor(multiple x 10)
-    expected = [0, 1, 3, 4, 4, 5, 5, 6, 6, 8, 10, 11, 13, 15, 16, 18, 20, 21, 23, 25,
-                26, 28, 30, 31, 33, 35, 36, 38, 40, 50, 60, 70, 90, 120]
+    expected = [
+        0,
+        1,
+        3,
+        4,
+        4,
+        5,
+        5,
+        6,
+        6,
+        8,
+        10,
+        11,
+        13,
+        15,
+        16,
+        18,
+        20,
+        21,
+        23,
+        25,
+        26,
+        28,
+        30,
+        31,
+        33,
+        35,
+        36,
+        38,
+        40,
+        50,
+        60,
+        70,
+        90,
+        120,
+    ]
     got = [int(env.order_quantities(np.full((2, 2), a))[0, 0]) for a in range(N_ACTIONS)]
     assert got == expected
     with pytest.raises(AssertionError):
@@ -99,8 +135,14 @@ def test_34_actions_map_to_documented_quantities():
 
 
 def test_capacity_variants_follow_table_10():
-    for skus, variant, cap in [(100, "standard", 10_000), (100, "lower", 5_000), (100, "lowest", 2_500),
-                               (500, "standard", 50_000), (500, "lower", 25_000), (500, "lowest", 12_500)]:
+    for skus, variant, cap in [
+        (100, "standard", 10_000),
+        (100, "lower", 5_000),
+        (100, "lowest", 2_500),
+        (500, "standard", 50_000),
+        (500, "lower", 25_000),
+        (500, "lowest", 12_500),
+    ]:
         assert InventoryConfig(skus=skus, capacity=variant).capacity_per_echelon == cap
     with pytest.raises(ValidationError):
         InventoryConfig(echelons=4)

@@ -1,4 +1,5 @@
 """MABIM inventory: train/test windows, the agents' observations, the exploration-function inputs, batch acting."""
+
 import numpy as np
 import pytest
 
@@ -8,13 +9,13 @@ from scenarios.inventory.config import ACTION_MULTIPLES, N_ACTIONS, DemandConfig
 from scenarios.inventory.model import InventoryEnv
 from scenarios.inventory.observe import OBS_DIM, mabim_inputs, observe
 
-ALL_ONES = '''
+ALL_ONES = """
 def compute_mask(agent_states: AgentStates, supply_chain: SupplyChain, action_space: list):
     warehouses = supply_chain.get_warehouse_list()
     today = agent_states["all_warehouses", "demand", "today", "all_skus"]
     assert today.shape == (len(warehouses), len(agent_states))
     return np.ones((len(warehouses), len(agent_states), len(action_space))), {}
-'''
+"""
 
 
 def _env(**kw):
@@ -68,8 +69,9 @@ def test_mabim_inputs_validate_and_give_the_envs_values():
     assert actions == list(ACTION_MULTIPLES) and len(st) == 6 and st.current_step == 3 and st.durations == 30
     np.testing.assert_array_equal(st["store1", "demand", "today", "all_skus"], infos[-1]["demand"][0])
     np.testing.assert_array_equal(st["store2", "demand", "yesterday", "all_skus"], infos[-2]["demand"][1])
-    np.testing.assert_array_equal(st["all_warehouses", "demand", "lookback_with_current", "all_skus"],
-                                  np.moveaxis(env.demand_hist, -1, 1))  # the window actions multiply
+    np.testing.assert_array_equal(
+        st["all_warehouses", "demand", "lookback_with_current", "all_skus"], np.moveaxis(env.demand_hist, -1, 1)
+    )  # the window actions multiply
     for item in ("sale", "replenish", "arrived", "accepted", "excess"):
         np.testing.assert_array_equal(st["all_warehouses", item, "today", "all_skus"], infos[-1][item])
     assert st["store2", "in_stock", "today", "SKU3"] == env.in_stock[1, 3]

@@ -1,11 +1,20 @@
 """MABIM inventory through real processes: one stocker learner per warehouse, updates, test profit, pruning masks."""
+
 import json
 
 from conftest import ROOT, metrics, run_cli
 
 SCENARIO = ROOT / "scenarios" / "inventory_espark.toml"
-SMALL = ["world.episodes=2", "world.update_every=1", "world.test_episodes=1", "world.env.skus=20",
-         "world.env.echelons=2", "world.env.horizon=30", "algo.ppo={minibatch=256}", "algo.method=ippo"]
+SMALL = [
+    "world.episodes=2",
+    "world.update_every=1",
+    "world.test_episodes=1",
+    "world.env.skus=20",
+    "world.env.echelons=2",
+    "world.env.horizon=30",
+    "algo.ppo={minibatch=256}",
+    "algo.method=ippo",
+]
 
 
 def _run(out, *extra):
@@ -22,8 +31,12 @@ def test_ippo_two_warehouses_learn_and_report_test_profit(tmp_path):
     res = summary["results"]
     assert summary["status"] == "ok" and res["train_episodes"] == 2 and res["test_profit"] is not None
     updates = [m for m in recs if m["kind"] == "stocker_update"]
-    assert sorted((u["node"], u["epoch"]) for u in updates) == [("agent0", 1), ("agent0", 2), ("agent1", 1),
-                                                                 ("agent1", 2)]
+    assert sorted((u["node"], u["epoch"]) for u in updates) == [
+        ("agent0", 1),
+        ("agent0", 2),
+        ("agent1", 1),
+        ("agent1", 2),
+    ]
     assert all(u["n_agent"] == 20 * 30 and u["episodes"] == 1 for u in updates)  # 20 SKUs x 30 days each
     eps = [m for m in recs if m["kind"] == "inventory_episode"]
     assert [e["mode"] for e in eps] == ["train", "train", "test"]

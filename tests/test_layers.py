@@ -3,12 +3,12 @@
 A package imports only those to its left (never one to its right), so the device install (agent_node and protocols)
 carries no world, medium or coordinator code. Read from the source with ast: a lazy import inside a function counts.
 """
+
 from __future__ import annotations
 
 import ast
 
 import pytest
-
 from conftest import ROOT
 
 LAYERS = ("protocols", "netsim", "agent_node", "scenarios", "coordinator")
@@ -21,8 +21,13 @@ def project_imports(package: str) -> dict[str, set[str]]:
     for path in sorted((ROOT / package).rglob("*.py")):
         found = set()
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                else []
+            )
             found |= {n.split(".")[0] for n in names} & set(LAYERS)
         out[str(path.relative_to(ROOT))] = found
     return out
@@ -30,7 +35,7 @@ def project_imports(package: str) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("package", LAYERS)
 def test_a_package_imports_only_the_layers_below_it(package):
-    allowed = set(LAYERS[:LAYERS.index(package) + 1]) & DEVICE.get(package, set(LAYERS))
+    allowed = set(LAYERS[: LAYERS.index(package) + 1]) & DEVICE.get(package, set(LAYERS))
     wrong = {f: sorted(found - allowed) for f, found in project_imports(package).items() if found - allowed}
     assert not wrong, f"{package} may import only {sorted(allowed)}: {wrong}"
 

@@ -1,17 +1,25 @@
 """Learning off the lock-step's critical path: the paper's order learns what one process learns, pipelined repeats."""
+
 import json
 import threading
 
 import pytest
 import torch
+from conftest import ROOT, metrics, run_cli
 
 from agent_node.learners.background import BackgroundUpdate
-from conftest import ROOT, metrics, run_cli
 from scenarios.config import load_scenario
 
 FIGURE8 = ROOT / "scenarios" / "figure8_rsm_masac.toml"
-QUICK = ["world.episodes=1", "world.horizon=120", "world.test_every=0", "world.agents=3", "algo.method=isac",
-         "algo.sac={learning_starts=20, batch_size=32}", "algo.checkpoint_every=1"]
+QUICK = [
+    "world.episodes=1",
+    "world.horizon=120",
+    "world.test_every=0",
+    "world.agents=3",
+    "algo.method=isac",
+    "algo.sac={learning_starts=20, batch_size=32}",
+    "algo.checkpoint_every=1",
+]
 
 
 def run(out, *sets, scenario=FIGURE8, seed=4):
@@ -62,8 +70,9 @@ def test_paper_order_in_processes_learns_what_one_process_learns(tmp_path, mode)
 
 def test_pipelined_learning_repeats_with_the_same_seed(tmp_path):
     """The update runs beside the world's step and is applied at fixed points: the same seed, the same run."""
-    a, b, paper = (run(tmp_path / x, *QUICK, *(["algo.learn=pipelined"] if x != "paper" else []))
-                   for x in ("a", "b", "paper"))
+    a, b, paper = (
+        run(tmp_path / x, *QUICK, *(["algo.learn=pipelined"] if x != "paper" else [])) for x in ("a", "b", "paper")
+    )
     assert scores(a, "cav_episode") == scores(b, "cav_episode")
     for node in ("veh0", "veh1", "veh2"):
         wa, wb, wp = (actor(tmp_path / x / "checkpoints" / f"{node}.pt") for x in ("a", "b", "paper"))
@@ -78,14 +87,24 @@ def test_an_episodic_world_in_one_process_learns_what_netmarl_run_learns(tmp_pat
     from scenarios.one_process import run_in_one_process
 
     scenario = ROOT / "scenarios" / "inventory_espark.toml"
-    sets = ["world.episodes=3", "world.update_every=1", "world.test_episodes=1", "world.env.skus=10",
-            "world.env.echelons=2", "world.env.horizon=20", "algo.ppo={minibatch=128}", "algo.method=ippo"]
+    sets = [
+        "world.episodes=3",
+        "world.update_every=1",
+        "world.test_episodes=1",
+        "world.env.skus=10",
+        "world.env.echelons=2",
+        "world.env.horizon=20",
+        "algo.ppo={minibatch=128}",
+        "algo.method=ippo",
+    ]
     records = run(tmp_path / "run", *sets, scenario=scenario, seed=2)
     here = run_in_one_process(load_scenario(scenario, [*sets, "run.seed=2"]), tmp_path / "one")
     assert len(scores(here, "inventory_episode")) == 3
     assert scores(records, "inventory_episode") == scores(here, "inventory_episode")
-    updates = lambda recs: sorted((r["node"], r["epoch"], r["policy_loss"]) for r in recs  # noqa: E731
-                                  if r["kind"] == "stocker_update")
+
+    def updates(recs):
+        return sorted((r["node"], r["epoch"], r["policy_loss"]) for r in recs if r["kind"] == "stocker_update")
+
     assert updates(records) == updates(here)
     # the warehouses update at once, each in its own process: the world asks all of them before it waits
     spans = {}

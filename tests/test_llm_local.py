@@ -1,17 +1,24 @@
-"""The offline default LLM, for real: the packaged model served by llama.cpp on loopback, its code run in the sandbox."""
+"""The offline default LLM, for real: the packaged model served by llama.cpp on loopback, its code run in the
+sandbox."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from scenarios.sandbox import Sandbox, SandboxLimits
 from scenarios.llm import LLMClient, LLMConfig, Recorder, check_contract, extract_code
 from scenarios.llm.local_server import LocalServer, LocalServerError, model_path
+from scenarios.sandbox import Sandbox, SandboxLimits
 
-PROMPT = [{"role": "system", "content": "You write Python code."},
-          {"role": "user", "content": "Write a Python function add(a, b) that returns the sum of a and b. "
-                                      "Answer with one ```python code block."}]
+PROMPT = [
+    {"role": "system", "content": "You write Python code."},
+    {
+        "role": "user",
+        "content": "Write a Python function add(a, b) that returns the sum of a and b. "
+        "Answer with one ```python code block.",
+    },
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +47,15 @@ def test_reply_code_extracted_checked_and_run_in_the_sandbox(server, tmp_path):
 
 def test_recorded_run_replays_identically_without_the_server(server, tmp_path):
     path = tmp_path / "llm.jsonl"
-    live = LLMClient(LLMConfig(backend="local", base_url=server.base_url, model="smollm2", max_tokens=60),
-                     recorder=Recorder(path))
+    live = LLMClient(
+        LLMConfig(backend="local", base_url=server.base_url, model="smollm2", max_tokens=60), recorder=Recorder(path)
+    )
     first = [live.complete(PROMPT).text, live.complete([*PROMPT, {"role": "user", "content": "Now subtract."}]).text]
     replay = LLMClient(LLMConfig(backend="replay", replay_file=str(path), model="smollm2", max_tokens=60))
-    again = [replay.complete(PROMPT).text, replay.complete([*PROMPT, {"role": "user", "content": "Now subtract."}]).text]
+    again = [
+        replay.complete(PROMPT).text,
+        replay.complete([*PROMPT, {"role": "user", "content": "Now subtract."}]).text,
+    ]
     assert again == first
 
 
@@ -76,3 +87,46 @@ def test_service_starts_the_local_default_records_and_reports_rounds(tmp_path):
     assert len((tmp_path / "llm.jsonl").read_text().splitlines()) == 2
     for a in attempts:
         assert a.executed or a.feedback()  # a failure always has words for the next prompt
+
+
+def test_the_server_dies_with_its_parent_even_mid_generation(tmp_path):
+    """A coordinator killed outright (SIGKILL) while its local server generates leaves no server behind: the
+    server gets SIGKILL from the kernel (on SIGTERM it would first finish the generation for a client that is
+    gone)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT, wait_for
+
+    script = (
+        "import json, sys, threading, urllib.request\n"
+        "from scenarios.llm.local_server import LocalServer\n"
+        "srv = LocalServer().start()\n"
+        "body = json.dumps({'model': srv.model, 'max_tokens': 2000, 'messages': [{'role': 'user', 'content': "
+        "'Count from 1 to 1000, one number a line.'}]}).encode()\n"
+        "req = urllib.request.Request(srv.base_url + '/chat/completions', body, {'Content-Type': 'application/json'})\n"
+        "threading.Thread(target=lambda: urllib.request.urlopen(req, timeout=600), daemon=True).start()\n"
+        "print(srv.process.pid, flush=True)\n"
+        "threading.Event().wait()\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(parent.stdout.readline())
+        time.sleep(2)  # the generation is under way
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+
+        def gone():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            with open(f"/proc/{pid}/stat") as fh:  # a zombie waiting for init to reap it is gone too
+                return fh.read().split(")")[-1].split()[0] == "Z"
+
+        wait_for(gone, 10, "the server to die with its parent")
+    finally:
+        parent.kill()

@@ -1,4 +1,5 @@
 """Coordinator LLM client: extraction, contract checks, conversation budget, recording/replay, HTTP client."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,8 +12,18 @@ import pytest
 from conftest import free_port
 
 from scenarios.llm import (
-    Conversation, LLMAuthError, LLMClient, LLMConfig, LLMUnavailable, Recorder, ReplayBackend, ReplayMiss,
-    check_contract, extract_code, feedback_text, request_hash,
+    Conversation,
+    LLMAuthError,
+    LLMClient,
+    LLMConfig,
+    LLMUnavailable,
+    Recorder,
+    ReplayBackend,
+    ReplayMiss,
+    check_contract,
+    extract_code,
+    feedback_text,
+    request_hash,
 )
 from scenarios.llm.conversation import TRUNCATION_MARKER
 
@@ -47,17 +58,20 @@ def test_contract_ok():
     assert r.ok and r.check is None
 
 
-@pytest.mark.parametrize("source,check", [
-    (None, "no_code"),
-    ("   \n", "no_code"),
-    ("def mask(obs, t):\n    return (\n", "syntax"),
-    ("def other(obs, t):\n    pass\n", "missing_function"),
-    ("def mask(obs):\n    pass\n", "signature"),
-    ("def mask(o, t):\n    pass\n", "signature"),
-    ("def mask(obs, t, u):\n    pass\n", "signature"),
-    ("def mask(obs, t, *, k):\n    pass\n", "signature"),
-    ("async def mask(obs, t):\n    pass\n", "signature"),
-])
+@pytest.mark.parametrize(
+    "source,check",
+    [
+        (None, "no_code"),
+        ("   \n", "no_code"),
+        ("def mask(obs, t):\n    return (\n", "syntax"),
+        ("def other(obs, t):\n    pass\n", "missing_function"),
+        ("def mask(obs):\n    pass\n", "signature"),
+        ("def mask(o, t):\n    pass\n", "signature"),
+        ("def mask(obs, t, u):\n    pass\n", "signature"),
+        ("def mask(obs, t, *, k):\n    pass\n", "signature"),
+        ("async def mask(obs, t):\n    pass\n", "signature"),
+    ],
+)
 def test_contract_failures(source, check):
     r = check_contract(source, "mask", ["obs", "t"])
     assert not r.ok and r.check == check
@@ -141,8 +155,18 @@ def test_recorder_replay_round_trip(tmp_path):
     rec.record(messages=MSGS, model="m", params={"temperature": 1.0}, reply=None, latency_s=0.1, error="boom")
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     assert len(lines) == 2
-    assert set(lines[0]) >= {"request_hash", "messages", "model", "params", "reply", "latency_s", "prompt_tokens",
-                             "completion_tokens", "error", "time"}
+    assert set(lines[0]) >= {
+        "request_hash",
+        "messages",
+        "model",
+        "params",
+        "reply",
+        "latency_s",
+        "prompt_tokens",
+        "completion_tokens",
+        "error",
+        "time",
+    }
     rb = ReplayBackend(path)
     e = rb.lookup(MSGS, "m", p)
     assert (e["reply"], e["prompt_tokens"], e["completion_tokens"]) == ("R1", 7, 3)
@@ -170,8 +194,14 @@ def test_config_env_resolution():
 @needs_openai
 def test_client_unreachable_raises_quickly_and_records(tmp_path):
     port = free_port()  # nothing listens there
-    cfg = LLMConfig(backend="openai", base_url=f"http://127.0.0.1:{port}/v1", api_key="k", timeout_s=1.0,
-                    max_retries=1, backoff_s=0.01)
+    cfg = LLMConfig(
+        backend="openai",
+        base_url=f"http://127.0.0.1:{port}/v1",
+        api_key="k",
+        timeout_s=1.0,
+        max_retries=1,
+        backoff_s=0.01,
+    )
     rec = Recorder(tmp_path / "llm.jsonl")
     client = LLMClient(cfg, recorder=rec)
     t0 = time.monotonic()
@@ -205,10 +235,16 @@ class _FakeServer:
                     time.sleep(0.6)
                     status = 200
                 if status == 200:
-                    payload = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                               "choices": [{"index": 0, "finish_reason": "stop",
-                                            "message": {"role": "assistant", "content": reply}}],
-                               "usage": {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16}}
+                    payload = {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}
+                        ],
+                        "usage": {"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16},
+                    }
                 else:
                     payload = {"error": {"message": f"status {status}", "type": "x", "code": None}}
                 data = json.dumps(payload).encode()
@@ -235,8 +271,18 @@ class _FakeServer:
 
 
 def _cfg(url, **kw):
-    return LLMConfig(**{"backend": "openai", "base_url": url, "api_key": "sk-test", "model": "m", "timeout_s": 5.0,
-                        "max_retries": 2, "backoff_s": 0.01, **kw})
+    return LLMConfig(
+        **{
+            "backend": "openai",
+            "base_url": url,
+            "api_key": "sk-test",
+            "model": "m",
+            "timeout_s": 5.0,
+            "max_retries": 2,
+            "backoff_s": 0.01,
+            **kw,
+        }
+    )
 
 
 @needs_openai

@@ -2,6 +2,7 @@
 
 libsumo runs one simulation per process: every test closes its environment before the next starts one.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,15 @@ def _run(env, episode, steps, policy, record=None):
     for _ in range(steps):
         env.step(policy(env))
         ids, xy, speed = env.sim.states()
-        snap = {"ids": tuple(ids), "xy": xy.copy(), "speed": speed.copy(), "active": tuple(env.active()),
-                "obs": env.observations(), "reward": env.reward(), "collided": env.collided()}
+        snap = {
+            "ids": tuple(ids),
+            "xy": xy.copy(),
+            "speed": speed.copy(),
+            "active": tuple(env.active()),
+            "obs": env.observations(),
+            "reward": env.reward(),
+            "collided": env.collided(),
+        }
         if record:
             record(env, snap)
         out.append(snap)
@@ -69,7 +77,7 @@ def test_network_builds_and_is_cached(tmp_path):
     assert again.seed == 5 and again.main_length == f.main_length
     longer = build_merge(tmp_path, pre_merge=500.0, departures="poisson")  # Flow's merge0: rebuilt
     assert longer.main_length == pytest.approx(f.main_length + 300, abs=0.5)
-    assert "period=\"exp(" in longer.routes.read_text()
+    assert 'period="exp(' in longer.routes.read_text()
     with pytest.raises(ValueError):
         build_merge(tmp_path, departures="uniform")
 
@@ -125,8 +133,8 @@ def test_inflows_binding_observations_release(make_env):
     assert main == sorted(main, key=_index)
     for a, flags in ever_active.items():  # each slot active for one unbroken stretch, then never again
         first, last = flags.index(True), len(flags) - 1 - flags[::-1].index(True)
-        assert all(flags[first:last + 1])
-    assert all(ever_active[f"cav{k}"].index(True) <= ever_active[f"cav{k+1}"].index(True) for k in range(12))
+        assert all(flags[first : last + 1])
+    assert all(ever_active[f"cav{k}"].index(True) <= ever_active[f"cav{k + 1}"].index(True) for k in range(12))
     assert checks["no_leader"] > 0 and checks["no_follower"] > 0 and checks["x_checked"] > 100
     # Release: cav0's vehicle (at 10 m/s with zero accelerations) crossed the 425 m road in ~43 s and left.
     assert not ever_active["cav0"][-1] and "cav0" not in env.active() and env.vehicle_of("cav0") is None

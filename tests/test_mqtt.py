@@ -1,6 +1,7 @@
 """The MQTT transport with a real mosquitto: a node started as its own program joins a running run
 through the broker and a bridge, answers a Ping, reports metrics (also as JSON telemetry), and survives
 the broker going away for 5 s without losing the metrics it produced meanwhile."""
+
 from __future__ import annotations
 
 import json
@@ -18,15 +19,17 @@ import time
 import msgpack
 import pytest
 import zmq
-
 from conftest import ROOT, coordinator_log, free_port, metrics, start_run, wait_for
+
 from protocols.codec import encode
 from protocols.messages import Metrics, Ping, Pong
 from protocols.mqtt import MqttLink, MqttSettings, qos_for, telemetry_topic, up_topic
 from protocols.sockets import request
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
-pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed (`make install` installs it from Debian)")
+pytestmark = pytest.mark.skipif(
+    MOSQUITTO is None, reason="mosquitto is not installed (`make install` installs it from Debian)"
+)
 
 
 class Broker:
@@ -56,6 +59,7 @@ class Broker:
             except OSError:
                 assert self.proc.poll() is None, f"mosquitto exited: {self.log.read_text()[-500:]}"
                 return False
+
         wait_for(accepting, 10, "mosquitto listening")
 
     def stop(self) -> None:
@@ -113,7 +117,6 @@ def _records(run_dir, kind, pred=lambda r: True):
     return [m for m in metrics(run_dir) if m["node"] == "edge1" and m["kind"] == kind and pred(m)]
 
 
-
 def _only_good_connects(good_settings: MqttSettings, bad_settings: MqttSettings) -> None:
     """A link with good_settings connects to the broker; one with bad_settings does not."""
     good, bad = MqttLink(good_settings, "good", []), MqttLink(bad_settings, "bad", [])
@@ -124,18 +127,29 @@ def _only_good_connects(good_settings: MqttSettings, bad_settings: MqttSettings)
     good.close(1)
     bad.close(0)
 
+
 def test_settings_and_topics():
     s = MqttSettings(broker="mqtts://broker.example", fleet="lab-1")
     assert (s.host, s.port, s.tls) == ("broker.example", 8883, True)
     assert MqttSettings(broker="mqtt://10.0.0.2").port == 1883
     assert up_topic("lab-1", "veh3") == "netmarl/lab-1/veh3/up"
     assert telemetry_topic("f", "veh3", "beacon_node") == "netmarl/f/telemetry/veh3/beacon_node"
-    for bad in ({"broker": "tcp://x:1"}, {"broker": "mqtt://x:1", "fleet": "a/b"}, {"broker": "mqtt://x:1", "fleet": "#"}):
+    for bad in (
+        {"broker": "tcp://x:1"},
+        {"broker": "mqtt://x:1", "fleet": "a/b"},
+        {"broker": "mqtt://x:1", "fleet": "#"},
+    ):
         with pytest.raises(ValueError):
             MqttSettings(**bad)
     with pytest.raises(ValueError):
         up_topic("f", "veh+")
-    assert (qos_for("beacon"), qos_for("heartbeat"), qos_for("register"), qos_for("action"), qos_for("metrics")) == (0, 0, 1, 1, 1)
+    assert (qos_for("beacon"), qos_for("heartbeat"), qos_for("register"), qos_for("action"), qos_for("metrics")) == (
+        0,
+        0,
+        1,
+        1,
+        1,
+    )
 
 
 def test_username_and_password(tmp_path):
@@ -144,8 +158,10 @@ def test_username_and_password(tmp_path):
     b = Broker(tmp_path, f"allow_anonymous false\npassword_file {passwords}\n")
     b.start()
     try:
-        _only_good_connects(MqttSettings(broker=b.url, username="robot", password="s3cret"),
-                            MqttSettings(broker=b.url, username="robot", password="wrong"))
+        _only_good_connects(
+            MqttSettings(broker=b.url, username="robot", password="s3cret"),
+            MqttSettings(broker=b.url, username="robot", password="wrong"),
+        )
     finally:
         b.stop()
 
@@ -168,14 +184,27 @@ def test_node_over_mqtt_joins_and_survives_a_broker_outage(tmp_path, reap, broke
         bridge = subprocess.Popen(["sleep", "600"])  # a stand-in, so the checks below read alike
     else:
         with open(bridge_log, "w") as fh:
-            bridge = subprocess.Popen([sys.executable, "-m", "coordinator.cli", "bridge", "--run-dir", str(run_dir), *mqtt],
-                                      cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, text=True)
+            bridge = subprocess.Popen(
+                [sys.executable, "-m", "coordinator.cli", "bridge", "--run-dir", str(run_dir), *mqtt],
+                cwd=ROOT,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
     with open(node_log, "w") as fh:  # no route to the coordinator but through the broker
-        node = subprocess.Popen([sys.executable, "-m", "agent_node", "--id", "edge1", "--coordinator", endpoint, *mqtt],
-                                cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, text=True)
+        node = subprocess.Popen(
+            [sys.executable, "-m", "agent_node", "--id", "edge1", "--coordinator", endpoint, *mqtt],
+            cwd=ROOT,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     try:
-        registered = wait_for(lambda: re.search(r"registered edge1 \(agent, pid \d+\) at (\S+)", coordinator_log(run_dir)),
-                              30, "edge1 registered")
+        registered = wait_for(
+            lambda: re.search(r"registered edge1 \(agent, pid \d+\) at (\S+)", coordinator_log(run_dir)),
+            30,
+            "edge1 registered",
+        )
         stand_in = registered.group(1)
         assert stand_in != endpoint
         wait_for(lambda: "registered (inbox" in node_log.read_text(), 10, "edge1 has its acknowledgement")
@@ -193,8 +222,11 @@ def test_node_over_mqtt_joins_and_survives_a_broker_outage(tmp_path, reap, broke
         broker.start()
         # the record written while the broker was away was kept and arrives now
         wait_for(lambda: _records(run_dir, "mqtt_link", lambda r: r["event"] == "disconnected"), 20, "buffered record")
-        back = wait_for(lambda: _records(run_dir, "mqtt_link", lambda r: r["event"] == "connected" and r["outage_s"] > 0),
-                        20, "reconnection record")
+        back = wait_for(
+            lambda: _records(run_dir, "mqtt_link", lambda r: r["event"] == "connected" and r["outage_s"] > 0),
+            20,
+            "reconnection record",
+        )
         assert back[0]["outage_s"] >= 4.0 and back[0]["dropped"] == 0
         assert _ping(stand_in, 8).body.nonce == 8  # it resumed
         assert not [m for m in metrics(run_dir) if m.get("event") == "node_failed" and m["node"] == "edge1"]
@@ -203,13 +235,20 @@ def test_node_over_mqtt_joins_and_survives_a_broker_outage(tmp_path, reap, broke
         assert node.wait(15) == 0
         final = wait_for(lambda: _records(run_dir, "beacon_node", lambda r: r["final"]), 10, "final metrics")
         assert final[0]["mqtt"]["disconnects"] >= 1
-        wait_for(lambda: telemetry.find("netmarl/t1/telemetry/edge1/beacon_node", lambda r: r["final"]), 10,
-                 "final metrics telemetry")
+        wait_for(
+            lambda: telemetry.find("netmarl/t1/telemetry/edge1/beacon_node", lambda r: r["final"]),
+            10,
+            "final metrics telemetry",
+        )
         wait_for(lambda: telemetry.find("netmarl/t1/edge1/status", lambda r: r == "offline"), 5, "node offline")
     finally:
         telemetry.close()
-        print("--- node log\n", node_log.read_text()[-3000:], "\n--- bridge log\n",
-              bridge_log.read_text()[-3000:] if bridge_log.exists() else "")
+        print(
+            "--- node log\n",
+            node_log.read_text()[-3000:],
+            "\n--- bridge log\n",
+            bridge_log.read_text()[-3000:] if bridge_log.exists() else "",
+        )
         for p in (node, bridge):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -227,10 +266,10 @@ def test_bridge_forwards_both_planes_and_refuses_spoofing(broker):
     obeyed, a beacon reaches the medium with the node's identity and a delivery comes back with the
     medium's; a forged source or an endpoint outside the directory is refused."""
     from coordinator.mqtt_bridge import MqttBridge
+    from protocols.codec import decode
     from protocols.endpoint import Endpoint
     from protocols.messages import Beacon, Directory, Register
     from protocols.mqtt import NodeTransport
-    from protocols.codec import decode
 
     ctx = zmq.Context()
     coord, medium = ctx.socket(zmq.ROUTER), ctx.socket(zmq.ROUTER)
@@ -300,6 +339,7 @@ def test_link_keeps_order_and_loses_nothing_across_an_outage(tmp_path):
     def on_message(_topic, payload):
         with lock:
             got.append(int(payload))
+
     sub = MqttLink(settings, "sub", [("t/x", 1)], on_message=on_message)
     gate = asyncio.Event()
     pub = MqttLink(settings, "pub", [], gate=gate)
@@ -336,19 +376,52 @@ def test_tls(tmp_path):
 
     def run(*args):
         subprocess.run([openssl, *args], check=True, capture_output=True, cwd=tmp_path)
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "1",
-        "-subj", "/CN=netmarl test CA")
+
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=netmarl test CA",
+    )
     run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
     (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.crt", "-days", "1", "-extfile", "san.ext")
-    b = Broker(tmp_path, f"allow_anonymous true\ncafile {tmp_path / 'ca.crt'}\ncertfile {tmp_path / 'server.crt'}\n"
-                         f"keyfile {tmp_path / 'server.key'}\n")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    )
+    b = Broker(
+        tmp_path,
+        f"allow_anonymous true\ncafile {tmp_path / 'ca.crt'}\ncertfile {tmp_path / 'server.crt'}\n"
+        f"keyfile {tmp_path / 'server.key'}\n",
+    )
     b.start()
     try:
         url = f"mqtts://127.0.0.1:{b.port}"
-        _only_good_connects(MqttSettings(broker=url, tls_ca=str(tmp_path / "ca.crt")),
-                            MqttSettings(broker=url))  # the system CAs do not know ours
+        _only_good_connects(
+            MqttSettings(broker=url, tls_ca=str(tmp_path / "ca.crt")), MqttSettings(broker=url)
+        )  # the system CAs do not know ours
     finally:
         b.stop()
 
@@ -359,6 +432,7 @@ FUZZ_FLEET = "pz"
 
 def _up(to, frames, **extra) -> bytes:
     import msgpack
+
     return msgpack.packb({"to": to, "f": frames, **extra}, use_bin_type=True)
 
 
@@ -372,6 +446,7 @@ def _nested(depth: int):
 def _raw_publish(port: int, topic: bytes, payload: bytes) -> None:
     """A PUBLISH with exactly these topic bytes (paho cannot send a topic that is not UTF-8): MQTT 3.1.1
     CONNECT, CONNACK, then the PUBLISH (QoS 0), written by hand."""
+
     def packet(first: int, body: bytes) -> bytes:
         n, length = len(body), bytearray()
         while True:
@@ -379,6 +454,7 @@ def _raw_publish(port: int, topic: bytes, payload: bytes) -> None:
             length.append(byte | (0x80 if n else 0))
             if not n:
                 return bytes([first]) + bytes(length) + body
+
     with socket.create_connection(("127.0.0.1", port), 5) as s:
         s.sendall(packet(0x10, b"\x00\x04MQTT\x04\x02\x00\x3c" + b"\x00\x03raw"))
         assert s.recv(4)[:2] == b"\x20\x02"
@@ -433,16 +509,34 @@ class Rig:
         self.sockets: list[zmq.Socket] = []
         if process:  # `netmarl bridge`, a process of its own
             self.log = open(log_path, "w")
-            self.proc = subprocess.Popen([sys.executable, "-m", "coordinator.cli", "bridge", "--coordinator", self.coord_ep,
-                                          "--mqtt", broker.url, "--fleet", FUZZ_FLEET], cwd=ROOT, stdout=self.log,
-                                         stderr=subprocess.STDOUT, text=True)
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "coordinator.cli",
+                    "bridge",
+                    "--coordinator",
+                    self.coord_ep,
+                    "--mqtt",
+                    broker.url,
+                    "--fleet",
+                    FUZZ_FLEET,
+                ],
+                cwd=ROOT,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         else:
             from coordinator.mqtt_bridge import MqttBridge
+
             self.bridge = MqttBridge(MqttSettings(broker=broker.url, fleet=FUZZ_FLEET), self.coord_ep)
             self.thread = threading.Thread(target=self.bridge.run, daemon=True)
             self.thread.start()
         self.mqtt = RawClient(broker.port, f"netmarl/{FUZZ_FLEET}/#")
-        wait_for(lambda: self.mqtt.find(f"netmarl/{FUZZ_FLEET}/bridge/status", lambda p: p == b"online"), 20, "bridge online")
+        wait_for(
+            lambda: self.mqtt.find(f"netmarl/{FUZZ_FLEET}/bridge/status", lambda p: p == b"online"), 20, "bridge online"
+        )
         self.stand_in = self.register("good1")
 
     def alive(self) -> bool:
@@ -457,6 +551,7 @@ class Rig:
 
     def at_coordinator(self) -> tuple[bytes, object]:
         from protocols.codec import decode
+
         assert self.coord.poll(10_000), "nothing reached the coordinator"
         ident, *frames = self.coord.recv_multipart()
         return ident, decode(frames)
@@ -464,7 +559,10 @@ class Rig:
     def register(self, node: str) -> str:
         """The node registers through the bridge: the coordinator sees its stand-in endpoint."""
         from protocols.messages import Register
-        self.publish_up(node, _up(self.coord_ep, self.frames(Register(node_id=node, endpoint="tcp://127.0.0.1:1"), node)))
+
+        self.publish_up(
+            node, _up(self.coord_ep, self.frames(Register(node_id=node, endpoint="tcp://127.0.0.1:1"), node))
+        )
         ident, msg = self.at_coordinator()
         assert ident == node.encode() and msg.body.node_id == node
         return msg.body.endpoint
@@ -481,7 +579,9 @@ class Rig:
         """Still alive, and a well-formed message still goes up to the coordinator (the first thing to
         arrive there: nothing bad was passed on) and down to the node."""
         import msgpack
+
         from protocols.messages import Heartbeat
+
         assert self.alive(), "the bridge is gone"
         self.publish_up("good1", _up(self.coord_ep, self.frames(Heartbeat(), "good1")))
         ident, msg = self.at_coordinator()
@@ -492,8 +592,10 @@ class Rig:
 
         def down(payload):
             from protocols.codec import decode
+
             msg = msgpack.unpackb(payload, raw=False)
             return msg["from"] == b"coordinator" and getattr(decode(msg["f"]).body, "nonce", None) == nonce
+
         wait_for(lambda: self.mqtt.find(f"netmarl/{FUZZ_FLEET}/good1/down", down), 10, "the Ping published down")
         assert self.alive()
 
@@ -514,6 +616,7 @@ class Rig:
 def _to_not_a_string(rig: Rig) -> int:
     """The uplink's "to" (and "re") of the wrong type: a list used to be looked up in a set (TypeError)."""
     from protocols.messages import Heartbeat
+
     for to in ([rig.coord_ep], {rig.coord_ep: 1}, None, 2**64 - 1, b"tcp://127.0.0.1:9"):
         rig.publish_up("evil", _up(to, rig.frames(Heartbeat(), "evil")))
     rig.publish_up("evil", _up(rig.coord_ep, rig.frames(Heartbeat(), "evil"), re=[b"x"]))
@@ -534,6 +637,7 @@ def _envelope_type_not_a_string(rig: Rig) -> int:
     """Sent to a node's stand-in inbox over ZeroMQ: an envelope whose type is a list or a map (that
     TypeError'd in qos_for), or not a msgpack map at all, or a message of one frame."""
     import msgpack
+
     sock = rig.dealer(b"medium")
     for kind in (["beacon"], {"a": 1}, 5):
         env = {"v": 1, "type": kind, "src": "medium", "dst": "good1", "seq": 0}
@@ -548,6 +652,7 @@ def _node_id_not_a_node(rig: Rig) -> int:
     coordinator: the bridge would bind a stand-in that can never get a downlink topic, fail to set an
     empty routing identity (ZMQError), or pass on messages as the coordinator."""
     from protocols.messages import Heartbeat
+
     for node in ("bad id", "", "caf\u00e9", "coordinator"):
         rig.publish_up(node, _up(rig.coord_ep, rig.frames(Heartbeat(), node)))
     return 4
@@ -557,6 +662,7 @@ def _endpoint_unreachable(rig: Rig) -> int:
     """The coordinator's Directory lists an endpoint ZeroMQ cannot connect to (a Register's pattern
     lets `tcp://nonsense` through); a node's message to it raised ZMQError on connect."""
     from protocols.messages import Directory, Heartbeat
+
     directory = Directory(endpoints={"good1": rig.stand_in, "ghost": "tcp://nonsense"})
     rig.dealer(b"coordinator").send_multipart(rig.frames(directory, "coordinator", "good1"))
     wait_for(lambda: "tcp://nonsense" in rig.bridge.allowed, 10, "the directory obeyed")
@@ -564,8 +670,11 @@ def _endpoint_unreachable(rig: Rig) -> int:
     return 1
 
 
-@pytest.mark.parametrize("poison", [_to_not_a_string, _metrics_not_json, _envelope_type_not_a_string, _node_id_not_a_node,
-                                    _endpoint_unreachable], ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.parametrize(
+    "poison",
+    [_to_not_a_string, _metrics_not_json, _envelope_type_not_a_string, _node_id_not_a_node, _endpoint_unreachable],
+    ids=lambda f: f.__name__.strip("_"),
+)
 def test_bad_messages_are_counted_and_the_bridge_goes_on(broker, poison):
     """Each kind of bad message once ended the bridge (or was passed on); now each is refused and
     counted, and the bridge goes on relaying both ways."""
@@ -591,21 +700,40 @@ def test_bridge_process_outlives_a_battery_of_bad_messages(broker, tmp_path):
     import ast
 
     import msgpack
+
     from protocols.messages import Heartbeat
     from protocols.mqtt import MAX_PAYLOAD
+
     rig = Rig(broker, process=True, log_path=tmp_path / "bridge.log")
     try:
         rig.relays()
         hb = lambda: rig.frames(Heartbeat(), "evil")  # noqa: E731
         env = msgpack.unpackb(hb()[0])
-        bad_envelopes = [{**env, "type": ["x"]}, {**env, "src": 5}, {**env, "seq": -1}, {**env, "seq": 1.5},
-                         {**env, "t_sim": "now"}, {**env, "t_sim": float("inf")}, {**env, "v": 99}, {**env, "arrays": "x"},
-                         {**env, "extra": 1}, [env]]
-        payloads = [b"", b"\xc1\xff", msgpack.packb([1, 2]), msgpack.packb(2**64 - 1), _up(rig.coord_ep, "x"),
-                    _up(rig.coord_ep, ["a", "b"]), _up(rig.coord_ep, [b"x"]), _up(rig.coord_ep, [b"\xc1", b"\x80"]),
-                    *[_up(rig.coord_ep, [msgpack.packb(e), hb()[1]]) for e in bad_envelopes],
-                    _up(rig.coord_ep, rig.frames(Heartbeat(), "someone")),  # another node's name
-                    b"\x00" * (MAX_PAYLOAD + 1)]
+        bad_envelopes = [
+            {**env, "type": ["x"]},
+            {**env, "src": 5},
+            {**env, "seq": -1},
+            {**env, "seq": 1.5},
+            {**env, "t_sim": "now"},
+            {**env, "t_sim": float("inf")},
+            {**env, "v": 99},
+            {**env, "arrays": "x"},
+            {**env, "extra": 1},
+            [env],
+        ]
+        payloads = [
+            b"",
+            b"\xc1\xff",
+            msgpack.packb([1, 2]),
+            msgpack.packb(2**64 - 1),
+            _up(rig.coord_ep, "x"),
+            _up(rig.coord_ep, ["a", "b"]),
+            _up(rig.coord_ep, [b"x"]),
+            _up(rig.coord_ep, [b"\xc1", b"\x80"]),
+            *[_up(rig.coord_ep, [msgpack.packb(e), hb()[1]]) for e in bad_envelopes],
+            _up(rig.coord_ep, rig.frames(Heartbeat(), "someone")),  # another node's name
+            b"\x00" * (MAX_PAYLOAD + 1),
+        ]
         for payload in payloads:
             rig.publish_up("evil", payload)
         rejected = len(payloads)

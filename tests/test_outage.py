@@ -1,4 +1,5 @@
 """Network outages: sends wait for a peer that is away; a hand-started node rides out a 5 s cut and resumes."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,8 +9,8 @@ import sys
 import time
 
 import zmq
-
 from conftest import ROOT, coordinator_log, free_port, metrics, start_run, wait_for
+
 from agent_node.cli import add_arguments, config_from_args
 from protocols.sockets import Inbox, PeerLink
 
@@ -48,8 +49,20 @@ def test_messages_sent_while_the_peer_is_away_wait_and_arrive_in_order():
 def test_outage_options_of_the_node_cli():
     p = argparse.ArgumentParser()
     add_arguments(p)
-    cfg = config_from_args(p.parse_args(["--id", "d1", "--coordinator", "tcp://10.0.0.1:5555", "--coordinator-timeout", "60",
-                                         "--advertise", "tcp://203.0.113.7:6000"]))
+    cfg = config_from_args(
+        p.parse_args(
+            [
+                "--id",
+                "d1",
+                "--coordinator",
+                "tcp://10.0.0.1:5555",
+                "--coordinator-timeout",
+                "60",
+                "--advertise",
+                "tcp://203.0.113.7:6000",
+            ]
+        )
+    )
     assert (cfg.coordinator_timeout_s, cfg.advertise, cfg.status_interval_s) == (60, "tcp://203.0.113.7:6000", 10)
 
 
@@ -66,12 +79,35 @@ def test_node_survives_a_coordinator_outage_and_resumes(tmp_path, reap):
     relay = start_relay(*specs)
     node_log = tmp_path / "edge1.log"
     with open(node_log, "w") as fh:
-        node = subprocess.Popen([sys.executable, "-m", "agent_node", "--id", "edge1", "--run", str(run_dir), "--coordinator", f"tcp://127.0.0.1:{up}",
-                                 "--bind", f"tcp://127.0.0.1:{inbox}", "--advertise", f"tcp://127.0.0.1:{down}",
-                                 "--status-interval", "0.5"], cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, text=True)
+        node = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agent_node",
+                "--id",
+                "edge1",
+                "--run",
+                str(run_dir),
+                "--coordinator",
+                f"tcp://127.0.0.1:{up}",
+                "--bind",
+                f"tcp://127.0.0.1:{inbox}",
+                "--advertise",
+                f"tcp://127.0.0.1:{down}",
+                "--status-interval",
+                "0.5",
+            ],
+            cwd=ROOT,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     try:
-        wait_for(lambda: f"registered edge1 (agent, pid {node.pid}) at tcp://127.0.0.1:{down}" in coordinator_log(run_dir),
-                 30, "edge1 registered at its advertised endpoint")
+        wait_for(
+            lambda: f"registered edge1 (agent, pid {node.pid}) at tcp://127.0.0.1:{down}" in coordinator_log(run_dir),
+            30,
+            "edge1 registered at its advertised endpoint",
+        )
         wait_for(lambda: node_records(run_dir, "node_status"), 10, "edge1 reporting")
 
         relay.kill()  # the network goes away for 5 s: both connections are reset
@@ -88,8 +124,11 @@ def test_node_survives_a_coordinator_outage_and_resumes(tmp_path, reap):
         back = [m for m in metrics(run_dir) if m.get("event") == "node_back"]
         assert back[0]["node"] == "edge1" and back[0]["down_s"] > 1
         # records the node wrote during the outage waited in its queue and arrived; none was lost
-        during = wait_for(lambda: [r for r in node_records(run_dir, "node_status") if r["coordinator_silent_s"] > 3],
-                          10, "status records from the outage")
+        during = wait_for(
+            lambda: [r for r in node_records(run_dir, "node_status") if r["coordinator_silent_s"] > 3],
+            10,
+            "status records from the outage",
+        )
         assert during[0]["coordinator_outages"] == 1
         n_before = len(node_records(run_dir, "node_status"))
         wait_for(lambda: len(node_records(run_dir, "node_status")) > n_before + 2, 10, "reporting resumed")
@@ -100,7 +139,9 @@ def test_node_survives_a_coordinator_outage_and_resumes(tmp_path, reap):
         assert node.wait(10) == 0
         wait_for(lambda: [r for r in node_records(run_dir, "beacon_node") if r["final"]], 5, "final metrics")
     finally:
-        print("--- node log\n", node_log.read_text()[-3000:], "\n--- coordinator log\n", coordinator_log(run_dir)[-3000:])
+        print(
+            "--- node log\n", node_log.read_text()[-3000:], "\n--- coordinator log\n", coordinator_log(run_dir)[-3000:]
+        )
         for p in (node, relay):
             if p.poll() is None:
                 p.kill()

@@ -1,4 +1,5 @@
 """Portable policy export (issue 8): numpy inference matches torch, tampered files are refused, no torch needed."""
+
 from __future__ import annotations
 
 import json
@@ -79,8 +80,8 @@ def test_export_actor_direct_and_description(tmp_path):
         desc = json.loads(str(z[DESCRIPTION_KEY]))
         assert all(z[k].dtype == np.float32 for k in z.files if k != DESCRIPTION_KEY)
     assert desc["std_floor"] == 1e-5 and desc["action_bound"] == 3.0
-    assert [l["type"] for l in desc["trunk"]] == ["linear", "relu", "linear", "relu"]
-    assert [l["type"] for l in desc["heads"]["std"]] == ["linear", "softplus"]
+    assert [layer["type"] for layer in desc["trunk"]] == ["linear", "relu", "linear", "relu"]
+    assert [layer["type"] for layer in desc["heads"]["std"]] == ["linear", "softplus"]
 
 
 def test_loader_refuses_tampered_files(tmp_path):
@@ -116,13 +117,15 @@ def test_portable_policy_runs_without_torch(tmp_path):
     path = export_sac(sac, tmp_path / "edge.npz")
     obs = np.random.default_rng(4).normal(0.0, 3.0, size=(1000, 6)).astype(np.float32)
     np.save(tmp_path / "obs.npy", obs)
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "import numpy as np\n"
-            "from agent_node.portable_policy import PortablePolicy\n"
-            "assert not any(m.split('.')[0] == 'torch' and sys.modules[m] is not None for m in sys.modules)\n"
-            f"pol = PortablePolicy.load({str(path)!r})\n"
-            f"np.save({str(tmp_path / 'act.npy')!r}, pol.act(np.load({str(tmp_path / 'obs.npy')!r})))\n"
-            "print('ok')")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import numpy as np\n"
+        "from agent_node.portable_policy import PortablePolicy\n"
+        "assert not any(m.split('.')[0] == 'torch' and sys.modules[m] is not None for m in sys.modules)\n"
+        f"pol = PortablePolicy.load({str(path)!r})\n"
+        f"np.save({str(tmp_path / 'act.npy')!r}, pol.act(np.load({str(tmp_path / 'obs.npy')!r})))\n"
+        "print('ok')"
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ok"

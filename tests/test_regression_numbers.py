@@ -1,6 +1,7 @@
 """A short seeded run of every world kind gives the numbers recorded before the architecture changes (issue 22):
 moving code must not change what a run computes. Record again (only when behaviour is meant to change) with
 `NETMARL_RECORD=1 python -m pytest tests/test_regression_numbers.py`."""
+
 from __future__ import annotations
 
 import json
@@ -8,28 +9,82 @@ import math
 import os
 
 import pytest
-
 from conftest import ROOT, run_cli
 
 RECORDED = ROOT / "tests" / "data" / "regression_numbers.json"
 CASES = {  # name: (scenario file, --set list); every run is seeded and on a simulated or lock-step clock
     "beacons": ("figure8_beacons.toml", ["run.steps=100", "world.vehicles=6", "world.agents=6"]),
-    "cav_figure8": ("figure8_rsm_masac.toml", ["world.episodes=1", "world.horizon=100", "world.test_every=0",
-                                               "algo.U=2", "algo.sac={learning_starts=20, batch_size=32}"]),
-    "cav_merge": ("merge_rsm_masac.toml", ["world.episodes=1", "world.horizon=60", "world.test_every=0", "algo.U=2",
-                                           "algo.sac={learning_starts=20, batch_size=32}"]),
-    "routing": ("grid_reled.toml", ["world.agents=4", "world.epochs=2", "world.decisions_per_epoch=50",
-                                    "world.test_episodes=1", "algo.ppo={update_epochs=2}", "algo.sed.q=2",
-                                    "algo.sed.expert=scripted"]),
-    "signals": ("signals_espark.toml", ["world.episodes=2", "world.horizon_s=300", "world.test_episodes=1",
-                                        "algo.ppo={update_epochs=1}", "algo.method=ippo", "world.update_every=1"]),
-    "inventory": ("inventory_espark.toml", ["world.episodes=2", "world.update_every=1", "world.test_episodes=1",
-                                            "world.env.skus=20", "world.env.echelons=2", "world.env.horizon=30",
-                                            "algo.ppo={minibatch=256}", "algo.method=ippo"]),
-    "warehouse": ("warehouse_alternating.toml", ["world.robots=20", "world.horizon=20", "algo.k=5", "run.steps=40",
-                                                 "algo.train.n_steps=1", "algo.train.l_rollouts=4",
-                                                 "algo.train.l_horizon=20", "algo.train.l_sweeps=1",
-                                                 "algo.train.eval_rollouts=8", "algo.train.eval_horizon=20"]),
+    "cav_figure8": (
+        "figure8_rsm_masac.toml",
+        [
+            "world.episodes=1",
+            "world.horizon=100",
+            "world.test_every=0",
+            "algo.U=2",
+            "algo.sac={learning_starts=20, batch_size=32}",
+        ],
+    ),
+    "cav_merge": (
+        "merge_rsm_masac.toml",
+        [
+            "world.episodes=1",
+            "world.horizon=60",
+            "world.test_every=0",
+            "algo.U=2",
+            "algo.sac={learning_starts=20, batch_size=32}",
+        ],
+    ),
+    "routing": (
+        "grid_reled.toml",
+        [
+            "world.agents=4",
+            "world.epochs=2",
+            "world.decisions_per_epoch=50",
+            "world.test_episodes=1",
+            "algo.ppo={update_epochs=2}",
+            "algo.sed.q=2",
+            "algo.sed.expert=scripted",
+        ],
+    ),
+    "signals": (
+        "signals_espark.toml",
+        [
+            "world.episodes=2",
+            "world.horizon_s=300",
+            "world.test_episodes=1",
+            "algo.ppo={update_epochs=1}",
+            "algo.method=ippo",
+            "world.update_every=1",
+        ],
+    ),
+    "inventory": (
+        "inventory_espark.toml",
+        [
+            "world.episodes=2",
+            "world.update_every=1",
+            "world.test_episodes=1",
+            "world.env.skus=20",
+            "world.env.echelons=2",
+            "world.env.horizon=30",
+            "algo.ppo={minibatch=256}",
+            "algo.method=ippo",
+        ],
+    ),
+    "warehouse": (
+        "warehouse_alternating.toml",
+        [
+            "world.robots=20",
+            "world.horizon=20",
+            "algo.k=5",
+            "run.steps=40",
+            "algo.train.n_steps=1",
+            "algo.train.l_rollouts=4",
+            "algo.train.l_horizon=20",
+            "algo.train.l_sweeps=1",
+            "algo.train.eval_rollouts=8",
+            "algo.train.eval_horizon=20",
+        ],
+    ),
 }
 MACHINE = ("wall", "second", "per_s", "elapsed", "pss", "rss", "cpu")  # what measures the machine, not the run
 

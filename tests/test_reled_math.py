@@ -1,4 +1,5 @@
 """RELED math: DTW on known sequences, the weight alpha (Eq. 30), RVI/PDI pairs (Eqs. 19, 24) and prompt lines."""
+
 from __future__ import annotations
 
 import math
@@ -6,11 +7,25 @@ import math
 import numpy as np
 import pytest
 
-from agent_node.learners.reled.dtw import (agent_dtw, dtw_distance, expert_weight, hybrid_objective,
-                                           junction_xy_sequence, normalise_dtw)
-from agent_node.learners.reled.feedback import (InstructionSpan, active_instruction, external_rewards,
-                                                format_feedback_lines, pdi_index, pdi_pairs, rvi_pairs,
-                                                rvi_threshold, violation_steps)
+from agent_node.learners.reled.dtw import (
+    agent_dtw,
+    dtw_distance,
+    expert_weight,
+    hybrid_objective,
+    junction_xy_sequence,
+    normalise_dtw,
+)
+from agent_node.learners.reled.feedback import (
+    InstructionSpan,
+    active_instruction,
+    external_rewards,
+    format_feedback_lines,
+    pdi_index,
+    pdi_pairs,
+    rvi_pairs,
+    rvi_threshold,
+    violation_steps,
+)
 
 NAN = float("nan")
 
@@ -112,13 +127,19 @@ def test_hybrid_objective():
 # A constructed rollout: agents 0..3, subset A_j = {0, 1}, externals A_-j = {2, 3}, clock t = 0..4 s.
 SUBSET = [0, 1]
 POLICY_EPISODES = [  # tau_tilde = tau^a, two episodes
-    {0: [-100] * 5, 1: [-100] * 5,  # subset agents: ignored
-     2: [-1, -1, -3, -1, -1], 3: [-1, -2, -1, -1, NAN]},  # r_ext = -2, -3, -4, -2, -1 -> max |.| = 4
+    {
+        0: [-100] * 5,
+        1: [-100] * 5,  # subset agents: ignored
+        2: [-1, -1, -3, -1, -1],
+        3: [-1, -2, -1, -1, NAN],
+    },  # r_ext = -2, -3, -4, -2, -1 -> max |.| = 4
     {0: [0] * 5, 1: [0] * 5, 2: [-1] * 5, 3: [-1] * 5},  # r_ext = -2 each -> 2
 ]  # threshold max_{tau_tilde} |r_ext| = max(4, 2) = 4
 EXPERT_EPISODE = {  # tau_hat (Eq. 16)
-    0: [0, 0, -50, 0, 0], 1: [0] * 5,  # subset agents: ignored
-    2: [-1, -5, -1, -2, 10], 3: [-1, -1, -2, -3, NAN],
+    0: [0, 0, -50, 0, 0],
+    1: [0] * 5,  # subset agents: ignored
+    2: [-1, -5, -1, -2, 10],
+    3: [-1, -1, -2, -3, NAN],
 }  # r_ext = -2, -6, -3, -5, 10 -> T^j = {t : r_ext < -4} = {1, 3}; t=4 (+10) is not a decrease (Eq. 17)
 INSTR = {
     0: [InstructionSpan(0, 2, "move_to_by_shortest_time(57)"), InstructionSpan(2, 5, "move_to_by_shortest_path(9)")],
@@ -140,8 +161,11 @@ def test_rvi_pairs_on_constructed_rollout():
     pairs = rvi_pairs(EXPERT_EPISODE, POLICY_EPISODES, SUBSET, INSTR, subset_id=1, states={1: "j=42"}.get)
     # t=1: |r_ext| = 6 with agent 0 on instr #0 and agent 1 on instr #0; t=3: |r_ext| = 5, only agent 0 (instr #1)
     got = [(p.t, p.value, p.agent, p.instr_index, p.instruction) for p in pairs]
-    assert got == [(1, 6.0, 0, 0, "move_to_by_shortest_time(57)"), (1, 6.0, 1, 0, "move_to_by_shortest_path(12)"),
-                   (3, 5.0, 0, 1, "move_to_by_shortest_path(9)")]
+    assert got == [
+        (1, 6.0, 0, 0, "move_to_by_shortest_time(57)"),
+        (1, 6.0, 1, 0, "move_to_by_shortest_path(12)"),
+        (3, 5.0, 0, 1, "move_to_by_shortest_path(9)"),
+    ]
     assert all(p.threshold == 4.0 and p.subset == 1 for p in pairs)
     assert [p.state for p in pairs] == ["j=42", "j=42", None]
 

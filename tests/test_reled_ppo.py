@@ -1,4 +1,5 @@
 """RELED hybrid PPO (spec §4): Eq. 26 returns, masking, seeding, expert imitation via L^e, agent PPO, preprocessing."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,9 +18,14 @@ def obs_at(cur: int, dest: int = 5) -> np.ndarray:
 
 def traj(obs_list, actions, rewards, terminated=True, masks=None, last_obs=None) -> Trajectory:
     T = len(actions)
-    return Trajectory(obs=np.stack(obs_list), masks=np.ones((T, 4), bool) if masks is None else masks,
-                      actions=np.array(actions), rewards=np.array(rewards, float), terminated=terminated,
-                      last_obs=last_obs)
+    return Trajectory(
+        obs=np.stack(obs_list),
+        masks=np.ones((T, 4), bool) if masks is None else masks,
+        actions=np.array(actions),
+        rewards=np.array(rewards, float),
+        terminated=terminated,
+        last_obs=last_obs,
+    )
 
 
 def params(agent: HybridPPO) -> list[torch.Tensor]:
@@ -58,10 +64,12 @@ def test_eq26_returns_terminated_vs_bootstrapped():
     no_last = traj(obs, [0, 1, 2], [1, 2, 3], terminated=False)
     np.testing.assert_allclose(agent.returns(no_last, const), [5.23, 4.7, 3.0])  # no bootstrap obs -> 0
     # GAE switch: lambda=1 reproduces Eq. 26, lambda=0 is the one-step TD target
-    np.testing.assert_allclose(HybridPPO(PPOConfig(gamma=0.9, gae_lambda=1.0)).returns(cut, const),
-                               [12.52, 12.8, 12.0], rtol=1e-6)
-    np.testing.assert_allclose(HybridPPO(PPOConfig(gamma=0.9, gae_lambda=0.0)).returns(cut, const),
-                               [10.0, 11.0, 12.0], rtol=1e-6)
+    np.testing.assert_allclose(
+        HybridPPO(PPOConfig(gamma=0.9, gae_lambda=1.0)).returns(cut, const), [12.52, 12.8, 12.0], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        HybridPPO(PPOConfig(gamma=0.9, gae_lambda=0.0)).returns(cut, const), [10.0, 11.0, 12.0], rtol=1e-6
+    )
 
 
 def test_masked_actions_never_sampled_and_all_false_falls_back():
@@ -99,7 +107,7 @@ def test_seeding_identical_init_and_identical_updates():
 def test_alpha0_expert_loss_imitates_expert_action():
     agent = HybridPPO(PPOConfig(norm_adv="none", seed=2))
     states = [obs_at(i % 6, dest=(i * 7) % 6) for i in range(32)]
-    expert = [traj(states[i:i + 4], [1] * 4, [5.0] * 4) for i in range(0, 32, 4)]
+    expert = [traj(states[i : i + 4], [1] * 4, [5.0] * 4) for i in range(0, 32, 4)]
     agent_data = [traj([s], [i % 4], [0.0]) for i, s in enumerate(states)]
     masks = np.ones((32, 4), bool)
     before = agent.probs(np.stack(states), masks)[:, 1].mean()
@@ -150,11 +158,27 @@ def test_shape_errors():
     with pytest.raises(ValueError, match="mask"):
         agent.probs(np.stack([obs_at(0)] * 2), np.ones((3, 4), bool))
     with pytest.raises(ValueError):
-        Trajectory(obs=np.zeros((3, 10)), masks=np.ones((3, 4), bool), actions=np.zeros(2, int),
-                   rewards=np.zeros(3), terminated=True)
+        Trajectory(
+            obs=np.zeros((3, 10)),
+            masks=np.ones((3, 4), bool),
+            actions=np.zeros(2, int),
+            rewards=np.zeros(3),
+            terminated=True,
+        )
     with pytest.raises(ValueError, match="obs"):
-        agent.update([Trajectory(obs=np.zeros((2, 9)), masks=np.ones((2, 4), bool), actions=np.zeros(2, int),
-                                 rewards=np.zeros(2), terminated=True)], [], 1.0)
+        agent.update(
+            [
+                Trajectory(
+                    obs=np.zeros((2, 9)),
+                    masks=np.ones((2, 4), bool),
+                    actions=np.zeros(2, int),
+                    rewards=np.zeros(2),
+                    terminated=True,
+                )
+            ],
+            [],
+            1.0,
+        )
     with pytest.raises(ValueError, match="selectable"):
         agent.update([traj([obs_at(0)], [1], [0.0], masks=np.array([[True, False, True, True]]))], [], 1.0)
     with pytest.raises(ValueError, match="alpha"):
@@ -194,8 +218,15 @@ def test_default_settings_imitate_every_step_of_one_demonstration():
 def test_epsilon_floor_schedule_sampling_and_behaviour_log_probs():
     """eSpark's released selector: (1 - eps) pi + eps Uniform(selectable), eps linear start -> finish, then flat;
     the update's old log-probability is this behaviour's, so its first ratio is pi / behaviour."""
-    cfg = PPOConfig(explore_eps_start=1.0, explore_eps_finish=0.05, explore_eps_steps=100, update_epochs=1,
-                    minibatch=0, junction_ids=False, obs_dim=10)
+    cfg = PPOConfig(
+        explore_eps_start=1.0,
+        explore_eps_finish=0.05,
+        explore_eps_steps=100,
+        update_epochs=1,
+        minibatch=0,
+        junction_ids=False,
+        obs_dim=10,
+    )
     agent = HybridPPO(cfg)
     assert agent.explore_eps(0) == 1.0 and agent.explore_eps(50) == pytest.approx(0.525)
     assert agent.explore_eps(100) == pytest.approx(0.05) and agent.explore_eps(10_000) == pytest.approx(0.05)
@@ -210,8 +241,9 @@ def test_epsilon_floor_schedule_sampling_and_behaviour_log_probs():
     a, logp = agent.act(o, mask, eps=0.3)
     pi = agent.probs(o[None], mask[None])[0]
     assert logp == pytest.approx(float(np.log(0.7 * pi[a] + 0.3 / 3)), rel=1e-5)
-    t = Trajectory(np.stack([o, o]), np.stack([mask, mask]), np.array([1, 0]), np.zeros(2), True,
-                   eps=np.array([0.3, 0.0]))
+    t = Trajectory(
+        np.stack([o, o]), np.stack([mask, mask]), np.array([1, 0]), np.zeros(2), True, eps=np.array([0.3, 0.0])
+    )
     d = agent._dataset([t], agent.critic_agent, False)
     want = np.log([0.7 * pi[1] + 0.1, pi[0]])
     assert np.allclose(d["logp"].numpy(), want, rtol=1e-5)

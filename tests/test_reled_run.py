@@ -1,13 +1,19 @@
 """RELED and IPPO through real processes: epochs, SED rounds with subset rollouts, expert trajectories, updates."""
+
 import json
 
 import pytest
-
 from conftest import ROOT, metrics, run_cli
 
 SCENARIO = ROOT / "scenarios" / "grid_reled.toml"
-QUICK = ["world.agents=4", "world.epochs=2", "world.decisions_per_epoch=50", "world.test_episodes=1",
-         "algo.ppo={update_epochs=2}", "algo.sed.q=2"]
+QUICK = [
+    "world.agents=4",
+    "world.epochs=2",
+    "world.decisions_per_epoch=50",
+    "world.test_episodes=1",
+    "algo.ppo={update_epochs=2}",
+    "algo.sed.q=2",
+]
 
 
 def run(out, *sets, seed=2, timeout=300):
@@ -32,8 +38,13 @@ def test_ippo_trains_tests_and_writes_its_run_folder(tmp_path):
     updates = kind(out, "router_epoch")
     assert {(u["node"], u["epoch"]) for u in updates} == {(f"agent{i}", k) for i in range(4) for k in (1, 2)}
     assert all(u["alpha"] == 1.0 and u["n_expert"] == 0 for u in updates)
-    for name in ("episodes.csv", "plots/learning_curves.png", "plots/alpha.png", "checkpoints/agent0.pt",
-                 "checkpoints/world.json"):
+    for name in (
+        "episodes.csv",
+        "plots/learning_curves.png",
+        "plots/alpha.png",
+        "checkpoints/agent0.pt",
+        "checkpoints/world.json",
+    ):
         assert (out / name).exists(), name
     # --resume goes on from the checkpoints: only the third epoch is trained
     resumed = tmp_path / "resumed"
@@ -87,8 +98,7 @@ def test_feedback_carries_the_states_and_every_follower_gets_a_pdi_line(tmp_path
 
 def test_fixed_alpha_ablation_uses_the_fixed_expert_weight(tmp_path):
     out = tmp_path / "fixed"
-    run(out, "algo.sed.expert=scripted", "algo.alpha_mode=fixed_expert", "algo.alpha_fixed=0.2",
-        "world.epochs=1")
+    run(out, "algo.sed.expert=scripted", "algo.alpha_mode=fixed_expert", "algo.alpha_fixed=0.2", "world.epochs=1")
     updates = kind(out, "router_epoch")
     assert updates and all(u["alpha"] == pytest.approx(0.8) for u in updates)
 
@@ -112,7 +122,7 @@ def test_one_sed_round_with_the_local_llm_end_to_end(tmp_path):
     assert summary["status"] == "ok" and summary["results"]["sed_rounds"] == 1
 
 
-BAD_PLANS = '''
+BAD_PLANS = """
 def plan(agent_id):
     if agent_id == 0:
         raise RuntimeError("no idea where to go")
@@ -122,15 +132,20 @@ def plan(agent_id):
     if agent_id == 2:
         move_to_by_shortest_path(10 ** 6)
     move_to_by_shortest_time(get_destination())
-'''
+"""
 
 
 def test_plans_that_raise_loop_or_name_a_missing_node_are_reported_and_training_goes_on(tmp_path):
     plans = tmp_path / "plans.py"
     plans.write_text(BAD_PLANS)
     out = tmp_path / "bad"
-    summary = run(out, "algo.sed.expert=file", f"algo.sed.plan_file=\"{plans}\"", "algo.sed.plan_wall_s=1",
-                  "algo.sed.plan_cpu_s=0.5")
+    summary = run(
+        out,
+        "algo.sed.expert=file",
+        f'algo.sed.plan_file="{plans}"',
+        "algo.sed.plan_wall_s=1",
+        "algo.sed.plan_cpu_s=0.5",
+    )
     rounds = kind(out, "sed_round")
     assert len(rounds) == 2 and summary["results"]["last_epoch"] == 2  # both SED rounds, both epochs
     for r in rounds:
@@ -141,5 +156,6 @@ def test_plans_that_raise_loop_or_name_a_missing_node_are_reported_and_training_
     assert (out / "sed" / "round_000_plans.py").read_text() == BAD_PLANS
     updates = {(u["node"], u["epoch"]): u for u in kind(out, "router_epoch")}
     assert updates[("agent3", 1)]["n_expert"] > 0
-    assert all(updates[(f"agent{i}", 1)]["n_expert"] == 0 and updates[(f"agent{i}", 1)]["alpha"] == 1.0
-               for i in range(3))  # no demonstration: the pure agent loss (spec §3.7)
+    assert all(
+        updates[(f"agent{i}", 1)]["n_expert"] == 0 and updates[(f"agent{i}", 1)]["alpha"] == 1.0 for i in range(3)
+    )  # no demonstration: the pure agent loss (spec §3.7)

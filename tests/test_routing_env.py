@@ -1,4 +1,5 @@
 """The event-driven routing environment on a tiny 2 x 2 grid in SUMO: decisions, observation, Eq. 32 over an episode."""
+
 from __future__ import annotations
 
 import math
@@ -6,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from scenarios.routing.sed.navigation import Navigator
 from scenarios.grid_map import build_grid
 from scenarios.routing.env import RoutingEnv
 from scenarios.routing.maps import Trip
+from scenarios.routing.sed.navigation import Navigator
 
 # node layout as in tests/test_routing_obs.py: left0 (0,50) - A0 (50,50) - B0 (150,50) - right0 (200,50), y up;
 # junction IDs are the sorted node ids: A0 0, A1 1, B0 2, B1 3, bottom0 4, bottom1 5, left0 6, left1 7,
@@ -98,8 +99,9 @@ def test_every_agent_of_the_city_map_gets_home_through_its_short_roads(tmp_path)
             decisions, _ = env.tick()
             while decisions:
                 for d in decisions:
-                    action = nav.action_for(d.edge, env.states[d.agent].trip.destination_index, "shortest_time",
-                                            env.travel_time)
+                    action = nav.action_for(
+                        d.edge, env.states[d.agent].trip.destination_index, "shortest_time", env.travel_time
+                    )
                     assert env.apply(d.agent, d.edge, d.options, action)
                 decisions = env.follow_ups([d.agent for d in decisions])
     finally:

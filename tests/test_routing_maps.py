@@ -1,4 +1,5 @@
 """RELED routing maps: the cropped Ingolstadt city net, fixed agent trips, background traffic, a libsumo run."""
+
 from __future__ import annotations
 
 import math
@@ -80,8 +81,10 @@ def test_fixed_trips(city: RoutingMap, city_net: sumolib.net.Net) -> None:
         dest = city_net.getNode(t.destination)
         assert origin.getID() in fringe and t.destination in fringe and ids[t.destination_index] == t.destination
         assert math.dist(origin.getCoord(), dest.getCoord()) >= 0.5 * math.hypot(xmax - xmin, ymax - ymin)
-        assert any(city_net.getShortestPath(city_net.getEdge(t.origin_edge), e, vClass="passenger")[0]
-                   for e in dest.getIncoming())
+        assert any(
+            city_net.getShortestPath(city_net.getEdge(t.origin_edge), e, vClass="passenger")[0]
+            for e in dest.getIncoming()
+        )
 
 
 def test_fixed_trips_on_grid(tmp_path: Path) -> None:
@@ -90,8 +93,9 @@ def test_fixed_trips_on_grid(tmp_path: Path) -> None:
     trips = fixed_trips(grid.net, 10, seed=5)
     net = sumolib.net.readNet(str(grid.net))
     dead_ends = {n.getID() for n in net.getNodes() if len(n.getIncoming()) == 1}  # the 44 fringe-arm ends
-    assert all(net.getEdge(t.origin_edge).getFromNode().getID() in dead_ends and t.destination in dead_ends
-               for t in trips)
+    assert all(
+        net.getEdge(t.origin_edge).getFromNode().getID() in dead_ends and t.destination in dead_ends for t in trips
+    )
 
 
 def test_traffic_routes(city: RoutingMap, congested: Path, city_net: sumolib.net.Net) -> None:
@@ -113,8 +117,23 @@ def test_traffic_routes(city: RoutingMap, congested: Path, city_net: sumolib.net
 def test_libsumo_runs_city_congested_60s(city: RoutingMap, congested: Path) -> None:
     import libsumo
 
-    libsumo.start([sumolib.checkBinary("sumo"), "-n", str(city.net), "-r", str(congested), "--seed", "0",
-                   "--step-length", "1", "--no-step-log", "true", "--no-warnings", "true"])
+    libsumo.start(
+        [
+            sumolib.checkBinary("sumo"),
+            "-n",
+            str(city.net),
+            "-r",
+            str(congested),
+            "--seed",
+            "0",
+            "--step-length",
+            "1",
+            "--no-step-log",
+            "true",
+            "--no-warnings",
+            "true",
+        ]
+    )
     try:
         for t in fixed_trips(city.net, 10, seed=0):
             libsumo.route.add(f"r{t.agent}", [t.origin_edge])

@@ -1,4 +1,5 @@
 """Observation and reward on a tiny hand-built network against hand-computed values (RELED.md §1.3-1.5)."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,20 @@ import pytest
 import sumolib
 
 from scenarios.grid_map import _binary, _run, build_grid
-from scenarios.routing_env import (M_OUT, R_TERM, EdgeStats, Option, action_mask, distance, edge_score,
-                                   junction_ids, junction_index, observation, outgoing_options, step_reward)
+from scenarios.routing_env import (
+    M_OUT,
+    R_TERM,
+    EdgeStats,
+    Option,
+    action_mask,
+    distance,
+    edge_score,
+    junction_ids,
+    junction_index,
+    observation,
+    outgoing_options,
+    step_reward,
+)
 
 # build_grid(2 x 2, spacing 100, arms 50) names and places the nodes like this (y up):
 #   left1(0,150)  A1(50,150) ------ B1(150,150)  right1(200,150)      top0 (50,200), top1 (150,200)
@@ -22,8 +35,9 @@ JIDS = ["A0", "A1", "B0", "B1", "bottom0", "bottom1", "left0", "left1", "right0"
 
 @pytest.fixture(scope="module")
 def grid_net(tmp_path_factory: pytest.TempPathFactory) -> sumolib.net.Net:
-    g = build_grid(tmp_path_factory.mktemp("tiny"), junctions_x=2, junctions_y=2, spacing_m=100.0,
-                   attach_m=50.0, speed_limit=10.0)
+    g = build_grid(
+        tmp_path_factory.mktemp("tiny"), junctions_x=2, junctions_y=2, spacing_m=100.0, attach_m=50.0, speed_limit=10.0
+    )
     return sumolib.net.readNet(str(g.net))
 
 
@@ -36,8 +50,12 @@ def test_four_way_options_observation_mask(grid_net: sumolib.net.Net) -> None:
     # A vehicle on A0B0 approaches B0, whose outgoing edges sorted by ID are
     # B0A0 (back to A0: the net has the turnaround), B0B1, B0bottom1, B0right0 -- all 4 slots used.
     opts = outgoing_options(grid_net, "A0B0", M_OUT)
-    assert opts == [Option("B0A0", "A0", 0, True), Option("B0B1", "B1", 3, True),
-                    Option("B0bottom1", "bottom1", 5, True), Option("B0right0", "right0", 8, True)]
+    assert opts == [
+        Option("B0A0", "A0", 0, True),
+        Option("B0B1", "B1", 3, True),
+        Option("B0bottom1", "bottom1", 5, True),
+        Option("B0right0", "right0", 8, True),
+    ]
     stats = {
         "B0A0": EdgeStats(100.0, 10.0, 20.0),  # free flow 100/10 = 10 s, est. 20 s -> 10/20 = 0.5
         "B0B1": (100.0, 10.0, 10.0),  # 10/10 = 1.0 (triples work too)
@@ -46,9 +64,18 @@ def test_four_way_options_observation_mask(grid_net: sumolib.net.Net) -> None:
     }
     # current junction B0 = 2, destination top1 = 11
     obs = observation(opts, stats, position=2, destination=11, m_out=M_OUT)
-    expected = [2, 11,  # current junction, destination junction
-                0.5, 1.0, 1.0, 1e-3,  # scores of slots 0..3
-                0, 3, 5, 8]  # end junctions A0, B1, bottom1, right0
+    expected = [
+        2,
+        11,  # current junction, destination junction
+        0.5,
+        1.0,
+        1.0,
+        1e-3,  # scores of slots 0..3
+        0,
+        3,
+        5,
+        8,
+    ]  # end junctions A0, B1, bottom1, right0
     assert obs.shape == (2 * M_OUT + 2,) == (10,) and obs.dtype == np.float32
     np.testing.assert_allclose(obs, expected, rtol=1e-6)
     np.testing.assert_array_equal(action_mask(opts), [True, True, True, True])
@@ -72,15 +99,32 @@ def test_unconnected_edge_is_observed_but_masked(tmp_path: Path) -> None:
     # connection ac -> cs is deleted and turnarounds are off, so from "ac" only "cn" is drivable.
     (tmp_path / "t.nod.xml").write_text(
         '<nodes><node id="a" x="0" y="0"/><node id="c" x="100" y="0" type="priority"/>'
-        '<node id="n" x="100" y="100"/><node id="s" x="100" y="-100"/></nodes>')
+        '<node id="n" x="100" y="100"/><node id="s" x="100" y="-100"/></nodes>'
+    )
     (tmp_path / "t.edg.xml").write_text(
         '<edges><edge id="ac" from="a" to="c" speed="10"/><edge id="ca" from="c" to="a" speed="10"/>'
-        '<edge id="cn" from="c" to="n" speed="10"/><edge id="cs" from="c" to="s" speed="10"/></edges>')
+        '<edge id="cn" from="c" to="n" speed="10"/><edge id="cs" from="c" to="s" speed="10"/></edges>'
+    )
     (tmp_path / "t.con.xml").write_text('<connections><delete from="ac" to="cs"/></connections>')
     net_file = tmp_path / "t.net.xml"
-    _run([_binary("netconvert"), "-n", str(tmp_path / "t.nod.xml"), "-e", str(tmp_path / "t.edg.xml"),
-          "-x", str(tmp_path / "t.con.xml"), "--no-turnarounds", "true", "--no-warnings", "true",
-          "-o", str(net_file)], "netconvert")
+    _run(
+        [
+            _binary("netconvert"),
+            "-n",
+            str(tmp_path / "t.nod.xml"),
+            "-e",
+            str(tmp_path / "t.edg.xml"),
+            "-x",
+            str(tmp_path / "t.con.xml"),
+            "--no-turnarounds",
+            "true",
+            "--no-warnings",
+            "true",
+            "-o",
+            str(net_file),
+        ],
+        "netconvert",
+    )
     net = sumolib.net.readNet(str(net_file))
     # junction IDs: a=0, c=1, n=2, s=3; slots sorted by edge ID: ca, cn, cs, then padding
     opts = outgoing_options(net, "ac", M_OUT)

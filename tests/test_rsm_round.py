@@ -1,11 +1,19 @@
 """A round's bookkeeping: CPM chunks out and back, loss fill, wrong senders refused, regulation wiring."""
+
 import numpy as np
 import pytest
 import torch
 
 from agent_node.learners.rsm.mixing import advantage_terms, batch_score, regulate
-from agent_node.learners.rsm.round import (PendingRound, RegulationSettings, average_into, chunk_count, mix_into,
-                                           regulate_replica, response_chunks)
+from agent_node.learners.rsm.round import (
+    PendingRound,
+    RegulationSettings,
+    average_into,
+    chunk_count,
+    mix_into,
+    regulate_replica,
+    response_chunks,
+)
 from agent_node.learners.rsm.sac import SAC, ReplayBuffer, SACConfig
 from agent_node.learners.rsm.segments import ACTOR_DIM, Actor, build_replica, flatten
 from protocols.messages import SegmentResponse
@@ -19,8 +27,16 @@ def _respond(pending, donor_thetas, drop=lambda r, p, c: False):
         for c, off, length, values in response_chunks(donor_thetas[dst], segments, index, CHUNK):
             if drop(replica, index, c):
                 continue
-            body = SegmentResponse(round=pending.round_id, replica=replica, segments=segments, index=index,
-                                   chunk=c, chunks=chunk_count(length, CHUNK), offset=off, length=length)
+            body = SegmentResponse(
+                round=pending.round_id,
+                replica=replica,
+                segments=segments,
+                index=index,
+                chunk=c,
+                chunks=chunk_count(length, CHUNK),
+                offset=off,
+                length=length,
+            )
             assert pending.take(dst, body, values)
 
 
@@ -124,8 +140,9 @@ def test_the_fisher_score_is_taken_at_actions_drawn_from_pi_theta():
     for _ in range(20):
         other.update(buf.sample(64))
     ref, batch = flatten(other.actor), buf.sample(50)
-    a_plus, zeta, zeta_max = regulate_replica(sac, batch, ref, Actor(), RegulationSettings(),
-                                              torch.Generator().manual_seed(11))
+    a_plus, zeta, zeta_max = regulate_replica(
+        sac, batch, ref, Actor(), RegulationSettings(), torch.Generator().manual_seed(11)
+    )
     bound = sac.cfg.action_bound
     mu, sigma = sac.actor(batch.obs)
     u = (mu + sigma * torch.randn(mu.shape, generator=torch.Generator().manual_seed(11))).detach()
@@ -161,8 +178,9 @@ def test_each_replica_is_judged_on_m_samples_of_its_own():
 
     settings = {"name": "cav", "method": "rsm_masac", "M": 20, "sac": {"learning_starts": 10_000}}
     records = []
-    ctx = NodeContext("veh0", agent_rng(1, "veh0"), None, lambda kind, values: records.append(values),
-                      {"role": settings}, seed=1)
+    ctx = NodeContext(
+        "veh0", agent_rng(1, "veh0"), None, lambda kind, values: records.append(values), {"role": settings}, seed=1
+    )
     role = CavRole(ctx, settings)
     rng = np.random.default_rng(0)
     for _ in range(100):

@@ -1,13 +1,19 @@
 """RSM-MASAC through real processes: segment rounds over the medium, losses, determinism, methods, resume."""
+
 import json
 
 import pytest
-
 from conftest import ROOT, metrics, run_cli
 
 SCENARIO = ROOT / "scenarios" / "figure8_rsm_masac.toml"
-QUICK = ["world.episodes=1", "world.horizon=100", "world.test_every=0", "algo.U=2",
-         "algo.sac={learning_starts=20, batch_size=32}", "algo.checkpoint_every=1"]
+QUICK = [
+    "world.episodes=1",
+    "world.horizon=100",
+    "world.test_every=0",
+    "algo.U=2",
+    "algo.sac={learning_starts=20, batch_size=32}",
+    "algo.checkpoint_every=1",
+]
 
 
 def run(out, *sets, seed=3):
@@ -20,9 +26,21 @@ def run(out, *sets, seed=3):
 
 
 def rounds(out):
-    keep = ("node", "round", "given_up", "donors", "a_plus", "zeta", "accepted_donors", "chunks_expected", "chunks_received")
-    return sorted(({k: r[k] for k in keep} for r in metrics(out) if r["kind"] == "rsm_round"),
-                  key=lambda r: (r["node"], r["round"]))
+    keep = (
+        "node",
+        "round",
+        "given_up",
+        "donors",
+        "a_plus",
+        "zeta",
+        "accepted_donors",
+        "chunks_expected",
+        "chunks_received",
+    )
+    return sorted(
+        ({k: r[k] for k in keep} for r in metrics(out) if r["kind"] == "rsm_round"),
+        key=lambda r: (r["node"], r["round"]),
+    )
 
 
 def test_lost_segments_time_out_and_the_same_seed_repeats_drops_and_mixes(tmp_path):
@@ -53,13 +71,18 @@ def test_three_methods_finish_and_account(tmp_path, method):
     assert summary["status"] == "ok" and res["train_episodes"] == 1
     assert 0.0 <= res["final_score"] <= 1.0
     assert (out / "rounds.csv").exists() and (out / "plots" / "learning_curve.png").exists()
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == \
-        ["veh0.pt", "veh1.pt", "veh2.pt", "veh3.pt", "world.json"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "veh0.pt",
+        "veh1.pt",
+        "veh2.pt",
+        "veh3.pt",
+        "world.json",
+    ]
     if method == "isac":
         assert res["rho_total"] == 0 and res["bytes_received"] == 0
         return
     assert res["rho_total"] > 0 and (out / "plots" / "heatmaps.png").exists()
-    assert res["psi_gb"] == pytest.approx(res["rho_total"] * 4 * 68_098 / 1024 ** 3)
+    assert res["psi_gb"] == pytest.approx(res["rho_total"] * 4 * 68_098 / 1024**3)
     if method == "avg_masac":
         assert res["rho_ef"] == res["rho_total"]  # unselective: everything received is mixed
         assert res["bytes_per_agent_round"] > 0

@@ -1,4 +1,5 @@
 """RSM core: segment split/reassembly round-trips, replica plans, the accept test and the mixing weight (spec §3)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,18 @@ import pytest
 import torch
 
 from agent_node.learners.rsm import mixing
-from agent_node.learners.rsm.segments import (ACTOR_DIM, Actor, build_replica, flatten, load_flat, plan_replicas,
-                                              reassemble, segment, segment_bounds, split)
+from agent_node.learners.rsm.segments import (
+    ACTOR_DIM,
+    Actor,
+    build_replica,
+    flatten,
+    load_flat,
+    plan_replicas,
+    reassemble,
+    segment,
+    segment_bounds,
+    split,
+)
 
 torch.set_num_threads(1)
 
@@ -80,7 +91,7 @@ def test_build_replica_stitches_donor_segments():
     rep = build_replica([2, 4, 1, 3], real)
     b = segment_bounds(ACTOR_DIM, 4)
     for p, j in enumerate([2, 4, 1, 3]):
-        assert rep[b[p]:b[p + 1]].tobytes() == real[j][b[p]:b[p + 1]].tobytes()
+        assert rep[b[p] : b[p + 1]].tobytes() == real[j][b[p] : b[p + 1]].tobytes()
 
 
 # ---------------------------------------------------------------------------------------------- accept test
@@ -89,8 +100,15 @@ def test_build_replica_stitches_donor_segments():
 #   m=2: pi~ = 0.2, pi = 0.4, pi_b = 0.25 -> ratio (0.2-0.4)/0.25 = -0.8; Q = 2.5 -> -2.0; H~-H = -0.3 -> -0.03 -> -2.03
 #   A+ = (4.05 - 2.03) / 2 = 1.01 > 0  -> accept
 LOG = np.log
-CASE = dict(logp_ref=LOG([0.6, 0.2]), logp_cur=LOG([0.4, 0.4]), logp_behaviour=LOG([0.5, 0.25]),
-            q_min=[10.0, 2.5], entropy_ref=[1.5, 0.7], entropy_cur=[1.0, 1.0], alpha=0.1)
+CASE = dict(
+    logp_ref=LOG([0.6, 0.2]),
+    logp_cur=LOG([0.4, 0.4]),
+    logp_behaviour=LOG([0.5, 0.25]),
+    q_min=[10.0, 2.5],
+    entropy_ref=[1.5, 0.7],
+    entropy_cur=[1.0, 1.0],
+    alpha=0.1,
+)
 
 
 def test_accept_test_hand_case():
@@ -105,8 +123,13 @@ def test_accept_test_hand_case():
     clipped = mixing.advantage_terms(**CASE, is_eps=0.0, is_clip=0.5)
     assert clipped.tolist() == pytest.approx([4.05, -1.28], abs=1e-12)
     # swapping replica and current policy flips both ratio and entropy terms: A+ = -1.01 -> reject
-    swapped = dict(CASE, logp_ref=CASE["logp_cur"], logp_cur=CASE["logp_ref"],
-                   entropy_ref=CASE["entropy_cur"], entropy_cur=CASE["entropy_ref"])
+    swapped = dict(
+        CASE,
+        logp_ref=CASE["logp_cur"],
+        logp_cur=CASE["logp_ref"],
+        entropy_ref=CASE["entropy_cur"],
+        entropy_cur=CASE["entropy_ref"],
+    )
     a_neg = mixing.policy_advantage(mixing.advantage_terms(**swapped, is_eps=0.0))
     assert a_neg == pytest.approx(-1.01, abs=1e-12) and not mixing.accept(a_neg)
 
@@ -185,6 +208,7 @@ def test_batch_score_on_actor_has_actor_dim():
 
 def test_squashed_log_prob_matches_torch_transforms():
     from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
+
     mu, sigma, u = torch.tensor([0.2, -1.0]), torch.tensor([0.5, 1.3]), torch.tensor([0.7, -0.4])
     dist = TransformedDistribution(Normal(mu, sigma), [TanhTransform(), AffineTransform(0.0, 3.0)])
     a = 3.0 * torch.tanh(u)

@@ -1,4 +1,6 @@
-"""Per-agent SAC learner (spec RSM-MASAC.md §2, Table IV): init seeds, replay buffer, act, update, checkpoints, learning."""
+"""Per-agent SAC learner (spec RSM-MASAC.md §2, Table IV): init seeds, replay buffer, act, update, checkpoints,
+learning."""
+
 from __future__ import annotations
 
 import copy
@@ -194,6 +196,7 @@ def _reference_update(sac: SAC, opts: dict, batch, update_policy: bool, shift: f
     """The update written out as a textbook would (eqs. 6, 7, 9): per-tensor Adam, the actor's loss backpropagated
     through the critics as well, a loop over the target tensors. SAC.update must compute the same numbers."""
     import torch.nn.functional as F
+
     cfg, alpha = sac.cfg, sac.log_alpha.exp().detach()
     critic = [*sac.q1.parameters(), *sac.q2.parameters()]
     with torch.no_grad():
@@ -233,8 +236,11 @@ def test_update_computes_what_the_textbook_update_computes(fused):
     cfg = SACConfig(batch_size=64, seed=5, fused_adam=fused)
     fast, ref = SAC(cfg), SAC(cfg)
     plain = lambda params, lr: torch.optim.Adam(params, lr=lr, foreach=False, fused=False)  # noqa: E731
-    opts = {"critic": plain([*ref.q1.parameters(), *ref.q2.parameters()], cfg.critic_lr),
-            "actor": plain(ref.actor.parameters(), cfg.actor_lr), "alpha": plain([ref.log_alpha], cfg.alpha_lr)}
+    opts = {
+        "critic": plain([*ref.q1.parameters(), *ref.q2.parameters()], cfg.critic_lr),
+        "actor": plain(ref.actor.parameters(), cfg.actor_lr),
+        "alpha": plain([ref.log_alpha], cfg.alpha_lr),
+    }
     buf = _filled(cfg, fast, 300)
     for i in range(12):
         batch = buf.sample(cfg.batch_size)
@@ -255,8 +261,11 @@ def test_entropy_in_the_unit_space_shifts_every_log_density_by_log_bound():
     cfg = SACConfig(batch_size=64, seed=5, action_bound=3.0, entropy_space="unit")
     fast, ref = SAC(cfg), SAC(cfg)
     plain = lambda params, lr: torch.optim.Adam(params, lr=lr, foreach=False)  # noqa: E731
-    opts = {"critic": plain([*ref.q1.parameters(), *ref.q2.parameters()], cfg.critic_lr),
-            "actor": plain(ref.actor.parameters(), cfg.actor_lr), "alpha": plain([ref.log_alpha], cfg.alpha_lr)}
+    opts = {
+        "critic": plain([*ref.q1.parameters(), *ref.q2.parameters()], cfg.critic_lr),
+        "actor": plain(ref.actor.parameters(), cfg.actor_lr),
+        "alpha": plain([ref.log_alpha], cfg.alpha_lr),
+    }
     buf = _filled(cfg, fast, 300)
     for i in range(6):
         batch = buf.sample(cfg.batch_size)
@@ -271,9 +280,21 @@ def test_entropy_in_the_unit_space_shifts_every_log_density_by_log_bound():
 # ---------------------------------------------------------------------------------------------- learning
 def test_learns_one_step_bandit():
     """Constant observation, reward -(a - 0.5)^2, every step terminal: the greedy action should approach 0.5."""
-    cfg = SACConfig(hidden=64, action_bound=1.0, actor_lr=3e-3, critic_lr=3e-3, alpha_lr=3e-3, batch_size=64,
-                    buffer_size=2_000, learning_starts=64, init_alpha=0.01, target_entropy=-3.0, grad_clip=None,
-                    init_seed=0, seed=0)
+    cfg = SACConfig(
+        hidden=64,
+        action_bound=1.0,
+        actor_lr=3e-3,
+        critic_lr=3e-3,
+        alpha_lr=3e-3,
+        batch_size=64,
+        buffer_size=2_000,
+        learning_starts=64,
+        init_alpha=0.01,
+        target_entropy=-3.0,
+        grad_clip=None,
+        init_seed=0,
+        seed=0,
+    )
     sac = SAC(cfg)
     buf = ReplayBuffer(cfg.buffer_size, cfg.obs_dim, cfg.act_dim, seed=0)
     obs = np.full(cfg.obs_dim, 0.3, np.float32)

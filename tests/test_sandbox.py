@@ -2,6 +2,7 @@
 (bubblewrap: namespaces, a minimal read-only view, uid nobody) is the boundary: the attacks below first get past
 the Python-level lint on purpose (the real __import__ / open from the guards' closures, ctypes, raw sockets) and
 the host must still see no effect."""
+
 from __future__ import annotations
 
 import logging
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Prepended to attack sources: gets the real __import__ past the import lint (from the guard's closure, else
 # from an object graph walk), then ctypes and libc: raw system calls that no Python-level guard sees.
-ESCAPE = textwrap.dedent('''
+ESCAPE = textwrap.dedent("""
     def _real_import():
         b = __builtins__ if isinstance(__builtins__, dict) else vars(__builtins__)
         guard = b["__import__"]
@@ -54,7 +55,7 @@ ESCAPE = textwrap.dedent('''
     libc = ctypes.CDLL(None, use_errno=True)
     real_open = _real_open()
     _socket = _imp("_socket")
-''')
+""")
 
 
 def run(source: str, *args, limits: SandboxLimits = FAST, expect=None, func: str = "f"):
@@ -118,21 +119,27 @@ def test_numpy_array_in_and_out():
     np.testing.assert_allclose(res.value, np.sqrt(x))
 
 
-@pytest.mark.parametrize("source,error", [
-    ("def f(:\n    pass\n", "syntax"),
-    ("def f():\n    return 1 / 0\n", "exception"),
-    ("def f():\n    return bytearray(10**10)\n", "memory"),                                   # one huge block
-    ("def f():\n    xs = []\n    while True:\n        xs.append(' ' * 10**6)\n", "memory"),   # gradual bomb
-    ("import socket\ndef f():\n    return 1\n", "forbidden_import"),
-    ("import os\ndef f():\n    return 1\n", "forbidden_import"),
-    ("import subprocess\ndef f():\n    return 1\n", "forbidden_import"),
-    ("from numpy import ctypeslib\ndef f():\n    return 1\n", "forbidden_import"),
-    ("def f():\n    open('/tmp/netmarl_sandbox_pwned', 'w').write('x')\n", "forbidden_operation"),
-    ("def f():\n    try:\n        open('/tmp/netmarl_sandbox_pwned', 'a')\n    except Exception:\n"
-     "        return 'swallowed'\n", "forbidden_operation"),                                 # caught, still flagged
-    ("def g():\n    return 1\n", "missing_function"),
-    ("def f():\n    return lambda: 1\n", "bad_output"),                                        # not serialisable
-])
+@pytest.mark.parametrize(
+    "source,error",
+    [
+        ("def f(:\n    pass\n", "syntax"),
+        ("def f():\n    return 1 / 0\n", "exception"),
+        ("def f():\n    return bytearray(10**10)\n", "memory"),  # one huge block
+        ("def f():\n    xs = []\n    while True:\n        xs.append(' ' * 10**6)\n", "memory"),  # gradual bomb
+        ("import socket\ndef f():\n    return 1\n", "forbidden_import"),
+        ("import os\ndef f():\n    return 1\n", "forbidden_import"),
+        ("import subprocess\ndef f():\n    return 1\n", "forbidden_import"),
+        ("from numpy import ctypeslib\ndef f():\n    return 1\n", "forbidden_import"),
+        ("def f():\n    open('/tmp/netmarl_sandbox_pwned', 'w').write('x')\n", "forbidden_operation"),
+        (
+            "def f():\n    try:\n        open('/tmp/netmarl_sandbox_pwned', 'a')\n    except Exception:\n"
+            "        return 'swallowed'\n",
+            "forbidden_operation",
+        ),  # caught, still flagged
+        ("def g():\n    return 1\n", "missing_function"),
+        ("def f():\n    return lambda: 1\n", "bad_output"),  # not serialisable
+    ],
+)
 def test_failure_modes_are_typed(source, error):
     res = run(source)
     assert not res.ok
@@ -183,7 +190,7 @@ def test_wrong_output_shape_and_dtype():
 def test_parent_never_runs_generated_code():
     src = "import math\nmath.NETMARL_SANDBOX_SIDE_EFFECT = 42\ndef f():\n    return math.NETMARL_SANDBOX_SIDE_EFFECT\n"
     res = run(src)
-    assert res.ok and res.value == 42                      # the side effect happened in the child ...
+    assert res.ok and res.value == 42  # the side effect happened in the child ...
     assert not hasattr(math, "NETMARL_SANDBOX_SIDE_EFFECT")  # ... and not here
 
 
@@ -239,14 +246,15 @@ def test_escaped_import_ctypes_system_cannot_touch_the_host(tmp_path):
             return {{"route": ROUTE, "rc": rc}}
     """)
     assert value["route"] in ("closure", "subclasses")  # the Python lint was bypassed ...
-    assert not target.exists()                          # ... and the OS stopped the shell anyway
+    assert not target.exists()  # ... and the OS stopped the shell anyway
 
 
 def test_escaped_open_cannot_truncate_or_write_host_files(tmp_path):
     """The guard's closure gives the real open(); a file the test owns outside the sandbox stays intact."""
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
-    value = attack("""
+    value = attack(
+        """
         def f(path):
             out = {"closure_open": real_open.__name__}
             for mode in ("w", "a", "r+"):
@@ -261,7 +269,9 @@ def test_escaped_open_cannot_truncate_or_write_host_files(tmp_path):
             if fd >= 0:
                 libc.close(fd)
             return out
-    """, str(victim))
+    """,
+        str(victim),
+    )
     assert victim.read_text() == "precious", value
     assert all(str(value[m]).startswith("refused") for m in ("w", "a", "r+")), value
     assert value["libc"] == -1
@@ -274,10 +284,19 @@ def test_host_files_cannot_be_read(tmp_path):
     secret_600.chmod(0o600)
     secret_644.write_text("SECRET-644")
     secret_644.chmod(0o644)
-    paths = ["/etc/shadow", "/etc/passwd", "/etc/hostname", str(secret_600), str(secret_644),
-             str(ROOT / "agent_node" / "sandbox" / "runner.py"), str(ROOT / "pyproject.toml"),
-             str(Path.home() / ".bashrc"), str(ROOT / ".venv" / "pyvenv.cfg")]
-    value = attack("""
+    paths = [
+        "/etc/shadow",
+        "/etc/passwd",
+        "/etc/hostname",
+        str(secret_600),
+        str(secret_644),
+        str(ROOT / "agent_node" / "sandbox" / "runner.py"),
+        str(ROOT / "pyproject.toml"),
+        str(Path.home() / ".bashrc"),
+        str(ROOT / ".venv" / "pyvenv.cfg"),
+    ]
+    value = attack(
+        """
         def f(paths, root):
             out = {}
             for p in paths:
@@ -292,8 +311,13 @@ def test_host_files_cannot_be_read(tmp_path):
             out["exists etc"] = os.path.exists("/etc")
             out["exists project"] = os.path.exists(root)
             return out
-    """, paths, str(ROOT / "agent_node"))
-    leaked = {k: v for k, v in value.items() if k.startswith(("open:", "real_open:")) and not str(v).startswith("refused")}
+    """,
+        paths,
+        str(ROOT / "agent_node"),
+    )
+    leaked = {
+        k: v for k, v in value.items() if k.startswith(("open:", "real_open:")) and not str(v).startswith("refused")
+    }
     assert not leaked, leaked
     assert value["exists etc"] is False and value["exists project"] is False, value["listing /"]
     assert "etc" not in value["listing /"] and "work" not in value["listing /"]
@@ -331,6 +355,7 @@ def test_parent_environment_cannot_be_read(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     import json
+
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["ok"], res
     assert canary not in res["value"]["seen"]
@@ -413,7 +438,8 @@ def test_sockets_cannot_reach_host_services(tmp_path):
     udp.bind(("127.0.0.1", 0))
     listeners = (unix, abstract, tcp, udp)
     try:
-        value = attack("""
+        value = attack(
+            """
             def f(unix_path, abstract_name, tcp_port, udp_port):
                 S, out = _socket.SocketType, {}
                 def attempt(name, family, kind, addr, datagram=False):
@@ -446,9 +472,15 @@ def test_sockets_cannot_reach_host_services(tmp_path):
                 attempt("outside", _socket.AF_INET, _socket.SOCK_STREAM, ("1.1.1.1", 53))
                 attempt("udp", _socket.AF_INET, _socket.SOCK_DGRAM, ("127.0.0.1", udp_port), datagram=True)
                 attempt("packet", 17, _socket.SOCK_RAW, None)  # AF_PACKET: raw frames need CAP_NET_RAW
-                out["interfaces"] = [l.split(":")[0].strip() for l in real_open("/proc/net/dev").read().splitlines()[2:]]
+                lines = real_open("/proc/net/dev").read().splitlines()[2:]
+                out["interfaces"] = [line.split(":")[0].strip() for line in lines]
                 return out
-        """, unix_path, abstract_name, tcp.getsockname()[1], udp.getsockname()[1])
+        """,
+            unix_path,
+            abstract_name,
+            tcp.getsockname()[1],
+            udp.getsockname()[1],
+        )
         for name in ("unix", "abstract", "tcp", "tcp6", "outside", "packet"):
             assert value[name].startswith("refused"), (name, value)
         assert value["interfaces"] == ["lo"], value
@@ -462,11 +494,14 @@ def test_sockets_cannot_reach_host_services(tmp_path):
 
 
 def test_cannot_signal_the_parent_or_host_processes():
-    value = attack("""
+    value = attack(
+        """
         def f(host_pids):
             # signal 0: the kernel's permission and existence check, nothing is delivered
             return [(pid, libc.kill(pid, 0), ctypes.get_errno()) for pid in [libc.getppid(), 1, *host_pids]]
-    """, [os.getpid(), os.getppid()])
+    """,
+        [os.getpid(), os.getppid()],
+    )
     assert all(rc == -1 for _, rc, _ in value), value
 
 
@@ -475,7 +510,8 @@ def test_writes_do_not_reach_the_host(tmp_path):
     name = "netmarl_sandbox_" + secrets.token_hex(6)
     host_tmp = Path("/tmp") / name
     try:
-        value = attack("""
+        value = attack(
+            """
             def f(host_dir, name):
                 out = {}
                 for key, path in (("host_dir", host_dir + "/written"), ("tmp", "/tmp/" + name), ("root", "/" + name),
@@ -488,7 +524,10 @@ def test_writes_do_not_reach_the_host(tmp_path):
                 out["mkdir"] = libc.mkdir(("/tmp/" + name + "_dir").encode(), 0o777)
                 out["mkdir_host"] = libc.mkdir((host_dir + "/dir").encode(), 0o777)
                 return out
-        """, str(tmp_path), name)
+        """,
+            str(tmp_path),
+            name,
+        )
         for key in ("host_dir", "root", "usr", "sandbox"):
             assert value[key].startswith("refused"), (key, value)
         assert value["mkdir_host"] == -1
@@ -505,15 +544,15 @@ def test_writes_do_not_reach_the_host(tmp_path):
 
 # ----------------------------------------------------------------------------- malformed replies
 BAD_ARRAYS = [
-    {"__nd__": True, "dtype": "<f8", "shape": [1], "data": 5},                  # data not bytes
-    {"__nd__": True, "dtype": "<f8", "shape": [3], "data": b"\0" * 8},           # shape vs data length
+    {"__nd__": True, "dtype": "<f8", "shape": [1], "data": 5},  # data not bytes
+    {"__nd__": True, "dtype": "<f8", "shape": [3], "data": b"\0" * 8},  # shape vs data length
     {"__nd__": True, "dtype": "not-a-dtype", "shape": [1], "data": b"\0" * 8},
-    {"__nd__": True, "dtype": 8, "shape": [1], "data": b"\0" * 8},              # dtype not a string
-    {"__nd__": True, "dtype": "O", "shape": [1], "data": b"\0" * 8},            # object dtype
+    {"__nd__": True, "dtype": 8, "shape": [1], "data": b"\0" * 8},  # dtype not a string
+    {"__nd__": True, "dtype": "O", "shape": [1], "data": b"\0" * 8},  # object dtype
     {"__nd__": True, "dtype": "<f8", "shape": [-1], "data": b"\0" * 8},
     {"__nd__": True, "dtype": "<f8", "shape": "x", "data": b""},
-    {"__nd__": True, "dtype": "<f8", "shape": [1], "extra": 1},                 # wrong keys
-    [1, {"__nd__": True, "dtype": "<f8", "shape": [2], "data": 7}],             # nested
+    {"__nd__": True, "dtype": "<f8", "shape": [1], "extra": 1},  # wrong keys
+    [1, {"__nd__": True, "dtype": "<f8", "shape": [2], "data": 7}],  # nested
 ]
 
 
@@ -525,7 +564,9 @@ def test_malformed_array_in_reply_is_bad_output(bad):
 
 def test_forged_reply_frame_is_bad_output():
     """The code writes its own non-dict frame on the reply pipe: a typed bad_output, not an exception here."""
-    res = run(ESCAPE + textwrap.dedent("""
+    res = run(
+        ESCAPE
+        + textwrap.dedent("""
         def f():
             os = _imp("os")
             stdin = os.readlink("/proc/self/fd/0")
@@ -535,20 +576,25 @@ def test_forged_reply_frame_is_bad_output():
                     frame = b"\\x03\\x00\\x00\\x00\\x92\\x01\\x02"  # msgpack [1, 2]
                     libc.write(fd, frame, len(frame))
             return 1
-    """))
+    """)
+    )
     assert not res.ok and res.error == "bad_output", (res.error, res.message)
 
 
-@pytest.mark.parametrize("frame", [
-    b"\x92\x01\x02",                                  # [1, 2]
-    b"\xc1",                                          # never-used msgpack byte
-    b"\x81\xa2ok\xa3yes",                              # {"ok": "yes"}
-    b"\x82\xa2ok\xc2\xa5error\xa5pwned",                 # unknown error kind
-    b"\x83\xa2ok\xc2\xa5error\xa9exception\xa7message\x05",  # message not a string
-    b"\x81\xa2ok",                                     # truncated
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"\x92\x01\x02",  # [1, 2]
+        b"\xc1",  # never-used msgpack byte
+        b"\x81\xa2ok\xa3yes",  # {"ok": "yes"}
+        b"\x82\xa2ok\xc2\xa5error\xa5pwned",  # unknown error kind
+        b"\x83\xa2ok\xc2\xa5error\xa9exception\xa7message\x05",  # message not a string
+        b"\x81\xa2ok",  # truncated
+    ],
+)
 def test_decode_reply_rejects_malformed_frames(frame):
     from scenarios.sandbox.runner import decode_reply
+
     with pytest.raises(ValueError):
         decode_reply(frame)
 
@@ -561,6 +607,7 @@ def test_refused_when_bwrap_is_missing(tmp_path):
     with pytest.raises(RuntimeError, match="bubblewrap"):
         PersistentWorker("def f():\n    return 1\n", "f", limits)
     from scenarios.sandbox import SandboxUnavailable
+
     with pytest.raises(SandboxUnavailable):
         Sandbox(limits).run_once("def f():\n    return 1\n", "f")
 

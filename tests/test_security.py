@@ -1,4 +1,5 @@
 """CURVE: key files, the allow-list, and real sockets and processes refusing unknown keys and forged ids."""
+
 from __future__ import annotations
 
 import os
@@ -12,12 +13,20 @@ import time
 import pytest
 import zmq
 import zmq.auth
-
 from conftest import ROOT, coordinator_log, metrics, start_run, wait_for
+
 from protocols.codec import decode, encode
 from protocols.messages import Heartbeat, Metrics, Ping, Pong
-from protocols.security import (Curve, KeyPair, is_loopback, load_allow_dir, make_client, read_key_pair,
-                                read_public_key, write_key_pair)
+from protocols.security import (
+    Curve,
+    KeyPair,
+    is_loopback,
+    load_allow_dir,
+    make_client,
+    read_key_pair,
+    read_public_key,
+    write_key_pair,
+)
 from protocols.sockets import PeerLink, secure_inbox
 from scenarios.config import SecurityConfig
 
@@ -60,10 +69,19 @@ def test_curve_settings_need_both_keys_and_bad_keys_are_named(tmp_path):
         KeyPair.from_secret("x" * 39)
 
 
-@pytest.mark.parametrize("endpoint, loopback", [
-    ("tcp://127.0.0.1:*", True), ("tcp://localhost:5555", True), ("tcp://[::1]:5555", True),
-    ("ipc:///tmp/x", True), ("tcp://*:5555", False), ("tcp://0.0.0.0:5555", False),
-    ("tcp://10.0.0.1:5555", False), ("tcp://eth0:5555", False)])
+@pytest.mark.parametrize(
+    "endpoint, loopback",
+    [
+        ("tcp://127.0.0.1:*", True),
+        ("tcp://localhost:5555", True),
+        ("tcp://[::1]:5555", True),
+        ("ipc:///tmp/x", True),
+        ("tcp://*:5555", False),
+        ("tcp://0.0.0.0:5555", False),
+        ("tcp://10.0.0.1:5555", False),
+        ("tcp://eth0:5555", False),
+    ],
+)
 def test_curve_auto_is_on_for_every_run_but_an_mqtt_run_on_loopback(endpoint, loopback):
     assert is_loopback(endpoint) is loopback
     assert SecurityConfig().enabled(endpoint)
@@ -114,7 +132,9 @@ def test_unknown_key_is_refused_at_the_handshake(inbox_and_keys):
 
 def test_wrong_server_key_gets_nothing_through(inbox_and_keys):
     inbox, _, peers, cctx = inbox_and_keys
-    _link(cctx, inbox, KeyPair.generate(), peers["alice"], "alice").send(encode(Heartbeat(), src="alice", dst="x", seq=0))
+    _link(cctx, inbox, KeyPair.generate(), peers["alice"], "alice").send(
+        encode(Heartbeat(), src="alice", dst="x", seq=0)
+    )
     assert _recv(inbox, 500) is None
 
 
@@ -206,11 +226,29 @@ def _pipe(src: socket.socket, dst: socket.socket, record: bytearray | None) -> N
 
 # ---------------------------------------------------------------- real processes
 
+
 def _start_node(tmp_path, node_id, endpoint, key_file, coordinator_key, extra=()):
     log = open(tmp_path / f"{node_id}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "agent_node", "--id", node_id, "--coordinator", endpoint,
-                             "--key", str(key_file), "--coordinator-key", str(coordinator_key), *extra],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent_node",
+            "--id",
+            node_id,
+            "--coordinator",
+            endpoint,
+            "--key",
+            str(key_file),
+            "--coordinator-key",
+            str(coordinator_key),
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def test_curve_run_admits_allowed_node_refuses_unknown_key_and_forged_ids(tmp_path, reap):
@@ -233,21 +271,35 @@ def test_curve_run_admits_allowed_node_refuses_unknown_key_and_forged_ids(tmp_pa
     try:
         wait_for(lambda: "registered edge1 (agent" in coordinator_log(run_dir), 30, "edge1 registered")
         wait_for(lambda: "registered (inbox" in (tmp_path / "edge1.log").read_text(), 20, "edge1 acknowledged")
-        wait_for(lambda: f"unknown CURVE key {pairs['edge2'].public}" in coordinator_log(run_dir), 20,
-                 "edge2's key refused and logged")
-        wait_for(lambda: "refused our CURVE handshake" in (tmp_path / "edge2.log").read_text(), 10,
-                 "edge2 saying that it was refused")
+        wait_for(
+            lambda: f"unknown CURVE key {pairs['edge2'].public}" in coordinator_log(run_dir),
+            20,
+            "edge2's key refused and logged",
+        )
+        wait_for(
+            lambda: "refused our CURVE handshake" in (tmp_path / "edge2.log").read_text(),
+            10,
+            "edge2 saying that it was refused",
+        )
         _forge(endpoint, read_public_key(coord_key), pairs["edge3"])
-        log = wait_for(lambda: (t := coordinator_log(run_dir)).count("refused a message") >= 1 and t, 10,
-                       "forged messages refused and logged")
+        log = wait_for(
+            lambda: (t := coordinator_log(run_dir)).count("refused a message") >= 1 and t,
+            10,
+            "forged messages refused and logged",
+        )
         assert "authenticated as 'edge3' gave the source 'veh1'" in log  # the routing id it chose names no one
         n_veh1 = len([m for m in metrics(run_dir) if m["node"] == "veh1"])
-        wait_for(lambda: len([m for m in metrics(run_dir) if m["node"] == "veh1"]) > n_veh1 + 2, 20,
-                 "veh1 still reporting after edge3 used its routing id")
+        wait_for(
+            lambda: len([m for m in metrics(run_dir) if m["node"] == "veh1"]) > n_veh1 + 2,
+            20,
+            "veh1 still reporting after edge3 used its routing id",
+        )
         assert "registered edge2" not in log and bad.poll() is None
         good.send_signal(signal.SIGTERM)
         assert good.wait(10) == 0
-        wait_for(lambda: [m for m in metrics(run_dir) if m["node"] == "edge1" and m["final"]], 10, "edge1's last metrics")
+        wait_for(
+            lambda: [m for m in metrics(run_dir) if m["node"] == "edge1" and m["final"]], 10, "edge1's last metrics"
+        )
     finally:
         for p in (good, bad):
             if p.poll() is None:

@@ -1,16 +1,18 @@
 """SED plan execution: Table II interfaces in the sandbox, plan validation and failures, the SUMO-side Navigator."""
+
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import sumolib
 
-from scenarios.sandbox.limits import SandboxLimits
+from scenarios.grid_map import build_grid
 from scenarios.routing.sed.navigation import SANDBOX_PRELUDE, Navigator, road_graph
 from scenarios.routing.sed.plans import Instruction, PlanOutcome, execute_plans, scripted_plan_code
-from scenarios.grid_map import build_grid
 from scenarios.routing_env import junction_ids, junction_index, outgoing_options
+from scenarios.sandbox.limits import SandboxLimits
 
 # build_grid(3 x 3): junctions A0..C2 (x = A,B,C; y = 0,1,2) plus 12 fringe dead ends; sorted ids give the indices.
 A0, B0, C0, C2 = 0, 3, 6, 8
@@ -48,16 +50,31 @@ def test_road_graph(net: sumolib.net.Net, graph: dict) -> None:
     assert next(r for r in slow["edges"] if r[2] == "A0B0")[4] == 99.0
 
 
+def test_prelude_is_a_module_that_runs_a_plan_when_imported(graph: dict, monkeypatch) -> None:
+    """prelude.py is real, linted Python: imported as a module it plans like the sandbox does, and its source is
+    exactly what the sandbox runs before the plan code."""
+    from scenarios.routing.sed import prelude
+
+    monkeypatch.setattr(
+        prelude, "plan", lambda agent_id: prelude.move_to_by_shortest_time(prelude.get_destination()), raising=False
+    )
+    assert prelude.run_plan(graph, 3, A0, C2) == {"instructions": [["shortest_time", C2, True]]}
+    assert SANDBOX_PRELUDE == Path(prelude.__file__).read_text()
+
+
 def test_prelude_queries_in_process(graph: dict) -> None:
     """The prelude's queries, run directly (no sandbox): distances from the graph, nearest node, coords."""
     ns: dict = {}
-    exec(SANDBOX_PRELUDE + "\nOUT = {}\n"
-         "def plan(agent_id):\n"
-         "    OUT['dist'] = get_shortest_dist(get_destination())\n"
-         "    OUT['time'] = get_shortest_time(get_destination())\n"
-         "    OUT['near'] = get_nearest_node(*get_node_coord(4))\n"
-         "    OUT['ok'] = move_to_by_shortest_path(get_destination())\n"
-         "    OUT['after'] = get_shortest_dist(get_destination())\n", ns)
+    exec(
+        SANDBOX_PRELUDE + "\nOUT = {}\n"
+        "def plan(agent_id):\n"
+        "    OUT['dist'] = get_shortest_dist(get_destination())\n"
+        "    OUT['time'] = get_shortest_time(get_destination())\n"
+        "    OUT['near'] = get_nearest_node(*get_node_coord(4))\n"
+        "    OUT['ok'] = move_to_by_shortest_path(get_destination())\n"
+        "    OUT['after'] = get_shortest_dist(get_destination())\n",
+        ns,
+    )
     res = ns["run_plan"](graph, 7, A0, C0)
     out = ns["OUT"]
     want = _edge_len(graph, A0, B0) + _edge_len(graph, B0, C0)
@@ -67,7 +84,7 @@ def test_prelude_queries_in_process(graph: dict) -> None:
 
 
 def test_waypoint_plan(graph: dict) -> None:
-    code = '''
+    code = """
 import math
 
 def plan(agent_id: int) -> None:
@@ -78,7 +95,7 @@ def plan(agent_id: int) -> None:
     move_to_by_shortest_path(waypoint)
     if agent_id == 0:
         move_to_by_shortest_time(get_destination())
-'''
+"""
     out = execute_plans(code, {0: (A0, C0), 1: (A0, C0)}, graph)
     assert out[0] == PlanOutcome(0, [Instruction("shortest_path", B0), Instruction("shortest_time", C0)], True)
     assert [i.text() for i in out[0].instructions] == ["move_to_by_shortest_path(3)", "move_to_by_shortest_time(6)"]
@@ -100,7 +117,7 @@ def test_scripted_expert_all_agents(graph: dict) -> None:
 
 
 def test_failures_are_per_agent(graph: dict) -> None:
-    code = '''
+    code = """
 def plan(agent_id):
     if agent_id == 1:
         raise ValueError("no route for agent 1")
@@ -112,7 +129,7 @@ def plan(agent_id):
     if agent_id == 4:
         return
     move_to_by_shortest_time(get_destination())
-'''
+"""
     trips = {0: (A0, C2), 1: (A0, C2), 2: (A0, C2), 3: (A0, C2), 4: (A0, C2), 5: (C2, A0)}
     out = execute_plans(code, trips, graph, SandboxLimits(wall_s=1.0, cpu_s=1.0))
     assert out[1].cause == "exception" and not out[1].ok and out[1].instructions == []
@@ -128,8 +145,10 @@ def plan(agent_id):
 
 def test_unreachable_node() -> None:
     # 0 <-> 1 -> 2 (one way); 3 isolated
-    graph = {"coords": [[0, 0], [100, 0], [200, 0], [300, 0]],
-             "edges": [[0, 1, "a", 100.0, 10.0], [1, 0, "b", 100.0, 10.0], [1, 2, "c", 100.0, 10.0]]}
+    graph = {
+        "coords": [[0, 0], [100, 0], [200, 0], [300, 0]],
+        "edges": [[0, 1, "a", 100.0, 10.0], [1, 0, "b", 100.0, 10.0], [1, 2, "c", 100.0, 10.0]],
+    }
     code = "def plan(agent_id):\n    r = move_to_by_shortest_path(3)\n    move_to_by_shortest_path(0 if r else 2)\n"
     out = execute_plans(code, {0: (0, 2), 1: (2, 2)}, graph)
     assert out[0].cause == "unreachable_node" and "node 3 is not reachable from node 0" in out[0].message
@@ -138,12 +157,15 @@ def test_unreachable_node() -> None:
     assert out[1].instructions == [Instruction("shortest_path", 2)]
 
 
-@pytest.mark.parametrize("code, cause", [
-    (None, "no_code"),
-    ("def plan(agent_id):\n    move_to_by_shortest_time(get_destination()\n", "syntax"),
-    ("def route(agent_id):\n    pass\n", "missing_function"),
-    ("def plan():\n    pass\n", "signature"),
-])
+@pytest.mark.parametrize(
+    "code, cause",
+    [
+        (None, "no_code"),
+        ("def plan(agent_id):\n    move_to_by_shortest_time(get_destination()\n", "syntax"),
+        ("def route(agent_id):\n    pass\n", "missing_function"),
+        ("def plan():\n    pass\n", "signature"),
+    ],
+)
 def test_contract_failures(graph: dict, code, cause) -> None:
     out = execute_plans(code, {0: (A0, C0), 1: (C0, A0)}, graph)
     assert sorted(out) == [0, 1]
@@ -154,9 +176,11 @@ def test_load_failures_and_hijack(graph: dict) -> None:
     out = execute_plans("import os\ndef plan(agent_id):\n    pass\n", {0: (A0, C0)}, graph)
     assert out[0].cause == "forbidden_import"
     # a redefined interface does not bypass the recorder; __future__ imports are tolerated
-    code = ("from __future__ import annotations\n"
-            "def move_to_by_shortest_path(node_id):\n    return True\n"
-            "def plan(agent_id: int) -> None:\n    move_to_by_shortest_path(get_destination())\n")
+    code = (
+        "from __future__ import annotations\n"
+        "def move_to_by_shortest_path(node_id):\n    return True\n"
+        "def plan(agent_id: int) -> None:\n    move_to_by_shortest_path(get_destination())\n"
+    )
     out = execute_plans(code, {0: (A0, C0)}, graph)
     assert out[0].ok and out[0].instructions == [Instruction("shortest_path", C0)]
 

@@ -1,4 +1,5 @@
 """SED prompt templates: d_init content and size, the trigger commands and the d_fb feedback prompt."""
+
 from __future__ import annotations
 
 import math
@@ -10,15 +11,27 @@ from scenarios.llm.conversation import approx_tokens
 from scenarios.llm.extract import check_contract, extract_code
 from scenarios.routing.sed import prompts
 from scenarios.routing.sed.prompts import (
-    CLOSING_INSTRUCTION, INTERFACE_NAMES, INTERFACES, feedback_prompt, first_request, repeat_request, system_prompt,
+    CLOSING_INSTRUCTION,
+    INTERFACE_NAMES,
+    INTERFACES,
+    feedback_prompt,
+    first_request,
+    repeat_request,
+    system_prompt,
 )
 
 # 4 junctions: a square with a diagonal, one one-way road.
 TINY = {
     "coords": [[0.0, 0.0], [100.4, 0.0], [100.0, 99.6], [0.0, 100.0]],
-    "edges": [[0, 1, "e01", 100.0, 7.2], [1, 0, "e10", 100.0, 7.2], [1, 2, "e12", 100.0, 7.2],
-              [2, 3, "e23", 100.0, 7.2], [3, 0, "e30", 100.0, 7.2], [0, 2, "e02", 141.4, 10.2],
-              [0, 2, "e02b", 141.4, 12.0]],
+    "edges": [
+        [0, 1, "e01", 100.0, 7.2],
+        [1, 0, "e10", 100.0, 7.2],
+        [1, 2, "e12", 100.0, 7.2],
+        [2, 3, "e23", 100.0, 7.2],
+        [3, 0, "e30", 100.0, 7.2],
+        [0, 2, "e02", 141.4, 10.2],
+        [0, 2, "e02b", 141.4, 12.0],
+    ],
 }
 TINY_TRIPS = [(1, 3, 1, 12.5), (0, 0, 2, 0.0)]
 
@@ -47,9 +60,16 @@ def ten_trips(n_nodes: int) -> list[tuple[int, int, int, float]]:
 
 
 def test_interfaces_table():
-    assert INTERFACE_NAMES == ("move_to_by_shortest_path", "move_to_by_shortest_time", "get_origin",
-                               "get_destination", "get_shortest_dist", "get_shortest_time", "get_nearest_node",
-                               "get_node_coord")
+    assert INTERFACE_NAMES == (
+        "move_to_by_shortest_path",
+        "move_to_by_shortest_time",
+        "get_origin",
+        "get_destination",
+        "get_shortest_dist",
+        "get_shortest_time",
+        "get_nearest_node",
+        "get_node_coord",
+    )
     assert "get_node_coord(node_id) -> tuple[float, float]" in INTERFACES
     assert len(INTERFACES.splitlines()) == 8
 
@@ -104,20 +124,30 @@ def test_system_prompt_grid_size():
 
 
 def _summary(agent: int, n_junctions: int) -> dict:
-    return {"agent": agent, "junctions": list(range(100, 100 + n_junctions)), "travel_time": 512.4 + agent,
-            "ret": -210.44, "arrived": agent % 2 == 0,
-            "instructions": [f"move_to_by_shortest_time({57 + k})" for k in range(3)] + ["move_to_by_shortest_path(140)"]}
+    return {
+        "agent": agent,
+        "junctions": list(range(100, 100 + n_junctions)),
+        "travel_time": 512.4 + agent,
+        "ret": -210.44,
+        "arrived": agent % 2 == 0,
+        "instructions": [f"move_to_by_shortest_time({57 + k})" for k in range(3)] + ["move_to_by_shortest_path(140)"],
+    }
 
 
 def test_feedback_prompt_content():
     lines = ["Reward volatility (RVI): ...", "  subset 0, t=12 s: agent 3, instr #1: move_to_by_shortest_time(57)"]
-    text = feedback_prompt(lines, [_summary(4, 5), _summary(3, 30)], {7: "Traceback (most recent call last):\n"
-                                                                        "  File x\nNameError: name 'foo' is not defined"})
+    text = feedback_prompt(
+        lines,
+        [_summary(4, 5), _summary(3, 30)],
+        {7: "Traceback (most recent call last):\n  File x\nNameError: name 'foo' is not defined"},
+    )
     for line in lines:
         assert line in text.splitlines()
-    assert ("  agent 3: junctions 100 101 102 103 104 105 ... 124 125 126 127 128 129 (30 visited); travel 515 s; "
-            "return -210.4; arrived no; instructions: move_to_by_shortest_time(57); move_to_by_shortest_time(58); "
-            "move_to_by_shortest_time(59); move_to_by_shortest_path(140)") in text
+    assert (
+        "  agent 3: junctions 100 101 102 103 104 105 ... 124 125 126 127 128 129 (30 visited); travel 515 s; "
+        "return -210.4; arrived no; instructions: move_to_by_shortest_time(57); move_to_by_shortest_time(58); "
+        "move_to_by_shortest_time(59); move_to_by_shortest_path(140)"
+    ) in text
     assert "  agent 4: junctions 100 101 102 103 104 (5 visited);" in text and "arrived yes" in text
     assert text.index("agent 3: junctions") < text.index("agent 4: junctions")  # sorted by agent
     assert "110" not in text.split("agent 3: junctions")[1].split("(30 visited)")[0]
@@ -141,10 +171,27 @@ def test_feedback_prompt_long_cause_and_instructions_capped():
 
 
 def test_feedback_prompt_size_ten_agents():
-    rvi = [RVIPair(k % 2, 100 + k, 30.0 - k, 12.5, k, 2, f"move_to_by_shortest_time({50 + k})", "agent 7 at 33")
-           for k in range(8)]
-    pdi = [PDIPair(k // 5, k, 6.1, 14, 321.0, 0.002, 1, 0, 0.91, 1, f"move_to_by_shortest_path({60 + k})",
-                   "junction 44; options 0:->45 (0.91), 1:->58 (0.07)") for k in range(10)]
+    rvi = [
+        RVIPair(k % 2, 100 + k, 30.0 - k, 12.5, k, 2, f"move_to_by_shortest_time({50 + k})", "agent 7 at 33")
+        for k in range(8)
+    ]
+    pdi = [
+        PDIPair(
+            k // 5,
+            k,
+            6.1,
+            14,
+            321.0,
+            0.002,
+            1,
+            0,
+            0.91,
+            1,
+            f"move_to_by_shortest_path({60 + k})",
+            "junction 44; options 0:->45 (0.91), 1:->58 (0.07)",
+        )
+        for k in range(10)
+    ]
     lines = format_feedback_lines(rvi, pdi)
     summaries = [_summary(i, 40) for i in range(10)]
     for s in summaries:

@@ -21,19 +21,50 @@ def tee(tmp_path_factory) -> SignalMap:
     """A signalised T junction C with west, east and south arms (no north arm), 200 m each, plus 2 min of flows."""
     d = tmp_path_factory.mktemp("tee")
     nodes = {"C": (0, 0), "W": (-200, 0), "E": (200, 0), "S": (0, -200)}
-    (d / "t.nod.xml").write_text("<nodes>\n" + "".join(
-        f'  <node id="{n}" x="{x}" y="{y}" type="{"traffic_light" if n == "C" else "priority"}"/>\n'
-        for n, (x, y) in nodes.items()) + "</nodes>\n")
-    (d / "t.edg.xml").write_text("<edges>\n" + "".join(
-        f'  <edge id="{a}{b}" from="{a}" to="{b}" numLanes="1" speed="13.9"/>\n'
-        for arm in "WES" for a, b in ((arm, "C"), ("C", arm))) + "</edges>\n")
+    (d / "t.nod.xml").write_text(
+        "<nodes>\n"
+        + "".join(
+            f'  <node id="{n}" x="{x}" y="{y}" type="{"traffic_light" if n == "C" else "priority"}"/>\n'
+            for n, (x, y) in nodes.items()
+        )
+        + "</nodes>\n"
+    )
+    (d / "t.edg.xml").write_text(
+        "<edges>\n"
+        + "".join(
+            f'  <edge id="{a}{b}" from="{a}" to="{b}" numLanes="1" speed="13.9"/>\n'
+            for arm in "WES"
+            for a, b in ((arm, "C"), ("C", arm))
+        )
+        + "</edges>\n"
+    )
     net = d / "t.net.xml"
-    subprocess.run([_netconvert(), "-n", str(d / "t.nod.xml"), "-e", str(d / "t.edg.xml"), "--no-turnarounds", "true",
-                    "--no-warnings", "true", "-o", str(net)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            _netconvert(),
+            "-n",
+            str(d / "t.nod.xml"),
+            "-e",
+            str(d / "t.edg.xml"),
+            "--no-turnarounds",
+            "true",
+            "--no-warnings",
+            "true",
+            "-o",
+            str(net),
+        ],
+        check=True,
+        capture_output=True,
+    )
     routes = d / "t.rou.xml"
-    routes.write_text("<routes>\n" + "".join(
-        f'  <flow id="{o}{t}" begin="0" end="120" period="10" from="{o}C" to="C{t}"/>\n'
-        for o, t in ("WE", "EW", "WS", "ES", "SW", "SE")) + "</routes>\n")
+    routes.write_text(
+        "<routes>\n"
+        + "".join(
+            f'  <flow id="{o}{t}" begin="0" end="120" period="10" from="{o}C" to="C{t}"/>\n'
+            for o, t in ("WE", "EW", "WS", "ES", "SW", "SE")
+        )
+        + "</routes>\n"
+    )
     return SignalMap("tee", "T junction", net, (routes,), 0.0, 120.0)
 
 
@@ -43,8 +74,15 @@ def test_tee_movements_and_mask_by_lane_and_by_link(tee):
     links = tls_links(net, "C")
     assert {lk.group for lk in links} - {None} == {"WT", "ET", "SL"}
     assert dict(zip(PHASES, phase_mask(links).tolist())) == {
-        "WT-ET": True, "EL-ET": True, "WL-WT": True, "EL-WL": False, "NT-ST": False, "SL-ST": True,
-        "NT-NL": False, "NL-SL": True}
+        "WT-ET": True,
+        "EL-ET": True,
+        "WL-WT": True,
+        "EL-WL": False,
+        "NT-ST": False,
+        "SL-ST": True,
+        "NT-NL": False,
+        "NL-SL": True,
+    }
     a = phase_state(links, PHASES.index("WT-ET"))
     for lk in links:  # the east lane's left link is green with its through link: no left-turner blocks it
         assert a[lk.index] == ("G" if lk.arm in "WE" and lk.turn != "R" else "g" if lk.turn == "R" else "r")
@@ -54,8 +92,15 @@ def test_tee_movements_and_mask_by_lane_and_by_link(tee):
     by_link = tls_links(net, "C", group_by="link")
     assert {lk.group for lk in by_link} - {None} == {"WT", "ET", "EL", "SL"}
     assert dict(zip(PHASES, phase_mask(by_link).tolist())) == {
-        "WT-ET": True, "EL-ET": True, "WL-WT": True, "EL-WL": True, "NT-ST": False, "SL-ST": True,
-        "NT-NL": False, "NL-SL": True}
+        "WT-ET": True,
+        "EL-ET": True,
+        "WL-WT": True,
+        "EL-WL": True,
+        "NT-ST": False,
+        "SL-ST": True,
+        "NT-NL": False,
+        "NL-SL": True,
+    }
     b = phase_state(by_link, PHASES.index("WT-ET"))
     for lk in by_link:
         assert b[lk.index] == ("G" if lk.movement in ("WT", "ET") else "g" if lk.turn == "R" else "r")
@@ -77,8 +122,10 @@ def test_trip_metrics_count_departure_delay_unfinished_and_undeparted_vehicles(t
 
 
 def test_assign_arms_skewed():
-    assert assign_arms({"a": 80.0, "b": 100.0, "c": 190.0}) in ({"a": "E", "b": "N", "c": "W"},
-                                                                  {"a": "N", "b": "W", "c": "S"})
+    assert assign_arms({"a": 80.0, "b": 100.0, "c": 190.0}) in (
+        {"a": "E", "b": "N", "c": "W"},
+        {"a": "N", "b": "W", "c": "S"},
+    )
     assert assign_arms({"a": 10.0, "b": 95.0, "c": 170.0, "d": 260.0}) == {"a": "E", "b": "N", "c": "W", "d": "S"}
 
 
@@ -146,7 +193,9 @@ def test_junction_lights_leave_the_joined_lights_to_their_sumo_programs(tmp_path
     assert set(every) - set(junctions) == {"gneJ143", "gneJ207", "gneJ208", "gneJ210", "gneJ255", "gneJ257"}
     grid = sumolib.net.readNet(str(signal_map("grid4x4").net))
     assert controlled_lights(grid, "junctions") == controlled_lights(grid)
-    cfg = load_scenario(Path(__file__).parents[1] / "scenarios" / "signals_espark.toml",
-                        ["world.map=ingolstadt21", "world.lights=junctions", "algo.method=max_pressure"])
+    cfg = load_scenario(
+        Path(__file__).parents[1] / "scenarios" / "signals_espark.toml",
+        ["world.map=ingolstadt21", "world.lights=junctions", "algo.method=max_pressure"],
+    )
     plan = plan_signals(cfg, tmp_path)
     assert len(plan.agents) == 15 and sorted(plan.notes["lights"].values()) == junctions

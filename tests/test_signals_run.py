@@ -1,4 +1,5 @@
 """Traffic signals through real processes: one masked-IPPO learner per light of Grid 4x4, tripinfo metrics."""
+
 import json
 
 from conftest import ROOT, metrics, run_cli
@@ -9,8 +10,14 @@ SCENARIO = ROOT / "scenarios" / "signals_espark.toml"
 def test_ippo_on_grid4x4_runs_learns_and_reports_the_trip_metrics(tmp_path):
     out = tmp_path / "grid"
     args = ["run", str(SCENARIO), "--out", str(out), "--no-progress", "--seed", "2"]
-    for s in ["world.episodes=2", "world.horizon_s=300", "world.test_episodes=1", "algo.ppo={update_epochs=1}",
-              "algo.method=ippo", "world.update_every=1"]:
+    for s in [
+        "world.episodes=2",
+        "world.horizon_s=300",
+        "world.test_episodes=1",
+        "algo.ppo={update_epochs=1}",
+        "algo.method=ippo",
+        "world.update_every=1",
+    ]:
         args += ["--set", s]
     proc = run_cli(*args, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -34,8 +41,14 @@ def test_an_exploration_function_masks_phases_in_training_only(tmp_path):
     out = tmp_path / "masked"
     code = ROOT / "scenarios" / "espark_functions" / "tsc_busiest.py"
     args = ["run", str(SCENARIO), "--out", str(out), "--no-progress", "--seed", "2"]
-    for s in ["world.episodes=1", "world.horizon_s=300", "world.test_episodes=1", "algo.ppo={update_epochs=1}",
-              "algo.method=ippo", f"world.exploration={{kind=\"function\", code_file=\"{code}\"}}"]:
+    for s in [
+        "world.episodes=1",
+        "world.horizon_s=300",
+        "world.test_episodes=1",
+        "algo.ppo={update_epochs=1}",
+        "algo.method=ippo",
+        f'world.exploration={{kind="function", code_file="{code}"}}',
+    ]:
         args += ["--set", s]
     proc = run_cli(*args, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]

@@ -20,8 +20,7 @@ def fig8(tmp_path_factory: pytest.TempPathFactory) -> Figure8Files:
 
 def run(files: Figure8Files, steps: int, backend: str = "libsumo") -> tuple[np.ndarray, np.ndarray]:
     """Positions (steps, n, 2) and speeds (steps, n) of all vehicles for each step."""
-    with SumoSim(files.net, files.routes, step_length=files.step_length, seed=files.seed,
-                 backend=backend) as sim:
+    with SumoSim(files.net, files.routes, step_length=files.step_length, seed=files.seed, backend=backend) as sim:
         xs, vs = [], []
         for _ in range(steps):
             sim.step()

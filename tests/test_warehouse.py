@@ -1,4 +1,5 @@
 """The warehouse task: model tables, the vectorised simulator, and distributed runs replaying it."""
+
 from __future__ import annotations
 
 import json
@@ -7,19 +8,29 @@ import signal
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, metrics, node_info, run_cli, start_run, wait_for
-from scenarios.config import ConfigError, load_scenario
+
 from agent_node.warehouse import streams
 from agent_node.warehouse.model import WarehouseModel, cdf, uniform_local_policy
-from scenarios.warehouse.results import episode_rewards
 from agent_node.warehouse.simulator import Simulator, draw_polls, zone_counts
+from scenarios.config import ConfigError, load_scenario
+from scenarios.warehouse.results import episode_rewards
 
 SCENARIO = ROOT / "scenarios" / "warehouse_alternating.toml"
 FIG6 = ROOT / "scenarios" / "warehouse_alternating_fig6.toml"
-SMALL = ["world.robots=20", "world.horizon=20", "algo.k=5", "algo.record=true", "run.heartbeat_timeout_s=2.0",
-         "algo.train.n_steps=1", "algo.train.l_rollouts=4", "algo.train.l_horizon=20", "algo.train.l_sweeps=1",
-         "algo.train.eval_rollouts=8", "algo.train.eval_horizon=20"]
+SMALL = [
+    "world.robots=20",
+    "world.horizon=20",
+    "algo.k=5",
+    "algo.record=true",
+    "run.heartbeat_timeout_s=2.0",
+    "algo.train.n_steps=1",
+    "algo.train.l_rollouts=4",
+    "algo.train.l_horizon=20",
+    "algo.train.l_sweeps=1",
+    "algo.train.eval_rollouts=8",
+    "algo.train.eval_horizon=20",
+]
 
 
 # ------------------------------------------------------------------ model and simulator
@@ -44,8 +55,10 @@ def test_one_simulator_step_by_hand():
     out = Simulator(m, n, seed).run(lambda sg, c: c.argmax(1), pi_l, k, [4], 1, record=True)
     s_g = int((streams.uniforms(seed, streams.GLOBAL_INIT, 4, 0, 0)[0] * 5))
     p = streams.generator(seed, 4, streams.POPULATION).dirichlet(np.full(5, 0.3))
-    s_l = [int(np.searchsorted(np.cumsum(p), streams.uniforms(seed, streams.LOCAL_INIT, 4, i, 0)[0], side="right"))
-           for i in range(n)]
+    s_l = [
+        int(np.searchsorted(np.cumsum(p), streams.uniforms(seed, streams.LOCAL_INIT, 4, i, 0)[0], side="right"))
+        for i in range(n)
+    ]
     polled = draw_polls(streams.generator(seed, 4, streams.POLLS), n, k)
     a_g = int(np.bincount([s_l[i] for i in polled], minlength=5).argmax())
     total = 0.0
@@ -68,7 +81,9 @@ def test_simulated_transitions_follow_the_tables():
 
 
 def test_exactly_k_distinct_polls_each_step():
-    out = Simulator(WarehouseModel(), 50, 0).run(lambda sg, c: sg, uniform_local_policy(5), 7, range(3), 30, record=True)
+    out = Simulator(WarehouseModel(), 50, 0).run(
+        lambda sg, c: sg, uniform_local_policy(5), 7, range(3), 30, record=True
+    )
     assert out.polled.shape == (3, 30, 7)
     assert all(len(set(row)) == 7 for row in out.polled.reshape(-1, 7).tolist())
     assert (zone_counts(np.zeros((2, 7), int), 5).sum(-1) == 7).all()
@@ -82,18 +97,21 @@ def test_common_random_numbers_pair_policies():
 
 
 # ------------------------------------------------------------------ configuration
-@pytest.mark.parametrize("override, words", [
-    ("algo.k=500", ["algo.k", "500"]),
-    ("algo.colour=1", ["algo.colour"]),
-    ("algo.train.n_steps=0", ["algo.train.n_steps"]),
-    ("world.robots=0", ["world.robots"]),
-    ("world.model.global_reward=other", ["world.model.global_reward"]),
-    ("netsim.clock=sim", ["netsim.clock", "wall"]),
-    ("algo.policy_dir=/nonexistent", ["algo.policy_dir"]),
-    ("run.step_deadline_s=0.5", ["run.step_deadline_s", "algo.poll_timeout_s"]),
-    ("algo.nash_gap=true", None),
-    ("role.name=beacon", ["role", "fixed"]),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("algo.k=500", ["algo.k", "500"]),
+        ("algo.colour=1", ["algo.colour"]),
+        ("algo.train.n_steps=0", ["algo.train.n_steps"]),
+        ("world.robots=0", ["world.robots"]),
+        ("world.model.global_reward=other", ["world.model.global_reward"]),
+        ("netsim.clock=sim", ["netsim.clock", "wall"]),
+        ("algo.policy_dir=/nonexistent", ["algo.policy_dir"]),
+        ("run.step_deadline_s=0.5", ["run.step_deadline_s", "algo.poll_timeout_s"]),
+        ("algo.nash_gap=true", None),
+        ("role.name=beacon", ["role", "fixed"]),
+    ],
+)
 def test_invalid_warehouse_settings_name_the_field(override, words):
     if words is None:  # valid on its own; the baseline dispatcher below makes it invalid
         load_scenario(SCENARIO, [override])
@@ -132,8 +150,9 @@ def test_distributed_run_replays_the_simulator(tmp_path, scenario):
 
     out = tmp_path / "run"
     sets = [*SMALL, "run.steps=40", "algo.nash_gap=true", "world.horizon=20"]
-    proc = run_cli("run", str(scenario), "--out", str(out), "--no-progress", *sum((["--set", s] for s in sets), []),
-                   timeout=240)
+    proc = run_cli(
+        "run", str(scenario), "--out", str(out), "--no-progress", *sum((["--set", s] for s in sets), []), timeout=240
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     recs = metrics(out)
     pi_g = TablePolicy.load(out / "policy" / "pi_g.npz")
@@ -144,8 +163,9 @@ def test_distributed_run_replays_the_simulator(tmp_path, scenario):
     loops = {json.loads(line)["player"] for line in (out / "policy" / "training.jsonl").read_text().splitlines()}
     assert loops == ({"g+l"} if scenario == FIG6 else {"g", "l"})
     sim = Simulator(model, 20, 0).run(pi_g, pi_l, 5, [0, 1], 20, record=True)
-    other = Simulator(model.model_copy(update={"local_transition": {"current": "next", "next": "current"}[timing]}),
-                      20, 0).run(pi_g, pi_l, 5, [0, 1], 20, record=True)
+    other = Simulator(
+        model.model_copy(update={"local_transition": {"current": "next", "next": "current"}[timing]}), 20, 0
+    ).run(pi_g, pi_l, 5, [0, 1], 20, record=True)
     assert not np.array_equal(other.s_l, sim.s_l)  # the two timings are told apart
     for e in (0, 1):
         world = next(r for r in recs if r["kind"] == "world_episode" and r["episode"] == e)
@@ -158,7 +178,7 @@ def test_distributed_run_replays_the_simulator(tmp_path, scenario):
         for i, rec in robots.items():
             # "next": the last move would read s_g(horizon), which no broadcast carries; every reward is there
             moves = 20 if timing == "current" else 19
-            assert rec["zones"] == sim.s_l[e, :moves + 1, i].tolist() and np.allclose(rec["r_l"], sim.r_l[e, :, i])
+            assert rec["zones"] == sim.s_l[e, : moves + 1, i].tolist() and np.allclose(rec["r_l"], sim.r_l[e, :, i])
     returns = [e["return"] for e in episode_rewards(recs, 0.95)]
     assert np.allclose(returns, sim.returns)
     summary = json.loads((out / "summary.json").read_text())
@@ -172,8 +192,17 @@ def test_distributed_run_replays_the_simulator(tmp_path, scenario):
 def run_and_kill(out, reap, robot: str, at_step: int, *sets: str) -> None:
     """A 2-episode run with the mode dispatcher in which `robot` is SIGKILLed at `at_step`; it must end ok, or
     (on_node_failure = "continue", the scenario's) degraded: it went on without the robot, and says so."""
-    p = start_run(out, *SMALL, "run.steps=200", "world.horizon=100", "algo.dispatcher=mode",
-                  "algo.poll_timeout_s=0.3", "run.step_deadline_s=10", *sets, scenario=SCENARIO)
+    p = start_run(
+        out,
+        *SMALL,
+        "run.steps=200",
+        "world.horizon=100",
+        "algo.dispatcher=mode",
+        "algo.poll_timeout_s=0.3",
+        "run.step_deadline_s=10",
+        *sets,
+        scenario=SCENARIO,
+    )
     reap(p)
     pid = wait_for(lambda: node_info(out, robot), 60, f"{robot} to register")[0]
     wait_for(lambda: any(m.get("kind") == "world" and m["step"] >= at_step for m in metrics(out)), 60, "steps")
@@ -203,9 +232,28 @@ def test_killed_robot_is_detected_and_its_polls_replaced(tmp_path, reap):
 
 def test_lost_polls_without_replacement_leave_short_steps(tmp_path):
     out = tmp_path / "run"
-    proc = run_cli("run", str(SCENARIO), "--out", str(out), "--no-progress", *sum((["--set", s] for s in [
-        *SMALL, "run.steps=40", "algo.dispatcher=mode", "netsim.loss=0.3", "algo.replace_lost_polls=false",
-        "algo.poll_timeout_s=0.2"]), []), timeout=240)
+    proc = run_cli(
+        "run",
+        str(SCENARIO),
+        "--out",
+        str(out),
+        "--no-progress",
+        *sum(
+            (
+                ["--set", s]
+                for s in [
+                    *SMALL,
+                    "run.steps=40",
+                    "algo.dispatcher=mode",
+                    "netsim.loss=0.3",
+                    "algo.replace_lost_polls=false",
+                    "algo.poll_timeout_s=0.2",
+                ]
+            ),
+            [],
+        ),
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     res = json.loads((out / "summary.json").read_text())["results"]
     assert res["polls_lost"] > 0 and res["polls_replaced"] == 0 and res["short_steps"] > 0
@@ -225,7 +273,7 @@ def test_lost_polls_without_replacement_leave_short_steps(tmp_path):
             continue
         zone = model.initial_local(0, rec["episode"], rec["robot"])
         zones = [int(zone[0])]
-        for t, s_g in enumerate(world[rec["episode"]][:len(rec["zones"]) - 1]):
+        for t, s_g in enumerate(world[rec["episode"]][: len(rec["zones"]) - 1]):
             _a, _r, zone = model.local_step(0, rec["episode"], rec["robot"], t, zone, np.array([s_g]), pi_l_cdf)
             zones.append(int(zone[0]))
         assert rec["zones"] == zones
@@ -237,8 +285,8 @@ def test_dispatcher_counts_only_answers_to_open_polls():
 
     from agent_node.roles.base import NodeContext
     from agent_node.roles.dispatcher import DispatcherRole
-    from protocols.messages import Poll, PollReply
     from agent_node.warehouse.layout import robot_id, robot_index
+    from protocols.messages import Poll, PollReply
 
     sent: list = []
 
@@ -264,7 +312,7 @@ def test_dispatcher_counts_only_answers_to_open_polls():
             first[:] = polls
             return
         reply(first[0])  # late answer from a replaced poll: must not count
-        for i in polls[len(first):]:
+        for i in polls[len(first) :]:
             reply(i)
 
     ctx = NodeContext("dispatcher", np.random.default_rng(0), Radio(), lambda *a: None, {}, seed=0, wait=wait)

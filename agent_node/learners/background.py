@@ -1,4 +1,5 @@
 """One learning update at a time on a worker thread, so that an agent can answer while it learns."""
+
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor

@@ -1,4 +1,5 @@
 """Role plug-ins: what an agent does with observations and radio messages, looked up by name."""
+
 from __future__ import annotations
 
 import importlib

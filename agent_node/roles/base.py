@@ -1,4 +1,5 @@
 """The Role interface and the NodeContext a role acts through."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """The beacon role: 10 Hz status broadcasts and occasional bulk unicasts to heard neighbours."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,7 +59,9 @@ class BeaconRole(Role):
         self.last_t = now
         obs = msg.arrays.get("obs")
         if obs is None or obs.shape != (3,):
-            raise ValueError(f"beacon role expects an 'obs' array of shape (3,), got {None if obs is None else obs.shape}")
+            raise ValueError(
+                f"beacon role expects an 'obs' array of shape (3,), got {None if obs is None else obs.shape}"
+            )
         x, y, speed = (float(v) for v in obs)
         if now + 1e-9 >= self.next_beacon:
             self.ctx.radio.broadcast(Beacon(x=x, y=y, speed=speed, pad=b"\0" * self._pad))
@@ -86,8 +89,12 @@ class BeaconRole(Role):
     def metrics(self) -> dict:
         return {
             "t": self.last_t,
-            "beacons_tx": self.tx["beacon"], "beacons_rx": self.rx["beacon"],
-            "payloads_tx": self.tx["payload"], "payloads_rx": self.rx["payload"],
+            "beacons_tx": self.tx["beacon"],
+            "beacons_rx": self.rx["beacon"],
+            "payloads_tx": self.tx["payload"],
+            "payloads_rx": self.rx["payload"],
             "neighbours": len(self.neighbours(self.last_t)),
-            "beacon_age_ms": round(1000 * self.age_sum / seen, 2) if (seen := self.rx["beacon"] - self.unread[0]) else None,
+            "beacon_age_ms": round(1000 * self.age_sum / seen, 2)
+            if (seen := self.rx["beacon"] - self.unread[0])
+            else None,
         }

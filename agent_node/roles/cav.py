@@ -1,10 +1,10 @@
 """The CAV role: one vehicle's soft actor-critic, its beacons, and RSM / Avg communication rounds."""
+
 from __future__ import annotations
 
 import copy
 import logging
 import math
-import os
 from collections import deque
 from pathlib import Path
 from typing import Literal
@@ -15,9 +15,17 @@ from pydantic import Field, model_validator
 
 from protocols.messages import Action, Beacon, Message, SegmentRequest, SegmentResponse
 
+from ..checkpoints import save_torch
 from ..learners.background import BackgroundUpdate
-from ..learners.rsm.round import (CPM_PAYLOAD_BYTES, PendingRound, RegulationSettings, average_into, mix_into,
-                                  regulate_replica, response_chunks)
+from ..learners.rsm.round import (
+    CPM_PAYLOAD_BYTES,
+    PendingRound,
+    RegulationSettings,
+    average_into,
+    mix_into,
+    regulate_replica,
+    response_chunks,
+)
 from ..learners.rsm.sac import SAC, ReplayBuffer, SACConfig, update_flags
 from ..learners.rsm.segments import Actor, flatten, plan_replicas
 from .base import Role, RoleSettings
@@ -87,8 +95,9 @@ class CavRole(Role):
         self.sac = SAC(SACConfig.model_validate({"init_seed": ctx.seed, "seed": seed, **cfg.sac}))
         self.buf = ReplayBuffer(self.sac.cfg.buffer_size, self.sac.cfg.obs_dim, self.sac.cfg.act_dim, seed=seed)
         self.cache_actor = Actor(self.sac.cfg.obs_dim, self.sac.cfg.hidden, self.sac.cfg.act_dim)
-        self.reg = RegulationSettings(cfg.zeta_rule, cfg.zeta_cap, cfg.safety, cfg.eps_rule, cfg.is_clip,
-                                      cfg.fisher_actions)
+        self.reg = RegulationSettings(
+            cfg.zeta_rule, cfg.zeta_cap, cfg.safety, cfg.eps_rule, cfg.is_clip, cfg.fisher_actions
+        )
         self.fisher_gen = torch.Generator().manual_seed(self.sac.cfg.seed + 2_000_003)  # pi_theta's actions for F
         self.chunk_floats = cfg.cpm_bytes // 4
         self.prev = None  # (obs, action, logp) waiting for its reward
@@ -101,8 +110,18 @@ class CavRole(Role):
         self.heard: dict[str, deque] = {}  # neighbour -> send times of its latest beacons
         self.next_beacon = 0.0
         self.pending: PendingRound | None = None
-        self.totals = {"rounds": 0, "replicas": 0, "given_up": 0, "accepted": 0, "requests": 0, "chunks_expected": 0,
-                       "chunks_received": 0, "bytes_received": 0, "bytes_sent": 0, "late_chunks": 0}
+        self.totals = {
+            "rounds": 0,
+            "replicas": 0,
+            "given_up": 0,
+            "accepted": 0,
+            "requests": 0,
+            "chunks_expected": 0,
+            "chunks_received": 0,
+            "bytes_received": 0,
+            "bytes_sent": 0,
+            "late_chunks": 0,
+        }
         self.deferred: tuple | None = None  # (batch, update_policy) to run once the action is sent
         self.background = BackgroundUpdate(f"{ctx.node_id}-learner") if cfg.learn == "pipelined" else None
         if cfg.resume_dir:
@@ -211,8 +230,9 @@ class CavRole(Role):
         else:
             plans = plan_replicas(near, self.ctx.rng, self.cfg.P, self.cfg.kappa)
         round_id = self.k // self.cfg.U
-        self.pending = PendingRound(round_id, plans, self.snapshot.shape[0], self.chunk_floats,
-                                    t + self.cfg.round_timeout_s)
+        self.pending = PendingRound(
+            round_id, plans, self.snapshot.shape[0], self.chunk_floats, t + self.cfg.round_timeout_s
+        )
         self.pending.neighbours = len(near)
         self.pending.started_t = t
         for dst, replica, segments, index in self.pending.requests():
@@ -255,14 +275,27 @@ class CavRole(Role):
         self.refresh_acting()
         payload = self._received_payload_bytes(replicas)
         t["bytes_received"] += payload
-        self.ctx.send_metrics("rsm_round", {
-            "round": pending.round_id, "episode": self.episode, "t": pending.started_t,
-            "neighbours": pending.neighbours, "replicas": len(replicas), "accepted": len(accepted_donors),
-            "given_up": given_up,
-            "a_plus": a_plus, "zeta": zetas, "zeta_max": zeta_maxes, "donors": [rep.donors for rep in replicas],
-            "accepted_donors": accepted_donors, "chunks_expected": expected, "chunks_received": got,
-            "bytes_received": payload, "complete": got == expected,
-        })
+        self.ctx.send_metrics(
+            "rsm_round",
+            {
+                "round": pending.round_id,
+                "episode": self.episode,
+                "t": pending.started_t,
+                "neighbours": pending.neighbours,
+                "replicas": len(replicas),
+                "accepted": len(accepted_donors),
+                "given_up": given_up,
+                "a_plus": a_plus,
+                "zeta": zetas,
+                "zeta_max": zeta_maxes,
+                "donors": [rep.donors for rep in replicas],
+                "accepted_donors": accepted_donors,
+                "chunks_expected": expected,
+                "chunks_received": got,
+                "bytes_received": payload,
+                "complete": got == expected,
+            },
+        )
 
     def _received_payload_bytes(self, replicas) -> int:
         """Parameter bytes that arrived: 4 per received float32 value."""
@@ -293,9 +326,20 @@ class CavRole(Role):
             if body.index >= body.segments or body.segments > theta.shape[0]:
                 raise ValueError(f"segment request {body.index}/{body.segments} out of range")
             for chunk, offset, length, values in response_chunks(theta, body.segments, body.index, self.chunk_floats):
-                self.ctx.radio.send(src, SegmentResponse(round=body.round, replica=body.replica, segments=body.segments,
-                                                         index=body.index, chunk=chunk, chunks=-(-length // self.chunk_floats),
-                                                         offset=offset, length=length), {"values": values})
+                self.ctx.radio.send(
+                    src,
+                    SegmentResponse(
+                        round=body.round,
+                        replica=body.replica,
+                        segments=body.segments,
+                        index=body.index,
+                        chunk=chunk,
+                        chunks=-(-length // self.chunk_floats),
+                        offset=offset,
+                        length=length,
+                    ),
+                    {"values": values},
+                )
                 self.totals["bytes_sent"] += values.nbytes
         elif isinstance(body, SegmentResponse):
             values = msg.arrays.get("values")
@@ -305,26 +349,40 @@ class CavRole(Role):
     # ------------------------------------------------------------------ episodes and checkpoints
     def end_episode(self, final: bool) -> None:
         self.episodes_done += 1
-        self.ctx.send_metrics("cav_agent_episode", {
-            "episode": self.episode, "updates": self.updates, "policy_updates": self.k, "buffer": len(self.buf),
-            "alpha": self.sac.alpha, "rounds": self.totals["rounds"], "replicas": self.totals["replicas"],
-            "accepted": self.totals["accepted"]})
+        self.ctx.send_metrics(
+            "cav_agent_episode",
+            {
+                "episode": self.episode,
+                "updates": self.updates,
+                "policy_updates": self.k,
+                "buffer": len(self.buf),
+                "alpha": self.sac.alpha,
+                "rounds": self.totals["rounds"],
+                "replicas": self.totals["replicas"],
+                "accepted": self.totals["accepted"],
+            },
+        )
         every = self.cfg.checkpoint_every
         if self.cfg.checkpoint_dir and (final or (every and self.episodes_done % every == 0)):
             self.save(Path(self.cfg.checkpoint_dir) / f"{self.ctx.node_id}.pt")
 
     def state(self) -> dict:
         self.join_update()
-        return {"sac": self.sac.state_dict(), "buffer": self.buf.state_dict(), "updates": self.updates, "k": self.k,
-                "episode": self.episode, "episodes_done": self.episodes_done, "totals": dict(self.totals),
-                "rng": self.ctx.rng.bit_generator.state, "method": self.cfg.method}
+        return {
+            "sac": self.sac.state_dict(),
+            "buffer": self.buf.state_dict(),
+            "updates": self.updates,
+            "k": self.k,
+            "episode": self.episode,
+            "episodes_done": self.episodes_done,
+            "totals": dict(self.totals),
+            "rng": self.ctx.rng.bit_generator.state,
+            "method": self.cfg.method,
+        }
 
     def save(self, path: Path) -> None:
         """Write the checkpoint atomically (a crash mid-write leaves the previous one)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)
+        save_torch(self.state(), path)
 
     def load(self, path: Path) -> None:
         if not path.exists():
@@ -345,5 +403,10 @@ class CavRole(Role):
             self.save(Path(self.cfg.checkpoint_dir) / f"{self.ctx.node_id}.pt")
 
     def metrics(self) -> dict:
-        return {"episodes": self.episodes_done, "updates": self.updates, "policy_updates": self.k,
-                "alpha": self.sac.alpha, **self.totals}
+        return {
+            "episodes": self.episodes_done,
+            "updates": self.updates,
+            "policy_updates": self.k,
+            "alpha": self.sac.alpha,
+            **self.totals,
+        }

@@ -1,4 +1,5 @@
 """The dispatcher role of the warehouse: broadcasts s_g, polls k robots, acts on their histogram."""
+
 from __future__ import annotations
 
 import time
@@ -7,11 +8,11 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from protocols.messages import Action, Message, Poll, PollReply, StepBegin
 from agent_node.warehouse import streams
 from agent_node.warehouse.layout import robot_id, robot_index, robot_index_or_none
 from agent_node.warehouse.model import WarehouseModel
 from agent_node.warehouse.simulator import draw_polls
+from protocols.messages import Action, Message, Poll, PollReply, StepBegin
 
 from .base import Role, RoleSettings
 
@@ -67,7 +68,7 @@ class DispatcherRole(Role):
         episode, t = (int(v) for v in obs)
         if episode != self.episode:
             self.start_episode(episode)
-        window = [int(v) for v in history[-self.cfg.window:]]  # the world keeps s_g's history: a restart loses none
+        window = [int(v) for v in history[-self.cfg.window :]]  # the world keeps s_g's history: a restart loses none
         s_g = window[-1]
         answers = self.poll(episode, t, window, then=StepBegin(episode=episode, step=t, sg=window))
         zones = list(answers.values())
@@ -148,6 +149,10 @@ def dispatcher_policy(cfg: DispatcherSettings, zones: int, seed: int):
     if cfg.policy == "learned":
         table = TablePolicy.load(cfg.policy_file)
         if (table.k, table.zones) != (cfg.k, zones):
-            raise ValueError(f"{cfg.policy_file} was trained for k = {table.k}, {table.zones} zones, not k = {cfg.k}, {zones}")
+            raise ValueError(
+                f"{cfg.policy_file} was trained for k = {table.k}, {table.zones} zones, not k = {cfg.k}, {zones}"
+            )
         return table
-    return {"mode": ModeOfSample(), "random": UniformRandomDispatcher(zones, seed), "stay": StayDispatcher()}[cfg.policy]
+    return {"mode": ModeOfSample(), "random": UniformRandomDispatcher(zones, seed), "stay": StayDispatcher()}[
+        cfg.policy
+    ]

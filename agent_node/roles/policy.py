@@ -1,4 +1,5 @@
 """The policy role: act with a trained, exported policy (numpy only: what runs on a device), no learning."""
+
 from __future__ import annotations
 
 import io
@@ -53,5 +54,9 @@ class PolicyRole(Role):
         return Action(step=body.step, value=a), None
 
     def metrics(self) -> dict:
-        return {"steps": self.steps, "mean_action": self.action_sum / self.steps if self.steps else None,
-                "policy": self.source, "params": self.policy.n_params()}
+        return {
+            "steps": self.steps,
+            "mean_action": self.action_sum / self.steps if self.steps else None,
+            "policy": self.source,
+            "params": self.policy.n_params(),
+        }

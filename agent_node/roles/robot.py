@@ -1,12 +1,13 @@
 """The robot role of the warehouse: steps itself on the dispatcher's broadcasts, answers polls."""
+
 from __future__ import annotations
 
 import numpy as np
 from pydantic import Field
 
-from protocols.messages import Message, Poll, PollReply, StepBegin
 from agent_node.warehouse.layout import DISPATCHER, robot_index
 from agent_node.warehouse.model import WarehouseModel, cdf
+from protocols.messages import Message, Poll, PollReply, StepBegin
 
 from .base import Role, RoleSettings
 
@@ -61,8 +62,9 @@ class RobotRole(Role):
         while self.t < min(target, self.cfg.horizon):
             if self.action is None:
                 s_g, known = self.read(sg, step, self.t)
-                self.action, r = self.model.local_act_one(self.ctx.seed, self.episode, self.index, self.t,
-                                                          self.zone, s_g, self.pi_l_cdf)
+                self.action, r = self.model.local_act_one(
+                    self.ctx.seed, self.episode, self.index, self.t, self.zone, s_g, self.pi_l_cdf
+                )
                 self.rewards.append(r if known else None)
                 if ahead and len(self.rewards) == self.cfg.horizon:
                     self.report_episode()  # the last move would read s_g(horizon), which no broadcast carries
@@ -70,8 +72,9 @@ class RobotRole(Role):
                 break  # s_g(t + 1) is not out yet: the move waits for the next broadcast
             if ahead:
                 s_g, known = self.read(sg, step, self.t + 1, count=self.rewards[-1] is not None)
-            self.zone = self.model.local_move_one(self.ctx.seed, self.episode, self.index, self.t, self.zone, s_g,
-                                                  self.action)
+            self.zone = self.model.local_move_one(
+                self.ctx.seed, self.episode, self.index, self.t, self.zone, s_g, self.action
+            )
             self.action, self.t = None, self.t + 1
             self.history[self.t] = self.zone
             self.history.pop(self.t - 64, None)
@@ -123,5 +126,11 @@ class RobotRole(Role):
         self.ctx.send_metrics("robot_episode", values)
 
     def metrics(self) -> dict:
-        return {"robot": self.index, "episode": self.episode, "t": self.t, "polls_answered": self.polls,
-                "desync_steps": self.desync_steps, "stale_messages": self.stale}
+        return {
+            "robot": self.index,
+            "episode": self.episode,
+            "t": self.t,
+            "polls_answered": self.polls,
+            "desync_steps": self.desync_steps,
+            "stale_messages": self.stale,
+        }

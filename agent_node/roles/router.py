@@ -1,4 +1,5 @@
 """The router role: one vehicle's PPO with agent and expert critics (RELED's HPO), or plain IPPO."""
+
 from __future__ import annotations
 
 import logging
@@ -12,6 +13,7 @@ from pydantic import Field, model_validator
 
 from protocols.messages import Action, Message
 
+from ..checkpoints import save_torch
 from ..learners.reled.dtw import agent_dtw, expert_weight
 from ..learners.reled.ppo import HybridPPO, PPOConfig, Trajectory, preprocess
 from .base import Role, RoleSettings
@@ -50,9 +52,16 @@ class Episode:
 
     def trajectory(self, terminated: bool, last_obs=None, last_mask=None) -> Trajectory:
         eps = np.asarray(self.eps, np.float64) if any(self.eps) else None
-        return Trajectory(np.asarray(self.obs, np.float32), np.asarray(self.masks, bool),
-                          np.asarray(self.actions, np.int64), np.asarray(self.rewards, np.float64), terminated,
-                          last_obs, last_mask, eps)
+        return Trajectory(
+            np.asarray(self.obs, np.float32),
+            np.asarray(self.masks, bool),
+            np.asarray(self.actions, np.int64),
+            np.asarray(self.rewards, np.float64),
+            terminated,
+            last_obs,
+            last_mask,
+            eps,
+        )
 
 
 class RouterRole(Role):
@@ -66,8 +75,9 @@ class RouterRole(Role):
         self.cfg = cfg = RouterSettings.model_validate(settings)
         torch.set_num_threads(cfg.torch_threads)
         seed = int(ctx.rng.integers(2**31))
-        self.ppo = HybridPPO(PPOConfig.model_validate({"init_seed": ctx.seed, "seed": seed,
-                                                       "n_junctions": cfg.n_junctions, **cfg.ppo}))
+        self.ppo = HybridPPO(
+            PPOConfig.model_validate({"init_seed": ctx.seed, "seed": seed, "n_junctions": cfg.n_junctions, **cfg.ppo})
+        )
         self.episode: Episode | None = None
         self.trajectories: list[Trajectory] = []  # tau^{a,i} of the current epoch
         self.sequences: list[tuple[np.ndarray, bool]] = []  # DTW sequences of those episodes, complete or not
@@ -174,17 +184,28 @@ class RouterRole(Role):
         use_expert = cfg.method == "reled" and self.expert is not None
         dtw = None
         if use_expert and self.sequences:
-            dtw = agent_dtw([s for s, _ in self.sequences], self.expert_seq, [c for _, c in self.sequences],
-                            scale=cfg.dtw_scale)
+            dtw = agent_dtw(
+                [s for s, _ in self.sequences], self.expert_seq, [c for _, c in self.sequences], scale=cfg.dtw_scale
+            )
         alpha = expert_weight(dtw, k, K, cfg.alpha_mode if use_expert else "paper", cfg.alpha_fixed)
         if not use_expert:
             alpha = 1.0
         started = time.time()
         stats = self.ppo.update(self.trajectories, [self.expert] if use_expert else [], alpha)
         returns = [float(t.rewards.sum()) for t in self.trajectories]
-        self.ctx.send_metrics("router_epoch", {"epoch": k, "alpha": alpha, "dtw": dtw, "episodes": len(returns),
-                                               "return": float(np.mean(returns)) if returns else None,
-                                               "started": started, "seconds": time.time() - started, **stats})
+        self.ctx.send_metrics(
+            "router_epoch",
+            {
+                "epoch": k,
+                "alpha": alpha,
+                "dtw": dtw,
+                "episodes": len(returns),
+                "return": float(np.mean(returns)) if returns else None,
+                "started": started,
+                "seconds": time.time() - started,
+                **stats,
+            },
+        )
         self.trajectories, self.sequences = [], []
         self.counts["updates"] += 1
         if cfg.checkpoint_dir:
@@ -193,11 +214,14 @@ class RouterRole(Role):
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"ppo": self.ppo.state_dict(), "expert": self.expert, "expert_seq": self.expert_seq,
-                    "dest_xy": self.dest_xy, "counts": self.counts}, tmp)
-        tmp.replace(path)
+        state = {
+            "ppo": self.ppo.state_dict(),
+            "expert": self.expert,
+            "expert_seq": self.expert_seq,
+            "dest_xy": self.dest_xy,
+            "counts": self.counts,
+        }
+        save_torch(state, path)
 
     def load(self, path: Path) -> None:
         if not path.exists():

@@ -1,4 +1,5 @@
 """The signal-controller role: the eSpark paper's non-learning traffic-light baselines, FTC and MaxPressure."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -1,4 +1,5 @@
 """The stocker role: one warehouse's parameter-shared IPPO policy over its N SKUs (eSpark's MABIM learner)."""
+
 from __future__ import annotations
 
 import logging
@@ -11,6 +12,7 @@ from pydantic import Field, model_validator
 
 from protocols.messages import Action, Message
 
+from ..checkpoints import save_torch
 from ..learners.reled.ppo import HybridPPO, PPOConfig, Trajectory
 from .base import Role, RoleSettings
 
@@ -34,8 +36,8 @@ class StockerSettings(RoleSettings):
 
 
 class StockerRole(Role):
-    """Act for all N SKUs at once ("act": train samples under the mask and the PPO's epsilon floor, test is greedy), keep per-SKU
-    trajectories, close them on the episode's done message, and run one IPPO update on "update"."""
+    """Act for all N SKUs at once ("act": train samples under the mask and the PPO's epsilon floor, test is greedy),
+    keep per-SKU trajectories, close them on the episode's done message, and run one IPPO update on "update"."""
 
     name = "stocker"
     Settings = StockerSettings
@@ -108,9 +110,17 @@ class StockerRole(Role):
         """IPPO (alpha = 1, no expert data) over the trajectories of the episodes since the last update."""
         started = time.time()
         stats = self.ppo.update(self.trajectories, [], 1.0)
-        self.ctx.send_metrics("stocker_update", {"epoch": k, "episodes": len(self.returns),
-                                                 "return": float(np.mean(self.returns)) if self.returns else None,
-                                                 "started": started, "seconds": time.time() - started, **stats})
+        self.ctx.send_metrics(
+            "stocker_update",
+            {
+                "epoch": k,
+                "episodes": len(self.returns),
+                "return": float(np.mean(self.returns)) if self.returns else None,
+                "started": started,
+                "seconds": time.time() - started,
+                **stats,
+            },
+        )
         self.trajectories, self.returns = [], []
         self.counts["updates"] += 1
         if self.cfg.checkpoint_dir:
@@ -118,10 +128,7 @@ class StockerRole(Role):
         return 1.0
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"ppo": self.ppo.state_dict(), "counts": self.counts}, tmp)
-        tmp.replace(path)
+        save_torch({"ppo": self.ppo.state_dict(), "counts": self.counts}, path)
 
     def load(self, path: Path) -> None:
         if not path.exists():

@@ -1,4 +1,5 @@
 """Who is where on the warehouse floor: node ids, robot indices and radio positions around the dispatcher."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +25,7 @@ def robot_index(node_id: str) -> int:
 
 def robot_index_or_none(node_id: str) -> int | None:
     """Index of a robot from its node id, None for any other id."""
-    digits = node_id[len(_PREFIX):]
+    digits = node_id[len(_PREFIX) :]
     if not node_id.startswith(_PREFIX) or not digits.isdigit() or robot_id(int(digits)) != node_id:
         return None
     return int(digits)

@@ -1,4 +1,5 @@
 """The warehouse game of Alternating-MARL (spec §4.1): zones on a ring, transition and reward tables."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -15,6 +16,8 @@ STAY, UP, DOWN = 0, 1, 2
 def _cached(table):
     """A table computed once per distinct model (kept outside the instance, so models compare by fields)."""
     return lru_cache(maxsize=32)(table)
+
+
 ACTION_BONUS = (0.0, 0.5, -0.3)  # c(stay), c(up), c(down)
 
 
@@ -104,7 +107,9 @@ class WarehouseModel(BaseModel):
         if self.init == "uniform":
             p = np.full(self.zones, 1.0 / self.zones)
         else:
-            p = streams.generator(seed, episode, streams.POPULATION).dirichlet(np.full(self.zones, self.dirichlet_alpha))
+            p = streams.generator(seed, episode, streams.POPULATION).dirichlet(
+                np.full(self.zones, self.dirichlet_alpha)
+            )
         return cdf(p)
 
     def initial_global(self, seed: int, episodes) -> np.ndarray:
@@ -114,7 +119,9 @@ class WarehouseModel(BaseModel):
 
     def initial_local(self, seed: int, episode: int, robots) -> np.ndarray:
         """s_i(0) for the given robot indices of one episode."""
-        return streams.pick(self.population_cdf(seed, episode), streams.uniforms(seed, streams.LOCAL_INIT, episode, robots, 0))
+        return streams.pick(
+            self.population_cdf(seed, episode), streams.uniforms(seed, streams.LOCAL_INIT, episode, robots, 0)
+        )
 
     def local_act(self, seed: int, episode, robots, t: int, s_l, s_g, pi_l_cdf: np.ndarray):
         """The robots' actions a_i(t) ~ pi_l(.|s_i(t), s_g(t)) and local rewards (vectorised over robots)."""
@@ -123,7 +130,9 @@ class WarehouseModel(BaseModel):
 
     def local_move(self, seed: int, episode, robots, t: int, s_l, s_g_move, a):
         """s_i(t+1) ~ P_l(.|s_i(t), s_g_move, a_i(t)); s_g_move is s_g(t) or s_g(t+1) (`local_transition`)."""
-        return streams.pick(self.P_l_cdf[s_l, s_g_move, a], streams.uniforms(seed, streams.LOCAL_STEP, episode, robots, t))
+        return streams.pick(
+            self.P_l_cdf[s_l, s_g_move, a], streams.uniforms(seed, streams.LOCAL_STEP, episode, robots, t)
+        )
 
     def local_step(self, seed: int, episode, robots, t: int, s_l, s_g, pi_l_cdf: np.ndarray, s_g_next=None):
         """One robot step (vectorised over robots): action from pi_l, local reward, next zone (s_g_next is read
@@ -139,8 +148,9 @@ class WarehouseModel(BaseModel):
             raise ValueError("local_transition = 'next': the move needs s_g(t+1)")
         return s_g_next
 
-    def local_act_one(self, seed: int, episode: int, robot: int, t: int, s_l: int, s_g: int,
-                      pi_l_cdf: list) -> tuple[int, float]:
+    def local_act_one(
+        self, seed: int, episode: int, robot: int, t: int, s_l: int, s_g: int, pi_l_cdf: list
+    ) -> tuple[int, float]:
         """local_act for one robot on plain Python numbers (pi_l_cdf as nested lists: cdf(pi_l).tolist()):
         the same draws and results, without numpy's per-call overhead (a robot process steps alone)."""
         a = streams.pick_one(pi_l_cdf[s_l][s_g], streams.uniform(seed, streams.LOCAL_ACTION, episode, robot, t))
@@ -148,8 +158,9 @@ class WarehouseModel(BaseModel):
 
     def local_move_one(self, seed: int, episode: int, robot: int, t: int, s_l: int, s_g_move: int, a: int) -> int:
         """local_move for one robot on plain Python numbers."""
-        return streams.pick_one(self._P_l_cdf_list[s_l][s_g_move][a],
-                                streams.uniform(seed, streams.LOCAL_STEP, episode, robot, t))
+        return streams.pick_one(
+            self._P_l_cdf_list[s_l][s_g_move][a], streams.uniform(seed, streams.LOCAL_STEP, episode, robot, t)
+        )
 
     @property
     @_cached

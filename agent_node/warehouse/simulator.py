@@ -2,6 +2,7 @@
 
 It is the engine of evaluation sweeps, and a distributed run reproduces it step by step.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -41,8 +42,9 @@ class Simulator:
     def __init__(self, model: WarehouseModel, n: int, seed: int):
         self.model, self.n, self.seed = model, n, seed
 
-    def run(self, pi_g: GlobalPolicy, pi_l: np.ndarray, k: int, episodes: Sequence[int], horizon: int,
-            record: bool = False) -> Rollouts:
+    def run(
+        self, pi_g: GlobalPolicy, pi_l: np.ndarray, k: int, episodes: Sequence[int], horizon: int, record: bool = False
+    ) -> Rollouts:
         """Roll out the given episodes (common random numbers: the same episode ids give the same draws)."""
         m, n, seed = self.model, self.n, self.seed
         if not 1 <= k <= n:
@@ -62,8 +64,9 @@ class Simulator:
             counts = zone_counts(s_l[rows, polled], m.zones)
             a_g = np.asarray(pi_g(s_g, counts), dtype=np.int64)
             s_g_next = m.global_step(seed, eps, t, s_g, a_g)
-            _a_l, r_l, s_l_next = m.local_step(seed, eps[:, None], robots[None, :], t, s_l, s_g[:, None], pi_l_cdf,
-                                               s_g_next[:, None])
+            _a_l, r_l, s_l_next = m.local_step(
+                seed, eps[:, None], robots[None, :], t, s_l, s_g[:, None], pi_l_cdf, s_g_next[:, None]
+            )
             rewards[:, t] = m.r_g[s_g, a_g] + r_l.mean(axis=1)
             hits[:, t] = a_g == zone_counts(s_l, m.zones).argmax(axis=1)
             if rec is not None:

@@ -3,6 +3,7 @@
 The vectorised simulator and each robot process draw the same numbers, so a distributed run replays
 the simulator.
 """
+
 from __future__ import annotations
 
 import numpy as np

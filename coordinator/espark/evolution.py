@@ -1,4 +1,5 @@
 """eSpark evolution bookkeeping (spec §3.5, §3.6, §5.3): records, selection, retention, stats, run files."""
+
 from __future__ import annotations
 
 import json
@@ -72,8 +73,13 @@ def select_best(records: list[CandidateRecord], last_n: int = LAST_N) -> Candida
     return min(scored, key=lambda r: (-r.score(last_n), r.iteration, r.index))
 
 
-def retention(best: CandidateRecord | None, k: int, retain: bool = True, previous: str = INITIAL_WEIGHTS,
-              initial: str = INITIAL_WEIGHTS) -> list[str]:
+def retention(
+    best: CandidateRecord | None,
+    k: int,
+    retain: bool = True,
+    previous: str = INITIAL_WEIGHTS,
+    initial: str = INITIAL_WEIGHTS,
+) -> list[str]:
     """Weights each of the next iteration's K candidates starts from (Eq. 3).
 
     retain: all start from the best's weights (its `weights`, else its key); with no best (every candidate failed)
@@ -102,8 +108,13 @@ def reflection_stats(component_series: dict[str, list], window: int = 0) -> dict
             continue
         h = min(window, a.shape[0]) if window > 0 else max(a.shape[0] // 2, 1)
         totals = a.reshape(a.shape[0], -1).sum(1)
-        stats = {"max": a[int(np.argmax(totals))], "min": a[int(np.argmin(totals))], "early_mean": a[:h].mean(0),
-                 "late_mean": a[-h:].mean(0), "mean": a.mean(0)}
+        stats = {
+            "max": a[int(np.argmax(totals))],
+            "min": a[int(np.argmin(totals))],
+            "early_mean": a[:h].mean(0),
+            "late_mean": a[-h:].mean(0),
+            "mean": a.mean(0),
+        }
         out[name] = {k: (float(v) if np.ndim(v) == 0 else np.asarray(v).tolist()) for k, v in stats.items()}
     return out
 
@@ -143,5 +154,11 @@ class RunRecorder:
         if feedback:
             (d / "feedback.txt").write_text(feedback)
             (d / REPLY_FILE).write_text(reply)
-        self._append("iterations.jsonl", {"iteration": iteration, "best": best.key if best else None,
-                                          "score": _json_float(best.score(self.last_n)) if best else None})
+        self._append(
+            "iterations.jsonl",
+            {
+                "iteration": iteration,
+                "best": best.key if best else None,
+                "score": _json_float(best.score(self.last_n)) if best else None,
+            },
+        )

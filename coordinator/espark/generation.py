@@ -1,17 +1,26 @@
 """Eq. 1-2 and Eq. 4: LLM_g writes a candidate, LLM_c reviews it (regenerate on a failed verdict), reflection."""
+
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from scenarios.espark.settings import ESparkSettings
 from scenarios.llm.extract import extract_code
 from scenarios.llm.service import LLMService, conversation_for
 
 from .evolution import CheckResult
-from .prompts import (EnvDescription, checker_feedback, checker_review, checker_system, checker_user,
-                      generator_system, generator_user, parse_verdict)
-from scenarios.espark.settings import ESparkSettings
+from .prompts import (
+    EnvDescription,
+    checker_feedback,
+    checker_review,
+    checker_system,
+    checker_user,
+    generator_system,
+    generator_user,
+    parse_verdict,
+)
 
 log = logging.getLogger("coordinator.espark")
 

@@ -1,5 +1,6 @@
 """The eSpark loop (spec §3.2): K candidate functions per iteration, each guiding its own IPPO copy (a real-process
 run), selection by task reward, retention of the best weights, reflection; then the test against IPPO."""
+
 from __future__ import annotations
 
 import copy
@@ -12,18 +13,18 @@ from pathlib import Path
 
 import numpy as np
 
-from scenarios.llm.service import LLMService
 from coordinator.run_folder import check_new_run_dir, write_config
 from scenarios.config import ScenarioConfig
-
 from scenarios.espark.candidates import Validation, validate_candidate
-from .evolution import CandidateRecord, RunRecorder, reflection_stats, select_best, NO_RETENTION_STEP_FACTOR
+from scenarios.espark.settings import ESparkSettings
+from scenarios.llm.service import LLMService
+
+from .evolution import NO_RETENTION_STEP_FACTOR, CandidateRecord, RunRecorder, reflection_stats, select_best
 from .generation import Draft, Generator
 from .plots import plot_candidate_scores, plot_learning_curves, test_table
 from .prompts import reflection
 from .resume import finished_iterations
 from .runs import ChildRun, run_all
-from scenarios.espark.settings import ESparkSettings
 from .tasks import TASKS
 
 log = logging.getLogger("coordinator.espark")
@@ -39,8 +40,10 @@ class ESparkLoop:
         self.world = cfg.world
         s = self.settings
         if self.world.episodes < s.iterations or self.world.episodes % s.iterations:
-            raise ValueError(f"world.episodes ({self.world.episodes}) must be a multiple of algo.espark.iterations "
-                             f"({s.iterations}): each iteration trains 1/{s.iterations} of IPPO's budget")
+            raise ValueError(
+                f"world.episodes ({self.world.episodes}) must be a multiple of algo.espark.iterations "
+                f"({s.iterations}): each iteration trains 1/{s.iterations} of IPPO's budget"
+            )
         self.slice = self.world.episodes // s.iterations
         self.base = cfg.model_dump(mode="json", exclude_unset=True)  # what the user set; defaults re-apply
         self.lineage: list[dict] = []  # training episodes of each iteration's chosen copy
@@ -50,18 +53,42 @@ class ESparkLoop:
         self.done = finished_iterations(self.resume, cfg, s) if resume else []  # checked before anything is written
 
     # ------------------------------------------------------------------ child runs
-    def child(self, name: str, *, episodes: int, first: int, tests: int, init: str | None,
-              code_file: str | None, evals: int = 0, timeout_s: float | None = None,
-              masked_test: bool = False) -> ChildRun:
+    def child(
+        self,
+        name: str,
+        *,
+        episodes: int,
+        first: int,
+        tests: int,
+        init: str | None,
+        code_file: str | None,
+        evals: int = 0,
+        timeout_s: float | None = None,
+        masked_test: bool = False,
+    ) -> ChildRun:
         d = copy.deepcopy(self.base)
         d.setdefault("run", {}).update(name=f"{self.cfg.run.name}-{name.replace('/', '-')}", progress=False)
         world = d.setdefault("world", {})
-        world.update(kind=self.world.kind, episodes=episodes, test_episodes=tests, first_episode=first,
-                     eval_episodes=evals, eval_every=self.eval_every(episodes) if evals else 0)
-        world["exploration"] = ({"kind": "function", "code_file": code_file, "cpu_s": self.settings.candidate_cpu_s,
-                                 "wall_s": self.settings.candidate_wall_s, "at_test": masked_test,
-                                 "empty_row": self.settings.empty_row}
-                                if code_file else {"kind": "none"})
+        world.update(
+            kind=self.world.kind,
+            episodes=episodes,
+            test_episodes=tests,
+            first_episode=first,
+            eval_episodes=evals,
+            eval_every=self.eval_every(episodes) if evals else 0,
+        )
+        world["exploration"] = (
+            {
+                "kind": "function",
+                "code_file": code_file,
+                "cpu_s": self.settings.candidate_cpu_s,
+                "wall_s": self.settings.candidate_wall_s,
+                "at_test": masked_test,
+                "empty_row": self.settings.empty_row,
+            }
+            if code_file
+            else {"kind": "none"}
+        )
         algo = d.setdefault("algo", {})
         algo.pop("espark", None)
         algo["method"] = "ippo"
@@ -124,18 +151,23 @@ class ESparkLoop:
             if past.chosen is not None:
                 best = past.chosen
                 self.lineage += ChildRun.finished(best.key, Path(best.weights).parent).episodes(
-                    self.task.episode_kind, "train")
+                    self.task.episode_kind, "train"
+                )
             if past.feedback:
                 generator.reflect(past.reply, past.feedback)
             recorder.chosen(past.iteration, past.chosen, past.feedback, past.reply)
         generator.drawn = sum(r.index < self.settings.candidates for r in self.records)  # hand-written files go on
         if self.resume is not None:
-            print(f"[espark] resuming {self.resume}: {len(self.done)} iteration(s) finished there"
-                  f"{f', continuing from {best.key}' if best else ''}", flush=True)
+            print(
+                f"[espark] resuming {self.resume}: {len(self.done)} iteration(s) finished there"
+                f"{f', continuing from {best.key}' if best else ''}",
+                flush=True,
+            )
         return best
 
-    def iterate(self, generator: Generator, recorder: RunRecorder,
-                best: CandidateRecord | None) -> CandidateRecord | None:
+    def iterate(
+        self, generator: Generator, recorder: RunRecorder, best: CandidateRecord | None
+    ) -> CandidateRecord | None:
         """The iterations not yet done; `best`: the chosen copy so far (None: start from fresh weights)."""
         s = self.settings
         for it in range(len(self.done) + 1, s.iterations + 1):
@@ -156,13 +188,23 @@ class ESparkLoop:
                         path.write_text(rec.code)
                         runs[rec.key] = self.child(rec.key, code_file=str(path), **train)
                 if runs:
-                    print(f"[espark] iteration {it}: training {len(runs)} copies of {episodes} episodes "
-                          f"({s.runs_at_a_time} at a time){' from the best weights' if start else ''}", flush=True)
+                    print(
+                        f"[espark] iteration {it}: training {len(runs)} copies of {episodes} episodes "
+                        f"({s.runs_at_a_time} at a time){' from the best weights' if start else ''}",
+                        flush=True,
+                    )
                     by_key = {r.key: r for r in records}
                     run_all(list(runs.values()), s.runs_at_a_time, lambda run: self.score(by_key[run.name], run))
                 if select_best(records, s.last_n) is None:  # no copy trained: an unmasked one keeps the lineage going
-                    rec = CandidateRecord(it, s.candidates, None, validation=Validation(True, message=(
-                        "no candidate trained a copy this iteration: this copy trained without a mask")))
+                    rec = CandidateRecord(
+                        it,
+                        s.candidates,
+                        None,
+                        validation=Validation(
+                            True,
+                            message=("no candidate trained a copy this iteration: this copy trained without a mask"),
+                        ),
+                    )
                     records.append(rec)
                     self.records.append(rec)
                     runs[rec.key] = self.child(rec.key, code_file=None, **train)
@@ -178,14 +220,24 @@ class ESparkLoop:
                 self.lineage += runs[chosen.key].episodes(self.task.episode_kind, "train")
                 if it < s.iterations:  # no reflection after the last iteration (spec §9 A2)
                     every = self.eval_every(episodes) if s.feedback_from == "eval" and s.eval_episodes else 1
-                    feedback = reflection(chosen.code or "(no exploration function: all actions allowed)",
-                                          chosen.components, every, self.task.unit, factors=s.reward_factors)
-                    said = self.replies.get(chosen.key) or ("No candidate gave a usable exploration function in this "
-                                                            "iteration, so the chosen policy trained without a mask.")
+                    feedback = reflection(
+                        chosen.code or "(no exploration function: all actions allowed)",
+                        chosen.components,
+                        every,
+                        self.task.unit,
+                        factors=s.reward_factors,
+                    )
+                    said = self.replies.get(chosen.key) or (
+                        "No candidate gave a usable exploration function in this "
+                        "iteration, so the chosen policy trained without a mask."
+                    )
                     generator.reflect(said, feedback)
             recorder.chosen(it, chosen, feedback, said)
-            print(f"[espark] iteration {it}: best {chosen.key if chosen else None} "
-                  f"(G = {chosen.score(s.last_n) if chosen else float('nan'):.2f})", flush=True)
+            print(
+                f"[espark] iteration {it}: best {chosen.key if chosen else None} "
+                f"(G = {chosen.score(s.last_n) if chosen else float('nan'):.2f})",
+                flush=True,
+            )
         return best
 
     def draft_candidate(self, generator: Generator, it: int, k: int) -> CandidateRecord:
@@ -195,8 +247,9 @@ class ESparkLoop:
         if draft.error:
             rec.validation = Validation(False, "llm_error", draft.error)
         else:
-            rec.validation = validate_candidate(draft.code, self.samples, self.task.n_actions,
-                                                contract=self.task.contract)
+            rec.validation = validate_candidate(
+                draft.code, self.samples, self.task.n_actions, contract=self.task.contract
+            )
         v = rec.validation
         log.info("%s: %s", rec.key, "accepted" if v.accepted else f"rejected ({v.cause}): {v.message[:200]}")
         return rec
@@ -208,13 +261,19 @@ class ESparkLoop:
         s = self.settings
         eps = run.episodes(self.task.episode_kind, "train")
         checkpoints = _by_checkpoint(run.episodes(self.task.episode_kind, "eval"))
-        rec.scores = [float(np.mean([e["return"] for e in group])) for group in checkpoints] if s.eval_episodes \
+        rec.scores = (
+            [float(np.mean([e["return"] for e in group])) for group in checkpoints]
+            if s.eval_episodes
             else [float(e["return"]) for e in eps]
+        )
         rec.weights = str(run.run_dir / "checkpoints")
         series: dict[str, list] = {}
         use_evals = s.feedback_from == "eval" and checkpoints
-        for entry in (_mean_components(group) for group in checkpoints) if use_evals else \
-                (e.get("components") or {} for e in eps):
+        for entry in (
+            (_mean_components(group) for group in checkpoints)
+            if use_evals
+            else (e.get("components") or {} for e in eps)
+        ):
             for name, value in entry.items():
                 if value is not None and not (isinstance(value, float) and math.isnan(value)):
                     series.setdefault(name, []).append(value)
@@ -224,8 +283,11 @@ class ESparkLoop:
             rec.validation = Validation(False, "run_failed", run.failure())
         elif error:
             rec.validation = Validation(False, f"runtime_{error['cause']}", error["message"])
-        print(f"[espark]   {rec.key}: G = {rec.score(self.settings.last_n):.2f}"
-              f"{'' if rec.executable else f' (rejected: {rec.validation.cause})'}", flush=True)
+        print(
+            f"[espark]   {rec.key}: G = {rec.score(self.settings.last_n):.2f}"
+            f"{'' if rec.executable else f' (rejected: {rec.validation.cause})'}",
+            flush=True,
+        )
 
     # ------------------------------------------------------------------ test and results
     def final_tests(self, best: CandidateRecord | None) -> str:
@@ -237,13 +299,33 @@ class ESparkLoop:
         runs = [self.child("test", episodes=0, first=1, tests=tests, init=best.weights, code_file=None)]
         chosen_code = self.run_dir / "espark" / f"{best.key}.py"
         if best.code is not None and chosen_code.exists():  # the spec §9 A7 diagnostic: the same test under the mask
-            runs.append(self.child("test_masked", episodes=0, first=1, tests=tests, init=best.weights,
-                                   code_file=str(chosen_code), masked_test=True))
+            runs.append(
+                self.child(
+                    "test_masked",
+                    episodes=0,
+                    first=1,
+                    tests=tests,
+                    init=best.weights,
+                    code_file=str(chosen_code),
+                    masked_test=True,
+                )
+            )
         if self.settings.compare_ippo:
-            runs.append(self.child("ippo", episodes=self.world.episodes, first=1, tests=tests, init=None,
-                                   code_file=None, timeout_s=self.settings.candidate_timeout_s * self.settings.iterations))
-        print(f"[espark] testing the chosen weights{' and training IPPO on the same budget' if len(runs) > 1 else ''}",
-              flush=True)
+            runs.append(
+                self.child(
+                    "ippo",
+                    episodes=self.world.episodes,
+                    first=1,
+                    tests=tests,
+                    init=None,
+                    code_file=None,
+                    timeout_s=self.settings.candidate_timeout_s * self.settings.iterations,
+                )
+            )
+        print(
+            f"[espark] testing the chosen weights{' and training IPPO on the same budget' if len(runs) > 1 else ''}",
+            flush=True,
+        )
         run_all(runs, self.settings.runs_at_a_time)
         self.test_runs = {r.name: r for r in runs}
         failed = [f"{r.name} run {r.failure()[:300]}" for r in runs if not r.ok]
@@ -258,14 +340,22 @@ class ESparkLoop:
                     if key.startswith("test_"):
                         results[f"{label}_{key}"] = value
         records = self.records
-        summary = {"status": status, "method": "espark", "world": self.world.kind, "wall_s": round(wall_s, 1),
-                   "resumed_from": str(self.resume) if self.resume else None,
-                   "iterations": self.settings.iterations, "candidates": self.settings.candidates,
-                   "episodes_per_iteration": self.slice, "generator": self.settings.generator,
-                   "retention": self.settings.retention,
-                   "drafted": sum(r.index < self.settings.candidates for r in records),
-                   "executable": sum(r.executable and r.code is not None for r in records),
-                   "rejections": _causes(records), "results": results}
+        summary = {
+            "status": status,
+            "method": "espark",
+            "world": self.world.kind,
+            "wall_s": round(wall_s, 1),
+            "resumed_from": str(self.resume) if self.resume else None,
+            "iterations": self.settings.iterations,
+            "candidates": self.settings.candidates,
+            "episodes_per_iteration": self.slice,
+            "generator": self.settings.generator,
+            "retention": self.settings.retention,
+            "drafted": sum(r.index < self.settings.candidates for r in records),
+            "executable": sum(r.executable and r.code is not None for r in records),
+            "rejections": _causes(records),
+            "results": results,
+        }
         if service is not None:
             summary["llm"] = {"model": service.config.model, **service.client.metrics()}
         best_file = self.run_dir / "espark" / "best.py"
@@ -297,8 +387,12 @@ def _by_checkpoint(evals: list[dict]) -> list[list[dict]]:
 def _mean_components(group: list[dict]) -> dict:
     """One checkpoint's reward components: each the mean over its episodes (scalars or per-warehouse lists)."""
     names = {n for e in group for n, v in (e.get("components") or {}).items() if v is not None}
-    return {n: np.mean([e["components"][n] for e in group if (e.get("components") or {}).get(n) is not None],
-                       axis=0).tolist() for n in sorted(names)}
+    return {
+        n: np.mean(
+            [e["components"][n] for e in group if (e.get("components") or {}).get(n) is not None], axis=0
+        ).tolist()
+        for n in sorted(names)
+    }
 
 
 def _causes(records: list[CandidateRecord]) -> dict[str, int]:

@@ -1,4 +1,5 @@
 """The eSpark run folder's figures and table: candidate scores per iteration, learning curves, test metrics vs IPPO."""
+
 from __future__ import annotations
 
 import csv
@@ -24,12 +25,25 @@ def plot_candidate_scores(records: list[CandidateRecord], last_n: int, path: Pat
         ax.scatter([it] * len(scored), scored, color="tab:blue", alpha=0.6, label="candidate" if it == 1 else None)
         best = select_best(rows, last_n)
         if best is not None:
-            ax.scatter([it], [best.score(last_n)], marker="*", s=180, color="tab:red",
-                       label="chosen" if it == iterations[0] else None)
+            ax.scatter(
+                [it],
+                [best.score(last_n)],
+                marker="*",
+                s=180,
+                color="tab:red",
+                label="chosen" if it == iterations[0] else None,
+            )
         failed = len(rows) - len(scored)
         if failed:
-            ax.annotate(f"{failed} rejected", (it, 0), xycoords=("data", "axes fraction"), xytext=(0, 4),
-                        textcoords="offset points", ha="center", fontsize=8)
+            ax.annotate(
+                f"{failed} rejected",
+                (it, 0),
+                xycoords=("data", "axes fraction"),
+                xytext=(0, 4),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+            )
     ax.set_xlabel("iteration")
     ax.set_ylabel(f"G (mean task reward, last {last_n} episodes)")
     ax.set_xticks(iterations)
@@ -64,17 +78,30 @@ def test_table(results: dict, metrics: tuple[tuple[str, bool], ...], path: Path)
         gain = None
         if e is not None and i is not None and i != 0:
             gain = round(100.0 * (i - e if lower_better else e - i) / abs(i), 2)
-        rows.append({"metric": key, "espark": e, "ippo": i, "lower_is_better": lower_better, "espark_gain_pct": gain,
-                     "espark_with_mask": results.get(f"espark_masked_{key}")})
+        rows.append(
+            {
+                "metric": key,
+                "espark": e,
+                "ippo": i,
+                "lower_is_better": lower_better,
+                "espark_gain_pct": gain,
+                "espark_with_mask": results.get(f"espark_masked_{key}"),
+            }
+        )
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     fmt = lambda v: "-" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))  # noqa: E731
-    lines = ["| metric | eSpark | IPPO | eSpark better by | eSpark tested under its mask (diagnostic) |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {r['metric']} | {fmt(r['espark'])} | {fmt(r['ippo'])} | {fmt(r['espark_gain_pct'])} % | "
-              f"{fmt(r['espark_with_mask'])} |" for r in rows]
+    lines = [
+        "| metric | eSpark | IPPO | eSpark better by | eSpark tested under its mask (diagnostic) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['metric']} | {fmt(r['espark'])} | {fmt(r['ippo'])} | {fmt(r['espark_gain_pct'])} % | "
+        f"{fmt(r['espark_with_mask'])} |"
+        for r in rows
+    ]
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     return rows
 
@@ -82,11 +109,16 @@ def test_table(results: dict, metrics: tuple[tuple[str, bool], ...], path: Path)
 def describe_run(run_dir: Path) -> str:
     """`netmarl report` for an eSpark run: status, candidates, rejections, the chosen functions and the test table."""
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
-    chosen = [json.loads(line) for line in (run_dir / "espark" / "iterations.jsonl").read_text().splitlines()] \
-        if (run_dir / "espark" / "iterations.jsonl").exists() else []
-    lines = [f"eSpark run {run_dir.name}: {summary.get('status', 'no summary (still running or killed)')}",
-             f"  candidates drafted {summary.get('drafted')}, executable {summary.get('executable')}, "
-             f"rejected by cause {summary.get('rejections')}"]
+    chosen = (
+        [json.loads(line) for line in (run_dir / "espark" / "iterations.jsonl").read_text().splitlines()]
+        if (run_dir / "espark" / "iterations.jsonl").exists()
+        else []
+    )
+    lines = [
+        f"eSpark run {run_dir.name}: {summary.get('status', 'no summary (still running or killed)')}",
+        f"  candidates drafted {summary.get('drafted')}, executable {summary.get('executable')}, "
+        f"rejected by cause {summary.get('rejections')}",
+    ]
     lines += [f"  iteration {c['iteration']}: chosen {c['best']} (G = {c['score']})" for c in chosen]
     table = run_dir / "test_table.md"
     if table.exists():

@@ -1,4 +1,5 @@
 """eSpark prompt texts (spec §3.6, §3.7): generator, checker, their hand-offs, and the reflection/policy feedback."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -10,8 +11,13 @@ from scenarios.espark.candidates import MABIM_SIGNATURE, TSC_SIGNATURE
 
 PASS_PREFIX = "Code passes check."
 FAIL_PREFIX = "Code fails to pass check."
-STAT_LABELS = (("max", "Max"), ("min", "Min"), ("early_mean", "Mean in the early training stage"),
-               ("late_mean", "Mean in the late training stage"), ("mean", "Mean in all the training stage"))
+STAT_LABELS = (
+    ("max", "Max"),
+    ("min", "Min"),
+    ("early_mean", "Mean in the early training stage"),
+    ("late_mean", "Mean in the late training stage"),
+    ("mean", "Mean in all the training stage"),
+)
 
 
 @dataclass(frozen=True)
@@ -46,42 +52,65 @@ Return `total_mask, {}` (the dict may hold the named component masks)."""
 
 TSC_CODE_TIP = MABIM_CODE_TIP.replace(
     "a 3-D numpy array in [warehouse_name, sku_type, action_mask]",
-    "a 2-D numpy array in [intersection_index, phase_mask] (phase order as in action_space)").replace(
-    "total mask.\n(2)", "total mask. Phases that do not exist at an intersection are always masked by the "
-    "environment, you do not need to handle them.\n(2)")
+    "a 2-D numpy array in [intersection_index, phase_mask] (phase order as in action_space)",
+).replace(
+    "total mask.\n(2)",
+    "total mask. Phases that do not exist at an intersection are always masked by the "
+    "environment, you do not need to handle them.\n(2)",
+)
 
 
-def mabim_env(task_introduction: str, transition_definition: str, state_definition: str,
-              reward_definition: str) -> EnvDescription:
-    return EnvDescription("inventory management", MABIM_SIGNATURE, task_introduction, transition_definition,
-                          state_definition, reward_definition, MABIM_CODE_TIP)
+def mabim_env(
+    task_introduction: str, transition_definition: str, state_definition: str, reward_definition: str
+) -> EnvDescription:
+    return EnvDescription(
+        "inventory management",
+        MABIM_SIGNATURE,
+        task_introduction,
+        transition_definition,
+        state_definition,
+        reward_definition,
+        MABIM_CODE_TIP,
+    )
 
 
-def tsc_env(task_introduction: str, transition_definition: str, state_definition: str,
-            reward_definition: str) -> EnvDescription:
-    return EnvDescription("traffic signal control", TSC_SIGNATURE, task_introduction, transition_definition,
-                          state_definition, reward_definition, TSC_CODE_TIP)
+def tsc_env(
+    task_introduction: str, transition_definition: str, state_definition: str, reward_definition: str
+) -> EnvDescription:
+    return EnvDescription(
+        "traffic signal control",
+        TSC_SIGNATURE,
+        task_introduction,
+        transition_definition,
+        state_definition,
+        reward_definition,
+        TSC_CODE_TIP,
+    )
 
 
 def generator_system(env: EnvDescription) -> str:
     """System prompt of LLM_g (Fig. 9)."""
-    return (f"You are an expert in both {env.domain} learning and reinforcement learning. You are trying to write "
-            "some exploration functions, which helps mask some actions that are logically unlikely to be selected, "
-            "to help exploration in reinforcement learning tasks as effective as possible. Your goal is to write a "
-            "exploration function for the agent that will mask the actions that's almost impossible to be chosen in "
-            "the task described in text.\n"
-            f"The exploration function signature can be: {env.signature}\n"
-            "Your exploration function should only use the variables from the argument list. Please just give only "
-            "the exploration function and don't put it in a class. Please make sure that the code is compatible "
-            "with numpy (e.g., use numpy array instead of torch tensor).")
+    return (
+        f"You are an expert in both {env.domain} learning and reinforcement learning. You are trying to write "
+        "some exploration functions, which helps mask some actions that are logically unlikely to be selected, "
+        "to help exploration in reinforcement learning tasks as effective as possible. Your goal is to write a "
+        "exploration function for the agent that will mask the actions that's almost impossible to be chosen in "
+        "the task described in text.\n"
+        f"The exploration function signature can be: {env.signature}\n"
+        "Your exploration function should only use the variables from the argument list. Please just give only "
+        "the exploration function and don't put it in a class. Please make sure that the code is compatible "
+        "with numpy (e.g., use numpy array instead of torch tensor)."
+    )
 
 
 def _slots(env: EnvDescription) -> str:
-    return (f"{env.task_introduction}\n"
-            f"The definition of environment and transition are: {env.transition_definition}\n"
-            f"The agent and state definition is: {env.state_definition}\n"
-            f"The reward definition is: {env.reward_definition}\n"
-            f"The requirements of code: {env.code_output_tip}")
+    return (
+        f"{env.task_introduction}\n"
+        f"The definition of environment and transition are: {env.transition_definition}\n"
+        f"The agent and state definition is: {env.state_definition}\n"
+        f"The reward definition is: {env.reward_definition}\n"
+        f"The requirements of code: {env.code_output_tip}"
+    )
 
 
 def generator_user(env: EnvDescription) -> str:
@@ -104,18 +133,19 @@ mask component (4) The way of combining mask components into total mask is unrea
 
 def checker_system(env: EnvDescription) -> str:
     """System prompt of LLM_c (Fig. 8) followed by its output format (Fig. 17)."""
-    return (f"You are an expert in both {env.domain} learning and reinforcement learning. You will get some "
-            "exploration functions. Your goal is to evaluate whether the given exploration function matches the "
-            "task description and whether it contains any illogical errors in the code content, and evaluate "
-            "whether it's possible to avoid some unreasonable actions, to help the exploration of reinforcement "
-            "learning. You need to pay special attention to the meaning of each state item and the logic of the "
-            "task, making sure to detect (1) all incorrect use of variables in code (2) all the parts that don't "
-            "follow logic.\n"
-            f"The exploration function signature can be: {env.signature}\n"
-            "Your advice can be text or snippets of code, but it should not be the full exploration function code. "
-            f"Most importantly, remember that your response must begin with either \"{PASS_PREFIX}\" or "
-            f"\"{FAIL_PREFIX}\" Under no circumstance can you begin your answer with other content.\n"
-            + CHECKER_OUTPUT_TIP)
+    return (
+        f"You are an expert in both {env.domain} learning and reinforcement learning. You will get some "
+        "exploration functions. Your goal is to evaluate whether the given exploration function matches the "
+        "task description and whether it contains any illogical errors in the code content, and evaluate "
+        "whether it's possible to avoid some unreasonable actions, to help the exploration of reinforcement "
+        "learning. You need to pay special attention to the meaning of each state item and the logic of the "
+        "task, making sure to detect (1) all incorrect use of variables in code (2) all the parts that don't "
+        "follow logic.\n"
+        f"The exploration function signature can be: {env.signature}\n"
+        "Your advice can be text or snippets of code, but it should not be the full exploration function code. "
+        f'Most importantly, remember that your response must begin with either "{PASS_PREFIX}" or '
+        f'"{FAIL_PREFIX}" Under no circumstance can you begin your answer with other content.\n' + CHECKER_OUTPUT_TIP
+    )
 
 
 def checker_user(env: EnvDescription) -> str:
@@ -125,18 +155,22 @@ def checker_user(env: EnvDescription) -> str:
 
 def checker_review(gpt_response: str) -> str:
     """Passes the generator's reply to the checker (Fig. 12)."""
-    return (f"Here is the latest exploration function and it's description: {gpt_response}\n"
-            "Please carefully review this code, check whether it matches the task description and whether it "
-            "contains any illogical errors in the code content, and evaluate whether it's possible to improve the "
-            "exploration and the performance.")
+    return (
+        f"Here is the latest exploration function and it's description: {gpt_response}\n"
+        "Please carefully review this code, check whether it matches the task description and whether it "
+        "contains any illogical errors in the code content, and evaluate whether it's possible to improve the "
+        "exploration and the performance."
+    )
 
 
 def checker_feedback(checker_reply: str) -> str:
     """Passes a failed verdict back to the generator (Fig. 13)."""
-    return ("We discuss this code with experts, and the code is not approved by experts, and the comments of "
-            f"experts on this code are as follows: {checker_reply}\n"
-            "Please refer to expert advice and combine your own knowledge, fix the problems and provide a new, "
-            "improved exploration function!")
+    return (
+        "We discuss this code with experts, and the code is not approved by experts, and the comments of "
+        f"experts on this code are as follows: {checker_reply}\n"
+        "Please refer to expert advice and combine your own knowledge, fix the problems and provide a new, "
+        "improved exploration function!"
+    )
 
 
 def parse_verdict(reply: str | None) -> bool | None:
@@ -171,26 +205,45 @@ def _fmt(value) -> str:
 
 def feedback_lines(stats: Mapping[str, Mapping[str, object]]) -> list[str]:
     """One Fig. 5 line per metric, in the mapping's order."""
-    return [f"metric_name: {name}, " + ", ".join(f"{label}: {_fmt(s[key])}" for key, label in STAT_LABELS)
-            for name, s in stats.items()]
+    return [
+        f"metric_name: {name}, " + ", ".join(f"{label}: {_fmt(s[key])}" for key, label in STAT_LABELS)
+        for name, s in stats.items()
+    ]
 
 
-def policy_feedback(stats: Mapping[str, Mapping[str, object]], epoch_freq: int | str,
-                    unit: str = "n_warehouse", reward_key: str = "reward", factors: bool = True) -> str:
+def policy_feedback(
+    stats: Mapping[str, Mapping[str, object]],
+    epoch_freq: int | str,
+    unit: str = "n_warehouse",
+    reward_key: str = "reward",
+    factors: bool = True,
+) -> str:
     """Fig. 18 header and the statistics table; factors=False is the "w/o r factors" ablation (total reward only)."""
     if not factors:
         stats = {k: v for k, v in stats.items() if k == reward_key}
-    return ("We trained a RL policy using the provided exploration function code and tracked the values of the "
-            "individual components of the reward function as well as global policy metrics. We also compute the "
-            "maximum, mean in the early training stage, mean in the late training stage, mean in all the training "
-            f"stage, minimum values for reward and its components after every {epoch_freq} epochs. Each element is "
-            f"a one-dimensional array of length {unit}, representing the value of that component on different "
-            f"{'warehouses' if unit == 'n_warehouse' else 'entities'}:\n" + "\n".join(feedback_lines(stats)))
+    return (
+        "We trained a RL policy using the provided exploration function code and tracked the values of the "
+        "individual components of the reward function as well as global policy metrics. We also compute the "
+        "maximum, mean in the early training stage, mean in the late training stage, mean in all the training "
+        f"stage, minimum values for reward and its components after every {epoch_freq} epochs. Each element is "
+        f"a one-dimensional array of length {unit}, representing the value of that component on different "
+        f"{'warehouses' if unit == 'n_warehouse' else 'entities'}:\n" + "\n".join(feedback_lines(stats))
+    )
 
 
-def reflection(best_code: str, stats: Mapping[str, Mapping[str, object]], epoch_freq: int | str,
-               unit: str = "n_warehouse", reward_key: str = "reward", factors: bool = True) -> str:
+def reflection(
+    best_code: str,
+    stats: Mapping[str, Mapping[str, object]],
+    epoch_freq: int | str,
+    unit: str = "n_warehouse",
+    reward_key: str = "reward",
+    factors: bool = True,
+) -> str:
     """The user message after E_best (Eq. 4): the chosen function's code, its policy feedback, then the tips."""
-    return ("The exploration function used in the last iteration, selected as the best candidate, was:\n"
-            f"```python\n{best_code.strip()}\n```\n"
-            + policy_feedback(stats, epoch_freq, unit, reward_key, factors) + "\n" + REFLECTION_TIPS)
+    return (
+        "The exploration function used in the last iteration, selected as the best candidate, was:\n"
+        f"```python\n{best_code.strip()}\n```\n"
+        + policy_feedback(stats, epoch_freq, unit, reward_key, factors)
+        + "\n"
+        + REFLECTION_TIPS
+    )

@@ -1,4 +1,5 @@
 """Candidate runs: one `netmarl run` child per trained copy (its world and agent processes), run a few at a time."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from protocols.processes import die_with_parent
 from coordinator.run_folder import config_toml
+from protocols.processes import die_with_parent
 
 log = logging.getLogger("coordinator.espark")
 
@@ -39,9 +40,22 @@ class ChildRun:
         scenario = self.run_dir.with_suffix(".toml")
         scenario.write_text(config_toml(self.config))
         out = open(self.run_dir.with_suffix(".log"), "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "coordinator.cli", "run", str(scenario), "--out",
-                                      str(self.run_dir), "--no-progress"], stdout=out, stderr=subprocess.STDOUT,
-                                     cwd=Path(__file__).resolve().parents[2], preexec_fn=die_with_parent)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "coordinator.cli",
+                "run",
+                str(scenario),
+                "--out",
+                str(self.run_dir),
+                "--no-progress",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=Path(__file__).resolve().parents[2],
+            preexec_fn=die_with_parent,
+        )
         out.close()
         self.started = time.monotonic()
 

@@ -1,4 +1,6 @@
-"""What the eSpark loop needs from each task (traffic signals, inventory): contract, prompt slots, sample inputs, metrics."""
+"""What the eSpark loop needs from each task (traffic signals, inventory): contract, prompt slots, sample inputs,
+metrics."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from scenarios.espark.candidates import MABIM, TSC, Contract
+
 from .prompts import EnvDescription, mabim_env, tsc_env
 
 
@@ -46,10 +49,14 @@ def _tsc_describe(world) -> EnvDescription:
     from scenarios.signals.maps import signal_map
 
     title = signal_map(world.map).title
-    return tsc_env(f"We are controlling the traffic lights of the {title} network: one reinforcement-learning agent "
-                   "per signalised intersection chooses its signal phase, and the goal is to keep as few vehicles "
-                   "waiting as possible (lower delay, trip time and waiting time).", TSC_TRANSITION, TSC_STATE,
-                   TSC_REWARD)
+    return tsc_env(
+        f"We are controlling the traffic lights of the {title} network: one reinforcement-learning agent "
+        "per signalised intersection chooses its signal phase, and the goal is to keep as few vehicles "
+        "waiting as possible (lower delay, trip time and waiting time).",
+        TSC_TRANSITION,
+        TSC_STATE,
+        TSC_REWARD,
+    )
 
 
 def _tsc_inputs(world, seed: int) -> list[tuple]:
@@ -58,24 +65,38 @@ def _tsc_inputs(world, seed: int) -> list[tuple]:
     from scenarios.signals.phases import PHASES
     from scenarios.signals.world import intersections
 
-    env = SignalEnv(world.map, seed=seed, delta_s=world.delta_s, yellow_s=world.yellow_s,
-                    horizon_s=min(world.horizon_s, 600.0), backend=world.backend)
+    env = SignalEnv(
+        world.map,
+        seed=seed,
+        delta_s=world.delta_s,
+        yellow_s=world.yellow_s,
+        horizon_s=min(world.horizon_s, 600.0),
+        backend=world.backend,
+    )
     lights, masks = list(env.tls_ids), env.action_masks()
     obs, snaps, step, done = env.reset(seed), [], 0, False
     snaps.append(obs)
     while not done:
         step += 1
-        obs, _, done, _ = env.step({t: int(np.flatnonzero(masks[i])[step // 2 % masks[i].sum()])
-                                    for i, t in enumerate(lights)})
+        obs, _, done, _ = env.step(
+            {t: int(np.flatnonzero(masks[i])[step // 2 % masks[i].sum()]) for i, t in enumerate(lights)}
+        )
         if step == 10 or done:
             snaps.append(obs)
     env.close()
     return [(intersections(o, lights), list(PHASES)) for o in snaps]
 
 
-SIGNALS = Task("signals", TSC, 8, "signal_episode", "1 (the whole network)",
-               (("test_delay", True), ("test_trip_time", True), ("test_waiting_time", True), ("test_return", False)),
-               _tsc_describe, _tsc_inputs)
+SIGNALS = Task(
+    "signals",
+    TSC,
+    8,
+    "signal_episode",
+    "1 (the whole network)",
+    (("test_delay", True), ("test_trip_time", True), ("test_waiting_time", True), ("test_return", False)),
+    _tsc_describe,
+    _tsc_inputs,
+)
 
 # ---------------------------------------------------------------------------------------------- inventory
 MABIM_TRANSITION = """\
@@ -107,10 +128,15 @@ positive, holding_cost = (basic_holding_cost + unit_storage_cost) * in_stock, ba
 
 def _mabim_describe(world) -> EnvDescription:
     env = world.env
-    return mabim_env(f"We are managing the inventory of {env.skus} SKUs in {env.echelons} warehouse(s) with "
-                     f"capacity {env.capacity_per_echelon} units each; one reinforcement-learning agent per "
-                     "(warehouse, SKU) decides every day how much to order, and the goal is the highest total "
-                     "net profit (the sum of the rewards).", MABIM_TRANSITION, MABIM_STATE, MABIM_REWARD)
+    return mabim_env(
+        f"We are managing the inventory of {env.skus} SKUs in {env.echelons} warehouse(s) with "
+        f"capacity {env.capacity_per_echelon} units each; one reinforcement-learning agent per "
+        "(warehouse, SKU) decides every day how much to order, and the goal is the highest total "
+        "net profit (the sum of the rewards).",
+        MABIM_TRANSITION,
+        MABIM_STATE,
+        MABIM_REWARD,
+    )
 
 
 def _mabim_inputs(world, seed: int) -> list[tuple]:
@@ -129,7 +155,15 @@ def _mabim_inputs(world, seed: int) -> list[tuple]:
     return snaps
 
 
-INVENTORY = Task("inventory", MABIM, 34, "inventory_episode", "n_warehouse",
-                 (("test_profit", False), ("test_gross_margin", False)), _mabim_describe, _mabim_inputs)
+INVENTORY = Task(
+    "inventory",
+    MABIM,
+    34,
+    "inventory_episode",
+    "n_warehouse",
+    (("test_profit", False), ("test_gross_margin", False)),
+    _mabim_describe,
+    _mabim_inputs,
+)
 
 TASKS = {"signals": SIGNALS, "inventory": INVENTORY}

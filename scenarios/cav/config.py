@@ -1,4 +1,5 @@
 """The [world] table of a CAV scenario (kind = "cav"): which road, how long, how many learners."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -1,4 +1,5 @@
 """The episodic CAV environment a world process drives: the interface, and the RSM-MASAC figure-eight."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,12 +58,32 @@ class Figure8CavEnv:
     the follower and leader are the neighbours in insertion order, ring-wrapped (nothing overtakes).
     """
 
-    def __init__(self, net_dir: Path, *, vehicles: int = 14, agents: int = 9, ring_radius: float = 30.0,
-                 speed_limit: float = 30.0, step_length: float = 0.1, horizon: int = 1500,
-                 action_bound: float = 3.0, seed: int = 0, backend: str = "libsumo", paper_slots: bool = True):
+    def __init__(
+        self,
+        net_dir: Path,
+        *,
+        vehicles: int = 14,
+        agents: int = 9,
+        ring_radius: float = 30.0,
+        speed_limit: float = 30.0,
+        step_length: float = 0.1,
+        horizon: int = 1500,
+        action_bound: float = 3.0,
+        seed: int = 0,
+        backend: str = "libsumo",
+        paper_slots: bool = True,
+    ):
         slots = PAPER_CAV_SLOTS if paper_slots and (vehicles, agents) == (14, 9) else None
-        self.files = build_figure8(net_dir, ring_radius=ring_radius, speed_limit=speed_limit, n_vehicles=vehicles,
-                                   n_agents=agents, step_length=step_length, seed=seed, agent_slots=slots)
+        self.files = build_figure8(
+            net_dir,
+            ring_radius=ring_radius,
+            speed_limit=speed_limit,
+            n_vehicles=vehicles,
+            n_agents=agents,
+            step_length=step_length,
+            seed=seed,
+            agent_slots=slots,
+        )
         self.agent_ids = self.files.agent_ids
         self.vehicle_ids = self.files.vehicle_ids
         self.horizon, self.action_bound, self.speed_limit = horizon, action_bound, speed_limit
@@ -112,8 +133,13 @@ class Figure8CavEnv:
         for node in self.active():
             k = pos[node]
             behind, ahead = (k - 1) % n, (k + 1) % n
-            out[node] = cav_observation((x[k], speed[k]), (x[behind], speed[behind]), (x[ahead], speed[ahead]),
-                                        net_length=length, max_speed=self.speed_limit).astype(np.float32)
+            out[node] = cav_observation(
+                (x[k], speed[k]),
+                (x[behind], speed[behind]),
+                (x[ahead], speed[ahead]),
+                net_length=length,
+                max_speed=self.speed_limit,
+            ).astype(np.float32)
         return out
 
     def reward(self) -> float:

@@ -1,4 +1,5 @@
 """`netmarl eval`: run a CAV run's checkpointed actors on fresh episodes, in one process, and score them."""
+
 from __future__ import annotations
 
 import tomllib

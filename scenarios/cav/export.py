@@ -1,4 +1,5 @@
 """`netmarl export`: a CAV run's checkpointed actors as portable policy files (weights + description)."""
+
 from __future__ import annotations
 
 from pathlib import Path

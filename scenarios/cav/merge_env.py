@@ -32,6 +32,7 @@ whole episode, because 2200 veh/h leave no gap.
 Reward: ``shared_reward`` over every vehicle in the network, 0 on a collision step. Horizon 750, action bound
 1.5 m/s^2 (Table III). Termination is the caller's (``scenarios.cav_env.terminated``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -49,21 +50,47 @@ _RAMP_POSITIONS = ("main", "own")
 class MergeCavEnv:
     """Flow-like highway on-ramp with 2200 veh/h main and 100 veh/h ramp inflow; 13 agent slots (spec §1.2)."""
 
-    def __init__(self, net_dir: Path, *, agents: int = 13, horizon: int = 750, action_bound: float = 1.5,
-                 speed_limit: float = 30.0, step_length: float = 0.1, seed: int = 0, backend: str = "libsumo",
-                 warmup_steps: int = 300, pre_merge: float = 200.0, post_merge: float = 100.0,
-                 merge_length: float = 100.0, main_rate: float = 2200.0, ramp_rate: float = 100.0,
-                 departures: str = "fixed", binding: str = "first", bind_prob: float = 0.5,
-                 ramp_positions: str = "main", human_speed_mode: int | None = OBEY_SAFE_SPEED):
+    def __init__(
+        self,
+        net_dir: Path,
+        *,
+        agents: int = 13,
+        horizon: int = 750,
+        action_bound: float = 1.5,
+        speed_limit: float = 30.0,
+        step_length: float = 0.1,
+        seed: int = 0,
+        backend: str = "libsumo",
+        warmup_steps: int = 300,
+        pre_merge: float = 200.0,
+        post_merge: float = 100.0,
+        merge_length: float = 100.0,
+        main_rate: float = 2200.0,
+        ramp_rate: float = 100.0,
+        departures: str = "fixed",
+        binding: str = "first",
+        bind_prob: float = 0.5,
+        ramp_positions: str = "main",
+        human_speed_mode: int | None = OBEY_SAFE_SPEED,
+    ):
         if binding not in _BINDINGS:
             raise ValueError(f"binding must be one of {_BINDINGS}, not {binding!r}")
         if ramp_positions not in _RAMP_POSITIONS:
             raise ValueError(f"ramp_positions must be one of {_RAMP_POSITIONS}, not {ramp_positions!r}")
         if agents < 0 or warmup_steps < 0 or not 0 < bind_prob <= 1:  # agents = 0: every vehicle an IDM driver
             raise ValueError("need agents >= 0, warmup_steps >= 0 and 0 < bind_prob <= 1")
-        self.files = build_merge(net_dir, pre_merge=pre_merge, post_merge=post_merge, merge_length=merge_length,
-                                 speed_limit=speed_limit, main_rate=main_rate, ramp_rate=ramp_rate,
-                                 departures=departures, step_length=step_length, seed=seed)
+        self.files = build_merge(
+            net_dir,
+            pre_merge=pre_merge,
+            post_merge=post_merge,
+            merge_length=merge_length,
+            speed_limit=speed_limit,
+            main_rate=main_rate,
+            ramp_rate=ramp_rate,
+            departures=departures,
+            step_length=step_length,
+            seed=seed,
+        )
         self.agent_ids = tuple(f"cav{i}" for i in range(agents))
         self.horizon, self.action_bound, self.speed_limit = horizon, action_bound, speed_limit
         self.seed, self.backend, self.step_length = seed, backend, step_length
@@ -176,8 +203,13 @@ class MergeCavEnv:
         for slot in self.active():
             veh = self._active[slot]
             ego = (self._x(veh), float(self.sim.states([veh])[2][0]))
-            out[slot] = cav_observation(ego, self._neighbour(veh, False), self._neighbour(veh, True),
-                                        net_length=self.net_length, max_speed=self.speed_limit).astype(np.float32)
+            out[slot] = cav_observation(
+                ego,
+                self._neighbour(veh, False),
+                self._neighbour(veh, True),
+                net_length=self.net_length,
+                max_speed=self.speed_limit,
+            ).astype(np.float32)
         return out
 
     def reward(self) -> float:

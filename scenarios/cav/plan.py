@@ -1,4 +1,5 @@
 """Plan a CAV run: build the road, say which world and which agents to launch, and where to resume from."""
+
 from __future__ import annotations
 
 import json
@@ -35,14 +36,26 @@ def plan_cav(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> 
         raise ConfigError(f"world.external: {unknown} are not agents of this scenario (agents: {agents})")
     if algo.method == "deploy":
         return plan_deploy(cfg, run_dir, agents, algo)
-    kwargs = dict(seed=cfg.run.seed, world=world.model_dump(mode="json"), net_dir=str(net_dir),
-                  deadline_s=cfg.run.step_deadline_s, checkpoint_dir=str(run_dir / "checkpoints"),
-                  checkpoint_every=algo.checkpoint_every, start_episode=start)
+    kwargs = dict(
+        seed=cfg.run.seed,
+        world=world.model_dump(mode="json"),
+        net_dir=str(net_dir),
+        deadline_s=cfg.run.step_deadline_s,
+        checkpoint_dir=str(run_dir / "checkpoints"),
+        checkpoint_every=algo.checkpoint_every,
+        start_episode=start,
+    )
     n = len(world.schedule(start))
-    return RunPlan("scenarios.cav.world:run_cav_world", kwargs, {a: "cav" for a in agents}, {"cav": settings},
-                   summarize=partial(results.summarize, agents=agents), plot=partial(results.plot, agents=agents),
-                   notes={"steps": n * (world.steps_per_episode + 1), "start_episode": start},
-                   external=set(world.external))
+    return RunPlan(
+        "scenarios.cav.world:run_cav_world",
+        kwargs,
+        {a: "cav" for a in agents},
+        {"cav": settings},
+        summarize=partial(results.summarize, agents=agents),
+        plot=partial(results.plot, agents=agents),
+        notes={"steps": n * (world.steps_per_episode + 1), "start_episode": start},
+        external=set(world.external),
+    )
 
 
 def plan_deploy(cfg: ScenarioConfig, run_dir: Path, agents: list[str], algo: CavSettings) -> RunPlan:
@@ -50,16 +63,28 @@ def plan_deploy(cfg: ScenarioConfig, run_dir: Path, agents: list[str], algo: Cav
     hand-started device node may use its own file with `--policy`)."""
     world: CavWorld = cfg.world
     if not algo.policy_dir:
-        raise ConfigError("algo.policy_dir: method = \"deploy\" needs the folder of exported policies (netmarl export)")
+        raise ConfigError('algo.policy_dir: method = "deploy" needs the folder of exported policies (netmarl export)')
     policy_dir = Path(algo.policy_dir)
     missing = [a for a in agents if not (policy_dir / f"{a}.npz").exists()]
     if missing:
         raise ConfigError(f"algo.policy_dir: {policy_dir} has no policy for {missing} (expected AGENT.npz files)")
-    kwargs = dict(seed=cfg.run.seed, world=world.model_dump(mode="json"), net_dir=str(run_dir / "net"),
-                  deadline_s=cfg.run.step_deadline_s, checkpoint_dir=None, checkpoint_every=0)
+    kwargs = dict(
+        seed=cfg.run.seed,
+        world=world.model_dump(mode="json"),
+        net_dir=str(run_dir / "net"),
+        deadline_s=cfg.run.step_deadline_s,
+        checkpoint_dir=None,
+        checkpoint_every=0,
+    )
     n = len(world.schedule())
-    return RunPlan("scenarios.cav.world:run_cav_world", kwargs, {a: "policy" for a in agents},
-                   {"policy": {"name": "policy"}},
-                   summarize=partial(results.summarize, agents=agents), plot=partial(results.plot, agents=agents),
-                   notes={"steps": n * (world.steps_per_episode + 1)}, external=set(world.external),
-                   agent_settings=lambda agent: {"policy_npz": (policy_dir / f"{agent}.npz").read_bytes()})
+    return RunPlan(
+        "scenarios.cav.world:run_cav_world",
+        kwargs,
+        {a: "policy" for a in agents},
+        {"policy": {"name": "policy"}},
+        summarize=partial(results.summarize, agents=agents),
+        plot=partial(results.plot, agents=agents),
+        notes={"steps": n * (world.steps_per_episode + 1)},
+        external=set(world.external),
+        agent_settings=lambda agent: {"policy_npz": (policy_dir / f"{agent}.npz").read_bytes()},
+    )

@@ -1,4 +1,5 @@
 """Scores, round accounting (rho, psi, mixing rate, bytes) and heatmaps of a CAV run, from its metrics."""
+
 from __future__ import annotations
 
 import csv
@@ -12,7 +13,7 @@ from agent_node.learners.rsm.segments import ACTOR_DIM
 log = logging.getLogger("scenarios.cav")
 
 FINAL_TESTS = 5  # the paper's final score: mean of the last five test evaluations (spec §6.1)
-GIB = 1024 ** 3
+GIB = 1024**3
 CPM_BYTES = 4480
 
 
@@ -45,10 +46,14 @@ def accounting(metrics: list[dict], agents: list[str], d: int = ACTOR_DIM) -> di
     got = sum(r["chunks_received"] for r in rs)
     n = max(len(agents), 1)
     return {
-        "rounds": len(round_ids), "agent_rounds": len(rs), "rho_total": total, "rho_ef": accepted,
+        "rounds": len(round_ids),
+        "agent_rounds": len(rs),
+        "rho_total": total,
+        "rho_ef": accepted,
         "mixing_rate": accepted / total if total else None,
         "psi_gb": total * 4 * d / GIB,  # psi = rho_total * v / (8 * 1024^3), v = 32 d bits
-        "cpm_messages": got, "cpm_messages_paper": total * 4 * d / CPM_BYTES,
+        "cpm_messages": got,
+        "cpm_messages_paper": total * 4 * d / CPM_BYTES,
         "chunk_delivery": got / chunks if chunks else None,
         "bytes_received": received,
         "bytes_per_agent_round": received / len(rs) if rs else 0.0,
@@ -81,11 +86,14 @@ def summarize(run_dir: Path, metrics: list[dict], agents: list[str]) -> dict:
     train, test = episodes(metrics, "train"), episodes(metrics, "test")
     write_rounds_csv(run_dir / "rounds.csv", metrics)
     return {
-        "final_score": score, "final_score_from": source,
-        "train_episodes": len(train), "test_episodes": len(test),
+        "final_score": score,
+        "final_score_from": source,
+        "train_episodes": len(train),
+        "test_episodes": len(test),
         "collisions": sum(1 for e in train + test if e["collided"]),
         "mean_train_score": float(np.mean([e["score"] for e in train])) if train else None,
-        **accounting(metrics, agents), "zeta": zeta_distribution(metrics),
+        **accounting(metrics, agents),
+        "zeta": zeta_distribution(metrics),
     }
 
 
@@ -103,8 +111,12 @@ def zeta_distribution(metrics: list[dict], cap: float = 0.8) -> dict | None:
         return None
     z, m = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
     q = lambda v: [float(x) for x in np.quantile(v, [0.25, 0.5, 0.75])]  # noqa: E731
-    return {"accepted": len(pairs), "at_cap": round(float(np.mean(z >= cap - 1e-9)), 4), "zeta_quartiles": q(z),
-            "zeta_max_quartiles": q(m[np.isfinite(m)]) if np.isfinite(m).any() else None}
+    return {
+        "accepted": len(pairs),
+        "at_cap": round(float(np.mean(z >= cap - 1e-9)), 4),
+        "zeta_quartiles": q(z),
+        "zeta_max_quartiles": q(m[np.isfinite(m)]) if np.isfinite(m).any() else None,
+    }
 
 
 def write_rounds_csv(path: Path, metrics: list[dict]) -> None:
@@ -112,9 +124,19 @@ def write_rounds_csv(path: Path, metrics: list[dict]) -> None:
     zeta_max of every accepted replica (space-separated)."""
     by_round: dict[int, dict] = {}
     for r in rounds(metrics):
-        row = by_round.setdefault(r["round"], {"round": r["round"], "episode": r["episode"], "agents": 0,
-                                               "replicas": 0, "accepted": 0, "bytes_received": 0, "zeta": [],
-                                               "zeta_max": []})
+        row = by_round.setdefault(
+            r["round"],
+            {
+                "round": r["round"],
+                "episode": r["episode"],
+                "agents": 0,
+                "replicas": 0,
+                "accepted": 0,
+                "bytes_received": 0,
+                "zeta": [],
+                "zeta_max": [],
+            },
+        )
         row["agents"] += 1
         for key in ("replicas", "accepted", "bytes_received"):
             row[key] += r[key]
@@ -122,13 +144,21 @@ def write_rounds_csv(path: Path, metrics: list[dict]) -> None:
             row["zeta"].append(f"{z:.6g}")
             row["zeta_max"].append(f"{m:.6g}")
     with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, ["round", "episode", "agents", "replicas", "accepted", "mixing_rate", "bytes_received",
-                                "zeta", "zeta_max"])
+        w = csv.DictWriter(
+            fh,
+            ["round", "episode", "agents", "replicas", "accepted", "mixing_rate", "bytes_received", "zeta", "zeta_max"],
+        )
         w.writeheader()
         for k in sorted(by_round):
             row = by_round[k]
-            w.writerow(dict(row, mixing_rate=round(row["accepted"] / row["replicas"], 4) if row["replicas"] else "",
-                            zeta=" ".join(row["zeta"]), zeta_max=" ".join(row["zeta_max"])))
+            w.writerow(
+                dict(
+                    row,
+                    mixing_rate=round(row["accepted"] / row["replicas"], 4) if row["replicas"] else "",
+                    zeta=" ".join(row["zeta"]),
+                    zeta_max=" ".join(row["zeta_max"]),
+                )
+            )
 
 
 def plot(run_dir: Path, metrics: list[dict], agents: list[str]) -> list[Path]:
@@ -157,8 +187,10 @@ def plot(run_dir: Path, metrics: list[dict], agents: list[str]) -> list[Path]:
     if rounds(metrics) and agents:
         comm, mixed = pair_counts(metrics, agents)
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
-        for ax, data, title in ((axes[0], comm, "segments requested (i from j)"),
-                                (axes[1], mixed, "segments in accepted replicas")):
+        for ax, data, title in (
+            (axes[0], comm, "segments requested (i from j)"),
+            (axes[1], mixed, "segments in accepted replicas"),
+        ):
             im = ax.imshow(data, cmap="viridis")
             ax.set_xticks(range(len(agents)), agents, rotation=90, fontsize=7)
             ax.set_yticks(range(len(agents)), agents, fontsize=7)

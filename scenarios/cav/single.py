@@ -5,6 +5,7 @@ the paper's update order, `netmarl run` (isac, no communication) learns exactly 
 world process's order (observations, terminal transitions of vehicles that left, rewards) and the CAV role's
 per-agent seeds and update schedule.
 """
+
 from __future__ import annotations
 
 import time
@@ -31,8 +32,9 @@ def train_in_one_process(cfg: ScenarioConfig, seed: int, net_dir: Path) -> dict:
     sacs, bufs, learning_steps = {}, {}, {}
     for node in env.agent_ids:
         s = int(agent_rng(seed, node).integers(2**31))
-        sacs[node] = SAC(SACConfig.model_validate({"init_seed": seed, "seed": s, "action_bound": world.bound,
-                                                   **algo.sac}))
+        sacs[node] = SAC(
+            SACConfig.model_validate({"init_seed": seed, "seed": s, "action_bound": world.bound, **algo.sac})
+        )
         bufs[node] = ReplayBuffer(sacs[node].cfg.buffer_size, sacs[node].cfg.obs_dim, sacs[node].cfg.act_dim, seed=s)
         learning_steps[node] = 0
 
@@ -49,8 +51,9 @@ def train_in_one_process(cfg: ScenarioConfig, seed: int, net_dir: Path) -> dict:
         buf.add(*transition)
         if not sac.ready(len(buf)):
             return
-        critic, policy = update_flags(algo.update_mode, learning_steps[node], algo.code_update_every,
-                                      sac.cfg.policy_delay, last)
+        critic, policy = update_flags(
+            algo.update_mode, learning_steps[node], algo.code_update_every, sac.cfg.policy_delay, last
+        )
         if critic:
             sac.update(buf.sample(sac.cfg.batch_size), update_policy=policy)
         learning_steps[node] += 1

@@ -1,14 +1,14 @@
 """The CAV world process: episodes of a CavEnv in lock-step with the agents, positions to the medium."""
+
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from agent_node.checkpoints import save_json
 from protocols.endpoint import Endpoint
 from protocols.messages import Observation, Positions
 from protocols.security import Curve
@@ -25,24 +25,50 @@ WORLD_STATE = "world.json"  # in the checkpoint folder: training episodes done, 
 
 def make_env(cfg: CavWorld, net_dir: Path, seed: int):
     """The scenario's environment (the network is built, or reused, in net_dir)."""
-    common = dict(speed_limit=cfg.speed_limit, step_length=cfg.step_length, horizon=cfg.steps_per_episode,
-                  action_bound=cfg.bound, seed=seed, backend=cfg.backend)
+    common = dict(
+        speed_limit=cfg.speed_limit,
+        step_length=cfg.step_length,
+        horizon=cfg.steps_per_episode,
+        action_bound=cfg.bound,
+        seed=seed,
+        backend=cfg.backend,
+    )
     if cfg.scenario == "merge":
         from .merge_env import MergeCavEnv
 
-        return MergeCavEnv(net_dir, agents=cfg.n_agents, pre_merge=cfg.pre_merge, binding=cfg.binding,
-                           bind_prob=cfg.bind_prob, **common)
+        return MergeCavEnv(
+            net_dir,
+            agents=cfg.n_agents,
+            pre_merge=cfg.pre_merge,
+            binding=cfg.binding,
+            bind_prob=cfg.bind_prob,
+            **common,
+        )
     from .env import Figure8CavEnv
 
-    return Figure8CavEnv(net_dir, vehicles=cfg.vehicles, agents=cfg.n_agents, ring_radius=cfg.ring_radius,
-                         paper_slots=cfg.paper_slots, **common)
+    return Figure8CavEnv(
+        net_dir,
+        vehicles=cfg.vehicles,
+        agents=cfg.n_agents,
+        ring_radius=cfg.ring_radius,
+        paper_slots=cfg.paper_slots,
+        **common,
+    )
 
 
 class CavWorldProcess(StepDriver):
     """Runs the episode schedule; each step: positions to the medium, observations out, actions in."""
 
-    def __init__(self, ep: Endpoint, cfg: CavWorld, env, deadline_s: float, checkpoint_dir: Path | None,
-                 checkpoint_every: int, start_episode: int = 0):
+    def __init__(
+        self,
+        ep: Endpoint,
+        cfg: CavWorld,
+        env,
+        deadline_s: float,
+        checkpoint_dir: Path | None,
+        checkpoint_every: int,
+        start_episode: int = 0,
+    ):
         super().__init__(ep, deadline_s)
         self.cfg, self.env = cfg, env
         self.checkpoint_dir, self.checkpoint_every = checkpoint_dir, checkpoint_every
@@ -71,8 +97,16 @@ class CavWorldProcess(StepDriver):
         finally:
             self.env.close()
         rate = self.step / max(time.monotonic() - self.t0, 1e-9)
-        self.ep.metrics("world", {"step": self.total_steps, "episodes": self.trained, "steps_per_s": rate,
-                                  "late_actions": self.late_actions}, final=True)
+        self.ep.metrics(
+            "world",
+            {
+                "step": self.total_steps,
+                "episodes": self.trained,
+                "steps_per_s": rate,
+                "late_actions": self.late_actions,
+            },
+            final=True,
+        )
         return True
 
     def run_episode(self, episode: int, mode: str, final: bool) -> dict | None:
@@ -86,21 +120,29 @@ class CavWorldProcess(StepDriver):
             ep.t_sim = round(self.step * cfg.step_length, 6)  # one clock across episodes, for the medium
             ids, xy, speed = env.positions()
             self.forget_restarted()
-            delivered = self.sync_medium(Positions(step=self.step, ids=ids, radio_sent=self.radio_sent),
-                                         {"xy": xy, "speed": speed})
+            delivered = self.sync_medium(
+                Positions(step=self.step, ids=ids, radio_sent=self.radio_sent), {"xy": xy, "speed": speed}
+            )
             observations = env.observations()
             positions = {n: xy[i] for i, n in enumerate(ids)}
             # terminal: the episode ended in a state with no future (a collision); the horizon and a vehicle
             # leaving the road are truncations, from which the learners bootstrap
-            info = {"episode": episode, "mode": mode, "t": t, "first": t == 0, "final": final and done,
-                    "terminal": done and collided and cfg.end_on_collision}
+            info = {
+                "episode": episode,
+                "mode": mode,
+                "t": t,
+                "first": t == 0,
+                "final": final and done,
+                "terminal": done and collided and cfg.end_on_collision,
+            }
             expected = set()
             for node, obs in observations.items():
                 self.send(node, obs, positions.get(node), reward, done, info, delivered)
                 expected.add(node)
             for node in active_before - observations.keys():  # its vehicle left: a terminal transition
-                self.send(node, self.last_obs[node], None, reward, True, dict(info, left=True, terminal=False),
-                          delivered)
+                self.send(
+                    node, self.last_obs[node], None, reward, True, dict(info, left=True, terminal=False), delivered
+                )
                 expected.add(node)
             self.last_obs.update(observations)
             active_before = set(observations)
@@ -116,11 +158,24 @@ class CavWorldProcess(StepDriver):
             self.progress(self.step, self.total_steps + 1, episode=episode)  # the run's end is sent by run()
         else:
             return None
-        record = {"episode": episode, "mode": mode, "score": total / horizon, "steps": t, "collided": collided,
-                  "mean_speed": env.mean_speed(), "wall_s": round(time.monotonic() - self.t0, 2)}
+        record = {
+            "episode": episode,
+            "mode": mode,
+            "score": total / horizon,
+            "steps": t,
+            "collided": collided,
+            "mean_speed": env.mean_speed(),
+            "wall_s": round(time.monotonic() - self.t0, 2),
+        }
         ep.metrics("cav_episode", record)
-        log.info("episode %d (%s): score %.4f in %d steps%s", episode, mode, record["score"], t,
-                 ", collision" if collided else "")
+        log.info(
+            "episode %d (%s): score %.4f in %d steps%s",
+            episode,
+            mode,
+            record["score"],
+            t,
+            ", collision" if collided else "",
+        )
         return record
 
     def collect_step(self, expected: set[str]) -> dict:
@@ -137,28 +192,50 @@ class CavWorldProcess(StepDriver):
         ep = self.ep
         if node in ep.peers.down or not ep.peers.knows(node):
             return
-        body = Observation(step=self.step, reward=reward, done=done, info=info,
-                           radio_expected=delivered.get(node, 0) if delivered is not None else None)
+        body = Observation(
+            step=self.step,
+            reward=reward,
+            done=done,
+            info=info,
+            radio_expected=delivered.get(node, 0) if delivered is not None else None,
+        )
         arrays = {"obs": np.asarray(obs, np.float32)}
         if xy is not None:
             arrays["xy"] = np.asarray(xy, np.float64)
         ep.peers.send(node, ep.stamper.encode(body, node, arrays))
 
     def write_state(self) -> None:
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoint_dir / (WORLD_STATE + ".tmp")
-        tmp.write_text(json.dumps({"episodes_done": self.trained, "step": self.step}))
-        os.replace(tmp, self.checkpoint_dir / WORLD_STATE)
+        save_json({"episodes_done": self.trained, "step": self.step}, self.checkpoint_dir / WORLD_STATE)
 
 
-def run_cav_world(node_id: str, coordinator: str, seed: int, world: dict, net_dir: str, deadline_s: float,
-                  checkpoint_dir: str | None, checkpoint_every: int, start_episode: int = 0,
-                  curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
+def run_cav_world(
+    node_id: str,
+    coordinator: str,
+    seed: int,
+    world: dict,
+    net_dir: str,
+    deadline_s: float,
+    checkpoint_dir: str | None,
+    checkpoint_every: int,
+    start_episode: int = 0,
+    curve_secret: str | None = None,
+    coordinator_key: str | None = None,
+) -> int:
     """Entry point of the CAV world process (curve_secret and coordinator_key: CURVE, Z85)."""
-    ep = Endpoint(node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
+    ep = Endpoint(
+        node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
+    )
+
     def build() -> CavWorldProcess:
         cfg = CavWorld.model_validate(world)
-        return CavWorldProcess(ep, cfg, make_env(cfg, Path(net_dir), seed), deadline_s,
-                               Path(checkpoint_dir) if checkpoint_dir else None, checkpoint_every, start_episode)
+        return CavWorldProcess(
+            ep,
+            cfg,
+            make_env(cfg, Path(net_dir), seed),
+            deadline_s,
+            Path(checkpoint_dir) if checkpoint_dir else None,
+            checkpoint_every,
+            start_episode,
+        )
 
     return serve_world(ep, build)

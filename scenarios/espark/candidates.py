@@ -1,12 +1,13 @@
 """Exploration-function contract (spec §3.3, §9 A6), sandboxed validation on sample inputs, and the mask fallback."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from scenarios.sandbox import PersistentWorker, SandboxLimits
 from scenarios.llm.extract import check_contract
+from scenarios.sandbox import PersistentWorker, SandboxLimits
 
 FUNC_NAME = "compute_mask"
 MABIM_PARAMS = ("agent_states", "supply_chain", "action_space")
@@ -69,15 +70,15 @@ def _espark_wrap(args):
     return AgentStates(args[0]), SupplyChain(args[1]), list(args[2])
 '''
 
-_TSC_PRELUDE = '''\
+_TSC_PRELUDE = """\
 import numpy as np
 
 
 def _espark_wrap(args):
     return list(args[0]), list(args[1])
-'''
+"""
 
-_ENTRY = f'''
+_ENTRY = f"""
 
 def {ENTRY}(*args):
     out = {FUNC_NAME}(*_espark_wrap(args))
@@ -91,7 +92,7 @@ def {ENTRY}(*args):
         except Exception:
             pass
     return {{"mask": out, "components": comps}}
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,13 @@ def check_output(value, shape: tuple[int, ...]) -> tuple[str | None, str]:
     return None, ""
 
 
-def validate_candidate(code: str | None, sample_inputs: list[tuple], n_actions: int,
-                       limits: SandboxLimits | None = None, contract: Contract = MABIM) -> Validation:
+def validate_candidate(
+    code: str | None,
+    sample_inputs: list[tuple],
+    n_actions: int,
+    limits: SandboxLimits | None = None,
+    contract: Contract = MABIM,
+) -> Validation:
     """Contract check (ast), then one sandbox worker calls the function on every sample input and checks the mask."""
     verdict = check_contract(code or "", FUNC_NAME, list(contract.params))
     if not verdict.ok:
@@ -183,8 +189,13 @@ def validate_candidate(code: str | None, sample_inputs: list[tuple], n_actions: 
             pruned.append(1.0 - float(allowed.mean()))
             all_masked += int((~allowed.any(axis=-1)).sum())
             names.update(r.value["components"])
-    return Validation(True, pruned_fraction=float(np.mean(pruned)) if pruned else 0.0,
-                      all_masked_agents=all_masked, components=sorted(names), seconds=seconds)
+    return Validation(
+        True,
+        pruned_fraction=float(np.mean(pruned)) if pruned else 0.0,
+        all_masked_agents=all_masked,
+        components=sorted(names),
+        seconds=seconds,
+    )
 
 
 def apply_mask(mask, n_actions: int, avail=None, per: str = "agent") -> tuple[np.ndarray, int]:
@@ -194,8 +205,11 @@ def apply_mask(mask, n_actions: int, avail=None, per: str = "agent") -> tuple[np
     such rows. per="step" (the public code): if any row is all removed, the whole mask is skipped; count = 1 or 0.
     mask None means no pruning.
     """
-    base = np.ones(np.shape(mask) if mask is not None else (n_actions,), bool) if avail is None \
+    base = (
+        np.ones(np.shape(mask) if mask is not None else (n_actions,), bool)
+        if avail is None
         else np.asarray(avail, dtype=bool)
+    )
     if base.shape[-1] != n_actions:
         raise ValueError(f"availability has {base.shape[-1]} actions, expected {n_actions}")
     if mask is None:
@@ -213,9 +227,18 @@ def apply_mask(mask, n_actions: int, avail=None, per: str = "agent") -> tuple[np
     return allowed, int(empty.sum())
 
 
-def mabim_sample_inputs(n_warehouses: int, n_skus: int, action_space, *, days: int = 30, lookback: int = 21,
-                        capacity: int | None = None, current_step: int = 0, durations: int = 100,
-                        seed: int = 0) -> tuple[dict, dict, list]:
+def mabim_sample_inputs(
+    n_warehouses: int,
+    n_skus: int,
+    action_space,
+    *,
+    days: int = 30,
+    lookback: int = 21,
+    capacity: int | None = None,
+    current_step: int = 0,
+    durations: int = 100,
+    seed: int = 0,
+) -> tuple[dict, dict, list]:
     """One synthetic (agent_states, supply_chain, action_space) payload for smoke tests before training starts."""
     rng = np.random.default_rng(seed)
     wh = [f"store{i + 1}" for i in range(n_warehouses)]
@@ -224,16 +247,38 @@ def mabim_sample_inputs(n_warehouses: int, n_skus: int, action_space, *, days: i
     price = np.broadcast_to(rng.uniform(10, 60, n_skus), shape).copy()
     const = lambda v: np.full(shape, float(v))  # noqa: E731
     ints = lambda hi: rng.integers(0, hi, shape).astype(float)  # noqa: E731
-    states = {"demand": demand, "sale": np.minimum(demand, 10.0), "in_stock": ints(60),
-              "in_transit": ints(30), "replenish": ints(30),
-              "arrived": const(0), "accepted": const(0), "excess": const(0), "selling_price": price,
-              "procurement_cost": price / 1.3, "vlt": np.broadcast_to(rng.integers(1, 8, n_skus), shape).astype(float),
-              "volume": const(1), "unit_order_cost": const(10), "basic_holding_cost": const(0.001),
-              "overflow_cost_ratio": const(0.5), "backlog_ratio": const(0.1)}
+    states = {
+        "demand": demand,
+        "sale": np.minimum(demand, 10.0),
+        "in_stock": ints(60),
+        "in_transit": ints(30),
+        "replenish": ints(30),
+        "arrived": const(0),
+        "accepted": const(0),
+        "excess": const(0),
+        "selling_price": price,
+        "procurement_cost": price / 1.3,
+        "vlt": np.broadcast_to(rng.integers(1, 8, n_skus), shape).astype(float),
+        "volume": const(1),
+        "unit_order_cost": const(10),
+        "basic_holding_cost": const(0.001),
+        "overflow_cost_ratio": const(0.5),
+        "backlog_ratio": const(0.1),
+    }
     cap = capacity if capacity is not None else n_skus * 100
-    chain = {"warehouses": wh, "capacity": {w: cap for w in wh}, "unit_storage_cost": {w: 0.002 for w in wh},
-             "upstream": {w: (wh[i + 1] if i + 1 < len(wh) else "super_vendor") for i, w in enumerate(wh)},
-             "downstream": {w: (wh[i - 1] if i > 0 else "consumer") for i, w in enumerate(wh)}}
-    agents = {"warehouses": wh, "skus": [f"SKU{j}" for j in range(n_skus)], "current_step": current_step,
-              "durations": durations, "lookback": lookback, "states": states}
+    chain = {
+        "warehouses": wh,
+        "capacity": {w: cap for w in wh},
+        "unit_storage_cost": {w: 0.002 for w in wh},
+        "upstream": {w: (wh[i + 1] if i + 1 < len(wh) else "super_vendor") for i, w in enumerate(wh)},
+        "downstream": {w: (wh[i - 1] if i > 0 else "consumer") for i, w in enumerate(wh)},
+    }
+    agents = {
+        "warehouses": wh,
+        "skus": [f"SKU{j}" for j in range(n_skus)],
+        "current_step": current_step,
+        "durations": durations,
+        "lookback": lookback,
+        "states": states,
+    }
     return agents, chain, [float(a) for a in action_space]

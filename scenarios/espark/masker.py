@@ -1,4 +1,6 @@
-"""Training-time action masks on the world side: an exploration function in a persistent sandbox worker, or random pruning."""
+"""Training-time action masks on the world side: an exploration function in a persistent sandbox worker, or random
+pruning."""
+
 from __future__ import annotations
 
 import logging
@@ -53,8 +55,9 @@ class TrainingMasks:
         self.error: dict | None = None  # the first run-time failure: cause, message, call number
         if spec.kind == "function":
             code = Path(spec.code_file).read_text()
-            self.worker = PersistentWorker(contract.source(code), ENTRY, SandboxLimits(cpu_s=spec.cpu_s,
-                                                                                       wall_s=spec.wall_s))
+            self.worker = PersistentWorker(
+                contract.source(code), ENTRY, SandboxLimits(cpu_s=spec.cpu_s, wall_s=spec.wall_s)
+            )
             if not self.worker.load_result.ok:
                 r = self.worker.load_result
                 self.fail(r.error or "load", r.message)
@@ -96,22 +99,31 @@ class TrainingMasks:
     def stats(self) -> dict:
         """For summary.json: calls, the mean fraction of available actions pruned, all-masked agents (empty_row
         "agent") or whole masks (empty_row "step") ignored, error."""
-        return {"kind": self.spec.kind, "calls": self.calls, "all_masked_ignored": self.all_masked,
-                "pruned_fraction": float(np.mean(self.pruned)) if self.pruned else 0.0, "error": self.error}
+        return {
+            "kind": self.spec.kind,
+            "calls": self.calls,
+            "all_masked_ignored": self.all_masked,
+            "pruned_fraction": float(np.mean(self.pruned)) if self.pruned else 0.0,
+            "error": self.error,
+        }
 
     def close(self) -> None:
         if self.worker is not None:
             self.worker.close()
 
 
-def random_pruning_mask(rng: np.random.Generator, n_actions: int, keep_fraction: float = 0.7,
-                        shape: tuple[int, ...] = (), avail=None) -> np.ndarray:
+def random_pruning_mask(
+    rng: np.random.Generator, n_actions: int, keep_fraction: float = 0.7, shape: tuple[int, ...] = (), avail=None
+) -> np.ndarray:
     """Random-pruning baseline (spec §5.3, p = 0.3 masked): per agent keep round(keep_fraction * n) of the available
     actions (at least one), chosen uniformly without replacement; call it at every decision. Bool (*shape, n)."""
     if not 0.0 <= keep_fraction <= 1.0:
         raise ValueError("keep_fraction must be in [0, 1]")
-    base = np.ones((*shape, n_actions), bool) if avail is None else np.broadcast_to(np.asarray(avail, bool),
-                                                                                     (*shape, n_actions))
+    base = (
+        np.ones((*shape, n_actions), bool)
+        if avail is None
+        else np.broadcast_to(np.asarray(avail, bool), (*shape, n_actions))
+    )
     keys = np.where(base, rng.random(base.shape), np.inf)  # unavailable actions sort last
     n_avail = base.sum(-1, keepdims=True)
     n_keep = np.minimum(np.maximum(np.round(keep_fraction * n_avail), 1), n_avail)

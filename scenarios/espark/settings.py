@@ -1,4 +1,5 @@
 """[algo.espark]: the loop's knobs (spec §4.1: K = 16, 10 iterations, checker, retention, GPT-4 at T = 0.7)."""
+
 from __future__ import annotations
 
 import os
@@ -14,9 +15,21 @@ from scenarios.llm.config import LLMConfig
 # local_ppo_learner (spec §4.3 lists the MABIM baseline ippo.yaml beside it: 2 epochs): GAE lambda 0.95, 4 epochs
 # over the whole batch of 4 episodes (minibatch 0), the multinomial selector's epsilon floor 1.0 -> 0.05 over
 # 250,000 training decisions. The same settings train the IPPO twin, so the two differ only in the mask.
-IPPO_DEFAULTS = {"gamma": 0.985, "lr": 5e-4, "clip_eps": 0.2, "beta": 0.0, "gae_lambda": 0.95, "update_epochs": 4,
-                 "minibatch": 0, "hidden": 128, "max_grad_norm": 10.0, "vf_coef": 0.5,
-                 "explore_eps_start": 1.0, "explore_eps_finish": 0.05, "explore_eps_steps": 250_000}
+IPPO_DEFAULTS = {
+    "gamma": 0.985,
+    "lr": 5e-4,
+    "clip_eps": 0.2,
+    "beta": 0.0,
+    "gae_lambda": 0.95,
+    "update_epochs": 4,
+    "minibatch": 0,
+    "hidden": 128,
+    "max_grad_norm": 10.0,
+    "vf_coef": 0.5,
+    "explore_eps_start": 1.0,
+    "explore_eps_finish": 0.05,
+    "explore_eps_steps": 250_000,
+}
 ACCUMULATED_EPISODES = 4  # episodes per IPPO update (Table 13)
 
 

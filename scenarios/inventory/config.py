@@ -1,4 +1,5 @@
 """InventoryConfig: the MABIM scenario knobs (spec §2.1 Table 10, §2.2 reward2, App. A.3 default costs)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -10,10 +11,40 @@ from scenarios.espark.settings import ACCUMULATED_EPISODES, ESparkSettings
 
 # The 34 `demand_mean_discrete` multiples (spec §2.2): action a orders floor(ACTION_MULTIPLES[a] * mean demand).
 ACTION_MULTIPLES = (
-    0.00, 0.16, 0.33, 0.40, 0.45, 0.50, 0.55, 0.60, 0.66, 0.83,
-    1.00, 1.16, 1.33, 1.50, 1.66, 1.83, 2.00, 2.16, 2.33, 2.50,
-    2.66, 2.83, 3.00, 3.16, 3.33, 3.50, 3.66, 3.83, 4.00, 5.00,
-    6.00, 7.00, 9.00, 12.00,
+    0.00,
+    0.16,
+    0.33,
+    0.40,
+    0.45,
+    0.50,
+    0.55,
+    0.60,
+    0.66,
+    0.83,
+    1.00,
+    1.16,
+    1.33,
+    1.50,
+    1.66,
+    1.83,
+    2.00,
+    2.16,
+    2.33,
+    2.50,
+    2.66,
+    2.83,
+    3.00,
+    3.16,
+    3.33,
+    3.50,
+    3.66,
+    3.83,
+    4.00,
+    5.00,
+    6.00,
+    7.00,
+    9.00,
+    12.00,
 )
 N_ACTIONS = len(ACTION_MULTIPLES)  # 34
 

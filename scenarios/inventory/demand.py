@@ -1,4 +1,5 @@
 """Seeded synthetic customer demand per SKU: trend x weekly x annual seasonality, negative-binomial noise."""
+
 from __future__ import annotations
 
 from typing import NamedTuple

@@ -18,6 +18,7 @@ Follows spec §2.2 and App. A.3 (ReplenishmentEnv semantics). Choices where the 
   initial stock and an empty pipeline, so the demand window and the pipeline are filled at step 0.
 - Prices [INFER]: echelon i buys at echelon i+1's selling price, the top echelon at the super-vendor price.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -157,12 +158,27 @@ class InventoryEnv:
         }
         reward = components["gross_margin"] - sum(components[k] for k in COMPONENTS[1:])
         self.demand_hist = np.concatenate([self.demand_hist[..., 1:], demand[..., None]], axis=-1)
-        today = {"demand": demand, "sale": sale, "replenish": replenish, "arrived": arrived, "accepted": accepted,
-                 "excess": excess, "in_stock": self.in_stock, "in_transit": self.pipeline.sum(-1)}
+        today = {
+            "demand": demand,
+            "sale": sale,
+            "replenish": replenish,
+            "arrived": arrived,
+            "accepted": accepted,
+            "excess": excess,
+            "in_stock": self.in_stock,
+            "in_transit": self.pipeline.sum(-1),
+        }
         for k, ring in self.history.items():
             ring[..., :-1] = ring[..., 1:]
             ring[..., -1] = today[k]
         self.day += 1
-        info = {"components": components, "demand": demand, "sale": sale, "replenish": replenish,
-                "arrived": arrived, "accepted": accepted, "excess": excess}
+        info = {
+            "components": components,
+            "demand": demand,
+            "sale": sale,
+            "replenish": replenish,
+            "arrived": arrived,
+            "accepted": accepted,
+            "excess": excess,
+        }
         return self.state(), reward, self.day >= self.end_day, info

@@ -1,4 +1,5 @@
 """What the warehouse agents see (per-SKU feature vectors) and the plain-data inputs of exploration functions."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,16 +34,32 @@ def observe(env: InventoryEnv, prev_actions: np.ndarray | None = None) -> np.nda
     stock, transit = env.in_stock.astype(np.float64), env.pipeline.sum(-1).astype(np.float64)
     last7 = np.zeros((m, n, 7))
     k = min(7, hist.shape[-1])
-    last7[..., 7 - k:] = hist[..., -k:]
+    last7[..., 7 - k :] = hist[..., -k:]
     margin = p.price - p.cost
     fill = np.broadcast_to(stock.sum(1, keepdims=True) / env.capacity, (m, n))
     left = np.full((m, n), (env.end_day - env.day) / env.cfg.horizon)
     onehot = np.zeros((m, n, MAX_ECHELONS))
     onehot[np.arange(m), :, np.arange(m)] = 1.0
-    feats = np.concatenate([
-        np.stack([stock / z, transit / z, (stock + transit) / z, mu / z, sd / z], -1), last7 / z[..., None],
-        np.stack([p.cost / p.price, margin / p.price, env.cfg.unit_order_cost / (np.maximum(margin, 1e-6) * z),
-                  p.vlt / 7.0, ((stock + transit) / z - p.vlt) / 10.0, fill, left], -1), onehot], -1)
+    feats = np.concatenate(
+        [
+            np.stack([stock / z, transit / z, (stock + transit) / z, mu / z, sd / z], -1),
+            last7 / z[..., None],
+            np.stack(
+                [
+                    p.cost / p.price,
+                    margin / p.price,
+                    env.cfg.unit_order_cost / (np.maximum(margin, 1e-6) * z),
+                    p.vlt / 7.0,
+                    ((stock + transit) / z - p.vlt) / 10.0,
+                    fill,
+                    left,
+                ],
+                -1,
+            ),
+            onehot,
+        ],
+        -1,
+    )
     prev = np.zeros((m, n, N_ACTIONS))
     if prev_actions is not None:
         prev[np.arange(m)[:, None], np.arange(n)[None, :], np.asarray(prev_actions, np.int64)] = 1.0
@@ -62,17 +79,35 @@ def mabim_inputs(env: InventoryEnv) -> tuple[dict, dict, list]:
     days = lambda a: np.ascontiguousarray(np.moveaxis(np.asarray(a, np.float64), -1, 1))  # noqa: E731
     static = lambda a: np.repeat(np.asarray(a, np.float64)[:, None, :], t, axis=1)  # noqa: E731
     const = lambda v: np.full((m, t, n), float(v))  # noqa: E731
-    states = {k: days(env.history[k]) for k in ("demand", "sale", "in_stock", "in_transit", "replenish", "arrived",
-                                                "accepted", "excess")}
-    states.update({"selling_price": static(p.price), "procurement_cost": static(p.cost), "vlt": static(p.vlt),
-                   "volume": const(1), "unit_order_cost": const(cfg.unit_order_cost),
-                   "basic_holding_cost": const(cfg.basic_holding_cost),
-                   "overflow_cost_ratio": const(cfg.overflow_cost_ratio), "backlog_ratio": const(cfg.backlog_ratio)})
-    chain = {"warehouses": wh, "capacity": {w: env.capacity for w in wh},
-             "unit_storage_cost": {w: cfg.unit_storage_cost for w in wh},
-             "upstream": {w: (wh[i + 1] if i + 1 < m else "super_vendor") for i, w in enumerate(wh)},
-             "downstream": {w: (wh[i - 1] if i > 0 else "consumer") for i, w in enumerate(wh)}}
-    agents = {"warehouses": wh, "skus": [f"SKU{j}" for j in range(n)],
-              "current_step": cfg.horizon - (env.end_day - env.day), "durations": cfg.horizon,
-              "lookback": cfg.lookback, "states": states}
+    states = {
+        k: days(env.history[k])
+        for k in ("demand", "sale", "in_stock", "in_transit", "replenish", "arrived", "accepted", "excess")
+    }
+    states.update(
+        {
+            "selling_price": static(p.price),
+            "procurement_cost": static(p.cost),
+            "vlt": static(p.vlt),
+            "volume": const(1),
+            "unit_order_cost": const(cfg.unit_order_cost),
+            "basic_holding_cost": const(cfg.basic_holding_cost),
+            "overflow_cost_ratio": const(cfg.overflow_cost_ratio),
+            "backlog_ratio": const(cfg.backlog_ratio),
+        }
+    )
+    chain = {
+        "warehouses": wh,
+        "capacity": {w: env.capacity for w in wh},
+        "unit_storage_cost": {w: cfg.unit_storage_cost for w in wh},
+        "upstream": {w: (wh[i + 1] if i + 1 < m else "super_vendor") for i, w in enumerate(wh)},
+        "downstream": {w: (wh[i - 1] if i > 0 else "consumer") for i, w in enumerate(wh)},
+    }
+    agents = {
+        "warehouses": wh,
+        "skus": [f"SKU{j}" for j in range(n)],
+        "current_step": cfg.horizon - (env.end_day - env.day),
+        "durations": cfg.horizon,
+        "lookback": cfg.lookback,
+        "states": states,
+    }
     return agents, chain, [float(a) for a in ACTION_MULTIPLES]

@@ -1,4 +1,5 @@
 """The MABIM inventory world process: episodes of an InventoryEnv, one agent process per warehouse, IPPO updates."""
+
 from __future__ import annotations
 
 import logging
@@ -6,11 +7,11 @@ import time
 
 import numpy as np
 
-from scenarios.espark.candidates import MABIM
-from scenarios.espark.masker import TrainingMasks
 from protocols.endpoint import Endpoint
 from protocols.messages import Observation
 from protocols.security import Curve
+from scenarios.espark.candidates import MABIM
+from scenarios.espark.masker import TrainingMasks
 
 from ..step_driver import EpisodicWorld, node_name, serve_world
 from .config import ACTION_MULTIPLES, N_ACTIONS, InventoryWorld
@@ -36,14 +37,25 @@ class InventoryWorldProcess(EpisodicWorld):
     def actions_of(self, i: int, answered: bool) -> np.ndarray:
         """Warehouse i's (N,) actions, or the order-the-mean default if its answer is missing or malformed."""
         a = self.action_arrays.get(node_name(i), {}).get("actions") if answered else None
-        ok = (isinstance(a, np.ndarray) and a.shape == (self.env.n,) and np.issubdtype(a.dtype, np.integer)
-              and a.size and 0 <= a.min() and a.max() < N_ACTIONS)
+        ok = (
+            isinstance(a, np.ndarray)
+            and a.shape == (self.env.n,)
+            and np.issubdtype(a.dtype, np.integer)
+            and a.size
+            and 0 <= a.min()
+            and a.max() < N_ACTIONS
+        )
         if ok:
             return a.astype(np.int64)
         self.defaulted += 1
         if answered and i not in self._bad_logged:
-            log.warning("warehouse %d answered no valid (N,) int actions in [0, %d); the default action %d is used "
-                        "(logged once)", i, N_ACTIONS, DEFAULT_ACTION)
+            log.warning(
+                "warehouse %d answered no valid (N,) int actions in [0, %d); the default action %d is used "
+                "(logged once)",
+                i,
+                N_ACTIONS,
+                DEFAULT_ACTION,
+            )
             self._bad_logged.add(i)
         return np.full(self.env.n, DEFAULT_ACTION, np.int64)
 
@@ -65,8 +77,9 @@ class InventoryWorldProcess(EpisodicWorld):
             mask = self.exploration.allowed(lambda: mabim_inputs(env), ones) if masked and not done else ones
             expected = set()
             for i in range(m):
-                body = Observation(step=self.step, reward=float(rewards[i].sum()), done=done,
-                                   info={"phase": "act", "mode": mode})
+                body = Observation(
+                    step=self.step, reward=float(rewards[i].sum()), done=done, info={"phase": "act", "mode": mode}
+                )
                 arrays = {"obs": obs[i], "mask": mask[i].astype(np.uint8), "rewards": rewards[i].astype(np.float32)}
                 expected.add(self.send(i, body, arrays))
             answers = self.collect(expected)
@@ -77,26 +90,41 @@ class InventoryWorldProcess(EpisodicWorld):
             sums["reward"] += rewards.sum(1)
             for c in COMPONENTS:
                 sums[c] += info["components"][c].sum(1)
-        record = {"episode": k, "mode": mode, "seed": seed, "return": float(sums["reward"].sum()),
-                  "profit": float(sums["reward"].sum()),  # reward2: the paper's profit
-                  "gross_margin": float(sums["gross_margin"].sum()), "components": {c: v.tolist() for c, v in sums.items()},
-                  "wall_s": round(time.monotonic() - self.t0, 2)}
+        record = {
+            "episode": k,
+            "mode": mode,
+            "seed": seed,
+            "return": float(sums["reward"].sum()),
+            "profit": float(sums["reward"].sum()),  # reward2: the paper's profit
+            "gross_margin": float(sums["gross_margin"].sum()),
+            "components": {c: v.tolist() for c, v in sums.items()},
+            "wall_s": round(time.monotonic() - self.t0, 2),
+        }
         self.ep.metrics("inventory_episode", record)
-        log.info("%s episode %d: profit (reward2) %.0f, gross margin %.0f", mode, k, record["profit"],
-                 record["gross_margin"])
+        log.info(
+            "%s episode %d: profit (reward2) %.0f, gross margin %.0f", mode, k, record["profit"], record["gross_margin"]
+        )
         return record
 
 
-
-def build_inventory_world(ep: Endpoint, seed: int, world: dict, run_dir: str, deadline_s: float
-                          ) -> InventoryWorldProcess:
+def build_inventory_world(
+    ep: Endpoint, seed: int, world: dict, run_dir: str, deadline_s: float
+) -> InventoryWorldProcess:
     """The world process's state, on the endpoint it talks through."""
     cfg = InventoryWorld.model_validate(world)
     return InventoryWorldProcess(ep, cfg, InventoryEnv(cfg.env), deadline_s, seed)
 
 
-def run_inventory_world(node_id: str, coordinator: str, seed: int, world: dict, run_dir: str, deadline_s: float,
-                        curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
+def run_inventory_world(
+    node_id: str,
+    coordinator: str,
+    seed: int,
+    world: dict,
+    run_dir: str,
+    deadline_s: float,
+    curve_secret: str | None = None,
+    coordinator_key: str | None = None,
+) -> int:
     """Entry point of the inventory world process."""
     curve = Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
     ep = Endpoint(node_id, "world", coordinator, curve=curve)

@@ -1,4 +1,5 @@
 """LLMClient: one chat completion per call via the openai package (or replay), with retries, errors and recording."""
+
 from __future__ import annotations
 
 import time
@@ -43,8 +44,9 @@ class LLMClient:
     written per complete() call, with the number of attempts.
     """
 
-    def __init__(self, config: LLMConfig, recorder: Recorder | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self, config: LLMConfig, recorder: Recorder | None = None, sleep: Callable[[float], None] = time.sleep
+    ):
         self.config = config
         self.recorder = recorder
         self._sleep = sleep
@@ -52,20 +54,29 @@ class LLMClient:
         self._client = None
         self._attempts = 0  # tries made by the current/last complete() call
         self.base_url = config.resolved_base_url()
-        self._counters = {"calls": 0, "failures": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0,
-                          "latency_total_s": 0.0}
+        self._counters = {
+            "calls": 0,
+            "failures": 0,
+            "retries": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "latency_total_s": 0.0,
+        }
         if config.backend == "replay":
             self._replay = ReplayBackend(config.replay_file)
             self.base_url = f"replay:{config.replay_file}"
         else:
             import openai
+
             key = config.resolved_api_key()
             try:
-                self._client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=config.timeout_s,
-                                             max_retries=0)
+                self._client = openai.OpenAI(
+                    base_url=self.base_url, api_key=key, timeout=config.timeout_s, max_retries=0
+                )
             except openai.OpenAIError as e:
-                raise LLMAuthError(f"no API key for backend {config.backend!r}: set llm.api_key or "
-                                   f"OPENAI_API_KEY ({e})") from None
+                raise LLMAuthError(
+                    f"no API key for backend {config.backend!r}: set llm.api_key or OPENAI_API_KEY ({e})"
+                ) from None
             self.base_url = str(self._client.base_url)
 
     # ------------------------------------------------------------------ public
@@ -80,8 +91,13 @@ class LLMClient:
             if self._replay is not None:
                 self._attempts = 1
                 e = self._replay.lookup(messages, model, params)
-                out = Completion(e["reply"], e.get("prompt_tokens"), e.get("completion_tokens"),
-                                 time.monotonic() - t0, e.get("model", model))
+                out = Completion(
+                    e["reply"],
+                    e.get("prompt_tokens"),
+                    e.get("completion_tokens"),
+                    time.monotonic() - t0,
+                    e.get("model", model),
+                )
             else:
                 out = self._call_with_retries(messages, model, params)
         except Exception as exc:
@@ -89,36 +105,62 @@ class LLMClient:
             self._counters["calls"] += 1
             self._counters["failures"] += 1
             self._counters["latency_total_s"] += latency
-            self._record(messages, model, params, None, latency, None, None, f"{type(exc).__name__}: {exc}",
-                         self._attempts)
+            self._record(
+                messages, model, params, None, latency, None, None, f"{type(exc).__name__}: {exc}", self._attempts
+            )
             raise
         self._counters["calls"] += 1
         self._counters["prompt_tokens"] += out.prompt_tokens or 0
         self._counters["completion_tokens"] += out.completion_tokens or 0
         self._counters["latency_total_s"] += out.latency_s
-        self._record(messages, model, params, out.text, out.latency_s, out.prompt_tokens, out.completion_tokens,
-                     None, self._attempts)
+        self._record(
+            messages,
+            model,
+            params,
+            out.text,
+            out.latency_s,
+            out.prompt_tokens,
+            out.completion_tokens,
+            None,
+            self._attempts,
+        )
         return out
 
     def metrics(self) -> dict:
         """Counters since construction: calls, failures, retries, tokens in/out, mean latency (s)."""
         c = self._counters
-        return {"calls": c["calls"], "failures": c["failures"], "retries": c["retries"],
-                "tokens_in": c["prompt_tokens"], "tokens_out": c["completion_tokens"],
-                "mean_latency_s": c["latency_total_s"] / c["calls"] if c["calls"] else 0.0}
+        return {
+            "calls": c["calls"],
+            "failures": c["failures"],
+            "retries": c["retries"],
+            "tokens_in": c["prompt_tokens"],
+            "tokens_out": c["completion_tokens"],
+            "mean_latency_s": c["latency_total_s"] / c["calls"] if c["calls"] else 0.0,
+        }
 
     # ----------------------------------------------------------------- private
     def _record(self, messages, model, params, reply, latency, pt, ct, error, attempts) -> None:
         if self.recorder is not None:
-            self.recorder.record(messages=messages, model=model, params=params, reply=reply, latency_s=latency,
-                                 prompt_tokens=pt, completion_tokens=ct, error=error,
-                                 backend=self.config.backend, base_url=self.base_url, attempts=attempts)
+            self.recorder.record(
+                messages=messages,
+                model=model,
+                params=params,
+                reply=reply,
+                latency_s=latency,
+                prompt_tokens=pt,
+                completion_tokens=ct,
+                error=error,
+                backend=self.config.backend,
+                base_url=self.base_url,
+                attempts=attempts,
+            )
 
     def _backoff(self, k: int) -> float:
-        return min(self.config.backoff_s * (2 ** k), self.config.backoff_max_s)
+        return min(self.config.backoff_s * (2**k), self.config.backoff_max_s)
 
     def _call_with_retries(self, messages, model, params) -> Completion:
         import openai
+
         tries = self.config.max_retries + 1
         last = ""
         for k in range(tries):
@@ -139,18 +181,23 @@ class LLMClient:
             except openai.APIStatusError as e:
                 code = e.status_code
                 if code in (401, 403):
-                    raise LLMAuthError(f"LLM endpoint {self.base_url} rejected the API key (HTTP {code}): "
-                                       f"{_short(e)}") from None
+                    raise LLMAuthError(
+                        f"LLM endpoint {self.base_url} rejected the API key (HTTP {code}): {_short(e)}"
+                    ) from None
                 if code in RETRY_STATUS or code >= 500:
                     last = f"HTTP {code}: {_short(e)}"
                     continue
-                raise LLMError(f"LLM endpoint {self.base_url} refused the request (HTTP {code}): {_short(e)}") \
-                    from None
+                raise LLMError(f"LLM endpoint {self.base_url} refused the request (HTTP {code}): {_short(e)}") from None
             latency = time.monotonic() - t0
             text = (resp.choices[0].message.content or "") if resp.choices else ""
             usage = resp.usage
-            return Completion(text, usage.prompt_tokens if usage else None,
-                              usage.completion_tokens if usage else None, latency, resp.model or model)
+            return Completion(
+                text,
+                usage.prompt_tokens if usage else None,
+                usage.completion_tokens if usage else None,
+                latency,
+                resp.model or model,
+            )
         raise LLMUnavailable(f"LLM endpoint {self.base_url} unavailable after {tries} attempt(s): {last}")
 
 

@@ -1,4 +1,5 @@
 """LLM endpoint settings (pydantic), resolved from explicit values first, then OPENAI_* environment variables."""
+
 from __future__ import annotations
 
 import os

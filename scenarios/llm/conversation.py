@@ -1,4 +1,5 @@
 """Multi-turn conversation under a token budget: system prompt always kept, oldest turns dropped first."""
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,7 @@ class Conversation:
     error to fix). Each message costs count_tokens(content) + PER_MESSAGE_OVERHEAD.
     """
 
-    def __init__(self, system: str, budget_tokens: int = 10_000,
-                 count_tokens: Callable[[str], int] = approx_tokens):
+    def __init__(self, system: str, budget_tokens: int = 10_000, count_tokens: Callable[[str], int] = approx_tokens):
         if budget_tokens <= 0:
             raise ValueError("budget_tokens must be positive")
         self.system = system
@@ -56,11 +56,11 @@ class Conversation:
         lo, hi = 0, len(content)  # binary search over the number of characters kept
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if self.count_tokens(TRUNCATION_MARKER + content[len(content) - mid:]) + PER_MESSAGE_OVERHEAD <= budget:
+            if self.count_tokens(TRUNCATION_MARKER + content[len(content) - mid :]) + PER_MESSAGE_OVERHEAD <= budget:
                 lo = mid
             else:
                 hi = mid - 1
-        return TRUNCATION_MARKER + content[len(content) - lo:]
+        return TRUNCATION_MARKER + content[len(content) - lo :]
 
     def messages(self) -> list[dict]:
         """System message plus the newest exchanges that fit the budget (see class docstring)."""

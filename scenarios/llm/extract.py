@@ -1,4 +1,5 @@
 """Fenced-code extraction from replies and ast-only contract checks, with feedback text for the next prompt."""
+
 from __future__ import annotations
 
 import ast
@@ -13,8 +14,10 @@ def extract_code(reply: str | None) -> str | None:
     """The first ```python block (py/python3 count too), else the first fenced block of any kind, else None."""
     if not reply:
         return None
-    blocks = [(m.group(2).strip().split()[0].lower() if m.group(2).strip() else "", m.group(3))
-              for m in _FENCE.finditer(reply)]
+    blocks = [
+        (m.group(2).strip().split()[0].lower() if m.group(2).strip() else "", m.group(3))
+        for m in _FENCE.finditer(reply)
+    ]
     for tag, body in blocks:
         if tag in _PY_TAGS:
             return body
@@ -75,8 +78,12 @@ def check_contract(source: str | None, func_name: str, params: list[str]) -> Con
         return ContractResult(False, "signature", f"{why}: found {got_sig}, expected {want}", line=fn.lineno)
     missing_kw = [k.arg for k, d in zip(fn.args.kwonlyargs, fn.args.kw_defaults) if d is None]
     if missing_kw:
-        return ContractResult(False, "signature", f"required keyword-only parameter(s) {', '.join(missing_kw)}: "
-                              f"expected {want}", line=fn.lineno)
+        return ContractResult(
+            False,
+            "signature",
+            f"required keyword-only parameter(s) {', '.join(missing_kw)}: expected {want}",
+            line=fn.lineno,
+        )
     return ContractResult(True, None, f"{want} found")
 
 
@@ -90,5 +97,7 @@ def feedback_text(result: ContractResult) -> str:
         "missing_function": "Define the required function at module top level with the exact name and parameters.",
         "signature": "Keep the function name and use exactly the required positional parameters, in order.",
     }
-    return (f"Your previous code failed the '{result.check}' check: {result.message}. "
-            f"{hints.get(result.check or '', 'Fix the problem and reply with the complete code.')}")
+    return (
+        f"Your previous code failed the '{result.check}' check: {result.message}. "
+        f"{hints.get(result.check or '', 'Fix the problem and reply with the complete code.')}"
+    )

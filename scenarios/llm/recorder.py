@@ -1,4 +1,5 @@
 """llm.jsonl recording of every exchange, and a replay backend that answers from it by request hash."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,9 +11,16 @@ from pathlib import Path
 
 def request_hash(messages: list[dict], model: str, params: dict) -> str:
     """sha256 of the canonical JSON (sorted keys, no spaces) of {messages, model, params}."""
-    canon = json.dumps({"messages": [{"role": m["role"], "content": m["content"]} for m in messages],
-                        "model": model, "params": params},
-                       sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canon = json.dumps(
+        {
+            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "model": model,
+            "params": params,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
     return hashlib.sha256(canon.encode("utf-8")).hexdigest()
 
 
@@ -24,14 +32,31 @@ class Recorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
-    def record(self, *, messages: list[dict], model: str, params: dict, reply: str | None, latency_s: float,
-               prompt_tokens: int | None = None, completion_tokens: int | None = None,
-               error: str | None = None, **extra) -> dict:
+    def record(
+        self,
+        *,
+        messages: list[dict],
+        model: str,
+        params: dict,
+        reply: str | None,
+        latency_s: float,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        error: str | None = None,
+        **extra,
+    ) -> dict:
         entry = {
             "request_hash": request_hash(messages, model, params),
-            "messages": messages, "model": model, "params": params, "reply": reply,
-            "latency_s": round(latency_s, 6), "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens, "error": error, "time": time.time(), **extra,
+            "messages": messages,
+            "model": model,
+            "params": params,
+            "reply": reply,
+            "latency_s": round(latency_s, 6),
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "error": error,
+            "time": time.time(),
+            **extra,
         }
         line = json.dumps(entry, ensure_ascii=False)
         with self._lock, self.path.open("a", encoding="utf-8") as f:
@@ -77,8 +102,10 @@ class ReplayBackend:
         h = request_hash(messages, model, params)
         answers = self._answers.get(h)
         if not answers:
-            raise ReplayMiss(f"no recorded reply for request hash {h} (model {model!r}) in {self.path}; "
-                             "the prompt, model or parameters differ from the recorded run")
+            raise ReplayMiss(
+                f"no recorded reply for request hash {h} (model {model!r}) in {self.path}; "
+                "the prompt, model or parameters differ from the recorded run"
+            )
         i = self._next.get(h, 0)
         self._next[h] = i + 1
         return answers[min(i, len(answers) - 1)]

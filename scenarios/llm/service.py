@@ -1,5 +1,6 @@
 """The coordinator's LLM service: endpoint (starting the local default if none is set), recording to the
 run folder, and code-generation rounds (ask, extract, check, run in the sandbox) with per-round metrics."""
+
 from __future__ import annotations
 
 import logging
@@ -54,8 +55,10 @@ class LLMService:
 
     def __post_init__(self) -> None:
         if self.config.backend == "local" and not self.config.base_url:  # no endpoint set: the offline default
-            self.server = LocalServer(model=self.config.model if self.config.model != "default" else "smollm2",
-                                      log_path=Path(self.run_dir) / "logs" / "llm_server.log")
+            self.server = LocalServer(
+                model=self.config.model if self.config.model != "default" else "smollm2",
+                log_path=Path(self.run_dir) / "logs" / "llm_server.log",
+            )
             Path(self.run_dir, "logs").mkdir(parents=True, exist_ok=True)
             self.server.start()
             self.config = self.config.model_copy(update={"base_url": self.server.base_url, "model": self.server.model})
@@ -64,8 +67,9 @@ class LLMService:
         self.sandbox = Sandbox(self.limits)
         self.round = 0
 
-    def attempt(self, conversation: Conversation, func: str, params: list[str], args: tuple = (),
-                expect: dict | None = None) -> Attempt:
+    def attempt(
+        self, conversation: Conversation, func: str, params: list[str], args: tuple = (), expect: dict | None = None
+    ) -> Attempt:
         """Ask for one function, check it, and (if it passes) run it once in the sandbox on args."""
         reply = self.client.complete(conversation.messages()).text
         conversation.add_assistant(reply)
@@ -78,11 +82,16 @@ class LLMService:
         """Write the round's metrics (calls, tokens, latency, extraction and execution rates) to metrics.jsonl."""
         m = self.client.metrics()
         n = max(len(attempts), 1)
-        values = {"round": self.round, "attempts": len(attempts), **m,
-                  "extraction_rate": sum(a.code is not None for a in attempts) / n,
-                  "contract_rate": sum(a.contract.ok for a in attempts) / n,
-                  "execution_rate": sum(a.executed for a in attempts) / n,
-                  "failures_by_cause": _causes(attempts), **extra}
+        values = {
+            "round": self.round,
+            "attempts": len(attempts),
+            **m,
+            "extraction_rate": sum(a.code is not None for a in attempts) / n,
+            "contract_rate": sum(a.contract.ok for a in attempts) / n,
+            "execution_rate": sum(a.executed for a in attempts) / n,
+            "failures_by_cause": _causes(attempts),
+            **extra,
+        }
         self.send_metrics("llm_round", values)
         self.round += 1
         return values
@@ -102,8 +111,11 @@ def conversation_for(config: LLMConfig, system: str) -> Conversation:
     """A conversation capped at config.context_tokens or, for the local default model, at its own window less the
     reply (counted conservatively: its tokenizer splits numbers finely)."""
     if config.backend == "local" and not config.base_url:
-        return Conversation(system, min(config.context_tokens, LocalServer.n_ctx - config.max_tokens),
-                            count_tokens=lambda text: math.ceil(len(text) / 1.5))  # measured: 1.58 chars/token
+        return Conversation(
+            system,
+            min(config.context_tokens, LocalServer.n_ctx - config.max_tokens),
+            count_tokens=lambda text: math.ceil(len(text) / 1.5),
+        )  # measured: 1.58 chars/token
     return Conversation(system, config.context_tokens)
 
 

@@ -1,4 +1,5 @@
 """The [world] and [algo] tables of a RELED routing scenario (kind = "routing"): map, traffic, budget, SED."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +15,7 @@ class RoutingWorld(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["routing"] = "routing"
-    map: Literal["grid", "city"] = "grid"  # grid: Orlando-like netgenerate grid; city: RESCO Ingolstadt21 (README)
+    map: Literal["grid", "city"] = "grid"  # grid: Orlando-like netgenerate grid; city: RESCO Ingolstadt21
     traffic: Literal["moderate", "congested"] = "moderate"  # 90 / 190 background vehicles
     backend: Literal["libsumo", "traci"] = "libsumo"
     agents: int = Field(10, ge=1, le=64)
@@ -48,7 +49,7 @@ class SedSettings(BaseModel):
     @model_validator(mode="after")
     def _check(self):
         if self.expert == "file" and not (self.plan_file and Path(self.plan_file).is_file()):
-            raise ValueError(f"expert = \"file\" needs plan_file, an existing Python file (got {self.plan_file!r})")
+            raise ValueError(f'expert = "file" needs plan_file, an existing Python file (got {self.plan_file!r})')
         return self
 
 

@@ -1,4 +1,5 @@
 """The event-driven routing environment on SUMO: 1 s ticks, a decision whenever an agent enters a road (spec §9.2)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,8 +11,18 @@ from typing import Sequence
 import numpy as np
 import sumolib
 
-from ..routing_env import (M_OUT, TERMINAL_FRACTION, EdgeStats, Option, action_mask, distance, junction_index, observation,
-                           outgoing_options, step_reward)
+from ..routing_env import (
+    M_OUT,
+    TERMINAL_FRACTION,
+    EdgeStats,
+    Option,
+    action_mask,
+    distance,
+    junction_index,
+    observation,
+    outgoing_options,
+    step_reward,
+)
 from ..sumo_sim import sumo_binary
 from .maps import Trip
 
@@ -70,8 +81,15 @@ class AgentState:
 class RoutingEnv:
     """One SUMO simulation per episode; agents are vehicles agent0..agent{n-1} added with their fixed trips."""
 
-    def __init__(self, net_file: Path, routes_file: Path, trips: Sequence[Trip], t_max: float = 2400.0,
-                 time_to_teleport: float = 300.0, backend: str = "libsumo"):
+    def __init__(
+        self,
+        net_file: Path,
+        routes_file: Path,
+        trips: Sequence[Trip],
+        t_max: float = 2400.0,
+        time_to_teleport: float = 300.0,
+        backend: str = "libsumo",
+    ):
         self.net_file, self.routes_file = Path(net_file), Path(routes_file)
         self.net = sumolib.net.readNet(str(net_file), withInternal=False)
         self.index = junction_index(self.net)
@@ -88,9 +106,24 @@ class RoutingEnv:
     def reset(self, seed: int) -> None:
         """Start a fresh episode: background traffic from the route file (its randomness from seed), agents added."""
         self.close()
-        args = ["-n", str(self.net_file), "-r", str(self.routes_file), "--step-length", "1", "--seed", str(seed),
-                "--time-to-teleport", repr(float(self.time_to_teleport)), "--no-step-log", "true",
-                "--no-warnings", "true", "--random-depart-offset", "30"]
+        args = [
+            "-n",
+            str(self.net_file),
+            "-r",
+            str(self.routes_file),
+            "--step-length",
+            "1",
+            "--seed",
+            str(seed),
+            "--time-to-teleport",
+            repr(float(self.time_to_teleport)),
+            "--no-step-log",
+            "true",
+            "--no-warnings",
+            "true",
+            "--random-depart-offset",
+            "30",
+        ]
         if self.backend == "libsumo":
             import libsumo
 
@@ -254,7 +287,7 @@ class RoutingEnv:
             return False
         vid = f"agent{agent}"
         try:  # the route the vehicle still has to drive (it ends with `edge`), then the chosen road
-            route = list(self.api.vehicle.getRoute(vid))[max(self.api.vehicle.getRouteIndex(vid), 0):]
+            route = list(self.api.vehicle.getRoute(vid))[max(self.api.vehicle.getRouteIndex(vid), 0) :]
             if not route or route[-1] != edge:
                 route = [edge]
             self.api.vehicle.setRoute(vid, route + [options[action].edge_id])

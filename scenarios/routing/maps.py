@@ -1,4 +1,5 @@
-"""RELED routing maps (grid / city), fixed agent trips and background traffic (RELED.md §1.2, §9.12, §9.13; sumo.md §4, §6)."""
+"""RELED routing maps (grid / city), fixed agent trips and background traffic (RELED.md §1.2, §9.12, §9.13;
+sumo.md §4, §6)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ N_BACKGROUND = {"moderate": 90, "congested": 190}  # RELED.md §1.2
 
 STAND_IN = {
     "grid": "An 11x11 signalised grid generated with netgenerate (121 four-way traffic lights, about 2 km^2): "
-            "a procedural stand-in for the paper's Orlando map, not a real street layout.",
+    "a procedural stand-in for the paper's Orlando map, not a real street layout.",
     "city": "Real OSM-derived streets of Ingolstadt (RESCO ingolstadt21, shipped in the sumo-rl wheel), "
-            "cropped to about 4 km^2: stands in for the paper's Hong Kong map (3.87 km^2) but is not Hong Kong.",
+    "cropped to about 4 km^2: stands in for the paper's Hong Kong map (3.87 km^2) but is not Hong Kong.",
 }
 
 
@@ -60,15 +61,22 @@ def map_stats(net_path: Path) -> dict:
     net = sumolib.net.readNet(str(net_path))
     nodes = net.getNodes()
     xmin, ymin, xmax, ymax = net.getBoundary()
-    return {"junctions": len(nodes), "signalised": sum(n.getType() == "traffic_light" for n in nodes),
-            "edges": len(net.getEdges()), "area_km2": round((xmax - xmin) * (ymax - ymin) / 1e6, 4),
-            "max_out_degree": max(_out_degree(n) for n in nodes)}
+    return {
+        "junctions": len(nodes),
+        "signalised": sum(n.getType() == "traffic_light" for n in nodes),
+        "edges": len(net.getEdges()),
+        "area_km2": round((xmax - xmin) * (ymax - ymin) / 1e6, 4),
+        "max_out_degree": max(_out_degree(n) for n in nodes),
+    }
 
 
 def largest_scc(net: sumolib.net.Net) -> set[str]:
     """Edge ids of the largest strongly connected set of passenger edges, following the net's connections."""
-    succ = {e.getID(): sorted(o.getID() for o in e.getAllowedOutgoing("passenger") if o.allows("passenger"))
-            for e in net.getEdges() if e.allows("passenger")}
+    succ = {
+        e.getID(): sorted(o.getID() for o in e.getAllowedOutgoing("passenger") if o.allows("passenger"))
+        for e in net.getEdges()
+        if e.allows("passenger")
+    }
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -106,11 +114,16 @@ def largest_scc(net: sumolib.net.Net) -> set[str]:
 def resco_dir() -> Path:
     """The sumo-rl wheel's nets/RESCO folder, found without importing sumo_rl (it pulls gymnasium and pandas)."""
     spec = importlib.util.find_spec("sumo_rl")
-    folder = None if spec is None else next(
-        (Path(p) / "nets" / "RESCO" for p in spec.submodule_search_locations or ()), None)
+    folder = (
+        None
+        if spec is None
+        else next((Path(p) / "nets" / "RESCO" for p in spec.submodule_search_locations or ()), None)
+    )
     if folder is None or not folder.is_dir():
-        raise FileNotFoundError("the RESCO networks (the city routing map; the signal maps grid4x4, arterial4x4, "
-                                "cologne8, ingolstadt21) ship in the sumo-rl wheel: pip install sumo-rl==1.4.5")
+        raise FileNotFoundError(
+            "the RESCO networks (the city routing map; the signal maps grid4x4, arterial4x4, "
+            "cologne8, ingolstadt21) ship in the sumo-rl wheel: pip install sumo-rl==1.4.5"
+        )
     return folder
 
 
@@ -128,24 +141,52 @@ def _check_m_out(net_path: Path) -> None:
 def _build_city(src: Path, net_out: Path, tmp: Path) -> None:
     """Passenger edges only, cropped around the centre to about TARGET_KM2, largest strongly connected component."""
     cur = tmp / "pass.net.xml"
-    _run([_binary("netconvert"), "-s", str(src), "--keep-edges.by-vclass", "passenger", "--remove-edges.isolated",
-          "--no-warnings", "true", "-o", str(cur)], "netconvert (passenger edges)")
+    _run(
+        [
+            _binary("netconvert"),
+            "-s",
+            str(src),
+            "--keep-edges.by-vclass",
+            "passenger",
+            "--remove-edges.isolated",
+            "--no-warnings",
+            "true",
+            "-o",
+            str(cur),
+        ],
+        "netconvert (passenger edges)",
+    )
     net = sumolib.net.readNet(str(cur))
     xmin, ymin, xmax, ymax = net.getBoundary()
     keep = {e.getID() for e in net.getEdges()}
     if (xmax - xmin) * (ymax - ymin) / 1e6 > _CROP_ABOVE * TARGET_KM2:
         half = 500.0 * math.sqrt(TARGET_KM2)  # half the side of a TARGET_KM2 square, metres
         cx, cy = (xmin + xmax) / 2, (ymin + ymax) / 2
-        keep = {e.getID() for e in net.getEdges()
-                if all(abs(x - cx) <= half and abs(y - cy) <= half for x, y in e.getShape())}
+        keep = {
+            e.getID()
+            for e in net.getEdges()
+            if all(abs(x - cx) <= half and abs(y - cy) <= half for x, y in e.getShape())
+        }
     for step in range(5):  # removing edges can cut connections: repeat until the kept set is one SCC
         scc = largest_scc(net) & keep
         if scc == {e.getID() for e in net.getEdges()}:
             break
         (tmp / "keep.txt").write_text("".join(f"{e}\n" for e in sorted(scc)))
         nxt = tmp / f"scc{step}.net.xml"
-        _run([_binary("netconvert"), "-s", str(cur), "--keep-edges.input-file", str(tmp / "keep.txt"),
-              "--no-warnings", "true", "-o", str(nxt)], "netconvert (crop / strongly connected component)")
+        _run(
+            [
+                _binary("netconvert"),
+                "-s",
+                str(cur),
+                "--keep-edges.input-file",
+                str(tmp / "keep.txt"),
+                "--no-warnings",
+                "true",
+                "-o",
+                str(nxt),
+            ],
+            "netconvert (crop / strongly connected component)",
+        )
         cur, keep = nxt, scc
         net = sumolib.net.readNet(str(cur))
     else:
@@ -160,8 +201,12 @@ def build_map(name: Literal["grid", "city"], out_dir: Path, seed: int = 0) -> Ro
         net = build_grid(out, seed=seed).net
     elif name == "city":
         src = _ingolstadt21()
-        params = {"version": _CITY_VERSION, "source": hashlib.sha256(src.read_bytes()).hexdigest(),
-                  "target_km2": TARGET_KM2, "seed": seed}
+        params = {
+            "version": _CITY_VERSION,
+            "source": hashlib.sha256(src.read_bytes()).hexdigest(),
+            "target_km2": TARGET_KM2,
+            "seed": seed,
+        }
         key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
         out.mkdir(parents=True, exist_ok=True)
         net = out / f"city_{key}.net.xml"
@@ -230,8 +275,9 @@ def arterial_weight(edge: sumolib.net.edge.Edge) -> float:
     return edge.getLength() * max(lanes, 1) * edge.getSpeed() ** 2
 
 
-def traffic_routes(net_path: Path, out: Path, level: Literal["moderate", "congested"], seed: int,
-                   horizon_s: float = 600.0) -> Path:
+def traffic_routes(
+    net_path: Path, out: Path, level: Literal["moderate", "congested"], seed: int, horizon_s: float = 600.0
+) -> Path:
     """Background traffic: 90 vehicles over horizon_s (moderate), or 190 biased to arterials over horizon_s / 2."""
     if level not in N_BACKGROUND:
         raise ValueError(f"unknown traffic level {level!r}: expected 'moderate' or 'congested'")

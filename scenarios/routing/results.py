@@ -1,4 +1,5 @@
 """Results of a routing run from its metrics: final test figures, SED execution rates, curves and plots."""
+
 from __future__ import annotations
 
 import csv
@@ -6,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-CURVES = (("reward", "average episode reward"), ("travel_time", "average travel time (s)"),
-          ("arrival_rate", "arrival rate"))
+CURVES = (
+    ("reward", "average episode reward"),
+    ("travel_time", "average travel time (s)"),
+    ("arrival_rate", "arrival rate"),
+)
 
 
 def episodes(metrics: list[dict], mode: str) -> list[dict]:
@@ -45,15 +49,21 @@ def summarize(run_dir: Path, metrics: list[dict]) -> dict:
     write_csv(run_dir / "episodes.csv", [m for m in metrics if m.get("kind") == "routing_episode"])
     write_csv(run_dir / "sed_rounds.csv", rounds)
     return {
-        **_spread("test", final_tests), "test_episodes": len(final_tests),
-        **_spread("test_stochastic", sampled), "test_stochastic_episodes": len(sampled),
-        "last_epoch": last_epoch, "train_reward_last_epoch": _mean(last, "reward"),
+        **_spread("test", final_tests),
+        "test_episodes": len(final_tests),
+        **_spread("test_stochastic", sampled),
+        "test_stochastic_episodes": len(sampled),
+        "last_epoch": last_epoch,
+        "train_reward_last_epoch": _mean(last, "reward"),
         "train_travel_time_last_epoch": _mean(last, "travel_time"),
         "train_arrival_rate_last_epoch": _mean(last, "arrival_rate"),
-        "train_episodes": len(train), "train_decisions": sum(e["decisions"] for e in train),
+        "train_episodes": len(train),
+        "train_decisions": sum(e["decisions"] for e in train),
         "subset_rollouts": len(episodes(metrics, "subset")),
-        "sed_rounds": len(rounds), "execution_rate": _mean(rounds, "execution_rate"),
-        "plans_ok_rate": _mean(rounds, "plans_ok"), "expert_source": rounds[0]["source"] if rounds else None,
+        "sed_rounds": len(rounds),
+        "execution_rate": _mean(rounds, "execution_rate"),
+        "plans_ok_rate": _mean(rounds, "plans_ok"),
+        "expert_source": rounds[0]["source"] if rounds else None,
         "alpha_last_epoch": _mean([a for a in agents if a["epoch"] == last_epoch], "alpha"),
         "teleports": sum(e.get("teleports", 0) for e in train + test),
     }

@@ -1,4 +1,5 @@
 """One routing episode through real messages: observations out to the agent processes, road choices back."""
+
 from __future__ import annotations
 
 import logging
@@ -7,9 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent_node.learners.reled.feedback import InstructionSpan
+from protocols.messages import Observation
 from scenarios.routing.sed.navigation import Navigator
 from scenarios.routing.sed.plans import PlanOutcome
-from protocols.messages import Observation
 
 from ..step_driver import AgentExchange, as_action
 from .env import Decision, Ending, RoutingEnv
@@ -47,8 +48,9 @@ class Track:
 def observation_text(obs, mask) -> str:
     """An observation as the prompt shows it: where the vehicle is, where it goes, and the roads it may take."""
     m_out = (len(obs) - 2) // 2
-    roads = [f"{j}: to junction {int(obs[2 + m_out + j])} (score {float(obs[2 + j]):.2f})"
-             for j in range(m_out) if mask[j]]
+    roads = [
+        f"{j}: to junction {int(obs[2 + m_out + j])} (score {float(obs[2 + j]):.2f})" for j in range(m_out) if mask[j]
+    ]
     return f"at junction {int(obs[0])}, destination {int(obs[1])}; roads {'; '.join(roads) or 'none'}"
 
 
@@ -115,17 +117,26 @@ class EpisodeResult:
     def external_state(self, t: int, subset, top: int = 3) -> str:
         """The RVI's associated state at second t: the external agents whose reward fell most then, where they were."""
         inside = set(subset)
-        hit = sorted((float(r[t]), a) for a, r in self.reward_series.items()
-                     if a not in inside and t < len(r) and np.isfinite(r[t]) and r[t] < 0)[:top]
+        hit = sorted(
+            (float(r[t]), a)
+            for a, r in self.reward_series.items()
+            if a not in inside and t < len(r) and np.isfinite(r[t]) and r[t] < 0
+        )[:top]
         parts = [f"agent {a} r={r:.2f} at junction {self.junction_at(a, t)}" for r, a in hit]
         return "external agents hit hardest: " + ", ".join(parts) if parts else "no external agent lost reward"
 
     def record(self) -> dict:
         n = max(len(self.returns), 1)
-        return {"mode": self.mode, "reward": sum(self.returns.values()) / n,
-                "travel_time": sum(self.travel_times.values()) / n,
-                "arrival_rate": sum(self.arrived.values()) / n, "decisions": self.decisions,
-                "sim_s": self.sim_s, "teleports": self.teleports, "defaulted": self.defaulted}
+        return {
+            "mode": self.mode,
+            "reward": sum(self.returns.values()) / n,
+            "travel_time": sum(self.travel_times.values()) / n,
+            "arrival_rate": sum(self.arrived.values()) / n,
+            "decisions": self.decisions,
+            "sim_s": self.sim_s,
+            "teleports": self.teleports,
+            "defaulted": self.defaulted,
+        }
 
 
 class EpisodeRunner(AgentExchange):
@@ -157,14 +168,32 @@ class EpisodeRunner(AgentExchange):
                     pending, endings = env.follow_ups([d.agent for d in pending]), []
             for f in followers.values():
                 f.finish(env.t)
-            return EpisodeResult(mode, returns, env.travel_times(), {a: s.arrived for a, s in env.states.items()},
-                                 decisions, env.reward_series(), env.t, env.teleports, self.defaulted, tracks,
-                                 followers, self.visits)
+            return EpisodeResult(
+                mode,
+                returns,
+                env.travel_times(),
+                {a: s.arrived for a, s in env.states.items()},
+                decisions,
+                env.reward_series(),
+                env.t,
+                env.teleports,
+                self.defaulted,
+                tracks,
+                followers,
+                self.visits,
+            )
         finally:
             env.close()
 
-    def exchange(self, mode: str, pending: list[Decision], endings: list[Ending], followers: dict[int, Follower],
-                 tracks: dict[int, Track], returns: dict[int, float]) -> int:
+    def exchange(
+        self,
+        mode: str,
+        pending: list[Decision],
+        endings: list[Ending],
+        followers: dict[int, Follower],
+        tracks: dict[int, Track],
+        returns: dict[int, float],
+    ) -> int:
         """One message round: endings and decisions out, answers in, roads applied; returns the decisions taken."""
         env = self.env
         self.step += 1
@@ -215,8 +244,12 @@ class EpisodeRunner(AgentExchange):
         if expert_action is not None:
             info["expert_action"] = int(expert_action)
         dest = self.env.node_xy[self.env.states[d.agent].trip.destination_index]
-        arrays = {"obs": d.obs, "mask": d.mask.astype(np.uint8), "xy": np.asarray(d.xy, np.float64),
-                  "dest": np.asarray(dest, np.float64)}
+        arrays = {
+            "obs": d.obs,
+            "mask": d.mask.astype(np.uint8),
+            "xy": np.asarray(d.xy, np.float64),
+            "dest": np.asarray(dest, np.float64),
+        }
         return self.send(d.agent, Observation(step=self.step, reward=d.reward, info=info), arrays)
 
     def send_end(self, e: Ending, mode: str) -> str:

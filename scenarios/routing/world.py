@@ -1,9 +1,8 @@
 """The routing world process: RELED's Algorithm 1 over real messages (epochs, SED rounds, HPO updates, tests)."""
+
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
 from functools import partial
@@ -11,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from agent_node.checkpoints import save_json
 from agent_node.learners.reled.feedback import format_feedback_lines, pdi_pairs, rvi_pairs
-from scenarios.routing.sed.module import Generation, SedModule
-from scenarios.routing.sed.navigation import road_graph
 from protocols.endpoint import Endpoint
 from protocols.security import Curve
+from scenarios.routing.sed.module import Generation, SedModule
+from scenarios.routing.sed.navigation import road_graph
 
 from ..step_driver import serve_world
 from .config import RoutingAlgo, RoutingWorld
@@ -32,9 +32,19 @@ TEST_SEED = 1_000_000  # test episodes use background seeds no training episode 
 class RoutingWorldProcess(EpisodeRunner):
     """Epoch k: episodes until the epoch's decisions are in, an SED round when due, then every agent's update."""
 
-    def __init__(self, ep: Endpoint, cfg: RoutingWorld, algo: RoutingAlgo, env: RoutingEnv, deadline_s: float,
-                 seed: int, sed: SedModule | None, checkpoint_dir: Path | None, start_epoch: int = 0,
-                 start_episode: int = 0):
+    def __init__(
+        self,
+        ep: Endpoint,
+        cfg: RoutingWorld,
+        algo: RoutingAlgo,
+        env: RoutingEnv,
+        deadline_s: float,
+        seed: int,
+        sed: SedModule | None,
+        checkpoint_dir: Path | None,
+        start_epoch: int = 0,
+        start_episode: int = 0,
+    ):
         super().__init__(ep, env, deadline_s)
         self.cfg, self.algo, self.seed, self.sed = cfg, algo, seed, sed
         self.checkpoint_dir, self.epoch = checkpoint_dir, start_epoch
@@ -71,21 +81,42 @@ class RoutingWorldProcess(EpisodeRunner):
     def report(self, step: int, final: bool) -> None:
         """The world's progress record: epochs done (the coordinator's bar) and message steps per second."""
         wall = max(time.monotonic() - self.t0, 1e-9)
-        self.ep.metrics("world", {"step": step, "epochs": self.epoch, "steps_done": self.step,
-                                  "steps_per_s": self.step / wall,
-                                  "late_actions": self.late_actions, "default_actions": self.default_actions,
-                                  "wall_s": round(wall, 1)}, final=final)
+        self.ep.metrics(
+            "world",
+            {
+                "step": step,
+                "epochs": self.epoch,
+                "steps_done": self.step,
+                "steps_per_s": self.step / wall,
+                "late_actions": self.late_actions,
+                "default_actions": self.default_actions,
+                "wall_s": round(wall, 1),
+            },
+            final=final,
+        )
 
     # ------------------------------------------------------------------ episodes
     def play(self, mode: str, seed: int, followers: dict[int, Follower] | None = None) -> EpisodeResult | None:
         result = self.run_episode(mode, seed, followers)
         if result is not None:
-            rec = {"epoch": self.epoch + (mode == "train" or mode == "subset"), "episode": self.episode, "seed": seed, **result.record(),
-                   "wall_s": round(time.monotonic() - self.t0, 2)}
+            rec = {
+                "epoch": self.epoch + (mode == "train" or mode == "subset"),
+                "episode": self.episode,
+                "seed": seed,
+                **result.record(),
+                "wall_s": round(time.monotonic() - self.t0, 2),
+            }
             self.ep.metrics("routing_episode", rec)
             self.default_actions += result.defaulted
-            log.info("epoch %d %s episode: reward %.1f, travel time %.0f s, arrived %.0f%%, %d decisions",
-                     rec["epoch"], mode, rec["reward"], rec["travel_time"], 100 * rec["arrival_rate"], result.decisions)
+            log.info(
+                "epoch %d %s episode: reward %.1f, travel time %.0f s, arrived %.0f%%, %d decisions",
+                rec["epoch"],
+                mode,
+                rec["reward"],
+                rec["travel_time"],
+                100 * rec["arrival_rate"],
+                result.decisions,
+            )
         return result
 
     def train_epoch(self, k: int) -> list[EpisodeResult] | None:
@@ -111,18 +142,22 @@ class RoutingWorldProcess(EpisodeRunner):
 
     def update(self, k: int) -> bool:
         """HPO (Alg. 1 lines 19-24): every agent updates on its own data; the world waits for all of them."""
-        answers = self.request_all(self.agents, {"phase": "update", "epoch": k, "K": self.cfg.epochs},
-                                   deadline_s=self.cfg.update_deadline_s)
+        answers = self.request_all(
+            self.agents, {"phase": "update", "epoch": k, "K": self.cfg.epochs}, deadline_s=self.cfg.update_deadline_s
+        )
         if self.ep.stopping:
             return False
         alphas = [float(v) for v, _ in answers.values() if v is not None]
-        self.ep.metrics("hpo_epoch", {"epoch": k, "agents_updated": len(answers),
-                                      "alpha_mean": float(np.mean(alphas)) if alphas else None})
+        self.ep.metrics(
+            "hpo_epoch",
+            {"epoch": k, "agents_updated": len(answers), "alpha_mean": float(np.mean(alphas)) if alphas else None},
+        )
         return True
 
     # ------------------------------------------------------------------ SED
     def sed_round(self, k: int, epoch: list[EpisodeResult]) -> bool:
-        """Plans for all agents, m subset rollouts, expert trajectories to the agents, RVI/PDI feedback (Alg. 1 5-17)."""
+        """Plans for all agents, m subset rollouts, expert trajectories to the agents, RVI/PDI feedback
+        (Alg. 1 lines 5-17)."""
         sed = self.sed
         subsets = sed.partition(self.agents)
         gen = self.wait_for(sed.generate)
@@ -142,8 +177,14 @@ class RoutingWorldProcess(EpisodeRunner):
                 return False
             self.episode += 1
             spans = {a: f.spans for a, f in followers.items()}
-            lines_rvi += rvi_pairs(result.reward_series, baseline, subset, spans, subset_id=j,
-                                   states=partial(result.external_state, subset=subset))
+            lines_rvi += rvi_pairs(
+                result.reward_series,
+                baseline,
+                subset,
+                spans,
+                subset_id=j,
+                states=partial(result.external_state, subset=subset),
+            )
             for a, f in followers.items():
                 if f.stuck:
                     failures[a] = f"not followed to the end: {f.stuck}"
@@ -156,14 +197,24 @@ class RoutingWorldProcess(EpisodeRunner):
             valid = {a: p for a, p in probs.items() if len(p)}
             if valid:  # every follower with expert steps, its vehicle home or not (Eq. 24: i in A_j)
                 track = result.tracks
-                lines_pdi += pdi_pairs(valid, {a: track[a].actions for a in valid}, {a: track[a].times for a in valid},
-                                       spans, subset_id=j, states={a: [observation_text(o, m) for o, m in
-                                                                       zip(track[a].obs, track[a].masks)]
-                                                                   for a in valid})
+                lines_pdi += pdi_pairs(
+                    valid,
+                    {a: track[a].actions for a in valid},
+                    {a: track[a].times for a in valid},
+                    spans,
+                    subset_id=j,
+                    states={a: [observation_text(o, m) for o, m in zip(track[a].obs, track[a].masks)] for a in valid},
+                )
             summaries += [self.summary(a, result, followers[a]) for a in followers]
         sed.feedback(format_feedback_lines(lines_rvi, lines_pdi), summaries, failures, gen.code)
-        sed.end_round(k, gen, executed, subsets=subsets, rvi_pairs=len(lines_rvi),
-                      pdi_max=max((p.value for p in lines_pdi), default=None))
+        sed.end_round(
+            k,
+            gen,
+            executed,
+            subsets=subsets,
+            rvi_pairs=len(lines_rvi),
+            pdi_max=max((p.value for p in lines_pdi), default=None),
+        )
         return True
 
     def announce(self, subset: list[int], followers: dict[int, Follower]) -> bool:
@@ -182,9 +233,13 @@ class RoutingWorldProcess(EpisodeRunner):
             if not track.actions:
                 continue
             dest = self.env.node_xy[self.env.states[a].trip.destination_index]
-            arrays = {"obs": np.asarray(track.obs, np.float32), "mask": np.asarray(track.masks, np.uint8),
-                      "actions": np.asarray(track.actions, np.int64), "rewards": np.asarray(track.rewards, np.float64),
-                      "xy": np.asarray([*track.xy, dest], np.float64)}
+            arrays = {
+                "obs": np.asarray(track.obs, np.float32),
+                "mask": np.asarray(track.masks, np.uint8),
+                "actions": np.asarray(track.actions, np.int64),
+                "rewards": np.asarray(track.rewards, np.float64),
+                "xy": np.asarray([*track.xy, dest], np.float64),
+            }
             phase = "expert" if executed.get(a) else "probe"
             answer = self.request_all([a], {"phase": phase, "epoch": k, "arrived": bool(executed.get(a))}, {a: arrays})
             probs = answer.get(a, (None, {}))[1].get("probs")
@@ -196,9 +251,14 @@ class RoutingWorldProcess(EpisodeRunner):
 
     def summary(self, agent: int, result: EpisodeResult, follower: Follower) -> dict:
         track = result.tracks[agent]
-        return {"agent": agent, "junctions": [int(o[0]) for o in track.obs], "travel_time": result.travel_times[agent],
-                "ret": result.returns[agent], "arrived": result.arrived[agent],
-                "instructions": [i.text() for i in follower.outcome.instructions]}
+        return {
+            "agent": agent,
+            "junctions": [int(o[0]) for o in track.obs],
+            "travel_time": result.travel_times[agent],
+            "ret": result.returns[agent],
+            "arrived": result.arrived[agent],
+            "instructions": [i.text() for i in follower.outcome.instructions],
+        }
 
     def wait_for(self, fn) -> Generation | None:
         """Run a slow call (the LLM, the sandbox) in a daemon thread while heartbeats go on; None if stopped."""
@@ -225,19 +285,26 @@ class RoutingWorldProcess(EpisodeRunner):
     def write_state(self) -> None:
         if self.checkpoint_dir is None:
             return
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoint_dir / (WORLD_STATE + ".tmp")
-        tmp.write_text(json.dumps({"epochs_done": self.epoch, "episode": self.episode}))
-        os.replace(tmp, self.checkpoint_dir / WORLD_STATE)
+        save_json({"epochs_done": self.epoch, "episode": self.episode}, self.checkpoint_dir / WORLD_STATE)
 
 
 def make_env(cfg: RoutingWorld, net: Path, routes: Path, trips: list[Trip]) -> RoutingEnv:
     return RoutingEnv(net, routes, trips, cfg.t_max, cfg.time_to_teleport, cfg.backend)
 
 
-def build_routing_world(ep: Endpoint, seed: int, world: dict, algo: dict, net: str, routes: str, trips: list[dict],
-                        run_dir: str, deadline_s: float, start_epoch: int = 0, start_episode: int = 0
-                        ) -> RoutingWorldProcess:
+def build_routing_world(
+    ep: Endpoint,
+    seed: int,
+    world: dict,
+    algo: dict,
+    net: str,
+    routes: str,
+    trips: list[dict],
+    run_dir: str,
+    deadline_s: float,
+    start_epoch: int = 0,
+    start_episode: int = 0,
+) -> RoutingWorldProcess:
     """The world process's state, on the endpoint it talks through (SED's metrics go out through it too)."""
     cfg, settings = RoutingWorld.model_validate(world), RoutingAlgo.model_validate(algo)
     trip_list = [Trip(**t) for t in trips]
@@ -245,20 +312,44 @@ def build_routing_world(ep: Endpoint, seed: int, world: dict, algo: dict, net: s
     sed = None
     if settings.method == "reled":
         graph = road_graph(env.net)
-        sed_trips = [(t.agent, env.index[env.net.getEdge(t.origin_edge).getFromNode().getID()],
-                      t.destination_index, t.depart) for t in trip_list]
+        sed_trips = [
+            (t.agent, env.index[env.net.getEdge(t.origin_edge).getFromNode().getID()], t.destination_index, t.depart)
+            for t in trip_list
+        ]
         sed_cfg = settings.sed
-        done = sum(1 for k in range(1, start_epoch + 1)  # rounds held before a resume
-                   if k % sed_cfg.q == 0 or (k == 1 and sed_cfg.sed_at_start))
+        done = sum(
+            1
+            for k in range(1, start_epoch + 1)  # rounds held before a resume
+            if k % sed_cfg.q == 0 or (k == 1 and sed_cfg.sed_at_start)
+        )
         sed = SedModule(settings.sed, Path(run_dir), graph, sed_trips, seed, send_metrics=ep.metrics, rounds=done)
     checkpoints = Path(run_dir) / "checkpoints"
     return RoutingWorldProcess(ep, cfg, settings, env, deadline_s, seed, sed, checkpoints, start_epoch, start_episode)
 
 
-def run_routing_world(node_id: str, coordinator: str, seed: int, world: dict, algo: dict, net: str, routes: str,
-                      trips: list[dict], run_dir: str, deadline_s: float, start_epoch: int = 0,
-                      start_episode: int = 0, curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
+def run_routing_world(
+    node_id: str,
+    coordinator: str,
+    seed: int,
+    world: dict,
+    algo: dict,
+    net: str,
+    routes: str,
+    trips: list[dict],
+    run_dir: str,
+    deadline_s: float,
+    start_epoch: int = 0,
+    start_episode: int = 0,
+    curve_secret: str | None = None,
+    coordinator_key: str | None = None,
+) -> int:
     """Entry point of the routing world process (curve_secret and coordinator_key: CURVE, Z85)."""
-    ep = Endpoint(node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
-    return serve_world(ep, lambda: build_routing_world(ep, seed, world, algo, net, routes, trips, run_dir, deadline_s,
-                                                       start_epoch, start_episode))
+    ep = Endpoint(
+        node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
+    )
+    return serve_world(
+        ep,
+        lambda: build_routing_world(
+            ep, seed, world, algo, net, routes, trips, run_dir, deadline_s, start_epoch, start_episode
+        ),
+    )

@@ -17,6 +17,7 @@ Killing the worker kills bwrap's PID-namespace init (through a pidfd) and bwrap 
 the kernel kills every process left in the namespace, and kill() waits until that has happened.
 Where bwrap is missing or cannot build this sandbox, `require()` raises SandboxUnavailable.
 """
+
 from __future__ import annotations
 
 import errno
@@ -41,9 +42,11 @@ VIEW_DIR = "/sandbox"
 VIEW_SITE = "/sandbox/site"
 VIEW_WORKER = "/sandbox/worker.py"
 PACKAGES = ("numpy", "msgpack")
-TMP_BYTES = 4 << 20     # size of the private /tmp (RLIMIT_FSIZE = 0 keeps files empty anyway)
-INSTALL_HINT = ("install Debian's bubblewrap package (`apt-get install bubblewrap`, part of `make install`); "
-                "or, for trusted code only, set SandboxLimits(isolation='none')")
+TMP_BYTES = 4 << 20  # size of the private /tmp (RLIMIT_FSIZE = 0 keeps files empty anyway)
+INSTALL_HINT = (
+    "install Debian's bubblewrap package (`apt-get install bubblewrap`, part of `make install`); "
+    "or, for trusted code only, set SandboxLimits(isolation='none')"
+)
 _SKIP_DYNLOAD = ("_tkinter",)  # GUI bindings: their X11 libraries are not needed
 
 
@@ -95,12 +98,18 @@ def _shared_objects(files: list[str]) -> set[str]:
     """Absolute paths of the shared libraries (and the loader) the given ELF files load, from ldd."""
     ldd = shutil.which("ldd", path="/usr/bin:/bin:/usr/sbin:/sbin")
     if ldd is None:
-        raise SandboxUnavailable("ldd not found (Debian package libc-bin): cannot list the libraries the "
-                                 "sandboxed interpreter needs")
+        raise SandboxUnavailable(
+            "ldd not found (Debian package libc-bin): cannot list the libraries the sandboxed interpreter needs"
+        )
     found: set[str] = set()
     for i in range(0, len(files), 64):
-        out = subprocess.run([ldd, *files[i:i + 64]], capture_output=True, text=True, timeout=60,
-                             env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"}).stdout
+        out = subprocess.run(
+            [ldd, *files[i : i + 64]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+        ).stdout
         found.update(re.findall(r"(/\S+) \(0x[0-9a-f]+\)", out))
     return found
 
@@ -109,9 +118,12 @@ def _shared_objects(files: list[str]) -> set[str]:
 def runtime_view() -> View:
     """The read-only view: interpreter, stdlib, its libraries, numpy + msgpack, the worker (computed once)."""
     from scenarios.sandbox import worker as worker_module
+
     exe = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
     stdlib = os.path.dirname(os.path.realpath(os.__file__))
-    dynload = sorted({os.path.realpath(p) for p in sys.path if os.path.basename(p) == "lib-dynload" and os.path.isdir(p)})
+    dynload = sorted(
+        {os.path.realpath(p) for p in sys.path if os.path.basename(p) == "lib-dynload" and os.path.isdir(p)}
+    )
     runtime_dirs = [stdlib] + [d for d in dynload if not _inside(d, [stdlib])]
     packages: list[tuple[str, str]] = []  # (host dir, view dir)
     for name in PACKAGES:
@@ -131,7 +143,9 @@ def runtime_view() -> View:
         real = _resolve(lib, links)
         if not _inside(real, runtime_dirs + [h for h, _ in packages]):
             files.add(real)
-    hidden = [os.path.join(stdlib, d) for d in ("site-packages", "dist-packages") if os.path.isdir(os.path.join(stdlib, d))]
+    hidden = [
+        os.path.join(stdlib, d) for d in ("site-packages", "dist-packages") if os.path.isdir(os.path.join(stdlib, d))
+    ]
     binds = [(f, f) for f in sorted(files)] + [(d, d) for d in runtime_dirs] + packages
     binds.append((os.path.realpath(worker_module.__file__), VIEW_WORKER))
     # bwrap creates missing parent folders 0700 (unreadable to nobody): create every one 0755 first
@@ -158,16 +172,41 @@ def runtime_view() -> View:
 # ----------------------------------------------------------------------------- seccomp
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 _NR = {  # (x86_64, aarch64)
-    "unshare": (272, 97), "clone": (56, 220), "clone3": (435, 435),
-    "ptrace": (101, 117), "process_vm_readv": (310, 270), "process_vm_writev": (311, 271),
-    "keyctl": (250, 219), "add_key": (248, 217), "request_key": (249, 218), "bpf": (321, 280),
-    "perf_event_open": (298, 241), "userfaultfd": (323, 282), "io_uring_setup": (425, 425),
-    "io_uring_enter": (426, 426), "io_uring_register": (427, 427), "mount": (165, 40), "umount2": (166, 39),
-    "pivot_root": (155, 41), "setns": (308, 268), "open_tree": (428, 428), "move_mount": (429, 429),
-    "fsopen": (430, 430), "fsconfig": (431, 431), "fsmount": (432, 432), "fspick": (433, 433),
-    "mount_setattr": (442, 442), "kexec_load": (246, 104), "kexec_file_load": (320, 294),
-    "init_module": (175, 105), "finit_module": (313, 273), "delete_module": (176, 106), "acct": (163, 89),
-    "swapon": (167, 224), "swapoff": (168, 225), "reboot": (169, 142),
+    "unshare": (272, 97),
+    "clone": (56, 220),
+    "clone3": (435, 435),
+    "ptrace": (101, 117),
+    "process_vm_readv": (310, 270),
+    "process_vm_writev": (311, 271),
+    "keyctl": (250, 219),
+    "add_key": (248, 217),
+    "request_key": (249, 218),
+    "bpf": (321, 280),
+    "perf_event_open": (298, 241),
+    "userfaultfd": (323, 282),
+    "io_uring_setup": (425, 425),
+    "io_uring_enter": (426, 426),
+    "io_uring_register": (427, 427),
+    "mount": (165, 40),
+    "umount2": (166, 39),
+    "pivot_root": (155, 41),
+    "setns": (308, 268),
+    "open_tree": (428, 428),
+    "move_mount": (429, 429),
+    "fsopen": (430, 430),
+    "fsconfig": (431, 431),
+    "fsmount": (432, 432),
+    "fspick": (433, 433),
+    "mount_setattr": (442, 442),
+    "kexec_load": (246, 104),
+    "kexec_file_load": (320, 294),
+    "init_module": (175, 105),
+    "finit_module": (313, 273),
+    "delete_module": (176, 106),
+    "acct": (163, 89),
+    "swapon": (167, 224),
+    "swapoff": (168, 225),
+    "reboot": (169, 142),
 }
 _DENIED = tuple(n for n in _NR if n not in ("unshare", "clone", "clone3"))
 CLONE_NEWUSER = 0x10000000
@@ -186,11 +225,23 @@ def seccomp_program() -> bytes | None:
     code: list[tuple] = [(ld, 4), (jeq, _AUDIT_ARCH[machine], None, "deny"), (ld, 0)]
     if machine == "x86_64":
         code.append((jge, 0x40000000, "deny", None))  # x32 ABI numbers
-    code += [(jeq, _NR["clone3"][col], "nosys", None), (jeq, _NR["unshare"][col], "flags", None),
-             (jeq, _NR["clone"][col], "flags", None)]
+    code += [
+        (jeq, _NR["clone3"][col], "nosys", None),
+        (jeq, _NR["unshare"][col], "flags", None),
+        (jeq, _NR["clone"][col], "flags", None),
+    ]
     code += [(jeq, _NR[n][col], "deny", None) for n in _DENIED]
-    code += [(ret, allow), "flags", (ld, 16), (jset, CLONE_NEWUSER, "deny", None), (ret, allow),
-             "deny", (ret, eperm), "nosys", (ret, enosys)]
+    code += [
+        (ret, allow),
+        "flags",
+        (ld, 16),
+        (jset, CLONE_NEWUSER, "deny", None),
+        (ret, allow),
+        "deny",
+        (ret, eperm),
+        "nosys",
+        (ret, enosys),
+    ]
     labels, insns = {}, []
     for item in code:
         if isinstance(item, str):
@@ -242,8 +293,20 @@ def launch(bwrap: str, worker_args: list[str], *, stdin=None, stdout=None, stder
     if root:  # we write the map (0->0 for bwrap's set-up, 65534->65534 for the code) before bwrap goes on
         block_r, block_w = os.pipe2(os.O_CLOEXEC)
         keep.append(block_r)
-        cmd += ["--userns-block-fd", str(block_r), "--uid", "0", "--gid", "0", "--cap-drop", "ALL",
-                "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        cmd += [
+            "--userns-block-fd",
+            str(block_r),
+            "--uid",
+            "0",
+            "--gid",
+            "0",
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "CAP_SETUID",
+            "--cap-add",
+            "CAP_SETGID",
+        ]
     else:
         cmd += ["--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
     seccomp_fd = None
@@ -254,12 +317,39 @@ def launch(bwrap: str, worker_args: list[str], *, stdin=None, stdout=None, stder
         os.lseek(seccomp_fd, 0, os.SEEK_SET)
         keep.append(seccomp_fd)
         cmd += ["--seccomp", str(seccomp_fd)]
-    cmd += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-            "--hostname", "sandbox", "--die-with-parent", "--new-session", "--clearenv", *view.args,
-            "--chdir", "/", view.exe, "-I", "-S", view.worker, *worker_args]
+    cmd += [
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--hostname",
+        "sandbox",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        *view.args,
+        "--chdir",
+        "/",
+        view.exe,
+        "-I",
+        "-S",
+        view.worker,
+        *worker_args,
+    ]
     try:
-        proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=stderr, pass_fds=keep, env={}, cwd="/",
-                                bufsize=0, start_new_session=True, extra_groups=[] if root else None)
+        proc = subprocess.Popen(
+            cmd,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            pass_fds=keep,
+            env={},
+            cwd="/",
+            bufsize=0,
+            start_new_session=True,
+            extra_groups=[] if root else None,
+        )
     except BaseException:
         for fd in (info_r, block_w):
             if fd is not None:
@@ -284,8 +374,9 @@ def launch(bwrap: str, worker_args: list[str], *, stdin=None, stdout=None, stder
             why = ""
             if proc.stderr is not None:
                 why = proc.stderr.read().decode(errors="replace").strip()[-600:]
-            raise SandboxUnavailable(f"bwrap could not start the sandbox ({type(exc).__name__}: {exc})"
-                                     + (f": {why}" if why else "")) from exc
+            raise SandboxUnavailable(
+                f"bwrap could not start the sandbox ({type(exc).__name__}: {exc})" + (f": {why}" if why else "")
+            ) from exc
         raise
     finally:
         os.close(info_r)
@@ -326,8 +417,13 @@ def find_bwrap(path: str) -> str:
 def _probe(bwrap: str) -> str | None:
     """Start one sandbox that checks itself (uid, capabilities, PID namespace, imports); None when it works."""
     try:
-        launched = launch(bwrap, [VIEW_SITE, json.dumps({"probe": True, "isolated": True})],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        launched = launch(
+            bwrap,
+            [VIEW_SITE, json.dumps({"probe": True, "isolated": True})],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     except SandboxUnavailable as exc:
         return str(exc)
     except OSError as exc:
@@ -356,10 +452,12 @@ def require(path: str) -> str:
     exe = find_bwrap(path)
     problem = _probe(exe)
     if problem is not None:
-        raise SandboxUnavailable(f"bubblewrap at {exe} cannot build the sandbox on this machine ({problem}): "
-                                 "generated code is refused. It needs user namespaces (sysctl "
-                                 "user.max_user_namespaces > 0; inside a container, a seccomp profile that "
-                                 f"allows them); {INSTALL_HINT}")
+        raise SandboxUnavailable(
+            f"bubblewrap at {exe} cannot build the sandbox on this machine ({problem}): "
+            "generated code is refused. It needs user namespaces (sysctl "
+            "user.max_user_namespaces > 0; inside a container, a seccomp profile that "
+            f"allows them); {INSTALL_HINT}"
+        )
     return exe
 
 

@@ -1,4 +1,5 @@
 """Parent side of the sandbox: spawn the worker child (inside bubblewrap), talk msgpack frames, kill and replace it."""
+
 from __future__ import annotations
 
 import functools
@@ -22,8 +23,17 @@ log = logging.getLogger(__name__)
 
 WORKER_PATH = str(Path(wire.__file__).resolve())
 STARTUP_S = 30.0  # a fresh worker (bwrap, python, numpy) must be ready within this; not counted in wall_s
-ERRORS = ("syntax", "exception", "timeout", "memory", "forbidden_import", "forbidden_operation",
-          "bad_output", "missing_function", "crashed")
+ERRORS = (
+    "syntax",
+    "exception",
+    "timeout",
+    "memory",
+    "forbidden_import",
+    "forbidden_operation",
+    "bad_output",
+    "missing_function",
+    "crashed",
+)
 
 
 @dataclass
@@ -66,8 +76,13 @@ def decode_reply(frame: bytes) -> dict:
         raise BadReply("reply is ok and has an error")
     if not ok and error not in ERRORS:
         raise BadReply(f"reply has unknown error {str(error)[:60]!r}")
-    return {"ok": ok, "value": reply.get("value") if ok else None, "error": error,
-            "message": reply.get("message", ""), "traceback": reply.get("traceback", "")}
+    return {
+        "ok": ok,
+        "value": reply.get("value") if ok else None,
+        "error": error,
+        "message": reply.get("message", ""),
+        "traceback": reply.get("traceback", ""),
+    }
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,6 +90,7 @@ def _site_dirs() -> str:
     """Directories holding msgpack and numpy: the unisolated child runs with -S and appends these to sys.path."""
     import msgpack
     import numpy
+
     dirs = {str(Path(m.__file__).resolve().parents[1]) for m in (msgpack, numpy)}
     return os.pathsep.join(sorted(dirs))
 
@@ -95,20 +111,41 @@ class _Child:
     def __init__(self, limits: SandboxLimits):
         self.limits = limits
         self.isolated = limits.isolation == "bwrap"
-        config = json.dumps({"cpu_s": limits.cpu_s, "memory_mb": limits.memory_mb,
-                             "max_open_files": limits.max_open_files, "max_processes": limits.max_processes,
-                             "allowed_modules": list(limits.allowed_modules), "isolated": self.isolated})
+        config = json.dumps(
+            {
+                "cpu_s": limits.cpu_s,
+                "memory_mb": limits.memory_mb,
+                "max_open_files": limits.max_open_files,
+                "max_processes": limits.max_processes,
+                "allowed_modules": list(limits.allowed_modules),
+                "isolated": self.isolated,
+            }
+        )
         if self.isolated:
             bwrap = isolation.require(limits.bwrap_path)  # SandboxUnavailable: generated code is refused
-            self.launched = isolation.launch(bwrap, [isolation.VIEW_SITE, config], stdin=subprocess.PIPE,
-                                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            self.launched = isolation.launch(
+                bwrap,
+                [isolation.VIEW_SITE, config],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
             self.proc = self.launched.proc
         else:
-            log.warning("sandbox worker started WITHOUT OS isolation (SandboxLimits.isolation='none'): the code "
-                        "runs as this user, sees this machine's files, network and processes; trusted code only")
-            self.proc = subprocess.Popen([sys.executable, "-I", "-S", WORKER_PATH, _site_dirs(), config],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                         env={}, cwd="/", bufsize=0, start_new_session=True)
+            log.warning(
+                "sandbox worker started WITHOUT OS isolation (SandboxLimits.isolation='none'): the code "
+                "runs as this user, sees this machine's files, network and processes; trusted code only"
+            )
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", WORKER_PATH, _site_dirs(), config],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={},
+                cwd="/",
+                bufsize=0,
+                start_new_session=True,
+            )
             self.launched = isolation.Launched(self.proc, None)
         self.reader = wire.FrameReader(self.proc.stdout.fileno(), limits.max_frame_mb * 2**20)
         self.killed_by_us = False
@@ -121,16 +158,21 @@ class _Child:
             ok = wire.unpack(self.reader.read(time.monotonic() + STARTUP_S)) == wire.READY
         except TimeoutError:
             self.kill()
-            return self._result(False, error="crashed", seconds=time.perf_counter() - t0,
-                                message=f"worker did not start within {STARTUP_S} s; killed")
+            return self._result(
+                False,
+                error="crashed",
+                seconds=time.perf_counter() - t0,
+                message=f"worker did not start within {STARTUP_S} s; killed",
+            )
         except (EOFError, OSError):
             return self._died(time.perf_counter() - t0)
         except Exception:  # noqa: BLE001 - anything else in place of the ready frame
             ok = False
         if not ok:
             self.kill()
-            return self._result(False, error="crashed", message="worker sent no start-up frame",
-                                seconds=time.perf_counter() - t0)
+            return self._result(
+                False, error="crashed", message="worker sent no start-up frame", seconds=time.perf_counter() - t0
+            )
         self.ready = True
         return None
 
@@ -151,14 +193,22 @@ class _Child:
             fields = decode_reply(frame)
         except TimeoutError:
             self.kill()
-            return self._result(False, error="timeout", seconds=time.perf_counter() - t0,
-                                message=f"wall-clock limit of {self.limits.wall_s} s exceeded; worker killed")
+            return self._result(
+                False,
+                error="timeout",
+                seconds=time.perf_counter() - t0,
+                message=f"wall-clock limit of {self.limits.wall_s} s exceeded; worker killed",
+            )
         except (EOFError, BrokenPipeError, OSError):
             return self._died(time.perf_counter() - t0)
         except ValueError as exc:  # oversized frame or malformed reply (BadReply)
             self.kill()
-            return self._result(False, error="bad_output", message=f"malformed reply from the worker: {exc}",
-                                seconds=time.perf_counter() - t0)
+            return self._result(
+                False,
+                error="bad_output",
+                message=f"malformed reply from the worker: {exc}",
+                seconds=time.perf_counter() - t0,
+            )
         return self._result(seconds=time.perf_counter() - t0, **fields)
 
     def _died(self, seconds: float) -> Result:

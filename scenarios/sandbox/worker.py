@@ -1,4 +1,5 @@
 """Runs inside the sandbox child: applies limits, loads one function, answers msgpack calls over a pipe."""
+
 # Started by runner.py, normally inside bubblewrap (see isolation.py) as
 #   `python -I -S /sandbox/worker.py /sandbox/site CONFIG_JSON` with an empty environment,
 # or, only with SandboxLimits(isolation="none"), as `python -I -S worker.py SITE_DIRS CONFIG_JSON`.
@@ -20,6 +21,7 @@ DENIED_SUBMODULES = ("numpy.ctypeslib", "numpy.f2py", "numpy.distutils", "numpy.
 def _encode(obj):
     """msgpack `default`: numpy arrays as {__nd__, dtype, shape, data}; numpy scalars as Python ones."""
     import numpy as np
+
     if isinstance(obj, np.ndarray):
         if obj.dtype.hasobject or obj.dtype.kind not in ND_KINDS or obj.dtype.fields is not None:
             raise TypeError(f"arrays of dtype {obj.dtype} cannot be sent (numeric, bool, datetime, str only)")
@@ -41,6 +43,7 @@ def _decode(d):
     if d.get("__nd__") is not True:
         return d
     import numpy as np
+
     if set(d) != ND_KEYS:
         raise ValueError(f"array record with keys {sorted(map(str, d))}")
     dtype, shape, data = d["dtype"], d["shape"], d["data"]
@@ -52,8 +55,7 @@ def _decode(d):
         raise ValueError(f"bad array dtype {dtype!r}: {exc}") from None
     if dt.kind not in ND_KINDS or dt.hasobject or dt.fields is not None or dt.subdtype is not None or dt.itemsize == 0:
         raise ValueError(f"array dtype {dtype!r} refused")
-    if not isinstance(shape, (list, tuple)) or len(shape) > 32 or not all(
-            type(n) is int and n >= 0 for n in shape):
+    if not isinstance(shape, (list, tuple)) or len(shape) > 32 or not all(type(n) is int and n >= 0 for n in shape):
         raise ValueError(f"bad array shape {shape!r}")
     if not isinstance(data, (bytes, bytearray)):
         raise ValueError(f"array data must be bytes, got {type(data).__name__}")
@@ -61,18 +63,21 @@ def _decode(d):
     for n in shape:
         count *= n
     if count * dt.itemsize != len(data):
-        raise ValueError(f"array of shape {list(shape)} and dtype {dt} needs {count * dt.itemsize} bytes, "
-                         f"got {len(data)}")
+        raise ValueError(
+            f"array of shape {list(shape)} and dtype {dt} needs {count * dt.itemsize} bytes, got {len(data)}"
+        )
     return np.frombuffer(data, dtype=dt).reshape(shape).copy()
 
 
 def pack(obj) -> bytes:
     import msgpack
+
     return msgpack.packb(obj, default=_encode, use_bin_type=True)
 
 
 def unpack(data: bytes):
     import msgpack
+
     return msgpack.unpackb(data, object_hook=_decode, raw=False, strict_map_key=False)
 
 
@@ -80,7 +85,7 @@ def write_frame(fd: int, payload: bytes) -> None:
     """Length-prefixed frame: 4-byte little-endian length, then the msgpack payload."""
     view = memoryview(HEADER.pack(len(payload)) + payload)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 class FrameReader:
@@ -92,6 +97,7 @@ class FrameReader:
     def _fill(self, deadline):
         if deadline is not None:
             import time
+
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([self.fd], [], [], left)[0]:
                 raise TimeoutError
@@ -108,8 +114,8 @@ class FrameReader:
             raise ValueError(f"frame of {size} bytes exceeds the limit of {self.max_size}")
         while len(self.buf) < 4 + size:
             self._fill(deadline)
-        frame = bytes(self.buf[4:4 + size])
-        del self.buf[:4 + size]
+        frame = bytes(self.buf[4 : 4 + size])
+        del self.buf[: 4 + size]
         return frame
 
 
@@ -134,6 +140,7 @@ def _refuse(what):
         err = SandboxViolation("forbidden_operation", f"{what} is not allowed in the sandbox")
         VIOLATIONS.append(err)
         raise err
+
     return refused
 
 
@@ -143,29 +150,92 @@ def _write_mode(mode) -> bool:
 
 def harden(limits: dict) -> dict:
     """Refuse sockets, process spawning and file writes; apply rlimits. Returns the user builtins."""
+    import _posixsubprocess
+    import _socket
     import builtins
     import io
     import posix
     import resource
     import signal
     import socket
-    import _socket
-    import _posixsubprocess
 
-    for name in ("socket", "socketpair", "fromfd", "create_connection", "create_server", "getaddrinfo",
-                 "gethostbyname", "gethostbyname_ex", "gethostbyaddr"):
+    for name in (
+        "socket",
+        "socketpair",
+        "fromfd",
+        "create_connection",
+        "create_server",
+        "getaddrinfo",
+        "gethostbyname",
+        "gethostbyname_ex",
+        "gethostbyaddr",
+    ):
         for mod in (socket, _socket):
             if hasattr(mod, name):
                 setattr(mod, name, _refuse(f"socket.{name}"))
     _posixsubprocess.fork_exec = _refuse("subprocess")
-    dangerous = ("system", "popen", "fork", "forkpty", "execv", "execve", "execl", "execle", "execlp",
-                 "execlpe", "execvp", "execvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv",
-                 "spawnve", "spawnvp", "spawnvpe", "posix_spawn", "posix_spawnp", "kill", "killpg",
-                 "remove", "unlink", "rmdir", "removedirs", "rename", "renames", "replace", "mkdir",
-                 "makedirs", "chmod", "fchmod", "lchmod", "chown", "fchown", "lchown", "truncate",
-                 "ftruncate", "symlink", "link", "mkfifo", "mknod", "putenv", "unsetenv", "chdir",
-                 "fchdir", "chroot", "setuid", "setgid", "setsid", "dup2", "write", "pwrite", "writev",
-                 "sendfile", "utime", "mmap")
+    dangerous = (
+        "system",
+        "popen",
+        "fork",
+        "forkpty",
+        "execv",
+        "execve",
+        "execl",
+        "execle",
+        "execlp",
+        "execlpe",
+        "execvp",
+        "execvpe",
+        "spawnl",
+        "spawnle",
+        "spawnlp",
+        "spawnlpe",
+        "spawnv",
+        "spawnve",
+        "spawnvp",
+        "spawnvpe",
+        "posix_spawn",
+        "posix_spawnp",
+        "kill",
+        "killpg",
+        "remove",
+        "unlink",
+        "rmdir",
+        "removedirs",
+        "rename",
+        "renames",
+        "replace",
+        "mkdir",
+        "makedirs",
+        "chmod",
+        "fchmod",
+        "lchmod",
+        "chown",
+        "fchown",
+        "lchown",
+        "truncate",
+        "ftruncate",
+        "symlink",
+        "link",
+        "mkfifo",
+        "mknod",
+        "putenv",
+        "unsetenv",
+        "chdir",
+        "fchdir",
+        "chroot",
+        "setuid",
+        "setgid",
+        "setsid",
+        "dup2",
+        "write",
+        "pwrite",
+        "writev",
+        "sendfile",
+        "utime",
+        "mmap",
+    )
     for name in dangerous:
         for mod in (os, posix):
             if hasattr(mod, name):
@@ -213,8 +283,11 @@ def harden(limits: dict) -> dict:
 
     def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
         full = [name] + [f"{name}.{item}" for item in (fromlist or ())]
-        bad = level != 0 or name.split(".")[0] not in allowed or any(
-            n == d or n.startswith(d + ".") for n in full for d in DENIED_SUBMODULES)
+        bad = (
+            level != 0
+            or name.split(".")[0] not in allowed
+            or any(n == d or n.startswith(d + ".") for n in full for d in DENIED_SUBMODULES)
+        )
         if bad:
             err = ForbiddenImport("forbidden_import", f"import of {name!r} is not allowed in the sandbox")
             VIOLATIONS.append(err)
@@ -236,6 +309,7 @@ class Worker:
     def __init__(self, limits: dict, user_builtins: dict):
         import resource
         import traceback
+
         self.limits, self.user_builtins = limits, user_builtins
         self.resource, self.traceback = resource, traceback
         self.func, self.expect = None, None
@@ -262,6 +336,7 @@ class Worker:
 
     def load(self, req):
         import linecache
+
         source, name = req["source"], req["func"]
         self.expect = req.get("expect")
         linecache.cache["<sandbox>"] = (len(source), None, source.splitlines(True), "<sandbox>")
@@ -280,8 +355,7 @@ class Worker:
             return self._failure(VIOLATIONS[0])
         func = ns.get(name)
         if not callable(func):
-            return {"ok": False, "error": "missing_function", "message": f"no function named {name!r}",
-                    "traceback": ""}
+            return {"ok": False, "error": "missing_function", "message": f"no function named {name!r}", "traceback": ""}
         self.func = func
         return {"ok": True, "value": None}
 
@@ -290,13 +364,15 @@ class Worker:
         if not exp or (exp.get("shape") is None and exp.get("dtype") is None):
             return None
         import numpy as np
+
         if not isinstance(value, np.ndarray):
             return f"expected a numpy array, got {type(value).__name__}"
         if exp.get("dtype") is not None and value.dtype != np.dtype(exp["dtype"]):
             return f"expected dtype {np.dtype(exp['dtype'])}, got {value.dtype}"
         shape = exp.get("shape")
-        if shape is not None and (len(shape) != value.ndim or any(
-                s not in (None, -1) and s != v for s, v in zip(shape, value.shape))):
+        if shape is not None and (
+            len(shape) != value.ndim or any(s not in (None, -1) and s != v for s, v in zip(shape, value.shape))
+        ):
             return f"expected shape {tuple(shape)}, got {value.shape}"
         return None
 
@@ -354,6 +430,7 @@ def become_nobody():
 def main(argv):
     site_dirs, config = argv[1], argv[2]
     import json
+
     limits = json.loads(config)
     if limits.get("isolated"):
         uids = become_nobody()
@@ -364,9 +441,11 @@ def main(argv):
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # one BLAS thread: small address space, fair CPU accounting
     import importlib
+
     if limits.get("probe"):  # isolation.require(): report what the sandbox looks like from inside
         import msgpack  # noqa: F401
         import numpy  # noqa: F401
+
         pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
         print(json.dumps({"uid": uids, "pids": pids, "root": sorted(os.listdir("/"))}), flush=True)
         return 0
@@ -390,13 +469,19 @@ def main(argv):
         except EOFError:
             return 0
         op = req.get("op")
-        reply = worker.load(req) if op == "load" else worker.call(req) if op == "call" else {
-            "ok": False, "error": "crashed", "message": f"unknown op {op!r}", "traceback": ""}
+        reply = (
+            worker.load(req)
+            if op == "load"
+            else worker.call(req)
+            if op == "call"
+            else {"ok": False, "error": "crashed", "message": f"unknown op {op!r}", "traceback": ""}
+        )
         try:
             payload = pack(reply)
         except Exception as exc:  # noqa: BLE001 - value not serialisable
-            payload = pack({"ok": False, "error": "bad_output", "message": f"cannot serialise output: {exc}",
-                            "traceback": ""})
+            payload = pack(
+                {"ok": False, "error": "bad_output", "message": f"cannot serialise output: {exc}", "traceback": ""}
+            )
         VIOLATIONS.clear()
         _raw_write_frame(reply_fd, payload)
 
@@ -407,7 +492,7 @@ _raw_os_write = os.write
 def _raw_write_frame(fd, payload):
     view = memoryview(HEADER.pack(len(payload)) + payload)
     while view:
-        view = view[_raw_os_write(fd, view):]
+        view = view[_raw_os_write(fd, view) :]
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """The [world] and [algo] tables of a traffic-signal scenario (kind = "signals"): RESCO map, episodes, learner."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -14,8 +14,17 @@ import sumolib
 
 from ..sumo_sim import sumo_binary
 from .maps import SignalMap, controlled_lights, signal_map
-from .phases import (MOVEMENTS, PHASES, movement_lanes, phase_lanes, phase_mask, phase_movements, phase_state,
-                     tls_links, yellow_state)
+from .phases import (
+    MOVEMENTS,
+    PHASES,
+    movement_lanes,
+    phase_lanes,
+    phase_mask,
+    phase_movements,
+    phase_state,
+    tls_links,
+    yellow_state,
+)
 
 #: Per-movement features, then the current phase one-hot: OBS_DIM = 8 * len(FEATURES) + 8.
 FEATURES = ("exists", "green", "car_num", "stop_car_num", "occupancy")
@@ -41,15 +50,29 @@ class SignalEnv:
     libsumo runs one simulation per process: close() (done at the horizon) before starting another.
     """
 
-    def __init__(self, map: SignalMap | str, seed: int = 0, delta_s: float = 15, yellow_s: float = 5,
-                 horizon_s: float = 3600, backend: str = "libsumo", run_dir: Path | None = None,
-                 group_by: str = "lane", lights: str = "all"):
+    def __init__(
+        self,
+        map: SignalMap | str,
+        seed: int = 0,
+        delta_s: float = 15,
+        yellow_s: float = 5,
+        horizon_s: float = 3600,
+        backend: str = "libsumo",
+        run_dir: Path | None = None,
+        group_by: str = "lane",
+        lights: str = "all",
+    ):
         if not 0 <= yellow_s < delta_s:
             raise ValueError(f"need 0 <= yellow_s < delta_s, got {yellow_s}, {delta_s}")
         if backend not in ("libsumo", "traci"):
             raise ValueError(f"unknown backend {backend!r}: expected 'libsumo' or 'traci'")
         self.map = signal_map(map) if isinstance(map, str) else map
-        self.seed, self.delta_s, self.yellow_s, self.horizon_s = int(seed), float(delta_s), float(yellow_s), float(horizon_s)
+        self.seed, self.delta_s, self.yellow_s, self.horizon_s = (
+            int(seed),
+            float(delta_s),
+            float(yellow_s),
+            float(horizon_s),
+        )
         self.backend = backend
         self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix=f"signals_{self.map.name}_"))
         net = sumolib.net.readNet(str(self.map.net))
@@ -60,12 +83,17 @@ class SignalEnv:
         self.incoming = {t: tuple(sorted({lk.in_lane for lk in self.links[t]})) for t in self.tls_ids}
         self.move_lanes = {t: movement_lanes(self.links[t]) for t in self.tls_ids}
         self.phase_lanes = {t: [phase_lanes(self.links[t], p) for p in range(len(PHASES))] for t in self.tls_ids}
-        self._lanes = sorted({lane for t in self.tls_ids for ins, outs in self.phase_lanes[t] for lane in ins | outs}
-                             | {lane for t in self.tls_ids for lane in self.incoming[t]})
+        self._lanes = sorted(
+            {lane for t in self.tls_ids for ins, outs in self.phase_lanes[t] for lane in ins | outs}
+            | {lane for t in self.tls_ids for lane in self.incoming[t]}
+        )
         self.lanes: dict[str, tuple[int, int, float]] = {}  # the last reading: (vehicles, halting, occupancy)
         # the vehicles due in the episode, for the paper's delay on maps where it counts those that never entered
-        self.due = (planned_departures(self.map.routes, self.map.begin_s, self.map.begin_s + self.horizon_s)
-                    if self.map.count_undeparted else None)
+        self.due = (
+            planned_departures(self.map.routes, self.map.begin_s, self.map.begin_s + self.horizon_s)
+            if self.map.count_undeparted
+            else None
+        )
         self._api: Any = None
         self.phase: dict[str, int] = {}
         self.time = self.map.begin_s
@@ -78,10 +106,26 @@ class SignalEnv:
 
     def args(self) -> list[str]:
         """SUMO options of the next episode (writes tripinfo, unfinished trips included, to self.tripinfo)."""
-        return ["-n", str(self.map.net), "-r", ",".join(map(str, self.map.routes)),
-                "--begin", repr(self.map.begin_s), "--end", repr(self.map.begin_s + self.horizon_s),
-                "--seed", str(self.seed), "--no-step-log", "true", "--no-warnings", "true",
-                "--tripinfo-output", str(self.tripinfo), "--tripinfo-output.write-unfinished", "true"]
+        return [
+            "-n",
+            str(self.map.net),
+            "-r",
+            ",".join(map(str, self.map.routes)),
+            "--begin",
+            repr(self.map.begin_s),
+            "--end",
+            repr(self.map.begin_s + self.horizon_s),
+            "--seed",
+            str(self.seed),
+            "--no-step-log",
+            "true",
+            "--no-warnings",
+            "true",
+            "--tripinfo-output",
+            str(self.tripinfo),
+            "--tripinfo-output.write-unfinished",
+            "true",
+        ]
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
         """Start a fresh episode with every light showing its first existing phase; return observations."""
@@ -118,8 +162,10 @@ class SignalEnv:
         if self._api is None:
             raise RuntimeError("call reset() first")
         if set(actions) != set(self.tls_ids):
-            raise ValueError(f"actions must name every light exactly: missing {sorted(set(self.tls_ids) - set(actions))}, "
-                             f"unknown {sorted(set(actions) - set(self.tls_ids))}")
+            raise ValueError(
+                f"actions must name every light exactly: missing {sorted(set(self.tls_ids) - set(actions))}, "
+                f"unknown {sorted(set(actions) - set(self.tls_ids))}"
+            )
         for t, a in actions.items():
             if not (isinstance(a, (int, np.integer)) and 0 <= a < len(PHASES) and self.masks[t][a]):
                 raise ValueError(f"light {t}: action {a!r} is not an existing phase (mask {self.masks[t].astype(int)})")
@@ -147,8 +193,10 @@ class SignalEnv:
     def _read_lanes(self) -> dict[str, tuple[int, int, float]]:
         """(vehicles, halting vehicles, occupancy 0-1) per incoming lane and per lane the lights lead to."""
         ln = self._api.lane
-        self.lanes = {lane: (ln.getLastStepVehicleNumber(lane), ln.getLastStepHaltingNumber(lane),
-                             ln.getLastStepOccupancy(lane)) for lane in self._lanes}
+        self.lanes = {
+            lane: (ln.getLastStepVehicleNumber(lane), ln.getLastStepHaltingNumber(lane), ln.getLastStepOccupancy(lane))
+            for lane in self._lanes
+        }
         return self.lanes
 
     def pressures(self, kind: str = "vehicles") -> dict[str, np.ndarray]:
@@ -158,15 +206,28 @@ class SignalEnv:
         the halting vehicles on its incoming lanes minus, per link, those on the link's outgoing lane, clipped
         at 0; a phase adds its two movements."""
         if kind == "vehicles":
-            return {t: np.array([sum(self.lanes[x][0] for x in ins) - sum(self.lanes[x][0] for x in outs)
-                                 for ins, outs in self.phase_lanes[t]], np.float32) for t in self.tls_ids}
+            return {
+                t: np.array(
+                    [
+                        sum(self.lanes[x][0] for x in ins) - sum(self.lanes[x][0] for x in outs)
+                        for ins, outs in self.phase_lanes[t]
+                    ],
+                    np.float32,
+                )
+                for t in self.tls_ids
+            }
         if kind != "halting":
             raise ValueError(f"pressure kind must be 'vehicles' or 'halting', got {kind!r}")
         out = {}
         for t in self.tls_ids:
-            move = {m: max(sum(self.lanes[x][1] for x in lanes)
-                           - sum(self.lanes[lk.out_lane][1] for lk in self.links[t] if lk.in_lane in lanes), 0)
-                    for m, lanes in self.move_lanes[t].items()}
+            move = {
+                m: max(
+                    sum(self.lanes[x][1] for x in lanes)
+                    - sum(self.lanes[lk.out_lane][1] for lk in self.links[t] if lk.in_lane in lanes),
+                    0,
+                )
+                for m, lanes in self.move_lanes[t].items()
+            }
             out[t] = np.array([sum(move[m] for m in phase_movements(p)) for p in range(len(PHASES))], np.float32)
         return out
 
@@ -179,7 +240,7 @@ class SignalEnv:
                 ls = self.move_lanes[t][m]
                 if ls:
                     vals = np.mean([lanes[lane] for lane in ls], axis=0)
-                    o[k * len(FEATURES):(k + 1) * len(FEATURES)] = (1.0, m in green, *vals)
+                    o[k * len(FEATURES) : (k + 1) * len(FEATURES)] = (1.0, m in green, *vals)
             o[len(MOVEMENTS) * len(FEATURES) + self.phase[t]] = 1.0
             out[t] = o
         return out
@@ -192,7 +253,10 @@ class SignalEnv:
         api, self._api = self._api, None
         pending = len(api.simulation.getPendingVehicles())
         api.close()
-        self.metrics = {**tripinfo_metrics(self.tripinfo, self.due, self.map.begin_s + self.horizon_s), "pending": pending}
+        self.metrics = {
+            **tripinfo_metrics(self.tripinfo, self.due, self.map.begin_s + self.horizon_s),
+            "pending": pending,
+        }
 
     def __del__(self) -> None:
         try:
@@ -230,7 +294,14 @@ def tripinfo_metrics(path: Path, undeparted: dict[str, float] | None = None, end
 
     delays = [float(t.get("timeLoss")) + float(t.get("departDelay", 0.0)) for t in records]
     delays += [end_s - d for d in never]
-    return {"delay": float(np.mean(delays)) if delays else float("nan"), "trip_time": mean(records, "duration"),
-            "waiting_time": mean(records, "waitingTime"), "delay_finished": mean(done, "timeLoss"),
-            "trip_time_finished": mean(done, "duration"), "waiting_time_finished": mean(done, "waitingTime"),
-            "completed": len(done), "total": len(records), "undeparted": len(never)}
+    return {
+        "delay": float(np.mean(delays)) if delays else float("nan"),
+        "trip_time": mean(records, "duration"),
+        "waiting_time": mean(records, "waitingTime"),
+        "delay_finished": mean(done, "timeLoss"),
+        "trip_time_finished": mean(done, "duration"),
+        "waiting_time_finished": mean(done, "waitingTime"),
+        "completed": len(done),
+        "total": len(records),
+        "undeparted": len(never),
+    }

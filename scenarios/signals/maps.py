@@ -42,8 +42,15 @@ def signal_map(name: str) -> SignalMap:
         raise ValueError(f"unknown signal map {name!r}: expected one of {', '.join(SIGNAL_MAPS)}")
     title, routes, begin, end = _MAPS[key]
     folder = resco_dir() / key
-    m = SignalMap(key, title, folder / f"{key}.net.xml", tuple(folder / r for r in routes), begin, end,
-                  key in ("cologne8", "ingolstadt21"))
+    m = SignalMap(
+        key,
+        title,
+        folder / f"{key}.net.xml",
+        tuple(folder / r for r in routes),
+        begin,
+        end,
+        key in ("cologne8", "ingolstadt21"),
+    )
     missing = [p for p in (m.net, *m.routes) if not p.exists()]
     if missing:
         raise FileNotFoundError(f"RESCO map {key}: missing {', '.join(map(str, missing))} (sumo-rl==1.4.5 expected)")

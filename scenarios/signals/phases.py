@@ -37,7 +37,7 @@ class Link:
 
     @property
     def movement(self) -> str | None:
-        """"WT", "EL", ... for through and left turns; None for right and U-turns (not part of the 8 movements)."""
+        """ "WT", "EL", ... for through and left turns; None for right and U-turns (not part of the 8 movements)."""
         return self.arm + self.turn if self.turn in "LT" else None
 
 
@@ -63,22 +63,38 @@ def assign_arms(bearings: dict[str, float]) -> dict[str, str]:
     edges = sorted(bearings)
     if len(edges) > len(ARMS):
         return {e: min(ARMS, key=lambda a: _gap(bearings[e], ARMS[a])) for e in edges}
-    best = min(itertools.permutations(ARMS, len(edges)),
-               key=lambda arms: sum(_gap(bearings[e], ARMS[a]) for e, a in zip(edges, arms)))
+    best = min(
+        itertools.permutations(ARMS, len(edges)),
+        key=lambda arms: sum(_gap(bearings[e], ARMS[a]) for e, a in zip(edges, arms)),
+    )
     return dict(zip(edges, best))
 
 
 def tls_links(net: sumolib.net.Net, tls_id: str, group_by: str = "lane") -> list[Link]:
     """The links of traffic light tls_id (sumolib net read with withPrograms or not), sorted by signal index,
     each with its movement group (`group_lanes`)."""
-    conns = [c for node in net.getNodes() for e in node.getIncoming() for lane in e.getLanes()
-             for c in lane.getOutgoing() if c.getTLSID() == tls_id]
+    conns = [
+        c
+        for node in net.getNodes()
+        for e in node.getIncoming()
+        for lane in e.getLanes()
+        for c in lane.getOutgoing()
+        if c.getTLSID() == tls_id
+    ]
     if not conns:
         raise ValueError(f"traffic light {tls_id!r} controls no connections in this net")
     bearings = {c.getFrom().getID(): approach_bearing(c.getFrom().getShape()) for c in conns}
     arms = assign_arms(bearings)
-    links = [Link(c.getTLLinkIndex(), c.getFromLane().getID(), arms[c.getFrom().getID()],
-                  _TURN.get(c.getDirection(), "T"), c.getToLane().getID()) for c in conns]
+    links = [
+        Link(
+            c.getTLLinkIndex(),
+            c.getFromLane().getID(),
+            arms[c.getFrom().getID()],
+            _TURN.get(c.getDirection(), "T"),
+            c.getToLane().getID(),
+        )
+        for c in conns
+    ]
     return sorted(group_lanes(links, group_by), key=lambda lk: (lk.index, lk.in_lane))
 
 
@@ -143,8 +159,9 @@ def yellow_state(links: list[Link], phase: int) -> str:
     """GESA's yellow after phase `phase`: every green signal of the phase shows 'y' (also those green in the next
     phase; no all-red), except right-turn-only signals, which stay 'g'."""
     right = {i for i, group in _by_index(links).items() if all(lk.turn == "R" for lk in group)}
-    return "".join("g" if i in right and c in "Gg" else "y" if c in "Gg" else "r"
-                   for i, c in enumerate(phase_state(links, phase)))
+    return "".join(
+        "g" if i in right and c in "Gg" else "y" if c in "Gg" else "r" for i, c in enumerate(phase_state(links, phase))
+    )
 
 
 def movement_lanes(links: list[Link]) -> dict[str, tuple[str, ...]]:

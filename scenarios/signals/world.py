@@ -1,4 +1,5 @@
 """The traffic-signal world process: episodes of a SignalEnv, one agent process per light, IPPO updates."""
+
 from __future__ import annotations
 
 import logging
@@ -7,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from scenarios.espark.candidates import TSC
-from scenarios.espark.masker import TrainingMasks
 from protocols.endpoint import Endpoint
 from protocols.messages import Observation
 from protocols.security import Curve
+from scenarios.espark.candidates import TSC
+from scenarios.espark.masker import TrainingMasks
 
 from ..step_driver import EpisodicWorld, as_action, serve_world
 from .config import SignalWorld
@@ -58,8 +59,11 @@ class SignalWorldProcess(EpisodicWorld):
                 if light in applied:  # the agent learns from the phase that ran, not the one it asked for
                     said["applied"] = applied.pop(light)
                 body = Observation(step=self.step, reward=rewards[light], done=done, info=said)
-                arrays = {"obs": np.asarray(obs[light], np.float32), "mask": masks[i].astype(np.uint8),
-                          "pressure": pressure[light]}
+                arrays = {
+                    "obs": np.asarray(obs[light], np.float32),
+                    "mask": masks[i].astype(np.uint8),
+                    "pressure": pressure[light],
+                }
                 expected.add(self.send(i, body, arrays))
             answers = self.collect(expected)
             if done:
@@ -76,16 +80,30 @@ class SignalWorldProcess(EpisodicWorld):
             total += sum(rewards.values())
             stopped_peak = max(stopped_peak, -sum(rewards.values()))
         trips = info.get("metrics") or {}
-        record = {"episode": k, "mode": mode, "seed": seed, "return": total / len(self.lights), **trips,
-                  "wall_s": round(time.monotonic() - self.t0, 2)}
+        record = {
+            "episode": k,
+            "mode": mode,
+            "seed": seed,
+            "return": total / len(self.lights),
+            **trips,
+            "wall_s": round(time.monotonic() - self.t0, 2),
+        }
         # the reward and the trip metrics, for eSpark's reflection statistics (spec §3.6, §9 A6)
-        record["components"] = {"reward": record["return"], "peak_stopped_vehicles": stopped_peak,
-                                **{key: trips.get(key) for key in ("delay", "trip_time", "waiting_time", "completed")}}
+        record["components"] = {
+            "reward": record["return"],
+            "peak_stopped_vehicles": stopped_peak,
+            **{key: trips.get(key) for key in ("delay", "trip_time", "waiting_time", "completed")},
+        }
         self.ep.metrics("signal_episode", record)
-        log.info("%s episode %d: mean return %.0f, delay %.1f s, trip time %.1f s", mode, k, record["return"],
-                 record.get("delay", float("nan")), record.get("trip_time", float("nan")))
+        log.info(
+            "%s episode %d: mean return %.0f, delay %.1f s, trip time %.1f s",
+            mode,
+            k,
+            record["return"],
+            record.get("delay", float("nan")),
+            record.get("trip_time", float("nan")),
+        )
         return record
-
 
 
 def intersections(obs: dict, lights: list[str]) -> list[dict]:
@@ -94,21 +112,40 @@ def intersections(obs: dict, lights: list[str]) -> list[dict]:
     n = len(FEATURES)
     for light in lights:
         o = obs[light]
-        moves = {m: dict(zip(FEATURES, map(float, o[k * n:(k + 1) * n]))) for k, m in enumerate(MOVEMENTS)}
-        out.append({"id": light, "current_phase": PHASES[int(np.argmax(o[len(MOVEMENTS) * n:]))], "movements": moves})
+        moves = {m: dict(zip(FEATURES, map(float, o[k * n : (k + 1) * n]))) for k, m in enumerate(MOVEMENTS)}
+        out.append({"id": light, "current_phase": PHASES[int(np.argmax(o[len(MOVEMENTS) * n :]))], "movements": moves})
     return out
 
 
 def build_signal_world(ep: Endpoint, seed: int, world: dict, run_dir: str, deadline_s: float) -> SignalWorldProcess:
     """The world process's state, on the endpoint it talks through (the slow part: SUMO starts here)."""
     cfg = SignalWorld.model_validate(world)
-    env = SignalEnv(cfg.map, seed=seed, delta_s=cfg.delta_s, yellow_s=cfg.yellow_s, horizon_s=cfg.horizon_s,
-                    backend=cfg.backend, run_dir=Path(run_dir) / "sumo", group_by=cfg.group_by, lights=cfg.lights)
+    env = SignalEnv(
+        cfg.map,
+        seed=seed,
+        delta_s=cfg.delta_s,
+        yellow_s=cfg.yellow_s,
+        horizon_s=cfg.horizon_s,
+        backend=cfg.backend,
+        run_dir=Path(run_dir) / "sumo",
+        group_by=cfg.group_by,
+        lights=cfg.lights,
+    )
     return SignalWorldProcess(ep, cfg, env, deadline_s, seed)
 
 
-def run_signal_world(node_id: str, coordinator: str, seed: int, world: dict, run_dir: str, deadline_s: float,
-                     curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
+def run_signal_world(
+    node_id: str,
+    coordinator: str,
+    seed: int,
+    world: dict,
+    run_dir: str,
+    deadline_s: float,
+    curve_secret: str | None = None,
+    coordinator_key: str | None = None,
+) -> int:
     """Entry point of the traffic-signal world process."""
-    ep = Endpoint(node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
+    ep = Endpoint(
+        node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
+    )
     return serve_world(ep, lambda: build_signal_world(ep, seed, world, run_dir, deadline_s))

@@ -1,4 +1,5 @@
 """The [world] and [algo] tables of a warehouse scenario file."""
+
 from __future__ import annotations
 
 from typing import Any, Literal

@@ -1,4 +1,5 @@
 """Plan a warehouse run: train (or load) the policies, then one dispatcher and n robot processes."""
+
 from __future__ import annotations
 
 import json
@@ -9,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from agent_node.warehouse.layout import DISPATCHER, robot_id
+from agent_node.warehouse.model import uniform_local_policy
+
 from ..config import ScenarioConfig
 from ..plan import RunPlan
 from . import results
 from .config import WarehouseAlgo
-from agent_node.warehouse.layout import DISPATCHER, robot_id
-from agent_node.warehouse.model import uniform_local_policy
 
 log = logging.getLogger("scenarios.warehouse")
 
@@ -38,20 +40,35 @@ def plan_warehouse(cfg: ScenarioConfig, run_dir: Path) -> RunPlan:
         write_nash_gap(cfg, algo, policy)
     full = algo.dispatcher == "full_information"
     model_dict = model.model_dump(mode="json")
-    dispatcher = dict(name="dispatcher", n=n, k=n if full else algo.k, horizon=world.horizon,
-                      policy="mode" if full else algo.dispatcher, policy_file=str(policy / "pi_g.npz"),
-                      model=model_dict, poll_timeout_s=algo.poll_timeout_s, replace_lost=algo.replace_lost_polls,
-                      window=algo.window, record_polls=algo.record,
-                      step_budget_s=max(cfg.run.step_deadline_s - 2 * algo.poll_timeout_s, algo.poll_timeout_s))
-    robot = dict(name="robot", horizon=world.horizon, policy=str(policy / "pi_l.npy"), model=model_dict,
-                 record_zones=algo.record)
+    dispatcher = dict(
+        name="dispatcher",
+        n=n,
+        k=n if full else algo.k,
+        horizon=world.horizon,
+        policy="mode" if full else algo.dispatcher,
+        policy_file=str(policy / "pi_g.npz"),
+        model=model_dict,
+        poll_timeout_s=algo.poll_timeout_s,
+        replace_lost=algo.replace_lost_polls,
+        window=algo.window,
+        record_polls=algo.record,
+        step_budget_s=max(cfg.run.step_deadline_s - 2 * algo.poll_timeout_s, algo.poll_timeout_s),
+    )
+    robot = dict(
+        name="robot", horizon=world.horizon, policy=str(policy / "pi_l.npy"), model=model_dict, record_zones=algo.record
+    )
     agents = {DISPATCHER: "dispatcher", **{robot_id(i): "robot" for i in range(n)}}
-    kwargs = dict(seed=seed, world=world.model_dump(mode="json"), steps=cfg.run.steps,
-                  deadline_s=cfg.run.step_deadline_s)
-    return RunPlan("scenarios.warehouse.world:run_floor", kwargs, agents,
-                   {"dispatcher": dispatcher, "robot": robot},
-                   summarize=partial(results.summarize, gamma=model.gamma),
-                   plot=partial(results.plot, gamma=model.gamma))
+    kwargs = dict(
+        seed=seed, world=world.model_dump(mode="json"), steps=cfg.run.steps, deadline_s=cfg.run.step_deadline_s
+    )
+    return RunPlan(
+        "scenarios.warehouse.world:run_floor",
+        kwargs,
+        agents,
+        {"dispatcher": dispatcher, "robot": robot},
+        summarize=partial(results.summarize, gamma=model.gamma),
+        plot=partial(results.plot, gamma=model.gamma),
+    )
 
 
 def train(cfg: ScenarioConfig, algo: WarehouseAlgo, policy: Path) -> None:
@@ -63,9 +80,16 @@ def train(cfg: ScenarioConfig, algo: WarehouseAlgo, policy: Path) -> None:
     out = alternating_marl(cfg.world.model, acfg, log_path=policy / "training.jsonl")
     out.pi_g.save(policy / "pi_g.npz")
     np.save(policy / "pi_l.npy", out.pi_l)
-    summary = {"value": out.value, "initial_value": out.initial_value, "stop": out.stop, "sweeps": out.sweeps,
-               "seconds": round(out.seconds, 2), "g_samples": out.g_samples, "l_evaluations": out.l_evaluations,
-               "accepted": sum(1 for r in out.log if r.decision == "accept")}
+    summary = {
+        "value": out.value,
+        "initial_value": out.initial_value,
+        "stop": out.stop,
+        "sweeps": out.sweeps,
+        "seconds": round(out.seconds, 2),
+        "g_samples": out.g_samples,
+        "l_evaluations": out.l_evaluations,
+        "accepted": sum(1 for r in out.log if r.decision == "accept"),
+    }
     (policy / "training.json").write_text(json.dumps(summary))
 
 
@@ -84,6 +108,15 @@ def write_nash_gap(cfg: ScenarioConfig, algo: WarehouseAlgo, policy: Path) -> No
     pi_g = TablePolicy.load(policy / "pi_g.npz")
     pi_l = np.load(policy / "pi_l.npy", allow_pickle=False)
     gap = nash_gap(cfg.world.model, pi_g, pi_l, algo.k, n=cfg.world.robots)
-    (policy / "nash_gap.json").write_text(json.dumps({
-        "gap": gap.gap, "global": gap.global_.gap, "global_ci": list(gap.global_.ci),
-        "local": gap.local.gap, "local_ci": list(gap.local.ci), "value": gap.global_.value}))
+    (policy / "nash_gap.json").write_text(
+        json.dumps(
+            {
+                "gap": gap.gap,
+                "global": gap.global_.gap,
+                "global_ci": list(gap.global_.ci),
+                "local": gap.local.gap,
+                "local_ci": list(gap.local.ci),
+                "value": gap.global_.value,
+            }
+        )
+    )

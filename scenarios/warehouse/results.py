@@ -1,4 +1,5 @@
 """Episode returns and poll statistics of a warehouse run, from its metrics.jsonl records."""
+
 from __future__ import annotations
 
 import json
@@ -21,15 +22,22 @@ def episode_rewards(metrics: list[dict], gamma: float) -> list[dict]:
         taken = np.zeros(len(r_g))  # robots that took each step: one that missed an episode's last
         total = np.zeros(len(r_g))  # broadcasts, or joined late, reports only the steps it took (NaN: not taken)
         for r in rows:
-            r = np.asarray([np.nan if v is None else v for v in r[:len(r_g)]], dtype=float)
+            r = np.asarray([np.nan if v is None else v for v in r[: len(r_g)]], dtype=float)
             ok = np.isfinite(r)
-            taken[:len(r)] += ok
-            total[:len(r)] += np.where(ok, r, 0.0)
+            taken[: len(r)] += ok
+            total[: len(r)] += np.where(ok, r, 0.0)
         seen = taken > 0  # a step no robot took (the dispatcher was down, say) is left out, and counted
         r = r_g + np.divide(total, taken, out=np.zeros_like(total), where=seen)
         discount = np.where(seen, gamma ** np.arange(len(r)), 0.0)
-        out.append({"episode": episode, "robots": len(rows), "missing_steps": int((~seen).sum()),
-                    "reward": np.where(seen, r, np.nan).tolist(), "return": float(r @ discount)})
+        out.append(
+            {
+                "episode": episode,
+                "robots": len(rows),
+                "missing_steps": int((~seen).sum()),
+                "reward": np.where(seen, r, np.nan).tolist(),
+                "return": float(r @ discount),
+            }
+        )
     return out
 
 
@@ -44,7 +52,9 @@ def summarize(run_dir: Path, metrics: list[dict], gamma: float) -> dict:
         "robots_reporting_min": min((e["robots"] for e in episodes), default=0),
         "missing_steps": sum(e["missing_steps"] for e in episodes),
         **dispatcher_counters(metrics),
-        "desync_steps": sum(m.get("desync_steps", 0) for m in metrics if m.get("kind") == "robot_node" and m.get("final")),
+        "desync_steps": sum(
+            m.get("desync_steps", 0) for m in metrics if m.get("kind") == "robot_node" and m.get("final")
+        ),
     }
     for name in ("training.json", "nash_gap.json"):
         path = run_dir / "policy" / name

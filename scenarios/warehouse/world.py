@@ -1,4 +1,5 @@
 """The warehouse world process: owns the dispatcher's mode s_g and the step clock, publishes positions."""
+
 from __future__ import annotations
 
 import logging
@@ -6,13 +7,13 @@ import time
 
 import numpy as np
 
+from agent_node.warehouse.layout import DISPATCHER, positions
 from protocols.endpoint import Endpoint
 from protocols.messages import Observation, Positions
 from protocols.security import Curve
 
 from ..step_driver import StepDriver, serve_world
 from .config import WarehouseWorld
-from agent_node.warehouse.layout import DISPATCHER, positions
 
 log = logging.getLogger("scenarios.warehouse")
 
@@ -44,7 +45,9 @@ class FloorWorld(StepDriver):
             history = np.array([*record["s_g"][-63:], s_g], dtype=np.int64)  # s_g so far this episode, up to 64
             a_g = s_g  # if the dispatcher misses the deadline: keep the priority zone
             if ep.peers.knows(DISPATCHER) and DISPATCHER not in ep.peers.down:
-                ep.peers.send(DISPATCHER, ep.stamper.encode(Observation(step=step), DISPATCHER, {"obs": obs, "sg": history}))
+                ep.peers.send(
+                    DISPATCHER, ep.stamper.encode(Observation(step=step), DISPATCHER, {"obs": obs, "sg": history})
+                )
                 action = self.collect_actions(step, {DISPATCHER}).get(DISPATCHER)
                 if action is not None and isinstance(action.value, int) and 0 <= action.value < model.zones:
                     a_g = action.value
@@ -61,8 +64,18 @@ class FloorWorld(StepDriver):
         return step == self.steps and not ep.stopping
 
 
-def run_floor(node_id: str, coordinator: str, seed: int, world: dict, steps: int, deadline_s: float,
-              curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
+def run_floor(
+    node_id: str,
+    coordinator: str,
+    seed: int,
+    world: dict,
+    steps: int,
+    deadline_s: float,
+    curve_secret: str | None = None,
+    coordinator_key: str | None = None,
+) -> int:
     """Entry point of the warehouse world process (curve_secret and coordinator_key: CURVE, Z85)."""
-    ep = Endpoint(node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
+    ep = Endpoint(
+        node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
+    )
     return serve_world(ep, lambda: FloorWorld(ep, WarehouseWorld.model_validate(world), seed, steps, deadline_s))

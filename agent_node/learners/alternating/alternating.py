@@ -1,12 +1,13 @@
 """ALTERNATING-MARL with the UPDATE rule judged by paired Monte Carlo on the potential (spec §2.5, §7.4)."""
+
 from __future__ import annotations
 
 import json
 import math
-from statistics import NormalDist
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any, Callable, Literal, NamedTuple
 
 import numpy as np
@@ -79,11 +80,12 @@ class StayDispatcher:
 
 
 def initial_dispatcher(kind: str, k: int | None = None, zones: int | None = None) -> GlobalPolicy:
-    """"stay" or "zero"; with k and zones given, as a TablePolicy (so it can be saved and deployed)."""
+    """ "stay" or "zero"; with k and zones given, as a TablePolicy (so it can be saved and deployed)."""
     fn = StayDispatcher() if kind == "stay" else ConstantDispatcher(0)
     if k is None:
         return fn
     from .g_learn import TablePolicy
+
     return TablePolicy.tabulate(k, zones, fn)
 
 
@@ -140,12 +142,6 @@ class AlternatingResult:
     l_evaluations: int = 0  # rollout batches used by all L-PS calls
     q: np.ndarray | None = None  # Q table of the accepted G-LEARN policy (None if none accepted)
 
-    def log_lines(self) -> list[str]:
-        return [json.dumps(asdict(r), default=_jsonable) for r in self.log]
-
-    def write_log(self, path: str | Path) -> None:
-        Path(path).write_text("".join(line + "\n" for line in self.log_lines()))
-
 
 Proposer = Callable[[GlobalPolicy, np.ndarray], tuple[Any, dict]]
 Evaluator = Callable[[GlobalPolicy, np.ndarray], np.ndarray]
@@ -161,9 +157,18 @@ class LoopOutcome(NamedTuple):
     initial_value: float
 
 
-def alternate(propose_g: Proposer, propose_l: Proposer, evaluate: Evaluator, pi_g: GlobalPolicy, pi_l: np.ndarray,
-              *, n_steps: int, eta_0: float, delta: float,
-              on_record: Callable[[RoundRecord], None] | None = None) -> LoopOutcome:
+def alternate(
+    propose_g: Proposer,
+    propose_l: Proposer,
+    evaluate: Evaluator,
+    pi_g: GlobalPolicy,
+    pi_l: np.ndarray,
+    *,
+    n_steps: int,
+    eta_0: float,
+    delta: float,
+    on_record: Callable[[RoundRecord], None] | None = None,
+) -> LoopOutcome:
     """The UPDATE loop: per sweep pi_g' = propose_g(pi_g, pi_l) then pi_l' = propose_l(pi_g, pi_l), each judged by
     update_rule on the paired per-episode returns of `evaluate` (confidence 1 - delta / (2 n_steps)); stops after a
     sweep with no ACCEPT ("terminated") or after n_steps sweeps ("n_steps")."""
@@ -181,8 +186,19 @@ def alternate(propose_g: Proposer, propose_l: Proposer, evaluate: Evaluator, pi_
             new_g, new_l = (proposal, pi_l) if player == "g" else (pi_g, proposal)
             new = np.asarray(evaluate(new_g, new_l), dtype=float)
             dec = update_rule(new - cur, eta_0, confidence)
-            rec = RoundRecord(sweep, player, dec.decision, float(new.mean()), float(cur.mean()), dec.diff,
-                              dec.half_width, dec.eta, t1 - t0, time.perf_counter() - t1, info)
+            rec = RoundRecord(
+                sweep,
+                player,
+                dec.decision,
+                float(new.mean()),
+                float(cur.mean()),
+                dec.diff,
+                dec.half_width,
+                dec.eta,
+                t1 - t0,
+                time.perf_counter() - t1,
+                info,
+            )
             log.append(rec)
             if on_record is not None:
                 on_record(rec)
@@ -193,9 +209,18 @@ def alternate(propose_g: Proposer, propose_l: Proposer, evaluate: Evaluator, pi_
     return LoopOutcome(pi_g, pi_l, log, "n_steps", sweep, cur, initial)
 
 
-def released_loop(propose_g: Proposer, propose_l: Proposer, evaluate: Evaluator, pi_g: GlobalPolicy,
-                  pi_l: np.ndarray, *, n_steps: int, rtol: float, check: Callable[[int, Any, np.ndarray], float],
-                  on_record: Callable[[RoundRecord], None] | None = None) -> LoopOutcome:
+def released_loop(
+    propose_g: Proposer,
+    propose_l: Proposer,
+    evaluate: Evaluator,
+    pi_g: GlobalPolicy,
+    pi_l: np.ndarray,
+    *,
+    n_steps: int,
+    rtol: float,
+    check: Callable[[int, Any, np.ndarray], float],
+    on_record: Callable[[RoundRecord], None] | None = None,
+) -> LoopOutcome:
     """The released code's AlternatingMARL.train: per iteration pi_g = G-LEARN(pi_l), then pi_l = L-LEARN(pi_g)
     (always taken: its best starts at -inf); check(iteration, pi_g, pi_l), a short rollout value, keeps the best
     pair, reverts to it when worse by more than rtol, and stops when two successive checks differ by < rtol.
@@ -211,8 +236,19 @@ def released_loop(propose_g: Proposer, propose_l: Proposer, evaluate: Evaluator,
         value = check(it, pi_g, pi_l)
         values.append(value)
         decision = "best" if value > best else "revert" if value < best - abs(best) * rtol else "keep"
-        rec = RoundRecord(it + 1, "g+l", decision, value, best, value - best if math.isfinite(best) else 0.0, 0.0,
-                          0.0, t1 - t0, time.perf_counter() - t1, {"g": g_info, "l": l_info})
+        rec = RoundRecord(
+            it + 1,
+            "g+l",
+            decision,
+            value,
+            best,
+            value - best if math.isfinite(best) else 0.0,
+            0.0,
+            0.0,
+            t1 - t0,
+            time.perf_counter() - t1,
+            {"g": g_info, "l": l_info},
+        )
         log.append(rec)
         if on_record is not None:
             on_record(rec)
@@ -226,9 +262,14 @@ def released_loop(propose_g: Proposer, propose_l: Proposer, evaluate: Evaluator,
     return LoopOutcome(pi_g, pi_l, log, stop, it + 1, np.asarray(evaluate(pi_g, pi_l), dtype=float), initial)
 
 
-def alternating_marl(model: WarehouseModel, config: AlternatingConfig | None = None, *,
-                     log_path: str | Path | None = None, g_learn_fn: Callable | None = None,
-                     l_learn_fn: Callable | None = None) -> AlternatingResult:
+def alternating_marl(
+    model: WarehouseModel,
+    config: AlternatingConfig | None = None,
+    *,
+    log_path: str | Path | None = None,
+    g_learn_fn: Callable | None = None,
+    l_learn_fn: Callable | None = None,
+) -> AlternatingResult:
     """ALTERNATING-MARL from (initial pi_g, uniform pi_l): G-LEARN and L-LEARN proposals under UPDATE, the potential
     Phi = E_rho V estimated on one fixed evaluation set (n robots, eval_rollouts episodes, eval_horizon steps)."""
     cfg = config or AlternatingConfig()
@@ -241,24 +282,46 @@ def alternating_marl(model: WarehouseModel, config: AlternatingConfig | None = N
 
     def propose_g(pi_g, pi_l):
         state["calls"] += 1
-        res = g_learn_fn(model, pi_l, cfg.k, m=cfg.m, seed=derive_seed(cfg.seed, 1, state["calls"]), tol=cfg.g_tol,
-                         max_sweeps=cfg.g_max_sweeps, estimator=cfg.g_estimator,
-                         q_init=state["q"] if cfg.warm_start else None)
+        res = g_learn_fn(
+            model,
+            pi_l,
+            cfg.k,
+            m=cfg.m,
+            seed=derive_seed(cfg.seed, 1, state["calls"]),
+            tol=cfg.g_tol,
+            max_sweeps=cfg.g_max_sweeps,
+            estimator=cfg.g_estimator,
+            q_init=state["q"] if cfg.warm_start else None,
+        )
         state["q"], state["samples"] = res.q, state["samples"] + int(res.samples)
-        return res.policy, {"sweeps": int(res.sweeps), "samples": int(res.samples), "residual": float(res.residual),
-                            "g_seconds": float(res.seconds)}
+        return res.policy, {
+            "sweeps": int(res.sweeps),
+            "samples": int(res.samples),
+            "residual": float(res.residual),
+            "g_seconds": float(res.seconds),
+        }
 
     def propose_l(pi_g, pi_l):
         state["calls"] += 1
         kw: dict[str, Any] = {}
         if cfg.l_solver == "ps":
-            kw = dict(sweeps=cfg.l_sweeps, rollouts=cfg.l_rollouts, horizon=cfg.l_horizon, min_gain=cfg.l_min_gain,
-                      seed=derive_seed(cfg.seed, 2, state["calls"]))
+            kw = dict(
+                sweeps=cfg.l_sweeps,
+                rollouts=cfg.l_rollouts,
+                horizon=cfg.l_horizon,
+                min_gain=cfg.l_min_gain,
+                seed=derive_seed(cfg.seed, 2, state["calls"]),
+            )
         res = l_learn_fn(model, pi_g, cfg.k, n=cfg.l_n or cfg.n, solver=cfg.l_solver, pi_l=pi_l, **kw)
         state["evals"] += int(res.evaluations)
-        return res.pi_l, {"solver": res.solver, "evaluations": int(res.evaluations), "sweeps": int(res.sweeps),
-                          "changes": int(res.changes), "train_value": _finite(res.value),
-                          "train_start_value": _finite(res.start_value)}
+        return res.pi_l, {
+            "solver": res.solver,
+            "evaluations": int(res.evaluations),
+            "sweeps": int(res.sweeps),
+            "changes": int(res.changes),
+            "train_value": _finite(res.value),
+            "train_start_value": _finite(res.start_value),
+        }
 
     handle = open(log_path, "w") if log_path is not None else None
 
@@ -273,20 +336,46 @@ def alternating_marl(model: WarehouseModel, config: AlternatingConfig | None = N
     try:
         if cfg.loop == "released":
             pi_g, pi_l, log, stop, sweeps, cur, initial = released_loop(
-                propose_g, propose_l, evaluator, *start, n_steps=cfg.n_steps, rtol=cfg.check_rtol,
-                check=lambda it, g, l_: float(Simulator(model, cfg.n, 1000 + it).run(
-                    g, l_, cfg.k, np.arange(cfg.check_rollouts), cfg.check_horizon).returns.mean()),
-                on_record=on_record)
+                propose_g,
+                propose_l,
+                evaluator,
+                *start,
+                n_steps=cfg.n_steps,
+                rtol=cfg.check_rtol,
+                check=lambda it, g, l_: float(
+                    Simulator(model, cfg.n, 1000 + it)
+                    .run(g, l_, cfg.k, np.arange(cfg.check_rollouts), cfg.check_horizon)
+                    .returns.mean()
+                ),
+                on_record=on_record,
+            )
         else:
             pi_g, pi_l, log, stop, sweeps, cur, initial = alternate(
-                propose_g, propose_l, evaluator, *start,
-                n_steps=cfg.n_steps, eta_0=cfg.eta_0, delta=cfg.delta, on_record=on_record)
+                propose_g,
+                propose_l,
+                evaluator,
+                *start,
+                n_steps=cfg.n_steps,
+                eta_0=cfg.eta_0,
+                delta=cfg.delta,
+                on_record=on_record,
+            )
     finally:
         if handle is not None:
             handle.close()
-    return AlternatingResult(pi_g=pi_g, pi_l=pi_l, value=float(cur.mean()), initial_value=initial, log=log, stop=stop,
-                             sweeps=sweeps, seconds=time.perf_counter() - t_start, g_samples=state["samples"],
-                             l_evaluations=state["evals"], q=state["accepted_q"])
+    return AlternatingResult(
+        pi_g=pi_g,
+        pi_l=pi_l,
+        value=float(cur.mean()),
+        initial_value=initial,
+        log=log,
+        stop=stop,
+        sweeps=sweeps,
+        seconds=time.perf_counter() - t_start,
+        g_samples=state["samples"],
+        l_evaluations=state["evals"],
+        q=state["accepted_q"],
+    )
 
 
 class PotentialEstimator:

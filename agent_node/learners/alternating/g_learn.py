@@ -1,4 +1,5 @@
 """G-LEARN (spec §2.2): the dispatcher's best response to a fixed pi_l by value iteration on S_g x mu_k(S_l) x A_g."""
+
 from __future__ import annotations
 
 import math
@@ -83,7 +84,7 @@ def _multinomial_pmf(c: int, p: np.ndarray) -> np.ndarray:
     """Multinomial(c, p) probabilities of the count vectors of mu_c, in rank order."""
     support = count_table(c, len(p))
     log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, c + 1)))])
-    pmf = np.exp(log_fact[c] - log_fact[support].sum(axis=1)) * np.prod(p ** support, axis=1)
+    pmf = np.exp(log_fact[c] - log_fact[support].sum(axis=1)) * np.prod(p**support, axis=1)
     return pmf / pmf.sum()
 
 
@@ -117,7 +118,7 @@ def sample_next_histograms(p_pil: np.ndarray, k: int, m: int, rng: np.random.Gen
             order = np.argsort(counts[:, x], kind="stable")  # groups b_x = 0, 1, ..., k are contiguous
             start = 0
             for c, size in enumerate(np.bincount(counts[:, x], minlength=k + 1) * m):
-                draws[start:start + size] = _multinomial_draws(rng, c, p_pil[x, g], size) if size else 0
+                draws[start : start + size] = _multinomial_draws(rng, c, p_pil[x, g], size) if size else 0
                 start += size
             total[order] += draws.reshape(len(counts), m, zones_l)
         nxt[g] = rank_counts(total, k).T
@@ -138,8 +139,11 @@ def exact_kernel(p_pil: np.ndarray, k: int) -> np.ndarray:
                 step = _multinomial_pmf(b[x], p_pil[x, g])
                 sums = count_table(size, zones_l)[:, None, :] + count_table(b[x], zones_l)[None, :, :]
                 size += b[x]
-                dist = np.bincount(rank_counts(sums, size).ravel(), weights=np.outer(dist, step).ravel(),
-                                   minlength=n_histograms(size, zones_l))
+                dist = np.bincount(
+                    rank_counts(sums, size).ravel(),
+                    weights=np.outer(dist, step).ravel(),
+                    minlength=n_histograms(size, zones_l),
+                )
             kernel[g, i] = dist
     return kernel
 
@@ -162,9 +166,18 @@ def paper_sweeps(model: WarehouseModel, k: int) -> int:
     return math.ceil(math.log(2 * model.r_max / ((1 - model.gamma) * eps)) / (1 - model.gamma))
 
 
-def g_learn(model: WarehouseModel, pi_l: np.ndarray, k: int, *, m: int = 30, seed: int = 0, tol: float = 1e-3,
-            max_sweeps: int | None = None, estimator: Literal["sampled", "exact"] = "sampled",
-            q_init: np.ndarray | None = None) -> GLearnResult:
+def g_learn(
+    model: WarehouseModel,
+    pi_l: np.ndarray,
+    k: int,
+    *,
+    m: int = 30,
+    seed: int = 0,
+    tol: float = 1e-3,
+    max_sweeps: int | None = None,
+    estimator: Literal["sampled", "exact"] = "sampled",
+    q_init: np.ndarray | None = None,
+) -> GLearnResult:
     """Best response of the dispatcher to pi_l in the k-robot mean-field surrogate (Alg. G-LEARN, spec §2.2).
 
     "sampled": iterate the fixed empirical operator (Eq. 10 with the §7.3 trick, exact expectation over s_g')

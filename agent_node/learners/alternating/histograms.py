@@ -1,4 +1,5 @@
 """Mean-field states mu_k(S_l) (spec §2.1, Def. 3.1): count vectors b >= 0 with sum k, ranked in colex order."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -18,8 +19,12 @@ def count_table(k: int, zones: int) -> np.ndarray:
     if zones == 1:
         out = np.array([[k]], dtype=np.int64)
     else:
-        out = np.concatenate([np.column_stack([count_table(s, zones - 1), np.full(n_histograms(s, zones - 1), k - s)])
-                              for s in range(k + 1)])
+        out = np.concatenate(
+            [
+                np.column_stack([count_table(s, zones - 1), np.full(n_histograms(s, zones - 1), k - s)])
+                for s in range(k + 1)
+            ]
+        )
     out.setflags(write=False)
     return out
 

@@ -1,4 +1,5 @@
 """L-LEARN: the shared local best response to a fixed dispatcher policy (spec §2.4, §7.5)."""
+
 from __future__ import annotations
 
 import time
@@ -29,8 +30,16 @@ class LLearnResult:
     history: list[float] = field(default_factory=list)  # "ps": V after each sweep
 
 
-def l_learn(model: WarehouseModel, pi_g: GlobalPolicy, k: int, *, n: int, solver: Literal["ps", "mfvi"] = "ps",
-            pi_l: np.ndarray | None = None, **kwargs) -> LLearnResult:
+def l_learn(
+    model: WarehouseModel,
+    pi_g: GlobalPolicy,
+    k: int,
+    *,
+    n: int,
+    solver: Literal["ps", "mfvi"] = "ps",
+    pi_l: np.ndarray | None = None,
+    **kwargs,
+) -> LLearnResult:
     """Best response of the shared pi_l to pi_g; "ps" maximises the common welfare V in the n-agent simulator."""
     if solver == "ps":
         return l_ps(model, pi_g, k, n=n, pi_l=pi_l, **kwargs)
@@ -39,9 +48,21 @@ def l_learn(model: WarehouseModel, pi_g: GlobalPolicy, k: int, *, n: int, solver
     raise ValueError(f"unknown L-LEARN solver {solver!r}")
 
 
-def l_ps(model: WarehouseModel, pi_g: GlobalPolicy, k: int, *, n: int, pi_l: np.ndarray | None = None,
-         start: np.ndarray | str | None = None, sweeps: int = 3, rollouts: int = 16, horizon: int = 50,
-         seed: int = 0, min_gain: float = 0.0, shuffle: bool = True) -> LLearnResult:
+def l_ps(
+    model: WarehouseModel,
+    pi_g: GlobalPolicy,
+    k: int,
+    *,
+    n: int,
+    pi_l: np.ndarray | None = None,
+    start: np.ndarray | str | None = None,
+    sweeps: int = 3,
+    rollouts: int = 16,
+    horizon: int = 50,
+    seed: int = 0,
+    min_gain: float = 0.0,
+    shuffle: bool = True,
+) -> LLearnResult:
     """L-PS: coordinate ascent over the deterministic table a_l[s_l, s_g], all robots switching together.
 
     Every candidate (one entry changed) is scored by the paired difference of discounted returns against the
@@ -85,22 +106,51 @@ def l_ps(model: WarehouseModel, pi_g: GlobalPolicy, k: int, *, n: int, pi_l: np.
         history.append(float(cur.mean()))
         if not changed:
             break
-    return LLearnResult(pi_l=deterministic_local_policy(table), actions=table, solver="ps", value=float(cur.mean()),
-                        start_value=start_value, evaluations=evaluations, sweeps=done, changes=changes,
-                        seconds=time.perf_counter() - t0, history=history)
+    return LLearnResult(
+        pi_l=deterministic_local_policy(table),
+        actions=table,
+        solver="ps",
+        value=float(cur.mean()),
+        start_value=start_value,
+        evaluations=evaluations,
+        sweeps=done,
+        changes=changes,
+        seconds=time.perf_counter() - t0,
+        history=history,
+    )
 
 
-def l_mfvi(model: WarehouseModel, pi_g: GlobalPolicy, k: int, *, pi_l: np.ndarray | None = None,
-           mc_draws: int = 200, mc_seed: int = 999, power_iters: int = 50, max_iters: int = 100, tol: float = 1e-6,
-           extract: Literal["softmax", "greedy"] = "softmax", tau_scale: float = 3.0,
-           tau_min: float = 0.3) -> LLearnResult:
+def l_mfvi(
+    model: WarehouseModel,
+    pi_g: GlobalPolicy,
+    k: int,
+    *,
+    pi_l: np.ndarray | None = None,
+    mc_draws: int = 200,
+    mc_seed: int = 999,
+    power_iters: int = 50,
+    max_iters: int = 100,
+    tol: float = 1e-6,
+    extract: Literal["softmax", "greedy"] = "softmax",
+    tau_scale: float = 3.0,
+    tau_min: float = 0.3,
+) -> LLearnResult:
     """The released code's L-LEARN (spec §2.4 "Code version"): value iteration on (s_g, s_l) with unscaled r_l,
     r_g ignored, the dispatcher replaced by the mean-field kernel P_g_eff(s_g'|s_g) = E_{b~Mult(k, mu)}
     P_g(s_g'|s_g, pi_g(s_g, b)) (mu: stationary law of the population chain under pi_l, s_g averaged
     uniformly), then softmax extraction with tau = max(tau_min, (max_a Q - min_a Q) / tau_scale)."""
     t0 = time.perf_counter()
-    q, iters = mfvi_q(model, pi_g, k, pi_l=pi_l, mc_draws=mc_draws, mc_seed=mc_seed, power_iters=power_iters,
-                      max_iters=max_iters, tol=tol)
+    q, iters = mfvi_q(
+        model,
+        pi_g,
+        k,
+        pi_l=pi_l,
+        mc_draws=mc_draws,
+        mc_seed=mc_seed,
+        power_iters=power_iters,
+        max_iters=max_iters,
+        tol=tol,
+    )
     actions = q.argmax(axis=-1)
     if extract == "greedy":
         table = deterministic_local_policy(actions)
@@ -108,13 +158,31 @@ def l_mfvi(model: WarehouseModel, pi_g: GlobalPolicy, k: int, *, pi_l: np.ndarra
         tau = np.maximum(tau_min, (q.max(-1) - q.min(-1)) / tau_scale)[..., None]
         e = np.exp((q - q.max(-1, keepdims=True)) / tau)
         table = e / e.sum(-1, keepdims=True)
-    return LLearnResult(pi_l=table, actions=actions, solver="mfvi", value=float("nan"), start_value=float("nan"),
-                        evaluations=0, sweeps=iters, changes=0, seconds=time.perf_counter() - t0)
+    return LLearnResult(
+        pi_l=table,
+        actions=actions,
+        solver="mfvi",
+        value=float("nan"),
+        start_value=float("nan"),
+        evaluations=0,
+        sweeps=iters,
+        changes=0,
+        seconds=time.perf_counter() - t0,
+    )
 
 
-def mfvi_q(model: WarehouseModel, pi_g: GlobalPolicy, k: int, *, pi_l: np.ndarray | None = None,
-           mc_draws: int = 200, mc_seed: int = 999, power_iters: int = 50, max_iters: int = 100,
-           tol: float = 1e-6) -> tuple[np.ndarray, int]:
+def mfvi_q(
+    model: WarehouseModel,
+    pi_g: GlobalPolicy,
+    k: int,
+    *,
+    pi_l: np.ndarray | None = None,
+    mc_draws: int = 200,
+    mc_seed: int = 999,
+    power_iters: int = 50,
+    max_iters: int = 100,
+    tol: float = 1e-6,
+) -> tuple[np.ndarray, int]:
     """Q[s_l, s_g, a_l] of the code's (s_g, s_l) value iteration, and the iterations run."""
     z, gamma = model.zones, model.gamma
     pi_l = np.full((z, z, N_ACTIONS), 1.0 / N_ACTIONS) if pi_l is None else np.asarray(pi_l, dtype=float)
@@ -133,7 +201,9 @@ def mfvi_q(model: WarehouseModel, pi_g: GlobalPolicy, k: int, *, pi_l: np.ndarra
     q = model.r_l.copy()
     iters = 0
     for iters in range(1, max_iters + 1):
-        if model.local_transition == "next":  # the move reads s_g': sum_{s_g'} P_eff(s_g'|s_g) P_l(y|l, s_g', a) v[s_g', y]
+        if (
+            model.local_transition == "next"
+        ):  # the move reads s_g': sum_{s_g'} P_eff(s_g'|s_g) P_l(y|l, s_g', a) v[s_g', y]
             q = model.r_l + gamma * np.einsum("gh,lhay,hy->lga", p_eff, model.P_l, v)
         else:
             w = p_eff @ v  # w[s_g, s_l'] = sum_{s_g'} P_eff(s_g'|s_g) v[s_g', s_l']

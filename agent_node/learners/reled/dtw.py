@@ -1,4 +1,5 @@
 """DTW distance and the hybrid-loss weight alpha = exp(-(k/K) * D_DTW) (spec §4.3 Eq. 30, §9.6, §9.7)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -24,8 +25,7 @@ def _as_2d(seq: Sequence | np.ndarray) -> np.ndarray:
     return arr
 
 
-def cost_matrix(a: Sequence | np.ndarray, b: Sequence | np.ndarray,
-                dist: GroundDistance = "euclidean") -> np.ndarray:
+def cost_matrix(a: Sequence | np.ndarray, b: Sequence | np.ndarray, dist: GroundDistance = "euclidean") -> np.ndarray:
     """Local costs c[i, j] = dist(a_i, b_j); default Euclidean in metres (RECOMMEND §4.3)."""
     x, y = _as_2d(a), _as_2d(b)
     if x.shape[1] != y.shape[1]:
@@ -72,9 +72,13 @@ def normalise_dtw(raw: float, scale: float = DTW_SCALE_DEFAULT) -> float:
     return float(raw) / scale
 
 
-def agent_dtw(agent_episodes: Sequence[Sequence | np.ndarray], expert: Sequence | np.ndarray,
-              complete: Sequence[bool] | None = None, dist: GroundDistance = "euclidean",
-              scale: float = DTW_SCALE_DEFAULT) -> float | None:
+def agent_dtw(
+    agent_episodes: Sequence[Sequence | np.ndarray],
+    expert: Sequence | np.ndarray,
+    complete: Sequence[bool] | None = None,
+    dist: GroundDistance = "euclidean",
+    scale: float = DTW_SCALE_DEFAULT,
+) -> float | None:
     """D_DTW(tau^{a,i}, tau^{e,i}) (Eq. 30): mean DTW over agent i's episodes in the epoch vs its expert sequence.
 
     RECOMMEND §4.3: complete episodes only; all (partial) episodes if no complete one exists. None if no episodes.
@@ -113,7 +117,8 @@ def expert_weight(dtw: float | None, k: int, K: int, mode: AlphaMode = "paper", 
     raise ValueError(f"unknown alpha mode {mode!r}")
 
 
-def hybrid_objective(l_agent: float, l_expert: float, entropy: float, alpha: float,
-                     beta: float = BETA_DEFAULT) -> float:
+def hybrid_objective(
+    l_agent: float, l_expert: float, entropy: float, alpha: float, beta: float = BETA_DEFAULT
+) -> float:
     """L = alpha L^a + (1 - alpha) L^e + beta H (Eqs. 30-31), an objective to MAXIMISE; beta RECOMMEND 0.01 (§5)."""
     return float(alpha * l_agent + (1.0 - alpha) * l_expert + beta * entropy)

@@ -1,4 +1,5 @@
 """SED feedback: RVI pairs R^j (Eqs. 17-19), PDI pairs K^j (Eqs. 20-24) and prompt lines (spec §3.3-3.5, §9.4-9.5)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -88,10 +89,14 @@ def violation_steps(r_ext_hat: Sequence[float], threshold: float) -> np.ndarray:
     return np.flatnonzero(np.asarray(r_ext_hat, dtype=float) < -threshold)
 
 
-def rvi_pairs(expert_rollout: Mapping[Hashable, Sequence[float]],
-              policy_rollouts: Sequence[Mapping[Hashable, Sequence[float]]], subset: Sequence[Hashable],
-              instructions: Mapping[Hashable, Sequence[InstructionSpan]], subset_id: int = 0,
-              states: Callable[[int], str | None] | None = None) -> list[RVIPair]:
+def rvi_pairs(
+    expert_rollout: Mapping[Hashable, Sequence[float]],
+    policy_rollouts: Sequence[Mapping[Hashable, Sequence[float]]],
+    subset: Sequence[Hashable],
+    instructions: Mapping[Hashable, Sequence[InstructionSpan]],
+    subset_id: int = 0,
+    states: Callable[[int], str | None] | None = None,
+) -> list[RVIPair]:
     """R^j (Eq. 19): each violating step t in T^j paired with the instruction active at t for every i in A_j.
 
     expert_rollout / policy_rollouts: per-agent reward series r_t^i on the shared clock (index t = sim second,
@@ -106,15 +111,30 @@ def rvi_pairs(expert_rollout: Mapping[Hashable, Sequence[float]],
         for i in subset:
             k = active_instruction(instructions.get(i, ()), float(t))
             if k is not None:
-                out.append(RVIPair(subset_id, int(t), float(abs(r_hat[t])), thr, i, k, instructions[i][k].text,
-                                   None if states is None else states(int(t))))
+                out.append(
+                    RVIPair(
+                        subset_id,
+                        int(t),
+                        float(abs(r_hat[t])),
+                        thr,
+                        i,
+                        k,
+                        instructions[i][k].text,
+                        None if states is None else states(int(t)),
+                    )
+                )
     return out
 
 
-def pdi_pairs(policy_probs: Mapping[Hashable, np.ndarray], expert_actions: Mapping[Hashable, Sequence[int]],
-              decision_times: Mapping[Hashable, Sequence[float]],
-              instructions: Mapping[Hashable, Sequence[InstructionSpan]], subset_id: int = 0,
-              states: Mapping[Hashable, Sequence[str]] | None = None, floor: float = PROB_FLOOR) -> list[PDIPair]:
+def pdi_pairs(
+    policy_probs: Mapping[Hashable, np.ndarray],
+    expert_actions: Mapping[Hashable, Sequence[int]],
+    decision_times: Mapping[Hashable, Sequence[float]],
+    instructions: Mapping[Hashable, Sequence[InstructionSpan]],
+    subset_id: int = 0,
+    states: Mapping[Hashable, Sequence[str]] | None = None,
+    floor: float = PROB_FLOOR,
+) -> list[PDIPair]:
     """K^j (Eqs. 22-24): one entry per i in A_j with expert steps (the keys of policy_probs).
 
     policy_probs[i]: (T_i, n_actions) distributions pi^i(.|o_t) of the CURRENT policy at agent i's expert
@@ -135,10 +155,22 @@ def pdi_pairs(policy_probs: Mapping[Hashable, np.ndarray], expert_actions: Mappi
         time = float(decision_times[i][t_star])
         spans = instructions.get(i, ())
         k = active_instruction(spans, time)
-        out.append(PDIPair(subset_id, i, float(nll[t_star]), t_star, time, float(p_expert[t_star]), int(u[t_star]),
-                           int(np.argmax(p[t_star])), float(np.max(p[t_star])), k,
-                           None if k is None else spans[k].text,
-                           None if states is None else states[i][t_star]))
+        out.append(
+            PDIPair(
+                subset_id,
+                i,
+                float(nll[t_star]),
+                t_star,
+                time,
+                float(p_expert[t_star]),
+                int(u[t_star]),
+                int(np.argmax(p[t_star])),
+                float(np.max(p[t_star])),
+                k,
+                None if k is None else spans[k].text,
+                None if states is None else states[i][t_star],
+            )
+        )
     return out
 
 
@@ -152,23 +184,31 @@ def format_feedback_lines(rvi: Sequence[RVIPair], pdi: Sequence[PDIPair], top_k:
 
     R^j: the top_k entries by |r| (ties: earlier t, then input order); K^j: one line per agent.
     """
-    lines = ["Reward volatility (RVI, Eq. 19): steps where the other agents' summed reward fell below the "
-             "policy-only baseline, with the instruction active then:"]
+    lines = [
+        "Reward volatility (RVI, Eq. 19): steps where the other agents' summed reward fell below the "
+        "policy-only baseline, with the instruction active then:"
+    ]
     ranked = sorted(enumerate(rvi), key=lambda e: (-e[1].value, e[1].t, e[0]))[:top_k]
     if not ranked:
         lines.append("  none")
     for _, r in ranked:
-        line = (f"  subset {r.subset}, t={r.t} s: |r_ext|={r.value:.2f} (baseline max {r.threshold:.2f}); "
-                f"agent {r.agent}, instr #{r.instr_index}: {r.instruction}")
+        line = (
+            f"  subset {r.subset}, t={r.t} s: |r_ext|={r.value:.2f} (baseline max {r.threshold:.2f}); "
+            f"agent {r.agent}, instr #{r.instr_index}: {r.instruction}"
+        )
         lines.append(line + (f"; state: {r.state}" if r.state else ""))
-    lines.append("Policy divergence (PDI, Eq. 24): per expert agent, the step where the learned policy least "
-                 "expects the expert's action:")
+    lines.append(
+        "Policy divergence (PDI, Eq. 24): per expert agent, the step where the learned policy least "
+        "expects the expert's action:"
+    )
     if not pdi:
         lines.append("  none")
     for q in pdi:
         instr = "none active" if q.instr_index is None else f"instr #{q.instr_index}: {q.instruction}"
-        line = (f"  subset {q.subset}, agent {q.agent}: PDI=-ln pi(u*|o*)={q.value:.2f} at t={q.time:g} s "
-                f"(step {q.step}); expert action {q.expert_action} (p={q.prob:.3f}), policy argmax "
-                f"{q.policy_action} (p={q.policy_prob:.3f}); {instr}")
+        line = (
+            f"  subset {q.subset}, agent {q.agent}: PDI=-ln pi(u*|o*)={q.value:.2f} at t={q.time:g} s "
+            f"(step {q.step}); expert action {q.expert_action} (p={q.prob:.3f}), policy argmax "
+            f"{q.policy_action} (p={q.policy_prob:.3f}); {instr}"
+        )
         lines.append(line + (f"; state: {q.state}" if q.state else ""))
     return lines

@@ -1,4 +1,6 @@
-"""Per-agent hybrid expert-agent PPO of RELED's HPO module: pi, V^a, V^e, Eq. 26 returns, Eqs. 27-31 update (spec §4)."""
+"""Per-agent hybrid expert-agent PPO of RELED's HPO module: pi, V^a, V^e, Eq. 26 returns, Eqs. 27-31 update
+(spec §4)."""
+
 from __future__ import annotations
 
 import copy
@@ -94,7 +96,8 @@ class Trajectory:
 
 
 def preprocess(obs: np.ndarray, n_junctions: int, n_actions: int = 4) -> np.ndarray:
-    """Spec §9.10: junction IDs (entries 0, 1 and the last n_actions) / (n_junctions - 1); -1 padding and scores kept."""
+    """Spec §9.10: junction IDs (entries 0, 1 and the last n_actions) / (n_junctions - 1); -1 padding and scores
+    kept."""
     x = np.array(obs, dtype=np.float32)  # copy
     if x.ndim == 0 or x.shape[-1] < 2 + n_actions:
         raise ValueError(f"observation last dim must be >= {2 + n_actions}, got shape {x.shape}")
@@ -206,8 +209,10 @@ class HybridPPO:
     # ---- returns (Eqs. 26, 28) ----------------------------------------------------------------------------------
     def _check_traj(self, traj: Trajectory) -> None:
         if traj.obs.shape[1] != self.cfg.obs_dim or traj.masks.shape[1] != self.cfg.n_actions:
-            raise ValueError(f"trajectory obs/masks must be (T, {self.cfg.obs_dim}) / (T, {self.cfg.n_actions}), "
-                             f"got {traj.obs.shape} / {traj.masks.shape}")
+            raise ValueError(
+                f"trajectory obs/masks must be (T, {self.cfg.obs_dim}) / (T, {self.cfg.n_actions}), "
+                f"got {traj.obs.shape} / {traj.masks.shape}"
+            )
         if traj.actions.min() < 0 or traj.actions.max() >= self.cfg.n_actions:
             raise ValueError(f"actions must lie in [0, {self.cfg.n_actions}), got {traj.actions}")
         if not fix_masks(traj.masks)[np.arange(len(traj)), traj.actions].all():
@@ -268,8 +273,10 @@ class HybridPPO:
         obj = torch.min(ratio * adv, torch.clamp(ratio, 1 - eps, 1 + eps) * adv).mean()
         entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
         with torch.no_grad():
-            diag = dict(approx_kl=float(((ratio - 1) - logratio).mean()),
-                        clipfrac=float(((ratio - 1).abs() > eps).float().mean()))
+            diag = dict(
+                approx_kl=float(((ratio - 1) - logratio).mean()),
+                clipfrac=float(((ratio - 1).abs() > eps).float().mean()),
+            )
         return obj, entropy, diag
 
     def update(self, agent_trajs: list[Trajectory], expert_trajs: list[Trajectory], alpha: float) -> dict:
@@ -288,8 +295,17 @@ class HybridPPO:
         norm = self.cfg.norm_adv
         A = self._dataset(list(agent_trajs), self.critic_agent, norm != "none")
         E = self._dataset(list(expert_trajs), self.critic_expert, norm == "both") if alpha < 1.0 else None
-        stats = dict(policy_loss=0.0, value_loss_agent=0.0, value_loss_expert=0.0, entropy=0.0, approx_kl=0.0,
-                     clipfrac=0.0, alpha=float(alpha), n_agent=A["n"] if A else 0, n_expert=E["n"] if E else 0)
+        stats = dict(
+            policy_loss=0.0,
+            value_loss_agent=0.0,
+            value_loss_expert=0.0,
+            entropy=0.0,
+            approx_kl=0.0,
+            clipfrac=0.0,
+            alpha=float(alpha),
+            n_agent=A["n"] if A else 0,
+            n_expert=E["n"] if E else 0,
+        )
         if A is None and E is None:
             return stats
         lead = A if A is not None else E
@@ -302,17 +318,21 @@ class HybridPPO:
             while need:
                 if e_pos == len(e_perm):
                     e_perm, e_pos = torch.randperm(E["n"], generator=self.gen), 0
-                take = e_perm[e_pos:e_pos + need]
+                take = e_perm[e_pos : e_pos + need]
                 parts.append(take)
                 e_pos, need = e_pos + len(take), need - len(take)
             return torch.cat(parts)
 
-        sums, count = dict.fromkeys(("policy_loss", "value_loss_agent", "value_loss_expert", "entropy",
-                                     "approx_kl", "clipfrac"), 0.0), 0
+        sums, count = (
+            dict.fromkeys(
+                ("policy_loss", "value_loss_agent", "value_loss_expert", "entropy", "approx_kl", "clipfrac"), 0.0
+            ),
+            0,
+        )
         for _ in range(cfg.update_epochs):
             perm = torch.randperm(lead["n"], generator=self.gen)
             for start in range(0, lead["n"], mb):
-                idx = perm[start:start + mb]
+                idx = perm[start : start + mb]
                 loss = torch.zeros(())
                 objective = torch.zeros(())
                 if A is not None:
@@ -347,9 +367,14 @@ class HybridPPO:
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """A snapshot (deep copy) of networks, optimizer and sampling generator: a resumed run continues identically."""
-        state = dict(config=self.cfg.model_dump(), policy=self.policy.state_dict(),
-                     critic_agent=self.critic_agent.state_dict(), critic_expert=self.critic_expert.state_dict(),
-                     optimizer=self.optimizer.state_dict(), generator=self.gen.get_state())
+        state = dict(
+            config=self.cfg.model_dump(),
+            policy=self.policy.state_dict(),
+            critic_agent=self.critic_agent.state_dict(),
+            critic_expert=self.critic_expert.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            generator=self.gen.get_state(),
+        )
         return copy.deepcopy(state)
 
     def load_state_dict(self, d: dict) -> None:

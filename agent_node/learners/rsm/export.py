@@ -1,4 +1,5 @@
 """Write an RSM-MASAC actor as a portable policy file (agent_node.portable_policy format), readable without torch."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,13 @@ from agent_node.portable_policy import DESCRIPTION_KEY, FORMAT, KIND, VERSION, P
 
 
 def _linear(name: str, layer) -> dict[str, Any]:
-    return {"type": "linear", "in": layer.in_features, "out": layer.out_features,
-            "weight": f"{name}.weight", "bias": f"{name}.bias"}
+    return {
+        "type": "linear",
+        "in": layer.in_features,
+        "out": layer.out_features,
+        "weight": f"{name}.weight",
+        "bias": f"{name}.bias",
+    }
 
 
 def export_actor(actor: Actor, bound: float, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
@@ -23,12 +29,19 @@ def export_actor(actor: Actor, bound: float, path: str | Path, meta: dict[str, A
     """
     arrays = {k: v.detach().cpu().numpy().astype(np.float32, copy=True) for k, v in actor.state_dict().items()}
     description = {
-        "format": FORMAT, "version": VERSION, "kind": KIND,
-        "obs_dim": actor.fc1.in_features, "act_dim": actor.fc_mu.out_features,
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": KIND,
+        "obs_dim": actor.fc1.in_features,
+        "act_dim": actor.fc_mu.out_features,
         "trunk": [_linear("fc1", actor.fc1), {"type": "relu"}, _linear("fc2", actor.fc2), {"type": "relu"}],
-        "heads": {"mu": [_linear("fc_mu", actor.fc_mu)],
-                  "std": [_linear("fc_std", actor.fc_std), {"type": "softplus"}]},
-        "std_floor": SIGMA_FLOOR, "action_bound": float(bound), "meta": meta or {},
+        "heads": {
+            "mu": [_linear("fc_mu", actor.fc_mu)],
+            "std": [_linear("fc_std", actor.fc_std), {"type": "softplus"}],
+        },
+        "std_floor": SIGMA_FLOOR,
+        "action_bound": float(bound),
+        "meta": meta or {},
     }
     path = Path(path)
     with path.open("wb") as f:  # a file object: np.savez would otherwise append ".npz" to the name

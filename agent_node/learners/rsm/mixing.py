@@ -1,4 +1,5 @@
 """RSM regulation: the A+ accept test (eq. 19), the rank-1-Fisher mixing weight (Thm 2, eq. 20) and the mix (eq. 10)."""
+
 from __future__ import annotations
 
 import math
@@ -54,9 +55,19 @@ def gaussian_entropy(sigma: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------- accept test
-def advantage_terms(logp_ref, logp_cur, logp_behaviour, q_min, entropy_ref, entropy_cur, alpha: float,
-                    is_eps: float = IS_EPS, is_clip: float | None = None, squash: bool = False,
-                    logp_clamp: tuple[float, float] | None = None) -> torch.Tensor:
+def advantage_terms(
+    logp_ref,
+    logp_cur,
+    logp_behaviour,
+    q_min,
+    entropy_ref,
+    entropy_cur,
+    alpha: float,
+    is_eps: float = IS_EPS,
+    is_clip: float | None = None,
+    squash: bool = False,
+    logp_clamp: tuple[float, float] | None = None,
+) -> torch.Tensor:
     """Per-sample integrand adv_m of eq. 19 (spec §3.2 step 2, §9), float64 [M]:
 
         adv_m = (pi~(a_m|s_m) - pi(a_m|s_m)) / (pi_b(a_m|s_m) + is_eps) * min(Q1, Q2)(s_m, a_m)
@@ -131,8 +142,9 @@ def zeta_bound(a_plus: float, c: float, q: float, rule: ZetaRule = "thm2") -> fl
     raise ValueError(f"unknown zeta rule {rule!r}")
 
 
-def mixing_weight(a_plus: float, c: float, q: float, cap: float = ZETA_CAP, safety: float = SAFETY,
-                  rule: ZetaRule = "thm2") -> float:
+def mixing_weight(
+    a_plus: float, c: float, q: float, cap: float = ZETA_CAP, safety: float = SAFETY, rule: ZetaRule = "thm2"
+) -> float:
     """zeta = min(cap, s * zeta_max) if A+ > 0 else 0 (spec §3.2 4b-c, §7.2, §9); NaN/inf (e.g. q = 0) gives cap."""
     if not accept(a_plus):
         return 0.0
@@ -140,8 +152,16 @@ def mixing_weight(a_plus: float, c: float, q: float, cap: float = ZETA_CAP, safe
     return cap if not math.isfinite(z) else min(cap, z)
 
 
-def regulate(adv, g, delta, gamma: float = GAMMA, cap: float = ZETA_CAP, safety: float = SAFETY,
-             rule: ZetaRule = "thm2", eps_rule: EpsRule = "abs") -> tuple[float, float, float | None]:
+def regulate(
+    adv,
+    g,
+    delta,
+    gamma: float = GAMMA,
+    cap: float = ZETA_CAP,
+    safety: float = SAFETY,
+    rule: ZetaRule = "thm2",
+    eps_rule: EpsRule = "abs",
+) -> tuple[float, float, float | None]:
     """(A+, zeta, zeta_max) for one replica from its eq. 19 terms, g and delta = theta~ - theta (Alg. 2 lines
     6-10); zeta_max is Theorem 2's bound (inf when q = 0), None for a rejected replica.
 

@@ -6,6 +6,7 @@ Avg-MASAC (spec §1.1): the full actor of every neighbour, averaged uniformly wi
 Segments travel in CPM-sized chunks (spec §1.4: 4,480-byte payloads, 1,120 float32 values); a chunk
 that never arrives is filled with zeros or with the agent's own values (spec §7.12 `loss_fill`).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .mixing import (advantage_terms, batch_score, gaussian_entropy, mix, pre_tanh, regulate,
-                     squashed_log_prob)
+from .mixing import advantage_terms, batch_score, gaussian_entropy, mix, pre_tanh, regulate, squashed_log_prob
 from .segments import load_flat, segment_bounds
 
 CPM_PAYLOAD_BYTES = 4480  # one Collective Perception Message payload (spec §1.4)
@@ -41,8 +41,10 @@ class Replica:
     def __post_init__(self):
         d = int(self.bounds[-1])
         self.values = np.zeros(d, np.float32)
-        self.received = [np.zeros(chunk_count(int(b - a), self.chunk_floats), bool)
-                         for a, b in zip(self.bounds[:-1], self.bounds[1:])]
+        self.received = [
+            np.zeros(chunk_count(int(b - a), self.chunk_floats), bool)
+            for a, b in zip(self.bounds[:-1], self.bounds[1:])
+        ]
 
     @property
     def chunks(self) -> int:
@@ -65,7 +67,7 @@ class Replica:
             return False
         if values.dtype != np.float32 or values.shape != (min(self.chunk_floats, length - offset),):
             return False
-        self.values[start + offset:start + offset + len(values)] = values
+        self.values[start + offset : start + offset + len(values)] = values
         self.received[index][chunk] = True
         return True
 
@@ -109,10 +111,10 @@ class PendingRound:
 def response_chunks(theta: np.ndarray, segments: int, index: int, chunk_floats: int):
     """The chunks answering request (segments, index): (chunk, offset, length, values) each."""
     b = segment_bounds(theta.shape[0], segments)
-    seg = theta[b[index]:b[index + 1]]
+    seg = theta[b[index] : b[index + 1]]
     n = chunk_count(len(seg), chunk_floats)
     for c in range(n):
-        yield c, c * chunk_floats, len(seg), np.ascontiguousarray(seg[c * chunk_floats:(c + 1) * chunk_floats])
+        yield c, c * chunk_floats, len(seg), np.ascontiguousarray(seg[c * chunk_floats : (c + 1) * chunk_floats])
 
 
 # ---------------------------------------------------------------------------------------------- regulation
@@ -130,8 +132,9 @@ class RegulationSettings:
     fisher_actions: str = "policy"
 
 
-def regulate_replica(sac, batch, theta_ref: np.ndarray, cache_actor, reg: RegulationSettings,
-                     gen: torch.Generator | None = None) -> tuple[float, float, float | None]:
+def regulate_replica(
+    sac, batch, theta_ref: np.ndarray, cache_actor, reg: RegulationSettings, gen: torch.Generator | None = None
+) -> tuple[float, float, float | None]:
     """(A+, zeta, zeta_max) of referential policy theta_ref against the agent's current actor (eq. 19, Thm 2,
     eq. 20).
 
@@ -149,8 +152,16 @@ def regulate_replica(sac, batch, theta_ref: np.ndarray, cache_actor, reg: Regula
         q_min = torch.min(sac.q1(batch.obs, batch.act), sac.q2(batch.obs, batch.act))
     mu, sigma = sac.actor(batch.obs)
     logp_cur = squashed_log_prob(mu, sigma, u, bound).sum(-1)
-    adv = advantage_terms(logp_ref, logp_cur.detach(), batch.logp, q_min, entropy_ref,
-                          gaussian_entropy(sigma.detach()).sum(-1), sac.alpha, is_clip=reg.is_clip)
+    adv = advantage_terms(
+        logp_ref,
+        logp_cur.detach(),
+        batch.logp,
+        q_min,
+        entropy_ref,
+        gaussian_entropy(sigma.detach()).sum(-1),
+        sac.alpha,
+        is_clip=reg.is_clip,
+    )
     if reg.fisher_actions == "policy":  # score function at a ~ pi_theta(.|s): the action is held, not differentiated
         with torch.no_grad():
             u_pi = mu + sigma * torch.randn(mu.shape, generator=gen)

@@ -12,6 +12,7 @@ One agent process owns one `SAC` and one `ReplayBuffer`:
 Only the actor is exchanged and mixed by RSM (segments.flatten / load_flat on `sac.actor`); critics, targets,
 alpha and the optimiser states stay local (spec §3.2 step 6).
 """
+
 from __future__ import annotations
 
 import copy
@@ -124,13 +125,24 @@ class ReplayBuffer:
             raise ValueError("cannot sample from an empty replay buffer")
         idx = self.rng.choice(self.size, size=min(n, self.size), replace=False)
         t = torch.from_numpy
-        return Batch(t(self.obs[idx]), t(self.act[idx]), t(self.rew[idx]), t(self.next_obs[idx]),
-                     t(self.done[idx]), t(self.logp[idx]))
+        return Batch(
+            t(self.obs[idx]),
+            t(self.act[idx]),
+            t(self.rew[idx]),
+            t(self.next_obs[idx]),
+            t(self.done[idx]),
+            t(self.logp[idx]),
+        )
 
     def state_dict(self) -> dict[str, Any]:
         n = self.size
-        return {"capacity": self.capacity, "pos": self.pos, "size": n, "rng": self.rng.bit_generator.state,
-                **{k: getattr(self, k)[:n].copy() for k in ("obs", "act", "rew", "next_obs", "done", "logp")}}
+        return {
+            "capacity": self.capacity,
+            "pos": self.pos,
+            "size": n,
+            "rng": self.rng.bit_generator.state,
+            **{k: getattr(self, k)[:n].copy() for k in ("obs", "act", "rew", "next_obs", "done", "logp")},
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["capacity"] != self.capacity:
@@ -293,13 +305,19 @@ class SAC:
         """Everything needed to resume exactly: networks, log alpha, optimiser moments, noise RNG states, counters."""
         return {
             "config": self.cfg.model_dump(),
-            "actor": self.actor.state_dict(), "q1": self.q1.state_dict(), "q2": self.q2.state_dict(),
-            "q1_target": self.q1_target.state_dict(), "q2_target": self.q2_target.state_dict(),
+            "actor": self.actor.state_dict(),
+            "q1": self.q1.state_dict(),
+            "q2": self.q2.state_dict(),
+            "q1_target": self.q1_target.state_dict(),
+            "q2_target": self.q2_target.state_dict(),
             "log_alpha": self.log_alpha.detach().clone(),
-            "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
             "alpha_opt": self.alpha_opt.state_dict(),
-            "act_gen": self.act_gen.get_state(), "update_gen": self.update_gen.get_state(),
-            "n_updates": self.n_updates, "n_policy_updates": self.n_policy_updates,
+            "act_gen": self.act_gen.get_state(),
+            "update_gen": self.update_gen.get_state(),
+            "n_updates": self.n_updates,
+            "n_policy_updates": self.n_policy_updates,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

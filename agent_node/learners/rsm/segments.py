@@ -1,4 +1,5 @@
 """Actor flattening, uniform segments and replica reconstruction for RSM (spec §2.3, §3.1, eqs. 16-17, §7.10)."""
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
@@ -76,13 +77,13 @@ def segment(vec: np.ndarray, n_segments: int, p: int, rule: PartitionRule = "can
     b = segment_bounds(vec.shape[0], n_segments, rule)
     if not 0 <= p < n_segments:
         raise IndexError(f"segment {p} out of range for {n_segments} segments")
-    return vec[b[p]:b[p + 1]].copy()
+    return vec[b[p] : b[p + 1]].copy()
 
 
 def split(vec: np.ndarray, n_segments: int, rule: PartitionRule = "canonical") -> list[np.ndarray]:
     """theta = (theta_1, ..., theta_P): all n_segments non-overlapping contiguous segments (spec eq. 16)."""
     b = segment_bounds(vec.shape[0], n_segments, rule)
-    return [vec[b[p]:b[p + 1]].copy() for p in range(n_segments)]
+    return [vec[b[p] : b[p + 1]].copy() for p in range(n_segments)]
 
 
 def reassemble(segments: Sequence[np.ndarray], d: int | None = None) -> np.ndarray:
@@ -104,8 +105,9 @@ def n_replicas_for(n_neighbours: int, kappa: int = KAPPA_DEFAULT) -> int:
     return min(kappa, n_neighbours)
 
 
-def plan_replicas(neighbours: Sequence[Hashable], rng: np.random.Generator, P: int = P_DEFAULT,
-                  kappa: int = KAPPA_DEFAULT) -> list[list[Hashable]]:
+def plan_replicas(
+    neighbours: Sequence[Hashable], rng: np.random.Generator, P: int = P_DEFAULT, kappa: int = KAPPA_DEFAULT
+) -> list[list[Hashable]]:
     """Donors [j_1..j_P_i] for each of the kappa_i replicas of one round (spec §3.1 steps 3, 7; §7.9).
 
     Each replica draws an independent permutation of Omega_i and takes j_p = shuffled[p], so the P_i donors of one
@@ -117,8 +119,9 @@ def plan_replicas(neighbours: Sequence[Hashable], rng: np.random.Generator, P: i
     return [[neighbours[k] for k in rng.permutation(n)[:n_seg]] for _ in range(n_rep)]
 
 
-def build_replica(donors: Sequence[Hashable], params: Mapping[Hashable, np.ndarray],
-                  rule: PartitionRule = "canonical") -> np.ndarray:
+def build_replica(
+    donors: Sequence[Hashable], params: Mapping[Hashable, np.ndarray], rule: PartitionRule = "canonical"
+) -> np.ndarray:
     """The referential policy theta~ for one replica: segment p of donor j_p, P_i = len(donors) (eq. 17)."""
     n_seg = len(donors)
     d = params[donors[0]].shape[0]

@@ -1,4 +1,5 @@
 """The SED module's LLM side: the conversation (d_init, then d_fb), plan generation, sandboxed execution, rates."""
+
 from __future__ import annotations
 
 import logging
@@ -8,10 +9,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from scenarios.sandbox import SandboxLimits
 from scenarios.llm.conversation import Conversation
 from scenarios.llm.extract import extract_code
 from scenarios.llm.service import LLMService, conversation_for
+from scenarios.sandbox import SandboxLimits
 
 from .plans import PlanOutcome, execute_plans, scripted_plan_code
 from .prompts import feedback_prompt, first_request, repeat_request, system_prompt
@@ -87,14 +88,16 @@ class SedModule:
             reply = self.llm.client.complete(self.conversation.messages())
         except Exception as err:  # noqa: BLE001 - an unreachable endpoint must not end the training run
             log.warning("SED round %d: the LLM call failed: %s", self.rounds, err)
-            return Generation(None, "llm", execute_plans(None, trips, self.graph, self.limits),
-                              error=f"{type(err).__name__}: {err}")
+            return Generation(
+                None, "llm", execute_plans(None, trips, self.graph, self.limits), error=f"{type(err).__name__}: {err}"
+            )
         self.conversation.add_assistant(reply.text)
         code = extract_code(reply.text)
         return Generation(code, "llm", execute_plans(code, trips, self.graph, self.limits), reply.latency_s)
 
-    def feedback(self, lines: Sequence[str], summaries: Sequence[dict], failures: dict[int, str],
-                 code: str | None = None) -> None:
+    def feedback(
+        self, lines: Sequence[str], summaries: Sequence[dict], failures: dict[int, str], code: str | None = None
+    ) -> None:
         """d <- d_fb with R^j, K^j and tau^e (consumed by the next call); without refinement, the plain request."""
         text = feedback_prompt(lines, summaries, failures, code)
         self.folder().joinpath(f"round_{self.rounds:03d}_feedback.txt").write_text(text)
@@ -106,18 +109,33 @@ class SedModule:
     def end_round(self, epoch: int, gen: Generation, executed: dict[int, bool], **extra) -> dict:
         """Record the round: execution rate (plan ran and its vehicle arrived), causes, LLM latency and tokens."""
         n = max(len(gen.outcomes), 1)
-        values = {"round": self.rounds, "epoch": epoch, "source": gen.source, "code": gen.code is not None,
-                  "plans_ok": sum(o.ok for o in gen.outcomes.values()) / n,
-                  "execution_rate": sum(executed.values()) / n, "failures_by_cause": gen.causes(),
-                  "latency_s": gen.latency_s, "llm_error": gen.error, **extra}
+        values = {
+            "round": self.rounds,
+            "epoch": epoch,
+            "source": gen.source,
+            "code": gen.code is not None,
+            "plans_ok": sum(o.ok for o in gen.outcomes.values()) / n,
+            "execution_rate": sum(executed.values()) / n,
+            "failures_by_cause": gen.causes(),
+            "latency_s": gen.latency_s,
+            "llm_error": gen.error,
+            **extra,
+        }
         if self.llm is not None:
             values.update({f"llm_{k}": v for k, v in self.llm.client.metrics().items()})
         if gen.code is not None:
             self.folder().joinpath(f"round_{self.rounds:03d}_plans.py").write_text(gen.code)
         self.send_metrics("sed_round", values)
-        log.info("SED round %d (epoch %d, %s): %d/%d plans ran, execution rate %.2f%s", self.rounds, epoch, gen.source,
-                 sum(o.ok for o in gen.outcomes.values()), n, values["execution_rate"],
-                 f"; failures {gen.causes()}" if gen.causes() else "")
+        log.info(
+            "SED round %d (epoch %d, %s): %d/%d plans ran, execution rate %.2f%s",
+            self.rounds,
+            epoch,
+            gen.source,
+            sum(o.ok for o in gen.outcomes.values()),
+            n,
+            values["execution_rate"],
+            f"; failures {gen.causes()}" if gen.causes() else "",
+        )
         self.history.append({"round": self.rounds, "epoch": epoch, "code": gen.code, **values})
         self.rounds += 1
         return values

@@ -1,9 +1,12 @@
-"""RELED Table II navigation: the road graph for the LLM, the SUMO-side route follower and the sandbox prelude (spec §3.1, §3.5)."""
+"""RELED Table II navigation: the road graph for the LLM, the SUMO-side route follower and the sandbox prelude
+(spec §3.1, §3.5)."""
+
 from __future__ import annotations
 
 import heapq
 import math
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Optional, Union
 
 import sumolib
@@ -17,8 +20,9 @@ TravelTime = Union[Callable[[str], float], Mapping[str, float], None]
 
 def _passenger_edges(net: sumolib.net.Net) -> list:
     """Non-internal edges that allow passenger cars, sorted by edge ID (the order of road_graph's edge list)."""
-    return sorted((e for e in net.getEdges() if e.getFunction() != "internal" and e.allows(VCLASS)),
-                  key=lambda e: e.getID())
+    return sorted(
+        (e for e in net.getEdges() if e.getFunction() != "internal" and e.allows(VCLASS)), key=lambda e: e.getID()
+    )
 
 
 def _free_flow(edge) -> float:
@@ -50,8 +54,9 @@ def road_graph(net: sumolib.net.Net, travel_times: Mapping[str, float] | None = 
     for e in _passenger_edges(net):
         free = _free_flow(e)
         t = free if travel_times is None or e.getID() not in travel_times else _weight(travel_times[e.getID()], free)
-        edges.append([index[e.getFromNode().getID()], index[e.getToNode().getID()], e.getID(),
-                      float(e.getLength()), float(t)])
+        edges.append(
+            [index[e.getFromNode().getID()], index[e.getToNode().getID()], e.getID(), float(e.getLength()), float(t)]
+        )
     return {"coords": coords, "edges": edges}
 
 
@@ -91,8 +96,11 @@ class Navigator:
     def _candidates(self, current_edge: str) -> list[tuple[int, int]]:
         cand = self._first.get(current_edge)
         if cand is None:
-            cand = [(slot, self._k[o.edge_id]) for slot, o in enumerate(outgoing_options(self.net, current_edge))
-                    if o is not None and o.connected and o.edge_id in self._k]
+            cand = [
+                (slot, self._k[o.edge_id])
+                for slot, o in enumerate(outgoing_options(self.net, current_edge))
+                if o is not None and o.connected and o.edge_id in self._k
+            ]
             self._first[current_edge] = cand
         return cand
 
@@ -135,8 +143,9 @@ class Navigator:
         """True if current_edge ends at junction `target` (the move_to_* instruction is complete)."""
         return self._to[self._k[current_edge]] == int(target)
 
-    def next_edge(self, current_edge: str, target: int, mode: str = "shortest_time",
-                  travel_time: TravelTime = None) -> Optional[str]:
+    def next_edge(
+        self, current_edge: str, target: int, mode: str = "shortest_time", travel_time: TravelTime = None
+    ) -> Optional[str]:
         """First edge of the best route from the end of current_edge to junction `target`; None if unreachable.
 
         travel_time (shortest_time only): a callable edge_id -> seconds (e.g. traci.edge.getTraveltime) or a
@@ -146,8 +155,9 @@ class Navigator:
         k = self._best(current_edge, self._check(target, mode), mode, travel_time)
         return None if k is None else self.edge_ids[k]
 
-    def action_for(self, current_edge: str, target: int, mode: str = "shortest_time",
-                   travel_time: TravelTime = None) -> Optional[int]:
+    def action_for(
+        self, current_edge: str, target: int, mode: str = "shortest_time", travel_time: TravelTime = None
+    ) -> Optional[int]:
         """The expert action: the slot of next_edge(...) in outgoing_options(net, current_edge); None if unreachable."""
         target = self._check(target, mode)
         k = self._best(current_edge, target, mode, travel_time)
@@ -155,8 +165,9 @@ class Navigator:
             return None
         return next(slot for slot, j in self._candidates(current_edge) if j == k)
 
-    def route(self, current_edge: str, target: int, mode: str = "shortest_time",
-              travel_time: TravelTime = None) -> Optional[list[str]]:
+    def route(
+        self, current_edge: str, target: int, mode: str = "shortest_time", travel_time: TravelTime = None
+    ) -> Optional[list[str]]:
         """The edges after current_edge up to and including the one entering target ([] if already there)."""
         target = self._check(target, mode)
         path: list[str] = []
@@ -187,12 +198,15 @@ class Navigator:
     def _forward(self, cand: list[tuple[int, int]], target: int, travel_time) -> Optional[int]:
         """Forward Dijkstra over live weights, stopping at the first settled edge that enters target."""
         if isinstance(travel_time, Mapping):
+
             def weight(k: int) -> float:
                 v = travel_time.get(self.edge_ids[k])
                 return self._free[k] if v is None else _weight(v, self._free[k])
         else:
+
             def weight(k: int) -> float:
                 return _weight(travel_time(self.edge_ids[k]), self._free[k])
+
         memo: dict[int, float] = {}
 
         def w(k: int) -> float:
@@ -222,136 +236,5 @@ class Navigator:
         return None
 
 
-# Runs inside the sandbox worker, in the same namespace as the LLM's code (which follows it). Only math and
-# heapq are imported. The host calls run_plan(graph, agent_id, origin, destination) once per agent.
-SANDBOX_PRELUDE = '''\
-import math as _math
-import heapq as _heapq
-
-_MAX_INSTRUCTIONS = 256
-_S = {"n": 0, "coords": [], "adj": [], "origin": 0, "destination": 0, "pos": 0, "instructions": []}
-
-
-def _node(node_id):
-    """The junction index for node_id, or None when it is not a valid junction ID."""
-    if isinstance(node_id, bool):
-        return None
-    try:
-        k = int(node_id)
-        if k != node_id:
-            return None
-    except Exception:
-        return None
-    return k if 0 <= k < _S["n"] else None
-
-
-def _require(node_id):
-    k = _node(node_id)
-    if k is None:
-        raise ValueError("unknown node id %r: node IDs are the integers 0..%d" % (node_id, _S["n"] - 1))
-    return k
-
-
-def _dijkstra(source, target, col):
-    """Cheapest cost from junction source to junction target (col 0: length, 1: time); inf if unreachable."""
-    if source == target:
-        return 0.0
-    dist = {source: 0.0}
-    heap = [(0.0, source)]
-    while heap:
-        d, u = _heapq.heappop(heap)
-        if u == target:
-            return d
-        if d > dist.get(u, _math.inf):
-            continue
-        for v, cost in _S["adj"][u]:
-            nd = d + cost[col]
-            if nd < dist.get(v, _math.inf):
-                dist[v] = nd
-                _heapq.heappush(heap, (nd, v))
-    return _math.inf
-
-
-def _move(kind, node_id):
-    if len(_S["instructions"]) >= _MAX_INSTRUCTIONS:
-        raise RuntimeError("too many move_to_* calls (limit %d per agent)" % _MAX_INSTRUCTIONS)
-    k = _node(node_id)
-    ok = k is not None and _dijkstra(_S["pos"], k, 0) < _math.inf
-    if isinstance(node_id, (bool, int, float, str)):
-        shown = node_id if k is None else k
-    else:
-        shown = repr(node_id)[:80]
-    _S["instructions"].append([kind, shown, ok])
-    if ok:
-        _S["pos"] = k
-    return ok
-
-
-def move_to_by_shortest_path(node_id):
-    """Move to target node via shortest distance path."""
-    return _move("shortest_path", node_id)
-
-
-def move_to_by_shortest_time(node_id):
-    """Move to target node via shortest time path."""
-    return _move("shortest_time", node_id)
-
-
-def get_origin():
-    """Return the current agent's origin node ID."""
-    return _S["origin"]
-
-
-def get_destination():
-    """Return the current agent's destination node ID."""
-    return _S["destination"]
-
-
-def get_shortest_dist(target_node_id):
-    """Shortest path distance (m) from where the previous instruction ended to the target node."""
-    return _dijkstra(_S["pos"], _require(target_node_id), 0)
-
-
-def get_shortest_time(target_node_id):
-    """Shortest travel time (s) from where the previous instruction ended to the target node."""
-    return _dijkstra(_S["pos"], _require(target_node_id), 1)
-
-
-def get_nearest_node(x, y):
-    """Node ID closest to coordinates (x, y)."""
-    x, y = float(x), float(y)
-    best, best_d = 0, _math.inf
-    for k, (cx, cy) in enumerate(_S["coords"]):
-        d = (cx - x) ** 2 + (cy - y) ** 2
-        if d < best_d:
-            best, best_d = k, d
-    return best
-
-
-def get_node_coord(node_id):
-    """Coordinates (x, y) of the node."""
-    x, y = _S["coords"][_require(node_id)]
-    return (x, y)
-
-
-_API = {f.__name__: f for f in (move_to_by_shortest_path, move_to_by_shortest_time, get_origin, get_destination,
-                                 get_shortest_dist, get_shortest_time, get_nearest_node, get_node_coord)}
-
-
-def run_plan(graph, agent_id, origin, destination):
-    """Reset the state for this agent, call the user's plan(agent_id), return its recorded instructions."""
-    coords = [(float(c[0]), float(c[1])) for c in graph["coords"]]
-    adj = [[] for _ in coords]
-    for a, b, _eid, length, time in graph["edges"]:
-        adj[int(a)].append((int(b), (float(length), float(time))))
-    _S.update(n=len(coords), coords=coords, adj=adj, origin=int(origin), destination=int(destination),
-              pos=int(origin), instructions=[])
-    g = globals()
-    g.update(_API)  # the interfaces win over same-named user definitions
-    fn = g.get("plan")
-    if not callable(fn):
-        raise NameError("no function plan(agent_id) defined")
-    fn(int(agent_id))
-    return {"instructions": list(_S["instructions"])}
-
-'''
+# The source of prelude.py runs inside the sandbox worker, before the LLM's code, in one namespace.
+SANDBOX_PRELUDE = (Path(__file__).parent / "prelude.py").read_text()

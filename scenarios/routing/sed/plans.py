@@ -1,4 +1,6 @@
-"""Run the LLM's plan(agent_id) code in the sandbox and turn it into validated per-agent instruction lists (spec §3.5, §3.7)."""
+"""Run the LLM's plan(agent_id) code in the sandbox and turn it into validated per-agent instruction lists
+(spec §3.5, §3.7)."""
+
 from __future__ import annotations
 
 import ast
@@ -6,10 +8,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from scenarios.sandbox.limits import SandboxLimits
-from scenarios.sandbox.runner import PersistentWorker, Result
 from scenarios.llm.extract import check_contract
 from scenarios.routing.sed.navigation import MODES, SANDBOX_PRELUDE
+from scenarios.sandbox.limits import SandboxLimits
+from scenarios.sandbox.runner import PersistentWorker, Result
 
 PLAN_FUNC = "plan"
 PLAN_PARAMS = ["agent_id"]
@@ -57,8 +59,7 @@ def scripted_plan_code(mode: str = "shortest_time") -> str:
     """The scripted reference expert (no LLM): every agent goes straight to its destination by `mode`."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    return ("def plan(agent_id: int) -> None:\n"
-            f"    move_to_by_{mode}(get_destination())\n")
+    return f"def plan(agent_id: int) -> None:\n    move_to_by_{mode}(get_destination())\n"
 
 
 def _strip_future(code: str) -> str:
@@ -155,13 +156,16 @@ def _validate(agent: int, value, origin: int, destination: int, n: int, adj: lis
     incomplete = not kept or kept[-1].node != destination
     if incomplete:
         kept.append(Instruction("shortest_time", destination))
-        problems.append(f"plan({agent}) stops short of destination {destination}: "
-                        f"appended move_to_by_shortest_time({destination}) (incomplete)")
+        problems.append(
+            f"plan({agent}) stops short of destination {destination}: "
+            f"appended move_to_by_shortest_time({destination}) (incomplete)"
+        )
     return PlanOutcome(agent, kept, cause is None, cause, "; ".join(problems), incomplete)
 
 
-def execute_plans(code: str | None, trips: Mapping[int, tuple[int, int]], graph: dict,
-                  limits: SandboxLimits | None = None) -> dict[int, PlanOutcome]:
+def execute_plans(
+    code: str | None, trips: Mapping[int, tuple[int, int]], graph: dict, limits: SandboxLimits | None = None
+) -> dict[int, PlanOutcome]:
     """Run plan(agent_id) for every agent in trips (agent -> (origin junction, destination junction)).
 
     The code is contract-checked (ast only), loaded once after SANDBOX_PRELUDE into a PersistentWorker and
@@ -187,8 +191,9 @@ def execute_plans(code: str | None, trips: Mapping[int, tuple[int, int]], graph:
             if res.ok:
                 out[a] = _validate(a, res.value, o, d, n, adj)
             else:
-                out[a] = PlanOutcome(a, [], False, res.error or "crashed", _failure_message(res),
-                                     traceback=res.traceback)
+                out[a] = PlanOutcome(
+                    a, [], False, res.error or "crashed", _failure_message(res), traceback=res.traceback
+                )
         return out
     finally:
         if worker is not None:

@@ -1,4 +1,5 @@
 """RELED SED prompt templates: d_init (system prompt), the trigger command and d_fb (spec §3.5, §3.7, §9.5)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -43,9 +44,11 @@ def plan(agent_id: int) -> None:
     move_to_by_shortest_path(get_destination())
 ```"""
 
-CLOSING_INSTRUCTION = ("Revise only the instructions listed above so that other agents' rewards do not drop below "
-                       "the baseline and your actions stay plausible for the current learned policy; keep all other "
-                       "plans; return the complete updated Python code in the required format.")
+CLOSING_INSTRUCTION = (
+    "Revise only the instructions listed above so that other agents' rewards do not drop below "
+    "the baseline and your actions stay plausible for the current learned policy; keep all other "
+    "plans; return the complete updated Python code in the required format."
+)
 
 
 def _m(v: float) -> int:
@@ -63,8 +66,7 @@ def topology_lines(graph: dict) -> list[str]:
         if not (0 <= a < n and 0 <= b < n):
             raise ValueError(f"edge {e!r} refers to a junction outside 0..{n - 1}")
         succ[a].add(b)
-    return [f"{i} ({_m(x)},{_m(y)}): {' '.join(map(str, sorted(succ[i]))) or '-'}"
-            for i, (x, y) in enumerate(coords)]
+    return [f"{i} ({_m(x)},{_m(y)}): {' '.join(map(str, sorted(succ[i]))) or '-'}" for i, (x, y) in enumerate(coords)]
 
 
 def system_prompt(graph: dict, trips: Sequence[tuple[int, int, int, float]]) -> str:
@@ -77,8 +79,10 @@ def system_prompt(graph: dict, trips: Sequence[tuple[int, int, int, float]]) -> 
     for agent, o, d, _ in trips:
         if not (0 <= int(o) < n and 0 <= int(d) < n):
             raise ValueError(f"agent {agent}: origin/destination outside 0..{n - 1}")
-    trip_lines = [f"agent {int(a)}: origin {int(o)} -> destination {int(d)}, departs at {float(t):g} s"
-                  for a, o, d, t in sorted(trips, key=lambda r: int(r[0]))]
+    trip_lines = [
+        f"agent {int(a)}: origin {int(o)} -> destination {int(d)}, departs at {float(t):g} s"
+        for a, o, d, t in sorted(trips, key=lambda r: int(r[0]))
+    ]
     parts = [
         "You are the route planner for connected vehicles in a SUMO road network. Each agent is one vehicle "
         "that drives from its origin junction to its destination junction. Write navigation plans that get "
@@ -98,8 +102,10 @@ def system_prompt(graph: dict, trips: Sequence[tuple[int, int, int, float]]) -> 
 
 def first_request() -> str:
     """The simple command that triggers generation (first user message after d_init, spec §3.5)."""
-    return ("Generate the navigation plans for all agents listed in the system prompt, as one ```python block "
-            "defining plan(agent_id).")
+    return (
+        "Generate the navigation plans for all agents listed in the system prompt, as one ```python block "
+        "defining plan(agent_id)."
+    )
 
 
 def repeat_request() -> str:
@@ -129,18 +135,24 @@ def _instructions(instrs: Sequence[str]) -> str:
 def summary_line(s: Mapping) -> str:
     """One tau^e summary line: agent, visited junctions (truncated), travel time, return, arrived, instructions."""
     visited = list(s.get("junctions", ()))
-    return (f"  agent {s['agent']}: junctions {_junctions(visited)} ({len(visited)} visited); "
-            f"travel {float(s['travel_time']):.0f} s; return {float(s['ret']):.1f}; "
-            f"arrived {'yes' if s['arrived'] else 'no'}; instructions: {_instructions(list(s.get('instructions', ())))}")
+    return (
+        f"  agent {s['agent']}: junctions {_junctions(visited)} ({len(visited)} visited); "
+        f"travel {float(s['travel_time']):.0f} s; return {float(s['ret']):.1f}; "
+        f"arrived {'yes' if s['arrived'] else 'no'}; instructions: {_instructions(list(s.get('instructions', ())))}"
+    )
 
 
 def _cause(text: str) -> str:
     one = " ".join(str(text).split())
-    return one if len(one) <= MAX_CAUSE_CHARS else "..." + one[-(MAX_CAUSE_CHARS - 3):]
+    return one if len(one) <= MAX_CAUSE_CHARS else "..." + one[-(MAX_CAUSE_CHARS - 3) :]
 
 
-def feedback_prompt(feedback_lines: Sequence[str], expert_summaries: Sequence[Mapping],
-                    failures: Mapping[int, str], code: str | None = None) -> str:
+def feedback_prompt(
+    feedback_lines: Sequence[str],
+    expert_summaries: Sequence[Mapping],
+    failures: Mapping[int, str],
+    code: str | None = None,
+) -> str:
     """d_fb (spec §3.5 (ii), §3.7, §9.5; Appendix A missing, so this is the RECOMMENDed template).
 
     feedback_lines: the RVI/PDI lines already rendered by agent_node.learners.reled.feedback.format_feedback_lines.

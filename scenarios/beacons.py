@@ -1,4 +1,6 @@
-"""The world process: owns SUMO, steps it in lock-step with the agents, publishes positions."""
+"""The beacon world process (figure-eight vehicles sending beacons): owns SUMO, steps it in lock-step with the
+agents, publishes positions."""
+
 from __future__ import annotations
 
 import logging
@@ -15,14 +17,20 @@ from .config import Figure8World
 from .figure8 import Figure8Files, build_figure8
 from .step_driver import StepDriver, serve_world
 
-log = logging.getLogger("scenarios.world")
+log = logging.getLogger("scenarios.beacons")
 
 
 def prepare(world: Figure8World, seed: int, net_dir: Path) -> Figure8Files:
     """Build the world's road network and routes (done once by the coordinator, reused by the world)."""
-    return build_figure8(net_dir, ring_radius=world.ring_radius, speed_limit=world.speed_limit,
-                         n_vehicles=world.vehicles, n_agents=world.agents,
-                         step_length=world.step_length, seed=seed)
+    return build_figure8(
+        net_dir,
+        ring_radius=world.ring_radius,
+        speed_limit=world.speed_limit,
+        n_vehicles=world.vehicles,
+        n_agents=world.agents,
+        step_length=world.step_length,
+        seed=seed,
+    )
 
 
 class World(StepDriver):
@@ -59,15 +67,18 @@ class World(StepDriver):
                 ids, xy, speed = sim.states()
                 present = [i for i, v in enumerate(ids) if v in self.agents]
                 self.forget_restarted()
-                delivered = self.sync_medium(Positions(step=step, ids=ids, radio_sent=self.radio_sent),
-                                             {"xy": xy, "speed": speed})
+                delivered = self.sync_medium(
+                    Positions(step=step, ids=ids, radio_sent=self.radio_sent), {"xy": xy, "speed": speed}
+                )
                 expected = set()
                 for i in present:
                     node = ids[i]
                     if node in ep.peers.down or not ep.peers.knows(node):
                         continue
                     obs = np.array([xy[i, 0], xy[i, 1], speed[i]])
-                    body = Observation(step=step, radio_expected=delivered.get(node, 0) if delivered is not None else None)
+                    body = Observation(
+                        step=step, radio_expected=delivered.get(node, 0) if delivered is not None else None
+                    )
                     ep.peers.send(node, ep.stamper.encode(body, node, {"obs": obs}))
                     expected.add(node)
                 actions = self.collect_actions(step, expected)
@@ -76,17 +87,34 @@ class World(StepDriver):
                     if action.value is not None:
                         self.apply(node, float(action.value))
                 ep.maybe_heartbeat()
-                self.progress(step, self.steps, t=ep.t_sim, mean_speed=float(speed.mean()) if len(speed) else 0.0,
-                              collisions=len(sim.collisions()))
+                self.progress(
+                    step,
+                    self.steps,
+                    t=ep.t_sim,
+                    mean_speed=float(speed.mean()) if len(speed) else 0.0,
+                    collisions=len(sim.collisions()),
+                )
         finally:
             sim.close()
         return step == self.steps and not ep.stopping
 
 
-def run_world(node_id: str, coordinator: str, seed: int, world: dict, net_dir: str, steps: int,
-              deadline_s: float, curve_secret: str | None = None, coordinator_key: str | None = None) -> int:
+def run_world(
+    node_id: str,
+    coordinator: str,
+    seed: int,
+    world: dict,
+    net_dir: str,
+    steps: int,
+    deadline_s: float,
+    curve_secret: str | None = None,
+    coordinator_key: str | None = None,
+) -> int:
     """Entry point of the world process (curve_secret and coordinator_key: CURVE, Z85)."""
-    ep = Endpoint(node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key))
+    ep = Endpoint(
+        node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
+    )
+
     def build() -> World:
         cfg = Figure8World.model_validate(world)
         return World(ep, cfg, prepare(cfg, seed, Path(net_dir)), steps, deadline_s)
