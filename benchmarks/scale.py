@@ -197,7 +197,7 @@ def main(argv=None) -> int:
         and "resource_tracker" not in " ".join(p.cmdline())
     ]
 
-    print(f"\nfork server start (preloading agent_node.node, netsim.medium, scenarios.beacons): {fs_start:.2f} s")
+    print(f"\nfork server start (preloading agent_node.node, netsim.medium, scenarios.beacons.world): {fs_start:.2f} s")
     mem_key = "mem_registered" if args.no_mesh else "mem_running"
     print(
         f"{'N':>4} {'launch s':>8} {'all reg s':>9} {'PSS reg':>8} {'PSS run':>8} {'PSS total':>9} {'USS':>6} "

@@ -20,8 +20,8 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from scenarios.figure8 import build_figure8  # noqa: E402
-from scenarios.sumo_sim import SumoSim, sumo_binary, sumo_version  # noqa: E402
+from scenarios.sumo.figure8 import build_figure8  # noqa: E402
+from scenarios.sumo.sim import SumoSim, sumo_binary, sumo_version  # noqa: E402
 
 
 def world_rate(net: str, routes: str, backend: str, steps: int, repeats: int, record: bool) -> dict:

@@ -36,7 +36,7 @@ def cmd_run(args) -> int:
             print(f"netmarl run: --resume {resume} is not a run folder (no config.toml)", file=sys.stderr)
             return 2
     name = f"{cfg.run.name}-resumed" if resume else cfg.run.name
-    if isinstance(cfg.algo, dict) and cfg.algo.get("method") == "espark":  # the loop runs many IPPO runs
+    if getattr(cfg.algo, "method", None) == "espark":  # the loop runs many IPPO runs
         from .espark.loop import run_espark
 
         try:

@@ -24,12 +24,9 @@ log = logging.getLogger("coordinator.launcher")
 
 PRELOAD = [
     "agent_node.node",
-    "agent_node.roles.robot",
     "netsim.medium",
-    "scenarios.beacons",
-    "scenarios.warehouse.world",
     "numpy.random",
-]  # numpy.random: every agent draws from its own stream
+]  # what every run's processes use (numpy.random: every agent draws from its own stream); each world kind adds its own
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import tomllib
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from netsim.config import NetsimConfig
 from protocols.mqtt import MqttSettings
 from protocols.security import is_loopback
 
-from .cav.config import CavWorld
-from .errors import ConfigError  # noqa: F401 - re-exported: callers import it from here
-from .figure8 import max_vehicles
-from .inventory.config import InventoryAlgo, InventoryWorld
-from .routing.config import RoutingAlgo, RoutingWorld
-from .signals.config import SignalAlgo, SignalWorld
-from .warehouse.config import WarehouseWorld
+from .errors import ConfigError
+from .kinds import DEFAULT_KIND, KINDS, world_kind
 
 
 class RunConfig(BaseModel):
@@ -37,42 +33,6 @@ class RunConfig(BaseModel):
     launch_batch: int = Field(64, ge=1)  # agent processes started at a time, each batch registered first
     coordinator_bind: str = "tcp://127.0.0.1:*"  # a fixed port lets nodes on other hosts join
     progress: bool = True
-
-
-class Figure8World(BaseModel):
-    """The figure-eight road in SUMO: simulator backend, how many vehicles, how many are agents."""
-
-    model_config = ConfigDict(extra="forbid")
-    kind: Literal["figure8"] = "figure8"
-    backend: Literal["libsumo", "traci"] = "libsumo"
-    gui: bool = False
-    step_length: float = Field(0.1, gt=0)
-    vehicles: int = Field(14, ge=1)
-    agents: int = Field(14, ge=0)
-    ring_radius: float = Field(30.0, gt=0)
-    speed_limit: float = Field(30.0, gt=0)
-
-
-def _world_kind(value: Any) -> str:
-    return value.get("kind", "figure8") if isinstance(value, dict) else getattr(value, "kind", "figure8")
-
-
-WORLD_KINDS = ("figure8", "warehouse", "cav", "routing", "signals", "inventory")
-WorldConfig = Annotated[
-    Union[
-        Annotated[Figure8World, Tag("figure8")],
-        Annotated[WarehouseWorld, Tag("warehouse")],
-        Annotated[CavWorld, Tag("cav")],
-        Annotated[RoutingWorld, Tag("routing")],
-        Annotated[SignalWorld, Tag("signals")],
-        Annotated[InventoryWorld, Tag("inventory")],
-    ],
-    Discriminator(
-        _world_kind,
-        custom_error_type="world_kind",
-        custom_error_message=f"world.kind must be one of: {', '.join(WORLD_KINDS)}",
-    ),
-]
 
 
 class MqttConfig(MqttSettings):
@@ -102,17 +62,46 @@ class SecurityConfig(BaseModel):
 
 
 class ScenarioConfig(BaseModel):
-    """A whole scenario file: [run], [world] (its `kind` picks the environment), [netsim], and the
-    agents' [role] (figure-eight) or the algorithm's [algo] table (warehouse)."""
+    """A whole scenario file: [run], [world] (its `kind` picks the world kind, scenarios/kinds.py), [netsim],
+    the agents' [role] (the figure8 kind) or the kind's [algo] table, [mqtt] and [security]. Each kind's
+    scenario is a subclass with its own typed `world` and `algo` (scenario_model)."""
 
     model_config = ConfigDict(extra="forbid")
     run: RunConfig = Field(default_factory=RunConfig)
-    world: WorldConfig = Field(default_factory=Figure8World)
+    world: Any = None
     netsim: NetsimConfig = Field(default_factory=NetsimConfig)
     role: dict[str, Any] = Field(default_factory=lambda: {"name": "beacon"})
-    algo: dict[str, Any] = Field(default_factory=dict)
+    algo: Any = None
     mqtt: MqttConfig | None = None
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+
+
+@cache
+def scenario_model(kind: str) -> type[ScenarioConfig]:
+    """The scenario model of a world kind: ScenarioConfig with the kind's [world] and [algo] tables."""
+    spec = world_kind(kind)
+    algo = (spec.algo, Field(default_factory=spec.algo)) if spec.algo else (dict[str, Any], Field(default_factory=dict))
+    return create_model(
+        f"{kind.capitalize()}Scenario",
+        __base__=ScenarioConfig,
+        __doc__=ScenarioConfig.__doc__,
+        world=(spec.world, Field(default_factory=spec.world)),
+        algo=algo,
+    )
+
+
+def parse_scenario(data: dict, where: str) -> ScenarioConfig:
+    """Validate a scenario's data with its kind's model; ConfigError names every wrong field."""
+    world = data.get("world", {})
+    kind = world.get("kind", DEFAULT_KIND) if isinstance(world, dict) else DEFAULT_KIND
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise ConfigError(
+            f"{where}: invalid configuration\n  world.kind: must be one of: {', '.join(KINDS)} (got {kind!r})"
+        )
+    try:
+        return scenario_model(kind).model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(explain(err, where)) from None
 
 
 def parse_value(text: str) -> Any:
@@ -138,13 +127,11 @@ def apply_override(data: dict, assignment: str) -> None:
     node[leaf] = parse_value(value.strip())
 
 
-def _explain(err: ValidationError, where: str) -> str:
+def explain(err: ValidationError, where: str, prefix: str = "") -> str:
+    """A validation error as lines `  table.field: message (got value)`; prefix: the table validated."""
     lines = [f"{where}: invalid configuration"]
     for e in err.errors():
-        parts = [str(p) for p in e["loc"]]
-        if parts[:1] == ["world"] and parts[1:2] and parts[1] in WORLD_KINDS:
-            del parts[1]  # the union's tag, not a key the user wrote
-        loc = ".".join(parts)
+        loc = prefix + ".".join(str(p) for p in e["loc"])
         lines.append(
             f"  {loc}: {e['msg']}"
             + (f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else "")
@@ -166,70 +153,25 @@ def validate_role(cfg: ScenarioConfig, where: str) -> None:
     try:
         role.Settings.model_validate(cfg.role)
     except ValidationError as err:
-        raise ConfigError(_explain(err, where).replace("\n  ", "\n  role.")) from None
+        raise ConfigError(explain(err, where, "role.")) from None
 
 
-def check_cav(cfg: ScenarioConfig, where: str) -> None:
-    """A CAV scenario takes its learner settings from [algo] (the cav role's settings), not [role]."""
-    from agent_node.roles.cav import CavSettings
-
-    if cfg.role != {"name": "beacon"}:
-        raise ConfigError(f"{where}: role: a cav world takes its agents' settings from [algo], not [role]")
-    try:
-        CavSettings.model_validate({"name": "cav", **cfg.algo})
-    except ValidationError as err:
-        raise ConfigError(_explain(err, where).replace("\n  ", "\n  algo.")) from None
-    if cfg.world.scenario == "figure8" and cfg.world.n_agents > cfg.world.vehicles:
-        raise ConfigError(f"{where}: world.agents ({cfg.world.n_agents}) exceeds world.vehicles ({cfg.world.vehicles})")
-    step = cfg.world.step_length
-    timeout = cfg.algo.get("round_timeout_s", 0.5)
-    if isinstance(timeout, (int, float)) and timeout < 2 * step - 1e-9:
-        raise ConfigError(
-            f"{where}: algo.round_timeout_s: must be at least two steps ({2 * step:g} s): answers "
-            "sent in the step after a request are only certain to be in by then"
-        )
-
-
-def check_radio_free_world(cfg: ScenarioConfig, where: str, algo_model: type[BaseModel], agents: str) -> Any:
-    """A world whose agents talk to it only (no radio), configured by [algo]: that table validated, [role]
-    refused, netsim.mode "direct" required; returns the validated [algo]."""
+def check_radio_free(cfg: ScenarioConfig, where: str, agents: str) -> None:
+    """A world whose agents talk to it only (no radio), configured by [algo]: [role] refused, netsim.mode
+    "direct" required."""
     if "role" in cfg.model_fields_set:
         raise ConfigError(f"{where}: role: a {cfg.world.kind} world's agents are {agents}; set them in [algo]")
-    try:
-        algo = algo_model.model_validate(cfg.algo)
-    except ValidationError as err:
-        raise ConfigError(_explain(err, where).replace("\n  ", "\n  algo.")) from None
     if cfg.netsim.mode != "direct":
         raise ConfigError(
             f"{where}: netsim.mode: {agents} exchange nothing over the radio (everything travels "
             'between the world and the agents), so set netsim.mode = "direct"'
         )
-    return algo
-
-
-def check_routing(cfg: ScenarioConfig, where: str) -> None:
-    """A routing scenario: [algo] holds the method, PPO and SED settings."""
-    algo = check_radio_free_world(cfg, where, RoutingAlgo, "RELED's vehicles")
-    if algo.alpha_mode != "paper" and algo.alpha_fixed is None:
-        raise ConfigError(f"{where}: algo.alpha_fixed: alpha_mode {algo.alpha_mode!r} needs a weight (0.2 or 0.5)")
 
 
 def check_init_weights(algo, where: str) -> None:
     """eSpark's worlds start from a folder of checkpoints when algo.init_weights names one."""
     if algo.init_weights is not None and not Path(algo.init_weights).is_dir():
         raise ConfigError(f"{where}: algo.init_weights: no folder {algo.init_weights!r} (of agentK.pt checkpoints)")
-
-
-def check_signals(cfg: ScenarioConfig, where: str) -> None:
-    """A traffic-signal scenario: [algo] holds the lights' learner."""
-    check_init_weights(check_radio_free_world(cfg, where, SignalAlgo, "the traffic lights"), where)
-    if cfg.world.yellow_s >= cfg.world.delta_s:
-        raise ConfigError(f"{where}: world.yellow_s must be shorter than world.delta_s")
-
-
-def check_inventory(cfg: ScenarioConfig, where: str) -> None:
-    """An inventory (MABIM) scenario: [algo] holds the warehouses' learner."""
-    check_init_weights(check_radio_free_world(cfg, where, InventoryAlgo, "the warehouses"), where)
 
 
 def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None = None) -> ScenarioConfig:
@@ -247,32 +189,14 @@ def load_scenario(path: str | Path, overrides: list[str] = (), seed: int | None 
         apply_override(data, assignment)
     if seed is not None:
         data.setdefault("run", {})["seed"] = seed
-    try:
-        cfg = ScenarioConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(_explain(err, str(path))) from None
+    cfg = parse_scenario(data, str(path))
     if cfg.mqtt is not None and cfg.security.enabled(cfg.run.coordinator_bind, mqtt=True):
         raise ConfigError(
             f"{path}: mqtt: the MQTT bridge does not speak CURVE yet, so [mqtt] cannot be combined with "
             "CURVE (security.curve, on by default for a non-loopback run.coordinator_bind); secure the "
             'broker path with TLS and per-device passwords and set security.curve = "off"'
         )
-    check = {"cav": check_cav, "routing": check_routing, "signals": check_signals, "inventory": check_inventory}.get(
-        cfg.world.kind
-    )
-    if cfg.world.kind == "warehouse":
-        from .warehouse.checks import check_warehouse as check
+    check = world_kind(cfg.world.kind).check
     if check is not None:
         check(cfg, str(path))
-        return cfg
-    if cfg.algo:
-        raise ConfigError(f"{path}: algo: the figure8 world takes no [algo] table")
-    if cfg.world.agents > cfg.world.vehicles:
-        raise ConfigError(f"{path}: world.agents ({cfg.world.agents}) exceeds world.vehicles ({cfg.world.vehicles})")
-    if cfg.world.vehicles > (room := max_vehicles(cfg.world.ring_radius)):
-        raise ConfigError(
-            f"{path}: world.vehicles: {cfg.world.vehicles} vehicles do not fit on a figure-eight of "
-            f"ring_radius {cfg.world.ring_radius:g} m (at most {room})"
-        )
-    validate_role(cfg, str(path))
     return cfg

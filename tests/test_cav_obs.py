@@ -1,11 +1,11 @@
-"""Hand-computed checks of scenarios/cav_env.py (spec §1.3, §7 items 14-16)."""
+"""Hand-computed checks of scenarios/cav/maths.py (spec §1.3, §7 items 14-16)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from scenarios.cav_env import (
+from scenarios.cav.maths import (
     ACTION_BOUNDS,
     HORIZONS,
     SPEED_LIMIT,

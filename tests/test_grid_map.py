@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sumolib
 
-from scenarios.grid_map import GridFiles, background_routes, build_grid
+from scenarios.routing.grid_map import GridFiles, background_routes, build_grid
 
 FOUR_WAY_TLS_RANGE = (110, 125)  # "about 115 signalised four-way junctions"; the defaults give 121
 

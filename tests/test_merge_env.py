@@ -1,4 +1,4 @@
-"""The RSM-MASAC Merge scenario (scenarios/merge.py, scenarios/cav/merge_env.py) on real libsumo.
+"""The RSM-MASAC Merge scenario (scenarios/cav/merge_net.py, scenarios/cav/merge_env.py) on real libsumo.
 
 libsumo runs one simulation per process: every test closes its environment before the next starts one.
 """
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from scenarios.cav.merge_env import MergeCavEnv
-from scenarios.merge import MAIN_ROUTE, RAMP_ROUTE, build_merge
+from scenarios.cav.merge_net import MAIN_ROUTE, RAMP_ROUTE, build_merge
 
 
 def _index(veh: str) -> int:

@@ -15,7 +15,7 @@ from agent_node.learners.reled.dtw import (
     junction_xy_sequence,
     normalise_dtw,
 )
-from agent_node.learners.reled.feedback import (
+from scenarios.routing.sed.feedback import (
     InstructionSpan,
     active_instruction,
     external_rewards,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from scenarios.grid_map import build_grid
 from scenarios.routing.env import RoutingEnv
+from scenarios.routing.grid_map import build_grid
 from scenarios.routing.maps import Trip
 from scenarios.routing.sed.navigation import Navigator
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import sumolib
 
-from scenarios.grid_map import _binary, _run, build_grid
-from scenarios.routing_env import (
+from scenarios.routing.grid_map import _binary, _run, build_grid
+from scenarios.routing.observe import (
     M_OUT,
     R_TERM,
     EdgeStats,

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import sumolib
 
-from scenarios.grid_map import build_grid
+from scenarios.routing.grid_map import build_grid
+from scenarios.routing.observe import junction_ids, junction_index, outgoing_options
 from scenarios.routing.sed.navigation import SANDBOX_PRELUDE, Navigator, road_graph
 from scenarios.routing.sed.plans import Instruction, PlanOutcome, execute_plans, scripted_plan_code
-from scenarios.routing_env import junction_ids, junction_index, outgoing_options
 from scenarios.sandbox.limits import SandboxLimits
 
 # build_grid(3 x 3): junctions A0..C2 (x = A,B,C; y = 0,1,2) plus 12 fringe dead ends; sorted ids give the indices.

@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from agent_node.learners.reled.feedback import PDIPair, RVIPair, format_feedback_lines
 from scenarios.llm.conversation import approx_tokens
 from scenarios.llm.extract import check_contract, extract_code
 from scenarios.routing.sed import prompts
+from scenarios.routing.sed.feedback import PDIPair, RVIPair, format_feedback_lines
 from scenarios.routing.sed.prompts import (
     CLOSING_INSTRUCTION,
     INTERFACE_NAMES,

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import sumolib
 
-from scenarios.figure8 import _netconvert
 from scenarios.signals.env import OBS_DIM, SignalEnv, tripinfo_metrics
 from scenarios.signals.maps import SignalMap
 from scenarios.signals.phases import PHASES, assign_arms, phase_mask, phase_state, tls_links, yellow_state
+from scenarios.sumo.figure8 import _netconvert
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from scenarios.figure8 import Figure8Files, build_figure8
-from scenarios.sumo_sim import SumoSim, sumo_version
+from scenarios.sumo.figure8 import Figure8Files, build_figure8
+from scenarios.sumo.sim import SumoSim, sumo_version
 
 STEPS = 300  # 30 s at 0.1 s
 

@@ -132,7 +132,7 @@ def test_policy_dir_trained_for_another_k_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="probabilities"):
         load_scenario(SCENARIO, [f"algo.policy_dir={tmp_path}", "algo.k=3"])
     np.save(tmp_path / "pi_l.npy", uniform_local_policy(5))
-    assert load_scenario(SCENARIO, [f"algo.policy_dir={tmp_path}", "algo.k=3"]).algo["k"] == 3
+    assert load_scenario(SCENARIO, [f"algo.policy_dir={tmp_path}", "algo.k=3"]).algo.k == 3
     with pytest.raises(ConfigError, match="trained for k = 3"):
         load_scenario(SCENARIO, [f"algo.policy_dir={tmp_path}", "algo.k=4"])
     (tmp_path / "pi_g.npz").write_bytes(b"not a table")

@@ -16,7 +16,6 @@ import numpy as np
 from coordinator.run_folder import check_new_run_dir, write_config
 from scenarios.config import ScenarioConfig
 from scenarios.espark.candidates import Validation, validate_candidate
-from scenarios.espark.settings import ESparkSettings
 from scenarios.llm.service import LLMService
 
 from .evolution import NO_RETENTION_STEP_FACTOR, CandidateRecord, RunRecorder, reflection_stats, select_best
@@ -36,7 +35,7 @@ class ESparkLoop:
     def __init__(self, cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None):
         self.cfg, self.run_dir = cfg, Path(run_dir).resolve()  # children run from the project root
         self.task = TASKS[cfg.world.kind]
-        self.settings = ESparkSettings.model_validate(cfg.algo.get("espark", {}))
+        self.settings = cfg.algo.espark
         self.world = cfg.world
         s = self.settings
         if self.world.episodes < s.iterations or self.world.episodes % s.iterations:

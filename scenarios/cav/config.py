@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..cav_env import ACTION_BOUNDS, HORIZONS
+from .maths import ACTION_BOUNDS, HORIZONS
 
 DEFAULT_AGENTS = {"figure8": 9, "merge": 13}
 

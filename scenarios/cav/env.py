@@ -7,9 +7,9 @@ from typing import Protocol
 
 import numpy as np
 
-from ..cav_env import cav_observation, clip_action, shared_reward
-from ..figure8 import build_figure8
-from ..sumo_sim import OBEY_SAFE_SPEED
+from ..sumo.figure8 import build_figure8
+from ..sumo.sim import OBEY_SAFE_SPEED
+from .maths import cav_observation, clip_action, shared_reward
 
 #: The figure-eight's vehicle order in the reference code (spec §1.2): H, RL, H, RL x4, H, RL x3, H, RL, H.
 PAPER_CAV_SLOTS = (1, 3, 4, 5, 6, 8, 9, 10, 12)
@@ -93,7 +93,7 @@ class Figure8CavEnv:
         self._collided = False
 
     def reset(self, episode: int) -> None:
-        from ..sumo_sim import SumoSim
+        from ..sumo.sim import SumoSim
 
         self.close()
         f = self.files

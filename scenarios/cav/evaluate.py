@@ -49,7 +49,7 @@ def evaluate_run(run_dir: Path, episodes: int = 3, deterministic: bool = True) -
 
 
 def run_episode(env, world: CavWorld, policies: dict, episode: int, deterministic: bool) -> dict:
-    from ..cav_env import terminated
+    from .maths import terminated
 
     env.reset(episode)
     total, t, collided = 0.0, 0, False

@@ -30,7 +30,7 @@ With SUMO's default mode (31, ``human_speed_mode=None``) ramp vehicles wait at t
 whole episode, because 2200 veh/h leave no gap.
 
 Reward: ``shared_reward`` over every vehicle in the network, 0 on a collision step. Horizon 750, action bound
-1.5 m/s^2 (Table III). Termination is the caller's (``scenarios.cav_env.terminated``).
+1.5 m/s^2 (Table III). Termination is the caller's (``scenarios.cav.maths.terminated``).
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cav_env import cav_observation, clip_action, shared_reward
-from ..merge import build_merge
-from ..sumo_sim import OBEY_SAFE_SPEED
+from ..sumo.sim import OBEY_SAFE_SPEED
+from .maths import cav_observation, clip_action, shared_reward
+from .merge_net import build_merge
 
 _BINDINGS = ("first", "random")
 _RAMP_POSITIONS = ("main", "own")
@@ -114,7 +114,7 @@ class MergeCavEnv:
 
     def reset(self, episode: int) -> None:
         """New SUMO run seeded by (seed, episode); run the warm-up (no bindings), then bindings open."""
-        from ..sumo_sim import SumoSim
+        from ..sumo.sim import SumoSim
 
         self.close()
         f = self.files

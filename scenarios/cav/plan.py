@@ -20,7 +20,7 @@ def plan_cav(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> 
     net_dir = run_dir / "net"
     env = make_env(world, net_dir, cfg.run.seed)  # builds the network once; the world process reuses it
     agents = list(env.agent_ids)
-    algo = CavSettings.model_validate({"name": "cav", **cfg.algo})
+    algo = cfg.algo
     settings = algo.model_dump(mode="json")
     settings["sac"] = {"action_bound": world.bound, **algo.sac}
     settings["checkpoint_dir"] = str(run_dir / "checkpoints")

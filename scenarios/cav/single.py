@@ -15,10 +15,9 @@ import torch
 
 from agent_node.learners.rsm.sac import SAC, ReplayBuffer, SACConfig, update_flags
 from agent_node.node import agent_rng
-from agent_node.roles.cav import CavSettings
 
-from ..cav_env import terminated
 from ..config import ScenarioConfig
+from .maths import terminated
 from .world import make_env
 
 
@@ -27,7 +26,7 @@ def train_in_one_process(cfg: ScenarioConfig, seed: int, net_dir: Path) -> dict:
     so far)] every 10 steps, "scores", "learners": {vehicle: its SAC}}."""
     torch.set_num_threads(1)
     world = cfg.world
-    algo = CavSettings.model_validate({"name": "cav", **cfg.algo})
+    algo = cfg.algo
     env = make_env(world, net_dir, seed)
     sacs, bufs, learning_steps = {}, {}, {}
     for node in env.agent_ids:

@@ -13,9 +13,9 @@ from protocols.endpoint import Endpoint
 from protocols.messages import Observation, Positions
 from protocols.security import Curve
 
-from ..cav_env import terminated
 from ..step_driver import StepDriver, serve_world
 from .config import CavWorld
+from .maths import terminated
 
 log = logging.getLogger("scenarios.cav")
 

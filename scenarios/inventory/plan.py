@@ -12,14 +12,14 @@ from scenarios.espark.settings import IPPO_DEFAULTS
 from ..config import ScenarioConfig
 from ..plan import RunPlan
 from ..step_driver import node_name
-from .config import N_ACTIONS, InventoryAlgo, InventoryWorld
+from .config import N_ACTIONS, InventoryWorld
 from .observe import OBS_DIM
 
 
 def plan_inventory(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> RunPlan:
     """resume: a run folder whose checkpoints the warehouses start from (else algo.init_weights, if set)."""
     world: InventoryWorld = cfg.world
-    algo = InventoryAlgo.model_validate(cfg.algo)
+    algo = cfg.algo
     if algo.method == "random_pruning":  # the spec §5.3 baseline: IPPO guided by random masks during training
         world = world.model_copy(update={"exploration": ExplorationSpec(kind="random")})
     ppo = PPOConfig.model_validate(

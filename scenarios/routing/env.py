@@ -11,7 +11,9 @@ from typing import Sequence
 import numpy as np
 import sumolib
 
-from ..routing_env import (
+from ..sumo.sim import sumo_binary
+from .maps import Trip
+from .observe import (
     M_OUT,
     TERMINAL_FRACTION,
     EdgeStats,
@@ -23,8 +25,6 @@ from ..routing_env import (
     outgoing_options,
     step_reward,
 )
-from ..sumo_sim import sumo_binary
-from .maps import Trip
 
 log = logging.getLogger("scenarios.routing")
 

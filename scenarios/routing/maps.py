@@ -15,8 +15,8 @@ from typing import Literal
 
 import sumolib
 
-from ..grid_map import _binary, _run, _strip_header, background_routes, build_grid
-from ..routing_env import M_OUT, junction_index
+from .grid_map import _binary, _run, _strip_header, background_routes, build_grid
+from .observe import M_OUT, junction_index
 
 _CITY_VERSION = 1  # bump when the city net changes for the same parameters
 TARGET_KM2 = 4.0  # the paper's Hong Kong map is 3.87 km^2

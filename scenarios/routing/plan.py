@@ -10,17 +10,17 @@ from agent_node.roles.router import RouterSettings
 
 from ..config import ConfigError, ScenarioConfig
 from ..plan import RunPlan
-from ..routing_env import junction_ids
 from ..step_driver import node_name
 from . import results
-from .config import RoutingAlgo, RoutingWorld
+from .config import RoutingWorld
 from .maps import build_map, fixed_trips, traffic_routes
+from .observe import junction_ids
 from .world import WORLD_STATE
 
 
 def plan_routing(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> RunPlan:
     world: RoutingWorld = cfg.world
-    algo = RoutingAlgo.model_validate(cfg.algo)
+    algo = cfg.algo
     road = build_map(world.map, run_dir / "net", seed=0)
     trips = fixed_trips(road.net, world.agents, world.trips_seed)
     routes = traffic_routes(road.net, run_dir / "net" / f"{world.traffic}.rou.xml", world.traffic, cfg.run.seed)

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent_node.learners.reled.feedback import InstructionSpan
 from protocols.messages import Observation
+from scenarios.routing.sed.feedback import InstructionSpan
 from scenarios.routing.sed.navigation import Navigator
 from scenarios.routing.sed.plans import PlanOutcome
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from agent_node.checkpoints import save_json
-from agent_node.learners.reled.feedback import format_feedback_lines, pdi_pairs, rvi_pairs
 from protocols.endpoint import Endpoint
 from protocols.security import Curve
+from scenarios.routing.sed.feedback import format_feedback_lines, pdi_pairs, rvi_pairs
 from scenarios.routing.sed.module import Generation, SedModule
 from scenarios.routing.sed.navigation import road_graph
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import sumolib
 
-from ..sumo_sim import sumo_binary
+from ..sumo.sim import sumo_binary
 from .maps import SignalMap, controlled_lights, signal_map
 from .phases import (
     MOVEMENTS,

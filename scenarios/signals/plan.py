@@ -17,15 +17,15 @@ from scenarios.espark.settings import IPPO_DEFAULTS
 from ..config import ScenarioConfig
 from ..plan import RunPlan
 from ..step_driver import node_name
-from .config import SignalAlgo, SignalWorld
+from .config import SignalWorld
 from .env import OBS_DIM
 from .maps import controlled_lights, signal_map
 from .phases import PHASES
 
 
-def plan_signals(cfg: ScenarioConfig, run_dir: Path) -> RunPlan:
+def plan_signals(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> RunPlan:
     world: SignalWorld = cfg.world
-    algo = SignalAlgo.model_validate(cfg.algo)
+    algo = cfg.algo
     if algo.method == "random_pruning":  # the spec §5.3 baseline: IPPO guided by random masks during training
         world = world.model_copy(update={"exploration": ExplorationSpec(kind="random")})
     road = signal_map(world.map)

@@ -7,18 +7,14 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from ..config import ConfigError, ScenarioConfig, _explain
-from .config import WarehouseAlgo
+from ..config import ConfigError, ScenarioConfig, explain
 
 
 def check_warehouse(cfg: ScenarioConfig, where: str) -> None:
-    """Validate [algo] for the warehouse and its cross-field rules; ConfigError names the field."""
+    """The warehouse's cross-field rules and policy files; ConfigError names the field."""
     if "role" in cfg.model_fields_set:
         raise ConfigError(f"{where}: role: the warehouse's roles are fixed (dispatcher, robot); set them in [algo]")
-    try:
-        algo = WarehouseAlgo.model_validate(cfg.algo)
-    except ValidationError as err:
-        raise ConfigError(_explain(err, where).replace("\n  ", "\n  algo.")) from None
+    algo = cfg.algo
     if algo.k > cfg.world.robots:
         raise ConfigError(f"{where}: algo.k: the dispatcher cannot poll {algo.k} of {cfg.world.robots} robots")
     if cfg.netsim.mode == "emulated" and cfg.netsim.clock != "wall":
@@ -61,4 +57,4 @@ def check_warehouse(cfg: ScenarioConfig, where: str) -> None:
     try:
         training_config(cfg, algo)
     except ValidationError as err:
-        raise ConfigError(_explain(err, where).replace("\n  ", "\n  algo.train.")) from None
+        raise ConfigError(explain(err, where, "algo.train.")) from None

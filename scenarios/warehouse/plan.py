@@ -21,8 +21,8 @@ from .config import WarehouseAlgo
 log = logging.getLogger("scenarios.warehouse")
 
 
-def plan_warehouse(cfg: ScenarioConfig, run_dir: Path) -> RunPlan:
-    world, algo = cfg.world, WarehouseAlgo.model_validate(cfg.algo)
+def plan_warehouse(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> RunPlan:
+    world, algo = cfg.world, cfg.algo
     model, n, seed = world.model, world.robots, cfg.run.seed
     policy = run_dir / "policy"
     policy.mkdir(parents=True, exist_ok=True)

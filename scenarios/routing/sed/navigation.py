@@ -11,7 +11,7 @@ from typing import Optional, Union
 
 import sumolib
 
-from scenarios.routing_env import junction_ids, junction_index, outgoing_options
+from scenarios.routing.observe import junction_ids, junction_index, outgoing_options
 
 MODES = ("shortest_path", "shortest_time")
 VCLASS = "passenger"

@@ -155,7 +155,7 @@ def feedback_prompt(
 ) -> str:
     """d_fb (spec §3.5 (ii), §3.7, §9.5; Appendix A missing, so this is the RECOMMENDed template).
 
-    feedback_lines: the RVI/PDI lines already rendered by agent_node.learners.reled.feedback.format_feedback_lines.
+    feedback_lines: the RVI/PDI lines already rendered by scenarios.routing.sed.feedback.format_feedback_lines.
     expert_summaries: dicts with agent, junctions, travel_time, ret, arrived, instructions (sorted by agent here).
     failures: agent id -> cause text (traceback, unreachable node, ...), collapsed to one line, tail kept.
     code: the plans the feedback is about, repeated here so that they survive when the context budget drops

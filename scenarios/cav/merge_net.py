@@ -37,7 +37,7 @@ from pathlib import Path
 
 import sumolib
 
-from .figure8 import _netconvert
+from ..sumo.figure8 import _netconvert
 
 MAIN_ROUTE = ("inflow_highway", "left", "center")
 RAMP_ROUTE = ("inflow_merge", "bottom", "center")

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 import sumolib
 
-from scenarios.figure8 import _netconvert  # the wheel's bin dir lookup (also imports sumo -> SUMO_HOME)
+from scenarios.sumo.figure8 import _netconvert  # the wheel's bin dir lookup (also imports sumo -> SUMO_HOME)
 
 _BUILD_VERSION = 1  # bump when the generated files change for the same parameters
 _HEADER = re.compile(r"<!-- generated on .*?-->\s*", re.DOTALL)  # timestamped generator header

@@ -13,11 +13,11 @@ from protocols.endpoint import Endpoint
 from protocols.messages import Observation, Positions
 from protocols.security import Curve
 
+from ..step_driver import StepDriver, serve_world
+from ..sumo.figure8 import Figure8Files, build_figure8
 from .config import Figure8World
-from .figure8 import Figure8Files, build_figure8
-from .step_driver import StepDriver, serve_world
 
-log = logging.getLogger("scenarios.beacons")
+log = logging.getLogger("scenarios.beacons.world")
 
 
 def prepare(world: Figure8World, seed: int, net_dir: Path) -> Figure8Files:
@@ -37,7 +37,7 @@ class World(StepDriver):
     """Lock-step loop: step SUMO, send positions and observations, collect actions, apply them."""
 
     def __init__(self, ep: Endpoint, cfg: Figure8World, files: Figure8Files, steps: int, deadline_s: float):
-        from .sumo_sim import SumoSim
+        from ..sumo.sim import SumoSim
 
         super().__init__(ep, deadline_s)
         self.cfg, self.files, self.steps = cfg, files, steps

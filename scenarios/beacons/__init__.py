@@ -1,0 +1,1 @@
+"""The beacon world on the figure-eight: vehicles in SUMO broadcasting beacons through the medium."""
