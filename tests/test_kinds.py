@@ -40,7 +40,7 @@ def test_a_new_kind_needs_only_its_folder_and_one_entry(tmp_path, monkeypatch):
     """A kind defined outside the project, registered by one line, is parsed, checked and planned."""
     (tmp_path / "toy_kind.py").write_text(
         textwrap.dedent(
-            '''
+            """
             from typing import Literal
             from pydantic import BaseModel, ConfigDict
             from scenarios.config import ConfigError
@@ -65,7 +65,7 @@ def test_a_new_kind_needs_only_its_folder_and_one_entry(tmp_path, monkeypatch):
                 return RunPlan("toy_kind:run_world", {}, agents, {"beacon": {"name": "beacon"}})
 
             KIND = WorldKind("toy", ToyWorld, ToyAlgo, plan, check, preload=("toy_kind",))
-            '''
+            """
         )
     )
     monkeypatch.syspath_prepend(str(tmp_path))
