@@ -71,6 +71,7 @@ from agent_node.learners.alternating.nash_gap import (  # noqa: E402
     global_gap,
     local_gap,
 )
+from agent_node.overrides import set_fields  # noqa: E402
 from agent_node.warehouse.model import WarehouseModel  # noqa: E402
 from agent_node.warehouse.simulator import Simulator  # noqa: E402
 from scenarios.config import load_scenario  # noqa: E402
@@ -80,9 +81,9 @@ TARGET_TOL, TARGET_SETTING = 0.02, "figure"
 FIGURE = load_scenario(ROOT / "scenarios" / "warehouse_alternating_fig6.toml", [])  # the preset, read not copied
 SETTINGS = {  # (WarehouseModel fields, AlternatingConfig fields)
     "paper": ({}, dict(l_solver="ps", init_pi_g="zero")),
-    "figure": (FIGURE.world.model.model_dump(), FIGURE.algo.train),
+    "figure": (FIGURE.world.model.model_dump(), set_fields(FIGURE.algo.train)),
     "repo": (dict(global_reward="repo"), dict(l_solver="mfvi", init_pi_g="zero")),
-    "repo_loop": ({**FIGURE.world.model.model_dump(), "local_transition": "current"}, FIGURE.algo.train),
+    "repo_loop": ({**FIGURE.world.model.model_dump(), "local_transition": "current"}, set_fields(FIGURE.algo.train)),
 }
 EVAL_SEED0 = 100  # evaluation seeds 100.. (UPDATE's own evaluation set is simulator seed 1, the Nash gap's seed 2)
 H_SHORT = 50  # the released code's evaluation horizon

@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from protocols.messages import Action, Beacon, Message, SegmentRequest, SegmentResponse
 
@@ -28,6 +28,7 @@ from ..learners.rsm.round import (
 )
 from ..learners.rsm.sac import SAC, ReplayBuffer, SACConfig, update_flags
 from ..learners.rsm.segments import Actor, flatten, plan_replicas
+from ..overrides import Overrides, set_fields
 from .base import Role, RoleSettings
 
 log = logging.getLogger(__name__)
@@ -72,13 +73,8 @@ class CavSettings(RoleSettings):
     checkpoint_dir: str | None = None  # set by the run plan
     resume_dir: str | None = None  # checkpoints to start from (`netmarl run --resume`)
     torch_threads: int = Field(1, ge=1)
-    sac: dict = Field(default_factory=dict)  # SACConfig overrides (lr, batch_size, ...)
+    sac: Overrides(SACConfig) = Field(default_factory=SACConfig)  # the fields set override the run's SAC settings
     policy_dir: str | None = None  # method = "deploy": the exported policies, one AGENT.npz per agent
-
-    @model_validator(mode="after")
-    def _check(self):
-        SACConfig.model_validate({"action_bound": 3.0, **self.sac})
-        return self
 
 
 class CavRole(Role):
@@ -92,7 +88,7 @@ class CavRole(Role):
         self.cfg = cfg = CavSettings.model_validate(settings)
         torch.set_num_threads(cfg.torch_threads)
         seed = int(ctx.rng.integers(2**31))  # the agent's own stream (action noise, buffer sampling)
-        self.sac = SAC(SACConfig.model_validate({"init_seed": ctx.seed, "seed": seed, **cfg.sac}))
+        self.sac = SAC(SACConfig.model_validate({"init_seed": ctx.seed, "seed": seed, **set_fields(cfg.sac)}))
         self.buf = ReplayBuffer(self.sac.cfg.buffer_size, self.sac.cfg.obs_dim, self.sac.cfg.act_dim, seed=seed)
         self.cache_actor = Actor(self.sac.cfg.obs_dim, self.sac.cfg.hidden, self.sac.cfg.act_dim)
         self.reg = RegulationSettings(

@@ -6,6 +6,7 @@ import json
 from functools import partial
 from pathlib import Path
 
+from agent_node.overrides import set_fields
 from agent_node.roles.cav import CavSettings
 
 from ..config import ConfigError, ScenarioConfig
@@ -22,7 +23,7 @@ def plan_cav(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> 
     agents = list(env.agent_ids)
     algo = cfg.algo
     settings = algo.model_dump(mode="json")
-    settings["sac"] = {"action_bound": world.bound, **algo.sac}
+    settings["sac"] = {"action_bound": world.bound, **set_fields(algo.sac)}
     settings["checkpoint_dir"] = str(run_dir / "checkpoints")
     start = 0
     if resume is not None:

@@ -15,6 +15,7 @@ import torch
 
 from agent_node.learners.rsm.sac import SAC, ReplayBuffer, SACConfig, update_flags
 from agent_node.node import agent_rng
+from agent_node.overrides import set_fields
 
 from ..config import ScenarioConfig
 from .maths import terminated
@@ -32,7 +33,9 @@ def train_in_one_process(cfg: ScenarioConfig, seed: int, net_dir: Path) -> dict:
     for node in env.agent_ids:
         s = int(agent_rng(seed, node).integers(2**31))
         sacs[node] = SAC(
-            SACConfig.model_validate({"init_seed": seed, "seed": s, "action_bound": world.bound, **algo.sac})
+            SACConfig.model_validate(
+                {"init_seed": seed, "seed": s, "action_bound": world.bound, **set_fields(algo.sac)}
+            )
         )
         bufs[node] = ReplayBuffer(sacs[node].cfg.buffer_size, sacs[node].cfg.obs_dim, sacs[node].cfg.act_dim, seed=s)
         learning_steps[node] = 0

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agent_node.learners.reled.ppo import PPOConfig
+from agent_node.overrides import Overrides
 from scenarios.espark.masker import ExplorationSpec
 from scenarios.espark.settings import ACCUMULATED_EPISODES, ESparkSettings
 
@@ -137,7 +139,7 @@ class InventoryAlgo(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     method: Literal["ippo", "espark", "random_pruning"] = "ippo"
-    ppo: dict = Field(default_factory=dict)  # PPOConfig overrides
+    ppo: Overrides(PPOConfig) = Field(default_factory=PPOConfig)  # the fields set override the run's PPO settings
     torch_threads: int = Field(1, ge=1)
     init_weights: str | None = None  # a folder of agentK.pt checkpoints to start from
     espark: ESparkSettings = Field(default_factory=ESparkSettings)

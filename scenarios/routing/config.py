@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agent_node.learners.reled.ppo import PPOConfig
+from agent_node.overrides import Overrides
 from scenarios.llm.config import LLMConfig
 
 
@@ -62,6 +64,6 @@ class RoutingAlgo(BaseModel):
     alpha_fixed: float | None = Field(None, ge=0, le=1)  # 0.2 / 0.5 for the fixed-alpha ablations
     dtw_repr: Literal["junction_xy", "obs"] = "junction_xy"
     dtw_scale: float = Field(1.0, gt=0)  # divisor of the DTW distance (1: the literal metre-scale formula)
-    ppo: dict = Field(default_factory=dict)  # PPOConfig overrides (lr, clip_eps, beta, update_epochs, ...)
+    ppo: Overrides(PPOConfig) = Field(default_factory=PPOConfig)  # the fields set override the run's PPO settings
     torch_threads: int = Field(1, ge=1)
     sed: SedSettings = Field(default_factory=SedSettings)

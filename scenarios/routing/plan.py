@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from agent_node.overrides import set_fields
 from agent_node.roles.router import RouterSettings
 
 from ..config import ConfigError, ScenarioConfig
@@ -35,7 +36,7 @@ def plan_routing(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None)
             "alpha_fixed": algo.alpha_fixed,
             "dtw_repr": algo.dtw_repr,
             "dtw_scale": algo.dtw_scale,
-            "ppo": algo.ppo,
+            "ppo": set_fields(algo.ppo),
             "n_junctions": n_junctions,
             "torch_threads": algo.torch_threads,
             "checkpoint_dir": str(run_dir / "checkpoints"),

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent_node.learners.reled.ppo import PPOConfig
+from agent_node.overrides import Overrides
 from scenarios.espark.masker import ExplorationSpec
 from scenarios.espark.settings import ACCUMULATED_EPISODES, ESparkSettings
 
@@ -43,7 +45,7 @@ class SignalAlgo(BaseModel):
     model_config = ConfigDict(extra="forbid")
     method: Literal["ippo", "espark", "random_pruning", "ftc", "max_pressure"] = "ippo"
     ftc_phase_s: float = Field(30.0, gt=0)  # FTC: each phase of the cycle held this long (a multiple of delta_s)
-    ppo: dict = Field(default_factory=dict)  # PPOConfig overrides
+    ppo: Overrides(PPOConfig) = Field(default_factory=PPOConfig)  # the fields set override the run's PPO settings
     torch_threads: int = Field(1, ge=1)
     init_weights: str | None = None  # a checkpoints folder (agentK.pt) the learners start from (eSpark's retention)
     espark: ESparkSettings = Field(default_factory=ESparkSettings)

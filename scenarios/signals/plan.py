@@ -9,6 +9,7 @@ import numpy as np
 import sumolib
 
 from agent_node.learners.reled.ppo import PPOConfig
+from agent_node.overrides import set_fields
 from agent_node.roles.router import RouterSettings
 from agent_node.roles.signal_controller import SignalControllerSettings
 from scenarios.espark.masker import ExplorationSpec
@@ -41,7 +42,13 @@ def plan_signals(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None)
         settings = SignalControllerSettings(method=algo.method, hold=round(hold)).model_dump(mode="json")
     else:
         ppo = PPOConfig.model_validate(
-            {**IPPO_DEFAULTS, "obs_dim": OBS_DIM, "n_actions": len(PHASES), "junction_ids": False, **algo.ppo}
+            {
+                **IPPO_DEFAULTS,
+                "obs_dim": OBS_DIM,
+                "n_actions": len(PHASES),
+                "junction_ids": False,
+                **set_fields(algo.ppo),
+            }
         )
         role = "router"
         settings = RouterSettings.model_validate(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent_node.learners.alternating.alternating import AlternatingConfig
+from agent_node.overrides import Overrides
 from agent_node.warehouse.model import WarehouseModel
 
 
@@ -28,7 +30,8 @@ class WarehouseAlgo(BaseModel):
     k: int = Field(50, ge=1)  # robots the dispatcher may poll per step
     dispatcher: Literal["learned", "mode", "random", "stay", "full_information"] = "learned"
     policy_dir: str = ""  # pi_g.npz + pi_l.npy from an earlier run's policy/ folder; empty: train first
-    train: dict[str, Any] = Field(default_factory=dict)  # AlternatingConfig fields (m, n_steps, ...)
+    # the training (G-LEARN, L-LEARN, the loop); n and seed come from the scenario and k from algo.k unless set here
+    train: Overrides(AlternatingConfig) = Field(default_factory=AlternatingConfig)
     nash_gap: bool = False  # also estimate the empirical Nash gap of the trained pair (simulator)
     poll_timeout_s: float = Field(1.0, gt=0)  # wall-clock wait for an answer before it counts as lost
     replace_lost_polls: bool = True  # the spec's recommendation; false: act on fewer than k answers

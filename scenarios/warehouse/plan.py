@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent_node.overrides import set_fields
 from agent_node.warehouse.layout import DISPATCHER, robot_id
 from agent_node.warehouse.model import uniform_local_policy
 
@@ -97,7 +98,9 @@ def training_config(cfg: ScenarioConfig, algo: WarehouseAlgo):
     """[algo.train] as an AlternatingConfig: n and seed from the scenario unless set there, k always algo.k."""
     from agent_node.learners.alternating.alternating import AlternatingConfig
 
-    return AlternatingConfig.model_validate({"n": cfg.world.robots, "seed": cfg.run.seed, **algo.train, "k": algo.k})
+    return AlternatingConfig.model_validate(
+        {"n": cfg.world.robots, "seed": cfg.run.seed, **set_fields(algo.train), "k": algo.k}
+    )
 
 
 def write_nash_gap(cfg: ScenarioConfig, algo: WarehouseAlgo, policy: Path) -> None:
