@@ -3,7 +3,7 @@
 reward2 is the net profit the paper reports (its "Avg. profits"; the released code sets profit = reward2):
 the gross margin sale x (price - cost) less the excess, order, holding and backlog costs.
 
-Follows spec §2.2 and App. A.3 (ReplenishmentEnv semantics). Choices where the spec leaves one:
+Follows the eSpark paper's App. C.1 and MABIM's ReplenishmentEnv semantics. Choices where neither fixes one:
 - Same-step upstream demand: the orders R_i^t placed at step t are echelon i+1's demand at step t, as in the
   reference code's step order (replenish -> sell); the paper's D_{i+1}^{t+1} = R_i^t is the same chain indexed
   one step later. Unfilled orders are lost (no backorders); their cost is the upstream's backlog_cost.
@@ -147,7 +147,7 @@ class InventoryEnv:
         accepted = ration(arrived, self.in_stock, self.capacity)
         excess = arrived - accepted
         self.in_stock += accepted
-        # reward2 (spec §2.2), per (echelon, SKU).
+        # reward2 (MABIM's ReplenishmentEnv), per (echelon, SKU).
         margin = p.price - p.cost
         components = {
             "gross_margin": sale * margin,
