@@ -48,7 +48,7 @@ _RAMP_POSITIONS = ("main", "own")
 
 
 class MergeCavEnv:
-    """Flow-like highway on-ramp with 2200 veh/h main and 100 veh/h ramp inflow; 13 agent slots (spec §1.2)."""
+    """Flow-like highway on-ramp with 2200 veh/h main and 100 veh/h ramp inflow; 13 agent slots (paper Sec. VI-A)."""
 
     def __init__(
         self,
