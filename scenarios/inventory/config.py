@@ -85,10 +85,10 @@ class InventoryConfig(BaseModel):
     lookback: int = Field(21, ge=1)  # window of the mean demand that actions multiply
     warmup_days: int = Field(21, ge=0)  # steps of "replenish_by_last_demand" run inside reset()
     seed: int = 0  # dataset seed: demand series, prices, lead times; reset(seed) only picks the episode window
-    # Lead times (vlt) per (echelon, SKU) ~ U{vlt_min..vlt_max} [INFER: the real info CSVs are absent, App. A.4].
+    # Lead times (vlt) per (echelon, SKU) ~ U{vlt_min..vlt_max} (our choice: MABIM's real SKU data is not public).
     vlt_min: int = Field(1, ge=0)
     vlt_max: int = Field(7, ge=0)
-    # Prices [INFER]: super-vendor price c_j ~ U[cost_min, cost_max], margin m_j ~ U[margin_min, margin_max];
+    # Prices (our choice): super-vendor price c_j ~ U[cost_min, cost_max], margin m_j ~ U[margin_min, margin_max];
     # echelon i buys at the price of echelon i+1 (the top at c_j) and sells at cost * (1 + m_j).
     cost_min: float = Field(5.0, gt=0)
     cost_max: float = Field(50.0, gt=0)

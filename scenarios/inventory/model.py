@@ -16,7 +16,7 @@ Follows the eSpark paper's App. C.1 and MABIM's ReplenishmentEnv semantics. Choi
   steps, today excluded) (`demand_mean_discrete`).
 - reset() runs `warmup_days` steps of "replenish_by_last_demand" (order yesterday's own demand) from the
   initial stock and an empty pipeline, so the demand window and the pipeline are filled at step 0.
-- Prices [INFER]: echelon i buys at echelon i+1's selling price, the top echelon at the super-vendor price.
+- Prices (our choice): echelon i buys at echelon i+1's selling price, the top echelon at the super-vendor price.
 """
 
 from __future__ import annotations
