@@ -1,9 +1,10 @@
-"""ALTERNATING-MARL benchmark, simulator part: reward vs k and Nash gap vs k at n = 1,000 (spec §4.1 Fig. 6, §7.7).
+"""ALTERNATING-MARL benchmark, simulator part: reward vs k and Nash gap vs k at n = 1,000 (Alternating-MARL paper,
+App. G.1, Fig. 6; the Nash gap: docs/alternating_marl.md, A-6).
 
 Target: the `figure` setting (every setting of the released code, scenarios/warehouse_alternating_fig6.toml) within
 2 % of the paper's Fig. 6 (read off the released code's figure: k = 1 83.3, 2 85.0, 5 85.9, 10 87.8, 20 90.2,
 35 ~92, 50 93.1) at every k, on the figure's evaluation horizon of 50 (H50); the Nash gap should shrink with k like
-c / sqrt(k) (spec §7.7, fitted by least squares).
+c / sqrt(k) (the O~(1/sqrt(k)) of the paper's Theorem 4.8, fitted by least squares).
 
 Settings, side by side:
   paper      the paper's text, the project defaults (scenarios/warehouse_alternating.toml): r_g = 4 - |s_g - a_g|,
@@ -24,10 +25,10 @@ setting's AlternatingConfig; then the pair is scored on S seeds x R rollouts x h
 over seeds of the per-seed mean discounted return, and mode-tracking accuracy (a_g == mode of all n robots).
 Baselines on the same episodes and pi_l: uniform-random dispatcher, mode-of-sample (same k), full-information
 dispatcher (proxy: G-LEARN trained at k = 20 against pi_l, fed the whole n-robot histogram rescaled to 20 robots,
-evaluated with k = n; spec §7.7(b)). Runtime: wall time of each training (the Fig. 6 runtime analogue) and the
+evaluated with k = n; A-6). Runtime: wall time of each training (the Fig. 6 runtime analogue) and the
 G-LEARN generative-model samples.
 
-Nash gap (paper setting, training seed 0 pair; spec §7.7), bounded in cost: global best response by G-LEARN with
+Nash gap (paper setting, training seed 0 pair; A-6), bounded in cost: global best response by G-LEARN with
 the exact kernel for k <= 10, m = 300 for k <= 20, m = 100 below 35 and m = 30 at k >= 35, at most the paper's
 sweep count (tol 1e-4), warm-started from the trained Q; local best response by L-PS from the incumbent and the
 MFVI table (no random restarts, 3 sweeps, 16 rollouts x horizon 50 at n); both judged on 100 paired rollouts x

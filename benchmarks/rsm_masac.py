@@ -1,10 +1,9 @@
 """RSM-MASAC vs Avg-MASAC vs ISAC on the figure-eight (or merge), several seeds, through real processes.
 
-Every run is a real `netmarl run` (one process per vehicle, segments through the emulated radio). The
-default budget fits a 2-core machine: short episodes, few of them, the reference code's update schedule
-(one SAC update per 10 steps, spec §7.7). The paper's budget (300 / 260 epochs of 1,500 / 750 steps, Alg. 1's
-schedule), resumable across sessions: benchmarks/rsm_masac_paper.py. Prints a table, writes curves.png, ends
-with one JSON line.
+Every run is a real `netmarl run` (one process per vehicle, segments through the emulated radio). The default budget
+fits a 2-core machine: short episodes, few of them, the reference code's update schedule (one SAC update per 10 steps,
+docs/rsm_masac.md R-A7). The paper's budget (300 / 260 epochs of 1,500 / 750 steps, Alg. 1's schedule), resumable across
+sessions: benchmarks/rsm_masac_paper.py. Prints a table, writes curves.png, ends with one JSON line.
 
     python benchmarks/rsm_masac.py                       # figure-eight, 3 methods x 2 seeds + 30 % loss
     python benchmarks/rsm_masac.py --scenario merge

@@ -45,7 +45,7 @@ def world_rate(net: str, routes: str, backend: str, steps: int, repeats: int, re
 
 
 def poll_rate(net: str, routes: str, backend: str, steps: int, repeats: int) -> float:
-    """Median steps/s of simulationStep + getPosition/getSpeed per vehicle (no subscriptions, spec §2.3)."""
+    """Median steps/s of simulationStep + getPosition/getSpeed per vehicle (no subscriptions)."""
     if backend == "libsumo":
         import libsumo as api
     else:

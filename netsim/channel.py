@@ -24,7 +24,7 @@ class Logistic(NamedTuple):
     s_m: float
 
 
-# Least-squares fits of the simulation curves in networking.md §3.3 (23 dBm).
+# Least-squares fits of published PDR-vs-distance curves at 23 dBm (sources: docs/scenarios.md, "Radio presets").
 PRESETS: dict[str, Logistic] = {
     "ieee80211p": Logistic(a=0.973, d50_m=271.0, s_m=35.6),  # beta 0.06 veh/m, 10 Hz, 190 B
     "cv2x": Logistic(a=0.985, d50_m=551.0, s_m=82.3),  # LTE-V2X Mode 4, beta 0.1 veh/m

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class GilbertElliottConfig(BaseModel):
-    """Per-link two-state (Good/Bad) burst-loss overlay; spec §3.4."""
+    """Per-link two-state (Good/Bad) Gilbert-Elliott burst-loss overlay (docs/scenarios.md, "Radio presets")."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,4 @@
-"""Hand-computed checks of scenarios/cav/maths.py (spec §1.3, §7 items 14-16)."""
+"""Hand-computed checks of scenarios/cav/maths.py (RSM-MASAC paper, Sec. VI-A; docs/rsm_masac.md, R-A14 to R-A16)."""
 
 import math
 
@@ -33,7 +33,7 @@ def test_observation_normal_case():
 
 
 def test_observation_missing_leader_and_follower_are_zeros():
-    # No leader: entries 4, 5 are 0 (§7 item 16). Ego (200, 6) -> 0.5, 0.2; follower (40, 3) -> 0.1, 0.1.
+    # No leader: entries 4, 5 are 0 (R-A16). Ego (200, 6) -> 0.5, 0.2; follower (40, 3) -> 0.1, 0.1.
     obs = cav_observation((200.0, 6.0), (40.0, 3.0), None, net_length=400.0, max_speed=30.0)
     np.testing.assert_allclose(obs, [0.5, 0.2, 0.1, 0.1, 0.0, 0.0])
     # No follower: entries 2, 3 are 0. Leader (300, 30) -> 0.75, 1.0.
@@ -47,7 +47,7 @@ def test_observation_missing_leader_and_follower_are_zeros():
 
 
 def test_observation_normalisation_bounds():
-    # Default max speed is 30 (§7 item 15): 30 m/s -> exactly 1.0, 0 m/s -> 0.0, position 0 -> 0.0.
+    # Default max speed is 30 (R-A15): 30 m/s -> exactly 1.0, 0 m/s -> 0.0, position 0 -> 0.0.
     obs = cav_observation((0.0, 30.0), (400.0, 0.0), (399.0, 15.0), net_length=400.0)
     np.testing.assert_allclose(obs, [0.0, 1.0, 1.0, 0.0, 399 / 400, 0.5])
     # Over the limit (speedFactor 1.1 -> 33 m/s) and past the loop end (410 m) are clipped to 1.0;
@@ -79,7 +79,7 @@ def test_shared_reward_zero_on_collision_and_fail_cases():
 
 
 def test_terminated():
-    # Collision ends the epoch by default (paper, §7 item 14) ...
+    # Collision ends the epoch by default (the paper; R-A14) ...
     assert terminated(10, 1500, True) is True
     # ... but not in code-compat mode.
     assert terminated(10, 1500, True, end_on_collision=False) is False

@@ -70,7 +70,7 @@ def test_bad_candidates_are_rejected_with_their_cause_and_the_best_is_kept_and_c
     assert child["algo"]["init_weights"] == str(out / "espark" / "iter_01" / "cand_00" / "checkpoints")
     assert child["world"]["first_episode"] == 3 and child["world"]["exploration"]["kind"] == "function"
     # G: validation checkpoints of two greedy, unmasked episodes each, after every update of the copy's 2-episode
-    # slice (fewer updates than `validations`), averaged (spec §9 A4, the released runner's last 5)
+    # slice (fewer updates than `validations`), averaged (docs/espark.md, E-A4; the released runner's last 5)
     assert child["world"]["eval_episodes"] == 2 and child["world"]["eval_every"] == 1
     assert all(len(c["scores"]) == 2 for c in cands if c["score"] is not None)
     evals = [
@@ -117,7 +117,7 @@ def test_without_retention_every_iteration_starts_afresh_with_three_times_the_ep
     assert summary["status"] == "ok" and summary["retention"] is False
     for it in (1, 2):
         child = tomllib.loads((out / "espark" / f"iter_{it:02d}" / "cand_00.toml").read_text())
-        assert "init_weights" not in child["algo"]  # re-initialised every iteration (spec §6.4)
+        assert "init_weights" not in child["algo"]  # re-initialised every iteration (eSpark paper, Sec. 5.4)
         assert child["world"]["episodes"] == 3 * 2 and child["world"]["first_episode"] == 1
     assert not (out / "espark" / "ippo").exists() and "espark_test_profit" in summary["results"]
 

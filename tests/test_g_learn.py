@@ -1,4 +1,5 @@
-"""G-LEARN and the mean-field histograms (spec §2.1, §2.2, §7.3, §7.10)."""
+"""G-LEARN and the mean-field histograms (Alternating-MARL paper, Sec. 3.2, Def. 3.1; docs/alternating_marl.md,
+A-2, A-3)."""
 
 from __future__ import annotations
 

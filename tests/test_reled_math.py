@@ -96,8 +96,8 @@ def test_junction_xy_and_agent_dtw():
 def test_expert_weight_paper_mode():
     assert expert_weight(0.0, 250, 500) == 1.0  # DTW 0 -> alpha 1
     assert expert_weight(2.0, 250, 500) == pytest.approx(math.exp(-1.0))  # exp(-(250/500)*2)
-    assert expert_weight(1000.0, 0, 500) == 1.0  # k = 0: agent-dominated whatever D (spec §9.6)
-    assert expert_weight(None, 10, 500) == 1.0  # no expert trajectory -> pure agent loss (§3.7)
+    assert expert_weight(1000.0, 0, 500) == 1.0  # k = 0: agent-dominated whatever D (docs/reled.md, RL-11)
+    assert expert_weight(None, 10, 500) == 1.0  # no expert trajectory -> pure agent loss (RL-1)
     ds = [0.0, 0.5, 1.0, 5.0, 100.0]
     by_d = [expert_weight(d, 10, 500) for d in ds]
     assert all(x > y for x, y in zip(by_d, by_d[1:]))  # decreasing in DTW

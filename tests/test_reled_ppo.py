@@ -1,4 +1,5 @@
-"""RELED hybrid PPO (spec §4): Eq. 26 returns, masking, seeding, expert imitation via L^e, agent PPO, preprocessing."""
+"""RELED hybrid PPO (RELED paper, Sec. III-E): Eq. 26 returns, masking, seeding, expert imitation via L^e, agent
+PPO, preprocessing."""
 
 from __future__ import annotations
 
@@ -188,7 +189,7 @@ def test_shape_errors():
 
 
 def test_clipped_surrogate_is_standard_ppo_min():
-    """Spec §9.8: E[min(w A, clip(w) A)], here with w = 2 and eps = 0.2 for A = +1 and A = -1."""
+    """docs/reled.md, RL-13: E[min(w A, clip(w) A)], here with w = 2 and eps = 0.2 for A = +1 and A = -1."""
     agent = HybridPPO()
     obs = agent._obs(np.stack([obs_at(0), obs_at(1)]))
     masks, act = torch.ones((2, 4), dtype=torch.bool), torch.tensor([0, 3])

@@ -158,4 +158,4 @@ def test_plans_that_raise_loop_or_name_a_missing_node_are_reported_and_training_
     assert updates[("agent3", 1)]["n_expert"] > 0
     assert all(
         updates[(f"agent{i}", 1)]["n_expert"] == 0 and updates[(f"agent{i}", 1)]["alpha"] == 1.0 for i in range(3)
-    )  # no demonstration: the pure agent loss (spec §3.7)
+    )  # no demonstration: the pure agent loss (docs/reled.md, RL-1)

@@ -59,7 +59,7 @@ def test_first_decision_observation_and_episode_reward(tiny):
     assert total == pytest.approx(-(s.end_t - s.depart_t) + d0 + bonus, abs=1e-6)
     assert env.travel_times()[0] == s.end_t - s.depart_t
     series = env.reward_series(include_terminal=True)[0]
-    assert np.nansum(series) == pytest.approx(total)  # the per-second pieces (spec §9.4) add up to the same
+    assert np.nansum(series) == pytest.approx(total)  # the per-second pieces (docs/reled.md, RL-8) add up to the same
     assert np.nansum(env.reward_series()[0]) == pytest.approx(total - bonus)  # RVI's series: no arrival spike
 
 

@@ -1,4 +1,4 @@
-"""Observation and reward on a tiny hand-built network against hand-computed values (RELED.md §1.3-1.5)."""
+"""Observation and reward on a tiny hand-built network against hand-computed values (RELED paper, Sec. IV-A)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from scenarios.routing.observe import (
 # build_grid(2 x 2, spacing 100, arms 50) names and places the nodes like this (y up):
 #   left1(0,150)  A1(50,150) ------ B1(150,150)  right1(200,150)      top0 (50,200), top1 (150,200)
 #   left0(0, 50)  A0(50, 50) ------ B0(150, 50)  right0(200, 50)      bottom0(50,0), bottom1(150,0)
-# Edge ids are from-node + to-node ("A0B0"). Sorted node ids give the junction IDs (§9.10):
+# Edge ids are from-node + to-node ("A0B0"). Sorted node ids give the junction IDs (docs/reled.md, RL-4):
 JIDS = ["A0", "A1", "B0", "B1", "bottom0", "bottom1", "left0", "left1", "right0", "right1", "top0", "top1"]
 #        0     1     2     3     4          5          6        7        8         9         10      11
 
@@ -157,7 +157,7 @@ def test_eq32_normal_step_and_arrival(grid_net: sumolib.net.Net) -> None:
     assert R_TERM == 240.0
     assert step_reward(30.0, 41.0, 180.0, 0.0, arrived=True) == pytest.approx(409.0)
     assert step_reward(30.0, 41.0, 180.0, 0.0, arrived=False) == pytest.approx(169.0)
-    # whole-episode telescoping (§1.5 magnitude check): return = -(travel time) + d_0 + 240
+    # whole-episode telescoping (docs/reled.md, RL-6): return = -(travel time) + d_0 + 240
     steps = [(0.0, 12.0, d_a0, d_b0, False), (12.0, 41.0, d_b0, 0.0, True)]
     assert sum(step_reward(*s) for s in steps) == pytest.approx(-41.0 + d_a0 + 240.0)
     with pytest.raises(ValueError):

@@ -52,7 +52,8 @@ def test_chunks_reassemble_the_replica_exactly():
     own = np.zeros(ACTOR_DIM, np.float32)
     for plan, rep in zip(plans, pending.replicas):
         np.testing.assert_array_equal(rep.assemble(own, "zero"), build_replica(plan, thetas))
-    # a segment of 17,024 or 17,025 values is 16 CPMs (spec §1.4: 68,100 B per segment ~ 15.2 CPMs)
+    # a segment of 17,024 or 17,025 values is 16 CPMs of 4,480 bytes (RSM-MASAC paper, Sec. V-B; 68,100 B per
+    # segment ~ 15.2 CPMs)
     assert pending.replicas[0].chunks == 4 * 16
 
 

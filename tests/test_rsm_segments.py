@@ -1,4 +1,5 @@
-"""RSM core: segment split/reassembly round-trips, replica plans, the accept test and the mixing weight (spec §3)."""
+"""RSM core: segment split/reassembly round-trips, replica plans, the accept test and the mixing weight (RSM-MASAC
+paper, Sec. V-A)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def _actor(seed: int) -> Actor:
 def test_actor_dimension_and_flat_order():
     actor = _actor(0)
     vec = flatten(actor)
-    assert vec.dtype == np.float32 and vec.shape == (ACTOR_DIM,)  # d = 68,098 (spec §2.3)
+    assert vec.dtype == np.float32 and vec.shape == (ACTOR_DIM,)  # d = 68,098 (the reference code's actor)
     assert np.array_equal(vec[:6], actor.fc1.weight.detach().numpy()[0])  # fc1.W row-major first
     assert vec[-1] == actor.fc_std.bias.item()  # fc_std.b last
 
@@ -55,9 +56,9 @@ def test_split_reassemble_round_trip_is_bit_exact(rule, n_seg):
 
 
 def test_segment_sizes():
-    # canonical (RECOMMEND §7.10): b_p = floor(p d / P) -> 0, 17024, 34049, 51073, 68098
+    # canonical (docs/rsm_masac.md, R-A10): b_p = floor(p d / P) -> 0, 17024, 34049, 51073, 68098
     assert np.diff(segment_bounds(ACTOR_DIM, 4)).tolist() == [17024, 17025, 17024, 17025]
-    # code rule L = floor(d / P) + 1 reproduces the spec's table in §3.1 step 2
+    # the reference code's rule L = floor(d / P) + 1
     assert np.diff(segment_bounds(ACTOR_DIM, 4, "code")).tolist() == [17025, 17025, 17025, 17023]
     assert np.diff(segment_bounds(ACTOR_DIM, 3, "code")).tolist() == [22700, 22700, 22698]
     assert np.diff(segment_bounds(ACTOR_DIM, 2, "code")).tolist() == [34050, 34048]
@@ -171,7 +172,7 @@ def test_mixing_weight_cap_and_reject():
     assert mixing.zeta_bound(1.01, 729.0, 4e-6) == pytest.approx(26.3198, rel=1e-5)
     assert mixing.mixing_weight(1.01, 729.0, 4e-6) == 0.8
     assert mixing.mixing_weight(1.01, 729.0, 4e-6, cap=0.5) == 0.5
-    assert mixing.mixing_weight(1.01, 729.0, 0.0) == 0.8  # q = 0: bound is inf -> cap (§7.2)
+    assert mixing.mixing_weight(1.01, 729.0, 0.0) == 0.8  # q = 0: bound is inf -> cap (docs/rsm_masac.md, R-A2)
     assert mixing.mixing_weight(0.0, 729.0, 4.0) == 0.0 and mixing.mixing_weight(-1.0, 729.0, 4.0) == 0.0
     adv = [-1.0, 0.5]  # A+ = -0.25 -> rejected, zeta = 0
     assert mixing.regulate(adv, G, THETA_REF - THETA, gamma=0.9) == (-0.25, 0.0, None)

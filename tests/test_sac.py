@@ -1,4 +1,4 @@
-"""Per-agent SAC learner (spec RSM-MASAC.md §2, Table IV): init seeds, replay buffer, act, update, checkpoints,
+"""Per-agent SAC learner (RSM-MASAC paper, Sec. III-A1, Table IV): init seeds, replay buffer, act, update, checkpoints,
 learning."""
 
 from __future__ import annotations

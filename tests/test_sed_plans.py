@@ -99,7 +99,7 @@ def plan(agent_id: int) -> None:
     out = execute_plans(code, {0: (A0, C0), 1: (A0, C0)}, graph)
     assert out[0] == PlanOutcome(0, [Instruction("shortest_path", B0), Instruction("shortest_time", C0)], True)
     assert [i.text() for i in out[0].instructions] == ["move_to_by_shortest_path(3)", "move_to_by_shortest_time(6)"]
-    # agent 1 stops at the waypoint: the implicit move to the destination is appended and flagged (spec §3.5 step 5)
+    # agent 1 stops at the waypoint: the implicit move to the destination is appended and flagged (docs/reled.md, RL-10)
     assert out[1].ok and out[1].incomplete and "incomplete" in out[1].message
     assert out[1].instructions == [Instruction("shortest_path", B0), Instruction("shortest_time", C0)]
 

@@ -45,7 +45,7 @@ class CavSettings(RoleSettings):
     # rows): the same rounds and replicas as rsm_masac, every replica averaged in, no accept test; "neighbours":
     # every neighbour's full actor, averaged uniformly
     avg_of: Literal["replicas", "neighbours"] = "replicas"
-    update_mode: Literal["paper", "code"] = "paper"  # Alg. 1 (critic every step) or the code's (spec §7.7)
+    update_mode: Literal["paper", "code"] = "paper"  # Alg. 1 (critic every step) or the code's (rsm_masac.md R-A7)
     code_update_every: int = Field(10, ge=1)  # update_mode = "code": one full update every this many steps
     # paper: store the transition, update, then act (Alg. 1); an update that leaves the actor and what the step
     # still reads as they are (a critic-only one) runs once the action is sent: the same numbers, off the lock-step.
@@ -68,7 +68,7 @@ class CavSettings(RoleSettings):
     beacon_interval_s: float = Field(0.5, gt=0)  # simulated seconds between beacons
     neighbour_timeout_s: float = Field(1.0, gt=0)  # a neighbour not heard for this long is out of range
     round_timeout_s: float = Field(0.5, gt=0)  # simulated seconds a round waits for its segments
-    test_deterministic: bool = False  # the paper's test episodes are stochastic (spec §6.1)
+    test_deterministic: bool = False  # the reference code tests the stochastic policy
     checkpoint_every: int = Field(10, ge=0)  # episodes; 0 = only at the end
     checkpoint_dir: str | None = None  # set by the run plan
     resume_dir: str | None = None  # checkpoints to start from (`netmarl run --resume`)
@@ -249,7 +249,7 @@ class CavRole(Role):
             average_into(actor, theta, [rep.assemble(theta, cfg.loss_fill) for rep in replicas])
             accepted_donors = [rep.donors for rep in replicas]
         elif replicas:
-            for rep in replicas:  # sequentially: each against the actor the previous one left (spec §3.1 step 7)
+            for rep in replicas:  # sequentially: each against the actor the previous one left (docs/rsm_masac.md, R-A9)
                 ref = rep.assemble(theta, cfg.loss_fill)
                 batch = self.buf.sample(cfg.M)  # M samples of its own per replica (Alg. 2 line 5)
                 a, z, z_max = regulate_replica(self.sac, batch, ref, self.cache_actor, self.reg, self.fisher_gen)

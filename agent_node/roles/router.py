@@ -81,7 +81,7 @@ class RouterRole(Role):
         self.episode: Episode | None = None
         self.trajectories: list[Trajectory] = []  # tau^{a,i} of the current epoch
         self.sequences: list[tuple[np.ndarray, bool]] = []  # DTW sequences of those episodes, complete or not
-        self.expert: Trajectory | None = None  # tau^{e,i}, reused until the next SED round (spec §3.6)
+        self.expert: Trajectory | None = None  # tau^{e,i}, reused until the next SED round (RELED paper, Sec. III-E)
         self.expert_seq: np.ndarray | None = None
         self.instructions: list[str] | None = None  # the plan this agent follows in a subset rollout
         self.dest_xy: np.ndarray | None = None
@@ -158,7 +158,7 @@ class RouterRole(Role):
 
     # ------------------------------------------------------------------ SED and HPO
     def probe(self, arrays: dict) -> np.ndarray:
-        """pi(.|o) of the current (pre-update) policy at a followed plan's observations (spec §3.4)."""
+        """pi(.|o) of the current (pre-update) policy at a followed plan's observations (Eqs. 20-24)."""
         obs, mask = np.asarray(arrays["obs"], np.float32), np.asarray(arrays["mask"]).astype(bool)
         actions, rewards, xy = arrays["actions"], arrays["rewards"], np.asarray(arrays["xy"], np.float64)
         if not (len(obs) == len(mask) == len(actions) == len(rewards) == len(xy) - 1) or len(obs) == 0:

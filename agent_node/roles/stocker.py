@@ -27,7 +27,7 @@ class StockerSettings(RoleSettings):
     torch_threads: int = Field(1, ge=1)
     checkpoint_dir: str | None = None
     resume_dir: str | None = None
-    reward_scale: float = Field(1e-4, gt=0)  # spec §4.3: use_individual_rewards, per-SKU reward / 1e4
+    reward_scale: float = Field(1e-4, gt=0)  # per-SKU reward / 1e4, as MABIM's IPPO (docs/espark.md, E-A8)
 
     @model_validator(mode="after")
     def _check(self):

@@ -1,4 +1,4 @@
-"""The warehouse game of Alternating-MARL (spec §4.1): zones on a ring, transition and reward tables."""
+"""The warehouse game of the Alternating-MARL paper (App. G.1): zones on a ring, transition and reward tables."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""eSpark: LLM-written exploration functions that prune MARL action spaces, searched evolutionarily (spec eSpark.md)."""
+"""eSpark: LLM-written exploration functions that prune MARL action spaces, searched evolutionarily (docs/espark.md)."""

@@ -1,4 +1,4 @@
-"""eSpark evolution bookkeeping (spec §3.5, §3.6, §5.3): records, selection, retention, stats, run files."""
+"""eSpark evolution bookkeeping (eSpark paper, Secs. 4.2, 4.3, 5.4): records, selection, retention, stats, files."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 
 from scenarios.espark.candidates import Validation
 
-INITIAL_WEIGHTS = "initial"  # the common random initialisation shared by every iteration-1 candidate (spec §9 A3)
-LAST_N = 5  # checkpoints averaged for selection (spec §9 A4; the released runner's last 5 validations)
-NO_RETENTION_STEP_FACTOR = 3  # "w/o retention" trains each iteration from scratch with 3x the steps (spec §6.4)
+INITIAL_WEIGHTS = "initial"  # one random initialisation shared by every iteration-1 candidate (docs/espark.md, E-A3)
+LAST_N = 5  # checkpoints averaged for selection (docs/espark.md, E-A4; the released runner's last 5 validations)
+NO_RETENTION_STEP_FACTOR = 3  # "w/o retention": each iteration from scratch with 3x the steps (eSpark paper, Sec. 5.4)
 REPLY_FILE = "best_reply.md"  # in iter_XX/: the chosen candidate's reply, quoted back with the feedback (Eq. 4)
 
 
@@ -66,7 +66,7 @@ def _json_float(x: float) -> float | None:
 
 
 def select_best(records: list[CandidateRecord], last_n: int = LAST_N) -> CandidateRecord | None:
-    """Highest G (spec §3.5); ties go to the lowest (iteration, index). None when no candidate has a finite G."""
+    """Highest G (eSpark paper, Sec. 4.2); ties go to the lowest (iteration, index). None when no G is finite."""
     scored = [r for r in records if math.isfinite(r.score(last_n))]
     if not scored:
         return None
@@ -83,7 +83,7 @@ def retention(
     """Weights each of the next iteration's K candidates starts from (Eq. 3).
 
     retain: all start from the best's weights (its `weights`, else its key); with no best (every candidate failed)
-    they start again from `previous`. retain=False ("eSpark w/o retention", spec §6.4): all start from `initial`
+    they start again from `previous`. retain=False ("eSpark w/o retention", paper Sec. 5.4): all start from `initial`
     (and should train NO_RETENTION_STEP_FACTOR x the steps).
     """
     if not retain:
@@ -93,11 +93,11 @@ def retention(
 
 
 def reflection_stats(component_series: dict[str, list], window: int = 0) -> dict[str, dict]:
-    """Per component: max, min, early mean, late mean and overall mean over its checkpoint series (spec §3.6).
+    """Per component: max, min, early, late and overall mean over its checkpoint series (eSpark paper, Sec. 4.3).
 
-    Early/late (spec §9 A11, undefined in the paper): window > 0 (the released runner: 5) takes the first and the
-    last min(window, n) values; window = 0 the first and last floor(n/2), so an odd series' middle value is in
-    neither; a one-value series is both. Entries may be scalars (-> floats) or per-warehouse arrays (-> lists); as
+    Early/late (docs/espark.md, E-A11; undefined in the paper): window > 0 (the released runner: 5) takes the first
+    and the last min(window, n) values; window = 0 the first and last floor(n/2), so an odd series' middle value is
+    in neither; a one-value series is both. Entries may be scalars (-> floats) or per-warehouse arrays (-> lists); as
     in the released runner, max and min are whole entries: the ones whose sum over warehouses is the highest and
     the lowest. Empty series are skipped.
     """

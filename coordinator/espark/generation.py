@@ -37,7 +37,7 @@ class Draft:
 
 class Generator:
     """Keeps the generator's prompt (prom) and writes candidates; reflection replaces the last best/feedback pair
-    (Eureka-style, spec §9 A12) so the prompt stays bounded."""
+    (Eureka-style, docs/espark.md, E-A12) so the prompt stays bounded."""
 
     def __init__(self, settings: ESparkSettings, env: EnvDescription, run_dir: Path, service: LLMService | None):
         self.settings, self.env, self.service = settings, env, service

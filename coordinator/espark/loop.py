@@ -1,5 +1,6 @@
-"""The eSpark loop (spec §3.2): K candidate functions per iteration, each guiding its own IPPO copy (a real-process
-run), selection by task reward, retention of the best weights, reflection; then the test against IPPO."""
+"""The eSpark loop (eSpark paper, Sec. 4, App. B): K candidate functions per iteration, each guiding its own IPPO
+copy (a real-process run), selection by task reward, retention of the best weights, reflection; then the test
+against IPPO."""
 
 from __future__ import annotations
 
@@ -172,7 +173,7 @@ class ESparkLoop:
         for it in range(len(self.done) + 1, s.iterations + 1):
             episodes = self.slice if s.retention else self.slice * NO_RETENTION_STEP_FACTOR
             first = (it - 1) * self.slice + 1 if s.retention else 1
-            # retention: every copy starts from the chosen weights; without: re-initialised (spec §6.4)
+            # retention: every copy starts from the chosen weights; without: re-initialised (eSpark paper, Sec. 5.4)
             start = best.weights if s.retention and best is not None else None
             print(f"[espark] iteration {it}/{s.iterations}: writing {s.candidates} candidates", flush=True)
             records = [self.draft_candidate(generator, it, k) for k in range(s.candidates)]
@@ -217,7 +218,7 @@ class ESparkLoop:
             if chosen is not None:
                 best = chosen
                 self.lineage += runs[chosen.key].episodes(self.task.episode_kind, "train")
-                if it < s.iterations:  # no reflection after the last iteration (spec §9 A2)
+                if it < s.iterations:  # no reflection after the last iteration (docs/espark.md, E-A2)
                     every = self.eval_every(episodes) if s.feedback_from == "eval" and s.eval_episodes else 1
                     feedback = reflection(
                         chosen.code or "(no exploration function: all actions allowed)",
@@ -256,7 +257,7 @@ class ESparkLoop:
     def score(self, rec: CandidateRecord, run: ChildRun) -> None:
         """G from the copy's unmasked validation checkpoints (or its last training episodes), the reflection's
         statistics from the same checkpoints (or its training episodes); a run-time failure of the function or of
-        the run rejects the candidate with its cause (spec §3.2: non-executable ones are dropped)."""
+        the run rejects the candidate with its cause (eSpark paper, Sec. 4.2: non-executable ones are dropped)."""
         s = self.settings
         eps = run.episodes(self.task.episode_kind, "train")
         checkpoints = _by_checkpoint(run.episodes(self.task.episode_kind, "eval"))
@@ -290,14 +291,15 @@ class ESparkLoop:
 
     # ------------------------------------------------------------------ test and results
     def final_tests(self, best: CandidateRecord | None) -> str:
-        """The chosen lineage's weights tested WITHOUT masks (spec §3.4), and IPPO on the same budget and seed;
-        the run's status ("ok", or what failed)."""
+        """The chosen lineage's weights tested WITHOUT masks (eSpark paper, Sec. 4.1), and IPPO on the same budget and
+        seed; the run's status ("ok", or what failed)."""
         if best is None:
             return "failed: no copy was trained, so there are no weights to test"
         tests = self.world.test_episodes
         runs = [self.child("test", episodes=0, first=1, tests=tests, init=best.weights, code_file=None)]
         chosen_code = self.run_dir / "espark" / f"{best.key}.py"
-        if best.code is not None and chosen_code.exists():  # the spec §9 A7 diagnostic: the same test under the mask
+        # the E-A7 diagnostic (docs/espark.md): the same test under the mask
+        if best.code is not None and chosen_code.exists():
             runs.append(
                 self.child(
                     "test_masked",

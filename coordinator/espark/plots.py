@@ -70,8 +70,8 @@ def plot_learning_curves(lineage: list[dict], ippo: list[dict], path: Path) -> N
 
 def test_table(results: dict, metrics: tuple[tuple[str, bool], ...], path: Path) -> list[dict]:
     """test_table.csv (and .md): each test metric for eSpark and IPPO, eSpark's change in % (+ = better), and the
-    spec §9 A7 diagnostic: eSpark's weights tested under the chosen function's mask (not the result: it deploys
-    without one)."""
+    E-A7 diagnostic (docs/espark.md): eSpark's weights tested under the chosen function's mask (not the result: it
+    deploys without one)."""
     rows = []
     for key, lower_better in metrics:
         e, i = results.get(f"espark_{key}"), results.get(f"ippo_{key}")

@@ -1,4 +1,5 @@
-"""eSpark prompt texts (spec §3.6, §3.7): generator, checker, their hand-offs, and the reflection/policy feedback."""
+"""eSpark prompt texts (eSpark paper, Sec. 4.3, App. I): generator, checker, their hand-offs, and the
+reflection/policy feedback."""
 
 from __future__ import annotations
 
@@ -174,7 +175,8 @@ def checker_feedback(checker_reply: str) -> str:
 
 
 def parse_verdict(reply: str | None) -> bool | None:
-    """True/False from the exact required prefixes (leading whitespace ignored), None when neither (spec §9 A5)."""
+    """True/False from the exact required prefixes (leading whitespace ignored), None when neither
+    (docs/espark.md, E-A5)."""
     text = (reply or "").lstrip()
     if text.startswith(PASS_PREFIX):
         return True

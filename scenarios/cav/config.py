@@ -12,7 +12,8 @@ DEFAULT_AGENTS = {"figure8": 9, "merge": 13}
 
 
 class CavWorld(BaseModel):
-    """Episodes of the figure-eight (9 CAVs, 5 IDM drivers) or the on-ramp merge (13 CAVs) (spec §1.2)."""
+    """Episodes of the figure-eight (9 CAVs, 5 IDM drivers) or the on-ramp merge (13 CAVs) (RSM-MASAC paper,
+    Sec. VI-A)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["cav"] = "cav"
@@ -24,9 +25,9 @@ class CavWorld(BaseModel):
     vehicles: int = Field(14, ge=1)  # figure-eight only
     agents: int | None = Field(None, ge=0)  # default 9 / 13
     ring_radius: float = Field(30.0, gt=0)
-    speed_limit: float = Field(30.0, gt=0)  # also the speed normaliser (spec §7.15)
+    speed_limit: float = Field(30.0, gt=0)  # also the speed normaliser (docs/rsm_masac.md, R-A15)
     action_bound: float | None = Field(None, gt=0)  # default 3 / 1.5 m/s^2
-    end_on_collision: bool = True  # the paper; false = the reference code (spec §7.14)
+    end_on_collision: bool = True  # the paper; false = the reference code (docs/rsm_masac.md, R-A14)
     paper_slots: bool = True  # figure-eight: CAVs at the reference code's positions in the vehicle order
     idm_reference: bool = False  # every vehicle an IDM driver, no agents: the paper's reference line
     test_every: int = Field(10, ge=0)  # a test episode after every this many training episodes (0: none)

@@ -11,7 +11,7 @@ from ..sumo.figure8 import build_figure8
 from ..sumo.sim import OBEY_SAFE_SPEED
 from .maths import cav_observation, clip_action, shared_reward
 
-#: The figure-eight's vehicle order in the reference code (spec §1.2): H, RL, H, RL x4, H, RL x3, H, RL, H.
+#: The figure-eight's vehicle order in the reference code: H, RL, H, RL x4, H, RL x3, H, RL, H.
 PAPER_CAV_SLOTS = (1, 3, 4, 5, 6, 8, 9, 10, 12)
 
 
@@ -33,7 +33,7 @@ class CavEnv(Protocol):
         """Agents bound to a vehicle in the network now (they observe, act and communicate)."""
 
     def observations(self) -> dict[str, np.ndarray]:
-        """The 6-d observation of each active agent (spec §1.3)."""
+        """The 6-d observation of each active agent (RSM-MASAC paper, Sec. VI-A)."""
 
     def reward(self) -> float:
         """The shared reward of the last step: normalised mean speed, 0 on a collision step."""
@@ -52,7 +52,7 @@ class CavEnv(Protocol):
 
 
 class Figure8CavEnv:
-    """14 vehicles on the figure-eight, 9 of them CAVs at the paper's slots (spec §1.2, §A.2).
+    """14 vehicles on the figure-eight, 9 of them CAVs at the reference code's slots (RSM-MASAC paper, Sec. VI-A).
 
     Route positions are each vehicle's depart position plus its odometer, modulo the loop length;
     the follower and leader are the neighbours in insertion order, ring-wrapped (nothing overtakes).
@@ -100,7 +100,7 @@ class Figure8CavEnv:
         self.sim = SumoSim(f.net, f.routes, self.step_length, self.seed * 100_003 + episode, self.backend)
         self.sim.start()
         self.sim.step()  # every vehicle departs at t = 0: after one step all are in the network
-        for vid in self.sim.vehicle_ids():  # Flow's speed_mode "obey_safe_speed" for everyone (spec §1.2): no
+        for vid in self.sim.vehicle_ids():  # Flow's speed_mode "obey_safe_speed" for everyone (reference code): no
             self.sim._api.vehicle.setSpeedMode(vid, OBEY_SAFE_SPEED)  # right of way at the crossing, no rear-ending
         self._collided = False
 

@@ -1,29 +1,29 @@
 """The RSM-MASAC "Merge" CAV environment: a highway on-ramp where agent slots bind to entering vehicles.
 
-Spec: RSM-MASAC.md §1.2 (Merge), §1.3 (observation, action, reward, termination), §7 item 16 (the Merge
-details the paper leaves out, with the recommendations followed here). Implements the ``CavEnv`` protocol of
+RSM-MASAC paper, Sec. VI-A and Table III (Merge; observation, action, reward, termination); the Merge details
+the paper leaves out are decided in docs/rsm_masac.md, R-A16. Implements the ``CavEnv`` protocol of
 ``scenarios/cav/env.py``.
 
-Binding [I, §7.16]. The agents are 13 persistent slots ``cav0`` .. ``cav12``. Vehicles that depart on the main
+Binding (R-A16). The agents are 13 persistent slots ``cav0`` .. ``cav12``. Vehicles that depart on the main
 road after ``warmup_steps`` are bound in order of entry: the k-th chosen vehicle goes to slot ``cav{k}``.
-``binding="first"`` (default) chooses every entering main-road vehicle until all slots are used (the spec's
-first recommendation: "the first 13 main-road vehicles that enter after a warm-up");
+``binding="first"`` (default) chooses every entering main-road vehicle until all slots are used (the
+first 13 main-road vehicles that enter after a warm-up);
 ``binding="random"`` chooses each entering main-road vehicle with probability ``bind_prob`` from a numpy rng
 seeded by (seed, episode) (the paper's "13 vehicles are chosen at random, as they enter one after another").
 Each slot is bound at most once per episode (13 vehicles per epoch, as the paper). When its vehicle leaves the
 network the slot becomes inactive for the rest of the episode and the vehicle's control is released.
 Ramp vehicles are never bound; they are HDVs, observed as neighbours.
 
-Observation (§1.3): [x_self, v_self, x_behind, v_behind, x_ahead, v_ahead] via ``cav_observation``. x is the
-route position (depart position + odometer), normalised by the main route length (inflow edge + pre-merge +
-junction + post-merge, 424.6 m with the defaults). [I] ``ramp_positions="main"`` (default) puts ramp vehicles
-on the main road's coordinate (their route position + the difference of the two routes' offsets of the shared
-``center`` edge), so that a ramp vehicle that merged in front of a CAV is also ahead of it in x;
-``ramp_positions="own"`` keeps the ramp route's own position. The leader and follower are SUMO's
-``getLeader`` / ``getFollower`` with a search distance of the main route length (they include a ramp vehicle on
-the merging junction lane); a missing one gives zeros (§7.16, as Flow's MergePOEnv fills them).
+Observation (Sec. VI-A): [x_self, v_self, x_behind, v_behind, x_ahead, v_ahead] via ``cav_observation``. x is the route
+position (depart position + odometer), normalised by the main route length (inflow edge + pre-merge + junction +
+post-merge, 424.6 m with the defaults). Not in the paper: ``ramp_positions="main"`` (default) puts ramp vehicles on the
+main road's coordinate (their route position + the difference of the two routes' offsets of the shared ``center`` edge),
+so that a ramp vehicle that merged in front of a CAV is also ahead of it in x; ``ramp_positions="own"`` keeps the ramp
+route's own position. The leader and follower are SUMO's ``getLeader`` / ``getFollower`` with a search distance of the
+main route length (they include a ramp vehicle on the merging junction lane); a missing one gives zeros (R-A16, as
+Flow's MergePOEnv fills them).
 
-Human driving [I]: every vehicle gets SUMO speed mode ``human_speed_mode`` (default 1, Flow's
+Human driving (not in the paper): every vehicle gets SUMO speed mode ``human_speed_mode`` (default 1, Flow's
 "obey_safe_speed", which Flow's merge benchmarks set for humans and RL vehicles alike): ramp vehicles force
 their way in at the merge instead of waiting for a gap, which causes the braking waves the agents should damp.
 With SUMO's default mode (31, ``human_speed_mode=None``) ramp vehicles wait at the junction, often for the
@@ -48,7 +48,7 @@ _RAMP_POSITIONS = ("main", "own")
 
 
 class MergeCavEnv:
-    """Flow-like highway on-ramp with 2200 veh/h main and 100 veh/h ramp inflow; 13 agent slots (spec §1.2)."""
+    """Flow-like highway on-ramp with 2200 veh/h main and 100 veh/h ramp inflow; 13 agent slots (paper Sec. VI-A)."""
 
     def __init__(
         self,
@@ -138,7 +138,7 @@ class MergeCavEnv:
                 self.sim.release_control(veh)  # no-op once SUMO removed it; kept for a vehicle removed otherwise
         for gone in [v for v in self._x0 if v not in here]:
             del self._x0[gone]
-        api = self.sim._api  # [I] lane queries once per departure; SumoSim subscribes position/speed/distance only
+        api = self.sim._api  # lane queries once per departure; SumoSim subscribes position/speed/distance only
         for veh in present:
             if veh in self._seen:
                 continue

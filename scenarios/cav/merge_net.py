@@ -1,4 +1,4 @@
-"""Flow-style highway on-ramp ("Merge", RSM-MASAC §1.2) built from plain XML with netconvert (specs/sumo.md §6.4).
+"""Flow-style highway on-ramp ("Merge", RSM-MASAC paper, Sec. VI-A) built from plain XML with netconvert.
 
 Geometry follows flow-project/flow ``flow/networks/merge.py`` (``MergeNetwork``), one lane everywhere:
 
@@ -7,12 +7,12 @@ Geometry follows flow-project/flow ``flow/networks/merge.py`` (``MergeNetwork``)
 - on-ramp: ``inflow_merge`` (inflow_length) -> ``bottom`` (merge_length, 100 m, at 45 degrees) -> junction
   ``center``, where it joins the main road; both routes share the ``center`` edge after the merge point.
 
-[I] Flow gives every edge the same (default) priority and lets netconvert pick the main direction from the
+Flow gives every edge the same (default) priority and lets netconvert pick the main direction from the
 geometry; here the main road gets priority 2 and the ramp 1 explicitly, so ramp vehicles yield at the merge.
 
-Inflows (spec §1.2 Table III, specs/sumo.md Merge line): 2200 veh/h on the main road (departSpeed 10) and
-100 veh/h on the ramp (departSpeed 7.5), as SUMO ``<flow>`` elements named ``main`` and ``ramp`` (vehicle ids
-``main.0``, ``main.1``, ... in insertion order). ``departures`` picks how they are spaced:
+Inflows (RSM-MASAC paper, Sec. VI-A, Table III; departure speeds of Flow's merge benchmarks): 2200 veh/h on the main
+road (departSpeed 10) and 100 veh/h on the ramp (departSpeed 7.5), as SUMO ``<flow>`` elements named ``main`` and
+``ramp`` (vehicle ids ``main.0``, ``main.1``, ... in insertion order). ``departures`` picks how they are spaced:
 
 - ``"fixed"`` (default): ``vehsPerHour``, equal headways as Flow's inflows. No randomness at all: the
   traffic is the same for every seed (as in Flow's merge, whose IDM humans have no noise in SUMO);

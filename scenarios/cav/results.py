@@ -12,7 +12,7 @@ from agent_node.learners.rsm.segments import ACTOR_DIM
 
 log = logging.getLogger("scenarios.cav")
 
-FINAL_TESTS = 5  # the paper's final score: mean of the last five test evaluations (spec §6.1)
+FINAL_TESTS = 5  # the paper's final score: mean of the last five test evaluations (RSM-MASAC paper, Sec. VI-C)
 GIB = 1024**3
 CPM_BYTES = 4480
 
@@ -36,7 +36,7 @@ def final_score(metrics: list[dict]) -> tuple[float | None, str]:
 
 
 def accounting(metrics: list[dict], agents: list[str], d: int = ACTOR_DIM) -> dict:
-    """rho_total, rho_ef, the mixing rate, psi (GB, spec §3.7) and radio bytes of the segment exchange."""
+    """rho_total, rho_ef, the mixing rate, psi (GB, RSM-MASAC paper, Sec. VI-B) and radio bytes of the segments."""
     rs = rounds(metrics)
     total = sum(r["replicas"] for r in rs)
     accepted = sum(r["accepted"] for r in rs)
@@ -62,7 +62,7 @@ def accounting(metrics: list[dict], agents: list[str], d: int = ACTOR_DIM) -> di
 
 
 def pair_counts(metrics: list[dict], agents: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(communication counts, effective-mixture counts) per pair (requester i, donor j), spec §6.3 Fig. 8."""
+    """(communication counts, effective-mixture counts) per pair (requester i, donor j): RSM-MASAC paper, Fig. 8."""
     index = {a: k for k, a in enumerate(agents)}
     comm, mixed = np.zeros((len(agents),) * 2, int), np.zeros((len(agents),) * 2, int)
     for r in rounds(metrics):

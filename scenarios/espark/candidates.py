@@ -1,4 +1,5 @@
-"""Exploration-function contract (spec §3.3, §9 A6), sandboxed validation on sample inputs, and the mask fallback."""
+"""Exploration-function contract (eSpark paper, App. I; docs/espark.md, E-A6), sandboxed validation on sample
+inputs, and the mask fallback."""
 
 from __future__ import annotations
 
@@ -105,9 +106,9 @@ class Contract:
     prelude: str
 
     def expected_shape(self, args: tuple, n_actions: int) -> tuple[int, ...]:
-        if self.name == "mabim":  # (warehouses, skus, actions), spec §3.3
+        if self.name == "mabim":  # (warehouses, skus, actions), eSpark paper App. I
             return (len(args[0]["warehouses"]), len(args[0]["skus"]), n_actions)
-        return (len(args[0]), n_actions)  # (intersections, phases), spec §9 A6
+        return (len(args[0]), n_actions)  # (intersections, phases), docs/espark.md, E-A6
 
     def source(self, code: str) -> str:
         return f"{self.prelude}\n# ---- candidate ----\n{code}\n{_ENTRY}"
@@ -123,7 +124,7 @@ class Validation:
 
     Output causes: "bad_return" (not an array), "bad_shape", "bad_dtype" (not bool/int/float), "non_binary"
     (values other than 0/1, NaN included). A mask that removes every action of an agent is NOT a rejection
-    (spec §1.2: ignored at use time); it is counted in `all_masked_agents`.
+    (eSpark paper, Sec. 3.1: ignored at use time); it is counted in `all_masked_agents`.
     """
 
     accepted: bool
@@ -199,7 +200,8 @@ def validate_candidate(
 
 
 def apply_mask(mask, n_actions: int, avail=None, per: str = "agent") -> tuple[np.ndarray, int]:
-    """Allowed actions = mask AND avail, with the spec §1.2 fallback; returns (allowed bool (..., n_actions), count).
+    """Allowed actions = mask AND avail, with the fallback of pi_E (eSpark paper, Sec. 3.1); returns (allowed bool
+    (..., n_actions), count).
 
     per="agent": every agent row whose actions are all removed falls back to `avail` (all True when None); count =
     such rows. per="step" (the public code): if any row is all removed, the whole mask is skipped; count = 1 or 0.

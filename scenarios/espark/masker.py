@@ -19,7 +19,8 @@ log = logging.getLogger("coordinator.espark")
 
 class ExplorationSpec(BaseModel):
     """[world.exploration]: which mask guides training. "none": plain IPPO; "function": an exploration function
-    (code_file, run in a sandbox worker every decision); "random": random pruning (spec §5.3, keep_fraction kept)."""
+    (code_file, run in a sandbox worker every decision); "random": random pruning (eSpark paper, App. D.3.1;
+    keep_fraction kept)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["none", "function", "random"] = "none"
@@ -27,8 +28,9 @@ class ExplorationSpec(BaseModel):
     keep_fraction: float = Field(0.7, ge=0, le=1)
     cpu_s: float = Field(2.0, gt=0)  # per call, inside the sandbox worker
     wall_s: float = Field(5.0, gt=0)
-    at_test: bool = False  # a diagnostic only (spec §9 A7): mask the test episodes too; eSpark deploys unmasked
-    # a decision where the function removes every action of some agent: "agent" (the paper's pi_E, spec §1.2):
+    # a diagnostic only (docs/espark.md, E-A7): mask the test episodes too; eSpark deploys unmasked
+    at_test: bool = False
+    # a decision where the function removes every action of some agent: "agent" (pi_E, eSpark paper Sec. 3.1):
     # that agent falls back to its available actions; "step" (the released runner): the whole mask is skipped
     empty_row: Literal["agent", "step"] = "agent"
 
@@ -115,8 +117,9 @@ class TrainingMasks:
 def random_pruning_mask(
     rng: np.random.Generator, n_actions: int, keep_fraction: float = 0.7, shape: tuple[int, ...] = (), avail=None
 ) -> np.ndarray:
-    """Random-pruning baseline (spec §5.3, p = 0.3 masked): per agent keep round(keep_fraction * n) of the available
-    actions (at least one), chosen uniformly without replacement; call it at every decision. Bool (*shape, n)."""
+    """Random-pruning baseline (eSpark paper, App. D.3.1: p = 0.3 masked): per agent keep round(keep_fraction * n)
+    of the available actions (at least one), chosen uniformly without replacement; call it at every decision. Bool
+    (*shape, n)."""
     if not 0.0 <= keep_fraction <= 1.0:
         raise ValueError("keep_fraction must be in [0, 1]")
     base = (

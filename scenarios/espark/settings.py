@@ -1,4 +1,5 @@
-"""[algo.espark]: the loop's knobs (spec §4.1: K = 16, 10 iterations, checker, retention, GPT-4 at T = 0.7)."""
+"""[algo.espark]: the loop's knobs (eSpark paper, Sec. 5.1, App. C.3: K = 16, 10 iterations, checker, retention,
+GPT-4 at T = 0.7)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scenarios.llm.config import LLMConfig
 
-# eSpark's IPPO (spec §4.2, Table 13, the same for MABIM and SUMO): gamma 0.985, Adam lr 5e-4, grad-norm clip 10,
-# PPO clip 0.2, critic coefficient 0.5, entropy 0. Where the paper is silent, the released eSpark.yaml and its
-# local_ppo_learner (spec §4.3 lists the MABIM baseline ippo.yaml beside it: 2 epochs): GAE lambda 0.95, 4 epochs
+# eSpark's IPPO (eSpark paper, App. D.2, Table 13; the same for MABIM and SUMO): gamma 0.985, Adam lr 5e-4,
+# grad-norm clip 10, PPO clip 0.2, critic coefficient 0.5, entropy 0. Where the paper is silent, the released
+# eSpark.yaml and its local_ppo_learner (MABIM's baseline ippo.yaml has 2 epochs instead): GAE lambda 0.95, 4 epochs
 # over the whole batch of 4 episodes (minibatch 0), the multinomial selector's epsilon floor 1.0 -> 0.05 over
 # 250,000 training decisions. The same settings train the IPPO twin, so the two differ only in the mask.
 IPPO_DEFAULTS = {
@@ -38,7 +39,7 @@ class ESparkSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     candidates: int = Field(16, ge=1)  # K
-    iterations: int = Field(10, ge=1)  # I: feedback rounds evenly spaced over the budget (spec §3.5)
+    iterations: int = Field(10, ge=1)  # I: feedback rounds evenly spaced over the budget (eSpark paper, Sec. 5.1)
     # candidate runs at a time (each is a world plus its agent processes); 0: as many as this machine allows,
     # one per two cores
     parallel: int = Field(0, ge=0)
@@ -47,21 +48,22 @@ class ESparkSettings(BaseModel):
     generator: Literal["llm", "files"] = "llm"
     function_files: list[str] = Field(default_factory=list)
     checker: bool = True  # the "w/o checker" ablation sets false
-    checker_rounds: int = Field(2, ge=1)  # check -> regenerate rounds before the last version is kept (spec §9 A5)
+    # check -> regenerate rounds before the last version is kept (docs/espark.md, E-A5)
+    checker_rounds: int = Field(2, ge=1)
     retention: bool = True  # all next candidates start from the best weights (Eq. 3); false: the ablation
-    # selection (spec §9 A4; the paper: "performance is assessed at regular checkpoints within an iteration, with
-    # the final evaluation based on the average of the last few checkpoints"): each copy is validated at
-    # `validations` checkpoints spread over its slice, at update boundaries (the released runner: every 500 of
-    # 8,000 episodes, so 16), each the mean task reward of eval_episodes greedy episodes WITHOUT the mask (fresh
-    # training seeds, the same for every copy and checkpoint), the policy that will be deployed; G = the mean of
-    # the last last_n checkpoints (the released runner: 5). With eval_episodes = 0, G = the mean of the copy's
-    # last_n training episodes (under its mask)
+    # selection (docs/espark.md, E-A4; the paper, Sec. 4.2: "performance is assessed at regular checkpoints within an
+    # iteration, with the final evaluation based on the average of the last few checkpoints"): each copy is validated at
+    # `validations` checkpoints spread over its slice, at update boundaries (the released runner: every 500 of 8,000
+    # episodes, so 16), each the mean task reward of eval_episodes greedy episodes WITHOUT the mask (fresh training
+    # seeds, the same for every copy and checkpoint), the policy that will be deployed; G = the mean of the last last_n
+    # checkpoints (the released runner: 5). With eval_episodes = 0, G = the mean of the copy's last_n training episodes
+    # (under its mask)
     eval_episodes: int = Field(2, ge=0)
     validations: int = Field(16, ge=1)
     last_n: int = Field(5, ge=1)
-    # the reflection's statistics (spec §3.6): from the chosen copy's validation checkpoints ("eval", the released
-    # runner) or its training episodes ("train"); early / late means over the first / last feedback_window values
-    # (the released runner: 5; 0: the first and second halves)
+    # the reflection's statistics (eSpark paper, Sec. 4.3): from the chosen copy's validation checkpoints ("eval", the
+    # released runner) or its training episodes ("train"); early / late means over the first / last feedback_window
+    # values (the released runner: 5; 0: the first and second halves)
     feedback_from: Literal["eval", "train"] = "eval"
     feedback_window: int = Field(5, ge=0)
     empty_row: Literal["agent", "step"] = "agent"  # world.exploration.empty_row of every copy (masker.py)

@@ -2,7 +2,7 @@
 # The paper's own exploration function for inventory: the edited function of its Fig. 21 (Appendix J, MABIM
 # Lower capacity, 100 SKUs), the only one the paper prints (its "before" function and every traffic-signal
 # function are not printed). Transcribed from the paper's text as it is, with what its copy lost filled in and
-# marked [gap] (as the spec's §7.1 reads it), and one marked correction:
+# marked [gap], and one marked correction:
 # - [gap] the loop over the warehouses (the text uses i and warehouse_name without their loop line);
 # - [gap] "capacity = supply chain [warehouse name," is cut: the warehouse's capacity, supply_chain[name, "capacity"];
 # - [gap] sku_volume is used but never defined in the text: the SKUs' volumes today;

@@ -1,1 +1,2 @@
-"""MABIM-style multi-echelon inventory simulator for eSpark (spec §2.2, App. A.3-A.4)."""
+"""MABIM-style multi-echelon inventory simulator for eSpark (eSpark paper, App. C.1; MABIM's ReplenishmentEnv
+semantics; synthetic demand, see docs/espark.md)."""

@@ -1,4 +1,4 @@
-"""InventoryConfig: the MABIM scenario knobs (spec §2.1 Table 10, §2.2 reward2, App. A.3 default costs)."""
+"""InventoryConfig: the MABIM scenario knobs (eSpark paper, Table 10; MABIM's reward2 and default costs)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from agent_node.overrides import Overrides
 from scenarios.espark.masker import ExplorationSpec
 from scenarios.espark.settings import ACCUMULATED_EPISODES, ESparkSettings
 
-# The 34 `demand_mean_discrete` multiples (spec §2.2): action a orders floor(ACTION_MULTIPLES[a] * mean demand).
+# MABIM's 34 `demand_mean_discrete` multiples (eSpark paper, Fig. 2: multiples of the mean demand): action a orders
+# floor(ACTION_MULTIPLES[a] * mean demand).
 ACTION_MULTIPLES = (
     0.00,
     0.16,
@@ -50,12 +51,13 @@ ACTION_MULTIPLES = (
 )
 N_ACTIONS = len(ACTION_MULTIPLES)  # 34
 
-# Capacity per echelon = #SKU x this (spec §2.1 Table 10): Standard x100, Lower x50, Lowest x25.
+# Capacity per echelon = #SKU x this (eSpark paper, Table 10): Standard x100, Lower x50, Lowest x25.
 CAPACITY_PER_SKU = {"standard": 100, "lower": 50, "lowest": 25}
 
 
 class DemandConfig(BaseModel):
-    """Synthetic customer demand (spec App. A.4 plan: seasonal negative binomial per SKU); formula in demand.py."""
+    """Synthetic customer demand (MABIM's data is not public, docs/espark.md): seasonal negative binomial per
+    SKU; formula in demand.py."""
 
     model_config = ConfigDict(extra="forbid")
     days: int = Field(1095, gt=0)  # series length per dataset (about the 3 years of MABIM's training window)
@@ -85,17 +87,17 @@ class InventoryConfig(BaseModel):
     lookback: int = Field(21, ge=1)  # window of the mean demand that actions multiply
     warmup_days: int = Field(21, ge=0)  # steps of "replenish_by_last_demand" run inside reset()
     seed: int = 0  # dataset seed: demand series, prices, lead times; reset(seed) only picks the episode window
-    # Lead times (vlt) per (echelon, SKU) ~ U{vlt_min..vlt_max} [INFER: the real info CSVs are absent, App. A.4].
+    # Lead times (vlt) per (echelon, SKU) ~ U{vlt_min..vlt_max} (our choice: MABIM's real SKU data is not public).
     vlt_min: int = Field(1, ge=0)
     vlt_max: int = Field(7, ge=0)
-    # Prices [INFER]: super-vendor price c_j ~ U[cost_min, cost_max], margin m_j ~ U[margin_min, margin_max];
+    # Prices (our choice): super-vendor price c_j ~ U[cost_min, cost_max], margin m_j ~ U[margin_min, margin_max];
     # echelon i buys at the price of echelon i+1 (the top at c_j) and sells at cost * (1 + m_j).
     cost_min: float = Field(5.0, gt=0)
     cost_max: float = Field(50.0, gt=0)
     margin_min: float = Field(0.1, ge=0)
     margin_max: float = Field(0.5, ge=0)
     init_stock_days: float = Field(3.0, ge=0)  # initial stock = days x mean demand, scaled down to fit capacity
-    # reward2 constants (spec §2.2, App. A.3 defaults); volume is 1 for every SKU.
+    # reward2 constants (MABIM's reward2 and its default costs); volume is 1 for every SKU.
     unit_order_cost: float = 10.0
     basic_holding_cost: float = 0.001
     unit_storage_cost: float = 0.002
@@ -113,7 +115,7 @@ class InventoryConfig(BaseModel):
 
     @property
     def capacity_per_echelon(self) -> int:
-        """W_i, the same for every echelon (spec Table 10)."""
+        """W_i, the same for every echelon (eSpark paper, Table 10)."""
         return self.skus * CAPACITY_PER_SKU[self.capacity]
 
 
@@ -128,14 +130,15 @@ class InventoryWorld(BaseModel):
     test_episodes: int = Field(3, ge=0)  # greedy, unmasked, on the test split (the last days of the series)
     eval_episodes: int = Field(0, ge=0)  # greedy, unmasked, on fresh training seeds after training (eSpark's selection)
     eval_every: int = Field(0, ge=0)  # ... and every this many training episodes (eSpark's validation checkpoints)
-    update_every: int = Field(ACCUMULATED_EPISODES, ge=1)  # episodes accumulated per PPO update (spec Table 13)
+    update_every: int = Field(ACCUMULATED_EPISODES, ge=1)  # episodes accumulated per PPO update (paper, Table 13)
     update_deadline_s: float = Field(300.0, gt=0)
     exploration: ExplorationSpec = Field(default_factory=ExplorationSpec)  # training-time masks
 
 
 class InventoryAlgo(BaseModel):
     """[algo]: the warehouses' learner: IPPO (with world.exploration's masks); "random_pruning" adds random training
-    masks (spec §5.3); "espark" runs the eSpark loop (coordinator/espark/loop.py) with the settings in `espark`."""
+    masks (eSpark paper, App. D.3.1); "espark" runs the eSpark loop (coordinator/espark/loop.py) with the settings
+    in `espark`."""
 
     model_config = ConfigDict(extra="forbid")
     method: Literal["ippo", "espark", "random_pruning"] = "ippo"

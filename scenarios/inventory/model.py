@@ -3,7 +3,7 @@
 reward2 is the net profit the paper reports (its "Avg. profits"; the released code sets profit = reward2):
 the gross margin sale x (price - cost) less the excess, order, holding and backlog costs.
 
-Follows spec §2.2 and App. A.3 (ReplenishmentEnv semantics). Choices where the spec leaves one:
+Follows the eSpark paper's App. C.1 and MABIM's ReplenishmentEnv semantics. Choices where neither fixes one:
 - Same-step upstream demand: the orders R_i^t placed at step t are echelon i+1's demand at step t, as in the
   reference code's step order (replenish -> sell); the paper's D_{i+1}^{t+1} = R_i^t is the same chain indexed
   one step later. Unfilled orders are lost (no backorders); their cost is the upstream's backlog_cost.
@@ -16,7 +16,7 @@ Follows spec §2.2 and App. A.3 (ReplenishmentEnv semantics). Choices where the 
   steps, today excluded) (`demand_mean_discrete`).
 - reset() runs `warmup_days` steps of "replenish_by_last_demand" (order yesterday's own demand) from the
   initial stock and an empty pipeline, so the demand window and the pipeline are filled at step 0.
-- Prices [INFER]: echelon i buys at echelon i+1's selling price, the top echelon at the super-vendor price.
+- Prices (our choice): echelon i buys at echelon i+1's selling price, the top echelon at the super-vendor price.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ class InventoryEnv:
         accepted = ration(arrived, self.in_stock, self.capacity)
         excess = arrived - accepted
         self.in_stock += accepted
-        # reward2 (spec §2.2), per (echelon, SKU).
+        # reward2 (MABIM's ReplenishmentEnv), per (echelon, SKU).
         margin = p.price - p.cost
         components = {
             "gross_margin": sale * margin,

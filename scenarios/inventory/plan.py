@@ -21,7 +21,7 @@ def plan_inventory(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = Non
     """resume: a run folder whose checkpoints the warehouses start from (else algo.init_weights, if set)."""
     world: InventoryWorld = cfg.world
     algo = cfg.algo
-    if algo.method == "random_pruning":  # the spec §5.3 baseline: IPPO guided by random masks during training
+    if algo.method == "random_pruning":  # eSpark paper App. D.3.1: IPPO guided by random masks during training
         world = world.model_copy(update={"exploration": ExplorationSpec(kind="random")})
     ppo = PPOConfig.model_validate(
         {**IPPO_DEFAULTS, "obs_dim": OBS_DIM, "n_actions": N_ACTIONS, "junction_ids": False, **set_fields(algo.ppo)}

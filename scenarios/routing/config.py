@@ -13,7 +13,8 @@ from scenarios.llm.config import LLMConfig
 
 
 class RoutingWorld(BaseModel):
-    """Ten vehicles choosing their next road at every junction of a SUMO city (spec §1.2-1.6, §9.2-9.3)."""
+    """Ten vehicles choosing their next road at every junction of a SUMO city (RELED paper, Sec. IV-A;
+    docs/reled.md, RL-2, RL-3)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["routing"] = "routing"
@@ -22,18 +23,19 @@ class RoutingWorld(BaseModel):
     backend: Literal["libsumo", "traci"] = "libsumo"
     agents: int = Field(10, ge=1, le=64)
     epochs: int = Field(500, ge=1)  # K (paper: 500)
-    decisions_per_epoch: int = Field(1000, ge=1)  # paper: 10^3; the running episode is finished (spec §9.3)
+    decisions_per_epoch: int = Field(1000, ge=1)  # paper: 10^3; the running episode is finished (RL-3)
     t_max: float = Field(2400.0, gt=0)  # episode limit in sim seconds (1 s steps)
-    time_to_teleport: float = 300.0  # SUMO's default (spec §9.2); teleports are counted
+    time_to_teleport: float = 300.0  # SUMO's default (docs/reled.md, RL-2); teleports are counted
     test_episodes: int = Field(20, ge=0)  # greedy test episodes at the end (the paper's "20 independent runs")
-    test_stochastic: bool = True  # also as many test episodes with sampled actions (the spec's secondary figure)
+    test_stochastic: bool = True  # also as many test episodes with sampled actions (a secondary figure, RL-14)
     test_every: int = Field(0, ge=0)  # also a greedy test episode after every this many epochs (0: only at the end)
-    trips_seed: int = 0  # the fixed OD pairs and departures, identical for all methods and seeds (spec §9.13)
+    trips_seed: int = 0  # the fixed OD pairs and departures, identical for all methods and seeds (RL-7)
     update_deadline_s: float = Field(120.0, gt=0)  # how long the world waits for the agents' PPO updates
 
 
 class SedSettings(BaseModel):
-    """The SED module (coordinator side): expert source, schedule, partition and feedback (spec §3, §6, §9.1)."""
+    """The SED module (coordinator side): expert source, schedule, partition and feedback (RELED paper, Sec. III-D;
+    docs/reled.md, RL-1)."""
 
     model_config = ConfigDict(extra="forbid")
     # llm: plans from the LLM; scripted: shortest-time plans without an LLM (the reference expert);
@@ -43,7 +45,7 @@ class SedSettings(BaseModel):
     refinement: bool = True  # False: the "w/o Refn." ablation (re-query with the initial prompt only)
     q: int = Field(10, ge=1)  # SED every q epochs
     m: int = Field(2, ge=1)  # subsets per round
-    sed_at_start: bool = True  # also at epoch 1 (spec §9.1; Alg. 1 alone has no expert data before epoch q)
+    sed_at_start: bool = True  # also at epoch 1 (RL-1; Alg. 1 alone has no expert data before epoch q)
     plan_cpu_s: float = Field(2.0, gt=0)  # per agent's plan(agent_id) in the sandbox
     plan_wall_s: float = Field(5.0, gt=0)
     llm: LLMConfig = Field(default_factory=lambda: LLMConfig(temperature=0.7, max_tokens=1024))
@@ -60,7 +62,7 @@ class RoutingAlgo(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     method: Literal["reled", "ippo"] = "reled"
-    alpha_mode: Literal["paper", "fixed_expert", "fixed_agent"] = "paper"  # spec §9.6-9.7
+    alpha_mode: Literal["paper", "fixed_expert", "fixed_agent"] = "paper"  # docs/reled.md, RL-11, RL-12
     alpha_fixed: float | None = Field(None, ge=0, le=1)  # 0.2 / 0.5 for the fixed-alpha ablations
     dtw_repr: Literal["junction_xy", "obs"] = "junction_xy"
     dtw_scale: float = Field(1.0, gt=0)  # divisor of the DTW distance (1: the literal metre-scale formula)

@@ -1,4 +1,5 @@
-"""The event-driven routing environment on SUMO: 1 s ticks, a decision whenever an agent enters a road (spec §9.2)."""
+"""The event-driven routing environment on SUMO: 1 s ticks, a decision whenever an agent enters a road
+(docs/reled.md, RL-2)."""
 
 from __future__ import annotations
 
@@ -71,11 +72,11 @@ class AgentState:
     route_end: str | None = None  # the last edge of its route (where SUMO will let it arrive)
     t_prev: float = 0.0  # time and distance at its last decision (Eq. 32)
     d_prev: float = 0.0
-    d_last: float = 0.0  # distance at the last tick (per-second reward pieces, spec §9.4)
+    d_last: float = 0.0  # distance at the last tick (per-second reward pieces, docs/reled.md RL-8)
     depart_t: float = 0.0
     end_t: float | None = None
     decisions: int = 0
-    per_second: dict[int, float] = field(default_factory=dict)  # sim second -> r_s (spec §9.4)
+    per_second: dict[int, float] = field(default_factory=dict)  # sim second -> r_s (docs/reled.md, RL-8)
 
 
 class RoutingEnv:
@@ -241,7 +242,7 @@ class RoutingEnv:
             s.per_second[int(self.t)] = -1.0 + s.d_last  # the arrival bonus is kept apart (reward_series)
             s.bonus_at = int(self.t)
             reward = self.reward(s.t_prev, self.t, s.d_prev, 0.0, arrived=True)
-        else:  # lost: as if it stood where it left until the episode's end (spec §9.11: stuck, let it truncate),
+        else:  # lost: as if it stood where it left until the episode's end (docs/reled.md, RL-5),
             # so leaving the net early never pays (IPPO learnt to exit through dead ends when it did)
             for sec in range(int(self.t), int(self.t_max) + 1):
                 s.per_second[sec] = -1.0
@@ -299,7 +300,7 @@ class RoutingEnv:
 
     # ------------------------------------------------------------------ episode results
     def travel_times(self) -> dict[int, float]:
-        """Arrival minus departure; T_max minus departure for vehicles that did not arrive (spec §1.6)."""
+        """Arrival minus departure; T_max minus departure for vehicles that did not arrive (docs/reled.md, RL-6)."""
         out = {}
         for agent, s in self.states.items():
             start = s.depart_t if s.departed else s.trip.depart
@@ -307,7 +308,7 @@ class RoutingEnv:
         return out
 
     def reward_series(self, include_terminal: bool = False) -> dict[int, np.ndarray]:
-        """Per-agent per-second rewards on the shared clock (spec §9.4); NaN while an agent is not on the road.
+        """Per-agent per-second rewards on the shared clock (docs/reled.md, RL-8); NaN while an agent is off the road.
 
         Without include_terminal the arrival bonus is left out: it is what RVI (Eqs. 17-19) compares, and a +240
         spike would make the policy-only threshold max |r^{A_-j}| at least 240, far above anything driving

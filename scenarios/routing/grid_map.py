@@ -1,4 +1,4 @@
-"""Orlando-like signalised grid built with netgenerate, plus seeded background routes (specs/sumo.md §6.2, §6.5)."""
+"""Orlando-like signalised grid built with netgenerate, plus seeded background routes (docs/reled.md, "Maps")."""
 
 from __future__ import annotations
 

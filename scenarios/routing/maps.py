@@ -1,5 +1,5 @@
-"""RELED routing maps (grid / city), fixed agent trips and background traffic (RELED.md §1.2, §9.12, §9.13;
-sumo.md §4, §6)."""
+"""RELED routing maps (grid / city), fixed agent trips and background traffic (RELED paper, Sec. IV-A1; the
+stand-in maps and trips: docs/reled.md, "Maps" and RL-7)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from .observe import M_OUT, junction_index
 _CITY_VERSION = 1  # bump when the city net changes for the same parameters
 TARGET_KM2 = 4.0  # the paper's Hong Kong map is 3.87 km^2
 _CROP_ABOVE = 1.25  # crop the city only if its bounding box exceeds TARGET_KM2 by this factor
-N_BACKGROUND = {"moderate": 90, "congested": 190}  # RELED.md §1.2
+N_BACKGROUND = {"moderate": 90, "congested": 190}  # RELED paper, Sec. IV-A1
 
 STAND_IN = {
     "grid": "An 11x11 signalised grid generated with netgenerate (121 four-way traffic lights, about 2 km^2): "
@@ -239,7 +239,7 @@ def fringe_nodes(net: sumolib.net.Net, margin: float = 0.05) -> list[sumolib.net
 
 
 def fixed_trips(net_path: Path, n_agents: int, seed: int) -> list[Trip]:
-    """RELED.md §9.13: seeded fringe-to-fringe trips at least 0.5 x the net diagonal apart, departures on [0, 60] s.
+    """docs/reled.md, RL-7: seeded fringe-to-fringe trips at least 0.5 x the net diagonal apart, departing in [0, 60] s.
 
     The origin edge leaves the origin junction; the destination junction has an incoming passenger edge
     reachable from the origin edge. The distance rule is relaxed (x0.9 steps) if no pair meets it.

@@ -1,5 +1,5 @@
 """RELED routing-env pure functions: junction options, the 2*m_out+2 observation, action mask, Eq. 32 reward
-(RELED.md §1.3-1.5, §9.10-9.11)."""
+(RELED paper, Sec. IV-A3 to IV-A5, Table I; docs/reled.md, RL-4 to RL-6, whose labels are cited below)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 import sumolib
 
-M_OUT = 4  # RELED.md §1.2: the maximum number of outgoing edges at any junction, both maps
-T_MAX = 2400.0  # RELED.md §1.2/§1.6: episode limit in sim steps; --step-length 1 (RECOMMEND) makes it seconds
-OMEGA_D = 1.0  # RELED.md §1.5: omega_d = 1
-TERMINAL_FRACTION = 0.1  # RELED.md §1.5: R_term = 0.1 * T_max
-R_TERM = TERMINAL_FRACTION * T_MAX  # = 240 (INFERRED in §1.5)
-PAD = -1.0  # RELED.md §1.3: missing option -> score_j = -1 and end_j = -1
-SCORE_MIN = 1e-3  # RELED.md §1.3 RECOMMEND: clip the score to [1e-3, 1]
+M_OUT = 4  # RELED paper, Sec. IV-A5: the maximum number of outgoing edges at any junction, both maps
+T_MAX = 2400.0  # RELED paper, Sec. IV-A1: episode limit in sim steps; 1 s steps (RL-2) make it seconds
+OMEGA_D = 1.0  # RELED paper, Sec. IV-A3: omega_d = 1
+TERMINAL_FRACTION = 0.1  # RELED paper, Sec. IV-A3: R_term = 0.1 * T_max
+R_TERM = TERMINAL_FRACTION * T_MAX  # = 240 (RL-6)
+PAD = -1.0  # RELED paper, Sec. IV-A5: missing option -> -1 (score_j = -1 and end_j = -1, RL-4)
+SCORE_MIN = 1e-3  # RL-4: clip the score to [1e-3, 1]
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,8 @@ class Option:
 
     edge_id: str
     end_node: str  # SUMO id of the edge's to-node
-    end_junction: int  # index of end_node in junction_ids(net) (RELED.md §9.10)
-    connected: bool  # a SUMO connection leads from the incoming edge to this edge (RELED.md §1.4, §9.11)
+    end_junction: int  # index of end_node in junction_ids(net) (RL-4)
+    connected: bool  # a SUMO connection leads from the incoming edge to this edge (RL-5)
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,12 @@ class EdgeStats:
 
     length: float
     max_speed: float
-    travel_time: float  # RELED.md §1.3 RECOMMEND: traci.edge.getTraveltime(e) = length / current mean speed
+    travel_time: float  # RL-4: traci.edge.getTraveltime(e) = length / current mean speed
 
 
 def junction_ids(net: sumolib.net.Net) -> list[str]:
     """All node ids of the net, sorted: junction k of the observation is junction_ids(net)[k]
-    (RELED.md §9.10 RECOMMEND)."""
+    (RL-4)."""
     return sorted(node.getID() for node in net.getNodes())
 
 
@@ -55,11 +55,10 @@ def outgoing_options(
     """The m_out action slots at the junction ending edge_id: its outgoing edges, then None padding.
 
     Slots hold every outgoing (non-internal) edge of the to-node of edge_id that allows vclass
-    (vclass=None: all), sorted by edge ID -- RELED.md §1.4 "RECOMMEND: a deterministic ordering,
-    e.g. sorted by edge ID"; the observation and the action index use this same order (§1.4).
-    Option.connected says whether the net has a connection from edge_id to that edge (§1.4
-    RECOMMEND / §9.11: "follow the SUMO net's connections"; U-turns count iff the net has them).
-    Raises ValueError if the junction has more than m_out such edges (§1.2: m_out is the maximum).
+    (vclass=None: all), sorted by edge ID (RL-4); the observation and the action index use this same
+    order. Option.connected says whether the net has a connection from edge_id to that edge (RL-5:
+    follow the SUMO net's connections; U-turns count iff the net has them).
+    Raises ValueError if the junction has more than m_out such edges (Sec. IV-A5: m_out is the maximum).
     """
     if m_out < 1:
         raise ValueError(f"m_out must be >= 1, got {m_out}")
@@ -83,7 +82,7 @@ def outgoing_options(
 
 
 def edge_score(length: float, max_speed: float, travel_time: float) -> float:
-    """score = (length / max_speed) / travel_time, clipped to [1e-3, 1] (RELED.md §1.3 and its RECOMMEND).
+    """score = (length / max_speed) / travel_time, clipped to [1e-3, 1] (RELED paper, Sec. IV-A4; RL-4).
 
     1 means free flow, lower means congested. A travel time that is not positive counts as free
     flow (1.0); an infinite/NaN one (a standing queue) gives the floor 1e-3.
@@ -107,10 +106,10 @@ def observation(
     destination: int,
     m_out: int = M_OUT,
 ) -> np.ndarray:
-    """The 2*m_out+2 observation of RELED.md §1.3 (Table I; the §1.3 RECOMMENDed element order), float32.
+    """The 2*m_out+2 observation of the RELED paper, Sec. IV-A4 and Table I (element order: RL-4), float32.
 
     [0] position: the current junction ID (the to-node of the current edge), [1] destination:
-    the destination junction ID -- both integer indices from junction_index(net) (§9.10 RECOMMEND:
+    the destination junction ID -- both integer indices from junction_index(net) (RL-4:
     the env emits raw indices; normalising them is the policy preprocessor's job).
     [2 .. 2+m_out-1] score_j of slot j (edge_score of edge_stats[edge_id], given as EdgeStats or
     a (length, max_speed, travel_time) triple); [2+m_out .. 2*m_out+1] end-junction ID of slot j.
@@ -132,7 +131,7 @@ def observation(
 
 
 def action_mask(options: Sequence[Optional[Option]]) -> np.ndarray:
-    """Boolean mask over the m_out actions: True = selectable (RELED.md §1.4 RECOMMEND, §9.11).
+    """Boolean mask over the m_out actions: True = selectable (RL-5).
 
     False for -1 padding slots and for edges with no connection from the incoming edge;
     the policy sets the logits of False entries to -inf.
@@ -141,7 +140,7 @@ def action_mask(options: Sequence[Optional[Option]]) -> np.ndarray:
 
 
 def distance(a: Sequence[float], b: Sequence[float]) -> float:
-    """Euclidean (straight-line) distance in metres, the d of Eq. 32 (RELED.md §1.5)."""
+    """Euclidean (straight-line) distance in metres, the d of Eq. 32 (RELED paper, Sec. IV-A3)."""
     return float(math.hypot(a[0] - b[0], a[1] - b[1]))
 
 
@@ -158,10 +157,10 @@ def step_reward(
 ) -> float:
     """Eq. 32: R_k = -(t_k - t_{k-1}) + omega_d * (d_{k-1} - d_k), plus R_term = 0.1 * T_max if arrived.
 
-    RELED.md §1.5: t in sim seconds (the times of decisions k-1 and k, or of arrival/truncation,
-    §9.2 RECOMMEND), d the straight-line distance in metres from the vehicle to its destination;
-    omega_d = 1 and T_max = 2400 give R_term = 240. No further normalisation: the spec fixes none,
-    and its magnitude check (§1.5) uses the raw return -(travel time) + d_0 + 240.
+    RELED paper, Sec. IV-A3: t in sim seconds (the times of decisions k-1 and k, or of arrival/truncation,
+    RL-2), d the straight-line distance in metres from the vehicle to its destination;
+    omega_d = 1 and T_max = 2400 give R_term = 240. No further normalisation (RL-6): the paper's rewards fit
+    the raw return -(travel time) + d_0 + 240.
     """
     if t_now < t_prev:
         raise ValueError(f"time went backwards: {t_prev} -> {t_now}")

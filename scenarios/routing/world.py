@@ -120,7 +120,8 @@ class RoutingWorldProcess(EpisodeRunner):
         return result
 
     def train_epoch(self, k: int) -> list[EpisodeResult] | None:
-        """tau^a: whole episodes until decisions_per_epoch decisions are in (the running one is finished, §9.3)."""
+        """tau^a: whole episodes until decisions_per_epoch decisions are in (the running one is finished,
+        docs/reled.md RL-3)."""
         episodes, decisions = [], 0
         while decisions < self.cfg.decisions_per_epoch:
             result = self.play("train", self.seed * 100_003 + self.episode)
@@ -132,7 +133,7 @@ class RoutingWorldProcess(EpisodeRunner):
         return episodes
 
     def test(self, n: int) -> bool:
-        """n greedy test episodes (spec §9.15), and as many with sampled actions; fresh background seeds."""
+        """n greedy test episodes (docs/reled.md, RL-14), and as many with sampled actions; fresh background seeds."""
         modes = ["test"] + (["test_stochastic"] if self.cfg.test_stochastic else [])
         for mode in modes:
             for j in range(n):

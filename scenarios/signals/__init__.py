@@ -1,1 +1,1 @@
-"""Traffic-signal control on the RESCO maps for eSpark (eSpark.md §2.3, App. A.5; sumo.md §4.1)."""
+"""Traffic-signal control on the RESCO maps for eSpark (eSpark paper, Sec. 5.1, App. C.2; maps from sumo-rl)."""

@@ -15,7 +15,7 @@ from .maps import SIGNAL_MAPS
 
 
 class SignalWorld(BaseModel):
-    """One agent per traffic light of a RESCO map, a phase every delta_s seconds (eSpark.md §2.3)."""
+    """One agent per traffic light of a RESCO map, a phase every delta_s seconds (eSpark paper, Sec. 5.1)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["signals"] = "signals"
@@ -38,7 +38,7 @@ class SignalWorld(BaseModel):
 
 
 class SignalAlgo(BaseModel):
-    """[algo]: IPPO with the phase masks; "random_pruning" adds random training masks (spec §5.3); "espark" runs
+    """[algo]: IPPO with the phase masks; "random_pruning" adds random training masks (paper App. D.3.1); "espark" runs
     the eSpark loop (coordinator/espark/loop.py), whose candidate runs are IPPO runs with an exploration function;
     "ftc" and "max_pressure" are the paper's non-learning baselines (App. D.1.3-4; test episodes only)."""
 

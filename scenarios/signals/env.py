@@ -36,12 +36,12 @@ _run_ids = itertools.count()
 class SignalEnv:
     """One agent per traffic light of a RESCO map, choosing one of GESA's 8 phases every delta_s seconds.
 
-    Observation (OBS_DIM = 48 floats per light): for each of the 8 movements NL, NT, WL, WT, SL, ST, EL, ET
-    (GESA's order) the features exists, green (in the current phase), car_num, stop_car_num (speed < 0.1 m/s)
-    and occupancy (0-1), counts averaged over the incoming lanes serving the movement as GESA does; then the
-    current phase one-hot. Why: it is GESA's per-movement observation (eSpark.md §2.3, §9 A6) restricted to
-    what libsumo's lane API gives directly. GESA reads lane-area detectors and also has queue_length and flow;
-    here whole incoming lanes are read, queue length is carried by stop_car_num, and flow is left out.
+    Observation (OBS_DIM = 48 floats per light): for each of the 8 movements NL, NT, WL, WT, SL, ST, EL, ET (GESA's
+    order) the features exists, green (in the current phase), car_num, stop_car_num (speed < 0.1 m/s) and occupancy
+    (0-1), counts averaged over the incoming lanes serving the movement as GESA does; then the current phase one-hot.
+    Why: it is GESA's per-movement observation (eSpark paper, App. C.2; docs/espark.md, E-A6) restricted to what
+    libsumo's lane API gives directly. GESA reads lane-area detectors and also has queue_length and flow; here whole
+    incoming lanes are read, queue length is carried by stop_car_num, and flow is left out.
 
     step() applies each light's phase: if it changes, yellow_s of yellow (GESA's: every green signal of the
     old phase, right turns excepted) and then delta_s - yellow_s of the new phase, else delta_s of green.

@@ -1,4 +1,4 @@
-"""The four RESCO signal-control maps of eSpark (eSpark.md §2.1, §2.3, App. A.5), located in the sumo-rl wheel."""
+"""The four RESCO signal-control maps of eSpark (eSpark paper, App. C.2, Table 11), located in the sumo-rl wheel."""
 
 from __future__ import annotations
 

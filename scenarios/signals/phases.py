@@ -1,4 +1,4 @@
-"""GESA's 8 standard phases (eSpark.md §2.3) mapped onto any SUMO traffic light by arm and turn of its links.
+"""GESA's 8 standard phases (eSpark paper, App. C.2) mapped onto any SUMO traffic light by arm and turn of its links.
 
 Movements are lane groups as in GESA (the reference implementation eSpark's setup follows; its
 intersection.py): an incoming lane with a straight link is a through lane with all its links, a lane with

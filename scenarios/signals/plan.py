@@ -27,7 +27,7 @@ from .phases import PHASES
 def plan_signals(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> RunPlan:
     world: SignalWorld = cfg.world
     algo = cfg.algo
-    if algo.method == "random_pruning":  # the spec §5.3 baseline: IPPO guided by random masks during training
+    if algo.method == "random_pruning":  # eSpark paper App. D.3.1: IPPO guided by random masks during training
         world = world.model_copy(update={"exploration": ExplorationSpec(kind="random")})
     road = signal_map(world.map)
     lights = controlled_lights(sumolib.net.readNet(str(road.net)), world.lights)

@@ -88,7 +88,8 @@ class SignalWorldProcess(EpisodicWorld):
             **trips,
             "wall_s": round(time.monotonic() - self.t0, 2),
         }
-        # the reward and the trip metrics, for eSpark's reflection statistics (spec §3.6, §9 A6)
+        # the reward and the trip metrics, for eSpark's reflection statistics (eSpark paper, Sec. 4.3;
+        # docs/espark.md, E-A6)
         record["components"] = {
             "reward": record["return"],
             "peak_stopped_vehicles": stopped_peak,
@@ -107,7 +108,7 @@ class SignalWorldProcess(EpisodicWorld):
 
 
 def intersections(obs: dict, lights: list[str]) -> list[dict]:
-    """The exploration function's view of each light (spec §9 A6): its movements' features and current phase."""
+    """The exploration function's view of each light (docs/espark.md, E-A6): its movements' features and phase."""
     out = []
     n = len(FEATURES)
     for light in lights:

@@ -1,4 +1,4 @@
-"""Flow-style figure-eight network and routes built from plain XML with netconvert (specs/sumo.md §6.4)."""
+"""Flow's figure-eight (the geometry of its FigureEightNetwork) and routes, built from plain XML with netconvert."""
 
 from __future__ import annotations
 

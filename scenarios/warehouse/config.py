@@ -34,6 +34,6 @@ class WarehouseAlgo(BaseModel):
     train: Overrides(AlternatingConfig) = Field(default_factory=AlternatingConfig)
     nash_gap: bool = False  # also estimate the empirical Nash gap of the trained pair (simulator)
     poll_timeout_s: float = Field(1.0, gt=0)  # wall-clock wait for an answer before it counts as lost
-    replace_lost_polls: bool = True  # the spec's recommendation; false: act on fewer than k answers
+    replace_lost_polls: bool = True  # docs/alternating_marl.md, A-7; false: act on fewer than k answers
     window: int = Field(8, ge=1, le=64)  # s_g history in each broadcast (robots catch up on missed ones)
     record: bool = False  # record zones and polled ids per step (for replay against the simulator)

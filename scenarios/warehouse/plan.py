@@ -104,7 +104,7 @@ def training_config(cfg: ScenarioConfig, algo: WarehouseAlgo):
 
 
 def write_nash_gap(cfg: ScenarioConfig, algo: WarehouseAlgo, policy: Path) -> None:
-    """The empirical Nash gap of the pair in policy/ (spec §7.7), by the single-process simulator."""
+    """The empirical Nash gap of the pair in policy/ (docs/alternating_marl.md, A-6), by the one-process simulator."""
     from agent_node.learners.alternating.g_learn import TablePolicy
     from agent_node.learners.alternating.nash_gap import nash_gap
 

@@ -1,4 +1,5 @@
-"""ALTERNATING-MARL with the UPDATE rule judged by paired Monte Carlo on the potential (spec §2.5, §7.4)."""
+"""ALTERNATING-MARL with the UPDATE rule judged by paired Monte Carlo on the potential (Alternating-MARL paper,
+Sec. 3.2, Lemma D.14; docs/alternating_marl.md, A-4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""G-LEARN (spec §2.2): the dispatcher's best response to a fixed pi_l by value iteration on S_g x mu_k(S_l) x A_g."""
+"""G-LEARN (Alternating-MARL paper, Sec. 3.2): the dispatcher's best response to a fixed pi_l by value iteration
+on S_g x mu_k(S_l) x A_g. A-labels: docs/alternating_marl.md."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from agent_node.warehouse.model import WarehouseModel
 
 from .histograms import count_table, enumerate_counts, n_histograms, rank_counts, rescale_counts
 
-TIE_TOL = 1e-9  # greedy a_g: lowest index among actions within TIE_TOL of the max (spec §7.3)
+TIE_TOL = 1e-9  # greedy a_g: lowest index among actions within TIE_TOL of the max (A-3)
 EXACT_MAX_HISTOGRAMS = 1001  # the exact kernel is dense [S_g, B, B]: k <= 10 at 5 zones
 ONE_GATHER_MAX = 1 << 22  # sweeps of tables with nxt.size * |S_g| up to this gather V in one call, else per column
 _STREAM = 0x474C  # "GL": tags the sample draws, rng = default_rng([seed, k, m, _STREAM])
@@ -61,13 +62,13 @@ class TablePolicy:
 
 
 def greedy(q: np.ndarray) -> np.ndarray:
-    """argmax over the last axis, lowest index among values within TIE_TOL of the max (spec §7.3)."""
+    """argmax over the last axis, lowest index among values within TIE_TOL of the max (A-3)."""
     return np.argmax(q >= q.max(axis=-1, keepdims=True) - TIE_TOL, axis=-1)
 
 
 # ---------------------------------------------------------------------------------------------- the surrogate
 def local_marginals(model: WarehouseModel, pi_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """r_pil[x, s_g] = sum_a pi_l r_l and P_pil[x, s_g, y] = sum_a pi_l P_l (spec §2.1, before Eq. 3)."""
+    """r_pil[x, s_g] = sum_a pi_l r_l and P_pil[x, s_g, y] = sum_a pi_l P_l (the paper's Eq. 3)."""
     pi_l = np.asarray(pi_l, dtype=float)
     r_pil = np.einsum("xga,xga->xg", pi_l, model.r_l)
     p_pil = np.einsum("xga,xgay->xgy", pi_l, model.P_l)
@@ -103,7 +104,7 @@ def _multinomial_draws(rng: np.random.Generator, c: int, p: np.ndarray, size: in
 
 
 def sample_next_histograms(p_pil: np.ndarray, k: int, m: int, rng: np.random.Generator) -> np.ndarray:
-    """nxt[s_g, l, rank(b)] = rank of b^l = sum_x Multinomial(b_x, P_pil(.|x, s_g)), l = 1..m (Eq. 10, spec §7.3).
+    """nxt[s_g, l, rank(b)] = rank of b^l = sum_x Multinomial(b_x, P_pil(.|x, s_g)), l = 1..m (Eq. 10, A-2).
 
     b^l does not depend on a_g, so one set of m draws serves every a_g. Draws are grouped by (s_g, x, b_x).
     Layout [S_g, m, B] (int32): a sweep then gathers whole rows of V per l, which is cache-friendlier.
@@ -178,9 +179,9 @@ def g_learn(
     estimator: Literal["sampled", "exact"] = "sampled",
     q_init: np.ndarray | None = None,
 ) -> GLearnResult:
-    """Best response of the dispatcher to pi_l in the k-robot mean-field surrogate (Alg. G-LEARN, spec §2.2).
+    """Best response of the dispatcher to pi_l in the k-robot mean-field surrogate (G-LEARN, Sec. 3.2).
 
-    "sampled": iterate the fixed empirical operator (Eq. 10 with the §7.3 trick, exact expectation over s_g')
+    "sampled": iterate the fixed empirical operator (Eq. 10 with A-2's exact expectation over s_g')
         Q(s_g, b, a) = R(s_g, b, a) + gamma sum_s' P_g(s'|s_g, a) (1/m) sum_l max_a' Q(s', b^l, a'),
       the m histograms b^l per (s_g, b) drawn once with default_rng([seed, k, m, _STREAM]).
     "exact": the adapted operator T_k of Eq. (9) with the exact law of b' (k <= 10 at 5 zones; m and seed unused),
@@ -192,7 +193,7 @@ def g_learn(
     start = time.perf_counter()
     zones_l, zones_g = model.zones, model.zones
     r_pil, p_pil = local_marginals(model, pi_l)
-    dtype = np.float32 if estimator == "sampled" else np.float64  # "exact" can reach tol 1e-6 (spec §7.7)
+    dtype = np.float32 if estimator == "sampled" else np.float64  # "exact" can reach tol 1e-6 (the Nash gap's, A-6)
     # internal layout [s_g, a_g, b]: V = max over axis 1 is then the [s', b] table the gather reads row by row
     reward = np.ascontiguousarray(surrogate_reward(model, r_pil, k).transpose(0, 2, 1), dtype=dtype)
     if estimator == "sampled":

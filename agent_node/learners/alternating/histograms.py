@@ -1,4 +1,4 @@
-"""Mean-field states mu_k(S_l) (spec §2.1, Def. 3.1): count vectors b >= 0 with sum k, ranked in colex order."""
+"""Mean-field states mu_k(S_l) (Alternating-MARL paper, Def. 3.1): count vectors b >= 0 with sum k, in colex order."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 
 def n_histograms(k: int, zones: int) -> int:
-    """|mu_k(S_l)| = binom(k + zones - 1, zones - 1) (spec §2.1)."""
+    """|mu_k(S_l)| = binom(k + zones - 1, zones - 1)."""
     return comb(k + zones - 1, zones - 1)
 
 

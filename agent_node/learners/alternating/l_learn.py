@@ -1,4 +1,5 @@
-"""L-LEARN: the shared local best response to a fixed dispatcher policy (spec §2.4, §7.5)."""
+"""L-LEARN: the shared local best response to a fixed dispatcher policy (Alternating-MARL paper, Sec. 3.2;
+docs/alternating_marl.md, A-5)."""
 
 from __future__ import annotations
 
@@ -135,7 +136,7 @@ def l_mfvi(
     tau_scale: float = 3.0,
     tau_min: float = 0.3,
 ) -> LLearnResult:
-    """The released code's L-LEARN (spec §2.4 "Code version"): value iteration on (s_g, s_l) with unscaled r_l,
+    """The released code's L-LEARN (its local_agent_optimizer.py): value iteration on (s_g, s_l) with unscaled r_l,
     r_g ignored, the dispatcher replaced by the mean-field kernel P_g_eff(s_g'|s_g) = E_{b~Mult(k, mu)}
     P_g(s_g'|s_g, pi_g(s_g, b)) (mu: stationary law of the population chain under pi_l, s_g averaged
     uniformly), then softmax extraction with tau = max(tau_min, (max_a Q - min_a Q) / tau_scale)."""

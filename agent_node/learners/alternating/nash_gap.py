@@ -1,4 +1,4 @@
-"""Empirical Nash gap of a policy pair and the baseline dispatchers (spec §7.7)."""
+"""Empirical Nash gap of a policy pair and the baseline dispatchers (docs/alternating_marl.md, A-6)."""
 
 from __future__ import annotations
 
@@ -224,7 +224,7 @@ class RescaledDispatcher:
 def full_information_dispatcher(
     model: WarehouseModel, pi_l: np.ndarray, n: int, *, k_max: int = 50, g_learn_fn: Callable | None = None, **g_kwargs
 ) -> tuple[GlobalPolicy, int]:
-    """The welfare reference of §7.7(b): a dispatcher that sees all n robots. Returns (policy, k_eval = n).
+    """The welfare reference of A-6: a dispatcher that sees all n robots. Returns (policy, k_eval = n).
     If n <= k_max it is G-LEARN trained on full n-robot histograms (the exact full-information best response of
     the G-LEARN class); otherwise G-LEARN trained at k = k_max, applied to the full histogram rescaled to k_max
     robots (RescaledDispatcher): a proxy, since G-LEARN at k = n = 1000 (binom(1004, 4) histograms) is infeasible.

@@ -1,1 +1,1 @@
-"""RELED core math (spec RELED.md §3.3-3.4, §4.3, §9.4-9.7): DTW weight alpha, RVI/PDI feedback pairs."""
+"""RELED core math (RELED paper, Secs. III-D, III-E; docs/reled.md, RL-8, RL-11): DTW weight alpha, RVI/PDI pairs."""

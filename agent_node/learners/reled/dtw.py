@@ -1,4 +1,5 @@
-"""DTW distance and the hybrid-loss weight alpha = exp(-(k/K) * D_DTW) (spec §4.3 Eq. 30, §9.6, §9.7)."""
+"""DTW distance and the hybrid-loss weight alpha = exp(-(k/K) * D_DTW) (RELED paper, Eq. 30; docs/reled.md, RL-11,
+RL-12; the RL labels below are that file's)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import numpy as np
 GroundDistance = Union[Literal["euclidean", "sqeuclidean", "manhattan"], Callable[[np.ndarray, np.ndarray], float]]
 AlphaMode = Literal["paper", "fixed_expert", "fixed_agent"]
 
-DTW_SCALE_DEFAULT = 1.0  # RECOMMEND §9.6: raw metre-scale coordinate DTW, divisor 1.0
-FIXED_WEIGHTS = (0.2, 0.5)  # ablations RELED-alpha_0.2 / alpha_0.5 (spec §6, Table IV)
-BETA_DEFAULT = 0.01  # entropy beta (RECOMMEND §5)
+DTW_SCALE_DEFAULT = 1.0  # RL-11: raw metre-scale coordinate DTW, divisor 1.0
+FIXED_WEIGHTS = (0.2, 0.5)  # ablations RELED-alpha_0.2 / alpha_0.5 (RELED paper, Sec. V-E, Table IV)
+BETA_DEFAULT = 0.01  # entropy beta (RL-13; the paper gives none)
 
 
 def _as_2d(seq: Sequence | np.ndarray) -> np.ndarray:
@@ -26,7 +27,7 @@ def _as_2d(seq: Sequence | np.ndarray) -> np.ndarray:
 
 
 def cost_matrix(a: Sequence | np.ndarray, b: Sequence | np.ndarray, dist: GroundDistance = "euclidean") -> np.ndarray:
-    """Local costs c[i, j] = dist(a_i, b_j); default Euclidean in metres (RECOMMEND §4.3)."""
+    """Local costs c[i, j] = dist(a_i, b_j); default Euclidean in metres (RL-11)."""
     x, y = _as_2d(a), _as_2d(b)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"dimension mismatch: {x.shape[1]} vs {y.shape[1]}")
@@ -43,7 +44,7 @@ def cost_matrix(a: Sequence | np.ndarray, b: Sequence | np.ndarray, dist: Ground
 
 
 def dtw_distance(a: Sequence | np.ndarray, b: Sequence | np.ndarray, dist: GroundDistance = "euclidean") -> float:
-    """Classic unconstrained DTW: the sum of local costs along the optimal warping path (RECOMMEND §4.3).
+    """Classic unconstrained DTW: the sum of local costs along the optimal warping path (RL-11).
 
     Steps (i-1, j), (i, j-1), (i-1, j-1); endpoints fixed at (0, 0) and (len(a)-1, len(b)-1); no window,
     no length normalisation (matches `dtaidistance`/`dtw-python` with the same local cost and step pattern).
@@ -60,13 +61,13 @@ def dtw_distance(a: Sequence | np.ndarray, b: Sequence | np.ndarray, dist: Groun
 
 
 def junction_xy_sequence(decision_junctions: Sequence, destination, coords: Mapping) -> np.ndarray:
-    """Representation `junction_xy` (RECOMMEND §4.3): (x, y) of each decision junction, then the destination."""
+    """Representation `junction_xy` (RL-11): (x, y) of each decision junction, then the destination."""
     nodes = list(decision_junctions) + [destination]
     return np.array([tuple(coords[v]) for v in nodes], dtype=float).reshape(len(nodes), 2)
 
 
 def normalise_dtw(raw: float, scale: float = DTW_SCALE_DEFAULT) -> float:
-    """D_DTW / dtw_scale (RECOMMEND §9.6: default scale 1.0, i.e. the literal raw metre-scale DTW)."""
+    """D_DTW / dtw_scale (RL-11: default scale 1.0, i.e. the literal raw metre-scale DTW)."""
     if scale <= 0:
         raise ValueError("dtw_scale must be > 0")
     return float(raw) / scale
@@ -81,7 +82,7 @@ def agent_dtw(
 ) -> float | None:
     """D_DTW(tau^{a,i}, tau^{e,i}) (Eq. 30): mean DTW over agent i's episodes in the epoch vs its expert sequence.
 
-    RECOMMEND §4.3: complete episodes only; all (partial) episodes if no complete one exists. None if no episodes.
+    RL-11: complete episodes only; all (partial) episodes if no complete one exists. None if no episodes.
     """
     eps = list(agent_episodes)
     if not eps:
@@ -96,11 +97,11 @@ def agent_dtw(
 def expert_weight(dtw: float | None, k: int, K: int, mode: AlphaMode = "paper", fixed: float | None = None) -> float:
     """alpha, the AGENT-loss weight of Eq. 30: L_mix = alpha L^a + (1 - alpha) L^e.
 
-    - mode "paper": alpha = exp(-(k/K) * dtw) (Eq. 30, literal; RECOMMEND §9.6 default). dtw=None (no valid
-      expert trajectory for the agent) gives alpha = 1, a pure agent loss (RECOMMEND §3.7, §9.1).
+    - mode "paper": alpha = exp(-(k/K) * dtw) (Eq. 30, literal; the RL-11 default). dtw=None (no valid
+      expert trajectory for the agent) gives alpha = 1, a pure agent loss (RL-1, RL-10).
     - mode "fixed_expert": the ablation as a fixed EXPERT weight w_e = fixed in {0.2, 0.5}, alpha = 1 - w_e
-      (RECOMMEND §9.7, following the ablation text).
-    - mode "fixed_agent": the literal reading, alpha = fixed (switch kept per §9.7).
+      (RL-12, following the ablation text).
+    - mode "fixed_agent": the literal reading, alpha = fixed (RL-12).
     """
     if mode == "paper":
         if dtw is None:
@@ -120,5 +121,5 @@ def expert_weight(dtw: float | None, k: int, K: int, mode: AlphaMode = "paper", 
 def hybrid_objective(
     l_agent: float, l_expert: float, entropy: float, alpha: float, beta: float = BETA_DEFAULT
 ) -> float:
-    """L = alpha L^a + (1 - alpha) L^e + beta H (Eqs. 30-31), an objective to MAXIMISE; beta RECOMMEND 0.01 (§5)."""
+    """L = alpha L^a + (1 - alpha) L^e + beta H (Eqs. 30-31), an objective to MAXIMISE; beta 0.01 (RL-13)."""
     return float(alpha * l_agent + (1.0 - alpha) * l_expert + beta * entropy)

@@ -1,5 +1,5 @@
 """Per-agent hybrid expert-agent PPO of RELED's HPO module: pi, V^a, V^e, Eq. 26 returns, Eqs. 27-31 update
-(spec §4)."""
+(RELED paper, Sec. III-E)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ MASK_FILL = -1e9  # logit of a non-selectable action: softmax gives it exactly 0
 
 
 class PPOConfig(BaseModel):
-    """Hyperparameters (spec §5: paper values, and RECOMMEND values where the paper gives none)."""
+    """Hyperparameters (the paper's Sec. IV-A2, and docs/reled.md, RL-13, where the paper gives none)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -39,7 +39,7 @@ class PPOConfig(BaseModel):
     # the destination and un-learn the demonstration (measured: the policy stopped arriving at all)
     norm_adv: Literal["agent", "both", "none"] = "agent"
     gae_lambda: float | None = None  # None: Eq. 26 truncated Monte-Carlo return; a float: GAE(lambda) switch
-    n_junctions: int = 2  # junction IDs are divided by (n_junctions - 1), spec §9.10
+    n_junctions: int = 2  # junction IDs are divided by (n_junctions - 1), docs/reled.md RL-4
     junction_ids: bool = True  # the routing observation's layout; False: observations are used as they come
     # eSpark's released action selector ("multinomial" with an epsilon floor): a training action is drawn from
     # (1 - eps) pi + eps Uniform(selectable), eps falling linearly from explore_eps_start to explore_eps_finish
@@ -96,8 +96,8 @@ class Trajectory:
 
 
 def preprocess(obs: np.ndarray, n_junctions: int, n_actions: int = 4) -> np.ndarray:
-    """Spec §9.10: junction IDs (entries 0, 1 and the last n_actions) / (n_junctions - 1); -1 padding and scores
-    kept."""
+    """docs/reled.md, RL-4: junction IDs (entries 0, 1 and the last n_actions) / (n_junctions - 1); -1 padding and
+    scores kept."""
     x = np.array(obs, dtype=np.float32)  # copy
     if x.ndim == 0 or x.shape[-1] < 2 + n_actions:
         raise ValueError(f"observation last dim must be >= {2 + n_actions}, got shape {x.shape}")
@@ -134,7 +134,7 @@ def mlp(inp: int, hidden: int, out: int, out_std: float) -> nn.Sequential:
 
 
 class HybridPPO:
-    """One vehicle agent: policy pi, agent critic V^a, expert critic V^e (spec §4.1), all fed preprocessed obs.
+    """One vehicle agent: policy pi, agent critic V^a, expert critic V^e (Sec. III-E), all fed preprocessed obs.
 
     One Adam over all three networks (Adam is per-parameter, so this equals three separate Adams);
     the gradient norm is clipped per network so the value losses never rescale the policy step.
@@ -202,7 +202,7 @@ class HybridPPO:
 
     @torch.no_grad()
     def probs(self, obs_batch: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        """Masked action distribution (T, n_actions); masked-out actions get exactly 0 (PDI feedback, §3.4)."""
+        """Masked action distribution (T, n_actions); masked-out actions get exactly 0 (PDI feedback, Eqs. 20-24)."""
         obs, masks = self._check(obs_batch, masks, batched=True)
         return torch.softmax(self._logits(self._obs(obs), masks), -1).numpy()
 
@@ -242,7 +242,7 @@ class HybridPPO:
         return ret
 
     def _dataset(self, trajs: list[Trajectory], critic: nn.Module, normalise: bool) -> dict | None:
-        """Concatenated tensors plus R, A (Eq. 28) and pi_old log-probs from the current policy (spec §9.9): the
+        """Concatenated tensors plus R, A (Eq. 28) and pi_old log-probs from the current policy (RL-13): the
         behaviour's, with the epsilon floor each action was drawn under, where trajectories carry one."""
         if not trajs:
             return None
@@ -265,7 +265,7 @@ class HybridPPO:
 
     # ---- update (Eqs. 27, 29-31) --------------------------------------------------------------------------------
     def _surrogate(self, d: dict, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """Clipped objective E[min(w A, clip(w) A)] (spec §9.8), the entropy, and the kl / clipfrac diagnostics."""
+        """Clipped objective E[min(w A, clip(w) A)] (RL-13), the entropy, and the kl / clipfrac diagnostics."""
         logits = self.policy(d["obs"][idx]).masked_fill(~d["masks"][idx], MASK_FILL)
         logp_all = torch.log_softmax(logits, -1)
         logratio = logp_all.gather(1, d["act"][idx, None])[:, 0] - d["logp"][idx]

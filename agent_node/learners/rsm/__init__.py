@@ -1,1 +1,2 @@
-"""RSM-MASAC core (spec RSM-MASAC.md §3): segment split/reassembly, replicas, the accept test and the mixing weight."""
+"""RSM-MASAC core (RSM-MASAC paper, Sec. V): segment split/reassembly, replicas, the accept test, the mixing
+weight."""

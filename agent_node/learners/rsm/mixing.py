@@ -10,13 +10,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-GAMMA = 0.99  # discount gamma (spec §5)
-ZETA_CAP = 0.8  # zeta <= 0.8 (spec §3.2 4c, §5)
-SAFETY = 0.99  # zeta = s * zeta_max, "marginally below" the bound (RECOMMEND §7.2; s = 1 is the code)
-IS_EPS = 1e-5  # importance-weight denominator epsilon (spec §5, §7.4)
-IS_CLIP_SUGGESTED = 10.0  # optional |ratio| clip the spec suggests (§7.4); off by default (paper: no clip)
-LOGP_CLAMP_CODE = (-20.0, 0.0)  # code-compat log-prob clamp for pi~ and pi in eq. 19 (§3.3, §7.3)
-C_FLOOR = 1e-8  # guard C > 0 (RECOMMEND §7.5)
+# Equation, theorem, table and algorithm numbers are the RSM-MASAC paper's; R-A labels: docs/rsm_masac.md.
+GAMMA = 0.99  # discount gamma (Table IV)
+ZETA_CAP = 0.8  # zeta <= 0.8 (the reference code; R-A2)
+SAFETY = 0.99  # zeta = s * zeta_max, "marginally below" the bound (R-A2; s = 1 is the code)
+IS_EPS = 1e-5  # importance-weight denominator epsilon (the reference code; R-A4)
+IS_CLIP_SUGGESTED = 10.0  # optional |ratio| clip (R-A4); off by default (paper: no clip)
+LOGP_CLAMP_CODE = (-20.0, 0.0)  # code-compat log-prob clamp for pi~ and pi in eq. 19 (R-A3)
+C_FLOOR = 1e-8  # guard C > 0 (R-A5)
 
 ZetaRule = Literal["thm2", "strict"]
 EpsRule = Literal["abs", "code"]
@@ -33,12 +34,12 @@ def _f64(x) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------- densities
 def pre_tanh(a: torch.Tensor, bound: float) -> torch.Tensor:
-    """u = atanh(clip(a / bound, +-(1 - 1e-6))): the pre-tanh action of a stored scaled action (RECOMMEND §7.3)."""
+    """u = atanh(clip(a / bound, +-(1 - 1e-6))): the pre-tanh action of a stored scaled action (R-A3)."""
     return torch.atanh(torch.clamp(a / bound, -1 + 1e-6, 1 - 1e-6))
 
 
 def squashed_log_prob(mu: torch.Tensor, sigma: torch.Tensor, u: torch.Tensor, bound: float) -> torch.Tensor:
-    """log pi(a|s) of a = bound * tanh(u), u ~ N(mu, sigma), per action dimension (RECOMMEND §7.3, eq. 8).
+    """log pi(a|s) of a = bound * tanh(u), u ~ N(mu, sigma), per action dimension (R-A3, eq. 8).
 
     log N(u; mu, sigma) - log(1 - tanh^2 u) - log(bound), with log(1 - tanh^2 u) = 2(log 2 - u - softplus(-2u)).
     Sum over the last axis when dim A > 1. Use it alike for pi, pi~ and the stored behaviour log-prob.
@@ -50,7 +51,7 @@ def squashed_log_prob(mu: torch.Tensor, sigma: torch.Tensor, u: torch.Tensor, bo
 
 
 def gaussian_entropy(sigma: torch.Tensor) -> torch.Tensor:
-    """Closed-form entropy 0.5 * log(2 pi e sigma^2) of the pre-tanh Gaussian, the code's H in eq. 19 (§3.3, §7.3)."""
+    """Closed-form entropy 0.5 * log(2 pi e sigma^2) of the pre-tanh Gaussian: the code's H in eq. 19 (R-A3)."""
     return 0.5 * math.log(2.0 * math.pi * math.e) + torch.log(sigma)
 
 
@@ -68,16 +69,16 @@ def advantage_terms(
     squash: bool = False,
     logp_clamp: tuple[float, float] | None = None,
 ) -> torch.Tensor:
-    """Per-sample integrand adv_m of eq. 19 (spec §3.2 step 2, §9), float64 [M]:
+    """Per-sample integrand adv_m of eq. 19 (Sec. V-A2), float64 [M]:
 
         adv_m = (pi~(a_m|s_m) - pi(a_m|s_m)) / (pi_b(a_m|s_m) + is_eps) * min(Q1, Q2)(s_m, a_m)
                 + alpha * (H(pi~(.|s_m)) - H(pi(.|s_m)))
 
     Inputs are [M] arrays/tensors: log-probs of the buffer actions under pi~ (replica), pi (current) and the stored
     behaviour policy, the min of agent i's online critics, the two entropies, and agent i's current alpha.
-    The importance ratio follows the paper by default (no clip, no squash; RECOMMEND §7.4); is_clip clamps it to
+    The importance ratio follows the paper by default (no clip, no squash; R-A4); is_clip clamps it to
     [-is_clip, is_clip] (e.g. IS_CLIP_SUGGESTED), squash=True takes tanh(ratio) (older ZJUNICE code).
-    logp_clamp=LOGP_CLAMP_CODE clamps log pi~ and log pi as the reference code does (code-compat only, §7.3).
+    logp_clamp=LOGP_CLAMP_CODE clamps log pi~ and log pi as the reference code does (code-compat only, R-A3).
     """
     lr, lc = _f64(logp_ref), _f64(logp_cur)
     if logp_clamp is not None:
@@ -91,12 +92,12 @@ def advantage_terms(
 
 
 def policy_advantage(adv) -> float:
-    """A+ = (1/M) sum_m adv_m, the Monte Carlo estimate of eq. 19 (spec §9)."""
+    """A+ = (1/M) sum_m adv_m, the Monte Carlo estimate of eq. 19."""
     return float(_f64(adv).mean())
 
 
 def accept(a_plus: float) -> bool:
-    """Mix the replica only if A+ > 0 (spec §3.2 steps 3-4, Corollary 1 condition 1; Alg. 2 line 7)."""
+    """Mix the replica only if A+ > 0 (Theorem 2 condition 1, Corollary 1 condition 1; Alg. 2 line 7)."""
     return a_plus > 0.0
 
 
@@ -104,7 +105,7 @@ def accept(a_plus: float) -> bool:
 def bound_constant(adv, gamma: float = GAMMA, eps_rule: EpsRule = "abs") -> float:
     """C = 2 eps gamma / (1 - gamma)^2 (eq. 15, Thm 2), floored at C_FLOOR.
 
-    eps is estimated from the M terms: max_m |adv_m| by default (RECOMMEND §7.5, the definition's |.|),
+    eps is estimated from the M terms: max_m |adv_m| by default (R-A5, the definition's |.|),
     or the signed max_m adv_m with eps_rule="code".
     """
     a = _f64(adv)
@@ -113,7 +114,7 @@ def bound_constant(adv, gamma: float = GAMMA, eps_rule: EpsRule = "abs") -> floa
 
 
 def batch_score(logp: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor:
-    """g = grad_theta (1/M) sum_m log pi_theta(a_m|s_m), the rank-1 FIM is F ~ g g^T (eq. 20, §3.2 4a).
+    """g = grad_theta (1/M) sum_m log pi_theta(a_m|s_m), the rank-1 FIM is F ~ g g^T (eq. 20; the paper's Sec. VI-C).
 
     logp [M] must still carry the graph to params (the actor's parameters()), at the actions the caller chose:
     drawn from pi_theta (eq. 20) or the buffer's (the reference code); the sign of g does not matter.
@@ -123,14 +124,14 @@ def batch_score(logp: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Ten
 
 
 def fisher_quadratic(g, delta) -> float:
-    """q = (theta~ - theta)^T F (theta~ - theta) = (g^T delta)^2 for F = g g^T; no d x d matrix (§3.2 4b)."""
+    """q = (theta~ - theta)^T F (theta~ - theta) = (g^T delta)^2 for F = g g^T; no d x d matrix (R-A6)."""
     return float(torch.dot(_f64(g), _f64(delta))) ** 2
 
 
 def zeta_bound(a_plus: float, c: float, q: float, rule: ZetaRule = "thm2") -> float:
-    """Upper bound on zeta (spec §7.1; inf when q = 0).
+    """Upper bound on zeta (R-A1; inf when q = 0).
 
-    "thm2" (RECOMMEND, printed Theorem 2 and the later code): zeta_max = sqrt(2 A+ / (C q)).
+    "thm2" (default, printed Theorem 2 and the later code): zeta_max = sqrt(2 A+ / (C q)).
     "strict" (self-consistent with eq. 18):               zeta_max = (A+ / C) sqrt(2 / q).
     """
     if q <= 0.0:
@@ -145,7 +146,7 @@ def zeta_bound(a_plus: float, c: float, q: float, rule: ZetaRule = "thm2") -> fl
 def mixing_weight(
     a_plus: float, c: float, q: float, cap: float = ZETA_CAP, safety: float = SAFETY, rule: ZetaRule = "thm2"
 ) -> float:
-    """zeta = min(cap, s * zeta_max) if A+ > 0 else 0 (spec §3.2 4b-c, §7.2, §9); NaN/inf (e.g. q = 0) gives cap."""
+    """zeta = min(cap, s * zeta_max) if A+ > 0 else 0 (Theorem 2, R-A2); NaN/inf (e.g. q = 0) gives cap."""
     if not accept(a_plus):
         return 0.0
     z = safety * zeta_bound(a_plus, c, q, rule)

@@ -1,10 +1,10 @@
 """One agent's side of a communication round: the requests, the chunks that come back, and the mix.
 
-RSM-MASAC (spec §3.1-3.2, Alg. 2): kappa_i replicas, each stitched from P_i segments of distinct
+RSM-MASAC (RSM-MASAC paper, Sec. V-A, Alg. 2): kappa_i replicas, each stitched from P_i segments of distinct
 neighbours, each mixed only if its estimated policy advantage A+ > 0, with the Theorem-2 weight.
-Avg-MASAC (spec §1.1): the full actor of every neighbour, averaged uniformly with the agent's own.
-Segments travel in CPM-sized chunks (spec §1.4: 4,480-byte payloads, 1,120 float32 values); a chunk
-that never arrives is filled with zeros or with the agent's own values (spec §7.12 `loss_fill`).
+Avg-MASAC (the paper's Sec. III-A2): the full actor of every neighbour, averaged uniformly with the agent's own.
+Segments travel in CPM-sized chunks (the paper's Sec. V-B: 4,480-byte payloads, 1,120 float32 values); a chunk
+that never arrives is filled with zeros or with the agent's own values (`loss_fill`; docs/rsm_masac.md, R-A12).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from .mixing import advantage_terms, batch_score, gaussian_entropy, mix, pre_tanh, regulate, squashed_log_prob
 from .segments import load_flat, segment_bounds
 
-CPM_PAYLOAD_BYTES = 4480  # one Collective Perception Message payload (spec §1.4)
+CPM_PAYLOAD_BYTES = 4480  # one Collective Perception Message payload (RSM-MASAC paper, Sec. V-B)
 LossFill = Literal["zero", "self"]
 
 
@@ -120,7 +120,7 @@ def response_chunks(theta: np.ndarray, segments: int, index: int, chunk_floats: 
 # ---------------------------------------------------------------------------------------------- regulation
 @dataclass
 class RegulationSettings:
-    """The knobs of the accept test and the mixing weight (spec §7 items 1-6)."""
+    """The knobs of the accept test and the mixing weight (docs/rsm_masac.md, R-A1 to R-A6)."""
 
     zeta_rule: str = "thm2"
     zeta_cap: float = 0.8
@@ -139,7 +139,7 @@ def regulate_replica(
     eq. 20).
 
     batch: M samples of the agent's own buffer with the stored behaviour log-probabilities; densities of
-    the stored actions use their pre-tanh values (spec §7.3); F is rank one (g g^T), never built. gen: the
+    the stored actions use their pre-tanh values (docs/rsm_masac.md, R-A3); F is rank one (g g^T), never built. gen: the
     noise of the actions drawn from pi_theta for F (fisher_actions = "policy").
     """
     bound = sac.cfg.action_bound
@@ -184,7 +184,7 @@ def mix_into(actor, theta: np.ndarray, theta_ref: np.ndarray, zeta: float) -> np
 
 
 def average_into(actor, theta: np.ndarray, models: list[np.ndarray]) -> np.ndarray:
-    """Avg baseline: theta <- (theta + sum_j theta_j) / (|Omega_i| + 1) (spec §1.1)."""
+    """Avg baseline: theta <- (theta + sum_j theta_j) / (|Omega_i| + 1) (RSM-MASAC paper, eq. 10)."""
     new = ((theta.astype(np.float64) + np.sum(models, axis=0, dtype=np.float64)) / (len(models) + 1)).astype(np.float32)
     load_flat(actor, new)
     return new

@@ -1,16 +1,16 @@
-"""Per-agent SAC learner for RSM-MASAC (spec RSM-MASAC.md §2, Table IV in §5), CleanRL style, top to bottom.
+"""Per-agent SAC learner for RSM-MASAC (RSM-MASAC paper, Sec. III-A1, Table IV), CleanRL style, top to bottom.
 
 One agent process owns one `SAC` and one `ReplayBuffer`:
 
     cfg = SACConfig(action_bound=3.0, init_seed=0, seed=agent_id)
     sac, buf = SAC(cfg), ReplayBuffer(cfg.buffer_size, cfg.obs_dim, cfg.act_dim, seed=cfg.seed)
     a, logp = sac.act(obs)                             # a = bound * tanh(u), logp = log pi_b(a|s)
-    buf.add(obs, a, r, next_obs, done, logp)           # the behaviour log-prob is stored (spec §3.2 step 2, §7.3)
-    if sac.ready(len(buf)):                            # warm-up gate: buffer > 2 * batch = 512 (Table IV)
+    buf.add(obs, a, r, next_obs, done, logp)           # the behaviour log-prob is stored (eq. 19's pi_t)
+    if sac.ready(len(buf)):                            # warm-up gate: buffer > 2 * batch = 512 (R-A7)
         losses = sac.update(buf.sample(cfg.batch_size), update_policy=...)
 
 Only the actor is exchanged and mixed by RSM (segments.flatten / load_flat on `sac.actor`); critics, targets,
-alpha and the optimiser states stay local (spec §3.2 step 6).
+alpha and the optimiser states stay local (the paper's Sec. III-A2). R-A labels: docs/rsm_masac.md.
 """
 
 from __future__ import annotations
@@ -30,28 +30,28 @@ from agent_node.learners.rsm.segments import Actor
 
 # ---------------------------------------------------------------------------------------------- config
 class SACConfig(BaseModel):
-    """SAC hyperparameters; defaults are spec Table IV (§5) unless noted."""
+    """SAC hyperparameters; defaults are the paper's Table IV unless noted."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    obs_dim: int = Field(6, gt=0)  # s = [x, v, x_behind, v_behind, x_ahead, v_ahead] (§1.3)
-    act_dim: int = Field(1, gt=0)  # one scalar acceleration (§1.3)
-    hidden: int = Field(256, gt=0)  # 2 x 256 ReLU, actor and critics (§2.3)
+    obs_dim: int = Field(6, gt=0)  # s = [x, v, x_behind, v_behind, x_ahead, v_ahead] (Sec. VI-A)
+    act_dim: int = Field(1, gt=0)  # one scalar acceleration (Sec. VI-A)
+    hidden: int = Field(256, gt=0)  # 2 x 256 ReLU, actor and critics (the reference code)
     action_bound: float = Field(3.0, gt=0)  # scenario acceleration bound: 3 Figure-8, 1.5 Merge (Table III)
     actor_lr: float = Field(4e-5, gt=0)  # eta_pi (Table IV)
     critic_lr: float = Field(3e-4, gt=0)  # eta_Q (Table IV)
     alpha_lr: float = Field(3e-4, gt=0)  # eta_alpha (Table IV)
     gamma: float = Field(GAMMA, ge=0, lt=1)  # 0.99 (Table IV)
-    tau: float = Field(1e-3, gt=0, le=1)  # target smoothing varrho (Table IV, §2.2)
+    tau: float = Field(1e-3, gt=0, le=1)  # target smoothing varrho (Table IV)
     batch_size: int = Field(256, gt=0)  # Phi (Table IV)
     buffer_size: int = Field(100_000, gt=0)  # |D| = 1e5, FIFO (Table IV)
-    learning_starts: int = Field(512, ge=0)  # update only once len(buffer) > 2 * batch (Table IV, xxyu code)
-    policy_delay: int = Field(10, gt=0)  # e: actor/alpha/targets every e critic updates (§2.2); host schedules it
-    target_entropy: float | None = None  # None -> -act_dim = -1 per agent (§2.2 eq. 9); the code's quirk is -9
-    init_alpha: float = Field(0.01, gt=0)  # alpha_0 (§2.3 [C])
-    grad_clip: float | None = Field(0.5, gt=0)  # grad-norm clip on actor and both critics (§2.3 [C] xxyu); None = off
-    init_seed: int = 0  # shared seed: identical initial weights on every agent (§2.3, §7.17)
-    seed: int = 0  # per-agent seed: action noise and reparameterisation noise (§8 "Determinism")
+    learning_starts: int = Field(512, ge=0)  # update only once len(buffer) > 2 * batch (the reference code; R-A7)
+    policy_delay: int = Field(10, gt=0)  # e: actor/alpha/targets every e critic updates (Sec. III-A1); host's call
+    target_entropy: float | None = None  # None -> -act_dim = -1 per agent (eq. 9); the code's quirk is -9
+    init_alpha: float = Field(0.01, gt=0)  # alpha_0 (the reference code)
+    grad_clip: float | None = Field(0.5, gt=0)  # grad-norm clip on actor and both critics (later reference code)
+    init_seed: int = 0  # shared seed: identical initial weights on every agent (R-A17)
+    seed: int = 0  # per-agent seed: action noise and reparameterisation noise
     # Adam's fused kernel: updates 3-6 % cheaper, but its sums round differently (runs agree to about 1e-9, not
     # bit for bit); the default's multi-tensor Adam computes exactly what the per-tensor loop computes
     fused_adam: bool = False
@@ -69,7 +69,7 @@ class SACConfig(BaseModel):
 def update_flags(mode: str, step: int, code_every: int, policy_delay: int, last: bool) -> tuple[bool, bool]:
     """(critic update?, actor/alpha/target update?) at learning step `step` (0-based, counted once the buffer is
     warm) of the agent's update schedule: "paper" is Alg. 1 (a critic update every step, the rest every
-    policy_delay), "code" the reference code's (one full update every code_every steps) (spec §7.7). The last
+    policy_delay), "code" the reference code's (one full update every code_every steps) (R-A7). The last
     step of an episode always updates fully."""
     if mode == "code":
         full = step % code_every == 0 or last
@@ -86,11 +86,11 @@ class Batch(NamedTuple):
     rew: torch.Tensor
     next_obs: torch.Tensor
     done: torch.Tensor
-    logp: torch.Tensor  # behaviour log pi_b(a|s) recorded when the action was taken (spec §3.2 step 2)
+    logp: torch.Tensor  # behaviour log pi_b(a|s) recorded when the action was taken (pi_t of eq. 19)
 
 
 class ReplayBuffer:
-    """Bounded numpy ring buffer of <s, a, r, s', done, log pi_b(a|s)> with FIFO eviction (Table IV, §7.3).
+    """Bounded numpy ring buffer of <s, a, r, s', done, log pi_b(a|s)> with FIFO eviction (Table IV, R-A3).
 
     `sample(n)` draws n distinct indices uniformly (without replacement, like the code's random.sample) from its own
     seeded generator, so it serves both the SAC mini-batch (256) and the RSM accept test (M = 50).
@@ -156,7 +156,7 @@ class ReplayBuffer:
 
 # ---------------------------------------------------------------------------------------------- networks
 class Critic(nn.Module):
-    """Soft Q(s, a): concat(s, a) -> 256 -> 256 -> 1, ReLU (spec §2.3 [C]); a is the scaled action."""
+    """Soft Q(s, a): concat(s, a) -> 256 -> 256 -> 1, ReLU (the reference code); a is the scaled action."""
 
     def __init__(self, obs_dim: int = 6, act_dim: int = 1, hidden: int = 256):
         super().__init__()
@@ -171,11 +171,11 @@ class Critic(nn.Module):
 
 # ---------------------------------------------------------------------------------------------- SAC
 class SAC:
-    """Independent SAC learner: actor, twin critics + targets, learnable alpha (spec §2.2)."""
+    """Independent SAC learner: actor, twin critics + targets, learnable alpha (Sec. III-A1)."""
 
     def __init__(self, cfg: SACConfig | None = None):
         self.cfg = cfg = cfg or SACConfig()
-        # Identical initial weights on every agent built with the same init_seed (§2.3, §7.17); global RNG untouched.
+        # Identical initial weights on every agent built with the same init_seed (R-A17); global RNG untouched.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.init_seed)
             self.actor = Actor(cfg.obs_dim, cfg.hidden, cfg.act_dim)
@@ -222,7 +222,7 @@ class SAC:
     def act(self, obs, deterministic: bool = False, actor: nn.Module | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(action, logp) for obs [o] or [B, o]: action in [-bound, bound], shape [a] / [B, a]; logp scalar / [B].
 
-        logp = log pi(a|s) of the pre-tanh u actually drawn (squashed_log_prob, incl. -log bound; §7.3); store it
+        logp = log pi(a|s) of the pre-tanh u actually drawn (squashed_log_prob, incl. -log bound; R-A3); store it
         in the buffer as the behaviour log-prob. deterministic=True returns bound * tanh(mu) and its log-density.
         actor: act with these weights instead of the learner's (a copy that a concurrent update does not touch).
         """
@@ -240,10 +240,10 @@ class SAC:
             nn.utils.clip_grad_norm_(params, self.cfg.grad_clip, foreach=True)
 
     def update(self, batch: Batch, update_policy: bool = True) -> dict[str, float]:
-        """One critic step, then (if update_policy) one actor, alpha and target step (spec §2.2, eqs. 6, 7, 9).
+        """One critic step, then (if update_policy) one actor, alpha and target step (eqs. 6, 7, 9).
 
         Alg. 1 schedule: update_policy = (n_updates % policy_delay == 0); code schedule: always True, called every
-        10 env steps (§3.4, §7.7). The host chooses. Returns the losses as floats.
+        10 env steps (R-A7). The host chooses. Returns the losses as floats.
         """
         cfg = self.cfg
         obs, act, rew, next_obs, done = batch.obs, batch.act, batch.rew, batch.next_obs, batch.done
@@ -256,7 +256,7 @@ class SAC:
                 next_logp = next_logp + self.logp_shift
             next_q = torch.min(self.q1_target(next_obs, next_a), self.q2_target(next_obs, next_a))
             q_hat = rew + cfg.gamma * (1.0 - done) * (next_q - alpha * next_logp)
-        q1_loss = F.mse_loss(self.q1(obs, act), q_hat)  # plain MSE as in the code (§2.2 [C])
+        q1_loss = F.mse_loss(self.q1(obs, act), q_hat)  # plain MSE as in the reference code (eq. 6 has 1/2)
         q2_loss = F.mse_loss(self.q2(obs, act), q_hat)
         self.critic_opt.zero_grad()
         (q1_loss + q2_loss).backward()

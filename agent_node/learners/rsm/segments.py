@@ -1,4 +1,5 @@
-"""Actor flattening, uniform segments and replica reconstruction for RSM (spec §2.3, §3.1, eqs. 16-17, §7.10)."""
+"""Actor flattening, uniform segments and replica reconstruction for RSM (RSM-MASAC paper, Sec. V-A1, eqs. 16-17;
+docs/rsm_masac.md, R-A10)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,16 @@ import numpy as np
 import torch
 from torch import nn
 
-ACTOR_DIM = 68_098  # d for the 6-256-256-(mu, sigma) actor (spec §2.3)
-P_DEFAULT = 4  # segmentation granularity P (spec §5)
-KAPPA_DEFAULT = 3  # predefined replicas kappa (spec §5)
-SIGMA_FLOOR = 1e-5  # sigma = softplus(fc_std) + 1e-5 (spec §2.3)
+ACTOR_DIM = 68_098  # d for the reference code's 6-256-256-(mu, sigma) actor
+P_DEFAULT = 4  # segmentation granularity P (Table IV)
+KAPPA_DEFAULT = 3  # predefined replicas kappa (Table IV)
+SIGMA_FLOOR = 1e-5  # sigma = softplus(fc_std) + 1e-5 (the reference code)
 
 PartitionRule = Literal["canonical", "code"]
 
 
 class Actor(nn.Module):
-    """The reference actor (spec §2.3): fc1 6->256, fc2 256->256 (ReLU), heads fc_mu, fc_std 256->1; d = 68,098.
+    """The reference code's actor: fc1 6->256, fc2 256->256 (ReLU), heads fc_mu, fc_std 256->1; d = 68,098.
 
     Its parameters() order (fc1.W, fc1.b, fc2.W, fc2.b, fc_mu.W, fc_mu.b, fc_std.W, fc_std.b) fixes the flat layout.
     """
@@ -55,10 +56,10 @@ def load_flat(module: nn.Module, vec: np.ndarray) -> None:
 
 # ---------------------------------------------------------------------------------------------- segments
 def segment_bounds(d: int, n_segments: int, rule: PartitionRule = "canonical") -> np.ndarray:
-    """Boundaries b_0 = 0 < ... < b_P = d of the P contiguous segments of a d-vector (spec eq. 16).
+    """Boundaries b_0 = 0 < ... < b_P = d of the P contiguous segments of a d-vector (eq. 16).
 
-    RECOMMEND (§7.10), the default "canonical": b_p = floor(p * d / P), sizes differ by at most one.
-    "code" reproduces the reference code (§3.1 step 2): length L = floor(d / P) + 1, the last segment shorter
+    The default "canonical" (docs/rsm_masac.md, R-A10): b_p = floor(p * d / P), sizes differ by at most one.
+    "code" reproduces the reference code: length L = floor(d / P) + 1, the last segment shorter
     (17,025 x 3 + 17,023 for d = 68,098, P = 4); it can leave an empty last segment for some (d, P).
     Requester and responder must use the same rule and the requester's P_i.
     """
@@ -73,7 +74,7 @@ def segment_bounds(d: int, n_segments: int, rule: PartitionRule = "canonical") -
 
 
 def segment(vec: np.ndarray, n_segments: int, p: int, rule: PartitionRule = "canonical") -> np.ndarray:
-    """Segment p (0-based) of vec cut into n_segments: the answer to request (i, P_i, j_p, p) (§3.1 step 4)."""
+    """Segment p (0-based) of vec cut into n_segments: the answer to request (i, P_i, j_p, p) (Sec. V-A1)."""
     b = segment_bounds(vec.shape[0], n_segments, rule)
     if not 0 <= p < n_segments:
         raise IndexError(f"segment {p} out of range for {n_segments} segments")
@@ -81,13 +82,13 @@ def segment(vec: np.ndarray, n_segments: int, p: int, rule: PartitionRule = "can
 
 
 def split(vec: np.ndarray, n_segments: int, rule: PartitionRule = "canonical") -> list[np.ndarray]:
-    """theta = (theta_1, ..., theta_P): all n_segments non-overlapping contiguous segments (spec eq. 16)."""
+    """theta = (theta_1, ..., theta_P): all n_segments non-overlapping contiguous segments (eq. 16)."""
     b = segment_bounds(vec.shape[0], n_segments, rule)
     return [vec[b[p] : b[p + 1]].copy() for p in range(n_segments)]
 
 
 def reassemble(segments: Sequence[np.ndarray], d: int | None = None) -> np.ndarray:
-    """theta~ = (theta_1^(j_1), ..., theta_P^(j_P)): concatenate segments in index order (spec eq. 17)."""
+    """theta~ = (theta_1^(j_1), ..., theta_P^(j_P)): concatenate segments in index order (eq. 17)."""
     vec = np.concatenate([np.asarray(s, dtype=np.float32) for s in segments])
     if d is not None and vec.shape[0] != d:
         raise ValueError(f"reassembled {vec.shape[0]} values, expected {d}")
@@ -96,23 +97,23 @@ def reassemble(segments: Sequence[np.ndarray], d: int | None = None) -> np.ndarr
 
 # ---------------------------------------------------------------------------------------------- replicas
 def n_segments_for(n_neighbours: int, P: int = P_DEFAULT) -> int:
-    """P_i = min(P, |Omega_i|) (spec §3.1 step 1)."""
+    """P_i = min(P, |Omega_i|) (Sec. V-A1, Alg. 2 line 2)."""
     return min(P, n_neighbours)
 
 
 def n_replicas_for(n_neighbours: int, kappa: int = KAPPA_DEFAULT) -> int:
-    """kappa_i = min(kappa, |Omega_i|) (spec §3.1 step 7)."""
+    """kappa_i = min(kappa, |Omega_i|) (Sec. V-A1, Alg. 2 line 2)."""
     return min(kappa, n_neighbours)
 
 
 def plan_replicas(
     neighbours: Sequence[Hashable], rng: np.random.Generator, P: int = P_DEFAULT, kappa: int = KAPPA_DEFAULT
 ) -> list[list[Hashable]]:
-    """Donors [j_1..j_P_i] for each of the kappa_i replicas of one round (spec §3.1 steps 3, 7; §7.9).
+    """Donors [j_1..j_P_i] for each of the kappa_i replicas of one round (Sec. V-A1; docs/rsm_masac.md, R-A9).
 
     Each replica draws an independent permutation of Omega_i and takes j_p = shuffled[p], so the P_i donors of one
     replica are distinct (without replacement) while a neighbour may serve other indices in other replicas.
-    No neighbours means no replicas (§3.1 step 8). The requester itself must not be in neighbours.
+    No neighbours means no replicas. The requester itself must not be in neighbours.
     """
     n = len(neighbours)
     n_seg, n_rep = n_segments_for(n, P), n_replicas_for(n, kappa)

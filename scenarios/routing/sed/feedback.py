@@ -1,4 +1,5 @@
-"""SED feedback: RVI pairs R^j (Eqs. 17-19), PDI pairs K^j (Eqs. 20-24) and prompt lines (spec §3.3-3.5, §9.4-9.5)."""
+"""SED feedback: RVI pairs R^j (Eqs. 17-19), PDI pairs K^j (Eqs. 20-24) and prompt lines (RELED paper, Sec. III-D;
+docs/reled.md, RL-8 to RL-10)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PROB_FLOOR = 1e-8  # -log(max(p, 1e-8)) clamp (spec §3.4 numerical note)
-TOP_K_RVI = 5  # top-5 R^j entries by |r| in the prompt (RECOMMEND §9.5)
+PROB_FLOOR = 1e-8  # -log(max(p, 1e-8)) clamp (docs/reled.md, RL-10)
+TOP_K_RVI = 5  # top-5 R^j entries by |r| in the prompt (docs/reled.md, RL-9)
 
 
 @dataclass(frozen=True)
 class InstructionSpan:
-    """Instruction e_k^i active on [start, end) of the shared clock (RECOMMEND §9.4: sim seconds)."""
+    """Instruction e_k^i active on [start, end) of the shared clock (docs/reled.md, RL-8: sim seconds)."""
 
     start: float
     end: float
@@ -53,7 +54,8 @@ class PDIPair:
 
 
 def active_instruction(spans: Sequence[InstructionSpan], t: float) -> int | None:
-    """k with l_{k-1} <= t < l_k (Eq. 19), spans as cumulative start/end times (§3.3 note); None if none is active.
+    """k with l_{k-1} <= t < l_k (Eq. 19), spans as cumulative start/end times (Eq. 15's l_k is a duration); None
+    if none is active.
 
     Eq. 24 prints strict l_{k-1} < t* < l_k; we use the same half-open span for both (a decision taken at the
     instant an instruction starts belongs to it).
@@ -78,7 +80,7 @@ def external_rewards(rewards: Mapping[Hashable, Sequence[float]], subset: Sequen
 
 
 def rvi_threshold(policy_rollouts: Sequence[Mapping[Hashable, Sequence[float]]], subset: Sequence[Hashable]) -> float:
-    """max_{tau_tilde} |r_t^{A_-j}| (Eqs. 17-18) over the epoch's policy-only episodes, same A_-j (RECOMMEND §9.4)."""
+    """max_{tau_tilde} |r_t^{A_-j}| (Eqs. 17-18) over the epoch's policy-only episodes, same A_-j (RL-8)."""
     if not policy_rollouts:
         raise ValueError("need at least one policy-only rollout")
     return float(max(np.max(np.abs(external_rewards(ep, subset))) for ep in policy_rollouts))
@@ -100,7 +102,7 @@ def rvi_pairs(
     """R^j (Eq. 19): each violating step t in T^j paired with the instruction active at t for every i in A_j.
 
     expert_rollout / policy_rollouts: per-agent reward series r_t^i on the shared clock (index t = sim second,
-    RECOMMEND §9.4), from tau_hat (Eq. 16) and from tau_tilde = tau^a. Agents with no active instruction at t
+    docs/reled.md RL-8), from tau_hat (Eq. 16) and from tau_tilde = tau^a. Agents with no active instruction at t
     contribute no pair (Eq. 19 needs a k). states(t): the text of the state at t for the prompt (the paper's
     "associated states"; the routing world names the external agents whose reward fell most, and where they are).
     """
@@ -138,7 +140,7 @@ def pdi_pairs(
     """K^j (Eqs. 22-24): one entry per i in A_j with expert steps (the keys of policy_probs).
 
     policy_probs[i]: (T_i, n_actions) distributions pi^i(.|o_t) of the CURRENT policy at agent i's expert
-    observations (masked the same way as the expert, §3.4); expert_actions[i]: u_t^i; decision_times[i]: the
+    observations (masked the same way as the expert); expert_actions[i]: u_t^i; decision_times[i]: the
     time of each decision on the instruction clock. D_KL^max = max_t -ln max(pi^i(u_t|o_t), floor) (Eq. 22),
     t* = first argmax (Eq. 23). An agent with no instruction active at t* keeps its entry with instruction None.
     states[i][t]: the text of agent i's observation at its step t (the "associated state" of t*).
@@ -180,7 +182,7 @@ def pdi_index(pairs: Sequence[PDIPair]) -> float:
 
 
 def format_feedback_lines(rvi: Sequence[RVIPair], pdi: Sequence[PDIPair], top_k: int = TOP_K_RVI) -> list[str]:
-    """Deterministic prompt lines for R^j and K^j (RECOMMEND §9.5 template; paper Appendix A is missing).
+    """Deterministic prompt lines for R^j and K^j (docs/reled.md, RL-9; the paper's Appendix A is missing).
 
     R^j: the top_k entries by |r| (ties: earlier t, then input order); K^j: one line per agent.
     """

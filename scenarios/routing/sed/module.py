@@ -40,7 +40,7 @@ class Generation:
 
 @dataclass
 class SedModule:
-    """Asks for plans every SED round and keeps the conversation the paper describes (spec §3.5-3.7)."""
+    """Asks for plans every SED round and keeps the conversation the paper describes (RELED paper, Sec. IV-C)."""
 
     settings: Any  # scenarios.routing.config.SedSettings
     run_dir: Path
@@ -68,11 +68,11 @@ class SedModule:
         return conversation
 
     def due(self, epoch: int) -> bool:
-        """SED runs when epoch mod q = 0, and at epoch 1 with sed_at_start (spec §9.1)."""
+        """SED runs when epoch mod q = 0, and at epoch 1 with sed_at_start (docs/reled.md, RL-1)."""
         return epoch % self.settings.q == 0 or (epoch == 1 and self.settings.sed_at_start)
 
     def partition(self, agents: Sequence[int]) -> list[list[int]]:
-        """A random partition into m subsets of (nearly) equal size (spec §3.2)."""
+        """A random partition into m subsets of (nearly) equal size (RELED paper, Sec. III-D)."""
         order = [int(a) for a in self.rng.permutation(list(agents))]
         m = min(self.settings.m, len(order))
         return [sorted(order[j::m]) for j in range(m)]

@@ -1,5 +1,5 @@
 """RELED Table II navigation: the road graph for the LLM, the SUMO-side route follower and the sandbox prelude
-(spec §3.1, §3.5)."""
+(RELED paper, Sec. III-D, Sec. IV-C, Table II)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def road_graph(net: sumolib.net.Net, travel_times: Mapping[str, float] | None = 
 class Navigator:
     """World-process side of the execution function f: which outgoing edge a move_to_*(target) takes next.
 
-    Routes follow the net's connections (spec §9.11): the first edge is one current_edge connects to
+    Routes follow the net's connections (docs/reled.md, RL-5): the first edge is one current_edge connects to
     (outgoing_options(...).connected) and every later hop is an edge.getOutgoing() successor. Weights are
     lengths (shortest_path) or travel times (shortest_time; default free flow = length / speed limit).
     A route ends at the first edge whose to-node is the target junction. Static weights (shortest_path,

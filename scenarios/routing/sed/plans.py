@@ -1,5 +1,5 @@
 """Run the LLM's plan(agent_id) code in the sandbox and turn it into validated per-agent instruction lists
-(spec §3.5, §3.7)."""
+(RELED paper, Sec. IV-C; docs/reled.md, RL-10)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class PlanOutcome:
     ok: the code ran, issued at least one instruction and every move_to_* target exists and is reachable.
     cause: None when ok, else a contract check ("no_code", "syntax", "missing_function", "signature"), a sandbox
     error (scenarios.sandbox.runner.ERRORS: "exception", "timeout", "forbidden_import", ...) or one of
-    NODE_CAUSES. incomplete: the plan stopped short of the destination (spec §3.5 step 5).
+    NODE_CAUSES. incomplete: the plan stopped short of the destination (docs/reled.md, RL-10).
     """
 
     agent: int

@@ -1,14 +1,16 @@
-"""RELED SED prompt templates: d_init (system prompt), the trigger command and d_fb (spec §3.5, §3.7, §9.5)."""
+"""RELED SED prompt templates: d_init (system prompt), the trigger command and d_fb (RELED paper, Secs. III-D,
+IV-C; docs/reled.md, RL-9)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-# The paper's Appendix A (the real prompt templates) is missing; everything below follows the spec's RECOMMENDed
-# templates (§3.5 output contract, §9.5 feedback rendering). All text is deterministic: same input, same string.
+# The paper's Appendix A (the real prompt templates) is missing; everything below follows the project's own
+# templates (docs/reled.md, RL-9: output contract, feedback rendering). All text is deterministic: same input, same
+# string.
 
-T_MAX_S = 2400  # episode length (sim seconds), spec §1.6
-ARRIVAL_BONUS = 240  # 0.1 * T_MAX, spec §1.5
+T_MAX_S = 2400  # episode length (sim seconds; RELED paper, Sec. IV-A1)
+ARRIVAL_BONUS = 240  # 0.1 * T_MAX (RELED paper, Sec. IV-A3)
 MAX_JUNCTIONS = 12  # visited-junction entries shown per expert summary (head ... tail)
 MAX_INSTRUCTIONS = 8  # instruction texts shown per expert summary
 MAX_CAUSE_CHARS = 300  # failure cause text kept per agent (the tail, where a traceback's error is)
@@ -70,7 +72,7 @@ def topology_lines(graph: dict) -> list[str]:
 
 
 def system_prompt(graph: dict, trips: Sequence[tuple[int, int, int, float]]) -> str:
-    """d_init, sent as the system prompt (spec §3.5 (i); Appendix A missing, so this is the RECOMMENDed template).
+    """d_init, sent as the system prompt (Sec. IV-C1; Appendix A missing, so this is our template, RL-9).
 
     graph = {"coords": [[x, y] per junction index], "edges": [[from_idx, to_idx, edge_id, length_m, time_s], ...]};
     node ids in the interfaces are these junction indices. trips: (agent_id, origin, destination, depart_s).
@@ -101,7 +103,7 @@ def system_prompt(graph: dict, trips: Sequence[tuple[int, int, int, float]]) -> 
 
 
 def first_request() -> str:
-    """The simple command that triggers generation (first user message after d_init, spec §3.5)."""
+    """The simple command that triggers generation (first user message after d_init, Sec. IV-C1)."""
     return (
         "Generate the navigation plans for all agents listed in the system prompt, as one ```python block "
         "defining plan(agent_id)."
@@ -109,7 +111,7 @@ def first_request() -> str:
 
 
 def repeat_request() -> str:
-    """User message of the "w/o Refn." ablation (spec §6 item 2): a fresh query with d_init only, no feedback.
+    """User message of the "w/o Refn." ablation (Sec. V-E; RL-9): a fresh query with d_init only, no feedback.
 
     Deliberately the same text as first_request(): the ablation re-sends the initial prompt, nothing else, so the
     caller must start a new Conversation (no history) for each such query.
@@ -153,7 +155,7 @@ def feedback_prompt(
     failures: Mapping[int, str],
     code: str | None = None,
 ) -> str:
-    """d_fb (spec §3.5 (ii), §3.7, §9.5; Appendix A missing, so this is the RECOMMENDed template).
+    """d_fb (Sec. IV-C2; Appendix A missing, so this is our template, RL-9 and RL-10).
 
     feedback_lines: the RVI/PDI lines already rendered by scenarios.routing.sed.feedback.format_feedback_lines.
     expert_summaries: dicts with agent, junctions, travel_time, ret, arrived, instructions (sorted by agent here).
