@@ -109,7 +109,7 @@ class AgentNode:
             self.ep.metrics,
             settings,
             seed=seed,
-            wait=self.take_radio,
+            wait=self.wait_radio,
         )
         role_settings = dict(settings.get("role", {}))
         if self.cfg.policy:
@@ -160,11 +160,15 @@ class AgentNode:
         """Before acting on a step, take in every radio message the medium delivered up to that step."""
         if expected is None or self.radio_received >= expected:
             return
-        deadline = time.monotonic() + self.cfg.radio_wait_s
-        while self.radio_received < expected and time.monotonic() < deadline and not self.ep.stopping:
-            self.ep.maybe_heartbeat()
-            self.handle_batch(self.ep.poll(10))  # no Observation can come before this step's action
-        if self.radio_received < expected:
+        # no Observation can come before this step's action; one that does anyway waits for the main loop
+        arrived = self.ep.wait_for(
+            lambda: self.radio_received >= expected,
+            self.cfg.radio_wait_s,
+            on_message=self._take_radio,
+            keep=self.deferred,
+            poll_ms=10,
+        )
+        if not arrived:
             log.warning(
                 "%s: %d of %d delivered radio messages arrived within %.2f s",
                 self.cfg.node_id,
@@ -173,15 +177,17 @@ class AgentNode:
                 self.cfg.radio_wait_s,
             )
 
-    def take_radio(self, seconds: float) -> None:
-        """Handle radio messages for up to `seconds` (returning at the first batch); an observation
-        arriving meanwhile waits for the main loop."""
-        self.ep.maybe_heartbeat()
-        for ident, msg in self.ep.poll(max(0, int(seconds * 1000))):
-            if isinstance(msg.body, Observation):
-                self.deferred.append((ident, msg))
-            else:
-                self.handle(ident, msg)
+    def wait_radio(self, done, seconds: float) -> bool:
+        """A role's wait (NodeContext.wait): handle radio messages until done() or `seconds` pass, even while
+        stopping (the role is in the middle of a step); an observation arriving meanwhile waits for the main loop."""
+        return self.ep.wait_for(done, seconds, on_message=self._take_radio, keep=self.deferred, while_stopping=True)
+
+    def _take_radio(self, ident: bytes, msg) -> bool:
+        """Handle anything but an observation (that one is left for the main loop)."""
+        if isinstance(msg.body, Observation):
+            return False
+        self.handle(ident, msg)
+        return True
 
     def run(self) -> int:
         """Main loop; returns the process exit code."""

@@ -251,7 +251,9 @@ class Medium:
 
     def drain(self, quiet_ms: int = 200, max_s: float = 5.0) -> None:
         """After the stop: route what is still queued (a backlog can trail the coordinator's
-        Shutdown), until the inbox stays quiet for quiet_ms, so the final counts are complete."""
+        Shutdown), until the inbox stays quiet for quiet_ms, so the final counts are complete.
+        (Not Endpoint.wait_for: the medium reads raw frames and decodes only the envelope, and this waits
+        for silence, not for a condition.)"""
         deadline = time.monotonic() + max_s
         while time.monotonic() < deadline and self.ep.inbox.sock.poll(quiet_ms, POLLIN):
             ident, frames = self.ep.inbox.recv_raw(NOBLOCK)

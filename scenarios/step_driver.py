@@ -62,12 +62,15 @@ class StepDriver:
         if not mediums:
             return None
         ep.peers.send(mediums[0], ep.stamper.encode(positions, mediums[0], arrays))
-        deadline = time.monotonic() + self.deadline_s
-        while not ep.stopping and (left := deadline - time.monotonic()) > 0:
-            ep.maybe_heartbeat()  # a long wait must not look like a hang
-            for _ident, msg in ep.poll(max(1, int(min(left, 0.5) * 1000))):
-                if isinstance(msg.body, Tick) and msg.body.step == positions.step:
-                    return msg.body.delivered
+        ticks: list[dict[str, int]] = []
+
+        def take_tick(_ident: bytes, msg) -> bool:
+            if isinstance(msg.body, Tick) and msg.body.step == positions.step and not ticks:
+                ticks.append(msg.body.delivered)
+            return True  # nothing else is awaited here: anything else (a late action, say) is dropped
+
+        if ep.wait_for(lambda: bool(ticks), self.deadline_s, on_message=take_tick, keep=None, poll_ms=500):
+            return ticks[0]
         if not self._medium_late_logged:
             log.warning(
                 "step %d: the medium did not confirm within %.2f s; going on without waiting (logged once)",
@@ -81,18 +84,20 @@ class StepDriver:
         """Wait for the actions of this step until the deadline; missing ones are reported."""
         actions: dict[str, Action] = {}
         self.action_arrays: dict[str, dict] = {}  # the arrays that came with each action
-        deadline = time.monotonic() + self.deadline_s
-        while expected - actions.keys() and not self.ep.stopping:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            self.ep.maybe_heartbeat()
-            for ident, msg in self.ep.poll(max(1, int(min(left, 0.5) * 1000))):
-                src, body = msg.env.src, msg.body
-                if isinstance(body, Action) and body.step == step and src in expected and ident == src.encode():
-                    actions[src] = body  # only the agent bound to a vehicle, on its own connection
-                    self.action_arrays[src] = msg.arrays
-            expected = expected - self.ep.peers.down
+
+        def take_action(ident: bytes, msg) -> bool:
+            src, body = msg.env.src, msg.body
+            if isinstance(body, Action) and body.step == step and src in expected and ident == src.encode():
+                actions[src] = body  # only the agent bound to a vehicle, on its own connection
+                self.action_arrays[src] = msg.arrays
+            return True  # anything else (an action of an earlier step, say) is dropped
+
+        def all_in() -> bool:
+            nonlocal expected
+            expected = expected - self.ep.peers.down  # a node reported down is not waited for
+            return not expected - actions.keys()
+
+        self.ep.wait_for(all_in, self.deadline_s, on_message=take_action, keep=None, poll_ms=500)
         missing = expected - actions.keys()
         if missing:
             self.late_actions += len(missing)
