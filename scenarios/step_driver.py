@@ -7,6 +7,7 @@ import time
 from typing import Callable
 
 from protocols.endpoint import Endpoint
+from protocols.lockstep import WorldLedger
 from protocols.messages import Action, Observation, Positions, Tick
 
 log = logging.getLogger("scenarios.step_driver")
@@ -24,20 +25,21 @@ class StepDriver:
         self._late_logged: set[str] = set()
         self._medium_late_logged = False
         self.t0 = time.monotonic()
-        self.radio_sent: dict[str, int] = {}  # per agent, as its last action said (the medium's tick waits for them)
-        self.radio_endpoint: dict[str, str | None] = {}  # the agent's endpoint when it said so
+        self.ledger = WorldLedger()  # the world's part of the lock-step (protocols/lockstep.py)
 
     def note_radio(self, actions: dict[str, Action]) -> None:
-        """Remember how many radio messages each acting agent has sent so far."""
+        """Remember how many radio messages each acting agent has handed to the medium so far."""
         for node, action in actions.items():
-            self.radio_sent[node] = action.radio_sent
-            self.radio_endpoint[node] = self.ep.peers.endpoints.get(node)
+            self.ledger.note(node, action.radio_sent, self.ep.peers.endpoints.get(node))
 
     def forget_restarted(self) -> None:
         """A restarted agent (new endpoint) counts its radio messages from zero again."""
-        for node in [n for n, e in self.radio_endpoint.items() if self.ep.peers.endpoints.get(n) != e]:
-            self.radio_sent.pop(node, None)
-            self.radio_endpoint.pop(node)
+        self.ledger.forget_restarted(self.ep.peers.endpoints)
+
+    def positions_for(self, step: int, ids: list[str]) -> Positions:
+        """The step's positions message for the medium, with what each agent has handed to it (its tick waits)."""
+        self.forget_restarted()
+        return Positions(step=step, ids=ids, radio_sent=self.ledger.handed)
 
     def progress(self, step: int, steps: int, **values) -> None:
         """The world's progress record (drives the coordinator's bar) every few steps and at the last."""
