@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from protocols.endpoint import COORDINATOR_ID, Endpoint
+from protocols.lockstep import AgentLedger
 from protocols.messages import Observation
 from protocols.mqtt import MqttSettings, NodeTransport
 from protocols.security import Curve
@@ -92,8 +93,7 @@ class AgentNode:
             self.mqtt.start(self.ep.inbox.endpoint)
         self.role = None
         self.steps = 0
-        self.radio_received = 0
-        self.medium_endpoint: str | None = None
+        self.ledger = AgentLedger()  # this agent's part of the lock-step (protocols/lockstep.py)
         self.role_errors = 0
         self.direct_rx: dict[str, int] = {}  # direct mode: "src|type" -> messages received
         self.deferred: list = []  # observations that arrived while a role was waiting for radio
@@ -101,7 +101,7 @@ class AgentNode:
         self.status_n = 0
 
     def _build_role(self, settings: dict[str, Any], seed: int, radio_mode: str) -> None:
-        radio = Radio(self.ep.peers, self.ep.stamper, radio_mode)
+        radio = Radio(self.ep.peers, self.ep.stamper, radio_mode, self.ledger)
         ctx = NodeContext(
             self.cfg.node_id,
             agent_rng(seed, self.cfg.node_id),
@@ -109,7 +109,7 @@ class AgentNode:
             self.ep.metrics,
             settings,
             seed=seed,
-            wait=self.take_radio,
+            wait=self.wait_radio,
         )
         role_settings = dict(settings.get("role", {}))
         if self.cfg.policy:
@@ -130,16 +130,13 @@ class AgentNode:
                 self.ep.t_sim = msg.env.t_sim
                 self.role.ctx.t_sim = msg.env.t_sim
                 action, arrays = self.role.on_observation(msg)
-                action.radio_sent = self.role.ctx.radio.total_sent
+                action.radio_sent = self.ledger.handed
                 self.ep.peers.send(sender, self.ep.stamper.encode(action, sender, arrays))
                 self.steps += 1
                 self.role.after_action()
                 return
             if kind == "medium":  # what the medium delivered is what the lock-step counts
-                endpoint = self.ep.peers.endpoints.get(sender)
-                if endpoint != self.medium_endpoint:  # a restarted medium counts its deliveries from 0
-                    self.medium_endpoint, self.radio_received = endpoint, 0
-                self.radio_received += 1
+                self.ledger.take_in(self.ep.peers.endpoints.get(sender))
             elif self.ep.peers.kinds.get(msg.env.src) != "agent" or sender != msg.env.src:
                 raise ValueError(f"{msg.env.type!r} from {sender!r}, neither the medium nor a peer agent")
             else:  # direct mode: count per link, as the medium would
@@ -158,30 +155,36 @@ class AgentNode:
 
     def await_radio(self, expected: int | None) -> None:
         """Before acting on a step, take in every radio message the medium delivered up to that step."""
-        if expected is None or self.radio_received >= expected:
+        if not self.ledger.owes(expected):
             return
-        deadline = time.monotonic() + self.cfg.radio_wait_s
-        while self.radio_received < expected and time.monotonic() < deadline and not self.ep.stopping:
-            self.ep.maybe_heartbeat()
-            self.handle_batch(self.ep.poll(10))  # no Observation can come before this step's action
-        if self.radio_received < expected:
+        # no Observation can come before this step's action; one that does anyway waits for the main loop
+        arrived = self.ep.wait_for(
+            lambda: not self.ledger.owes(expected),
+            self.cfg.radio_wait_s,
+            on_message=self._take_radio,
+            keep=self.deferred,
+            poll_ms=10,
+        )
+        if not arrived:
             log.warning(
                 "%s: %d of %d delivered radio messages arrived within %.2f s",
                 self.cfg.node_id,
-                self.radio_received,
+                self.ledger.taken_in,
                 expected,
                 self.cfg.radio_wait_s,
             )
 
-    def take_radio(self, seconds: float) -> None:
-        """Handle radio messages for up to `seconds` (returning at the first batch); an observation
-        arriving meanwhile waits for the main loop."""
-        self.ep.maybe_heartbeat()
-        for ident, msg in self.ep.poll(max(0, int(seconds * 1000))):
-            if isinstance(msg.body, Observation):
-                self.deferred.append((ident, msg))
-            else:
-                self.handle(ident, msg)
+    def wait_radio(self, done, seconds: float) -> bool:
+        """A role's wait (NodeContext.wait): handle radio messages until done() or `seconds` pass, even while
+        stopping (the role is in the middle of a step); an observation arriving meanwhile waits for the main loop."""
+        return self.ep.wait_for(done, seconds, on_message=self._take_radio, keep=self.deferred, while_stopping=True)
+
+    def _take_radio(self, ident: bytes, msg) -> bool:
+        """Handle anything but an observation (that one is left for the main loop)."""
+        if isinstance(msg.body, Observation):
+            return False
+        self.handle(ident, msg)
+        return True
 
     def run(self) -> int:
         """Main loop; returns the process exit code."""
@@ -266,7 +269,7 @@ class AgentNode:
                 role_errors=self.role_errors,
                 direct_rx=self.direct_rx,
                 direct_tx=self.role.ctx.radio.direct_tx,
-                radio_sent=dict(self.role.ctx.radio.sent),
+                radio_sent=dict(self.role.ctx.radio.sent_by_type),  # per type, failed sends too: not the lock-step's
             )
             if self.mqtt:
                 values["mqtt"] = self.mqtt.link.stats()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from protocols.codec import Stamper, encode, wire_size
+from protocols.lockstep import AgentLedger
 from protocols.messages import BROADCAST, Body
 from protocols.sockets import PeerBook
 
@@ -16,15 +17,15 @@ class Radio:
     (a function of seed, link and sequence) do not shift when a timing-dependent payload is sent.
     """
 
-    def __init__(self, peers: PeerBook, stamper: Stamper, mode: str = "emulated"):
+    def __init__(self, peers: PeerBook, stamper: Stamper, mode: str = "emulated", ledger: AgentLedger | None = None):
         self.peers, self.stamper, self.mode = peers, stamper, mode
-        self.sent: dict[str, int] = {}
-        self.total_sent = 0
+        self.sent_by_type: dict[str, int] = {}  # each type's sequence numbers: every send, whether it left or not
+        self.ledger = ledger if ledger is not None else AgentLedger()  # the lock-step's count (protocols/lockstep.py)
         self.direct_tx: dict[str, list[int]] = {}  # direct mode: "dst|type" -> [messages, bytes] sent
 
     def encode(self, body: Body, dst: str, arrays: dict[str, np.ndarray] | None = None) -> list:
         """Frames for a radio message, numbered in its type's own sequence."""
-        seq = self.sent.get(body.TYPE, 0)
+        seq = self.sent_by_type.get(body.TYPE, 0)
         return encode(body, src=self.stamper.src, dst=dst, seq=seq, t_sim=self.stamper.clock(), arrays=arrays)
 
     def medium_id(self) -> str | None:
@@ -35,11 +36,12 @@ class Radio:
     def send(self, dst: str, body: Body, arrays: dict[str, np.ndarray] | None = None) -> bool:
         """Send body to dst (a node id or BROADCAST); True if it left this process."""
         frames = self.encode(body, dst, arrays)
-        self.sent[body.TYPE] = self.sent.get(body.TYPE, 0) + 1  # the type's sequence moves on regardless
+        self.sent_by_type[body.TYPE] = self.sent_by_type.get(body.TYPE, 0) + 1  # the sequence moves on regardless
         if self.mode == "emulated":
             medium = self.medium_id()
             ok = medium is not None and self.peers.send(medium, frames)
-            self.total_sent += ok  # only what reached the medium's queue is announced to the lock-step
+            if ok:  # only what reached the medium's queue is announced to the lock-step
+                self.ledger.hand_over()
             return ok
         peers = [dst] if dst != BROADCAST else [p for p in self.peers.ids("agent") if p != self.stamper.src]
         ok, size = True, wire_size(frames)

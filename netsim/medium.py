@@ -11,6 +11,7 @@ import time
 from protocols.codec import decode, decode_envelope, wire_size
 from protocols.endpoint import COORDINATOR_IDENT, MAX_BATCH, Endpoint
 from protocols.errors import ProtocolError
+from protocols.lockstep import MediumLedger
 from protocols.messages import BROADCAST, REGISTRY, Directory, LinkReport, Positions, Tick
 from protocols.security import Curve
 from protocols.sockets import NOBLOCK, POLLIN
@@ -45,13 +46,9 @@ class Medium:
         ] = []  # sent at a step whose positions have not arrived yet
         self.step_s: float | None = None  # sim time between the last two steps' positions
         self.held: dict[str, int] = {}  # per sender: its messages in early plus its entries in queue
-        # lock-step with the world (sim clock): counts of radio messages routed from / delivered to each agent
-        self.received_from: dict[str, int] = {}
-        self.delivered_to: dict[str, int] = {}
+        self.ledger = MediumLedger()  # lock-step with the world (sim clock): protocols/lockstep.py
         self.pending: tuple | None = None  # (world id, positions message) waiting for the agents' messages
         self.pending_since = 0.0
-        self.baseline: dict[str, int] = {}  # messages sent before this medium took part, per agent
-        self.ticked = False
         self.endpoints: dict[str, str] = {}
         self._cap_for, self._cap = None, 0  # sender_cap() and the agent list it was worked out for
 
@@ -60,9 +57,7 @@ class Medium:
         """Take the world's positions for a step once every radio message sent before it has arrived."""
         if self.pending is not None:  # the world gave up waiting for the previous step
             self.try_tick(give_up=True)
-        if not self.ticked:  # joined mid-run (a restart): what was sent before belongs to a predecessor
-            self.baseline = dict(msg.body.radio_sent)
-            self.ticked = True
+        self.ledger.join(msg.body.radio_sent)  # joined mid-run (a restart): what was sent before is written off
         self.pending, self.pending_since = (world, msg), time.monotonic()
         self.try_tick()
 
@@ -73,25 +68,22 @@ class Medium:
         been replaced, say) are written off and logged, so one loss cannot stall every later step.
         """
         world, msg = self.pending
-        missing = {
-            a: n - self.baseline.get(a, 0) - self.received_from.get(a, 0) for a, n in msg.body.radio_sent.items()
-        }
-        missing = {a: m for a, m in missing.items() if m > 0}
+        missing = self.ledger.missing(msg.body.radio_sent)
         if missing and not give_up:
             return
+        self.ledger.write_off(missing)
         for a, m in missing.items():
-            self.baseline[a] = self.baseline.get(a, 0) + m
             log.warning("step %d: %d radio messages from %s never arrived; written off", msg.body.step, m, a)
         self.pending = None
         self.advance(msg)
-        self.ep.peers.send(world, self.ep.stamper.encode(Tick(step=msg.body.step, delivered=self.delivered_to), world))
+        tick = Tick(step=msg.body.step, delivered=self.ledger.delivered)
+        self.ep.peers.send(world, self.ep.stamper.encode(tick, world))
 
     def on_directory(self, directory) -> None:
         """A node that came back (new endpoint) counts its messages from zero again."""
         for node, endpoint in directory.endpoints.items():
             if self.endpoints.get(node, endpoint) != endpoint:
-                for counts in (self.received_from, self.delivered_to, self.baseline):
-                    counts.pop(node, None)
+                self.ledger.forget(node)
         self.endpoints.update(directory.endpoints)
         for node, endpoint in directory.endpoints.items():  # connect now: not all at once on the first broadcast
             if directory.kinds.get(node) == "agent" and node not in directory.down:
@@ -147,7 +139,7 @@ class Medium:
         except ProtocolError as err:
             self.ep.inbox.reject(ident, err)
             return
-        self.received_from[env.src] = self.received_from.get(env.src, 0) + 1
+        self.ledger.route(env.src)
         if self.cfg.clock == "sim" and env.t_sim > self.now_sim and self.is_early(env):
             self.ahead_of_positions.append(
                 (ident, frames, env)
@@ -239,7 +231,7 @@ class Medium:
         src, kind, d, size, lat = meta
         if self.ep.peers.send(dst, frames, NOBLOCK):  # a stalled receiver must not stall the medium
             self.stats.record(src, dst, kind, d, size, True, "ok", lat)
-            self.delivered_to[dst] = self.delivered_to.get(dst, 0) + 1
+            self.ledger.deliver(dst)
             self.forwarded += 1
         else:
             self.stats.record(src, dst, kind, d, size, False, "queue")
@@ -251,7 +243,9 @@ class Medium:
 
     def drain(self, quiet_ms: int = 200, max_s: float = 5.0) -> None:
         """After the stop: route what is still queued (a backlog can trail the coordinator's
-        Shutdown), until the inbox stays quiet for quiet_ms, so the final counts are complete."""
+        Shutdown), until the inbox stays quiet for quiet_ms, so the final counts are complete.
+        (Not Endpoint.wait_for: the medium reads raw frames and decodes only the envelope, and this waits
+        for silence, not for a condition.)"""
         deadline = time.monotonic() + max_s
         while time.monotonic() < deadline and self.ep.inbox.sock.poll(quiet_ms, POLLIN):
             ident, frames = self.ep.inbox.recv_raw(NOBLOCK)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import socket
 import time
-from typing import Any
+from typing import Any, Callable
 
 import zmq
 
@@ -196,23 +197,63 @@ class Endpoint:
                 break
         return out
 
+    def wait_for(
+        self,
+        done: Callable[[], bool],
+        timeout_s: float | None,
+        *,
+        keep: list | None,
+        on_message: Callable[[bytes, Message], bool] | None = None,
+        poll_ms: int = 100,
+        heartbeat: bool = True,
+        between: Callable[[], None] | None = None,
+        while_stopping: bool = False,
+    ) -> bool:
+        """The one waiting primitive: take in messages until done() holds; True if it does, False at the
+        deadline (timeout_s from now; None: none) or, unless while_stopping, as soon as this endpoint stops.
+
+        done() is asked first, then after each batch of messages. Before each poll (at most poll_ms, never
+        past the deadline) a heartbeat goes out if due (heartbeat=False: not yet registered) and between()
+        runs. Messages handle_control does not consume go to on_message, which returns True if it took the
+        message; the rest are appended to keep, or dropped where the caller passes keep=None: what happens
+        to messages that are not the awaited ones is always the caller's explicit choice."""
+        deadline = math.inf if timeout_s is None else time.monotonic() + timeout_s
+        while not done():
+            if self.stopping and not while_stopping:
+                return False
+            left_ms = (deadline - time.monotonic()) * 1000
+            if left_ms <= 0:
+                return False
+            if heartbeat:
+                self.maybe_heartbeat()  # a long wait must not look like a hang
+            if between is not None:
+                between()
+            for ident, msg in self.poll(max(1, int(min(left_ms, poll_ms)))):
+                if (on_message is None or not on_message(ident, msg)) and keep is not None:
+                    keep.append((ident, msg))
+        return True
+
     def barrier(
         self, name: str, round_: int = 0, group: list[str] = (), timeout_s: float = 60.0
     ) -> tuple[list[str], list]:
         """Wait at the coordinator's named barrier (for group, or every live agent); returns
         (members released, messages that came meanwhile, for the caller to handle)."""
         self.to_coordinator(BarrierArrive(name=name, round=round_, group=list(group)))
-        deadline, pending = time.monotonic() + timeout_s, []
-        while not self.stopping:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.node_id}: barrier {name!r} round {round_} not released in {timeout_s} s")
-            self.maybe_heartbeat()
-            for ident, msg in self.poll(100):
-                body = msg.body
-                if isinstance(body, BarrierRelease) and (body.name, body.round) == (name, round_):
-                    return body.members, pending
-                pending.append((ident, msg))
-        return [], pending
+        released: list[list[str]] = []
+        pending: list[tuple[bytes, Message]] = []
+
+        def take_release(_ident: bytes, msg: Message) -> bool:
+            body = msg.body
+            if released or not isinstance(body, BarrierRelease) or (body.name, body.round) != (name, round_):
+                return False
+            released.append(body.members)
+            return True
+
+        if self.wait_for(lambda: bool(released), timeout_s, on_message=take_release, keep=pending):
+            return released[0], pending
+        if self.stopping:
+            return [], pending
+        raise TimeoutError(f"{self.node_id}: barrier {name!r} round {round_} not released in {timeout_s} s")
 
     def stop_on_signals(self) -> None:
         """SIGTERM and SIGINT ask the main loop to end; sockets then close and metrics flush."""
@@ -238,33 +279,40 @@ class Endpoint:
             host=socket.gethostname(),
         )
         self.to_coordinator(reg)
-        deadline, again = time.monotonic() + timeout_s, time.monotonic() + REGISTER_AGAIN_S
-        while self.ack is None and not self.stopping:
+        again = time.monotonic() + REGISTER_AGAIN_S
+
+        def announce_again() -> None:
+            nonlocal again
             if time.monotonic() > again:
                 self.to_coordinator(reg)
                 again = time.monotonic() + REGISTER_AGAIN_S
-            if time.monotonic() > deadline:
-                cause = (
-                    "; the coordinator refused our CURVE key every time: it is not on its allow-list "
-                    "(security.allow_dir), or --coordinator-key is not the run's"
-                    if getattr(self.coordinator, "refusals", 0)
-                    else ""
-                )
-                raise TimeoutError(f"{self.node_id}: no registration ack within {timeout_s} s{cause}")
             self.check_links()
-            self.before_start += self.poll(200)
+
+        acked = self.wait_for(
+            lambda: self.ack is not None,
+            timeout_s,
+            keep=self.before_start,  # what comes before the start is handled after it (wait_start)
+            poll_ms=200,
+            heartbeat=False,  # not a member yet
+            between=announce_again,
+        )
+        if not acked and not self.stopping:
+            cause = (
+                "; the coordinator refused our CURVE key every time: it is not on its allow-list "
+                "(security.allow_dir), or --coordinator-key is not the run's"
+                if getattr(self.coordinator, "refusals", 0)
+                else ""
+            )
+            raise TimeoutError(f"{self.node_id}: no registration ack within {timeout_s} s{cause}")
         return self.ack
 
     def wait_start(self, timeout_s: float | None = None) -> list[tuple[bytes, Message]]:
         """Block until the coordinator says start (or goes silent: see maybe_heartbeat); return
         messages that came meanwhile."""
-        deadline = time.monotonic() + timeout_s if timeout_s is not None else float("inf")
         pending, self.before_start = self.before_start, []
-        while not self.started and not self.stopping:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.node_id}: no start within {timeout_s} s")
-            self.maybe_heartbeat()
-            pending += self.poll(int(min(500, self.heartbeat_s * 1000)))  # Start wakes it at once
+        poll_ms = int(min(500, self.heartbeat_s * 1000))  # Start wakes it at once
+        if not self.wait_for(lambda: self.started, timeout_s, keep=pending, poll_ms=poll_ms) and not self.stopping:
+            raise TimeoutError(f"{self.node_id}: no start within {timeout_s} s")
         return pending
 
     def close(self) -> None:

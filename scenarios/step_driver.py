@@ -7,6 +7,7 @@ import time
 from typing import Callable
 
 from protocols.endpoint import Endpoint
+from protocols.lockstep import WorldLedger
 from protocols.messages import Action, Observation, Positions, Tick
 
 log = logging.getLogger("scenarios.step_driver")
@@ -24,20 +25,21 @@ class StepDriver:
         self._late_logged: set[str] = set()
         self._medium_late_logged = False
         self.t0 = time.monotonic()
-        self.radio_sent: dict[str, int] = {}  # per agent, as its last action said (the medium's tick waits for them)
-        self.radio_endpoint: dict[str, str | None] = {}  # the agent's endpoint when it said so
+        self.ledger = WorldLedger()  # the world's part of the lock-step (protocols/lockstep.py)
 
     def note_radio(self, actions: dict[str, Action]) -> None:
-        """Remember how many radio messages each acting agent has sent so far."""
+        """Remember how many radio messages each acting agent has handed to the medium so far."""
         for node, action in actions.items():
-            self.radio_sent[node] = action.radio_sent
-            self.radio_endpoint[node] = self.ep.peers.endpoints.get(node)
+            self.ledger.note(node, action.radio_sent, self.ep.peers.endpoints.get(node))
 
     def forget_restarted(self) -> None:
         """A restarted agent (new endpoint) counts its radio messages from zero again."""
-        for node in [n for n, e in self.radio_endpoint.items() if self.ep.peers.endpoints.get(n) != e]:
-            self.radio_sent.pop(node, None)
-            self.radio_endpoint.pop(node)
+        self.ledger.forget_restarted(self.ep.peers.endpoints)
+
+    def positions_for(self, step: int, ids: list[str]) -> Positions:
+        """The step's positions message for the medium, with what each agent has handed to it (its tick waits)."""
+        self.forget_restarted()
+        return Positions(step=step, ids=ids, radio_sent=self.ledger.handed)
 
     def progress(self, step: int, steps: int, **values) -> None:
         """The world's progress record (drives the coordinator's bar) every few steps and at the last."""
@@ -62,12 +64,15 @@ class StepDriver:
         if not mediums:
             return None
         ep.peers.send(mediums[0], ep.stamper.encode(positions, mediums[0], arrays))
-        deadline = time.monotonic() + self.deadline_s
-        while not ep.stopping and (left := deadline - time.monotonic()) > 0:
-            ep.maybe_heartbeat()  # a long wait must not look like a hang
-            for _ident, msg in ep.poll(max(1, int(min(left, 0.5) * 1000))):
-                if isinstance(msg.body, Tick) and msg.body.step == positions.step:
-                    return msg.body.delivered
+        ticks: list[dict[str, int]] = []
+
+        def take_tick(_ident: bytes, msg) -> bool:
+            if isinstance(msg.body, Tick) and msg.body.step == positions.step and not ticks:
+                ticks.append(msg.body.delivered)
+            return True  # nothing else is awaited here: anything else (a late action, say) is dropped
+
+        if ep.wait_for(lambda: bool(ticks), self.deadline_s, on_message=take_tick, keep=None, poll_ms=500):
+            return ticks[0]
         if not self._medium_late_logged:
             log.warning(
                 "step %d: the medium did not confirm within %.2f s; going on without waiting (logged once)",
@@ -81,18 +86,20 @@ class StepDriver:
         """Wait for the actions of this step until the deadline; missing ones are reported."""
         actions: dict[str, Action] = {}
         self.action_arrays: dict[str, dict] = {}  # the arrays that came with each action
-        deadline = time.monotonic() + self.deadline_s
-        while expected - actions.keys() and not self.ep.stopping:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            self.ep.maybe_heartbeat()
-            for ident, msg in self.ep.poll(max(1, int(min(left, 0.5) * 1000))):
-                src, body = msg.env.src, msg.body
-                if isinstance(body, Action) and body.step == step and src in expected and ident == src.encode():
-                    actions[src] = body  # only the agent bound to a vehicle, on its own connection
-                    self.action_arrays[src] = msg.arrays
-            expected = expected - self.ep.peers.down
+
+        def take_action(ident: bytes, msg) -> bool:
+            src, body = msg.env.src, msg.body
+            if isinstance(body, Action) and body.step == step and src in expected and ident == src.encode():
+                actions[src] = body  # only the agent bound to a vehicle, on its own connection
+                self.action_arrays[src] = msg.arrays
+            return True  # anything else (an action of an earlier step, say) is dropped
+
+        def all_in() -> bool:
+            nonlocal expected
+            expected = expected - self.ep.peers.down  # a node reported down is not waited for
+            return not expected - actions.keys()
+
+        self.ep.wait_for(all_in, self.deadline_s, on_message=take_action, keep=None, poll_ms=500)
         missing = expected - actions.keys()
         if missing:
             self.late_actions += len(missing)

@@ -306,14 +306,15 @@ def test_dispatcher_counts_only_answers_to_open_polls():
 
     first: list[int] = []
 
-    def wait(_seconds):
+    def wait(done, _seconds):
         polls = [robot_index(d) for d, b in sent if isinstance(b, Poll)]
         if len(polls) == 4:  # round 1: nobody answers; remember who was asked
             first[:] = polls
-            return
+            return done()
         reply(first[0])  # late answer from a replaced poll: must not count
         for i in polls[len(first) :]:
             reply(i)
+        return done()
 
     ctx = NodeContext("dispatcher", np.random.default_rng(0), Radio(), lambda *a: None, {}, seed=0, wait=wait)
     role = DispatcherRole(ctx, {"n": 30, "k": 4, "horizon": 5, "policy": "mode", "poll_timeout_s": 0.01})

@@ -24,9 +24,10 @@ class NodeContext:
     settings: dict[str, Any] = field(default_factory=dict)
     t_sim: float = 0.0
     seed: int = 0  # the run seed, for streams shared with other processes
-    # wait(seconds): take in radio messages (they reach on_radio) for up to that long; lets a role
-    # wait for answers to its own requests inside on_observation
-    wait: Callable[[float], None] = lambda seconds: None
+    # wait(done, seconds): take in radio messages (they reach on_radio) until done() or `seconds` pass, True
+    # if done (Endpoint.wait_for in an agent process); lets a role wait for answers to its own requests
+    # inside on_observation
+    wait: Callable[[Callable[[], bool], float], bool] = lambda done, seconds: done()
 
 
 class RoleSettings(BaseModel):

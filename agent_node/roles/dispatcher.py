@@ -100,9 +100,7 @@ class DispatcherRole(Role):
             self.asked.update(pending)
             self.waiting = set(pending)
             self.counters["polls_sent"] += len(pending)
-            deadline = time.monotonic() + cfg.poll_timeout_s
-            while (left := deadline - time.monotonic()) > 0 and self.waiting:
-                self.ctx.wait(left)
+            self.ctx.wait(lambda: not self.waiting, cfg.poll_timeout_s)  # answers reach on_radio meanwhile
             lost, self.waiting = sorted(self.waiting), set()  # a late answer to these no longer counts
             self.counters["polls_lost"] += len(lost)
             if not lost or not cfg.replace_lost or time.monotonic() + cfg.poll_timeout_s > budget_end:

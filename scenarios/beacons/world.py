@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from protocols.endpoint import Endpoint
-from protocols.messages import Observation, Positions
+from protocols.lockstep import expected_radio
+from protocols.messages import Observation
 from protocols.security import Curve
 
 from ..step_driver import StepDriver, serve_world
@@ -66,19 +67,14 @@ class World(StepDriver):
                 ep.t_sim = sim.step()
                 ids, xy, speed = sim.states()
                 present = [i for i, v in enumerate(ids) if v in self.agents]
-                self.forget_restarted()
-                delivered = self.sync_medium(
-                    Positions(step=step, ids=ids, radio_sent=self.radio_sent), {"xy": xy, "speed": speed}
-                )
+                delivered = self.sync_medium(self.positions_for(step, ids), {"xy": xy, "speed": speed})
                 expected = set()
                 for i in present:
                     node = ids[i]
                     if node in ep.peers.down or not ep.peers.knows(node):
                         continue
                     obs = np.array([xy[i, 0], xy[i, 1], speed[i]])
-                    body = Observation(
-                        step=step, radio_expected=delivered.get(node, 0) if delivered is not None else None
-                    )
+                    body = Observation(step=step, radio_expected=expected_radio(delivered, node))
                     ep.peers.send(node, ep.stamper.encode(body, node, {"obs": obs}))
                     expected.add(node)
                 actions = self.collect_actions(step, expected)

@@ -10,7 +10,8 @@ import numpy as np
 
 from agent_node.checkpoints import save_json
 from protocols.endpoint import Endpoint
-from protocols.messages import Observation, Positions
+from protocols.lockstep import expected_radio
+from protocols.messages import Observation
 from protocols.security import Curve
 
 from ..step_driver import StepDriver, serve_world
@@ -119,10 +120,7 @@ class CavWorldProcess(StepDriver):
             self.step += 1
             ep.t_sim = round(self.step * cfg.step_length, 6)  # one clock across episodes, for the medium
             ids, xy, speed = env.positions()
-            self.forget_restarted()
-            delivered = self.sync_medium(
-                Positions(step=self.step, ids=ids, radio_sent=self.radio_sent), {"xy": xy, "speed": speed}
-            )
+            delivered = self.sync_medium(self.positions_for(self.step, ids), {"xy": xy, "speed": speed})
             observations = env.observations()
             positions = {n: xy[i] for i, n in enumerate(ids)}
             # terminal: the episode ended in a state with no future (a collision); the horizon and a vehicle
@@ -197,7 +195,7 @@ class CavWorldProcess(StepDriver):
             reward=reward,
             done=done,
             info=info,
-            radio_expected=delivered.get(node, 0) if delivered is not None else None,
+            radio_expected=expected_radio(delivered, node),
         )
         arrays = {"obs": np.asarray(obs, np.float32)}
         if xy is not None:
