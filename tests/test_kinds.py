@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import sys
 import textwrap
+import tomllib
 
 import pytest
 from conftest import ROOT
@@ -96,3 +97,28 @@ def test_an_unknown_kind_names_the_registered_ones(tmp_path):
     path.write_text('[world]\nkind = "moon"\n')
     with pytest.raises(ConfigError, match="world.kind: must be one of: figure8, warehouse, cav"):
         load_scenario(path)
+
+
+@pytest.mark.parametrize(
+    "scenario, table, value",
+    [
+        ("signals_espark.toml", "ppo", ("lr", 0.001)),
+        ("merge_rsm_masac.toml", "sac", ("batch_size", 128)),
+        ("warehouse_alternating.toml", "train", ("l_sweeps", 2)),
+    ],
+)
+def test_override_tables_are_typed_and_keep_only_what_was_set(scenario, table, value):
+    """[algo.ppo] / [algo.sac] / [algo.train] are the learners' models: a wrong field is named where it is, and
+    only the fields set travel (the plan and the agents fill in the rest, as with the old plain tables)."""
+    from agent_node.overrides import set_fields
+    from coordinator.run_folder import config_toml
+
+    field, number = value
+    cfg = load_scenario(ROOT / "scenarios" / scenario, [f"algo.{table}.{field}={number}"])
+    assert set_fields(getattr(cfg.algo, table))[field] == number
+    written = tomllib.loads(config_toml(cfg.model_dump(mode="json")))  # what the run folder's config.toml holds
+    assert written["algo"][table] == set_fields(getattr(cfg.algo, table))
+    with pytest.raises(ConfigError, match=f"algo.{table}.{field}"):
+        load_scenario(ROOT / "scenarios" / scenario, [f'algo.{table}.{field}="many"'])
+    with pytest.raises(ConfigError, match=f"algo.{table}.colour"):
+        load_scenario(ROOT / "scenarios" / scenario, [f"algo.{table}.colour=1"])
