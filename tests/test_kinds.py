@@ -122,3 +122,11 @@ def test_override_tables_are_typed_and_keep_only_what_was_set(scenario, table, v
         load_scenario(ROOT / "scenarios" / scenario, [f'algo.{table}.{field}="many"'])
     with pytest.raises(ConfigError, match=f"algo.{table}.colour"):
         load_scenario(ROOT / "scenarios" / scenario, [f"algo.{table}.colour=1"])
+
+
+def test_the_scenario_reference_is_generated_from_the_models():
+    """docs/scenario_reference.md is what the models say (regenerate: python -m scenarios.reference)."""
+    from scenarios.reference import reference
+
+    committed = (ROOT / "docs" / "scenario_reference.md").read_text()
+    assert committed == reference(), "run: python -m scenarios.reference > docs/scenario_reference.md"
