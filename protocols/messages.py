@@ -186,7 +186,7 @@ class Action(Body):
     TYPE: ClassVar[str] = "action"
     step: int
     value: Finite | int | None = None
-    radio_sent: int = 0  # radio messages of this agent that reached the medium's queue so far (the ledger's `handed`)
+    radio_sent: int = 0  # radio messages this agent has sent to the medium so far (protocols/lockstep.py: `handed`)
 
 
 @register
