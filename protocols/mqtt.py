@@ -210,12 +210,13 @@ class MqttSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     broker: str = Field(description="mqtt://HOST[:PORT] (default port 1883) or mqtts://HOST[:PORT] (8883)")
     fleet: str = Field("default", description="topic namespace shared by one bridge and its nodes")
-    username: str | None = None
+    username: str | None = None  # broker user name (with password)
     password: SecretStr | None = Field(None, description="default: $NETMARL_MQTT_PASSWORD; never written out")
     tls_ca: str | None = Field(None, description="CA file that signed the broker's certificate (enables TLS)")
     tls_cert: str | None = Field(None, description="client certificate, for mutual TLS")
     tls_key: str | None = Field(None, description="client key, for mutual TLS")
     tls_insecure: bool = Field(False, description="skip the broker host name check (testing only)")
+    # MQTT keep-alive, s: the client pings the broker when it has sent nothing for this long
     keepalive_s: int = Field(5, ge=1, le=3600)
     max_queued: int = Field(10_000, ge=1, description="messages held while the broker is away")
     stale_s: float = Field(2.0, gt=0, description="QoS 0 messages older than this are dropped, not sent")

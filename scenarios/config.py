@@ -21,18 +21,23 @@ class RunConfig(BaseModel):
     """Run-wide settings: length, seed, output and what to do when a node fails."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = "run"
-    seed: int = 0
+    name: str = "run"  # names the run folder (`out_dir/name-YYYYmmdd-HHMMSS`) and the progress bar
+    seed: int = 0  # seed of the whole run (world, channel, agents); `--seed` overrides it
+    # world steps of the figure8 and warehouse kinds; the other kinds count their own episodes or epochs
     steps: int = Field(600, gt=0)
-    out_dir: str = "runs"
+    out_dir: str = "runs"  # folder the run folders go under (`--out` names one folder instead)
+    # when a process other than the world fails: restart it (up to max_restarts), go on without it, or stop the run
     on_node_failure: Literal["restart", "continue", "stop"] = "restart"
-    max_restarts: int = Field(2, ge=0)
+    max_restarts: int = Field(2, ge=0)  # restarts of each failed process before the run goes on without it
+    # wall-clock wait per step for the agents' actions and the medium's confirmation, s; a late agent's default action
+    # is used
     step_deadline_s: float = Field(1.0, gt=0)
+    # s without a heartbeat before a remote node is marked down (a local process: 5 times this, then killed as hung)
     heartbeat_timeout_s: float = Field(2.0, gt=0)
-    register_timeout_s: float = Field(60.0, gt=0)
+    register_timeout_s: float = Field(60.0, gt=0)  # s for every process to register at the start; past it the run fails
     launch_batch: int = Field(64, ge=1)  # agent processes started at a time, each batch registered first
     coordinator_bind: str = "tcp://127.0.0.1:*"  # a fixed port lets nodes on other hosts join
-    progress: bool = True
+    progress: bool = True  # show a progress bar (`--no-progress` turns it off)
 
 
 class MqttConfig(MqttSettings):
@@ -42,6 +47,7 @@ class MqttConfig(MqttSettings):
     keepalive_s, max_queued, stale_s (protocols/mqtt.py), and bind_host: the interface of the bridge's
     stand-in inboxes, which the run's own processes connect to."""
 
+    # interface of the bridge's stand-in inboxes, which the run's own processes connect to
     bind_host: str = Field("127.0.0.1", pattern=r"^[A-Za-z0-9_.:\[\]-]{1,200}$")
 
 

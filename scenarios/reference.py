@@ -45,8 +45,10 @@ def field_comments(model: type[BaseModel]) -> dict[str, str]:
                 continue
             name = stripped.split(":", 1)[0].strip()
             if ":" in stripped and name.isidentifier() and name in model.model_fields and line.startswith("    "):
-                text = line_of.get(number) or " ".join(block)
-                if text and not text.startswith("noqa"):
+                own = line_of.get(number, "")
+                text = "" if own.startswith(("noqa", "type:")) else own  # a pragma, not a meaning
+                text = text or " ".join(block)
+                if text:
                     out[name] = text
             block = []
     return out
@@ -106,7 +108,7 @@ def sub_model(annotation) -> type[BaseModel] | None:
 
 def table(model: type[BaseModel], name: str, skip: tuple[str, ...] = (), kind: str = "") -> list[str]:
     """The markdown of one table and, after it, of every table nested in it."""
-    doc = inspect.cleandoc(model.__doc__ or "").replace("\n", " ")
+    doc = " ".join((model.__doc__ or "").split())
     heading = f"### `[{name}]`" + (f" ({kind})" if kind else "")
     lines = [heading, "", doc, "", "| field | type | default | meaning |", "|---|---|---|---|"]
     nested = []

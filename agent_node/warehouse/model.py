@@ -25,10 +25,11 @@ class WarehouseModel(BaseModel):
     """The paper's tabular warehouse: |S_g| = |S_l| = |A_g| = zones, |A_l| = 3, known model."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    zones: int = Field(5, ge=2, le=12)
-    gamma: float = Field(0.95, gt=0, lt=1)
+    zones: int = Field(5, ge=2, le=12)  # zones: the dispatcher's states and actions and the robots' states
+    gamma: float = Field(0.95, gt=0, lt=1)  # discount factor
     global_reward: Literal["paper", "repo"] = "paper"  # r_g = 4 - |s_g - a_g| (paper) or 1.0 (released code)
     init: Literal["dirichlet", "uniform"] = "dirichlet"  # population law of the initial zones
+    # init = "dirichlet": concentration of each episode's starting zone law (small: robots bunched in few zones)
     dirichlet_alpha: float = Field(0.3, gt=0)
     # which s_g the robots' move reads: s_g(t) (the paper's Eq. 1, "current") or s_g(t+1) (the released code's
     # evaluation, "next"); actions and local rewards read s_g(t) either way

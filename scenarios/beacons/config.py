@@ -17,14 +17,15 @@ class Figure8World(BaseModel):
     """The figure-eight road in SUMO: simulator backend, how many vehicles, how many are agents."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["figure8"] = "figure8"
+    kind: Literal["figure8"] = "figure8"  # picks the world kind (scenarios/kinds.py)
+    # libsumo: SUMO inside the world process; traci: SUMO as a process of its own, over a socket (needed for gui)
     backend: Literal["libsumo", "traci"] = "libsumo"
-    gui: bool = False
-    step_length: float = Field(0.1, gt=0)
-    vehicles: int = Field(14, ge=1)
-    agents: int = Field(14, ge=0)
-    ring_radius: float = Field(30.0, gt=0)
-    speed_limit: float = Field(30.0, gt=0)
+    gui: bool = False  # show SUMO's window (backend = "traci" only)
+    step_length: float = Field(0.1, gt=0)  # simulated seconds per step
+    vehicles: int = Field(14, ge=1)  # vehicles on the road (they must fit on it)
+    agents: int = Field(14, ge=0)  # vehicles with an agent process (the first ones on the road; at most vehicles)
+    ring_radius: float = Field(30.0, gt=0)  # radius of each of the two loops, m
+    speed_limit: float = Field(30.0, gt=0)  # speed limit of the road, m/s
 
 
 def check_beacons(cfg: ScenarioConfig, where: str) -> None:

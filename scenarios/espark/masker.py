@@ -23,11 +23,13 @@ class ExplorationSpec(BaseModel):
     keep_fraction kept)."""
 
     model_config = ConfigDict(extra="forbid")
+    # the training-time mask: none, an exploration function (code_file) or random pruning (keep_fraction)
     kind: Literal["none", "function", "random"] = "none"
-    code_file: str | None = None
+    code_file: str | None = None  # kind = "function": the exploration function's Python source
+    # kind = "random": share of each agent's available actions kept at each decision (at least one)
     keep_fraction: float = Field(0.7, ge=0, le=1)
     cpu_s: float = Field(2.0, gt=0)  # per call, inside the sandbox worker
-    wall_s: float = Field(5.0, gt=0)
+    wall_s: float = Field(5.0, gt=0)  # wall-clock limit per call, s
     # a diagnostic only (docs/espark.md, E-A7): mask the test episodes too; eSpark deploys unmasked
     at_test: bool = False
     # a decision where the function removes every action of some agent: "agent" (pi_E, eSpark paper Sec. 3.1):

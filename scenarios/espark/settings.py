@@ -38,7 +38,7 @@ class ESparkSettings(BaseModel):
     """What the eSpark loop does each iteration; the budget is world.episodes per lineage, split evenly."""
 
     model_config = ConfigDict(extra="forbid")
-    candidates: int = Field(16, ge=1)  # K
+    candidates: int = Field(16, ge=1)  # K: exploration functions per iteration
     iterations: int = Field(10, ge=1)  # I: feedback rounds evenly spaced over the budget (eSpark paper, Sec. 5.1)
     # candidate runs at a time (each is a world plus its agent processes); 0: as many as this machine allows,
     # one per two cores
@@ -46,6 +46,7 @@ class ESparkSettings(BaseModel):
     # "llm": LLM_g writes the functions (LLM_c checks them); "files": hand-written functions from function_files,
     # cycled over the K slots (a named deviation for machines without a capable model, like RELED's scripted expert)
     generator: Literal["llm", "files"] = "llm"
+    # generator = "files": the exploration functions' Python files
     function_files: list[str] = Field(default_factory=list)
     checker: bool = True  # the "w/o checker" ablation sets false
     # check -> regenerate rounds before the last version is kept (docs/espark.md, E-A5)
@@ -59,19 +60,20 @@ class ESparkSettings(BaseModel):
     # checkpoints (the released runner: 5). With eval_episodes = 0, G = the mean of the copy's last_n training episodes
     # (under its mask)
     eval_episodes: int = Field(2, ge=0)
-    validations: int = Field(16, ge=1)
-    last_n: int = Field(5, ge=1)
+    validations: int = Field(16, ge=1)  # validation checkpoints per copy
+    last_n: int = Field(5, ge=1)  # G: the mean of the last this many checkpoints (or training episodes)
     # the reflection's statistics (eSpark paper, Sec. 4.3): from the chosen copy's validation checkpoints ("eval", the
     # released runner) or its training episodes ("train"); early / late means over the first / last feedback_window
     # values (the released runner: 5; 0: the first and second halves)
     feedback_from: Literal["eval", "train"] = "eval"
-    feedback_window: int = Field(5, ge=0)
+    feedback_window: int = Field(5, ge=0)  # values in the early and late means (0: the first and second halves)
     empty_row: Literal["agent", "step"] = "agent"  # world.exploration.empty_row of every copy (masker.py)
     reward_factors: bool = True  # the "w/o r factors" ablation keeps only the total reward in the feedback
     compare_ippo: bool = True  # also train IPPO on the same budget and seed, and tabulate the test metrics
     candidate_cpu_s: float = Field(2.0, gt=0)  # sandbox limits per exploration-function call
-    candidate_wall_s: float = Field(5.0, gt=0)
+    candidate_wall_s: float = Field(5.0, gt=0)  # wall-clock limit per exploration-function call, s
     candidate_timeout_s: float = Field(3600.0, gt=0)  # a candidate run that takes longer is stopped and failed
+    # the LLM that writes and checks the functions (generator = "llm")
     llm: LLMConfig = Field(default_factory=lambda: LLMConfig(temperature=0.7))
 
     @property

@@ -62,9 +62,9 @@ class DemandConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     days: int = Field(1095, gt=0)  # series length per dataset (about the 3 years of MABIM's training window)
     base_min: float = Field(2.0, gt=0)  # per-SKU base level b_j ~ log-uniform[base_min, base_max] units/day
-    base_max: float = Field(20.0, gt=0)
+    base_max: float = Field(20.0, gt=0)  # upper end of the base level, units/day
     trend_min: float = -0.3  # per-SKU linear trend g_j ~ U[trend_min, trend_max], relative change per year
-    trend_max: float = 0.5
+    trend_max: float = 0.5  # upper end of the trend
     weekly_amp_max: float = Field(0.3, ge=0, lt=1)  # a_j ~ U[0, weekly_amp_max], period 7 days
     annual_amp_max: float = Field(0.4, ge=0, lt=1)  # s_j ~ U[0, annual_amp_max], period 365 days
     dispersion: float = Field(5.0, gt=0)  # negative-binomial shape k: variance = mu + mu^2 / k
@@ -82,6 +82,7 @@ class InventoryConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     skus: int = Field(100, ge=1)  # the paper runs 100 and 500
     echelons: int = Field(1, ge=1, le=3)  # warehouse 0 faces customers, echelons-1 orders from the super vendor
+    # capacity of each echelon: #SKU x 100 (standard), 50 (lower) or 25 (lowest) units
     capacity: Literal["standard", "lower", "lowest"] = "standard"
     horizon: int = Field(100, gt=0)  # steps (days) per episode
     lookback: int = Field(21, ge=1)  # window of the mean demand that actions multiply
@@ -89,21 +90,21 @@ class InventoryConfig(BaseModel):
     seed: int = 0  # dataset seed: demand series, prices, lead times; reset(seed) only picks the episode window
     # Lead times (vlt) per (echelon, SKU) ~ U{vlt_min..vlt_max} (our choice: MABIM's real SKU data is not public).
     vlt_min: int = Field(1, ge=0)
-    vlt_max: int = Field(7, ge=0)
+    vlt_max: int = Field(7, ge=0)  # longest lead time, days
     # Prices (our choice): super-vendor price c_j ~ U[cost_min, cost_max], margin m_j ~ U[margin_min, margin_max];
     # echelon i buys at the price of echelon i+1 (the top at c_j) and sells at cost * (1 + m_j).
     cost_min: float = Field(5.0, gt=0)
-    cost_max: float = Field(50.0, gt=0)
-    margin_min: float = Field(0.1, ge=0)
-    margin_max: float = Field(0.5, ge=0)
+    cost_max: float = Field(50.0, gt=0)  # highest super-vendor price
+    margin_min: float = Field(0.1, ge=0)  # lowest margin, a share of the cost
+    margin_max: float = Field(0.5, ge=0)  # highest margin
     init_stock_days: float = Field(3.0, ge=0)  # initial stock = days x mean demand, scaled down to fit capacity
     # reward2 constants (MABIM's reward2 and its default costs); volume is 1 for every SKU.
-    unit_order_cost: float = 10.0
-    basic_holding_cost: float = 0.001
-    unit_storage_cost: float = 0.002
-    backlog_ratio: float = 0.1
-    overflow_cost_ratio: float = 0.5
-    demand: DemandConfig = Field(default_factory=DemandConfig)
+    unit_order_cost: float = 10.0  # fixed cost of a day's order of one SKU (any quantity)
+    basic_holding_cost: float = 0.001  # cost per unit in stock per day
+    unit_storage_cost: float = 0.002  # cost per unit of volume in stock per day (volume 1)
+    backlog_ratio: float = 0.1  # share of the margin of unmet demand charged as backlog cost
+    overflow_cost_ratio: float = 0.5  # share of its price charged for each arrived unit that does not fit the capacity
+    demand: DemandConfig = Field(default_factory=DemandConfig)  # the synthetic customer demand
 
     @model_validator(mode="after")
     def _check(self) -> "InventoryConfig":
@@ -123,7 +124,8 @@ class InventoryWorld(BaseModel):
     """[world] of kind "inventory": one agent process per warehouse (echelon) hosting its N SKUs' shared policy."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["inventory"] = "inventory"
+    kind: Literal["inventory"] = "inventory"  # picks the world kind (scenarios/kinds.py)
+    # the MABIM scenario: SKUs, echelons, capacity, costs, demand
     env: InventoryConfig = Field(default_factory=InventoryConfig)
     episodes: int = Field(..., ge=0)  # training episodes (0: test only, e.g. from algo.init_weights)
     first_episode: int = Field(1, ge=1)  # number (and window seed) of the first one: eSpark's iterations continue
@@ -131,7 +133,7 @@ class InventoryWorld(BaseModel):
     eval_episodes: int = Field(0, ge=0)  # greedy, unmasked, on fresh training seeds after training (eSpark's selection)
     eval_every: int = Field(0, ge=0)  # ... and every this many training episodes (eSpark's validation checkpoints)
     update_every: int = Field(ACCUMULATED_EPISODES, ge=1)  # episodes accumulated per PPO update (paper, Table 13)
-    update_deadline_s: float = Field(300.0, gt=0)
+    update_deadline_s: float = Field(300.0, gt=0)  # how long the world waits for the agents' PPO updates, s
     exploration: ExplorationSpec = Field(default_factory=ExplorationSpec)  # training-time masks
 
 
@@ -141,8 +143,9 @@ class InventoryAlgo(BaseModel):
     in `espark`."""
 
     model_config = ConfigDict(extra="forbid")
+    # ippo: plain IPPO; random_pruning: with random training masks; espark: the eSpark loop
     method: Literal["ippo", "espark", "random_pruning"] = "ippo"
     ppo: Overrides(PPOConfig) = Field(default_factory=PPOConfig)  # the fields set override the run's PPO settings
-    torch_threads: int = Field(1, ge=1)
+    torch_threads: int = Field(1, ge=1)  # PyTorch threads of each agent process
     init_weights: str | None = None  # a folder of agentK.pt checkpoints to start from
-    espark: ESparkSettings = Field(default_factory=ESparkSettings)
+    espark: ESparkSettings = Field(default_factory=ESparkSettings)  # the eSpark loop (method = "espark")

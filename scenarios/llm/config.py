@@ -22,18 +22,20 @@ class LLMConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+    # local: the project's offline server; openai: an OpenAI-compatible API; replay: the answers in replay_file
     backend: Literal["openai", "replay", "local"] = "local"
+    # the API's address; unset: the local server (local) or the openai package's default (openai)
     base_url: str | None = None
-    api_key: str | None = None
-    model: str = "default"
-    timeout_s: float = Field(60.0, gt=0)
+    api_key: str | None = None  # unset: a dummy key (local) or the openai package's default, $OPENAI_API_KEY (openai)
+    model: str = "default"  # model name sent with each request
+    timeout_s: float = Field(60.0, gt=0)  # per request, s
     max_retries: int = Field(3, ge=0)  # retries after the first try, with exponential backoff
     backoff_s: float = Field(0.5, ge=0)  # first backoff; doubled each retry, capped at backoff_max_s
-    backoff_max_s: float = Field(8.0, ge=0)
-    temperature: float = Field(0.0, ge=0)
-    max_tokens: int = Field(1024, gt=0)
+    backoff_max_s: float = Field(8.0, ge=0)  # longest wait between retries, s
+    temperature: float = Field(0.0, ge=0)  # sampling temperature
+    max_tokens: int = Field(1024, gt=0)  # longest reply, in tokens
     context_tokens: int = Field(10_000, gt=0)  # RELED's cap on the prompt
-    replay_file: str | None = None
+    replay_file: str | None = None  # backend = "replay": the recorded llm.jsonl the answers come from
 
     @model_validator(mode="after")
     def _check(self) -> "LLMConfig":

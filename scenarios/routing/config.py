@@ -17,11 +17,12 @@ class RoutingWorld(BaseModel):
     docs/reled.md, RL-2, RL-3)."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["routing"] = "routing"
+    kind: Literal["routing"] = "routing"  # picks the world kind (scenarios/kinds.py)
     map: Literal["grid", "city"] = "grid"  # grid: Orlando-like netgenerate grid; city: RESCO Ingolstadt21
     traffic: Literal["moderate", "congested"] = "moderate"  # 90 / 190 background vehicles
+    # libsumo: SUMO inside the world process; traci: SUMO as a process of its own, over a socket
     backend: Literal["libsumo", "traci"] = "libsumo"
-    agents: int = Field(10, ge=1, le=64)
+    agents: int = Field(10, ge=1, le=64)  # learning vehicles, one agent process each (paper: 10)
     epochs: int = Field(500, ge=1)  # K (paper: 500)
     decisions_per_epoch: int = Field(1000, ge=1)  # paper: 10^3; the running episode is finished (RL-3)
     t_max: float = Field(2400.0, gt=0)  # episode limit in sim seconds (1 s steps)
@@ -41,13 +42,14 @@ class SedSettings(BaseModel):
     # llm: plans from the LLM; scripted: shortest-time plans without an LLM (the reference expert);
     # file: the plan code in plan_file (hand-written plans, same contract as the LLM's)
     expert: Literal["llm", "scripted", "file"] = "llm"
-    plan_file: str | None = None
+    plan_file: str | None = None  # expert = "file": the Python file with the plans
     refinement: bool = True  # False: the "w/o Refn." ablation (re-query with the initial prompt only)
     q: int = Field(10, ge=1)  # SED every q epochs
     m: int = Field(2, ge=1)  # subsets per round
     sed_at_start: bool = True  # also at epoch 1 (RL-1; Alg. 1 alone has no expert data before epoch q)
     plan_cpu_s: float = Field(2.0, gt=0)  # per agent's plan(agent_id) in the sandbox
-    plan_wall_s: float = Field(5.0, gt=0)
+    plan_wall_s: float = Field(5.0, gt=0)  # wall-clock limit of each agent's plan(agent_id) in the sandbox, s
+    # the LLM that writes the plans (expert = "llm")
     llm: LLMConfig = Field(default_factory=lambda: LLMConfig(temperature=0.7, max_tokens=1024))
 
     @model_validator(mode="after")
@@ -61,11 +63,13 @@ class RoutingAlgo(BaseModel):
     """[algo]: the method, the agents' PPO and hybrid-loss settings, and the SED module."""
 
     model_config = ConfigDict(extra="forbid")
+    # reled: PPO that also learns from the SED module's expert plans; ippo: PPO alone
     method: Literal["reled", "ippo"] = "reled"
     alpha_mode: Literal["paper", "fixed_expert", "fixed_agent"] = "paper"  # docs/reled.md, RL-11, RL-12
     alpha_fixed: float | None = Field(None, ge=0, le=1)  # 0.2 / 0.5 for the fixed-alpha ablations
+    # DTW compares the (x, y) of the decision junctions then the destination (RL-11), or the observations
     dtw_repr: Literal["junction_xy", "obs"] = "junction_xy"
     dtw_scale: float = Field(1.0, gt=0)  # divisor of the DTW distance (1: the literal metre-scale formula)
     ppo: Overrides(PPOConfig) = Field(default_factory=PPOConfig)  # the fields set override the run's PPO settings
-    torch_threads: int = Field(1, ge=1)
-    sed: SedSettings = Field(default_factory=SedSettings)
+    torch_threads: int = Field(1, ge=1)  # PyTorch threads of each agent process
+    sed: SedSettings = Field(default_factory=SedSettings)  # the SED module: expert plans, schedule, feedback

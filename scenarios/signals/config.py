@@ -18,8 +18,10 @@ class SignalWorld(BaseModel):
     """One agent per traffic light of a RESCO map, a phase every delta_s seconds (eSpark paper, Sec. 5.1)."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["signals"] = "signals"
+    kind: Literal["signals"] = "signals"  # picks the world kind (scenarios/kinds.py)
+    # the RESCO map (scenarios/signals/maps.py)
     map: Literal[SIGNAL_MAPS] = "grid4x4"  # type: ignore[valid-type]
+    # libsumo: SUMO inside the world process; traci: SUMO as a process of its own, over a socket
     backend: Literal["libsumo", "traci"] = "libsumo"
     episodes: int = Field(100, ge=0)  # training episodes (0: test only)
     first_episode: int = Field(1, ge=1)  # number (and traffic seed) of the first one: eSpark's iterations continue
@@ -33,7 +35,7 @@ class SignalWorld(BaseModel):
     eval_episodes: int = Field(0, ge=0)  # greedy, unmasked, on fresh training seeds after training (eSpark's selection)
     eval_every: int = Field(0, ge=0)  # ... and every this many training episodes (eSpark's validation checkpoints)
     update_every: int = Field(ACCUMULATED_EPISODES, ge=1)  # episodes accumulated per IPPO update (Table 13)
-    update_deadline_s: float = Field(120.0, gt=0)
+    update_deadline_s: float = Field(120.0, gt=0)  # how long the world waits for the agents' PPO updates, s
     exploration: ExplorationSpec = Field(default_factory=ExplorationSpec)  # the training-time mask (eSpark, baselines)
 
 
@@ -43,9 +45,10 @@ class SignalAlgo(BaseModel):
     "ftc" and "max_pressure" are the paper's non-learning baselines (App. D.1.3-4; test episodes only)."""
 
     model_config = ConfigDict(extra="forbid")
+    # ippo, random_pruning, espark: learners; ftc, max_pressure: non-learning baselines (test episodes only)
     method: Literal["ippo", "espark", "random_pruning", "ftc", "max_pressure"] = "ippo"
     ftc_phase_s: float = Field(30.0, gt=0)  # FTC: each phase of the cycle held this long (a multiple of delta_s)
     ppo: Overrides(PPOConfig) = Field(default_factory=PPOConfig)  # the fields set override the run's PPO settings
-    torch_threads: int = Field(1, ge=1)
+    torch_threads: int = Field(1, ge=1)  # PyTorch threads of each agent process
     init_weights: str | None = None  # a checkpoints folder (agentK.pt) the learners start from (eSpark's retention)
-    espark: ESparkSettings = Field(default_factory=ESparkSettings)
+    espark: ESparkSettings = Field(default_factory=ESparkSettings)  # the eSpark loop (method = "espark")

@@ -15,11 +15,12 @@ class WarehouseWorld(BaseModel):
     """The floor: n robots on a ring of zones around the dispatcher, episodes of `horizon` steps."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["warehouse"] = "warehouse"
+    kind: Literal["warehouse"] = "warehouse"  # picks the world kind (scenarios/kinds.py)
     robots: int = Field(1000, ge=1, le=1000)  # the paper's n; ZeroMQ's 1,023 sockets per process cap it
     horizon: int = Field(100, gt=0)  # steps per episode (the paper's T)
     ring_radius_m: float = Field(40.0, gt=0)  # zones lie on this ring around the dispatcher
     ring_width_m: float = Field(20.0, ge=0)  # robots sit at radii within +-width/2 of it
+    # the tabular model: zones, discount, rewards, starting law
     model: WarehouseModel = Field(default_factory=WarehouseModel)
 
 
@@ -28,6 +29,8 @@ class WarehouseAlgo(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     k: int = Field(50, ge=1)  # robots the dispatcher may poll per step
+    # learned: the trained table; mode: the zone most polled robots are in; random: a uniform zone; stay: the current
+    # zone; full_information: mode over all robots (k = n)
     dispatcher: Literal["learned", "mode", "random", "stay", "full_information"] = "learned"
     policy_dir: str = ""  # pi_g.npz + pi_l.npy from an earlier run's policy/ folder; empty: train first
     # the training (G-LEARN, L-LEARN, the loop); n and seed come from the scenario and k from algo.k unless set here

@@ -32,29 +32,32 @@ class AlternatingConfig(BaseModel):
     n_steps: int = Field(10, ge=1)  # alternations (sweeps of G then L)
     init_pi_g: Literal["zero", "stay"] = "zero"  # a_g = 0 (released code) or a_g = s_g
     # G-LEARN
-    g_tol: float = Field(1e-3, gt=0)
-    g_max_sweeps: int | None = None
+    g_tol: float = Field(1e-3, gt=0)  # G-LEARN stops once a sweep changes Q by at most this (sup norm)
+    g_max_sweeps: int | None = None  # cap on G-LEARN's sweeps (unset: the paper's T, Lemma 4.3)
+    # sampled: m drawn histograms per entry; exact: the exact law of the next histogram (small k only)
     g_estimator: Literal["sampled", "exact"] = "sampled"
     warm_start: bool = True  # start each G-LEARN from the previous Q
-    # L-LEARN
+    # L-LEARN: ps, coordinate ascent in the n-robot simulator (L-PS); mfvi, the released code's mean-field value
+    # iteration
     l_solver: Literal["ps", "mfvi"] = "ps"
-    l_sweeps: int = Field(3, ge=1)
-    l_rollouts: int = Field(16, ge=1)
-    l_horizon: int = Field(50, ge=1)
+    l_sweeps: int = Field(3, ge=1)  # L-PS: at most this many sweeps over the action table
+    l_rollouts: int = Field(16, ge=1)  # L-PS: episodes each candidate change is scored on
+    l_horizon: int = Field(50, ge=1)  # L-PS: steps per scoring episode
     l_n: int | None = None  # robots in the L-PS simulator (None: n)
-    l_min_gain: float = 0.0
+    l_min_gain: float = 0.0  # L-PS keeps a change only when it raises the mean return by more than this
     # UPDATE
     eta_c: float = Field(0.5, ge=0)  # eta_0 = eta_c / sqrt(k), in units of the discounted return
     delta: float = Field(0.05, gt=0, lt=1)  # each call's CI has confidence 1 - delta / (2 n_steps)
-    eval_rollouts: int = Field(50, ge=2)
-    eval_horizon: int = Field(100, ge=1)
+    eval_rollouts: int = Field(50, ge=2)  # episodes in UPDATE's fixed evaluation set
+    eval_horizon: int = Field(100, ge=1)  # steps per evaluation episode
     seed: int = 0  # training randomness (G-LEARN draws, L-PS episodes)
     eval_seed: int = 1  # the fixed evaluation set of UPDATE (simulator seed; episodes 0..eval_rollouts-1)
     # the outer loop: UPDATE (the paper), or the released code's (`released_loop`: n_steps iterations of G-LEARN
     # then L-LEARN, a rollout check keeps the best pair, reverts when worse by check_rtol, stops on a plateau)
     loop: Literal["update", "released"] = "update"
-    check_rollouts: int = Field(20, ge=1)
-    check_horizon: int = Field(30, ge=1)
+    check_rollouts: int = Field(20, ge=1)  # loop = "released": episodes of each iteration's rollout check
+    check_horizon: int = Field(30, ge=1)  # loop = "released": steps per check episode
+    # loop = "released": relative drop that reverts to the best pair, and relative change that ends the loop
     check_rtol: float = Field(0.01, ge=0)
 
     @property

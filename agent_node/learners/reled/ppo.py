@@ -22,17 +22,17 @@ class PPOConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    obs_dim: int = 10
-    n_actions: int = 4
+    obs_dim: int = 10  # observation width (routing's; the signals and inventory kinds set their own)
+    n_actions: int = 4  # discrete actions (routing: the roads out of a junction; signals and inventory set their own)
     hidden: int = 128  # 2 x 128 tanh MLPs for pi, V^a and V^e
-    lr: float = 3e-4
-    gamma: float = 0.99
-    clip_eps: float = 0.2
+    lr: float = 3e-4  # Adam's learning rate
+    gamma: float = 0.99  # discount factor
+    clip_eps: float = 0.2  # PPO's clip range of the probability ratio
     beta: float = BETA_DEFAULT  # entropy weight, Eq. 31
-    update_epochs: int = 10
+    update_epochs: int = 10  # passes over the gathered data per update
     minibatch: int = Field(64, ge=0)  # 0: the whole batch, one gradient step per epoch (eSpark's released learner)
-    max_grad_norm: float = 0.5
-    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5  # gradient-norm clip
+    vf_coef: float = 0.5  # weight of the value losses in the loss
     # which advantages are normalised before the epochs (the paper says nothing). "agent" (default): the agent's
     # own, as PPO usually does, not the demonstration's: normalising one demonstration's advantages gives its later
     # decisions (smaller return-to-go) negative ones, so the expert loss would push the expert's actions DOWN near
@@ -46,7 +46,8 @@ class PPOConfig(BaseModel):
     # over explore_eps_steps training decisions, then flat; PPO's old log-probability is this behaviour's (the
     # released learner's saved probs), the new one the plain masked policy's. start = 0 (default): plain sampling
     explore_eps_start: float = Field(0.0, ge=0, le=1)
-    explore_eps_finish: float = Field(0.0, ge=0, le=1)
+    explore_eps_finish: float = Field(0.0, ge=0, le=1)  # the epsilon floor's final value
+    # training decisions over which it falls from explore_eps_start to explore_eps_finish
     explore_eps_steps: int = Field(1, ge=1)
     init_seed: int = 0  # network initialisation (same value -> identical initial networks)
     seed: int = 0  # action sampling and minibatch shuffling
