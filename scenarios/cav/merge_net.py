@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import sumolib
 
-from ..sumo.figure8 import _netconvert
+from ..sumo.figure8 import build_net
 
 MAIN_ROUTE = ("inflow_highway", "left", "center")
 RAMP_ROUTE = ("inflow_merge", "bottom", "center")
@@ -219,27 +218,7 @@ def build_merge(
     if cached is None or cached.get("params") != params or not (net.exists() and routes.exists()):
         meta.unlink(missing_ok=True)
         nod, edg = _write_plain_xml(out, pre_merge, post_merge, merge_length, inflow_length, speed_limit)
-        proc = subprocess.run(
-            [
-                _netconvert(),
-                "-n",
-                str(nod),
-                "-e",
-                str(edg),
-                "--no-turnarounds",
-                "true",
-                "--no-internal-links",
-                "false",
-                "--no-warnings",
-                "true",
-                "-o",
-                str(net),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"netconvert failed ({proc.returncode}): {proc.stderr.strip()}")
+        build_net(nod, edg, net)
         _write_routes(routes, speed_limit, main_rate, ramp_rate, departures, main_depart_speed, ramp_depart_speed)
         main_off, main_len = _route_offsets(net, MAIN_ROUTE)
         ramp_off, ramp_len = _route_offsets(net, RAMP_ROUTE)

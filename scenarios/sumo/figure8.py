@@ -54,6 +54,16 @@ def _netconvert() -> str:
     return exe if os.path.exists(exe) else sumolib.checkBinary("netconvert")
 
 
+def build_net(nod: Path, edg: Path, net: Path, con: Path | None = None) -> None:
+    """netconvert plain XML (nodes, edges, optional connections) into net, one lane as written, no U-turns;
+    RuntimeError with netconvert's message when it fails."""
+    args = [_netconvert(), "-n", str(nod), "-e", str(edg), *(["-x", str(con)] if con is not None else [])]
+    args += ["--no-turnarounds", "true", "--no-internal-links", "false", "--no-warnings", "true", "-o", str(net)]
+    proc = subprocess.run(args, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"netconvert failed ({proc.returncode}): {proc.stderr.strip()}")
+
+
 def _shape(points: list[tuple[float, float]]) -> str:
     return " ".join(f"{x:.4f},{y:.4f}" for x, y in points)
 
@@ -228,29 +238,7 @@ def build_figure8(
     if cached is None or cached.get("params") != params or not (net.exists() and routes.exists()):
         meta.unlink(missing_ok=True)  # written last: a half-finished build is never reused
         nod, edg, con = _write_plain_xml(out, ring_radius, speed_limit)
-        proc = subprocess.run(
-            [
-                _netconvert(),
-                "-n",
-                str(nod),
-                "-e",
-                str(edg),
-                "-x",
-                str(con),
-                "--no-turnarounds",
-                "true",
-                "--no-internal-links",
-                "false",
-                "--no-warnings",
-                "true",
-                "-o",
-                str(net),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"netconvert failed ({proc.returncode}): {proc.stderr.strip()}")
+        build_net(nod, edg, net, con)
         segments = _segments(net)
         placed = _place(segments, n_vehicles)
         ids = _write_routes(routes, placed, set(slots), speed_limit)
