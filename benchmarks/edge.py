@@ -275,7 +275,7 @@ def inference(n: int, work: Path) -> dict:
     import torch
 
     from agent_node.learners.rsm.export import export_actor
-    from agent_node.learners.rsm.segments import Actor
+    from agent_node.learners.sac import Actor
     from agent_node.portable_policy import PortablePolicy
 
     torch.set_num_threads(1)

@@ -167,15 +167,83 @@ class BarrierRelease(Body):
     members: list[str] = []
 
 
+# ---------------------------------------------------------------------------------------------- step phases
+# What a world tells an agent with an observation besides the observation itself: which phase the step is in (the
+# "phase" key on the wire) and that phase's fields. Agents dispatch on the type; unknown keys are refused.
+MAX_INSTRUCTIONS, MAX_INSTRUCTION = 256, 512  # RELED plan followers: instructions per plan, characters each
+# subset: RELED's subset rollout; test_stochastic: routing's sampled test episodes (greedy ones are "test")
+Mode = Literal["train", "test", "eval", "subset", "test_stochastic"]
+
+
+class Phase(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True, tag_field="phase"):
+    """Base of the step phases."""
+
+
+class Act(Phase, tag="act"):
+    """Act on this observation (or, with Observation.done, the episode ended for this agent)."""
+
+    mode: Mode = "train"  # train: sample and learn; test / eval: greedy; others: sampled; only train is kept
+    t: Finite | None = None  # the world's clock at this step, s (routing, CAV)
+    applied: int | None = None  # the action the world applied instead of the agent's last answer (late or invalid)
+    arrived: bool = False  # routing, at the end: the vehicle reached its destination
+    truncated: bool = False  # routing, at the end: cut at the episode's time limit
+    episode: NonNegative | None = None  # CAV: the episode this step belongs to
+    first: bool = False  # CAV: the episode's first step
+    final: bool = False  # CAV: the run's last episode ends with this step
+    # CAV: with done, a terminal state (a collision; the default: a world that does not say ends the bootstrap);
+    # False: a truncation (the horizon, leaving the road) the learner bootstraps from
+    terminal: bool = True
+    left: bool = False  # CAV: the vehicle left the road (a truncation)
+
+
+class Follow(Act, tag="follow"):
+    """RELED subset rollout: a plan follower is told the road its expert plan takes; it answers with it."""
+
+    expert_action: int = -1  # -1: the plan has no road here
+
+
+class Rollout(Phase, tag="rollout"):
+    """RELED: the agent's part in the coming subset rollout."""
+
+    subset: bool = False  # in the subset (follows a plan) or not
+    instructions: (
+        Annotated[list[Annotated[str, Meta(max_length=MAX_INSTRUCTION)]], Meta(max_length=MAX_INSTRUCTIONS)] | None
+    ) = None
+
+
+class Expert(Phase, tag="expert"):
+    """RELED: the expert trajectory of this agent's plan (arrays obs, mask, actions, rewards, xy), kept for training."""
+
+    epoch: NonNegative
+    arrived: bool = True
+
+
+class Probe(Phase, tag="probe"):
+    """RELED: a plan that did not reach the destination: the agent answers pi(.|o) on its steps, keeps nothing."""
+
+    epoch: NonNegative
+    arrived: bool = False
+
+
+class Update(Phase, tag="update"):
+    """Every agent's learning step on what it gathered since the last one (epoch k of K)."""
+
+    epoch: NonNegative
+    K: NonNegative | None = None
+
+
+StepPhase = Act | Follow | Rollout | Expert | Probe | Update
+
+
 @register
 class Observation(Body):
-    """World to agent: the agent's observation, reward and status for one step."""
+    """World to agent: the agent's observation, reward and status for one step, and the step's phase."""
 
     TYPE: ClassVar[str] = "observation"
     step: int
     reward: Finite = 0.0
     done: bool = False
-    info: dict[str, Any] = {}
+    info: StepPhase = msgspec.field(default_factory=Act)
     radio_expected: int | None = None  # radio messages the medium has delivered to this agent so far
 
 

@@ -8,7 +8,7 @@ from typing import Callable
 
 from protocols.endpoint import Endpoint
 from protocols.lockstep import WorldLedger
-from protocols.messages import Action, Observation, Positions, Tick
+from protocols.messages import Action, Observation, Phase, Positions, Tick, Update
 
 log = logging.getLogger("scenarios.step_driver")
 
@@ -156,11 +156,11 @@ class AgentExchange(StepDriver):
     def request_all(
         self,
         agents: list[int],
-        info: dict,
+        info: Phase,
         arrays_by_agent: dict[int, dict] | None = None,
         deadline_s: float | None = None,
     ) -> dict[int, tuple]:
-        """Send one control observation (its phase in info) to each agent; their answers as (value, arrays)."""
+        """Send one control observation (its phase) to each agent; their answers as (value, arrays)."""
         self.step += 1
         expected = {
             self.send(a, Observation(step=self.step, info=info), (arrays_by_agent or {}).get(a, {})) for a in agents
@@ -230,7 +230,7 @@ class EpisodicWorld(AgentExchange):
         """Every agent's learning step on what it gathered since the last one; the world waits for all of them."""
         self.request_all(
             list(range(self.n_agents)),
-            {"phase": "update", "epoch": k, "K": last},
+            Update(epoch=k, K=last),
             deadline_s=self.cfg.update_deadline_s,
         )
         return not self.ep.stopping

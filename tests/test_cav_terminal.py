@@ -8,7 +8,7 @@ from conftest import ROOT, metrics, run_cli
 from agent_node.node import agent_rng
 from agent_node.roles.base import NodeContext
 from agent_node.roles.cav import CavRole
-from protocols.messages import Envelope, Message, Observation
+from protocols.messages import Act, Envelope, Message, Observation
 
 
 def role():
@@ -18,7 +18,7 @@ def role():
 
 
 def observe(r, step, done=False, **info):
-    body = Observation(step=step, reward=0.5, done=done, info={"episode": 0, "mode": "train", **info})
+    body = Observation(step=step, reward=0.5, done=done, info=Act(episode=0, mode="train", **info))
     env = Envelope(type=body.TYPE, src="world", dst="cav0", seq=step, t_sim=step * 0.1)
     obs = np.full(6, 0.1 * step, np.float32)
     return r.on_observation(Message(env, body, {"obs": obs, "xy": np.zeros(2)}))

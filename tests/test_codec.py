@@ -20,7 +20,19 @@ from hypothesis.extra import numpy as hnp
 from protocols import codec
 from protocols.codec import ALLOWED_DTYPES, Limits, decode, decode_envelope, encode
 from protocols.errors import ProtocolError
-from protocols.messages import BROADCAST, PROTOCOL_VERSION, REGISTRY, Beacon, Envelope, Payload, Ping, Positions
+from protocols.messages import (
+    BROADCAST,
+    PROTOCOL_VERSION,
+    REGISTRY,
+    Beacon,
+    Envelope,
+    Follow,
+    Observation,
+    Payload,
+    Ping,
+    Positions,
+    Update,
+)
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -51,7 +63,7 @@ EXAMPLES: dict[str, dict] = {
     "metrics": dict(kind="beacon_node", values={"t": 1.5, "n": 3, "nested": {"x": [1, 2.5, "s"]}}, final=True),
     "barrier_arrive": dict(name="step", round=3, group=["a", "b"]),
     "barrier_release": dict(name="step", round=3, members=["a", "b"]),
-    "observation": dict(step=5, reward=-1.25, done=True, info={"collisions": 0, "lane": "e1"}),
+    "observation": dict(step=5, reward=-1.25, done=True, info=Follow(mode="subset", t=3.0, applied=1, expert_action=2)),
     "action": dict(step=5, value=0.5),
     "positions": dict(step=2, ids=["v0", "v1", "v2"], radio_sent={"v0": 5}),
     "link_report": dict(names=["a", "b", "beacon"], columns=["sent", "delivered"], final=True),
@@ -349,6 +361,25 @@ def test_schema_invalid_body_maps(type_, data):
     with pytest.raises(ProtocolError) as info:
         decode([raw_envelope(type=type_), msgpack.packb(body_map, use_bin_type=True)])
     assert f"bad {type_!r} body" in str(info.value)
+
+
+def test_an_observation_phase_is_typed_and_anything_else_is_refused():
+    """The step's phase travels as a tagged struct: an unknown phase, a key its phase lacks, or a field of the wrong
+    type is refused at decoding, before any role sees it."""
+    ok = decode(frames_of("observation"))
+    assert ok.body.info == Follow(mode="subset", t=3.0, applied=1, expert_action=2)
+    update = decode([bytes(f) for f in encode(Observation(step=2, info=Update(epoch=3, K=9)), src="w", dst="a", seq=0)])
+    assert isinstance(update.body.info, Update) and (update.body.info.epoch, update.body.info.K) == (3, 9)
+    for info in (
+        {"phase": "reboot"},  # no such phase
+        {"collisions": 0},  # no phase at all, and a key no phase has
+        {"phase": "act", "expert_action": 2},  # a key of another phase
+        {"phase": "update", "epoch": -1},  # out of range
+        {"phase": "act", "mode": "godmode"},  # not a mode
+        {"phase": "rollout", "instructions": ["go"] * 10_000},  # longer than any plan
+    ):
+        with pytest.raises(ProtocolError, match="bad 'observation' body"):
+            decode([raw_envelope(type="observation"), msgpack.packb({"step": 1, "info": info})])
 
 
 @FAST

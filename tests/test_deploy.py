@@ -9,7 +9,7 @@ import torch
 from conftest import ROOT, metrics, run_cli, start_run, wait_for
 from test_rsm_run import QUICK, SCENARIO, run
 
-from agent_node.learners.rsm.sac import SAC
+from agent_node.learners.sac import SAC
 from agent_node.portable_policy import PortablePolicy
 
 

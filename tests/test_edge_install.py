@@ -158,7 +158,7 @@ def test_exported_policy_acts_without_torch(tmp_path):
     import torch
 
     from agent_node.learners.rsm.export import export_actor
-    from agent_node.learners.rsm.segments import Actor
+    from agent_node.learners.sac import Actor
 
     torch.manual_seed(3)
     actor, bound = Actor(), 3.0

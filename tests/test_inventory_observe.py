@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from agent_node.learners.reled.ppo import HybridPPO, PPOConfig
+from agent_node.learners.ppo import MaskedPPO, PPOConfig
 from scenarios.espark.candidates import _MABIM_PRELUDE, MABIM, validate_candidate
 from scenarios.inventory.config import ACTION_MULTIPLES, N_ACTIONS, DemandConfig, InventoryConfig
 from scenarios.inventory.model import InventoryEnv
@@ -86,7 +86,7 @@ def test_mabim_inputs_validate_and_give_the_envs_values():
 
 
 def test_act_batch_follows_the_masks_and_matches_act_greedily():
-    ppo = HybridPPO(PPOConfig(obs_dim=OBS_DIM, n_actions=N_ACTIONS, junction_ids=False, seed=1))
+    ppo = MaskedPPO(PPOConfig(obs_dim=OBS_DIM, n_actions=N_ACTIONS, seed=1))
     obs = np.random.default_rng(0).normal(size=(50, OBS_DIM)).astype(np.float32)
     masks = np.random.default_rng(1).random((50, N_ACTIONS)) < 0.3
     masks[0] = False  # an all-masked row falls back to every action

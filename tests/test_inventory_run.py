@@ -37,7 +37,7 @@ def test_ippo_two_warehouses_learn_and_report_test_profit(tmp_path):
         ("agent1", 1),
         ("agent1", 2),
     ]
-    assert all(u["n_agent"] == 20 * 30 and u["episodes"] == 1 for u in updates)  # 20 SKUs x 30 days each
+    assert all(u["n"] == 20 * 30 and u["episodes"] == 1 for u in updates)  # 20 SKUs x 30 days each
     eps = [m for m in recs if m["kind"] == "inventory_episode"]
     assert [e["mode"] for e in eps] == ["train", "train", "test"]
     for e in eps:

@@ -181,6 +181,9 @@ def test_config_env_resolution():
     env = {"OPENAI_BASE_URL": "http://env/v1", "OPENAI_API_KEY": "k-env", "OPENAI_MODEL": "env-model"}
     c = LLMConfig.from_env(env, backend="openai", model="explicit")
     assert (c.base_url, c.api_key, c.model) == ("http://env/v1", "k-env", "explicit")
+    assert LLMConfig.from_env(env, backend="openai").model == "env-model"  # OPENAI_MODEL is read
+    assert LLMConfig(backend="openai").with_env(env).model == "env-model"  # a parsed [llm] table, as the client does
+    assert LLMConfig.from_env(env, backend="local").resolved_base_url() == "http://127.0.0.1:8765/v1"  # not redirected
     local = LLMConfig.from_env({}, backend="local")
     assert local.resolved_base_url() == "http://127.0.0.1:8765/v1" and local.resolved_api_key()
     assert local.context_tokens == 10_000
@@ -283,6 +286,18 @@ def _cfg(url, **kw):
             **kw,
         }
     )
+
+
+@needs_openai
+def test_an_openai_table_without_a_model_sends_openai_model_from_the_environment(monkeypatch):
+    """A parsed [llm] table (backend "openai", no model, no address) takes them from OPENAI_* in the client."""
+    with _FakeServer([200]) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+        monkeypatch.setenv("OPENAI_MODEL", "env-model")
+        LLMClient(LLMConfig.model_validate({"backend": "openai", "max_retries": 0})).complete(MSGS)
+    req = srv.requests[0]
+    assert req["body"]["model"] == "env-model" and req["auth"] == "Bearer sk-env"
 
 
 @needs_openai

@@ -158,3 +158,84 @@ def test_merge_passes_the_api_test_and_steps_as_the_native_env(tmp_path):
     finally:
         par.close()
     _same(*_cav_runs(make, lambda a, t: 0.5, episode=2, steps=30))
+
+
+@pytest.fixture(scope="module")
+def tiny_grid(tmp_path_factory):
+    """The 2 x 2 routing grid of tests/test_routing_env.py, three vehicles, no background traffic."""
+    from scenarios.routing.grid_map import build_grid
+    from scenarios.routing.maps import Trip
+
+    out = tmp_path_factory.mktemp("routing_parallel")
+    g = build_grid(out, junctions_x=2, junctions_y=2, spacing_m=100.0, attach_m=50.0, speed_limit=10.0)
+    (out / "none.rou.xml").write_text("<routes/>\n")
+    trips = [
+        Trip(0, "left0A0", "right1", 9, 2.0),
+        Trip(1, "left1A1", "right0", 8, 0.0),
+        Trip(2, "top0A1", "bottom1", 5, 4.0),
+    ]
+    return g.net, out / "none.rou.xml", trips
+
+
+def _routing_choice(agent: int, obs: np.ndarray, mask: np.ndarray) -> int:
+    """A deterministic rule on what an agent sees: one of its allowed roads, picked by its position and id."""
+    allowed = np.flatnonzero(mask)
+    return int(allowed[(int(obs[0]) + agent) % len(allowed)])
+
+
+def test_routing_passes_the_api_test(tiny_grid):
+    from scenarios.routing.env import RoutingEnv
+    from scenarios.routing.parallel import RoutingParallelEnv
+
+    net, routes, trips = tiny_grid
+    par = RoutingParallelEnv(RoutingEnv(net, routes, trips, t_max=150.0))
+    try:
+        parallel_api_test(par, num_cycles=400)
+    finally:
+        par.close()
+
+
+def test_routing_steps_as_the_native_env(tiny_grid):
+    """The same rule through the event-driven env (as the world drives it) and the ParallelEnv: same decisions,
+    same rewards, same travel times; only deciding agents have a selectable action."""
+    from scenarios.routing.env import RoutingEnv
+    from scenarios.routing.parallel import RoutingParallelEnv
+
+    net, routes, trips = tiny_grid
+    env = RoutingEnv(net, routes, trips, t_max=300.0)
+    env.reset(3)
+    seen, returns = [], dict.fromkeys(range(3), 0.0)
+    try:
+        while not env.done:
+            pending, endings = env.tick()
+            while pending or endings:
+                for e in endings:
+                    returns[e.agent] += e.reward
+                for d in pending:
+                    returns[d.agent] += d.reward
+                    seen.append((env.t, d.agent, d.junction))
+                    assert env.apply(d.agent, d.edge, d.options, _routing_choice(d.agent, d.obs, d.mask))
+                pending, endings = env.follow_ups([d.agent for d in pending]), []
+        native_times = env.travel_times()
+    finally:
+        env.close()
+
+    par = RoutingParallelEnv(RoutingEnv(net, routes, trips, t_max=300.0))
+    par_seen, par_returns = [], dict.fromkeys(range(3), 0.0)
+    try:
+        obs, infos = par.reset(seed=3)
+        while par.agents:
+            deciding = [a for a in par.agents if infos[a]["deciding"]]
+            assert all(obs[a]["action_mask"].any() == (a in deciding) for a in par.agents)
+            for a in deciding:
+                par_seen.append((par.env.t, int(a[5:]), infos[a]["junction"]))
+            actions = {a: _routing_choice(int(a[5:]), obs[a]["observation"], obs[a]["action_mask"]) for a in deciding}
+            obs, rewards, term, trunc, infos = par.step(actions)
+            assert not any("applied" in i for i in infos.values())
+            for a, r in rewards.items():
+                par_returns[int(a[5:])] += r
+        assert par.env.travel_times() == native_times
+    finally:
+        par.close()
+    assert par_seen == seen and len(seen) > 6
+    assert par_returns == pytest.approx(returns, abs=1e-9)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from agent_node.learners.rsm.export import export_actor, export_sac
-from agent_node.learners.rsm.sac import SAC, SACConfig
+from agent_node.learners.sac import SAC, SACConfig
 from agent_node.portable_policy import DESCRIPTION_KEY, PortablePolicy
 
 torch.set_num_threads(1)

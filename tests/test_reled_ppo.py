@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from agent_node.learners.reled.ppo import HybridPPO, PPOConfig, Trajectory, preprocess
+from agent_node.learners.ppo import Trajectory
+from agent_node.learners.reled.hybrid_ppo import HybridPPO, HybridPPOConfig, preprocess
 
 torch.set_num_threads(1)
 ALL = np.ones(4, dtype=bool)
@@ -55,7 +56,7 @@ def test_preprocess_normalises_junction_ids_only():
 
 
 def test_eq26_returns_terminated_vs_bootstrapped():
-    agent = HybridPPO(PPOConfig(gamma=0.9))
+    agent = HybridPPO(HybridPPOConfig(gamma=0.9))
     const = lambda x: torch.full((x.shape[0], 1), 10.0)  # noqa: E731 - a controllable critic V = 10
     obs = [obs_at(i) for i in range(3)]
     done = traj(obs, [0, 1, 2], [1, 2, 3], terminated=True, last_obs=obs_at(3))
@@ -66,15 +67,15 @@ def test_eq26_returns_terminated_vs_bootstrapped():
     np.testing.assert_allclose(agent.returns(no_last, const), [5.23, 4.7, 3.0])  # no bootstrap obs -> 0
     # GAE switch: lambda=1 reproduces Eq. 26, lambda=0 is the one-step TD target
     np.testing.assert_allclose(
-        HybridPPO(PPOConfig(gamma=0.9, gae_lambda=1.0)).returns(cut, const), [12.52, 12.8, 12.0], rtol=1e-6
+        HybridPPO(HybridPPOConfig(gamma=0.9, gae_lambda=1.0)).returns(cut, const), [12.52, 12.8, 12.0], rtol=1e-6
     )
     np.testing.assert_allclose(
-        HybridPPO(PPOConfig(gamma=0.9, gae_lambda=0.0)).returns(cut, const), [10.0, 11.0, 12.0], rtol=1e-6
+        HybridPPO(HybridPPOConfig(gamma=0.9, gae_lambda=0.0)).returns(cut, const), [10.0, 11.0, 12.0], rtol=1e-6
     )
 
 
 def test_masked_actions_never_sampled_and_all_false_falls_back():
-    agent = HybridPPO(PPOConfig(seed=3))
+    agent = HybridPPO(HybridPPOConfig(seed=3))
     mask = np.array([True, False, True, False])
     seen = {agent.act(obs_at(1), mask)[0] for _ in range(200)}
     assert seen == {0, 2}
@@ -91,22 +92,22 @@ def test_masked_actions_never_sampled_and_all_false_falls_back():
 
 
 def test_seeding_identical_init_and_identical_updates():
-    a, b = HybridPPO(PPOConfig(init_seed=7, seed=1)), HybridPPO(PPOConfig(init_seed=7, seed=1))
+    a, b = HybridPPO(HybridPPOConfig(init_seed=7, seed=1)), HybridPPO(HybridPPOConfig(init_seed=7, seed=1))
     assert same(params(a), params(b))
-    assert not same(params(a), params(HybridPPO(PPOConfig(init_seed=8))))
-    data = bandit_data(HybridPPO(PPOConfig(seed=5)), 40)
+    assert not same(params(a), params(HybridPPO(HybridPPOConfig(init_seed=8))))
+    data = bandit_data(HybridPPO(HybridPPOConfig(seed=5)), 40)
     expert = [traj([obs_at(i)], [1], [1.0]) for i in range(20)]
     sa, sb = a.update(data, expert, 0.4), b.update(data, expert, 0.4)
     assert sa == sb and same(params(a), params(b))
     # a checkpoint resumes identically (networks, Adam moments, sampling generator)
-    c = HybridPPO(PPOConfig(init_seed=99, seed=1))
+    c = HybridPPO(HybridPPOConfig(init_seed=99, seed=1))
     c.load_state_dict(a.state_dict())
     assert a.update(data, expert, 0.4) == c.update(data, expert, 0.4) and same(params(a), params(c))
     assert a.act(obs_at(2), ALL) == c.act(obs_at(2), ALL)
 
 
 def test_alpha0_expert_loss_imitates_expert_action():
-    agent = HybridPPO(PPOConfig(norm_adv="none", seed=2))
+    agent = HybridPPO(HybridPPOConfig(norm_adv=False, seed=2))
     states = [obs_at(i % 6, dest=(i * 7) % 6) for i in range(32)]
     expert = [traj(states[i : i + 4], [1] * 4, [5.0] * 4) for i in range(0, 32, 4)]
     agent_data = [traj([s], [i % 4], [0.0]) for i, s in enumerate(states)]
@@ -120,9 +121,9 @@ def test_alpha0_expert_loss_imitates_expert_action():
 
 
 def test_alpha1_ignores_expert_data():
-    with_e, without = HybridPPO(PPOConfig(seed=4)), HybridPPO(PPOConfig(seed=4))
+    with_e, without = HybridPPO(HybridPPOConfig(seed=4)), HybridPPO(HybridPPOConfig(seed=4))
     critic_e0 = [p.detach().clone() for p in with_e.critic_expert.parameters()]
-    data = bandit_data(HybridPPO(PPOConfig(seed=6)), 40)
+    data = bandit_data(HybridPPO(HybridPPOConfig(seed=6)), 40)
     expert = [traj([obs_at(i)], [1], [5.0]) for i in range(20)]
     s1, s2 = with_e.update(data, expert, 1.0), without.update(data, [], 1.0)
     assert s1 == s2 and s1["n_expert"] == 0
@@ -131,17 +132,17 @@ def test_alpha1_ignores_expert_data():
 
 
 def test_expert_only_update_trains_policy_and_expert_critic():
-    agent = HybridPPO(PPOConfig(norm_adv="none"))
+    agent = HybridPPO(HybridPPOConfig(norm_adv=False))
     before = params(agent)
-    critic_a0 = [p.detach().clone() for p in agent.critic_agent.parameters()]
+    critic_a0 = [p.detach().clone() for p in agent.critic.parameters()]
     stats = agent.update([], [traj([obs_at(i)], [3], [5.0]) for i in range(10)], alpha=0.3)
     assert stats["n_agent"] == 0 and stats["n_expert"] == 10
     assert not same(params(agent), before)
-    assert same([p.detach() for p in agent.critic_agent.parameters()], critic_a0)
+    assert same([p.detach() for p in agent.critic.parameters()], critic_a0)
 
 
 def test_agent_ppo_bandit_increases_rewarded_action():
-    agent = HybridPPO(PPOConfig(seed=0))
+    agent = HybridPPO(HybridPPOConfig(seed=0))
     states = np.stack([obs_at(i) for i in range(6)])
     before = agent.probs(states, np.ones((6, 4), bool))[:, 2].mean()
     for _ in range(4):
@@ -185,7 +186,7 @@ def test_shape_errors():
     with pytest.raises(ValueError, match="alpha"):
         agent.update([], [], 1.5)
     with pytest.raises(Exception):
-        PPOConfig(bogus=1)
+        HybridPPOConfig(bogus=1)
 
 
 def test_clipped_surrogate_is_standard_ppo_min():
@@ -205,7 +206,7 @@ def test_clipped_surrogate_is_standard_ppo_min():
 def test_default_settings_imitate_every_step_of_one_demonstration():
     """A demonstration's later decisions have less return to go; with the default (agent-only) advantage
     normalisation they are still reinforced, not pushed down (normalising them un-learnt the demonstration)."""
-    agent = HybridPPO(PPOConfig(seed=5))
+    agent = HybridPPO(HybridPPOConfig(seed=5))
     states = [obs_at(i, dest=5) for i in range(6)]
     demo = traj(states, [2, 1, 2, 1, 2, 1], [100.0] * 6)
     masks = np.ones((6, 4), bool)
@@ -214,49 +215,3 @@ def test_default_settings_imitate_every_step_of_one_demonstration():
         agent.update([], [demo], alpha=0.0)
     after = agent.probs(np.stack(states), masks)[np.arange(6), [2, 1, 2, 1, 2, 1]]
     assert np.all(after > before), (before, after)
-
-
-def test_epsilon_floor_schedule_sampling_and_behaviour_log_probs():
-    """eSpark's released selector: (1 - eps) pi + eps Uniform(selectable), eps linear start -> finish, then flat;
-    the update's old log-probability is this behaviour's, so its first ratio is pi / behaviour."""
-    cfg = PPOConfig(
-        explore_eps_start=1.0,
-        explore_eps_finish=0.05,
-        explore_eps_steps=100,
-        update_epochs=1,
-        minibatch=0,
-        junction_ids=False,
-        obs_dim=10,
-    )
-    agent = HybridPPO(cfg)
-    assert agent.explore_eps(0) == 1.0 and agent.explore_eps(50) == pytest.approx(0.525)
-    assert agent.explore_eps(100) == pytest.approx(0.05) and agent.explore_eps(10_000) == pytest.approx(0.05)
-    with torch.no_grad():  # a policy that puts almost all mass on action 0
-        agent.policy[-1].bias.copy_(torch.tensor([20.0, 0.0, 0.0, 0.0]))
-    mask = np.array([True, True, False, True])
-    o = obs_at(1)
-    plain = [agent.act(o, mask)[0] for _ in range(200)]
-    floored = [agent.act(o, mask, eps=1.0)[0] for _ in range(600)]
-    assert set(plain) == {0}
-    assert 2 not in floored and all(floored.count(a) > 120 for a in (0, 1, 3))  # uniform over the selectable
-    a, logp = agent.act(o, mask, eps=0.3)
-    pi = agent.probs(o[None], mask[None])[0]
-    assert logp == pytest.approx(float(np.log(0.7 * pi[a] + 0.3 / 3)), rel=1e-5)
-    t = Trajectory(
-        np.stack([o, o]), np.stack([mask, mask]), np.array([1, 0]), np.zeros(2), True, eps=np.array([0.3, 0.0])
-    )
-    d = agent._dataset([t], agent.critic_agent, False)
-    want = np.log([0.7 * pi[1] + 0.1, pi[0]])
-    assert np.allclose(d["logp"].numpy(), want, rtol=1e-5)
-    with pytest.raises(ValueError, match="eps must be"):
-        Trajectory(np.stack([o]), mask[None], np.array([0]), np.zeros(1), True, eps=np.zeros(2))
-
-
-def test_minibatch_zero_is_one_gradient_step_per_epoch_over_the_whole_batch():
-    agent = HybridPPO(PPOConfig(update_epochs=3, minibatch=0))
-    data = bandit_data(agent, 64)
-    steps = []
-    original = agent.optimizer.step
-    agent.optimizer.step = lambda *a, **k: (steps.append(1), original(*a, **k))
-    agent.update(data, [], 1.0)
-    assert len(steps) == 3

@@ -14,8 +14,8 @@ from agent_node.learners.rsm.round import (
     regulate_replica,
     response_chunks,
 )
-from agent_node.learners.rsm.sac import SAC, ReplayBuffer, SACConfig
-from agent_node.learners.rsm.segments import ACTOR_DIM, Actor, build_replica, flatten
+from agent_node.learners.rsm.segments import ACTOR_DIM, build_replica, flatten
+from agent_node.learners.sac import SAC, Actor, ReplayBuffer, SACConfig
 from protocols.messages import SegmentResponse
 
 CHUNK = 1120  # 4,480-byte CPM payloads

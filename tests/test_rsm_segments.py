@@ -10,7 +10,6 @@ import torch
 from agent_node.learners.rsm import mixing
 from agent_node.learners.rsm.segments import (
     ACTOR_DIM,
-    Actor,
     build_replica,
     flatten,
     load_flat,
@@ -20,6 +19,7 @@ from agent_node.learners.rsm.segments import (
     segment_bounds,
     split,
 )
+from agent_node.learners.sac import Actor, pre_tanh, squashed_log_prob
 
 torch.set_num_threads(1)
 
@@ -202,7 +202,7 @@ def test_batch_score_on_actor_has_actor_dim():
     actor = _actor(3)
     obs, u = torch.randn(50, 6), torch.randn(50, 1)
     mu, sigma = actor(obs)
-    logp = mixing.squashed_log_prob(mu, sigma, u, 3.0).sum(-1)
+    logp = squashed_log_prob(mu, sigma, u, 3.0).sum(-1)
     g = mixing.batch_score(logp, list(actor.parameters()))
     assert g.shape == (ACTOR_DIM,) and torch.isfinite(g).all()
 
@@ -213,6 +213,6 @@ def test_squashed_log_prob_matches_torch_transforms():
     mu, sigma, u = torch.tensor([0.2, -1.0]), torch.tensor([0.5, 1.3]), torch.tensor([0.7, -0.4])
     dist = TransformedDistribution(Normal(mu, sigma), [TanhTransform(), AffineTransform(0.0, 3.0)])
     a = 3.0 * torch.tanh(u)
-    assert torch.allclose(mixing.squashed_log_prob(mu, sigma, u, 3.0), dist.log_prob(a), atol=1e-5)
-    assert torch.allclose(mixing.pre_tanh(a, 3.0), u, atol=1e-5)
+    assert torch.allclose(squashed_log_prob(mu, sigma, u, 3.0), dist.log_prob(a), atol=1e-5)
+    assert torch.allclose(pre_tanh(a, 3.0), u, atol=1e-5)
     assert torch.allclose(mixing.gaussian_entropy(sigma), Normal(mu, sigma).entropy())

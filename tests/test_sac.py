@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from agent_node.learners.rsm.mixing import pre_tanh, squashed_log_prob
-from agent_node.learners.rsm.sac import SAC, ReplayBuffer, SACConfig
 from agent_node.learners.rsm.segments import ACTOR_DIM, flatten
+from agent_node.learners.sac import SAC, ReplayBuffer, SACConfig, pre_tanh, squashed_log_prob
 
 torch.set_num_threads(1)
 
@@ -311,7 +310,7 @@ def test_the_papers_settings_learn_a_speed_task_within_two_episodes():
     """Table IV's values (actor lr 4e-5, tau 1e-3, alpha_0 0.01, batch 256, learning after 512 samples) with
     the reference code's schedule (a full update every 10 steps): one agent on a 1-D speed task whose
     reward is v / 30 (accelerate to earn) goes from a standing start to about 0.9 in two 1,500-step episodes."""
-    from agent_node.learners.rsm.sac import update_flags
+    from agent_node.learners.sac import update_flags
 
     cfg = SACConfig(seed=1, init_seed=1)
     sac, buf = SAC(cfg), ReplayBuffer(cfg.buffer_size, cfg.obs_dim, cfg.act_dim, seed=1)

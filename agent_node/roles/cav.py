@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from protocols.messages import Action, Beacon, Message, SegmentRequest, SegmentResponse
+from protocols.messages import Act, Action, Beacon, Message, SegmentRequest, SegmentResponse
 
 from ..checkpoints import save_torch
 from ..learners.background import BackgroundUpdate
@@ -26,8 +26,8 @@ from ..learners.rsm.round import (
     regulate_replica,
     response_chunks,
 )
-from ..learners.rsm.sac import SAC, ReplayBuffer, SACConfig, update_flags
-from ..learners.rsm.segments import Actor, flatten, plan_replicas
+from ..learners.rsm.segments import flatten, plan_replicas
+from ..learners.sac import SAC, Actor, ReplayBuffer, SACConfig, update_flags
 from ..overrides import Overrides, set_fields
 from .base import Role, RoleSettings
 
@@ -142,10 +142,12 @@ class CavRole(Role):
             raise ValueError(f"cav role expects an 'obs' array of shape ({self.sac.cfg.obs_dim},)")
         self.after_action()  # an update left by a step whose action was never sent (its handler failed)
         info, t = body.info, msg.env.t_sim
-        train = info.get("mode", "train") == "train"
-        if info.get("first"):
+        if not isinstance(info, Act):
+            raise ValueError(f"a cav has no {type(info).__name__.lower()!r} phase")
+        train = info.mode == "train"
+        if info.first:
             self.prev = None
-        self.episode = int(info.get("episode", self.episode))
+        self.episode = self.episode if info.episode is None else info.episode
         if cfg.method != "isac":
             self.snapshot, self.obs_t = flatten(self.acting), t
             self.beacon(t, msg.arrays.get("xy"), float(obs[1]))
@@ -153,7 +155,7 @@ class CavRole(Role):
             s, a, logp = self.prev
             # only a terminal state stops the bootstrap: a collision, not the horizon or leaving the road (a
             # world that does not say which counts every end as terminal)
-            terminal = body.done and bool(info.get("terminal", True))
+            terminal = body.done and info.terminal
             self.buf.add(s, a, body.reward, obs, terminal, logp)
             self.learn(t, last=body.done)
         if self.pending is not None and t + 1e-9 >= self.pending.deadline_t:
@@ -161,7 +163,7 @@ class CavRole(Role):
         if body.done:
             self.prev = None
             if train:
-                self.end_episode(final=bool(info.get("final")))
+                self.end_episode(final=info.final)
             return Action(step=body.step), None
         a, logp = self.sac.act(obs, deterministic=not train and cfg.test_deterministic, actor=self.acting)
         self.prev = (obs, a, logp)

@@ -26,7 +26,7 @@ class DispatcherSettings(RoleSettings):
     horizon: int = Field(gt=0)
     policy: Literal["learned", "mode", "random", "stay"] = "learned"
     policy_file: str = ""  # the TablePolicy (.npz) when policy = "learned"
-    model: dict = Field(default_factory=dict)
+    model: WarehouseModel = Field(default_factory=WarehouseModel)
     poll_timeout_s: float = Field(1.0, gt=0)
     replace_lost: bool = True  # replace an unanswered poll by another robot drawn uniformly
     window: int = Field(8, ge=1, le=64)  # s_g history carried by each broadcast and poll
@@ -46,7 +46,7 @@ class DispatcherRole(Role):
         self.cfg = cfg = DispatcherSettings.model_validate(settings)
         if cfg.k > cfg.n:
             raise ValueError(f"k = {cfg.k} exceeds the number of robots n = {cfg.n}")
-        self.model = WarehouseModel.model_validate(cfg.model)
+        self.model = cfg.model
         self.policy = dispatcher_policy(cfg, self.model.zones, ctx.seed)
         self.episode = -1
         self.asking: tuple[int, int] | None = None  # (episode, step) of the polls in flight

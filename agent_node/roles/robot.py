@@ -18,7 +18,7 @@ class RobotSettings(RoleSettings):
     name: str = "robot"
     horizon: int = Field(gt=0)
     policy: str  # .npy file holding the shared local policy pi_l[s_l, s_g, a_l]
-    model: dict = Field(default_factory=dict)  # WarehouseModel fields
+    model: WarehouseModel = Field(default_factory=WarehouseModel)
     record_zones: bool = False  # also report the zone trajectory (for replay checks)
 
 
@@ -36,7 +36,7 @@ class RobotRole(Role):
     def __init__(self, ctx, settings):
         super().__init__(ctx, settings)
         self.cfg = RobotSettings.model_validate(settings)
-        self.model = WarehouseModel.model_validate(self.cfg.model)
+        self.model = self.cfg.model
         self.index = robot_index(ctx.node_id)
         self.pi_l_cdf = cdf(self.model.check_local_policy(np.load(self.cfg.policy, allow_pickle=False))).tolist()
         self.episode = -1

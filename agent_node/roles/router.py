@@ -11,11 +11,13 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from protocols.messages import Action, Message
+from protocols.messages import Act, Action, Expert, Follow, Message, Probe, Rollout
 
 from ..checkpoints import save_torch
+from ..learners.ppo import Trajectory
 from ..learners.reled.dtw import agent_dtw, expert_weight
-from ..learners.reled.ppo import HybridPPO, PPOConfig, Trajectory, preprocess
+from ..learners.reled.hybrid_ppo import HybridPPO, HybridPPOConfig, preprocess
+from ..overrides import Overrides, set_fields
 from .base import Role, RoleSettings
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ class RouterSettings(RoleSettings):
     alpha_fixed: float | None = Field(None, ge=0, le=1)
     dtw_repr: Literal["junction_xy", "obs"] = "junction_xy"
     dtw_scale: float = Field(1.0, gt=0)
-    ppo: dict = Field(default_factory=dict)
+    ppo: Overrides(HybridPPOConfig) = Field(default_factory=HybridPPOConfig)  # fields set: over the seeds
     n_junctions: int = Field(2, ge=2)  # set by the run plan from the map
     torch_threads: int = Field(1, ge=1)
     checkpoint_dir: str | None = None
@@ -38,7 +40,6 @@ class RouterSettings(RoleSettings):
 
     @model_validator(mode="after")
     def _check(self):
-        PPOConfig.model_validate(self.ppo)
         if self.alpha_mode != "paper" and self.alpha_fixed is None:
             raise ValueError(f"alpha_mode {self.alpha_mode!r} needs alpha_fixed (the ablations use 0.2 or 0.5)")
         return self
@@ -76,7 +77,9 @@ class RouterRole(Role):
         torch.set_num_threads(cfg.torch_threads)
         seed = int(ctx.rng.integers(2**31))
         self.ppo = HybridPPO(
-            PPOConfig.model_validate({"init_seed": ctx.seed, "seed": seed, "n_junctions": cfg.n_junctions, **cfg.ppo})
+            HybridPPOConfig.model_validate(
+                {"init_seed": ctx.seed, "seed": seed, "n_junctions": cfg.n_junctions, **set_fields(cfg.ppo)}
+            )
         )
         self.episode: Episode | None = None
         self.trajectories: list[Trajectory] = []  # tau^{a,i} of the current epoch
@@ -91,37 +94,35 @@ class RouterRole(Role):
 
     def on_observation(self, msg: Message):
         info, arrays, step = msg.body.info, msg.arrays, msg.body.step
-        phase = info.get("phase", "act")
-        if phase == "act":
-            return Action(step=step, value=self.act(msg)), None
-        if phase == "follow":
+        if isinstance(info, Follow):
             self.counts["followed"] += 1
-            u = int(info.get("expert_action", -1))
-            return Action(step=step, value=u if u >= 0 else None), None
-        if phase == "rollout":
-            self.instructions = info.get("instructions")
+            return Action(step=step, value=info.expert_action if info.expert_action >= 0 else None), None
+        if isinstance(info, Act):
+            return Action(step=step, value=self.act(msg)), None
+        if isinstance(info, Rollout):
+            self.instructions = info.instructions
             return Action(step=step), None
-        if phase == "expert":
+        if isinstance(info, Expert):
             return Action(step=step), {"probs": self.take_expert(arrays)}
-        if phase == "probe":  # a plan followed but not to the destination: pi(.|o) for the PDI, nothing kept
+        if isinstance(info, Probe):  # a plan followed but not to the destination: pi(.|o) for the PDI, nothing kept
             return Action(step=step), {"probs": self.probe(arrays)}
-        if phase == "update":
-            return Action(step=step, value=self.update(int(info["epoch"]), int(info["K"]))), None
-        raise ValueError(f"unknown phase {phase!r}")
+        if info.K is None:
+            raise ValueError("a router's update needs the number of epochs K")
+        return Action(step=step, value=self.update(info.epoch, info.K)), None
 
     # ------------------------------------------------------------------ acting
     def act(self, msg: Message) -> int | None:
         body, arrays = msg.body, msg.arrays
-        mode = body.info.get("mode", "train")
+        mode = body.info.mode
         train = mode == "train"
         obs, mask = arrays.get("obs"), arrays.get("mask")
         if train and self.episode is not None and self.episode.actions:
             self.episode.rewards.append(float(body.reward))
-            if "applied" in body.info:  # the world had to take another road (our answer was late or invalid)
-                self.episode.actions[-1] = int(body.info["applied"])
+            if body.info.applied is not None:  # the world had to take another road (our answer was late or invalid)
+                self.episode.actions[-1] = body.info.applied
         if body.done:
             if train and self.episode is not None and self.episode.actions:
-                self.close_episode(bool(body.info.get("arrived")), obs, mask)
+                self.close_episode(body.info.arrived, obs, mask)
             self.episode = None
             return None
         if obs is None or mask is None or obs.shape != (self.ppo.cfg.obs_dim,):

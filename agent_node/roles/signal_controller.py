@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from protocols.messages import Action, Message
+from protocols.messages import Act, Action, Message
 
 from .base import Role, RoleSettings
 
@@ -40,7 +40,7 @@ class SignalControllerRole(Role):
 
     def on_observation(self, msg: Message):
         body, arrays = msg.body, msg.arrays
-        if body.info.get("phase", "act") != "act":
+        if not isinstance(body.info, Act):
             return Action(step=body.step), None
         if body.done:
             self.decisions = 0

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from protocols.messages import Action, Message
+from protocols.messages import Act, Action, Message, Update
 
 from ..checkpoints import save_torch
-from ..learners.reled.ppo import HybridPPO, PPOConfig, Trajectory
+from ..learners.ppo import MaskedPPO, PPOConfig, Trajectory
+from ..overrides import Overrides, set_fields
 from .base import Role, RoleSettings
 
 log = logging.getLogger(__name__)
@@ -23,16 +24,11 @@ class StockerSettings(RoleSettings):
     """What the run plan hands each warehouse: PPO settings, checkpoints and the reward scale."""
 
     name: str = "stocker"
-    ppo: dict = Field(default_factory=dict)
+    ppo: Overrides(PPOConfig) = Field(default_factory=PPOConfig)  # the fields set override the agent's seeds
     torch_threads: int = Field(1, ge=1)
     checkpoint_dir: str | None = None
     resume_dir: str | None = None
     reward_scale: float = Field(1e-4, gt=0)  # per-SKU reward / 1e4, as MABIM's IPPO (docs/espark.md, E-A8)
-
-    @model_validator(mode="after")
-    def _check(self):
-        PPOConfig.model_validate(self.ppo)
-        return self
 
 
 class StockerRole(Role):
@@ -47,7 +43,7 @@ class StockerRole(Role):
         self.cfg = cfg = StockerSettings.model_validate(settings)
         torch.set_num_threads(cfg.torch_threads)
         seed = int(ctx.rng.integers(2**31))
-        self.ppo = HybridPPO(PPOConfig.model_validate({"init_seed": ctx.seed, "seed": seed, **cfg.ppo}))
+        self.ppo = MaskedPPO(PPOConfig.model_validate({"init_seed": ctx.seed, "seed": seed, **set_fields(cfg.ppo)}))
         self.buf: dict[str, list] | None = None  # the current training episode: obs, masks, actions, rewards
         self.trajectories: list[Trajectory] = []
         self.returns: list[float] = []  # per closed episode: the scaled reward summed over SKUs and steps
@@ -57,17 +53,16 @@ class StockerRole(Role):
 
     def on_observation(self, msg: Message):
         info, step = msg.body.info, msg.body.step
-        phase = info.get("phase", "act")
-        if phase == "act":
+        if isinstance(info, Act):
             actions = self.act(msg)
             return Action(step=step), (None if actions is None else {"actions": actions})
-        if phase == "update":
-            return Action(step=step, value=self.update(int(info.get("epoch", 0)))), None
-        raise ValueError(f"unknown phase {phase!r}")
+        if isinstance(info, Update):
+            return Action(step=step, value=self.update(info.epoch)), None
+        raise ValueError(f"a stocker has no {type(info).__name__.lower()!r} phase")
 
     def act(self, msg: Message) -> np.ndarray | None:
         body, arrays = msg.body, msg.arrays
-        train = body.info.get("mode", "train") == "train"
+        train = body.info.mode == "train"
         obs, mask = arrays.get("obs"), arrays.get("mask")
         if train and self.buf is not None and self.buf["actions"]:
             rewards = np.asarray(arrays.get("rewards", np.zeros(len(self.buf["actions"][-1]))), np.float64)
@@ -109,7 +104,7 @@ class StockerRole(Role):
     def update(self, k: int) -> float:
         """IPPO (alpha = 1, no expert data) over the trajectories of the episodes since the last update."""
         started = time.time()
-        stats = self.ppo.update(self.trajectories, [], 1.0)
+        stats = self.ppo.update(self.trajectories)
         self.ctx.send_metrics(
             "stocker_update",
             {

@@ -17,7 +17,7 @@ def load_actors(checkpoints: Path, agents) -> dict:
     """Each agent's SAC, restored from its checkpoint file."""
     import torch
 
-    from agent_node.learners.rsm.sac import SAC
+    from agent_node.learners.sac import SAC
 
     out = {}
     for agent in agents:

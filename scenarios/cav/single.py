@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from agent_node.learners.rsm.sac import SAC, ReplayBuffer, SACConfig, update_flags
+from agent_node.learners.sac import SAC, ReplayBuffer, SACConfig, update_flags
 from agent_node.node import agent_rng
 from agent_node.overrides import set_fields
 

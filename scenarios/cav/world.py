@@ -6,12 +6,13 @@ import logging
 import time
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from agent_node.checkpoints import save_json
 from protocols.endpoint import Endpoint
 from protocols.lockstep import expected_radio
-from protocols.messages import Observation
+from protocols.messages import Act, Observation
 from protocols.security import Curve
 
 from ..step_driver import StepDriver, serve_world
@@ -125,21 +126,27 @@ class CavWorldProcess(StepDriver):
             positions = {n: xy[i] for i, n in enumerate(ids)}
             # terminal: the episode ended in a state with no future (a collision); the horizon and a vehicle
             # leaving the road are truncations, from which the learners bootstrap
-            info = {
-                "episode": episode,
-                "mode": mode,
-                "t": t,
-                "first": t == 0,
-                "final": final and done,
-                "terminal": done and collided and cfg.end_on_collision,
-            }
+            info = Act(
+                episode=episode,
+                mode=mode,
+                t=t,
+                first=t == 0,
+                final=final and done,
+                terminal=done and collided and cfg.end_on_collision,
+            )
             expected = set()
             for node, obs in observations.items():
                 self.send(node, obs, positions.get(node), reward, done, info, delivered)
                 expected.add(node)
-            for node in active_before - observations.keys():  # its vehicle left: a terminal transition
+            for node in active_before - observations.keys():  # its vehicle left: the end of its episode (a truncation)
                 self.send(
-                    node, self.last_obs[node], None, reward, True, dict(info, left=True, terminal=False), delivered
+                    node,
+                    self.last_obs[node],
+                    None,
+                    reward,
+                    True,
+                    msgspec.structs.replace(info, left=True, terminal=False),
+                    delivered,
                 )
                 expected.add(node)
             self.last_obs.update(observations)
@@ -186,7 +193,7 @@ class CavWorldProcess(StepDriver):
         finally:
             self.deadline_s = deadline
 
-    def send(self, node: str, obs, xy, reward: float, done: bool, info: dict, delivered) -> None:
+    def send(self, node: str, obs, xy, reward: float, done: bool, info: Act, delivered) -> None:
         ep = self.ep
         if node in ep.peers.down or not ep.peers.knows(node):
             return

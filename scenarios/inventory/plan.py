@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent_node.learners.reled.ppo import PPOConfig
+from agent_node.learners.ppo import PPOConfig
 from agent_node.overrides import set_fields
 from agent_node.roles.stocker import StockerSettings
 from scenarios.espark.masker import ExplorationSpec
@@ -24,7 +24,7 @@ def plan_inventory(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = Non
     if algo.method == "random_pruning":  # eSpark paper App. D.3.1: IPPO guided by random masks during training
         world = world.model_copy(update={"exploration": ExplorationSpec(kind="random")})
     ppo = PPOConfig.model_validate(
-        {**IPPO_DEFAULTS, "obs_dim": OBS_DIM, "n_actions": N_ACTIONS, "junction_ids": False, **set_fields(algo.ppo)}
+        {**IPPO_DEFAULTS, "obs_dim": OBS_DIM, "n_actions": N_ACTIONS, **set_fields(algo.ppo)}
     )
     resume_dir = str(resume / "checkpoints") if resume is not None else algo.init_weights
     settings = StockerSettings.model_validate(

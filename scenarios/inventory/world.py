@@ -8,27 +8,29 @@ import time
 import numpy as np
 
 from protocols.endpoint import Endpoint
-from protocols.messages import Observation
 from protocols.security import Curve
 from scenarios.espark.candidates import MABIM
 from scenarios.espark.masker import TrainingMasks
 
-from ..step_driver import EpisodicWorld, node_name, serve_world
+from ..parallel_world import ParallelEnvWorld
+from ..step_driver import node_name, serve_world
 from .config import ACTION_MULTIPLES, N_ACTIONS, InventoryWorld
 from .model import COMPONENTS, InventoryEnv
-from .observe import mabim_inputs, observe
+from .observe import mabim_inputs
+from .parallel import InventoryParallelEnv
 
 log = logging.getLogger("scenarios.inventory")
 
 DEFAULT_ACTION = ACTION_MULTIPLES.index(1.00)  # 10: order the mean demand, for a warehouse without a valid answer
 
 
-class InventoryWorldProcess(EpisodicWorld):
+class InventoryWorldProcess(ParallelEnvWorld):
     """Each day: every warehouse's per-SKU observations and masks out, its N actions back; periodic updates."""
 
     def __init__(self, ep: Endpoint, cfg: InventoryWorld, env: InventoryEnv, deadline_s: float, seed: int):
         super().__init__(ep, deadline_s)
         self.cfg, self.env, self.seed = cfg, env, seed
+        self.par = InventoryParallelEnv(cfg.env, env)
         self.n_agents = env.m
         self.exploration = TrainingMasks(cfg.exploration, MABIM, seed)  # training only, computed here
         self.defaulted = 0
@@ -59,37 +61,34 @@ class InventoryWorldProcess(EpisodicWorld):
             self._bad_logged.add(i)
         return np.full(self.env.n, DEFAULT_ACTION, np.int64)
 
-    def episode(self, mode: str, seed: int, k: int) -> dict | None:
-        """One episode (train: random window, sampled, masked; test: the test window, greedy, unmasked)."""
-        env, m, n = self.env, self.env.m, self.env.n
-        env.reset(seed, split="test" if mode == "test" else "train")
-        prev = None
-        rewards = np.zeros((m, n))
-        sums = {c: np.zeros(m) for c in ("reward", *COMPONENTS)}
-        done = False
-        while True:
-            if self.ep.stopping:
-                return None
-            self.step += 1
-            obs = observe(env, prev)
-            ones = np.ones((m, n, N_ACTIONS), bool)
-            masked = mode == "train" or (mode == "test" and self.cfg.exploration.at_test)
-            mask = self.exploration.allowed(lambda: mabim_inputs(env), ones) if masked and not done else ones
-            expected = set()
-            for i in range(m):
-                body = Observation(
-                    step=self.step, reward=float(rewards[i].sum()), done=done, info={"phase": "act", "mode": mode}
-                )
-                arrays = {"obs": obs[i], "mask": mask[i].astype(np.uint8), "rewards": rewards[i].astype(np.float32)}
-                expected.add(self.send(i, body, arrays))
-            answers = self.collect(expected)
-            if done:
-                break
-            prev = np.stack([self.actions_of(i, i in answers) for i in range(m)])
-            _, rewards, done, info = env.step(prev)
-            sums["reward"] += rewards.sum(1)
-            for c in COMPONENTS:
-                sums[c] += info["components"][c].sum(1)
+    def reset_options(self, mode: str) -> dict:
+        return {"split": "test" if mode == "test" else "train"}  # train: a random window; test: the test window
+
+    def masks(self, mode: str, obs: dict, infos: dict, done: bool) -> np.ndarray:
+        """Training (and test with exploration.at_test): the exploration's pruning; otherwise every order."""
+        ones = np.ones((self.env.m, self.env.n, N_ACTIONS), bool)
+        masked = mode == "train" or (mode == "test" and self.cfg.exploration.at_test)
+        return self.exploration.allowed(lambda: mabim_inputs(self.env), ones) if masked and not done else ones
+
+    def arrays(self, agent: str, obs: dict, infos: dict, mask: np.ndarray) -> dict[str, np.ndarray]:
+        rewards = infos[agent].get("rewards", np.zeros(self.env.n))  # per SKU; none before the first day
+        return {"obs": obs[agent], "mask": mask.astype(np.uint8), "rewards": np.asarray(rewards, np.float32)}
+
+    def reward_of(self, agent: str, rewards: dict, infos: dict) -> float:
+        return float(np.sum(infos[agent].get("rewards", 0.0)))  # the SKUs' rewards summed as float64, as the env does
+
+    def action(self, i: int, answered: bool, value, mask: np.ndarray) -> tuple[np.ndarray, None]:
+        return self.actions_of(i, answered), None  # the default order is counted, not told
+
+    def accumulate(self, totals: dict, rewards: dict, infos: dict) -> None:
+        agents = self.par.possible_agents
+        for key, values in [("reward", [infos[a]["rewards"] for a in agents])] + [
+            (c, [infos[a]["components"][c] for a in agents]) for c in COMPONENTS
+        ]:
+            totals[key] = totals.get(key, np.zeros(self.env.m)) + np.stack(values).sum(1)
+
+    def record(self, mode: str, seed: int, k: int, totals: dict) -> dict:
+        sums = {c: totals.get(c, np.zeros(self.env.m)) for c in ("reward", *COMPONENTS)}
         record = {
             "episode": k,
             "mode": mode,

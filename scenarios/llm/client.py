@@ -47,7 +47,7 @@ class LLMClient:
     def __init__(
         self, config: LLMConfig, recorder: Recorder | None = None, sleep: Callable[[float], None] = time.sleep
     ):
-        self.config = config
+        self.config = config = config.with_env()
         self.recorder = recorder
         self._sleep = sleep
         self._replay: ReplayBackend | None = None

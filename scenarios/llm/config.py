@@ -16,9 +16,10 @@ class LLMConfig(BaseModel):
     """Which backend answers, where, with what model, and how patiently.
 
     Resolution order for base_url / api_key / model: a value given explicitly (file, --set, constructor)
-    wins; otherwise `from_env()` fills it from OPENAI_BASE_URL / OPENAI_API_KEY / OPENAI_MODEL; otherwise
-    backend "local" falls back to LOCAL_BASE_URL and a dummy key, and backend "openai" leaves base_url to
-    the openai package's default. Backend "replay" needs only replay_file.
+    wins; otherwise, for backend "openai", `with_env()` (which the client calls) fills it from OPENAI_BASE_URL /
+    OPENAI_API_KEY / OPENAI_MODEL; otherwise backend "local" uses LOCAL_BASE_URL and a dummy key (the environment
+    never redirects the offline default), and backend "openai" leaves base_url to the openai package's default.
+    Backend "replay" needs only replay_file.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -43,15 +44,19 @@ class LLMConfig(BaseModel):
             raise ValueError("backend 'replay' needs replay_file (a recorded llm.jsonl)")
         return self
 
+    def with_env(self, env: Mapping[str, str] | None = None) -> "LLMConfig":
+        """Backend "openai": base_url / api_key / model not set explicitly come from OPENAI_BASE_URL /
+        OPENAI_API_KEY / OPENAI_MODEL where those are set; other backends are returned as they are."""
+        env = os.environ if env is None else env
+        if self.backend != "openai":
+            return self
+        fill = {f: env[v] for f, v in ENV_VARS.items() if f not in self.model_fields_set and env.get(v)}
+        return self.model_copy(update=fill) if fill else self
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **explicit) -> "LLMConfig":
-        """Explicit keyword values, else OPENAI_BASE_URL / OPENAI_API_KEY / OPENAI_MODEL, else defaults."""
-        env = os.environ if env is None else env
-        values = dict(explicit)
-        for field, var in ENV_VARS.items():
-            if values.get(field) is None and env.get(var):
-                values[field] = env[var]
-        return cls(**values)
+        """Explicit keyword values, else (backend "openai") the OPENAI_* variables, else defaults."""
+        return cls(**explicit).with_env(env)
 
     def resolved_base_url(self) -> str | None:
         """The URL the client talks to (None: the openai package's default)."""

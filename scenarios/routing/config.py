@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent_node.learners.reled.ppo import PPOConfig
+from agent_node.learners.reled.hybrid_ppo import HybridPPOConfig
 from agent_node.overrides import Overrides
 from scenarios.llm.config import LLMConfig
 
@@ -70,6 +70,7 @@ class RoutingAlgo(BaseModel):
     # DTW compares the (x, y) of the decision junctions then the destination (RL-11), or the observations
     dtw_repr: Literal["junction_xy", "obs"] = "junction_xy"
     dtw_scale: float = Field(1.0, gt=0)  # divisor of the DTW distance (1: the literal metre-scale formula)
-    ppo: Overrides(PPOConfig) = Field(default_factory=PPOConfig)  # the fields set override the run's PPO settings
+    # the fields set override the run's PPO settings
+    ppo: Overrides(HybridPPOConfig) = Field(default_factory=HybridPPOConfig)
     torch_threads: int = Field(1, ge=1)  # PyTorch threads of each agent process
     sed: SedSettings = Field(default_factory=SedSettings)  # the SED module: expert plans, schedule, feedback

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import sumolib
@@ -26,6 +26,9 @@ from .observe import (
     outgoing_options,
     step_reward,
 )
+
+if TYPE_CHECKING:
+    from .sed.navigation import Navigator
 
 log = logging.getLogger("scenarios.routing")
 
@@ -324,3 +327,14 @@ class RoutingEnv:
                 series[s.bonus_at] += TERMINAL_FRACTION * self.t_max
             out[agent] = series
         return out
+
+
+def fallback_road(env: RoutingEnv, nav: Navigator, d: Decision) -> int:
+    """No usable choice for decision d: the fastest road to the destination (or the first allowed one), applied."""
+    dest = env.states[d.agent].trip.destination_index
+    action = nav.action_for(d.edge, dest, "shortest_time", env.travel_time)
+    if action is None or not env.apply(d.agent, d.edge, d.options, action):
+        allowed = np.flatnonzero(d.mask)
+        action = int(allowed[0]) if len(allowed) else 0
+        env.apply(d.agent, d.edge, d.options, action)
+    return action

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from protocols.messages import Observation
+from protocols.messages import Act, Follow, Observation
 from scenarios.routing.sed.feedback import InstructionSpan
 from scenarios.routing.sed.navigation import Navigator
 from scenarios.routing.sed.plans import PlanOutcome
 
 from ..step_driver import AgentExchange, as_action
-from .env import Decision, Ending, RoutingEnv
+from .env import Decision, Ending, RoutingEnv, fallback_road
 
 log = logging.getLogger("scenarios.routing")
 
@@ -228,21 +228,12 @@ class EpisodeRunner(AgentExchange):
 
     def fallback(self, d: Decision) -> int:
         """No usable choice: the fastest road to the destination (or the first allowed one)."""
-        dest = self.env.states[d.agent].trip.destination_index
-        action = self.nav.action_for(d.edge, dest, "shortest_time", self.env.travel_time)
-        if action is None or not self.env.apply(d.agent, d.edge, d.options, action):
-            allowed = np.flatnonzero(d.mask)
-            action = int(allowed[0]) if len(allowed) else 0
-            self.env.apply(d.agent, d.edge, d.options, action)
-        return action
+        return fallback_road(self.env, self.nav, d)
 
     def send_decision(self, d: Decision, mode: str, expert_action: int | None) -> str:
         """Ask the agent for its road; a plan follower is told the expert's road (phase "follow")."""
-        info = {"phase": "act" if expert_action is None else "follow", "mode": mode, "t": self.env.t}
-        if d.agent in self.applied:
-            info["applied"] = self.applied.pop(d.agent)
-        if expert_action is not None:
-            info["expert_action"] = int(expert_action)
+        said = dict(mode=mode, t=self.env.t, applied=self.applied.pop(d.agent, None))
+        info = Act(**said) if expert_action is None else Follow(**said, expert_action=int(expert_action))
         dest = self.env.node_xy[self.env.states[d.agent].trip.destination_index]
         arrays = {
             "obs": d.obs,
@@ -253,9 +244,9 @@ class EpisodeRunner(AgentExchange):
         return self.send(d.agent, Observation(step=self.step, reward=d.reward, info=info), arrays)
 
     def send_end(self, e: Ending, mode: str) -> str:
-        info = {"phase": "act", "mode": mode, "t": self.env.t, "arrived": e.arrived, "truncated": e.truncated}
-        if e.agent in self.applied:
-            info["applied"] = self.applied.pop(e.agent)
+        info = Act(
+            mode=mode, t=self.env.t, arrived=e.arrived, truncated=e.truncated, applied=self.applied.pop(e.agent, None)
+        )
         arrays = {}
         if e.obs is not None:
             arrays = {"obs": e.obs, "mask": e.mask.astype(np.uint8)}

@@ -12,6 +12,7 @@ import numpy as np
 
 from agent_node.checkpoints import save_json
 from protocols.endpoint import Endpoint
+from protocols.messages import Expert, Probe, Rollout, Update
 from protocols.security import Curve
 from scenarios.routing.sed.feedback import format_feedback_lines, pdi_pairs, rvi_pairs
 from scenarios.routing.sed.module import Generation, SedModule
@@ -144,7 +145,7 @@ class RoutingWorldProcess(EpisodeRunner):
     def update(self, k: int) -> bool:
         """HPO (Alg. 1 lines 19-24): every agent updates on its own data; the world waits for all of them."""
         answers = self.request_all(
-            self.agents, {"phase": "update", "epoch": k, "K": self.cfg.epochs}, deadline_s=self.cfg.update_deadline_s
+            self.agents, Update(epoch=k, K=self.cfg.epochs), deadline_s=self.cfg.update_deadline_s
         )
         if self.ep.stopping:
             return False
@@ -220,10 +221,9 @@ class RoutingWorldProcess(EpisodeRunner):
 
     def announce(self, subset: list[int], followers: dict[int, Follower]) -> bool:
         """Each agent learns its part in the subset rollout; plan followers receive their instruction lists."""
-        info = {"phase": "rollout"}
         for a in self.agents:
             plan = [i.text() for i in followers[a].outcome.instructions] if a in followers else None
-            self.request_all([a], {**info, "instructions": plan, "subset": a in subset})
+            self.request_all([a], Rollout(instructions=plan, subset=a in subset))
         return not self.ep.stopping
 
     def send_experts(self, k: int, result: EpisodeResult, executed: dict[int, bool]) -> dict[int, np.ndarray]:
@@ -241,8 +241,8 @@ class RoutingWorldProcess(EpisodeRunner):
                 "rewards": np.asarray(track.rewards, np.float64),
                 "xy": np.asarray([*track.xy, dest], np.float64),
             }
-            phase = "expert" if executed.get(a) else "probe"
-            answer = self.request_all([a], {"phase": phase, "epoch": k, "arrived": bool(executed.get(a))}, {a: arrays})
+            phase = Expert(epoch=k) if executed.get(a) else Probe(epoch=k)
+            answer = self.request_all([a], phase, {a: arrays})
             probs = answer.get(a, (None, {}))[1].get("probs")
             ok = probs is not None and np.shape(probs) == (len(track.actions), 4) and np.all(np.isfinite(probs))
             if probs is not None and not ok:

@@ -34,9 +34,9 @@ class SignalParallelEnv(SpacesParallelEnv):
         }
         self.spaces_act = {t: spaces.Discrete(len(PHASES)) for t in self.possible_agents}
 
-    def _wrap(self, obs: dict, done: bool = False, extra: dict | None = None):
-        """Observations with their masks; infos with the masks, the pressures (while the simulation runs) and extra."""
-        pressure = {} if done else self.env.pressures(self.pressure)
+    def _wrap(self, obs: dict, extra: dict | None = None):
+        """Observations with their masks; infos with the masks, the pressures (of the last step's lanes) and extra."""
+        pressure = self.env.pressures(self.pressure)
         out = {t: {"observation": obs[t], "action_mask": self.masks[t]} for t in obs}
         infos = {t: {"action_mask": self.masks[t], **(extra or {})} for t in obs}
         for t, p in pressure.items():
@@ -51,7 +51,7 @@ class SignalParallelEnv(SpacesParallelEnv):
 
     def step(self, actions: dict):
         obs, rewards, done, info = self.env.step({t: int(a) for t, a in actions.items()})
-        out, infos = self._wrap(obs, done, info)
+        out, infos = self._wrap(obs, info)
         if done:
             self.agents = []
         return out, rewards, {t: False for t in out}, {t: done for t in out}, infos

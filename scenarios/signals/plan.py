@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import sumolib
 
-from agent_node.learners.reled.ppo import PPOConfig
+from agent_node.learners.ppo import PPOConfig
 from agent_node.overrides import set_fields
 from agent_node.roles.router import RouterSettings
 from agent_node.roles.signal_controller import SignalControllerSettings
@@ -46,7 +46,6 @@ def plan_signals(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None)
                 **IPPO_DEFAULTS,
                 "obs_dim": OBS_DIM,
                 "n_actions": len(PHASES),
-                "junction_ids": False,
                 **set_fields(algo.ppo),
             }
         )

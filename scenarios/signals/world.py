@@ -9,28 +9,30 @@ from pathlib import Path
 import numpy as np
 
 from protocols.endpoint import Endpoint
-from protocols.messages import Observation
 from protocols.security import Curve
 from scenarios.espark.candidates import TSC
 from scenarios.espark.masker import TrainingMasks
 
-from ..step_driver import EpisodicWorld, as_action, serve_world
+from ..parallel_world import ParallelEnvWorld
+from ..step_driver import as_action, serve_world
 from .config import SignalWorld
 from .env import FEATURES, SignalEnv
+from .parallel import SignalParallelEnv
 from .phases import MOVEMENTS, PHASES
 
 log = logging.getLogger("scenarios.signals")
 
 
-class SignalWorldProcess(EpisodicWorld):
+class SignalWorldProcess(ParallelEnvWorld):
     """Each decision: every light's observation and phase mask out, its phase back; updates between episodes."""
 
     def __init__(self, ep: Endpoint, cfg: SignalWorld, env: SignalEnv, deadline_s: float, seed: int):
         super().__init__(ep, deadline_s)
         self.cfg, self.env, self.seed = cfg, env, seed
+        self.par = SignalParallelEnv(env, cfg.pressure)
         self.lights = list(env.tls_ids)  # agent i controls lights[i]
         self.n_agents = len(self.lights)
-        self.masks = env.action_masks()
+        self.all_masks = env.action_masks()
         self.defaulted = 0
         self.exploration = TrainingMasks(cfg.exploration, TSC, seed)  # training only, computed here, never in agents
 
@@ -38,53 +40,40 @@ class SignalWorldProcess(EpisodicWorld):
         self.env.close()
         super().close()
 
-    def episode(self, mode: str, seed: int, k: int) -> dict | None:
-        """One episode; its record (returns, the tripinfo metrics); None if the run was stopped."""
-        obs = self.env.reset(seed)
-        rewards = {t: 0.0 for t in self.lights}
-        total, stopped_peak = 0.0, 0.0
-        applied: dict[str, int] = {}
-        done = False
-        while True:
-            if self.ep.stopping:
-                return None
-            self.step += 1
-            expected = set()
-            pressure = self.env.pressures(self.cfg.pressure)
-            masks = self.masks
-            if (mode == "train" or (mode == "test" and self.cfg.exploration.at_test)) and not done:
-                masks = self.exploration.allowed(lambda: (intersections(obs, self.lights), list(PHASES)), self.masks)
-            for i, light in enumerate(self.lights):
-                said = {"phase": "act", "mode": mode}
-                if light in applied:  # the agent learns from the phase that ran, not the one it asked for
-                    said["applied"] = applied.pop(light)
-                body = Observation(step=self.step, reward=rewards[light], done=done, info=said)
-                arrays = {
-                    "obs": np.asarray(obs[light], np.float32),
-                    "mask": masks[i].astype(np.uint8),
-                    "pressure": pressure[light],
-                }
-                expected.add(self.send(i, body, arrays))
-            answers = self.collect(expected)
-            if done:
-                break
-            actions = {}
-            for i, light in enumerate(self.lights):
-                a = as_action(answers.get(i))
-                if a is None or not (0 <= a < masks.shape[1] and masks[i][a]):
-                    a = int(np.flatnonzero(masks[i])[0])  # the first phase the agent may take now; counted
-                    self.defaulted += 1
-                    applied[light] = a
-                actions[light] = a
-            obs, rewards, done, info = self.env.step(actions)
-            total += sum(rewards.values())
-            stopped_peak = max(stopped_peak, -sum(rewards.values()))
-        trips = info.get("metrics") or {}
+    def masks(self, mode: str, obs: dict, infos: dict, done: bool) -> np.ndarray:
+        if (mode == "train" or (mode == "test" and self.cfg.exploration.at_test)) and not done:
+            raw = {t: obs[t]["observation"] for t in self.lights}
+            return self.exploration.allowed(lambda: (intersections(raw, self.lights), list(PHASES)), self.all_masks)
+        return self.all_masks
+
+    def arrays(self, agent: str, obs: dict, infos: dict, mask: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "obs": np.asarray(obs[agent]["observation"], np.float32),
+            "mask": mask.astype(np.uint8),
+            "pressure": infos[agent]["pressure"],
+        }
+
+    def action(self, i: int, answered: bool, value, mask: np.ndarray) -> tuple[int, int | None]:
+        a = as_action(value)
+        if a is None or not (0 <= a < len(mask) and mask[a]):
+            # the first phase the agent may take now; the agent learns from the phase that ran, not the one it asked
+            self.defaulted += 1
+            a = int(np.flatnonzero(mask)[0])
+            return a, a
+        return a, None
+
+    def accumulate(self, totals: dict, rewards: dict, infos: dict) -> None:
+        step = sum(rewards.values())
+        totals["return"] = totals.get("return", 0.0) + step
+        totals["peak_stopped"] = max(totals.get("peak_stopped", 0.0), -step)
+
+    def record(self, mode: str, seed: int, k: int, totals: dict) -> dict:
+        trips = totals["last_infos"][self.lights[0]].get("metrics") or {}
         record = {
             "episode": k,
             "mode": mode,
             "seed": seed,
-            "return": total / len(self.lights),
+            "return": totals.get("return", 0.0) / len(self.lights),
             **trips,
             "wall_s": round(time.monotonic() - self.t0, 2),
         }
@@ -92,7 +81,7 @@ class SignalWorldProcess(EpisodicWorld):
         # docs/espark.md, E-A6)
         record["components"] = {
             "reward": record["return"],
-            "peak_stopped_vehicles": stopped_peak,
+            "peak_stopped_vehicles": totals.get("peak_stopped", 0.0),
             **{key: trips.get(key) for key in ("delay", "trip_time", "waiting_time", "completed")},
         }
         self.ep.metrics("signal_episode", record)

@@ -8,12 +8,13 @@ from typing import Literal, Union
 
 import numpy as np
 
+from agent_node.learners.ppo import ENTROPY_BETA
+
 GroundDistance = Union[Literal["euclidean", "sqeuclidean", "manhattan"], Callable[[np.ndarray, np.ndarray], float]]
 AlphaMode = Literal["paper", "fixed_expert", "fixed_agent"]
 
 DTW_SCALE_DEFAULT = 1.0  # RL-11: raw metre-scale coordinate DTW, divisor 1.0
 FIXED_WEIGHTS = (0.2, 0.5)  # ablations RELED-alpha_0.2 / alpha_0.5 (RELED paper, Sec. V-E, Table IV)
-BETA_DEFAULT = 0.01  # entropy beta (RL-13; the paper gives none)
 
 
 def _as_2d(seq: Sequence | np.ndarray) -> np.ndarray:
@@ -119,7 +120,7 @@ def expert_weight(dtw: float | None, k: int, K: int, mode: AlphaMode = "paper", 
 
 
 def hybrid_objective(
-    l_agent: float, l_expert: float, entropy: float, alpha: float, beta: float = BETA_DEFAULT
+    l_agent: float, l_expert: float, entropy: float, alpha: float, beta: float = ENTROPY_BETA
 ) -> float:
     """L = alpha L^a + (1 - alpha) L^e + beta H (Eqs. 30-31), an objective to MAXIMISE; beta 0.01 (RL-13)."""
     return float(alpha * l_agent + (1.0 - alpha) * l_expert + beta * entropy)

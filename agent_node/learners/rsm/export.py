@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from agent_node.learners.rsm.segments import SIGMA_FLOOR, Actor
+from agent_node.learners.sac import SIGMA_FLOOR, Actor
 from agent_node.portable_policy import DESCRIPTION_KEY, FORMAT, KIND, VERSION, PortablePolicy
 
 

@@ -8,10 +8,10 @@ from typing import Literal, TypeVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from agent_node.learners.sac import GAMMA
 
 # Equation, theorem, table and algorithm numbers are the RSM-MASAC paper's; R-A labels: docs/rsm_masac.md.
-GAMMA = 0.99  # discount gamma (Table IV)
 ZETA_CAP = 0.8  # zeta <= 0.8 (the reference code; R-A2)
 SAFETY = 0.99  # zeta = s * zeta_max, "marginally below" the bound (R-A2; s = 1 is the code)
 IS_EPS = 1e-5  # importance-weight denominator epsilon (the reference code; R-A4)
@@ -24,32 +24,12 @@ EpsRule = Literal["abs", "code"]
 Vec = TypeVar("Vec", np.ndarray, torch.Tensor)
 
 
-LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
-
-
 def _f64(x) -> torch.Tensor:
     """float64 copy of a tensor, array or list (lists and arrays go through numpy float64, not torch's float32)."""
     return x.detach().to(torch.float64) if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x, np.float64))
 
 
 # ---------------------------------------------------------------------------------------------- densities
-def pre_tanh(a: torch.Tensor, bound: float) -> torch.Tensor:
-    """u = atanh(clip(a / bound, +-(1 - 1e-6))): the pre-tanh action of a stored scaled action (R-A3)."""
-    return torch.atanh(torch.clamp(a / bound, -1 + 1e-6, 1 - 1e-6))
-
-
-def squashed_log_prob(mu: torch.Tensor, sigma: torch.Tensor, u: torch.Tensor, bound: float) -> torch.Tensor:
-    """log pi(a|s) of a = bound * tanh(u), u ~ N(mu, sigma), per action dimension (R-A3, eq. 8).
-
-    log N(u; mu, sigma) - log(1 - tanh^2 u) - log(bound), with log(1 - tanh^2 u) = 2(log 2 - u - softplus(-2u)).
-    Sum over the last axis when dim A > 1. Use it alike for pi, pi~ and the stored behaviour log-prob.
-    """
-    # torch.distributions.Normal(mu, sigma).log_prob(u), term for term (the same bits) without building and
-    # validating a distribution object on every call (a quarter of an action's cost)
-    log_n = -((u - mu) ** 2) / (2 * sigma**2) - sigma.log() - LOG_SQRT_2PI
-    return log_n - 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u)) - math.log(bound)
-
-
 def gaussian_entropy(sigma: torch.Tensor) -> torch.Tensor:
     """Closed-form entropy 0.5 * log(2 pi e sigma^2) of the pre-tanh Gaussian: the code's H in eq. 19 (R-A3)."""
     return 0.5 * math.log(2.0 * math.pi * math.e) + torch.log(sigma)

@@ -16,7 +16,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .mixing import advantage_terms, batch_score, gaussian_entropy, mix, pre_tanh, regulate, squashed_log_prob
+from ..sac import pre_tanh, squashed_log_prob
+from .mixing import advantage_terms, batch_score, gaussian_entropy, mix, regulate
 from .segments import load_flat, segment_bounds
 
 CPM_PAYLOAD_BYTES = 4480  # one Collective Perception Message payload (RSM-MASAC paper, Sec. V-B)

@@ -13,28 +13,8 @@ from torch import nn
 ACTOR_DIM = 68_098  # d for the reference code's 6-256-256-(mu, sigma) actor
 P_DEFAULT = 4  # segmentation granularity P (Table IV)
 KAPPA_DEFAULT = 3  # predefined replicas kappa (Table IV)
-SIGMA_FLOOR = 1e-5  # sigma = softplus(fc_std) + 1e-5 (the reference code)
 
 PartitionRule = Literal["canonical", "code"]
-
-
-class Actor(nn.Module):
-    """The reference code's actor: fc1 6->256, fc2 256->256 (ReLU), heads fc_mu, fc_std 256->1; d = 68,098.
-
-    Its parameters() order (fc1.W, fc1.b, fc2.W, fc2.b, fc_mu.W, fc_mu.b, fc_std.W, fc_std.b) fixes the flat layout.
-    """
-
-    def __init__(self, obs_dim: int = 6, hidden: int = 256, act_dim: int = 1):
-        super().__init__()
-        self.fc1 = nn.Linear(obs_dim, hidden)
-        self.fc2 = nn.Linear(hidden, hidden)
-        self.fc_mu = nn.Linear(hidden, act_dim)
-        self.fc_std = nn.Linear(hidden, act_dim)
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pre-tanh Gaussian (mu, sigma) of the action."""
-        h = torch.relu(self.fc2(torch.relu(self.fc1(obs))))
-        return self.fc_mu(h), nn.functional.softplus(self.fc_std(h)) + SIGMA_FLOOR
 
 
 # ---------------------------------------------------------------------------------------------- flat vectors

@@ -1,4 +1,5 @@
-"""Per-agent SAC learner for RSM-MASAC (RSM-MASAC paper, Sec. III-A1, Table IV), CleanRL style, top to bottom.
+"""Per-agent SAC learner (RSM-MASAC paper, Sec. III-A1, Table IV), self-contained and read top to bottom: actor,
+its squashed-Gaussian density, replay buffer, twin critics, the update. RSM-MASAC builds on it (rsm/).
 
 One agent process owns one `SAC` and one `ReplayBuffer`:
 
@@ -16,6 +17,7 @@ alpha and the optimiser states stay local (the paper's Sec. III-A2). R-A labels:
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -24,8 +26,9 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from agent_node.learners.rsm.mixing import GAMMA, squashed_log_prob
-from agent_node.learners.rsm.segments import Actor
+GAMMA = 0.99  # discount gamma (Table IV)
+SIGMA_FLOOR = 1e-5  # sigma = softplus(fc_std) + 1e-5 (the reference code)
+LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -75,6 +78,43 @@ def update_flags(mode: str, step: int, code_every: int, policy_delay: int, last:
         full = step % code_every == 0 or last
         return full, full
     return True, step % policy_delay == 0 or last
+
+
+# ---------------------------------------------------------------------------------------------- actor and its density
+class Actor(nn.Module):
+    """The reference code's actor: fc1 6->256, fc2 256->256 (ReLU), heads fc_mu, fc_std 256->1; d = 68,098.
+
+    Its parameters() order (fc1.W, fc1.b, fc2.W, fc2.b, fc_mu.W, fc_mu.b, fc_std.W, fc_std.b) fixes the flat layout.
+    """
+
+    def __init__(self, obs_dim: int = 6, hidden: int = 256, act_dim: int = 1):
+        super().__init__()
+        self.fc1 = nn.Linear(obs_dim, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.fc_mu = nn.Linear(hidden, act_dim)
+        self.fc_std = nn.Linear(hidden, act_dim)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pre-tanh Gaussian (mu, sigma) of the action."""
+        h = torch.relu(self.fc2(torch.relu(self.fc1(obs))))
+        return self.fc_mu(h), nn.functional.softplus(self.fc_std(h)) + SIGMA_FLOOR
+
+
+def pre_tanh(a: torch.Tensor, bound: float) -> torch.Tensor:
+    """u = atanh(clip(a / bound, +-(1 - 1e-6))): the pre-tanh action of a stored scaled action (R-A3)."""
+    return torch.atanh(torch.clamp(a / bound, -1 + 1e-6, 1 - 1e-6))
+
+
+def squashed_log_prob(mu: torch.Tensor, sigma: torch.Tensor, u: torch.Tensor, bound: float) -> torch.Tensor:
+    """log pi(a|s) of a = bound * tanh(u), u ~ N(mu, sigma), per action dimension (R-A3, eq. 8).
+
+    log N(u; mu, sigma) - log(1 - tanh^2 u) - log(bound), with log(1 - tanh^2 u) = 2(log 2 - u - softplus(-2u)).
+    Sum over the last axis when dim A > 1. Use it alike for pi, pi~ and the stored behaviour log-prob.
+    """
+    # torch.distributions.Normal(mu, sigma).log_prob(u), term for term (the same bits) without building and
+    # validating a distribution object on every call (a quarter of an action's cost)
+    log_n = -((u - mu) ** 2) / (2 * sigma**2) - sigma.log() - LOG_SQRT_2PI
+    return log_n - 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u)) - math.log(bound)
 
 
 # ---------------------------------------------------------------------------------------------- replay buffer

@@ -1,46 +1,39 @@
-"""Per-agent hybrid expert-agent PPO of RELED's HPO module: pi, V^a, V^e, Eq. 26 returns, Eqs. 27-31 update
-(RELED paper, Sec. III-E)."""
+"""Masked-action PPO for one agent, read top to bottom: policy and critic, returns, the clipped update, an
+epsilon-floor behaviour (the learner of eSpark's IPPO and the base of RELED's hybrid PPO; CleanRL's ppo.py for
+discrete actions with masks)."""
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from agent_node.learners.reled.dtw import BETA_DEFAULT
-
 MASK_FILL = -1e9  # logit of a non-selectable action: softmax gives it exactly 0 in float32
+ENTROPY_BETA = 0.01  # entropy weight (RELED's Eq. 31 beta; neither paper gives a value: docs/reled.md, RL-13)
 
 
 class PPOConfig(BaseModel):
-    """Hyperparameters (the paper's Sec. IV-A2, and docs/reled.md, RL-13, where the paper gives none)."""
+    """Hyperparameters of one PPO agent (defaults: docs/reled.md, RL-13; the eSpark plans set their own)."""
 
     model_config = ConfigDict(extra="forbid")
 
     obs_dim: int = 10  # observation width (routing's; the signals and inventory kinds set their own)
     n_actions: int = 4  # discrete actions (routing: the roads out of a junction; signals and inventory set their own)
-    hidden: int = 128  # 2 x 128 tanh MLPs for pi, V^a and V^e
+    hidden: int = 128  # 2 x hidden tanh MLPs for the policy and each critic
     lr: float = 3e-4  # Adam's learning rate
     gamma: float = 0.99  # discount factor
     clip_eps: float = 0.2  # PPO's clip range of the probability ratio
-    beta: float = BETA_DEFAULT  # entropy weight, Eq. 31
+    beta: float = ENTROPY_BETA  # entropy weight
     update_epochs: int = 10  # passes over the gathered data per update
     minibatch: int = Field(64, ge=0)  # 0: the whole batch, one gradient step per epoch (eSpark's released learner)
-    max_grad_norm: float = 0.5  # gradient-norm clip
+    max_grad_norm: float = 0.5  # gradient-norm clip, per network
     vf_coef: float = 0.5  # weight of the value losses in the loss
-    # which advantages are normalised before the epochs (the paper says nothing). "agent" (default): the agent's
-    # own, as PPO usually does, not the demonstration's: normalising one demonstration's advantages gives its later
-    # decisions (smaller return-to-go) negative ones, so the expert loss would push the expert's actions DOWN near
-    # the destination and un-learn the demonstration (measured: the policy stopped arriving at all)
-    norm_adv: Literal["agent", "both", "none"] = "agent"
-    gae_lambda: float | None = None  # None: Eq. 26 truncated Monte-Carlo return; a float: GAE(lambda) switch
-    n_junctions: int = 2  # junction IDs are divided by (n_junctions - 1), docs/reled.md RL-4
-    junction_ids: bool = True  # the routing observation's layout; False: observations are used as they come
+    norm_adv: bool = True  # normalise the agent's advantages (mean 0, sd 1) before the epochs
+    gae_lambda: float | None = None  # None: truncated Monte-Carlo return (RELED's Eq. 26); a float: GAE(lambda)
     # eSpark's released action selector ("multinomial" with an epsilon floor): a training action is drawn from
     # (1 - eps) pi + eps Uniform(selectable), eps falling linearly from explore_eps_start to explore_eps_finish
     # over explore_eps_steps training decisions, then flat; PPO's old log-probability is this behaviour's (the
@@ -55,9 +48,9 @@ class PPOConfig(BaseModel):
 
 @dataclass
 class Trajectory:
-    """One agent's (or one expert's) decisions, t = 0..T-1, raw environment observations.
+    """One agent's decisions, t = 0..T-1, raw environment observations.
 
-    terminated=True means arrival, so V(o_T) := 0. Otherwise the return bootstraps with V(last_obs); if
+    terminated=True means a terminal state, so V(o_T) := 0. Otherwise the return bootstraps with V(last_obs); if
     last_obs is None on a non-terminated trajectory, the bootstrap value is 0 (same as terminated).
     last_mask is kept for callers' bookkeeping; the critics do not use masks.
     """
@@ -96,19 +89,6 @@ class Trajectory:
         return self.obs.shape[0]
 
 
-def preprocess(obs: np.ndarray, n_junctions: int, n_actions: int = 4) -> np.ndarray:
-    """docs/reled.md, RL-4: junction IDs (entries 0, 1 and the last n_actions) / (n_junctions - 1); -1 padding and
-    scores kept."""
-    x = np.array(obs, dtype=np.float32)  # copy
-    if x.ndim == 0 or x.shape[-1] < 2 + n_actions:
-        raise ValueError(f"observation last dim must be >= {2 + n_actions}, got shape {x.shape}")
-    d = x.shape[-1]
-    cols = [0, 1, *range(d - n_actions, d)]
-    ids = x[..., cols]
-    x[..., cols] = np.where(ids < 0, -1.0, ids / max(n_junctions - 1, 1))
-    return x
-
-
 def fix_masks(masks: np.ndarray) -> np.ndarray:
     """A row with no selectable action is treated as all-selectable."""
     m = np.array(masks, dtype=bool)
@@ -134,29 +114,32 @@ def mlp(inp: int, hidden: int, out: int, out_std: float) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class HybridPPO:
-    """One vehicle agent: policy pi, agent critic V^a, expert critic V^e (Sec. III-E), all fed preprocessed obs.
+class MaskedPPO:
+    """One agent: policy pi and critic V over observations, actions chosen among the selectable ones.
 
-    One Adam over all three networks (Adam is per-parameter, so this equals three separate Adams);
-    the gradient norm is clipped per network so the value losses never rescale the policy step.
+    One Adam over all networks (Adam is per-parameter, so this equals one Adam per network); the gradient norm is
+    clipped per network so the value loss never rescales the policy step.
     """
 
     def __init__(self, config: PPOConfig | None = None):
         self.cfg = cfg = config or PPOConfig()
         with torch.random.fork_rng(devices=[]):  # leave the global torch RNG untouched
             torch.manual_seed(cfg.init_seed)
-            self.policy = mlp(cfg.obs_dim, cfg.hidden, cfg.n_actions, 0.01)
-            self.critic_agent = mlp(cfg.obs_dim, cfg.hidden, 1, 1.0)
-            self.critic_expert = mlp(cfg.obs_dim, cfg.hidden, 1, 1.0)
-        self.nets = (self.policy, self.critic_agent, self.critic_expert)
+            self.nets = self.build_networks()
         self.optimizer = torch.optim.Adam([p for n in self.nets for p in n.parameters()], lr=cfg.lr, eps=1e-5)
         self.gen = torch.Generator().manual_seed(cfg.seed)
 
+    def build_networks(self) -> tuple[nn.Module, ...]:
+        """The policy (logits, small last layer) and the critic, in the order their initialisation draws."""
+        cfg = self.cfg
+        self.policy = mlp(cfg.obs_dim, cfg.hidden, cfg.n_actions, 0.01)
+        self.critic = mlp(cfg.obs_dim, cfg.hidden, 1, 1.0)
+        return (self.policy, self.critic)
+
     # ---- inputs -------------------------------------------------------------------------------------------------
     def _obs(self, obs: np.ndarray) -> torch.Tensor:
-        if not self.cfg.junction_ids:
-            return torch.from_numpy(np.asarray(obs, np.float32))
-        return torch.from_numpy(preprocess(obs, self.cfg.n_junctions, self.cfg.n_actions))
+        """Network input from raw observations (a subclass may rescale them)."""
+        return torch.from_numpy(np.asarray(obs, np.float32))
 
     def _check(self, obs: np.ndarray, masks: np.ndarray, batched: bool) -> tuple[np.ndarray, np.ndarray]:
         obs, masks = np.asarray(obs, dtype=np.float32), np.asarray(masks, dtype=bool)
@@ -203,11 +186,11 @@ class HybridPPO:
 
     @torch.no_grad()
     def probs(self, obs_batch: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        """Masked action distribution (T, n_actions); masked-out actions get exactly 0 (PDI feedback, Eqs. 20-24)."""
+        """Masked action distribution (T, n_actions); masked-out actions get exactly 0."""
         obs, masks = self._check(obs_batch, masks, batched=True)
         return torch.softmax(self._logits(self._obs(obs), masks), -1).numpy()
 
-    # ---- returns (Eqs. 26, 28) ----------------------------------------------------------------------------------
+    # ---- returns ------------------------------------------------------------------------------------------------
     def _check_traj(self, traj: Trajectory) -> None:
         if traj.obs.shape[1] != self.cfg.obs_dim or traj.masks.shape[1] != self.cfg.n_actions:
             raise ValueError(
@@ -221,8 +204,8 @@ class HybridPPO:
 
     @torch.no_grad()
     def returns(self, traj: Trajectory, critic) -> np.ndarray:
-        """R_t (T,): Eq. 26, sum_k gamma^k r_{t+k} + gamma^{T-t} V(o_T) with V(o_T) = 0 on arrival (or no last_obs);
-        with cfg.gae_lambda set, GAE(lambda) returns A_t + V(o_t) instead. critic maps preprocessed obs (N, d)."""
+        """R_t (T,): sum_k gamma^k r_{t+k} + gamma^{T-t} V(o_T) with V(o_T) = 0 at a terminal state (or no
+        last_obs); with cfg.gae_lambda set, GAE(lambda) returns A_t + V(o_t) instead. critic maps network inputs."""
         self._check_traj(traj)
         g, lam = self.cfg.gamma, self.cfg.gae_lambda
         boot = 0.0
@@ -243,8 +226,8 @@ class HybridPPO:
         return ret
 
     def _dataset(self, trajs: list[Trajectory], critic: nn.Module, normalise: bool) -> dict | None:
-        """Concatenated tensors plus R, A (Eq. 28) and pi_old log-probs from the current policy (RL-13): the
-        behaviour's, with the epsilon floor each action was drawn under, where trajectories carry one."""
+        """Concatenated tensors plus returns R, advantages A = R - V and pi_old log-probs from the current policy:
+        the behaviour's, with the epsilon floor each action was drawn under, where trajectories carry one."""
         if not trajs:
             return None
         ret = np.concatenate([self.returns(tr, critic) for tr in trajs])
@@ -264,9 +247,9 @@ class HybridPPO:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         return dict(obs=obs, masks=torch.from_numpy(masks), act=act, ret=ret_t, adv=adv, logp=logp, n=len(ret))
 
-    # ---- update (Eqs. 27, 29-31) --------------------------------------------------------------------------------
+    # ---- update -------------------------------------------------------------------------------------------------
     def _surrogate(self, d: dict, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """Clipped objective E[min(w A, clip(w) A)] (RL-13), the entropy, and the kl / clipfrac diagnostics."""
+        """Clipped objective E[min(w A, clip(w) A)], the entropy, and the kl / clipfrac diagnostics."""
         logits = self.policy(d["obs"][idx]).masked_fill(~d["masks"][idx], MASK_FILL)
         logp_all = torch.log_softmax(logits, -1)
         logratio = logp_all.gather(1, d["act"][idx, None])[:, 0] - d["logp"][idx]
@@ -280,99 +263,48 @@ class HybridPPO:
             )
         return obj, entropy, diag
 
-    def update(self, agent_trajs: list[Trajectory], expert_trajs: list[Trajectory], alpha: float) -> dict:
-        """One HPO step: maximise alpha L^a + (1 - alpha) L^e + beta H(agent obs) and fit V^a, V^e by MSE (Eq. 27).
+    @staticmethod
+    def _value_loss(critic: nn.Module, d: dict, idx: torch.Tensor) -> torch.Tensor:
+        return ((critic(d["obs"][idx]).reshape(-1) - d["ret"][idx]) ** 2).mean()
 
-        Minibatches of cfg.minibatch run over the agent data for cfg.update_epochs epochs, each paired with an
-        expert minibatch of the same size drawn from a cycling shuffled expert index. With no expert data or
-        alpha == 1 this is plain agent PPO and V^e is untouched. With no agent data the epochs run over the
-        expert data alone: policy loss -(1 - alpha) L^e, V^e fitted, no entropy term, V^a untouched.
-        Stats are minibatch means; policy_loss is -(objective incl. entropy); approx_kl / clipfrac are measured on
-        the agent data (expert data when there is no agent data); n_expert = 0 when the expert part was skipped.
-        """
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    def _step(self, loss: torch.Tensor) -> None:
+        """One Adam step on loss, the gradient norm clipped per network."""
+        self.optimizer.zero_grad()
+        loss.backward()
+        for net in self.nets:
+            nn.utils.clip_grad_norm_(net.parameters(), self.cfg.max_grad_norm)
+        self.optimizer.step()
+
+    def update(self, trajs: list[Trajectory]) -> dict:
+        """One PPO update: maximise the clipped objective + beta H and fit V by MSE, cfg.update_epochs epochs of
+        shuffled minibatches of cfg.minibatch (0: the whole batch). Stats are minibatch means; policy_loss is
+        -(objective incl. entropy)."""
         cfg = self.cfg
-        norm = self.cfg.norm_adv
-        A = self._dataset(list(agent_trajs), self.critic_agent, norm != "none")
-        E = self._dataset(list(expert_trajs), self.critic_expert, norm == "both") if alpha < 1.0 else None
-        stats = dict(
-            policy_loss=0.0,
-            value_loss_agent=0.0,
-            value_loss_expert=0.0,
-            entropy=0.0,
-            approx_kl=0.0,
-            clipfrac=0.0,
-            alpha=float(alpha),
-            n_agent=A["n"] if A else 0,
-            n_expert=E["n"] if E else 0,
-        )
-        if A is None and E is None:
+        d = self._dataset(list(trajs), self.critic, cfg.norm_adv)
+        keys = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
+        stats = {**dict.fromkeys(keys, 0.0), "n": d["n"] if d else 0}
+        if d is None:
             return stats
-        lead = A if A is not None else E
-        mb = cfg.minibatch or lead["n"]
-        e_perm, e_pos = torch.empty(0, dtype=torch.long), 0
-
-        def expert_batch() -> torch.Tensor:
-            nonlocal e_perm, e_pos
-            parts, need = [], min(mb, E["n"])
-            while need:
-                if e_pos == len(e_perm):
-                    e_perm, e_pos = torch.randperm(E["n"], generator=self.gen), 0
-                take = e_perm[e_pos : e_pos + need]
-                parts.append(take)
-                e_pos, need = e_pos + len(take), need - len(take)
-            return torch.cat(parts)
-
-        sums, count = (
-            dict.fromkeys(
-                ("policy_loss", "value_loss_agent", "value_loss_expert", "entropy", "approx_kl", "clipfrac"), 0.0
-            ),
-            0,
-        )
+        mb, count = cfg.minibatch or d["n"], 0
         for _ in range(cfg.update_epochs):
-            perm = torch.randperm(lead["n"], generator=self.gen)
-            for start in range(0, lead["n"], mb):
+            perm = torch.randperm(d["n"], generator=self.gen)
+            for start in range(0, d["n"], mb):
                 idx = perm[start : start + mb]
-                loss = torch.zeros(())
-                objective = torch.zeros(())
-                if A is not None:
-                    obj_a, ent, diag = self._surrogate(A, idx)
-                    v_a = ((self.critic_agent(A["obs"][idx]).reshape(-1) - A["ret"][idx]) ** 2).mean()
-                    objective = objective + alpha * obj_a + cfg.beta * ent
-                    loss = loss + cfg.vf_coef * v_a
-                    sums["value_loss_agent"] += v_a.item()
-                    sums["entropy"] += ent.item()
-                if E is not None:
-                    e_idx = idx if A is None else expert_batch()
-                    obj_e, _, diag_e = self._surrogate(E, e_idx)
-                    v_e = ((self.critic_expert(E["obs"][e_idx]).reshape(-1) - E["ret"][e_idx]) ** 2).mean()
-                    objective = objective + (1.0 - alpha) * obj_e
-                    loss = loss + cfg.vf_coef * v_e
-                    sums["value_loss_expert"] += v_e.item()
-                    if A is None:
-                        diag = diag_e
-                loss = loss - objective
-                self.optimizer.zero_grad()
-                loss.backward()
-                for net in self.nets:
-                    nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                sums["policy_loss"] -= objective.item()
-                sums["approx_kl"] += diag["approx_kl"]
-                sums["clipfrac"] += diag["clipfrac"]
+                obj, ent, diag = self._surrogate(d, idx)
+                v = self._value_loss(self.critic, d, idx)
+                objective = obj + cfg.beta * ent
+                self._step(cfg.vf_coef * v - objective)
+                for k, x in zip(keys, (-objective.item(), v.item(), ent.item(), diag["approx_kl"], diag["clipfrac"])):
+                    stats[k] += x
                 count += 1
-        stats.update({k: v / count for k, v in sums.items()})
-        return stats
+        return {**stats, **{k: stats[k] / count for k in keys}}
 
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """A snapshot (deep copy) of networks, optimizer and sampling generator: a resumed run continues identically."""
         state = dict(
             config=self.cfg.model_dump(),
-            policy=self.policy.state_dict(),
-            critic_agent=self.critic_agent.state_dict(),
-            critic_expert=self.critic_expert.state_dict(),
+            networks=[net.state_dict() for net in self.nets],
             optimizer=self.optimizer.state_dict(),
             generator=self.gen.get_state(),
         )
@@ -383,8 +315,9 @@ class HybridPPO:
         for key in ("obs_dim", "n_actions", "hidden"):
             if saved.get(key, getattr(self.cfg, key)) != getattr(self.cfg, key):
                 raise ValueError(f"checkpoint {key}={saved[key]} differs from this agent's {getattr(self.cfg, key)}")
-        self.policy.load_state_dict(d["policy"])
-        self.critic_agent.load_state_dict(d["critic_agent"])
-        self.critic_expert.load_state_dict(d["critic_expert"])
+        if len(d["networks"]) != len(self.nets):
+            raise ValueError(f"checkpoint has {len(d['networks'])} networks, this agent {len(self.nets)}")
+        for net, sd in zip(self.nets, d["networks"]):
+            net.load_state_dict(sd)
         self.optimizer.load_state_dict(d["optimizer"])
         self.gen.set_state(d["generator"])
