@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import sumolib
 
-from agent_node.learners.ppo import PPOConfig
+from agent_node.learners.reled.hybrid_ppo import HybridPPOConfig
 from agent_node.overrides import set_fields
 from agent_node.roles.router import RouterSettings
 from agent_node.roles.signal_controller import SignalControllerSettings
@@ -41,11 +41,13 @@ def plan_signals(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None)
         role = "signal_controller"
         settings = SignalControllerSettings(method=algo.method, hold=round(hold)).model_dump(mode="json")
     else:
-        ppo = PPOConfig.model_validate(
+        # the router role's PPO (RELED's hybrid without expert data: the masked PPO step for step, tests/test_ppo.py)
+        ppo = HybridPPOConfig.model_validate(
             {
                 **IPPO_DEFAULTS,
                 "obs_dim": OBS_DIM,
                 "n_actions": len(PHASES),
+                "junction_ids": False,  # the signal observation has no junction ids to scale
                 **set_fields(algo.ppo),
             }
         )
