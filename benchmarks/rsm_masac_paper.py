@@ -5,7 +5,8 @@ previous chunk's checkpoints (`--resume`: SAC, replay buffer, RNG, round totals)
 runs, so at any moment every method has the same budget behind it. Invoked again with the same --out it goes on
 where it stopped: a stopped run loses at most the chunk it was in (--chunk episodes). After every chunk the
 stitched results are written to --results (committed): per run summary.json, rounds.csv, curve.csv and
-learning_curve.png; for all runs results.json, table.md and curves.png.
+learning_curve.png; for all runs results.json, table.md and curves.png. A finished run whose folders are gone (a
+new machine) but whose results are in --results is read from there, not run again.
 
     python benchmarks/rsm_masac_paper.py --scenario merge --seeds 1,2           # Table V: isac, avg, rsm
     python benchmarks/rsm_masac_paper.py --scenario figure8 --seeds 1 --loss 0.2,0.4,0.6   # + Fig. 14's sweep
@@ -64,6 +65,21 @@ def chunks(folder: Path) -> list[Path]:
 
 def episodes_done(chunk: Path) -> int:
     return json.loads((chunk / "checkpoints" / "world.json").read_text())["episodes_done"]
+
+
+def committed(run: Run, out: Path, dest: Path) -> dict | None:
+    """A finished run whose folders are gone (a new machine): its committed summary in dest, else None."""
+    path = dest / run.name / "summary.json"
+    if chunks(out / run.name) or not path.exists() or not (dest / run.name / "curve.csv").exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def progress(run: Run, out: Path, dest: Path) -> int:
+    """Training episodes behind the run: its last chunk's, or a committed finished run's."""
+    if c := chunks(out / run.name):
+        return episodes_done(c[-1])
+    return (committed(run, out, dest) or {}).get("train_episodes", 0)
 
 
 def advance(run: Run, out: Path, scenario: str, budget: dict, upto: int) -> float:
@@ -180,9 +196,11 @@ def write_all(runs: list[Run], out: Path, dest: Path, scenario: str, budget: dic
     by_label: dict[str, list[dict]] = {}
     curves: dict[str, list[list]] = {}
     for run in runs:
-        if not chunks(out / run.name):
-            continue
-        by_label.setdefault(run.label, []).append(write_run(run, out, dest))
+        if (summary := committed(run, out, dest)) is None:
+            if not chunks(out / run.name):
+                continue
+            summary = write_run(run, out, dest)
+        by_label.setdefault(run.label, []).append(summary)
         rows = list(csv.DictReader((dest / run.name / "curve.csv").open()))
         curves.setdefault(run.label, []).append([(int(r["episode"]), r["mode"], float(r["score"])) for r in rows])
     table = {label: aggregate(s) for label, s in by_label.items()}
@@ -310,7 +328,7 @@ def main() -> int:
     )
     goal = min(budget["episodes"], args.stop_after or budget["episodes"])
     while True:
-        pending = [(episodes_done(c[-1]) if (c := chunks(out / r.name)) else 0, k, r) for k, r in enumerate(runs)]
+        pending = [(progress(r, out, dest), k, r) for k, r in enumerate(runs)]
         pending = [x for x in pending if x[0] < goal]
         if not pending:
             break
