@@ -22,7 +22,6 @@ from protocols.messages import Action, Envelope, Message
 
 from .config import ScenarioConfig
 from .plan import RunPlan, plan_run
-from .step_driver import node_name
 
 
 class InProcessEndpoint:
@@ -68,14 +67,16 @@ class InProcessAgents:
 
 
 class DirectExchange:
-    """Mixed in before a world class: its send() and collect_actions() call the in-process agents."""
+    """Mixed in before a world class: its send_to() and collect_actions() call the in-process agents."""
 
     in_process: InProcessAgents
 
-    def send(self, agent: int, body, arrays: dict) -> str:
-        node = node_name(agent)
+    def send_to(self, node: str, body, arrays: dict) -> str:
         self.outbox[node] = (body, arrays)
         return node
+
+    def note_radio(self, actions: dict) -> None:
+        pass  # no radio in one process
 
     def collect_actions(self, step: int, expected: set[str]) -> dict[str, Action]:
         actions, self.action_arrays = {}, {}

@@ -138,20 +138,27 @@ class AgentExchange(StepDriver):
         self.step = 0
 
     def send(self, agent: int, body: Observation, arrays: dict) -> str:
-        node, ep = node_name(agent), self.ep
+        return self.send_to(node_name(agent), body, arrays)
+
+    def send_to(self, node: str, body: Observation, arrays: dict) -> str:
+        """One message to node, unless it is down or not yet known; returns node (awaited either way)."""
+        ep = self.ep
         if node not in ep.peers.down and ep.peers.knows(node):
             ep.peers.send(node, ep.stamper.encode(body, node, arrays))
         return node
 
-    def collect(self, expected: set[str], deadline_s: float | None = None) -> dict[int, int | float | None]:
-        """The agents' answers to this step's messages (their Action values), by agent index."""
+    def collect_nodes(self, expected: set[str], deadline_s: float | None = None) -> dict[str, Action]:
+        """The answers to this step's messages, by node; the run's first step waits longer."""
         wait = deadline_s or (self.deadline_s if self.step > 1 else max(self.deadline_s, FIRST_STEP_WAIT_S))
         saved, self.deadline_s = self.deadline_s, wait
         try:
-            actions = self.collect_actions(self.step, expected)
+            return self.collect_actions(self.step, expected)
         finally:
             self.deadline_s = saved
-        return {agent_index(n): a.value for n, a in actions.items()}
+
+    def collect(self, expected: set[str], deadline_s: float | None = None) -> dict[int, int | float | None]:
+        """The agents' answers to this step's messages (their Action values), by agent index."""
+        return {agent_index(n): a.value for n, a in self.collect_nodes(expected, deadline_s).items()}
 
     def request_all(
         self,

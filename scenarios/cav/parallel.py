@@ -15,7 +15,8 @@ class CavParallelEnv(SpacesParallelEnv):
     merge, slots join as vehicles are bound and leave, truncated, with their vehicle); each observes the 6-d state
     in [0, 1] and answers one acceleration in [-bound, bound]; every agent gets the shared reward. A collision
     terminates (with end_on_collision), the horizon truncates. reset(seed=e) runs episode e of the env's run seed
-    (the world's episode numbers); a reset without a seed runs the next episode."""
+    (the world's episode numbers); a reset without a seed runs the next episode. `reward`, `collided` and `done`
+    hold the last step's, also while no slot drives (the merge before its first binding)."""
 
     metadata = {"name": "netmarl_cav_v0"}
 
@@ -32,7 +33,7 @@ class CavParallelEnv(SpacesParallelEnv):
         self.seed_spaces(seed)
         self.episode = int(seed) if seed is not None else self.episode + 1
         self.env.reset(self.episode)
-        self.t, self.gone = 0, set()
+        self.t, self.gone, self.reward, self.collided, self.done = 0, set(), 0.0, False, False
         obs = self.env.observations()
         self.agents = list(obs)
         self.last = dict(obs)
@@ -44,6 +45,7 @@ class CavParallelEnv(SpacesParallelEnv):
         self.t += 1
         reward, collided = env.reward(), env.collided()
         done = terminated(self.t, env.horizon, collided, end_on_collision=self.end_on_collision)
+        self.reward, self.collided, self.done = reward, collided, done  # also while no slot drives
         terminal = done and collided and self.end_on_collision
         obs = {a: o for a, o in env.observations().items() if a not in self.gone}  # a slot never comes back
         if done:  # a slot bound on the last step has nothing to act on
@@ -52,7 +54,7 @@ class CavParallelEnv(SpacesParallelEnv):
         self.gone |= left
         self.last.update(obs)
         obs.update({a: self.last[a] for a in left})  # the leaving vehicle's last observation, to bootstrap from
-        terms = {a: terminal for a in obs}
+        terms = {a: terminal and a not in left for a in obs}  # leaving the road is a truncation
         truncs = {a: (done and not terminal) or a in left for a in obs}
         infos = {a: {"left": a in left, "collided": collided} for a in obs}
         self.agents = [] if done else [a for a in self.possible_agents if a in obs and a not in left]

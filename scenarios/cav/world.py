@@ -6,22 +6,21 @@ import logging
 import time
 from pathlib import Path
 
-import msgspec
 import numpy as np
 
 from agent_node.checkpoints import save_json
 from protocols.endpoint import Endpoint
 from protocols.lockstep import expected_radio
-from protocols.messages import Act, Observation
+from protocols.messages import Act
 from protocols.security import Curve
 
-from ..step_driver import StepDriver, serve_world
+from ..parallel_world import ParallelEnvLoop
+from ..step_driver import serve_world
 from .config import CavWorld
-from .maths import terminated
+from .parallel import CavParallelEnv
 
 log = logging.getLogger("scenarios.cav")
 
-FIRST_STEP_WAIT_S = 60.0
 WORLD_STATE = "world.json"  # in the checkpoint folder: training episodes done, for --resume
 
 
@@ -58,8 +57,9 @@ def make_env(cfg: CavWorld, net_dir: Path, seed: int):
     )
 
 
-class CavWorldProcess(StepDriver):
-    """Runs the episode schedule; each step: positions to the medium, observations out, actions in."""
+class CavWorldProcess(ParallelEnvLoop):
+    """Runs the episode schedule over the env's ParallelEnv; each step: positions to the medium, observations out,
+    accelerations in (an agent that does not answer in time is left out of the step: the env's default)."""
 
     def __init__(
         self,
@@ -73,12 +73,14 @@ class CavWorldProcess(StepDriver):
     ):
         super().__init__(ep, deadline_s)
         self.cfg, self.env = cfg, env
+        self.par = CavParallelEnv(env, cfg.end_on_collision)
         self.checkpoint_dir, self.checkpoint_every = checkpoint_dir, checkpoint_every
         self.schedule = cfg.schedule(start_episode)
         self.total_steps = len(self.schedule) * (cfg.steps_per_episode + 1)  # + each episode's first observation
-        self.step = 0
-        self.last_obs: dict[str, np.ndarray] = {}
         self.trained = start_episode
+        self.episode_no, self.final = 0, False
+        self.delivered: dict[str, int] | None = None
+        self.xy: dict[str, np.ndarray] = {}
 
     def run(self) -> bool:
         self.t0 = time.monotonic()
@@ -113,101 +115,74 @@ class CavWorldProcess(StepDriver):
 
     def run_episode(self, episode: int, mode: str, final: bool) -> dict | None:
         """One episode; returns its record (None if the run was stopped meanwhile)."""
-        cfg, env, ep = self.cfg, self.env, self.ep
-        env.reset(episode if mode == "train" else 1_000_000 + episode)
-        horizon, t, reward, done, total, collided = cfg.steps_per_episode, 0, 0.0, False, 0.0, False
-        active_before: set[str] = set()
-        while not ep.stopping:
-            self.step += 1
-            ep.t_sim = round(self.step * cfg.step_length, 6)  # one clock across episodes, for the medium
-            ids, xy, speed = env.positions()
-            delivered = self.sync_medium(self.positions_for(self.step, ids), {"xy": xy, "speed": speed})
-            observations = env.observations()
-            positions = {n: xy[i] for i, n in enumerate(ids)}
-            # terminal: the episode ended in a state with no future (a collision); the horizon and a vehicle
-            # leaving the road are truncations, from which the learners bootstrap
-            info = Act(
-                episode=episode,
-                mode=mode,
-                t=t,
-                first=t == 0,
-                final=final and done,
-                terminal=done and collided and cfg.end_on_collision,
-            )
-            expected = set()
-            for node, obs in observations.items():
-                self.send(node, obs, positions.get(node), reward, done, info, delivered)
-                expected.add(node)
-            for node in active_before - observations.keys():  # its vehicle left: the end of its episode (a truncation)
-                self.send(
-                    node,
-                    self.last_obs[node],
-                    None,
-                    reward,
-                    True,
-                    msgspec.structs.replace(info, left=True, terminal=False),
-                    delivered,
-                )
-                expected.add(node)
-            self.last_obs.update(observations)
-            active_before = set(observations)
-            actions = self.collect_step(expected)
-            self.note_radio(actions)
-            if done:
-                break
-            env.step({n: float(a.value) for n, a in actions.items() if a.value is not None and n in observations})
-            t += 1
-            reward, collided = env.reward(), env.collided()
-            total += reward
-            done = terminated(t, horizon, collided, end_on_collision=cfg.end_on_collision)
-            self.progress(self.step, self.total_steps + 1, episode=episode)  # the run's end is sent by run()
-        else:
+        self.episode_no, self.final = episode, final
+        totals = self.play(mode, episode if mode == "train" else 1_000_000 + episode)
+        if totals is None:
             return None
         record = {
             "episode": episode,
             "mode": mode,
-            "score": total / horizon,
-            "steps": t,
-            "collided": collided,
-            "mean_speed": env.mean_speed(),
+            "score": totals.get("score", 0.0) / self.cfg.steps_per_episode,
+            "steps": totals["t"],
+            "collided": self.par.collided,
+            "mean_speed": self.env.mean_speed(),
             "wall_s": round(time.monotonic() - self.t0, 2),
         }
-        ep.metrics("cav_episode", record)
+        self.ep.metrics("cav_episode", record)
         log.info(
             "episode %d (%s): score %.4f in %d steps%s",
             episode,
             mode,
             record["score"],
-            t,
-            ", collision" if collided else "",
+            record["steps"],
+            ", collision" if record["collided"] else "",
         )
         return record
 
-    def collect_step(self, expected: set[str]) -> dict:
-        """The step's actions; the run's first step waits longer (learners build their networks on start)."""
-        if self.step > 1:
-            return self.collect_actions(self.step, expected)
-        deadline, self.deadline_s = self.deadline_s, max(self.deadline_s, FIRST_STEP_WAIT_S)
-        try:
-            return self.collect_actions(self.step, expected)
-        finally:
-            self.deadline_s = deadline
+    # ---- the loop's hooks -----------------------------------------------------------------------------------
+    def node_of(self, i: int, agent: str) -> str:
+        return agent  # a slot's process has the slot's name
 
-    def send(self, node: str, obs, xy, reward: float, done: bool, info: Act, delivered) -> None:
-        ep = self.ep
-        if node in ep.peers.down or not ep.peers.knows(node):
-            return
-        body = Observation(
-            step=self.step,
-            reward=reward,
-            done=done,
-            info=info,
-            radio_expected=expected_radio(delivered, node),
+    def before_observe(self) -> None:
+        """The medium gets the step's positions and confirms its deliveries before anyone observes."""
+        self.ep.t_sim = round(self.step * self.cfg.step_length, 6)  # one clock across episodes, for the medium
+        ids, xy, speed = self.env.positions()
+        self.delivered = self.sync_medium(self.positions_for(self.step, ids), {"xy": xy, "speed": speed})
+        self.xy = {n: xy[i] for i, n in enumerate(ids)}
+
+    def phase(self, mode: str, agent: str, t: int, done: bool, infos: dict, terms: dict, applied) -> Act:
+        # terminal: the episode ended in a state with no future (a collision); the horizon and a vehicle leaving
+        # the road are truncations, from which the learners bootstrap
+        return Act(
+            episode=self.episode_no,
+            mode=mode,
+            t=t,
+            first=t == 0,
+            final=self.final and done,
+            terminal=terms.get(agent, done and self.par.collided and self.cfg.end_on_collision),
+            left=infos.get(agent, {}).get("left", False),
         )
-        arrays = {"obs": np.asarray(obs, np.float32)}
-        if xy is not None:
-            arrays["xy"] = np.asarray(xy, np.float64)
-        ep.peers.send(node, ep.stamper.encode(body, node, arrays))
+
+    def radio_expected(self, node: str) -> int | None:
+        return expected_radio(self.delivered, node)
+
+    def arrays(self, agent: str, obs: dict, infos: dict, mask) -> dict[str, np.ndarray]:
+        arrays = {"obs": np.asarray(obs[agent], np.float32)}
+        if agent in self.xy and not infos.get(agent, {}).get("left", False):
+            arrays["xy"] = np.asarray(self.xy[agent], np.float64)
+        return arrays
+
+    def action(self, i: int, answered: bool, value, mask) -> tuple[float | None, None]:
+        return (None if value is None else float(value)), None
+
+    def accumulate(self, totals: dict, rewards: dict, infos: dict) -> None:
+        totals["score"] = totals.get("score", 0.0) + self.par.reward
+
+    def episode_over(self) -> bool:
+        return self.par.done
+
+    def stepped(self) -> None:
+        self.progress(self.step, self.total_steps + 1, episode=self.episode_no)  # the run's end is sent by run()
 
     def write_state(self) -> None:
         save_json({"episodes_done": self.trained, "step": self.step}, self.checkpoint_dir / WORLD_STATE)
