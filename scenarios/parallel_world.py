@@ -3,6 +3,8 @@ action back, the environment stepped; a world kind says only what its environmen
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 from pettingzoo import ParallelEnv
 
@@ -11,16 +13,35 @@ from protocols.messages import Act, Observation, Phase
 from .step_driver import AgentExchange, EpisodicWorld, node_name
 
 
+@dataclass
+class StepView:
+    """What the environment returned last (reset: no rewards, terminations or truncations yet)."""
+
+    obs: dict
+    infos: dict
+    rewards: dict = field(default_factory=dict)
+    terms: dict = field(default_factory=dict)
+    truncs: dict = field(default_factory=dict)
+    done: bool = False  # the episode is over: these are the final observations
+    t: int = 0  # environment steps taken in the episode
+
+    def ended(self, agent: str) -> bool:
+        """The episode is over for agent (its own termination or truncation, or everyone's end)."""
+        return self.done or self.terms.get(agent, False) or self.truncs.get(agent, False)
+
+
 class ParallelEnvLoop(AgentExchange):
     """One episode of `self.par`, in lock-step with the agent processes (possible_agents[i] is driven by the
     process node_of(i, agent)).
 
     Each step: before_observe (the CAV world syncs the medium here), the action masks, then to every agent in
-    the observations an Observation with the reward of its last action, done (the episode's end, or the agent's
-    own termination or truncation) and its phase; the answers; at the end of the episode the agents get the final
-    observation and nothing is stepped. A kind fills in the hooks below."""
+    the observations its message (by default an Observation with the reward of its last action, done: the
+    episode's end or the agent's own termination or truncation, and its phase); the answers; at the end of the
+    episode the agents get the final observation and nothing is stepped. A kind fills in the hooks below.
+    `self.told[agent]`: what the agent is told with its next message was applied instead of its answer."""
 
     par: ParallelEnv
+    final_observation = True  # False: the episode ends with the last answers, no final observation goes out
 
     # ---- hooks ------------------------------------------------------------------------------------------------
     def node_of(self, i: int, agent: str) -> str:
@@ -34,8 +55,19 @@ class ParallelEnvLoop(AgentExchange):
         """Per agent index: what the agent may choose this step (None: everything)."""
         return [None] * len(self.par.possible_agents)
 
-    def phase(self, mode: str, agent: str, t: int, done: bool, infos: dict, terms: dict, applied: int | None) -> Phase:
-        """The phase of agent's observation message at the episode's step t."""
+    def message(self, mode: str, agent: str, node: str, mask, view: StepView) -> tuple[Observation, dict] | None:
+        """Agent's message this step and its arrays; None: the agent is not addressed this step."""
+        body = Observation(
+            step=self.step,
+            reward=self.reward_of(agent, view.rewards, view.infos),
+            done=view.ended(agent),
+            info=self.phase(mode, agent, view, self.told.pop(agent, None)),
+            radio_expected=self.radio_expected(node),
+        )
+        return body, self.arrays(agent, view.obs, view.infos, mask)
+
+    def phase(self, mode: str, agent: str, view: StepView, applied: int | None) -> Phase:
+        """The phase of agent's observation message."""
         return Act(mode=mode, applied=applied)
 
     def radio_expected(self, node: str) -> int | None:
@@ -72,29 +104,23 @@ class ParallelEnvLoop(AgentExchange):
         "last_infos"); None if the run was stopped."""
         par = self.par
         index = {agent: i for i, agent in enumerate(par.possible_agents)}
-        obs, infos = par.reset(seed=seed, options=options)
-        rewards, terms, truncs, applied, totals, done, t = {}, {}, {}, {}, {}, False, 0
-        while True:
+        view = StepView(*par.reset(seed=seed, options=options))
+        self.told, totals = {}, {}
+        while not (view.done and not self.final_observation):
             if self.ep.stopping:
                 return None
             self.step += 1
             self.before_observe()
-            masks = self.masks(mode, obs, infos, done)
+            masks = self.masks(mode, view.obs, view.infos, view.done)
             expected = set()
-            for agent in obs:
+            for agent in view.obs:
                 i = index[agent]
                 node = self.node_of(i, agent)
-                body = Observation(
-                    step=self.step,
-                    reward=self.reward_of(agent, rewards, infos),
-                    done=done or terms.get(agent, False) or truncs.get(agent, False),
-                    info=self.phase(mode, agent, t, done, infos, terms, applied.pop(agent, None)),
-                    radio_expected=self.radio_expected(node),
-                )
-                expected.add(self.send_to(node, body, self.arrays(agent, obs, infos, masks[i])))
+                if (out := self.message(mode, agent, node, masks[i], view)) is not None:
+                    expected.add(self.send_to(node, *out))
             answers = self.collect_nodes(expected)
             self.note_radio(answers)
-            if done:
+            if view.done:
                 break
             actions = {}
             for agent in par.agents:
@@ -104,13 +130,12 @@ class ParallelEnvLoop(AgentExchange):
                 if action is not None:
                     actions[agent] = action
                 if told is not None:
-                    applied[agent] = told
+                    self.told[agent] = told
             obs, rewards, terms, truncs, infos = par.step(actions)
-            t += 1
-            done = self.episode_over()
+            view = StepView(obs, infos, rewards, terms, truncs, self.episode_over(), view.t + 1)
             self.accumulate(totals, rewards, infos)
             self.stepped()
-        return {**totals, "t": t, "last_infos": infos}
+        return {**totals, "t": view.t, "last_infos": view.infos}
 
 
 class ParallelEnvWorld(ParallelEnvLoop, EpisodicWorld):

@@ -68,6 +68,26 @@ def test_warehouse_replays_the_simulator():
     assert np.array_equal([obs[r][0] for r in par.robots], ref.s_l[0, horizon])
 
 
+def test_the_warehouse_floor_passes_the_api_test_and_follows_the_global_chain():
+    """The world's one-agent env: the simulator's s_g stream, a_g = s_g when the dispatcher does not answer."""
+    from scenarios.warehouse.parallel import FloorParallelEnv
+
+    model = WarehouseModel()
+    parallel_api_test(FloorParallelEnv(model, horizon=8, seed=3), num_cycles=20)
+    par = FloorParallelEnv(model, horizon=8, seed=3)
+    obs, _ = par.reset(options={"episode": 4, "steps": 5})
+    s_g = int(model.initial_global(3, 4)[0])
+    for t in range(5):
+        assert list(obs[DISPATCHER]["clock"]) == [4, t] and obs[DISPATCHER]["sg"][-1] == s_g
+        a_g = (s_g + 1) % model.zones if t % 2 else None
+        obs, rew, _, trunc, infos = par.step({} if a_g is None else {DISPATCHER: a_g})
+        a_g = s_g if a_g is None else a_g
+        r_g = float(model.r_g[s_g, a_g])
+        assert infos[DISPATCHER] == {"s_g": s_g, "a_g": a_g, "r_g": r_g} and rew[DISPATCHER] == r_g
+        s_g = int(model.global_step(3, 4, t, np.array([s_g]), np.array([a_g]))[0])
+    assert trunc[DISPATCHER] and par.agents == [] and len(obs[DISPATCHER]["sg"]) == 6
+
+
 def _signal_env(tmp_path):
     from scenarios.signals.env import SignalEnv
 

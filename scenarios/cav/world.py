@@ -14,7 +14,7 @@ from protocols.lockstep import expected_radio
 from protocols.messages import Act
 from protocols.security import Curve
 
-from ..parallel_world import ParallelEnvLoop
+from ..parallel_world import ParallelEnvLoop, StepView
 from ..step_driver import serve_world
 from .config import CavWorld
 from .parallel import CavParallelEnv
@@ -150,17 +150,17 @@ class CavWorldProcess(ParallelEnvLoop):
         self.delivered = self.sync_medium(self.positions_for(self.step, ids), {"xy": xy, "speed": speed})
         self.xy = {n: xy[i] for i, n in enumerate(ids)}
 
-    def phase(self, mode: str, agent: str, t: int, done: bool, infos: dict, terms: dict, applied) -> Act:
+    def phase(self, mode: str, agent: str, view: StepView, applied) -> Act:
         # terminal: the episode ended in a state with no future (a collision); the horizon and a vehicle leaving
         # the road are truncations, from which the learners bootstrap
         return Act(
             episode=self.episode_no,
             mode=mode,
-            t=t,
-            first=t == 0,
-            final=self.final and done,
-            terminal=terms.get(agent, done and self.par.collided and self.cfg.end_on_collision),
-            left=infos.get(agent, {}).get("left", False),
+            t=view.t,
+            first=view.t == 0,
+            final=self.final and view.done,
+            terminal=view.terms.get(agent, False),
+            left=view.infos.get(agent, {}).get("left", False),
         )
 
     def radio_expected(self, node: str) -> int | None:

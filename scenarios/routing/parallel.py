@@ -12,6 +12,7 @@ from .observe import M_OUT
 from .sed.navigation import Navigator
 
 OBS_DIM = 2 + 2 * M_OUT  # the routing observation: position, destination, M_OUT scores, M_OUT end junctions
+MAX_ROUNDS_PER_TICK = 8  # decision rounds within one SUMO second (a road just chosen may need its own decision)
 
 
 class RoutingParallelEnv(SpacesParallelEnv):
@@ -24,6 +25,9 @@ class RoutingParallelEnv(SpacesParallelEnv):
     infos[agent]["deciding"] says the same. The actions of deciding agents are applied; one that is not a road the
     vehicle may take is replaced by the world's fallback (the fastest road), reported as infos[agent]["applied"].
     A reward is Eq. 32 for the agent's previous decision, paid when its next decision or its end comes (0 between).
+    A road just chosen may end within the same second: its vehicle decides again in a step without a tick, up to
+    MAX_ROUNDS_PER_TICK rounds a second (then SUMO moves on and the vehicle keeps its route). `pending` and
+    `endings` hold the env's Decision and Ending objects of the last report, by agent.
     """
 
     metadata = {"name": "netmarl_routing_v0"}
@@ -43,6 +47,8 @@ class RoutingParallelEnv(SpacesParallelEnv):
         }
         self.spaces_act = {a: spaces.Discrete(M_OUT) for a in self.possible_agents}
         self.pending: dict[str, Decision] = {}
+        self.endings: dict[str, Ending] = {}
+        self.rounds = 0  # decision rounds in the current SUMO second
         self.last_obs: dict[str, np.ndarray] = {}
 
     def reset(self, seed: int | None = None, options: dict | None = None):
@@ -61,11 +67,16 @@ class RoutingParallelEnv(SpacesParallelEnv):
             if action is None or not self.env.apply(d.agent, d.edge, d.options, int(action)):
                 applied[name] = fallback_road(self.env, self.nav, d)
         follow = self.env.follow_ups([d.agent for d in self.pending.values()])
-        decisions, endings = (follow, []) if follow else self._advance()
+        if follow and self.rounds < MAX_ROUNDS_PER_TICK:
+            self.rounds += 1
+            decisions, endings = follow, []
+        else:
+            decisions, endings = self._advance()
         return self._report(decisions, endings, applied)
 
     def _advance(self) -> tuple[list[Decision], list[Ending]]:
         """SUMO ticks until some vehicle decides or ends (or the episode is over)."""
+        self.rounds = 1
         while not self.env.done:
             decisions, endings = self.env.tick()
             if decisions or endings:
@@ -75,6 +86,7 @@ class RoutingParallelEnv(SpacesParallelEnv):
     def _report(self, decisions: list[Decision], endings: list[Ending], applied: dict):
         """The five dicts over the agents live before this step; the finished ones leave self.agents."""
         self.pending = {f"agent{d.agent}": d for d in decisions}
+        self.endings = {f"agent{e.agent}": e for e in endings}
         live = list(self.agents)
         rewards, terminated, truncated = (
             dict.fromkeys(live, 0.0),

@@ -12,12 +12,12 @@ from scenarios.routing.sed.feedback import InstructionSpan
 from scenarios.routing.sed.navigation import Navigator
 from scenarios.routing.sed.plans import PlanOutcome
 
-from ..step_driver import AgentExchange, as_action
-from .env import Decision, Ending, RoutingEnv, fallback_road
+from ..parallel_world import ParallelEnvLoop, StepView
+from ..step_driver import agent_index, as_action
+from .env import Decision, RoutingEnv
+from .parallel import RoutingParallelEnv
 
 log = logging.getLogger("scenarios.routing")
-
-MAX_ROUNDS_PER_TICK = 8
 
 
 @dataclass
@@ -139,115 +139,111 @@ class EpisodeResult:
         }
 
 
-class EpisodeRunner(AgentExchange):
-    """Runs episodes of a RoutingEnv in lock-step with the agent processes (one message round per busy tick)."""
+class EpisodeRunner(ParallelEnvLoop):
+    """Runs episodes of a RoutingEnv, through its ParallelEnv on the one world loop, in lock-step with the agent
+    processes: each message round goes to the vehicles deciding or ending in it (the others are not addressed)."""
 
     def __init__(self, ep, env: RoutingEnv, deadline_s: float):
         super().__init__(ep, deadline_s)
         self.env = env
-        self.nav = Navigator(env.net)
-        self.applied: dict[int, int] = {}  # agent -> the road the world took instead of the agent's answer
+        self.par = RoutingParallelEnv(env)
+        self.nav = self.par.nav
 
     def run_episode(self, mode: str, seed: int, followers: dict[int, Follower] | None = None) -> EpisodeResult | None:
         """One episode (mode train / test / subset); None if the run was stopped meanwhile."""
-        env, followers = self.env, followers or {}
-        env.reset(seed)
-        returns = {a: 0.0 for a in env.states}
-        tracks = {a: Track() for a in followers}
-        decisions, self.defaulted, self.applied = 0, 0, {}
-        self.visits = {a: [] for a in env.states}
+        env = self.env
+        self.followers = followers or {}
+        self.tracks = {a: Track() for a in self.followers}
+        self.returns = {t.agent: 0.0 for t in env.trips}
+        self.visits: dict[int, list[tuple[float, int]]] = {t.agent: [] for t in env.trips}
+        self.decisions, self.defaulted = 0, 0
+        self.expert: dict[int, int | None] = {}  # a follower's instruction road at its current decision
+        self.chosen: dict[str, tuple[Decision, int | None, float]] = {}  # this round's answers, before applying
         try:
-            while not env.done:
-                if self.ep.stopping:
-                    return None
-                pending, endings = env.tick()
-                for _ in range(MAX_ROUNDS_PER_TICK):  # a road just chosen may need its own decision at once
-                    if not pending and not endings:
-                        break
-                    decisions += self.exchange(mode, pending, endings, followers, tracks, returns)
-                    pending, endings = env.follow_ups([d.agent for d in pending]), []
-            for f in followers.values():
+            if self.play(mode, seed) is None:
+                return None
+            for f in self.followers.values():
                 f.finish(env.t)
             return EpisodeResult(
                 mode,
-                returns,
+                self.returns,
                 env.travel_times(),
                 {a: s.arrived for a, s in env.states.items()},
-                decisions,
+                self.decisions,
                 env.reward_series(),
                 env.t,
                 env.teleports,
                 self.defaulted,
-                tracks,
-                followers,
+                self.tracks,
+                self.followers,
                 self.visits,
             )
         finally:
             env.close()
 
-    def exchange(
-        self,
-        mode: str,
-        pending: list[Decision],
-        endings: list[Ending],
-        followers: dict[int, Follower],
-        tracks: dict[int, Track],
-        returns: dict[int, float],
-    ) -> int:
-        """One message round: endings and decisions out, answers in, roads applied; returns the decisions taken."""
-        env = self.env
-        self.step += 1
-        self.ep.t_sim = env.t
-        expected, expert = set(), {}
-        for e in endings:
-            returns[e.agent] += e.reward
-            if e.agent in followers:
-                tracks[e.agent].close(e.reward)
-                followers[e.agent].finish(env.t)
-            expected.add(self.send_end(e, mode))
-        for d in pending:
-            returns[d.agent] += d.reward
-            self.visits[d.agent].append((env.t, d.junction))
-            if d.agent in followers:
-                expert[d.agent] = followers[d.agent].action(d, env.t, self.nav, env.travel_time)
-            expected.add(self.send_decision(d, mode, expert.get(d.agent, -1) if d.agent in followers else None))
-        actions = self.collect(expected)
-        for d in pending:
-            choice = as_action(actions.get(d.agent))  # a follower answers with the road its instruction gives
-            if choice is None and d.agent in followers:
-                choice = expert[d.agent]  # its answer came late: the world knows the instruction's road
-            if choice is None or not env.apply(d.agent, d.edge, d.options, choice):
-                choice = self.fallback(d)
-                self.defaulted += 1
-                self.applied[d.agent] = choice  # told with its next message: what it learns from is what happened
-            if d.agent in followers:
-                tracks[d.agent].add(d, choice, env.t)
-                if choice != expert[d.agent]:
-                    followers[d.agent].stuck = followers[d.agent].stuck or f"no instruction road at {d.edge}"
-        return len(pending)
+    # ---- the loop's hooks -----------------------------------------------------------------------------------
+    def node_of(self, i: int, agent: str) -> str:
+        return agent  # the vehicle's name is its process's
 
-    def fallback(self, d: Decision) -> int:
-        """No usable choice: the fastest road to the destination (or the first allowed one)."""
-        return fallback_road(self.env, self.nav, d)
+    def before_observe(self) -> None:
+        self.ep.t_sim = self.env.t
 
-    def send_decision(self, d: Decision, mode: str, expert_action: int | None) -> str:
-        """Ask the agent for its road; a plan follower is told the expert's road (phase "follow")."""
-        said = dict(mode=mode, t=self.env.t, applied=self.applied.pop(d.agent, None))
-        info = Act(**said) if expert_action is None else Follow(**said, expert_action=int(expert_action))
-        dest = self.env.node_xy[self.env.states[d.agent].trip.destination_index]
+    def message(self, mode: str, agent: str, node: str, mask, view: StepView) -> tuple[Observation, dict] | None:
+        """A deciding vehicle is asked for its road (a plan follower is told the expert's road: phase "follow"); an
+        ending one gets its last reward with done; the others are not addressed."""
+        env, a = self.env, agent_index(agent)
+        e, d = self.par.endings.get(agent), self.par.pending.get(agent)
+        if e is None and d is None:
+            return None
+        said = dict(mode=mode, t=env.t, applied=self.told.pop(agent, None))
+        if e is not None:
+            self.returns[a] += e.reward
+            if a in self.followers:
+                self.tracks[a].close(e.reward)
+                self.followers[a].finish(env.t)
+            arrays = {} if e.obs is None else {"obs": e.obs, "mask": e.mask.astype(np.uint8)}
+            info = Act(**said, arrived=e.arrived, truncated=e.truncated)
+            return Observation(step=self.step, reward=e.reward, done=True, info=info), arrays
+        self.returns[a] += d.reward
+        self.visits[a].append((env.t, d.junction))
+        self.decisions += 1
+        expert = None
+        if a in self.followers:
+            expert = self.expert[a] = self.followers[a].action(d, env.t, self.nav, env.travel_time)
+        info = Act(**said) if expert is None else Follow(**said, expert_action=int(expert))
+        dest = env.node_xy[env.states[a].trip.destination_index]
         arrays = {
             "obs": d.obs,
             "mask": d.mask.astype(np.uint8),
             "xy": np.asarray(d.xy, np.float64),
             "dest": np.asarray(dest, np.float64),
         }
-        return self.send(d.agent, Observation(step=self.step, reward=d.reward, info=info), arrays)
+        return Observation(step=self.step, reward=d.reward, info=info), arrays
 
-    def send_end(self, e: Ending, mode: str) -> str:
-        info = Act(
-            mode=mode, t=self.env.t, arrived=e.arrived, truncated=e.truncated, applied=self.applied.pop(e.agent, None)
-        )
-        arrays = {}
-        if e.obs is not None:
-            arrays = {"obs": e.obs, "mask": e.mask.astype(np.uint8)}
-        return self.send(e.agent, Observation(step=self.step, reward=e.reward, done=True, info=info), arrays)
+    def action(self, i: int, answered: bool, value, mask) -> tuple[int | None, None]:
+        """A follower answers with the road its instruction gives; if its answer came late, the world knows that
+        road. No usable road: the env takes the fallback (accumulate() counts it)."""
+        agent = self.par.possible_agents[i]
+        if (d := self.par.pending.get(agent)) is None:
+            return None, None
+        a = agent_index(agent)
+        choice = as_action(value)
+        if choice is None and a in self.followers:
+            choice = self.expert[a]
+        self.chosen[agent] = (d, choice, self.env.t)
+        return choice, None
+
+    def accumulate(self, totals: dict, rewards: dict, infos: dict) -> None:
+        """The roads that ran: a replaced answer is counted and told to the agent with its next message (what it
+        learns from is what happened); a follower's track gets the road, and a road off its plan marks it stuck."""
+        for agent, (d, choice, t) in self.chosen.items():
+            a = agent_index(agent)
+            if (road := infos.get(agent, {}).get("applied")) is not None:
+                choice = road
+                self.defaulted += 1
+                self.told[agent] = road
+            if a in self.followers:
+                self.tracks[a].add(d, choice, t)
+                if choice != self.expert[a]:
+                    self.followers[a].stuck = self.followers[a].stuck or f"no instruction road at {d.edge}"
+        self.chosen = {}

@@ -97,7 +97,7 @@ class RoutingWorldProcess(EpisodeRunner):
         )
 
     # ------------------------------------------------------------------ episodes
-    def play(self, mode: str, seed: int, followers: dict[int, Follower] | None = None) -> EpisodeResult | None:
+    def play_episode(self, mode: str, seed: int, followers: dict[int, Follower] | None = None) -> EpisodeResult | None:
         result = self.run_episode(mode, seed, followers)
         if result is not None:
             rec = {
@@ -125,7 +125,7 @@ class RoutingWorldProcess(EpisodeRunner):
         docs/reled.md RL-3)."""
         episodes, decisions = [], 0
         while decisions < self.cfg.decisions_per_epoch:
-            result = self.play("train", self.seed * 100_003 + self.episode)
+            result = self.play_episode("train", self.seed * 100_003 + self.episode)
             if result is None:
                 return None
             self.episode += 1
@@ -138,7 +138,7 @@ class RoutingWorldProcess(EpisodeRunner):
         modes = ["test"] + (["test_stochastic"] if self.cfg.test_stochastic else [])
         for mode in modes:
             for j in range(n):
-                if self.play(mode, TEST_SEED + self.seed * 1000 + j) is None:
+                if self.play_episode(mode, TEST_SEED + self.seed * 1000 + j) is None:
                     return False
         return True
 
@@ -174,7 +174,7 @@ class RoutingWorldProcess(EpisodeRunner):
                 continue
             if not self.announce(subset, followers):
                 return False
-            result = self.play("subset", self.seed * 100_003 + 50_000 + self.episode, followers)
+            result = self.play_episode("subset", self.seed * 100_003 + 50_000 + self.episode, followers)
             if result is None:
                 return False
             self.episode += 1

@@ -1,4 +1,5 @@
-"""The Alternating-MARL warehouse game as a PettingZoo ParallelEnv: the dispatcher and n robots act each step."""
+"""The Alternating-MARL warehouse game as PettingZoo ParallelEnvs: the whole game (the dispatcher and n robots act each
+step) and the floor the world process steps (the dispatcher's global chain; the robots are processes of their own)."""
 
 from __future__ import annotations
 
@@ -75,3 +76,55 @@ class WarehouseParallelEnv(SpacesParallelEnv):
         info = {a: {} for a in agents}
         info[DISPATCHER] = {"polled": self.polled}
         return obs, rewards, {a: False for a in agents}, {a: done for a in agents}, info
+
+
+class FloorParallelEnv(SpacesParallelEnv):
+    """The dispatcher's part of the warehouse game as a one-agent ParallelEnv, as the warehouse world steps it: the
+    robots are processes of their own (the dispatcher polls them over the radio), so what the world owns is the
+    global chain. The dispatcher observes {"clock": [episode, t], "sg": s_g of the episode so far, the last 64}
+    and picks a zone a_g (reward r_g[s_g, a_g]); s_g(t+1) ~ P_g from the simulator's stream. A missing action keeps
+    the priority zone (a_g = s_g). reset(options={"episode": e, "steps": n}) runs episode e for n steps (default:
+    the horizon; a run's last episode may be cut short); infos[dispatcher] has the step's s_g, a_g and r_g."""
+
+    metadata = {"name": "netmarl_warehouse_floor_v0"}
+    HISTORY = 64
+
+    def __init__(self, model: WarehouseModel, horizon: int, seed: int = 0):
+        self.model, self.horizon, self.seed = model, horizon, seed
+        self.possible_agents = [DISPATCHER]
+        self.agents: list[str] = []
+        clock = spaces.Box(0, np.iinfo(np.int64).max, (2,), np.int64)
+        self.spaces_obs = {
+            DISPATCHER: spaces.Dict({"clock": clock, "sg": spaces.Sequence(spaces.Discrete(model.zones))})
+        }
+        self.spaces_act = {DISPATCHER: spaces.Discrete(model.zones)}
+        self.episode = -1
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self.seed, self.episode = int(seed), -1
+        self.seed_spaces(seed)
+        options = options or {}
+        self.episode = int(options.get("episode", self.episode + 1))
+        self.steps = int(options.get("steps", self.horizon))
+        self.s_g = int(self.model.initial_global(self.seed, self.episode)[0])
+        self.history, self.t = [self.s_g], 0
+        self.agents = [DISPATCHER]
+        return self._observe(), {DISPATCHER: {}}
+
+    def _observe(self) -> dict:
+        clock = np.array([self.episode, self.t], np.int64)
+        return {DISPATCHER: {"clock": clock, "sg": np.array(self.history[-self.HISTORY :], np.int64)}}
+
+    def step(self, actions: dict):
+        m, s_g = self.model, self.s_g
+        a_g = actions.get(DISPATCHER)
+        a_g = s_g if a_g is None else int(a_g)
+        r_g = float(m.r_g[s_g, a_g])
+        self.s_g = int(m.global_step(self.seed, self.episode, self.t, np.array([s_g]), np.array([a_g]))[0])
+        self.t += 1
+        self.history.append(self.s_g)
+        done = self.t >= self.steps
+        self.agents = [] if done else [DISPATCHER]
+        info = {DISPATCHER: {"s_g": s_g, "a_g": a_g, "r_g": r_g}}
+        return self._observe(), {DISPATCHER: r_g}, {DISPATCHER: False}, {DISPATCHER: done}, info
