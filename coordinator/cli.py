@@ -48,10 +48,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from scenarios.cav.export import export_run
+    from scenarios.kinds import run_tool
 
     try:
-        written = export_run(Path(args.run_dir), args.agent, Path(args.out))
+        written = run_tool(Path(args.run_dir), "export")(Path(args.run_dir), args.agent, Path(args.out))
     except (FileNotFoundError, ValueError) as err:
         print(f"netmarl export: {err}", file=sys.stderr)
         return 2
@@ -61,10 +61,11 @@ def cmd_export(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from scenarios.cav.evaluate import evaluate_run
+    from scenarios.kinds import run_tool
 
     try:
-        result = evaluate_run(Path(args.run_dir), episodes=args.episodes, deterministic=not args.stochastic)
+        run_dir = Path(args.run_dir)
+        result = run_tool(run_dir, "evaluate")(run_dir, episodes=args.episodes, deterministic=not args.stochastic)
     except (FileNotFoundError, ValueError) as err:
         print(f"netmarl eval: {err}", file=sys.stderr)
         return 2

@@ -315,3 +315,15 @@ def test_a_coordinator_bind_that_cannot_be_bound_exits_2_and_leaves_nothing(tmp_
             assert not out.exists(), bind
     finally:
         busy.close()
+
+
+def test_cli_export_and_eval_ask_the_runs_kind(tmp_path):
+    """`export` and `eval` are tools of a world kind (the CAV kind's): another kind's run gets a clear error."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text('[world]\nkind = "signals"\n')
+    for command in (["export", str(run), "--out", str(tmp_path / "out")], ["eval", str(run)]):
+        res = netmarl(*command, cwd=tmp_path)
+        assert res.returncode == 2 and "'signals' run" in res.stderr and "kind cav" in res.stderr, res.stderr
+    res = netmarl("eval", str(tmp_path / "missing"), cwd=tmp_path)
+    assert res.returncode == 2 and "not a run folder" in res.stderr

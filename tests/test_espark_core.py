@@ -20,6 +20,7 @@ from coordinator.espark.evolution import (
 )
 from scenarios.espark.candidates import MABIM_SIGNATURE, TSC, apply_mask, mabim_sample_inputs, validate_candidate
 from scenarios.espark.masker import random_pruning_mask
+from scenarios.espark.task import mabim_env, tsc_env
 from scenarios.inventory.config import ACTION_MULTIPLES, N_ACTIONS
 
 SAMPLES = [mabim_sample_inputs(2, 5, ACTION_MULTIPLES, seed=s, current_step=10 * s) for s in range(3)]
@@ -151,7 +152,7 @@ def test_random_pruning_mask():
 
 
 def test_prompts_contain_required_pieces_and_are_deterministic():
-    env = P.mabim_env("Replenish 100 SKUs.", "<ENV CODE>", "<STATE DEF>", "<REWARD DEF>")
+    env = mabim_env("Replenish 100 SKUs.", "<ENV CODE>", "<STATE DEF>", "<REWARD DEF>")
     gs, gu = P.generator_system(env), P.generator_user(env)
     assert "inventory management" in gs and MABIM_SIGNATURE in gs and "numpy" in gs
     for piece in (
@@ -166,7 +167,7 @@ def test_prompts_contain_required_pieces_and_are_deterministic():
         assert piece in gu and piece in P.checker_user(env)
     cs = P.checker_system(env)
     assert P.PASS_PREFIX in cs and P.FAIL_PREFIX in cs and "common logical errors" in cs
-    tsc = P.tsc_env("Control 16 signals.", "<SUMO>", "<MOVES>", "<STOPPED>")
+    tsc = tsc_env("Control 16 signals.", "<SUMO>", "<MOVES>", "<STOPPED>")
     assert "traffic signal control" in P.generator_system(tsc) and "intersection_index" in P.generator_user(tsc)
     assert "warehouse" not in P.generator_user(tsc) and "def compute_mask(intersections" in P.checker_system(tsc)
     assert "{" not in gs + cs  # no unfilled template slot

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scenarios.espark.settings import ESparkSettings
+from scenarios.espark.task import EnvDescription
 from scenarios.llm.extract import extract_code
 from scenarios.llm.service import LLMService, conversation_for
 
 from .evolution import CheckResult
 from .prompts import (
-    EnvDescription,
     checker_feedback,
     checker_review,
     checker_system,

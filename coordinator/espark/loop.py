@@ -17,6 +17,7 @@ import numpy as np
 from coordinator.run_folder import check_new_run_dir, write_config
 from scenarios.config import ScenarioConfig
 from scenarios.espark.candidates import Validation, validate_candidate
+from scenarios.kinds import espark_task
 from scenarios.llm.service import LLMService
 
 from .evolution import NO_RETENTION_STEP_FACTOR, CandidateRecord, RunRecorder, reflection_stats, select_best
@@ -25,7 +26,6 @@ from .plots import plot_candidate_scores, plot_learning_curves, test_table
 from .prompts import reflection
 from .resume import finished_iterations
 from .runs import ChildRun, run_all
-from .tasks import TASKS
 
 log = logging.getLogger("coordinator.espark")
 
@@ -35,7 +35,7 @@ class ESparkLoop:
 
     def __init__(self, cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None):
         self.cfg, self.run_dir = cfg, Path(run_dir).resolve()  # children run from the project root
-        self.task = TASKS[cfg.world.kind]
+        self.task = espark_task(cfg.world.kind)
         self.settings = cfg.algo.espark
         self.world = cfg.world
         s = self.settings

@@ -20,4 +20,6 @@ def plan_beacons(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None)
         steps=cfg.run.steps,
         deadline_s=cfg.run.step_deadline_s,
     )
-    return RunPlan("scenarios.beacons.world:run_world", kwargs, {a: role for a in files.agent_ids}, {role: cfg.role})
+    return RunPlan(
+        "scenarios.beacons.world:run_beacon_world", kwargs, {a: role for a in files.agent_ids}, {role: cfg.role}
+    )

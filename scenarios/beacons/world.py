@@ -34,7 +34,7 @@ def prepare(world: Figure8World, seed: int, net_dir: Path) -> Figure8Files:
     )
 
 
-class World(StepDriver):
+class BeaconWorldProcess(StepDriver):
     """Lock-step loop: step SUMO, send positions and observations, collect actions, apply them."""
 
     def __init__(self, ep: Endpoint, cfg: Figure8World, files: Figure8Files, steps: int, deadline_s: float):
@@ -95,7 +95,7 @@ class World(StepDriver):
         return step == self.steps and not ep.stopping
 
 
-def run_world(
+def run_beacon_world(
     node_id: str,
     coordinator: str,
     seed: int,
@@ -111,8 +111,8 @@ def run_world(
         node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
     )
 
-    def build() -> World:
+    def build() -> BeaconWorldProcess:
         cfg = Figure8World.model_validate(world)
-        return World(ep, cfg, prepare(cfg, seed, Path(net_dir)), steps, deadline_s)
+        return BeaconWorldProcess(ep, cfg, prepare(cfg, seed, Path(net_dir)), steps, deadline_s)
 
     return serve_world(ep, build)

@@ -31,4 +31,6 @@ KIND = WorldKind(
     check=check_cav,
     preload=("agent_node.roles.cav", "scenarios.cav.world"),
     resumable=True,
+    export="scenarios.cav.export:export_run",
+    evaluate="scenarios.cav.evaluate:evaluate_run",
 )

@@ -4,6 +4,7 @@ inputs, and the mask fallback."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -20,56 +21,8 @@ MABIM_DATES = ("today", "yesterday", "history", "lookback", "lookback_with_curre
 VALIDATION_LIMITS = SandboxLimits(cpu_s=2, wall_s=5, memory_mb=256)
 
 # Code placed BEFORE the candidate in the sandbox: numpy, the typed input classes (so the signature's annotations
-# resolve) and the plain-data -> object adapter. Tracebacks' line numbers therefore include these lines.
-_MABIM_PRELUDE = '''\
-import numpy as np
-
-
-class AgentStates:
-    """agent_states[warehouse, item, date, sku] over states[item] shaped (W, T, N); day T-1 is today."""
-
-    def __init__(self, d):
-        self._w, self._s, self._st = list(d["warehouses"]), list(d["skus"]), d["states"]
-        self.current_step, self.durations, self.lookback = d["current_step"], d["durations"], d["lookback"]
-
-    def __len__(self):
-        return len(self._s)
-
-    def __getitem__(self, key):
-        wh, item, date, sku = key
-        a = np.asarray(self._st[item])
-        a = a if wh == "all_warehouses" else a[self._w.index(wh)]
-        t = a.shape[-2]
-        sel = {"today": t - 1, "yesterday": t - 2, "history": slice(None), "all_dates": slice(None),
-               "lookback": slice(max(t - 1 - self.lookback, 0), t - 1),
-               "lookback_with_current": slice(max(t - self.lookback, 0), t)}
-        a = a[..., sel[date] if isinstance(date, str) else int(date), :]
-        return a if sku == "all_skus" else a[..., self._s.index(sku)]
-
-
-class SupplyChain:
-    """supply_chain[warehouse, key]; warehouses listed from the customer-facing one (head) to the top (tail)."""
-
-    def __init__(self, d):
-        self._d = d
-
-    def get_warehouse_list(self):
-        return list(self._d["warehouses"])
-
-    def get_head(self):
-        return self._d["warehouses"][0]
-
-    def get_tail(self):
-        return self._d["warehouses"][-1]
-
-    def __getitem__(self, key):
-        wh, item = key
-        return self._d[item][wh]
-
-
-def _espark_wrap(args):
-    return AgentStates(args[0]), SupplyChain(args[1]), list(args[2])
-'''
+# resolve) and the plain-data -> object adapter: a real module, read as text.
+_MABIM_PRELUDE = (Path(__file__).parent / "mabim_prelude.py").read_text()
 
 _TSC_PRELUDE = """\
 import numpy as np

@@ -19,6 +19,7 @@ KIND = WorldKind(
     algo=InventoryAlgo,
     plan=lazy("scenarios.inventory.plan:plan_inventory"),
     check=check_inventory,
+    espark="scenarios.inventory.espark_task:TASK",
     preload=("agent_node.roles.stocker", "scenarios.inventory.world"),
     resumable=True,
 )

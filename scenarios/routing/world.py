@@ -162,7 +162,7 @@ class RoutingWorldProcess(EpisodeRunner):
         (Alg. 1 lines 5-17)."""
         sed = self.sed
         subsets = sed.partition(self.agents)
-        gen = self.wait_for(sed.generate)
+        gen = self.in_background(sed.generate)
         if gen is None:
             return False
         lines_rvi, lines_pdi, summaries, executed = [], [], [], {a: False for a in self.agents}
@@ -261,8 +261,9 @@ class RoutingWorldProcess(EpisodeRunner):
             "instructions": [i.text() for i in follower.outcome.instructions],
         }
 
-    def wait_for(self, fn) -> Generation | None:
-        """Run a slow call (the LLM, the sandbox) in a daemon thread while heartbeats go on; None if stopped."""
+    def in_background(self, fn) -> Generation | None:
+        """Run a slow call (the LLM, the sandbox) in a daemon thread while the endpoint waits (heartbeats go on,
+        control messages are handled, stray answers dropped); None if the run was stopped meanwhile."""
         box: dict = {}
 
         def target() -> None:
@@ -273,11 +274,8 @@ class RoutingWorldProcess(EpisodeRunner):
 
         thread = threading.Thread(target=target, name="sed-call", daemon=True)
         thread.start()
-        while thread.is_alive():
-            if self.ep.stopping:
-                return None
-            self.ep.maybe_heartbeat()
-            self.ep.poll(200)  # control messages (a shutdown) are handled; stray answers are dropped
+        if not self.ep.wait_for(lambda: not thread.is_alive(), None, keep=None, poll_ms=200):
+            return None
         if "error" in box:
             raise box["error"]
         return box["value"]

@@ -21,5 +21,6 @@ KIND = WorldKind(
     algo=SignalAlgo,
     plan=lazy("scenarios.signals.plan:plan_signals"),
     check=check_signals,
+    espark="scenarios.signals.espark_task:TASK",
     preload=("agent_node.roles.router", "scenarios.signals.world"),
 )
