@@ -18,6 +18,8 @@ from functools import cache
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from agent_node.roles import load_role
+
 from .config import MqttConfig, RunConfig, SecurityConfig
 from .kinds import KINDS, world_kind
 
@@ -154,7 +156,12 @@ def reference() -> str:
         if kind.algo is not None:
             out += table(kind.algo, "algo", skip=("name",), kind=name)
         else:
-            out += ["Its agents take their settings from `[role]` (the role's own settings; `name` picks it).", ""]
+            out += [
+                "Its agents take their settings from `[role]`: `name` picks a registered role (agent_node/roles/) and",
+                "the rest are that role's own settings. The default, the beacon role's:",
+                "",
+            ]
+            out += table(load_role("beacon").Settings, "role", kind=f'{name}, name = "beacon"')
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -14,13 +14,15 @@ from .base import Role, RoleSettings
 class BeaconSettings(RoleSettings):
     """Settings of the beacon role (the [role] table of a scenario file)."""
 
-    name: str = "beacon"
-    beacon_hz: float = Field(10.0, gt=0)
-    beacon_bytes: int = Field(200, ge=64)
-    payload_bytes: int = Field(50_000, ge=256)
+    name: str = "beacon"  # the role (agent_node/roles/)
+    beacon_hz: float = Field(10.0, gt=0)  # beacons broadcast per second of simulated time
+    beacon_bytes: int = Field(200, ge=64)  # size of one beacon on the radio
+    payload_bytes: int = Field(50_000, ge=256)  # size of one unicast payload to a random neighbour
     payload_interval_s: float = Field(2.0, gt=0)  # mean time between payloads per node
-    neighbour_timeout_s: float = Field(1.0, gt=0)
-    metrics_interval_s: float = Field(1.0, gt=0)
+    neighbour_timeout_s: float = Field(
+        1.0, gt=0
+    )  # a peer not heard for this long (s) is no longer a neighbour
+    metrics_interval_s: float = Field(1.0, gt=0)  # simulated seconds between the node's metrics records
 
 
 class BeaconRole(Role):
