@@ -269,7 +269,7 @@ class AgentNode:
                 role_errors=self.role_errors,
                 direct_rx=self.direct_rx,
                 direct_tx=self.role.ctx.radio.direct_tx,
-                radio_sent=dict(self.role.ctx.radio.sent_by_type),  # per type, failed sends too: not the lock-step's
+                radio_sent_by_type=dict(self.role.ctx.radio.sent_by_type),  # failed sends too (not the lock-step count)
             )
             if self.mqtt:
                 values["mqtt"] = self.mqtt.link.stats()

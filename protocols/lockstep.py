@@ -29,7 +29,7 @@ the first delivery of the new one arrives (take_in starts from 0 then), so on th
 On the wire the counts keep their old names: Action.radio_sent is `handed`, Positions.radio_sent the world's
 `handed` map, Tick.delivered the medium's `delivered`, and Observation.radio_expected is delivered[a] (None:
 no medium tick this step, nothing to wait for). Not a lock-step count: Radio.sent_by_type, the per message
-type sequence numbers (they count sends that failed too; the node's final `radio_sent` metrics record).
+type sequence numbers (they count sends that failed too; the node's final `radio_sent_by_type` metrics record).
 """
 
 from __future__ import annotations

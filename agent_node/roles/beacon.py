@@ -19,9 +19,7 @@ class BeaconSettings(RoleSettings):
     beacon_bytes: int = Field(200, ge=64)  # size of one beacon on the radio
     payload_bytes: int = Field(50_000, ge=256)  # size of one unicast payload to a random neighbour
     payload_interval_s: float = Field(2.0, gt=0)  # mean time between payloads per node
-    neighbour_timeout_s: float = Field(
-        1.0, gt=0
-    )  # a peer not heard for this long (s) is no longer a neighbour
+    neighbour_timeout_s: float = Field(1.0, gt=0)  # a peer not heard for this long (s) is no longer a neighbour
     metrics_interval_s: float = Field(1.0, gt=0)  # simulated seconds between the node's metrics records
 
 
