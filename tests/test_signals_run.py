@@ -26,9 +26,9 @@ def test_ippo_on_grid4x4_runs_learns_and_reports_the_trip_metrics(tmp_path):
     assert summary["status"] == "ok" and res["train_episodes"] == 2
     assert res["test_delay"] > 0 and res["test_trip_time"] > res["test_delay"] and res["test_return"] <= 0
     assert res["train_delay"] > 0 and res["train_trip_time"] > res["train_delay"]
-    updates = [m for m in metrics(out) if m["kind"] == "router_epoch"]
+    updates = [m for m in metrics(out) if m["kind"] == "ippo_epoch"]
     assert {u["node"] for u in updates} == {f"agent{i}" for i in range(16)}  # one learner per light
-    assert all(u["n_agent"] == 20 for u in updates)  # 300 s / 15 s decisions each episode
+    assert all(u["n"] == 20 for u in updates)  # 300 s / 15 s decisions each episode
 
 
 def test_a_map_that_does_not_exist_is_a_config_error(tmp_path):

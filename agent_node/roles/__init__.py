@@ -11,6 +11,7 @@ ROLES: dict[str, str] = {
     "dispatcher": "agent_node.roles.dispatcher:DispatcherRole",
     "robot": "agent_node.roles.robot:RobotRole",
     "cav": "agent_node.roles.cav:CavRole",
+    "ippo": "agent_node.roles.ippo:IppoRole",
     "router": "agent_node.roles.router:RouterRole",
     "stocker": "agent_node.roles.stocker:StockerRole",
     "signal_controller": "agent_node.roles.signal_controller:SignalControllerRole",

@@ -22,5 +22,5 @@ KIND = WorldKind(
     plan=lazy("scenarios.signals.plan:plan_signals"),
     check=check_signals,
     espark="scenarios.signals.espark_task:TASK",
-    preload=("agent_node.roles.router", "scenarios.signals.world"),
+    preload=("agent_node.roles.ippo", "scenarios.signals.world"),
 )

@@ -1,4 +1,4 @@
-"""Plan a traffic-signal run: one router-role learner (masked IPPO) per light of the chosen RESCO map, or one
+"""Plan a traffic-signal run: one ippo-role learner (the masked PPO) per light of the chosen RESCO map, or one
 signal_controller (FTC / MaxPressure, no learning) per light."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import sumolib
 
-from agent_node.learners.reled.hybrid_ppo import HybridPPOConfig
+from agent_node.learners.ppo import PPOConfig
 from agent_node.overrides import set_fields
-from agent_node.roles.router import RouterSettings
+from agent_node.roles.ippo import IppoSettings
 from agent_node.roles.signal_controller import SignalControllerSettings
 from scenarios.espark.masker import ExplorationSpec
 from scenarios.espark.settings import IPPO_DEFAULTS
@@ -41,21 +41,12 @@ def plan_signals(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None)
         role = "signal_controller"
         settings = SignalControllerSettings(method=algo.method, hold=round(hold)).model_dump(mode="json")
     else:
-        # the router role's PPO (RELED's hybrid without expert data: the masked PPO step for step, tests/test_ppo.py)
-        ppo = HybridPPOConfig.model_validate(
-            {
-                **IPPO_DEFAULTS,
-                "obs_dim": OBS_DIM,
-                "n_actions": len(PHASES),
-                "junction_ids": False,  # the signal observation has no junction ids to scale
-                **set_fields(algo.ppo),
-            }
+        ppo = PPOConfig.model_validate(
+            {**IPPO_DEFAULTS, "obs_dim": OBS_DIM, "n_actions": len(PHASES), **set_fields(algo.ppo)}
         )
-        role = "router"
-        settings = RouterSettings.model_validate(
+        role = "ippo"
+        settings = IppoSettings.model_validate(
             {
-                "name": "router",
-                "method": "ippo",
                 "ppo": ppo.model_dump(exclude={"init_seed", "seed"}),
                 "torch_threads": algo.torch_threads,
                 "checkpoint_dir": str(run_dir / "checkpoints"),
