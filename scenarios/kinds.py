@@ -25,6 +25,7 @@ KINDS: dict[str, str] = {
     "routing": "scenarios.routing.kind:KIND",
     "signals": "scenarios.signals.kind:KIND",
     "inventory": "scenarios.inventory.kind:KIND",
+    "pettingzoo": "scenarios.pettingzoo.kind:KIND",
 }
 DEFAULT_KIND = "figure8"  # a scenario file without world.kind
 

@@ -184,7 +184,7 @@ class EpisodicWorld(AgentExchange):
     """The learning worlds' schedule (signals, inventory): training episodes first_episode.. with an update every
     cfg.update_every and after the last, greedy evaluation episodes every cfg.eval_every (0: none) and after the
     last, then the test episodes. Subclasses set n_agents,
-    exploration (TrainingMasks) and defaulted, and play one episode in episode(mode, seed, k)."""
+    exploration (TrainingMasks, or None) and defaulted, and play one episode in episode(mode, seed, k)."""
 
     n_agents: int
 
@@ -218,7 +218,7 @@ class EpisodicWorld(AgentExchange):
                 "steps_per_s": self.rate(),
                 "late_actions": self.late_actions,
                 "default_actions": self.defaulted,
-                "exploration": self.exploration.stats(),
+                "exploration": self.exploration.stats() if self.exploration else None,
             },
             final=True,
         )
@@ -246,7 +246,8 @@ class EpisodicWorld(AgentExchange):
         return self.step / max(time.monotonic() - self.t0, 1e-9)
 
     def close(self) -> None:
-        self.exploration.close()
+        if self.exploration:
+            self.exploration.close()
 
 
 def serve_world(ep: Endpoint, build: Callable[[], StepDriver]) -> int:

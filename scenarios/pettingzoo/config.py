@@ -1,0 +1,38 @@
+"""The [world] and [algo] tables of a hosted PettingZoo environment (kind = "pettingzoo")."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent_node.learners.ppo import PPOConfig
+from agent_node.overrides import Overrides
+
+
+class PettingZooWorld(BaseModel):
+    """Any PettingZoo ParallelEnv: `env` names a callable that returns it; episodes of it run in the world process,
+    one agent process per agent, learners updated every update_every episodes, then greedy test episodes."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["pettingzoo"] = "pettingzoo"  # picks the world kind (scenarios/kinds.py)
+    # "module:callable" returning a pettingzoo.ParallelEnv, e.g. "mpe2.simple_spread_v3:parallel_env"
+    env: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)  # keyword arguments of that callable (the env's own)
+    episodes: int = Field(100, ge=0)  # training episodes (0: test only)
+    first_episode: int = Field(1, ge=1)  # number (and reset seed) of the first training episode
+    update_every: int = Field(4, ge=1)  # training episodes per learner update
+    test_episodes: int = Field(5, ge=0)  # greedy test episodes at the end, fresh seeds
+    eval_episodes: int = Field(0, ge=0)  # greedy episodes on fixed seeds at each evaluation checkpoint
+    eval_every: int = Field(0, ge=0)  # ... every this many training episodes (0: after training only)
+    update_deadline_s: float = Field(120.0, gt=0)  # how long the world waits for the agents' updates, s
+
+
+class PettingZooAlgo(BaseModel):
+    """[algo]: the agents' learner. "ippo": the masked PPO (agent_node/learners/ppo.py), one per agent, for discrete
+    action spaces; the observation is flattened, and an "action_mask" in a dict observation is honoured."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["ippo"] = "ippo"  # the generic learner role
+    ppo: Overrides(PPOConfig) = Field(default_factory=PPOConfig)  # the fields set override the defaults
+    torch_threads: int = Field(1, ge=1)  # PyTorch threads of each agent process

@@ -1,0 +1,105 @@
+"""The hosted PettingZoo world process: episodes of the user's ParallelEnv on the one world loop, agent i's process
+(agent<i>) driving possible_agents[i]; learner updates between episodes."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from protocols.endpoint import Endpoint
+from protocols.security import Curve
+
+from ..parallel_world import ParallelEnvWorld
+from ..step_driver import as_action, serve_world
+from .config import PettingZooWorld
+from .host import agent_spaces, flat_observation, load_env
+
+log = logging.getLogger("scenarios.pettingzoo")
+
+
+class PettingZooWorldProcess(ParallelEnvWorld):
+    """Each step: every live agent's flattened observation and action mask out, its action back (a missing or
+    unusable one is replaced by the first allowed action, and the agent is told); returns per agent per episode."""
+
+    def __init__(self, ep: Endpoint, cfg: PettingZooWorld, deadline_s: float, seed: int):
+        super().__init__(ep, deadline_s)
+        self.cfg, self.seed = cfg, seed
+        self.par = load_env(cfg.env, cfg.env_kwargs)
+        self.spaces = {a: agent_spaces(self.par, a) for a in self.par.possible_agents}
+        self.n_agents = len(self.par.possible_agents)
+        self.defaulted = 0
+        self.exploration = None  # no training-time pruning here
+        self._bad_logged: set[int] = set()
+
+    def close(self) -> None:
+        self.par.close()
+
+    def masks(self, mode: str, obs: dict, infos: dict, done: bool) -> list[np.ndarray]:
+        out = []
+        for agent in self.par.possible_agents:
+            sp = self.spaces[agent]
+            mask = np.ones(sp.n_actions, bool)
+            if sp.masked and agent in obs:
+                mask = np.asarray(obs[agent]["action_mask"], bool).reshape(-1)
+            elif agent in infos and "action_mask" in infos[agent]:
+                mask = np.asarray(infos[agent]["action_mask"], bool).reshape(-1)
+            out.append(mask if mask.shape == (sp.n_actions,) and mask.any() else np.ones(sp.n_actions, bool))
+        return out
+
+    def arrays(self, agent: str, obs: dict, infos: dict, mask: np.ndarray) -> dict[str, np.ndarray]:
+        flat = flat_observation(self.par, agent, obs[agent], self.spaces[agent].masked)
+        return {"obs": flat, "mask": mask.astype(np.uint8)}
+
+    def action(self, i: int, answered: bool, value, mask: np.ndarray) -> tuple[int, int | None]:
+        a = as_action(value)
+        if a is None or not (0 <= a < len(mask) and mask[a]):
+            self.defaulted += 1
+            if answered and i not in self._bad_logged:
+                log.warning("agent%d answered %r, not an allowed action; the first allowed one is used", i, value)
+                self._bad_logged.add(i)
+            a = int(np.flatnonzero(mask)[0])
+            return a, a  # the agent learns from the action that ran
+        return a, None
+
+    def accumulate(self, totals: dict, rewards: dict, infos: dict) -> None:
+        returns = totals.setdefault("returns", {})
+        for agent, r in rewards.items():
+            returns[agent] = returns.get(agent, 0.0) + float(r)
+
+    def record(self, mode: str, seed: int, k: int, totals: dict) -> dict:
+        returns = totals.get("returns", {})
+        record = {
+            "episode": k,
+            "mode": mode,
+            "seed": seed,
+            "return": float(np.mean(list(returns.values()))) if returns else 0.0,  # mean over the agents
+            "returns": returns,
+            "steps": totals["t"],
+            "wall_s": round(time.monotonic() - self.t0, 2),
+        }
+        self.ep.metrics("pettingzoo_episode", record)
+        log.info("%s episode %d: mean return %.3f in %d steps", mode, k, record["return"], record["steps"])
+        return record
+
+
+def build_pettingzoo_world(ep: Endpoint, seed: int, world: dict, deadline_s: float) -> PettingZooWorldProcess:
+    """The world process's state, on the endpoint it talks through."""
+    return PettingZooWorldProcess(ep, PettingZooWorld.model_validate(world), deadline_s, seed)
+
+
+def run_pettingzoo_world(
+    node_id: str,
+    coordinator: str,
+    seed: int,
+    world: dict,
+    deadline_s: float,
+    curve_secret: str | None = None,
+    coordinator_key: str | None = None,
+) -> int:
+    """Entry point of the hosted PettingZoo world process."""
+    ep = Endpoint(
+        node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
+    )
+    return serve_world(ep, lambda: build_pettingzoo_world(ep, seed, world, deadline_s))
