@@ -141,11 +141,17 @@ def check_record(sender_kind: str | None, kind: str, values: dict) -> None:
 
 
 class MetricsSink:
-    """Appends every metrics record to metrics.jsonl, one JSON object per line, flushed per line.
-    Records from other processes come through accept(), which checks them first (check_record)."""
+    """Appends every metrics record to metrics.jsonl, one JSON object per line, flushed per line, and (tensorboard:
+    a folder) its numbers to TensorBoard event files there. Records from other processes come through accept(),
+    which checks them first (check_record)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, tensorboard: Path | None = None):
         self.fh = open(path, "a", buffering=1)
+        self.tensorboard = None
+        if tensorboard is not None:
+            from .tensorboard import TensorBoardLog
+
+            self.tensorboard = TensorBoardLog(tensorboard)
         self.refused = 0
         self.refused_by: dict[str, int] = {}  # at most MAX_LOGGED_SENDERS senders, each logged once
 
@@ -179,6 +185,8 @@ class MetricsSink:
             if key not in record or (key == "node" and node == COORDINATOR and kind == "event"):
                 record[key] = value
         self.fh.write(json.dumps(record, default=str) + "\n")
+        if self.tensorboard is not None:
+            self.tensorboard.add(record)
 
     def close(self) -> None:
         """Record how many records were refused, if any, then close the file."""
@@ -186,3 +194,5 @@ class MetricsSink:
             top = dict(sorted(self.refused_by.items(), key=lambda kv: -kv[1])[:20])
             self.write(COORDINATOR, "event", {"event": "metrics_refused", "records": self.refused, "by_sender": top})
         self.fh.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()

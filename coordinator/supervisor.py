@@ -113,7 +113,9 @@ class Supervisor:
         log.addHandler(self.log_handler)
         logging.getLogger("protocols").addHandler(self.log_handler)  # the inbox's warnings (refused messages)
         log.setLevel(logging.INFO)
-        self.sink = MetricsSink(self.run_dir / "metrics.jsonl")
+        self.sink = MetricsSink(
+            self.run_dir / "metrics.jsonl", self.run_dir / "tensorboard" if cfg.run.tensorboard else None
+        )
         self.link_rows: list[list] | None = None  # the medium's latest per-link counters
         self.link_rows_before: list[list[list]] = []  # the last counts of media that were replaced
         self.links_final = False

@@ -38,6 +38,7 @@ class RunConfig(BaseModel):
     launch_batch: int = Field(64, ge=1)  # agent processes started at a time, each batch registered first
     coordinator_bind: str = "tcp://127.0.0.1:*"  # a fixed port lets nodes on other hosts join
     progress: bool = True  # show a progress bar (`--no-progress` turns it off)
+    tensorboard: bool = True  # also write the metrics as TensorBoard event files (RUN/tensorboard/)
 
 
 class MqttConfig(MqttSettings):

@@ -4,11 +4,29 @@ agent is a process of its own with the ippo learner; a wrong environment is a cl
 from __future__ import annotations
 
 import json
+import struct
+from collections import defaultdict
 
 import pytest
 from conftest import ROOT, run_cli
 
 SCENARIO = ROOT / "scenarios" / "pettingzoo_spread.toml"
+
+
+def tensorboard_scalars(folder) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value)] read back from the TensorBoard event files (TFRecord frames of Event protos)."""
+    from tensorboardX.proto import event_pb2
+
+    out = defaultdict(list)
+    for path in folder.glob("events.out.tfevents.*"):
+        data, pos = path.read_bytes(), 0
+        while pos < len(data):
+            (size,) = struct.unpack("<Q", data[pos : pos + 8])
+            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + size])
+            pos += 12 + size + 4
+            for value in event.summary.value:
+                out[value.tag].append((event.step, value.simple_value))
+    return out
 
 
 def records(out, kind: str) -> list[dict]:
@@ -33,6 +51,12 @@ def test_simple_spread_runs_as_one_process_per_agent_and_learns_between_episodes
     assert sorted((u["node"], u["epoch"]) for u in updates) == [(f"agent{i}", k) for i in range(3) for k in (4, 8)]
     assert all(u["n"] == 100 for u in updates)
     assert sorted(p.name for p in (out / "checkpoints").glob("*.pt")) == ["agent0.pt", "agent1.pt", "agent2.pt"]
+    # the same numbers as TensorBoard scalars, read back from the event files
+    board = tensorboard_scalars(out / "tensorboard")
+    train = sorted(board["pettingzoo_episode/train/return"])
+    assert [step for step, _ in train] == list(range(1, 9))
+    assert [v for _, v in train] == pytest.approx([e["return"] for e in episodes[:8]], rel=1e-6)
+    assert sorted(step for step, _ in board["ippo_epoch/agent2/policy_loss"]) == [4, 8]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,25 @@
+"""The run folder's TensorBoard event files: which numbers become scalars, and that no peer can flood them."""
+
+from __future__ import annotations
+
+from test_pettingzoo_host import tensorboard_scalars
+
+from coordinator.tensorboard import MAX_TAGS_PER_NODE, TensorBoardLog
+
+
+def test_numbers_become_scalars_at_their_records_step_and_tags_are_bounded_per_node(tmp_path):
+    board = TensorBoardLog(tmp_path)
+    board.add({"node": "world", "kind": "routing_episode", "mode": "train", "episode": 3, "reward": 1.5, "ok": True})
+    board.add({"node": "agent0", "kind": "router_epoch", "epoch": 2, "stats": {"kl": 0.01, "bad": float("nan")}})
+    board.add({"node": "agent0", "kind": "agent_node", "x": 1})  # no step field: counted per (node, kind)
+    board.add({"node": "agent0", "kind": "agent_node", "x": 2})
+    board.add({"node": "coordinator", "kind": "event", "n": 5})  # events are not scalars
+    flood = {f"k{i}": i for i in range(2 * MAX_TAGS_PER_NODE)}
+    board.add({"node": "agent9", "kind": "flood", **flood})
+    board.close()
+    got = tensorboard_scalars(tmp_path)
+    assert got["routing_episode/train/reward"] == [(3, 1.5)]
+    assert got["router_epoch/agent0/stats.kl"] == [(2, 0.009999999776482582)]
+    assert sorted(got["agent_node/agent0/x"]) == [(0, 1.0), (1, 2.0)]
+    assert not [t for t in got if t.endswith(("/ok", ".bad")) or t.startswith("event")]
+    assert sum(t.startswith("flood/") for t in got) == MAX_TAGS_PER_NODE and board.dropped == MAX_TAGS_PER_NODE
