@@ -17,7 +17,7 @@ from protocols.mqtt import MqttSettings, NodeTransport
 from protocols.security import Curve
 
 from .radio import Radio
-from .roles import ROLES, load_role
+from .roles import ROLES, is_role_path, load_role
 from .roles.base import NodeContext
 
 log = logging.getLogger("agent_node")
@@ -36,8 +36,8 @@ class NodeConfig(BaseModel):
     @field_validator("role")
     @classmethod
     def _known_role(cls, name: str) -> str:
-        if name not in ROLES:
-            raise ValueError(f"unknown role {name!r}; known roles: {', '.join(sorted(ROLES))}")
+        if name not in ROLES and not is_role_path(name):
+            raise ValueError(f"unknown role {name!r}; known roles: {', '.join(sorted(ROLES))}, or module:Class")
         return name
 
     heartbeat_s: float = Field(0.5, gt=0)

@@ -4,11 +4,13 @@ agent is a process of its own with the ippo learner; a wrong environment is a cl
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
 from collections import defaultdict
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import NETMARL, ROOT, run_cli
 
 SCENARIO = ROOT / "scenarios" / "pettingzoo_spread.toml"
 
@@ -78,6 +80,35 @@ def test_an_environment_that_cannot_be_hosted_is_a_config_error(tmp_path, settin
 def test_the_documented_example_of_a_netmarl_env_in_another_library_runs(capsys):
     """docs/pettingzoo.md's python block, run as written."""
     text = (ROOT / "docs" / "pettingzoo.md").read_text()
-    (code,) = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+    (code,) = [block.split("```", 1)[0] for block in text.split("```python example\n")[1:]]
     exec(compile(code, "docs/pettingzoo.md", "exec"), {})
     assert "one episode of random actions: return" in capsys.readouterr().out
+
+
+def test_a_role_of_your_own_runs_in_every_agent_process(tmp_path):
+    """docs/pettingzoo.md's role file, on PYTHONPATH, named by import path; bad settings are refused up front."""
+    text = (ROOT / "docs" / "pettingzoo.md").read_text()
+    (code,) = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+    (tmp_path / "my_roles.py").write_text(code)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    base = [*NETMARL, "run", str(SCENARIO), "--no-progress", "--set", 'algo.method="role"']
+    base += ["--set", 'algo.role="my_roles:FixedRole"', "--set", "world.episodes=2", "--set", "world.test_episodes=1"]
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [*base, "--out", str(out), "--set", "algo.role_settings={action=1}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    finals = records(out, "fixed_node")
+    assert sorted(r["node"] for r in finals) == ["agent0", "agent1", "agent2"]
+    assert all(r["decisions"] == 3 * 25 for r in finals)  # 2 training + 1 test episode of 25 steps
+    bad = subprocess.run(
+        [*base, "--out", str(tmp_path / "bad"), "--set", "algo.role_settings={action=-1}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "algo.role_settings.action" in bad.stderr, bad.stderr
+    missing = subprocess.run(
+        [*base, "--out", str(tmp_path / "bad"), "--set", 'algo.role="my_roles:NoSuchRole"'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "cannot be imported" in missing.stderr, missing.stderr

@@ -19,10 +19,24 @@ ROLES: dict[str, str] = {
 }
 
 
+def is_role_path(name: str) -> bool:
+    """A user's role given by import path, "package.module:Class" (a registered role is a plain name)."""
+    module, sep, cls = name.partition(":")
+    return bool(sep) and all(p.isidentifier() for p in module.split(".")) and cls.isidentifier()
+
+
 def load_role(name: str) -> type[Role]:
-    """Import and return the role class registered under name."""
-    try:
+    """The role class registered under name, or a user's Role subclass named "package.module:Class"."""
+    if name in ROLES:
         module, cls = ROLES[name].split(":")
-    except KeyError:
-        raise ValueError(f"unknown role {name!r}; known roles: {', '.join(sorted(ROLES))}") from None
-    return getattr(importlib.import_module(module), cls)
+        return getattr(importlib.import_module(module), cls)
+    if not is_role_path(name):
+        raise ValueError(f"unknown role {name!r}; known roles: {', '.join(sorted(ROLES))}, or module:Class")
+    module, _, cls = name.partition(":")
+    try:
+        role = getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"role {name!r} cannot be imported: {err}") from None
+    if not (isinstance(role, type) and issubclass(role, Role)):
+        raise ValueError(f"role {name!r} is not a subclass of agent_node.roles.base.Role")
+    return role

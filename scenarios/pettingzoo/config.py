@@ -30,9 +30,13 @@ class PettingZooWorld(BaseModel):
 
 class PettingZooAlgo(BaseModel):
     """[algo]: the agents' learner. "ippo": the masked PPO (agent_node/learners/ppo.py), one per agent, for discrete
-    action spaces; the observation is flattened, and an "action_mask" in a dict observation is honoured."""
+    action spaces; the observation is flattened, and an "action_mask" in a dict observation is honoured. "role": a
+    role of your own (a Role subclass, "module:Class") in every agent process, with role_settings as its settings."""
 
     model_config = ConfigDict(extra="forbid")
-    method: Literal["ippo"] = "ippo"  # the generic learner role
+    method: Literal["ippo", "role"] = "ippo"  # the generic learner role, or your own (role)
     ppo: Overrides(PPOConfig) = Field(default_factory=PPOConfig)  # the fields set override the defaults
     torch_threads: int = Field(1, ge=1)  # PyTorch threads of each agent process
+    # method = "role": the agents' role class, "package.module:Class" (importable by the agent processes)
+    role: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    role_settings: dict[str, Any] = Field(default_factory=dict)  # method = "role": the settings it is given

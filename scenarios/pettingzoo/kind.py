@@ -8,7 +8,8 @@ from .config import PettingZooAlgo, PettingZooWorld
 
 
 def check_pettingzoo(cfg: ScenarioConfig, where: str) -> None:
-    """The environment imports, is a ParallelEnv and has spaces the learner takes, before any process starts."""
+    """The environment imports, is a ParallelEnv and has spaces the learner takes (and a role of your own imports and
+    takes its settings), before any process starts."""
     from .host import HostError, agent_spaces, load_env
 
     check_radio_free(cfg, where, "the environment's agents")
@@ -21,6 +22,28 @@ def check_pettingzoo(cfg: ScenarioConfig, where: str) -> None:
             env.close()
     except HostError as err:
         raise ConfigError(f"{where}: {err}") from None
+    if cfg.algo.method == "role":
+        check_user_role(cfg, where)
+
+
+def check_user_role(cfg: ScenarioConfig, where: str) -> None:
+    """algo.role imports, is a Role, and takes algo.role_settings."""
+    from pydantic import ValidationError
+
+    from agent_node.roles import load_role
+
+    from ..config import explain
+
+    if cfg.algo.role is None:
+        raise ConfigError(f'{where}: algo.role: method = "role" needs the role\'s import path, "module:Class"')
+    try:
+        role = load_role(cfg.algo.role)
+    except ValueError as err:
+        raise ConfigError(f"{where}: algo.role: {err}") from None
+    try:
+        role.Settings.model_validate({"name": cfg.algo.role, **cfg.algo.role_settings})
+    except ValidationError as err:
+        raise ConfigError(explain(err, where, "algo.role_settings.")) from None
 
 
 KIND = WorldKind(

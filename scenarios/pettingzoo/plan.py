@@ -40,13 +40,24 @@ def plan_pettingzoo(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = No
         }
     ).model_dump(mode="json")
     kwargs = dict(seed=cfg.run.seed, world=world.model_dump(mode="json"), deadline_s=cfg.run.step_deadline_s)
+    notes = {"steps": world.episodes, "env": world.env, "agents": dict(zip(nodes, names)), "role": "ippo"}
+    if cfg.algo.method == "role":  # your own role: its settings as given, the same in every agent process
+        role = cfg.algo.role
+        return RunPlan(
+            "scenarios.pettingzoo.world:run_pettingzoo_world",
+            kwargs,
+            {node: role for node in nodes},
+            {role: {"name": role, **cfg.algo.role_settings}},
+            summarize=summarize,
+            notes={**notes, "role": role},
+        )
     return RunPlan(
         "scenarios.pettingzoo.world:run_pettingzoo_world",
         kwargs,
         {node: "ippo" for node in nodes},
         {"ippo": settings},
         summarize=summarize,
-        notes={"steps": world.episodes, "env": world.env, "agents": dict(zip(nodes, names))},
+        notes=notes,
         agent_settings=lambda node: {"ppo": ppo[node]},
     )
 
