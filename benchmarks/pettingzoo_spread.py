@@ -6,8 +6,8 @@ agent processes); its greedy test episodes use the seeds the world gives test ep
 scored here on exactly those episodes (the environment in this process, uniform actions). A seed whose run folder
 holds an "ok" summary.json is read, not run again.
 
-    python benchmarks/pettingzoo_spread.py                              # 300 episodes, seeds 1-3
-    python benchmarks/pettingzoo_spread.py --episodes 100 --seeds 1     # a quick look
+    python benchmarks/pettingzoo_spread.py                              # 3,000 episodes, seeds 1-3
+    python benchmarks/pettingzoo_spread.py --episodes 300 --seeds 1     # a quick look
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def random_policy(seed: int, tests: int) -> list[float]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--episodes", type=int, default=300)
+    p.add_argument("--episodes", type=int, default=3000)
     p.add_argument("--tests", type=int, default=20)
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--out", default=str(ROOT / "runs" / "bench-pettingzoo-spread"))

@@ -41,7 +41,7 @@ def test_simple_spread_runs_as_one_process_per_agent_and_learns_between_episodes
     out = tmp_path / "spread"
     proc = run_cli(
         "run", str(SCENARIO), "--out", str(out), "--no-progress",
-        "--set", "world.episodes=8", "--set", "world.test_episodes=2", timeout=240,
+        "--set", "world.episodes=8", "--set", "world.test_episodes=2", "--set", "world.update_every=4", timeout=240,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
