@@ -9,6 +9,7 @@ from typing import Callable
 from protocols.endpoint import Endpoint
 from protocols.lockstep import WorldLedger
 from protocols.messages import Action, Observation, Phase, Positions, Tick, Update
+from protocols.security import Curve
 
 log = logging.getLogger("scenarios.step_driver")
 
@@ -248,6 +249,13 @@ class EpisodicWorld(AgentExchange):
     def close(self) -> None:
         if self.exploration:
             self.exploration.close()
+
+
+def world_endpoint(node_id: str, coordinator: str, curve_secret: str | None, coordinator_key: str | None) -> Endpoint:
+    """A world process's endpoint (curve_secret and coordinator_key: CURVE, Z85)."""
+    return Endpoint(
+        node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
+    )
 
 
 def serve_world(ep: Endpoint, build: Callable[[], StepDriver]) -> int:

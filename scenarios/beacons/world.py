@@ -12,9 +12,8 @@ import numpy as np
 from protocols.endpoint import Endpoint
 from protocols.lockstep import expected_radio
 from protocols.messages import Observation
-from protocols.security import Curve
 
-from ..step_driver import StepDriver, serve_world
+from ..step_driver import StepDriver, serve_world, world_endpoint
 from ..sumo.figure8 import Figure8Files, build_figure8
 from .config import Figure8World
 
@@ -107,9 +106,7 @@ def run_beacon_world(
     coordinator_key: str | None = None,
 ) -> int:
     """Entry point of the world process (curve_secret and coordinator_key: CURVE, Z85)."""
-    ep = Endpoint(
-        node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
-    )
+    ep = world_endpoint(node_id, coordinator, curve_secret, coordinator_key)
 
     def build() -> BeaconWorldProcess:
         cfg = Figure8World.model_validate(world)

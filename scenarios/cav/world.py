@@ -12,10 +12,9 @@ from agent_node.checkpoints import save_json
 from protocols.endpoint import Endpoint
 from protocols.lockstep import expected_radio
 from protocols.messages import Act
-from protocols.security import Curve
 
 from ..parallel_world import ParallelEnvLoop, StepView
-from ..step_driver import serve_world
+from ..step_driver import serve_world, world_endpoint
 from .config import CavWorld
 from .parallel import CavParallelEnv
 
@@ -202,9 +201,7 @@ def run_cav_world(
     coordinator_key: str | None = None,
 ) -> int:
     """Entry point of the CAV world process (curve_secret and coordinator_key: CURVE, Z85)."""
-    ep = Endpoint(
-        node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
-    )
+    ep = world_endpoint(node_id, coordinator, curve_secret, coordinator_key)
 
     def build() -> CavWorldProcess:
         cfg = CavWorld.model_validate(world)

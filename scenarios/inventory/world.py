@@ -8,12 +8,11 @@ import time
 import numpy as np
 
 from protocols.endpoint import Endpoint
-from protocols.security import Curve
 from scenarios.espark.candidates import MABIM
 from scenarios.espark.masker import TrainingMasks
 
 from ..parallel_world import ParallelEnvWorld
-from ..step_driver import node_name, serve_world
+from ..step_driver import node_name, serve_world, world_endpoint
 from .config import ACTION_MULTIPLES, N_ACTIONS, InventoryWorld
 from .model import COMPONENTS, InventoryEnv
 from .observe import mabim_inputs
@@ -125,6 +124,5 @@ def run_inventory_world(
     coordinator_key: str | None = None,
 ) -> int:
     """Entry point of the inventory world process."""
-    curve = Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
-    ep = Endpoint(node_id, "world", coordinator, curve=curve)
+    ep = world_endpoint(node_id, coordinator, curve_secret, coordinator_key)
     return serve_world(ep, lambda: build_inventory_world(ep, seed, world, run_dir, deadline_s))

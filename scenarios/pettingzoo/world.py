@@ -9,10 +9,9 @@ import time
 import numpy as np
 
 from protocols.endpoint import Endpoint
-from protocols.security import Curve
 
 from ..parallel_world import ParallelEnvWorld
-from ..step_driver import as_action, serve_world
+from ..step_driver import as_action, serve_world, world_endpoint
 from .config import PettingZooWorld
 from .host import agent_spaces, flat_observation, load_env
 
@@ -99,7 +98,5 @@ def run_pettingzoo_world(
     coordinator_key: str | None = None,
 ) -> int:
     """Entry point of the hosted PettingZoo world process."""
-    ep = Endpoint(
-        node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
-    )
+    ep = world_endpoint(node_id, coordinator, curve_secret, coordinator_key)
     return serve_world(ep, lambda: build_pettingzoo_world(ep, seed, world, deadline_s))

@@ -13,12 +13,11 @@ import numpy as np
 from agent_node.checkpoints import save_json
 from protocols.endpoint import Endpoint
 from protocols.messages import Expert, Probe, Rollout, Update
-from protocols.security import Curve
 from scenarios.routing.sed.feedback import format_feedback_lines, pdi_pairs, rvi_pairs
 from scenarios.routing.sed.module import Generation, SedModule
 from scenarios.routing.sed.navigation import road_graph
 
-from ..step_driver import serve_world
+from ..step_driver import serve_world, world_endpoint
 from .config import RoutingAlgo, RoutingWorld
 from .env import RoutingEnv
 from .maps import Trip
@@ -343,9 +342,7 @@ def run_routing_world(
     coordinator_key: str | None = None,
 ) -> int:
     """Entry point of the routing world process (curve_secret and coordinator_key: CURVE, Z85)."""
-    ep = Endpoint(
-        node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
-    )
+    ep = world_endpoint(node_id, coordinator, curve_secret, coordinator_key)
     return serve_world(
         ep,
         lambda: build_routing_world(

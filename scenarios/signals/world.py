@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from protocols.endpoint import Endpoint
-from protocols.security import Curve
 from scenarios.espark.candidates import TSC
 from scenarios.espark.masker import TrainingMasks
 
 from ..parallel_world import ParallelEnvWorld
-from ..step_driver import as_action, serve_world
+from ..step_driver import as_action, serve_world, world_endpoint
 from .config import SignalWorld
 from .env import FEATURES, SignalEnv
 from .parallel import SignalParallelEnv
@@ -135,7 +134,5 @@ def run_signal_world(
     coordinator_key: str | None = None,
 ) -> int:
     """Entry point of the traffic-signal world process."""
-    ep = Endpoint(
-        node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
-    )
+    ep = world_endpoint(node_id, coordinator, curve_secret, coordinator_key)
     return serve_world(ep, lambda: build_signal_world(ep, seed, world, run_dir, deadline_s))

@@ -10,10 +10,9 @@ import numpy as np
 from agent_node.warehouse.layout import DISPATCHER, positions
 from protocols.endpoint import Endpoint
 from protocols.messages import Observation, Positions
-from protocols.security import Curve
 
 from ..parallel_world import ParallelEnvLoop, StepView
-from ..step_driver import serve_world
+from ..step_driver import serve_world, world_endpoint
 from .config import WarehouseWorld
 from .parallel import FloorParallelEnv
 
@@ -91,7 +90,5 @@ def run_floor(
     coordinator_key: str | None = None,
 ) -> int:
     """Entry point of the warehouse world process (curve_secret and coordinator_key: CURVE, Z85)."""
-    ep = Endpoint(
-        node_id, "world", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
-    )
+    ep = world_endpoint(node_id, coordinator, curve_secret, coordinator_key)
     return serve_world(ep, lambda: FloorWorld(ep, WarehouseWorld.model_validate(world), seed, steps, deadline_s))
