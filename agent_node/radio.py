@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from zmq import NOBLOCK
 
 from protocols.codec import Stamper, encode, wire_size
 from protocols.lockstep import AgentLedger
@@ -46,7 +47,7 @@ class Radio:
         peers = [dst] if dst != BROADCAST else [p for p in self.peers.ids("agent") if p != self.stamper.src]
         ok, size = True, wire_size(frames)
         for peer in peers:
-            if self.peers.send(peer, frames):
+            if self.peers.send(peer, frames, NOBLOCK):  # a peer that cannot take it loses it: a radio never waits
                 cell = self.direct_tx.setdefault(f"{peer}|{body.TYPE}", [0, 0])
                 cell[0] += 1
                 cell[1] += size

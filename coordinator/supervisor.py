@@ -128,6 +128,8 @@ class Supervisor:
         self.status = "ok"
         self.world_step = 0
         self._silent_warned: set[str] = set()
+        self._unsendable: set[str] = set()  # nodes a send to has failed (logged once)
+        self.sends_dropped = 0
         self.plan = None
 
     def bind_inbox(self, cfg: ScenarioConfig, allowed: dict[str, str]) -> None:
@@ -237,7 +239,13 @@ class Supervisor:
 
     # ------------------------------------------------------------ messaging
     def send(self, node_id: str, body) -> None:
-        self.peers.send(node_id, self.stamper.encode(body, node_id))
+        """Never waits on a peer: a message that cannot be queued at once (a full queue, or no connection, as
+        when the peer's inbox refused our CURVE handshake) is dropped and counted, the first one logged."""
+        if not self.peers.send(node_id, self.stamper.encode(body, node_id), zmq.NOBLOCK):
+            self.sends_dropped += 1
+            if node_id not in self._unsendable:
+                self._unsendable.add(node_id)
+                log.warning("could not send to %s (no connection or a full queue); not waiting for it", node_id)
 
     def broadcast_directory(self) -> None:
         directory = self.registry.directory()
@@ -546,6 +554,8 @@ class Supervisor:
                 self.inbox.refused,
             )
             self.event(event="curve_refused", connections=self.gate.refused, messages=self.inbox.refused)
+        if self.sends_dropped:
+            self.event(event="sends_dropped", messages=self.sends_dropped, nodes=sorted(self._unsendable)[:20])
         self.peers.close()
         self.inbox.close()
         self.ctx.term()

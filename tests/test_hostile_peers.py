@@ -11,6 +11,7 @@ import time
 
 import msgpack
 import numpy as np
+import pytest
 import zmq
 from conftest import coordinator_log, metrics, node_info, run_cli, start_run, wait_for
 
@@ -34,6 +35,11 @@ def _running(run_dir, reap, *sets):
     wait_for(lambda: all(node_info(run_dir, f"veh{i}") for i in range(14)), 60, "all 14 nodes registered")
     wait_for(lambda: [m for m in metrics(run_dir) if m["kind"] == "world"], 30, "world progress")
     return proc
+
+
+def world_step(run_dir) -> int:
+    """The last step the world reported."""
+    return max(m["step"] for m in metrics(run_dir) if m["kind"] == "world")
 
 
 def _coordinator(run_dir) -> str:
@@ -211,6 +217,53 @@ def test_forged_and_malformed_metrics_records_are_refused_and_the_run_folder_sta
     report = run_cli("report", str(run_dir))
     assert report.returncode == 0, report.stderr[-2000:]
     assert "beacon" in report.stdout and f"{summary['steps']} steps" in report.stdout
+
+
+@pytest.mark.parametrize("mode", ["emulated", "direct"])
+def test_a_registered_peer_that_refuses_handshakes_cannot_stall_the_coordinator_or_the_agents(tmp_path, reap, mode):
+    """Under CURVE, a peer whose key is allowed registers with an inbox that is no CURVE server: a link to it
+    fails its handshake and libzmq drops the connection, so every later send to it found no connection and
+    blocked for the 2 s send timeout. The coordinator (a heartbeat a second to it) stood still meanwhile, and
+    the peer itself, heartbeating all along, was marked down; in direct mode every agent stood still on each
+    beacon broadcast to it, and the world with them. Now neither waits on a peer; what cannot go is lost
+    (counted by the coordinator, as a radio loss by the agents)."""
+    allow, pair = tmp_path / "allow", KeyPair.generate()
+    allow.mkdir()
+    write_public_key(allow / "mallory.key", pair.public)
+    run_dir = tmp_path / "run"
+    sets = ("security.curve=on", f"security.allow_dir={allow}", "run.heartbeat_timeout_s=1.5", f"netsim.mode={mode}")
+    proc = _running(run_dir, reap, *sets)
+    ctx = zmq.Context()
+    try:
+        inbox = ctx.socket(zmq.ROUTER)  # a plain inbox: the coordinator's CURVE handshake with it fails
+        inbox.bind("tcp://127.0.0.1:*")
+        mallory = _dealer(ctx, _coordinator(run_dir), b"mallory", (pair, read_public_key(run_dir / "coordinator.key")))
+        st = Stamper("mallory")
+        register = Register(
+            node_id="mallory",
+            kind="agent",
+            role="beacon",
+            pid=os.getpid(),
+            endpoint=inbox.getsockopt_string(zmq.LAST_ENDPOINT),
+        )
+        mallory.send_multipart(st.encode(register, "coordinator"))
+        wait_for(lambda: "registered mallory (agent" in coordinator_log(run_dir), 20, "mallory registered")
+        steps_at = world_step(run_dir)
+        until = time.time() + 6
+        while time.time() < until:  # several of the coordinator's heartbeats (and beacons) to mallory
+            mallory.send_multipart(st.encode(Heartbeat(), "coordinator"))
+            time.sleep(0.1)
+        steps = world_step(run_dir) - steps_at
+    finally:
+        ctx.destroy(linger=0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 130
+    assert "mallory silent" not in coordinator_log(run_dir)
+    assert steps > 30, f"the world made {steps} steps in 6 s"  # about 80 a second here; 1 a second stalled
+    dropped = [m for m in metrics(run_dir) if m.get("event") == "sends_dropped"]
+    assert dropped and dropped[0]["nodes"] == ["mallory"] and dropped[0]["messages"] >= 3
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["node_failures"] == 0
 
 
 # ------------------------------------------------------------------ a real medium on real sockets
