@@ -1,5 +1,6 @@
 """Hosting a third-party PettingZoo ParallelEnv (MPE's simple_spread from mpe2): the world process runs it, each
-agent is a process of its own with the ippo learner; a wrong environment is a clear error before anything starts."""
+agent is a process of its own with the ippo learner (discrete actions) or the isac learner (continuous ones); a wrong
+environment is a clear error before anything starts."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import struct
 import subprocess
 from collections import defaultdict
 
+import numpy as np
 import pytest
 from conftest import NETMARL, ROOT, run_cli
 
@@ -61,13 +63,51 @@ def test_simple_spread_runs_as_one_process_per_agent_and_learns_between_episodes
     assert sorted(step for step, _ in board["ippo_epoch/agent2/policy_loss"]) == [4, 8]
 
 
+@pytest.mark.timeout(300)
+def test_continuous_simple_spread_runs_the_isac_learner_and_its_actions_move_the_agents(tmp_path):
+    """Box actions: method "auto" gives every agent process the isac role (SAC); it answers action vectors in
+    [-1, 1] that the world maps onto the box, keeps a transition per decision and takes gradient steps once its
+    buffer is warm, and reports them at each update."""
+    out = tmp_path / "spread"
+    proc = run_cli(
+        "run", str(SCENARIO), "--out", str(out), "--no-progress",
+        "--set", "world.env_kwargs={N=3,max_cycles=25,continuous_actions=true}", "--set", "algo.method=auto",
+        "--set", "algo.sac={hidden=32,batch_size=32,learning_starts=60}",
+        "--set", "world.episodes=4", "--set", "world.test_episodes=1", "--set", "world.update_every=2", timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["results"]["train_episodes"] == 4
+    world = [r for r in records(out, "world") if r.get("final")]
+    assert world and world[-1]["default_actions"] == 0 and world[-1]["late_actions"] == 0  # every vector was usable
+    updates = sorted(records(out, "isac_epoch"), key=lambda u: (u["node"], u["epoch"]))
+    assert [(u["node"], u["epoch"]) for u in updates] == [(f"agent{i}", k) for i in range(3) for k in (2, 4)]
+    # 50 transitions by the first update (no gradient step yet: more than 60 to warm up); a step after each decision
+    # from the one that finds 61 (the 12th of episode 3) on: 14 + 25
+    assert [(u["buffer"], u["gradient_steps"]) for u in updates[:2]] == [(50, 0), (100, 39)]
+    assert all(np.isfinite(u["q1_loss"]) for u in updates[1::2])
+    episodes = records(out, "pettingzoo_episode")
+    assert len({round(e["return"], 6) for e in episodes}) == len(episodes) == 5  # the agents' actions matter
+    assert sorted(p.name for p in (out / "checkpoints").glob("*.pt")) == ["agent0.pt", "agent1.pt", "agent2.pt"]
+
+
+def test_a_box_action_maps_onto_its_bounds():
+    from scenarios.pettingzoo.host import AgentSpaces
+
+    sp = AgentSpaces(obs_dim=4, n_actions=0, masked=False, act_dim=2, low=(0.0, -2.0), high=(1.0, 2.0))
+    assert sp.continuous
+    assert sp.to_env(np.array([-1.0, 1.0])).tolist() == [0.0, 2.0]
+    assert sp.to_env(np.array([0.0, 0.0])).tolist() == [0.5, 0.0]
+    assert sp.to_env(np.array([5.0, -7.0])).tolist() == [1.0, -2.0]  # clipped into [-1, 1] first
+
+
 @pytest.mark.parametrize(
     "setting, message",
     [
         ('world.env="nosuchmodule.sub:env"', "cannot import 'nosuchmodule.sub'"),
         ('world.env="mpe2.simple_spread_v3:no_such_env"', "has no 'no_such_env'"),
         ('world.env="mpe2.simple_spread_v3:env"', "not a pettingzoo.ParallelEnv"),  # the AEC face
-        ("world.env_kwargs={N=3,continuous_actions=true}", "is not Discrete"),
+        ("world.env_kwargs={N=3,continuous_actions=true}", "have Box actions; ippo takes Discrete"),
         ("world.env_kwargs={N=3,no_such_argument=1}", "raised TypeError"),
     ],
 )

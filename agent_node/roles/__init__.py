@@ -12,6 +12,7 @@ ROLES: dict[str, str] = {
     "robot": "agent_node.roles.robot:RobotRole",
     "cav": "agent_node.roles.cav:CavRole",
     "ippo": "agent_node.roles.ippo:IppoRole",
+    "isac": "agent_node.roles.isac:IsacRole",
     "router": "agent_node.roles.router:RouterRole",
     "stocker": "agent_node.roles.stocker:StockerRole",
     "signal_controller": "agent_node.roles.signal_controller:SignalControllerRole",

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agent_node.learners.ppo import PPOConfig
+from agent_node.learners.sac import SACConfig
 from agent_node.overrides import Overrides
 
 
@@ -29,13 +30,17 @@ class PettingZooWorld(BaseModel):
 
 
 class PettingZooAlgo(BaseModel):
-    """[algo]: the agents' learner. "ippo": the masked PPO (agent_node/learners/ppo.py), one per agent, for discrete
-    action spaces; the observation is flattened, and an "action_mask" in a dict observation is honoured. "role": a
-    role of your own (a Role subclass, "module:Class") in every agent process, with role_settings as its settings."""
+    """[algo]: the agents' learner. "ippo": the masked PPO (agent_node/learners/ppo.py), one per agent, for Discrete
+    action spaces; an "action_mask" in a dict observation is honoured. "isac": SAC (agent_node/learners/sac.py), one
+    per agent, for Box action spaces (it acts in [-1, 1], the world maps that onto the box). "auto" picks one of the
+    two from the action spaces. "role": a role of your own (a Role subclass, "module:Class") in every agent process,
+    with role_settings as its settings. Observations are flattened for ippo and isac."""
 
     model_config = ConfigDict(extra="forbid")
-    method: Literal["ippo", "role"] = "ippo"  # the generic learner role, or your own (role)
-    ppo: Overrides(PPOConfig) = Field(default_factory=PPOConfig)  # the fields set override the defaults
+    method: Literal["auto", "ippo", "isac", "role"] = "auto"  # a generic learner, or your own role (role)
+    ppo: Overrides(PPOConfig) = Field(default_factory=PPOConfig)  # ippo: the fields set override the defaults
+    sac: Overrides(SACConfig) = Field(default_factory=SACConfig)  # isac: the fields set override the defaults
+    updates_per_step: int = Field(1, ge=0)  # isac: gradient steps after each training decision
     torch_threads: int = Field(1, ge=1)  # PyTorch threads of each agent process
     # method = "role": the agents' role class, "package.module:Class" (importable by the agent processes)
     role: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")

@@ -17,11 +17,25 @@ class HostError(ValueError):
 
 @dataclass(frozen=True)
 class AgentSpaces:
-    """What a discrete-action learner needs of one agent: its flattened observation width and action count."""
+    """What a generic learner needs of one agent: its flattened observation width and its actions (a Discrete
+    space's count, or a Box's dimension and bounds)."""
 
     obs_dim: int
-    n_actions: int
+    n_actions: int  # Discrete: the number of actions; Box: 0
     masked: bool  # the observation is a dict with "observation" and "action_mask" (PettingZoo's convention)
+    act_dim: int = 0  # Box: the action vector's length
+    low: tuple[float, ...] = ()  # Box: the bounds of each component
+    high: tuple[float, ...] = ()
+
+    @property
+    def continuous(self) -> bool:
+        return self.act_dim > 0
+
+    def to_env(self, action: np.ndarray) -> np.ndarray:
+        """A Box action from a learner's vector in [-1, 1]^act_dim (clipped): each component mapped onto its bounds."""
+        a = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
+        low, high = np.asarray(self.low), np.asarray(self.high)
+        return (low + (a + 1.0) / 2.0 * (high - low)).astype(np.float32)
 
 
 def load_env(target: str, kwargs: dict) -> ParallelEnv:
@@ -45,17 +59,27 @@ def load_env(target: str, kwargs: dict) -> ParallelEnv:
 
 
 def agent_spaces(env: ParallelEnv, agent: str) -> AgentSpaces:
-    """The agent's spaces as the ippo learner takes them; HostError for a space it cannot handle."""
+    """The agent's spaces as the generic learners take them; HostError for a space they cannot handle."""
     act, obs = env.action_space(agent), env.observation_space(agent)
-    if not isinstance(act, spaces.Discrete):
-        raise HostError(f"agent {agent!r}: action space {act} is not Discrete (the ippo learner needs one)")
     masked = isinstance(obs, spaces.Dict) and "observation" in obs.spaces and "action_mask" in obs.spaces
     inner = obs["observation"] if masked else obs
     try:
         width = spaces.flatdim(inner)
     except (NotImplementedError, ValueError, TypeError):
         raise HostError(f"agent {agent!r}: observation space {inner} cannot be flattened") from None
-    return AgentSpaces(int(width), int(act.n), masked)
+    if isinstance(act, spaces.Discrete):
+        return AgentSpaces(int(width), int(act.n), masked)
+    if (
+        isinstance(act, spaces.Box)
+        and len(act.shape) == 1
+        and np.isfinite(act.low).all()
+        and np.isfinite(act.high).all()
+    ):
+        low, high = (tuple(float(x) for x in b) for b in (act.low, act.high))
+        return AgentSpaces(int(width), 0, masked, act.shape[0], low, high)
+    raise HostError(
+        f"agent {agent!r}: action space {act} is neither Discrete (ippo) nor a bounded one-dimensional Box (isac)"
+    )
 
 
 def flat_observation(env: ParallelEnv, agent: str, obs, masked: bool) -> np.ndarray:
@@ -63,3 +87,18 @@ def flat_observation(env: ParallelEnv, agent: str, obs, masked: bool) -> np.ndar
     space = env.observation_space(agent)
     inner, value = (space["observation"], obs["observation"]) if masked else (space, obs)
     return np.asarray(spaces.flatten(inner, value), np.float32).reshape(-1)
+
+
+def generic_learner(method: str, agents: dict[str, AgentSpaces]) -> str:
+    """The generic learner role for the agents' spaces: "ippo" (Discrete) or "isac" (Box); method "auto" picks it,
+    "ippo" or "isac" must fit every agent."""
+    kinds = {"isac" if s.continuous else "ippo" for s in agents.values()}
+    wanted = kinds.pop() if method == "auto" and len(kinds) == 1 else method
+    misfit = [a for a, s in agents.items() if s.continuous != (wanted == "isac")]
+    if wanted not in ("ippo", "isac") or misfit:
+        raise HostError(
+            f"algo.method {method!r}: agents {misfit[:5]} have "
+            + ("Box" if wanted == "ippo" else "Discrete")
+            + " actions; ippo takes Discrete and isac Box action spaces (a mix needs a role of your own)"
+        )
+    return wanted

@@ -10,16 +10,17 @@ from .config import PettingZooAlgo, PettingZooWorld
 def check_pettingzoo(cfg: ScenarioConfig, where: str) -> None:
     """The environment imports, is a ParallelEnv and has spaces the learner takes (and a role of your own imports and
     takes its settings), before any process starts."""
-    from .host import HostError, agent_spaces, load_env
+    from .host import HostError, agent_spaces, generic_learner, load_env
 
     check_radio_free(cfg, where, "the environment's agents")
     try:
         env = load_env(cfg.world.env, cfg.world.env_kwargs)
         try:
-            for agent in env.possible_agents:
-                agent_spaces(env, agent)
+            agents = {agent: agent_spaces(env, agent) for agent in env.possible_agents}
         finally:
             env.close()
+        if cfg.algo.method != "role":
+            generic_learner(cfg.algo.method, agents)
     except HostError as err:
         raise ConfigError(f"{where}: {err}") from None
     if cfg.algo.method == "role":
@@ -52,5 +53,5 @@ KIND = WorldKind(
     algo=PettingZooAlgo,
     plan=lazy("scenarios.pettingzoo.plan:plan_pettingzoo"),
     check=check_pettingzoo,
-    preload=("agent_node.roles.ippo", "scenarios.pettingzoo.world"),
+    preload=("agent_node.roles.ippo", "agent_node.roles.isac", "scenarios.pettingzoo.world"),
 )

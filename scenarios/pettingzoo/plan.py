@@ -1,5 +1,5 @@
-"""Plan a hosted PettingZoo run: the world process with the user's environment, one ippo-role learner per agent
-(agent<i> drives possible_agents[i]), each sized to its agent's spaces."""
+"""Plan a hosted PettingZoo run: the world process with the user's environment, one learner per agent (agent<i> drives
+possible_agents[i]): ippo or isac sized to its agent's spaces, or a role of your own."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ from pathlib import Path
 import numpy as np
 
 from agent_node.learners.ppo import PPOConfig
+from agent_node.learners.sac import SACConfig
 from agent_node.overrides import set_fields
 from agent_node.roles.ippo import IppoSettings
+from agent_node.roles.isac import IsacSettings
 
 from ..config import ScenarioConfig
 from ..plan import RunPlan
 from ..step_driver import node_name
 from .config import PettingZooWorld
-from .host import agent_spaces, load_env
+from .host import AgentSpaces, agent_spaces, generic_learner, load_env
 
 
 def plan_pettingzoo(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = None) -> RunPlan:
@@ -27,39 +29,43 @@ def plan_pettingzoo(cfg: ScenarioConfig, run_dir: Path, resume: Path | None = No
     finally:
         env.close()
     nodes = [node_name(i) for i in range(len(names))]
-    ppo = {
-        node: PPOConfig.model_validate(
-            {"obs_dim": s.obs_dim, "n_actions": s.n_actions, **set_fields(cfg.algo.ppo)}
-        ).model_dump(exclude={"init_seed", "seed"})
-        for node, s in zip(nodes, sizes)
-    }
-    settings = IppoSettings.model_validate(
-        {
-            "torch_threads": cfg.algo.torch_threads,
-            "checkpoint_dir": str(run_dir / "checkpoints"),
-        }
-    ).model_dump(mode="json")
     kwargs = dict(seed=cfg.run.seed, world=world.model_dump(mode="json"), deadline_s=cfg.run.step_deadline_s)
-    notes = {"steps": world.episodes, "env": world.env, "agents": dict(zip(nodes, names)), "role": "ippo"}
+    notes = {"steps": world.episodes, "env": world.env, "agents": dict(zip(nodes, names))}
+    entry = "scenarios.pettingzoo.world:run_pettingzoo_world"
     if cfg.algo.method == "role":  # your own role: its settings as given, the same in every agent process
         role = cfg.algo.role
+        settings = {role: {"name": role, **cfg.algo.role_settings}}
         return RunPlan(
-            "scenarios.pettingzoo.world:run_pettingzoo_world",
-            kwargs,
-            {node: role for node in nodes},
-            {role: {"name": role, **cfg.algo.role_settings}},
-            summarize=summarize,
-            notes={**notes, "role": role},
+            entry, kwargs, {n: role for n in nodes}, settings, summarize=summarize, notes={**notes, "role": role}
         )
+    role = generic_learner(cfg.algo.method, dict(zip(names, sizes)))
+    common = {"torch_threads": cfg.algo.torch_threads, "checkpoint_dir": str(run_dir / "checkpoints")}
+    if role == "ippo":
+        settings = IppoSettings.model_validate(common)
+        key, model, overrides = "ppo", PPOConfig, set_fields(cfg.algo.ppo)
+    else:
+        settings = IsacSettings.model_validate({**common, "updates_per_step": cfg.algo.updates_per_step})
+        key, model, overrides = "sac", SACConfig, set_fields(cfg.algo.sac)
+    per_node = {  # each learner sized to its agent's spaces
+        node: model.model_validate({**overrides, **learner_size(s)}).model_dump(exclude={"init_seed", "seed"})
+        for node, s in zip(nodes, sizes)
+    }
     return RunPlan(
-        "scenarios.pettingzoo.world:run_pettingzoo_world",
+        entry,
         kwargs,
-        {node: "ippo" for node in nodes},
-        {"ippo": settings},
+        {node: role for node in nodes},
+        {role: settings.model_dump(mode="json")},
         summarize=summarize,
-        notes=notes,
-        agent_settings=lambda node: {"ppo": ppo[node]},
+        notes={**notes, "role": role},
+        agent_settings=lambda node: {key: per_node[node]},
     )
+
+
+def learner_size(spaces: AgentSpaces) -> dict:
+    """The learner's sizes for an agent's spaces; isac acts in [-1, 1], which the world maps onto the box."""
+    if spaces.continuous:
+        return {"obs_dim": spaces.obs_dim, "act_dim": spaces.act_dim, "action_bound": 1.0}
+    return {"obs_dim": spaces.obs_dim, "n_actions": spaces.n_actions}
 
 
 def summarize(run_dir: Path, metrics: list[dict]) -> dict:

@@ -9,18 +9,20 @@ import time
 import numpy as np
 
 from protocols.endpoint import Endpoint
+from protocols.messages import Act
 
-from ..parallel_world import ParallelEnvWorld
+from ..parallel_world import ParallelEnvWorld, StepView
 from ..step_driver import as_action, serve_world, world_endpoint
 from .config import PettingZooWorld
-from .host import agent_spaces, flat_observation, load_env
+from .host import AgentSpaces, agent_spaces, flat_observation, load_env
 
 log = logging.getLogger("scenarios.pettingzoo")
 
 
 class PettingZooWorldProcess(ParallelEnvWorld):
-    """Each step: every live agent's flattened observation and action mask out, its action back (a missing or
-    unusable one is replaced by the first allowed action, and the agent is told); returns per agent per episode."""
+    """Each step: every live agent's flattened observation (and a Discrete agent's action mask) out, its action back
+    (a missing or unusable one is replaced: the first allowed action, and the agent is told; a Box's centre);
+    returns per agent per episode."""
 
     def __init__(self, ep: Endpoint, cfg: PettingZooWorld, deadline_s: float, seed: int):
         super().__init__(ep, deadline_s)
@@ -35,10 +37,15 @@ class PettingZooWorldProcess(ParallelEnvWorld):
     def close(self) -> None:
         self.par.close()
 
-    def masks(self, mode: str, obs: dict, infos: dict, done: bool) -> list[np.ndarray]:
+    def masks(self, mode: str, obs: dict, infos: dict, done: bool) -> list[np.ndarray | None]:
+        """Discrete agents: the allowed actions (an "action_mask" in the observation or the infos, else all); Box
+        agents: None."""
         out = []
         for agent in self.par.possible_agents:
             sp = self.spaces[agent]
+            if sp.continuous:
+                out.append(None)
+                continue
             mask = np.ones(sp.n_actions, bool)
             if sp.masked and agent in obs:
                 mask = np.asarray(obs[agent]["action_mask"], bool).reshape(-1)
@@ -47,20 +54,40 @@ class PettingZooWorldProcess(ParallelEnvWorld):
             out.append(mask if mask.shape == (sp.n_actions,) and mask.any() else np.ones(sp.n_actions, bool))
         return out
 
-    def arrays(self, agent: str, obs: dict, infos: dict, mask: np.ndarray) -> dict[str, np.ndarray]:
-        flat = flat_observation(self.par, agent, obs[agent], self.spaces[agent].masked)
-        return {"obs": flat, "mask": mask.astype(np.uint8)}
+    def phase(self, mode: str, agent: str, view: StepView, applied: int | None) -> Act:
+        """Act, with arrived: the agent's episode ended in a termination (no bootstrap), not a truncation."""
+        return Act(mode=mode, applied=applied, arrived=bool(view.terms.get(agent, False)))
 
-    def action(self, i: int, answered: bool, value, mask: np.ndarray) -> tuple[int, int | None]:
+    def arrays(self, agent: str, obs: dict, infos: dict, mask: np.ndarray | None) -> dict[str, np.ndarray]:
+        flat = flat_observation(self.par, agent, obs[agent], self.spaces[agent].masked)
+        return {"obs": flat} if mask is None else {"obs": flat, "mask": mask.astype(np.uint8)}
+
+    def action(self, i: int, answered: bool, value, mask: np.ndarray | None) -> tuple[object, int | None]:
+        sp = self.spaces[self.par.possible_agents[i]]
+        if sp.continuous:
+            return self.box_action(i, answered, sp), None
         a = as_action(value)
         if a is None or not (0 <= a < len(mask) and mask[a]):
-            self.defaulted += 1
-            if answered and i not in self._bad_logged:
-                log.warning("agent%d answered %r, not an allowed action; the first allowed one is used", i, value)
-                self._bad_logged.add(i)
+            self.unusable(i, answered, value)
             a = int(np.flatnonzero(mask)[0])
             return a, a  # the agent learns from the action that ran
         return a, None
+
+    def box_action(self, i: int, answered: bool, sp: AgentSpaces) -> np.ndarray:
+        """Agent i's `action` array in [-1, 1]^act_dim mapped onto its box; a missing or unusable one: the box's
+        centre."""
+        a = self.action_arrays.get(self.node_of(i, self.par.possible_agents[i]), {}).get("action") if answered else None
+        if a is None or np.shape(a) != (sp.act_dim,) or not np.isfinite(a).all():
+            self.unusable(i, answered, None if a is None else f"an array of shape {np.shape(a)}")
+            a = np.zeros(sp.act_dim)
+        return sp.to_env(a)
+
+    def unusable(self, i: int, answered: bool, value) -> None:
+        """Count a replaced action; an answer that was there but unusable is logged once per agent."""
+        self.defaulted += 1
+        if answered and i not in self._bad_logged:
+            log.warning("agent%d answered %r, not an allowed action; a default one is used", i, value)
+            self._bad_logged.add(i)
 
     def accumulate(self, totals: dict, rewards: dict, infos: dict) -> None:
         returns = totals.setdefault("returns", {})
