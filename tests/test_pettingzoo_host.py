@@ -109,6 +109,7 @@ def test_a_box_action_maps_onto_its_bounds():
         ('world.env="mpe2.simple_spread_v3:env"', "not a pettingzoo.ParallelEnv"),  # the AEC face
         ("world.env_kwargs={N=3,continuous_actions=true}", "have Box actions; ippo takes Discrete"),
         ("world.env_kwargs={N=3,no_such_argument=1}", "raised TypeError"),
+        ('world.positions="scenarios.pettingzoo.spread_radio:positions"', 'set netsim.mode = "emulated"'),
     ],
 )
 def test_an_environment_that_cannot_be_hosted_is_a_config_error(tmp_path, setting, message):
@@ -152,3 +153,27 @@ def test_a_role_of_your_own_runs_in_every_agent_process(tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert missing.returncode == 2 and "cannot be imported" in missing.stderr, missing.stderr
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("loss", [0.0, 0.5])
+def test_agents_broadcast_through_the_medium_and_its_loss_reaches_what_they_hear(tmp_path, loss):
+    """scenarios/pettingzoo_spread_radio.toml: each agent process broadcasts its position every step from its role
+    (the radio API the paper roles use); the medium places the agents where the positions function says and drops
+    netsim.loss of the broadcasts; every delivered one, and only those, reaches a role's on_radio."""
+    out = tmp_path / "radio"
+    proc = run_cli(
+        "run", str(ROOT / "scenarios" / "pettingzoo_spread_radio.toml"), "--out", str(out), "--no-progress",
+        "--set", f"netsim.loss={loss}", "--set", "world.episodes=4", "--set", "world.test_episodes=1", timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    payload = summary["links"]["payload"]
+    assert payload["sent"] == 5 * 25 * 3 * 2  # 5 episodes of 25 steps, 3 agents, each to the 2 others
+    finals = records(out, "radio_positions_node")
+    assert sorted(r["node"] for r in finals) == ["agent0", "agent1", "agent2"]
+    assert sum(r["heard"] for r in finals) == payload["delivered"] and not any(r["refused"] for r in finals)
+    if loss == 0:
+        assert payload["delivery_ratio"] == 1.0
+    else:
+        assert 0.4 < payload["delivery_ratio"] < 0.6

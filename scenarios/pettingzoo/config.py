@@ -10,6 +10,8 @@ from agent_node.learners.ppo import PPOConfig
 from agent_node.learners.sac import SACConfig
 from agent_node.overrides import Overrides
 
+IMPORT_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"  # "package.module:name"
+
 
 class PettingZooWorld(BaseModel):
     """Any PettingZoo ParallelEnv: `env` names a callable that returns it; episodes of it run in the world process,
@@ -18,7 +20,7 @@ class PettingZooWorld(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["pettingzoo"] = "pettingzoo"  # picks the world kind (scenarios/kinds.py)
     # "module:callable" returning a pettingzoo.ParallelEnv, e.g. "mpe2.simple_spread_v3:parallel_env"
-    env: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    env: str = Field(pattern=IMPORT_PATH)
     env_kwargs: dict[str, Any] = Field(default_factory=dict)  # keyword arguments of that callable (the env's own)
     episodes: int = Field(100, ge=0)  # training episodes (0: test only)
     first_episode: int = Field(1, ge=1)  # number (and reset seed) of the first training episode
@@ -27,6 +29,10 @@ class PettingZooWorld(BaseModel):
     eval_episodes: int = Field(0, ge=0)  # greedy episodes on fixed seeds at each evaluation checkpoint
     eval_every: int = Field(0, ge=0)  # ... every this many training episodes (0: after training only)
     update_deadline_s: float = Field(120.0, gt=0)  # how long the world waits for the agents' updates, s
+    # the radio (netsim.mode = "emulated"): "module:callable" taking the environment and returning each live agent's
+    # (x, y) in metres, read every step; None: every agent at the origin (no range: only netsim's loss)
+    positions: str | None = Field(None, pattern=IMPORT_PATH)
+    step_s: float = Field(0.1, gt=0)  # simulated seconds per environment step: the radio's clock
 
 
 class PettingZooAlgo(BaseModel):
@@ -43,5 +49,5 @@ class PettingZooAlgo(BaseModel):
     updates_per_step: int = Field(1, ge=0)  # isac: gradient steps after each training decision
     torch_threads: int = Field(1, ge=1)  # PyTorch threads of each agent process
     # method = "role": the agents' role class, "package.module:Class" (importable by the agent processes)
-    role: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    role: str | None = Field(None, pattern=IMPORT_PATH)
     role_settings: dict[str, Any] = Field(default_factory=dict)  # method = "role": the settings it is given

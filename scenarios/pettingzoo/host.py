@@ -38,15 +38,23 @@ class AgentSpaces:
         return (low + (a + 1.0) / 2.0 * (high - low)).astype(np.float32)
 
 
-def load_env(target: str, kwargs: dict) -> ParallelEnv:
-    """The environment `target` ("module:callable") returns for kwargs."""
+def load_callable(target: str, field: str):
+    """The callable that `target` ("module:callable") names; HostError naming the config field otherwise."""
     module, _, name = target.partition(":")
     try:
-        factory = getattr(importlib.import_module(module), name)
+        found = getattr(importlib.import_module(module), name)
     except ImportError as err:
-        raise HostError(f"world.env {target!r}: cannot import {module!r} ({err})") from None
+        raise HostError(f"{field} {target!r}: cannot import {module!r} ({err})") from None
     except AttributeError:
-        raise HostError(f"world.env {target!r}: module {module!r} has no {name!r}") from None
+        raise HostError(f"{field} {target!r}: module {module!r} has no {name!r}") from None
+    if not callable(found):
+        raise HostError(f"{field} {target!r} is not callable")
+    return found
+
+
+def load_env(target: str, kwargs: dict) -> ParallelEnv:
+    """The environment `target` ("module:callable") returns for kwargs."""
+    factory = load_callable(target, "world.env")
     try:
         env = factory(**kwargs)
     except Exception as err:  # noqa: BLE001 - a user's constructor may raise anything
@@ -56,6 +64,23 @@ def load_env(target: str, kwargs: dict) -> ParallelEnv:
     if not env.possible_agents:
         raise HostError(f"world.env {target!r} has no possible_agents")
     return env
+
+
+def agent_positions(positions, env: ParallelEnv, agents: list[str]) -> np.ndarray:
+    """The agents' (x, y) in metres, one row each, from the user's positions(env) -> {agent: (x, y)}; None: all at
+    the origin (the radio without range: only the medium's loss). Anything else is an error that names the agent."""
+    if positions is None:
+        return np.zeros((len(agents), 2))
+    found = positions(env)
+    xy = np.zeros((len(agents), 2))
+    for row, agent in enumerate(agents):
+        try:
+            xy[row] = np.asarray(found[agent], np.float64).reshape(2)
+        except (KeyError, TypeError, ValueError):
+            raise HostError(f"world.positions gave no (x, y) for agent {agent!r}") from None
+        if not np.isfinite(xy[row]).all():
+            raise HostError(f"world.positions gave {tuple(xy[row])} for agent {agent!r}: not finite")
+    return xy
 
 
 def agent_spaces(env: ParallelEnv, agent: str) -> AgentSpaces:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from ..config import ConfigError, ScenarioConfig, check_radio_free
+from ..config import ConfigError, ScenarioConfig
 from ..kinds import WorldKind, lazy
 from .config import PettingZooAlgo, PettingZooWorld
 
 
 def check_pettingzoo(cfg: ScenarioConfig, where: str) -> None:
     """The environment imports, is a ParallelEnv and has spaces the learner takes (and a role of your own imports and
-    takes its settings), before any process starts."""
-    from .host import HostError, agent_spaces, generic_learner, load_env
+    takes its settings, a positions function imports), before any process starts. The radio is optional: in direct
+    mode the agents' radio messages go straight to each other, in emulated mode through the medium."""
+    from .host import HostError, agent_spaces, generic_learner, load_callable, load_env
 
-    check_radio_free(cfg, where, "the environment's agents")
+    if "role" in cfg.model_fields_set:
+        raise ConfigError(f"{where}: role: a pettingzoo world's agents are set in [algo] (method, role_settings)")
+    if cfg.world.positions and cfg.netsim.mode != "emulated":
+        raise ConfigError(f'{where}: world.positions places the agents for the radio: set netsim.mode = "emulated"')
     try:
+        if cfg.world.positions:
+            load_callable(cfg.world.positions, "world.positions")
         env = load_env(cfg.world.env, cfg.world.env_kwargs)
         try:
             agents = {agent: agent_spaces(env, agent) for agent in env.possible_agents}

@@ -9,12 +9,13 @@ import time
 import numpy as np
 
 from protocols.endpoint import Endpoint
+from protocols.lockstep import expected_radio
 from protocols.messages import Act
 
 from ..parallel_world import ParallelEnvWorld, StepView
 from ..step_driver import as_action, serve_world, world_endpoint
 from .config import PettingZooWorld
-from .host import AgentSpaces, agent_spaces, flat_observation, load_env
+from .host import AgentSpaces, agent_positions, agent_spaces, flat_observation, load_callable, load_env
 
 log = logging.getLogger("scenarios.pettingzoo")
 
@@ -29,10 +30,29 @@ class PettingZooWorldProcess(ParallelEnvWorld):
         self.cfg, self.seed = cfg, seed
         self.par = load_env(cfg.env, cfg.env_kwargs)
         self.spaces = {a: agent_spaces(self.par, a) for a in self.par.possible_agents}
+        self.index = {a: i for i, a in enumerate(self.par.possible_agents)}
         self.n_agents = len(self.par.possible_agents)
         self.defaulted = 0
         self.exploration = None  # no training-time pruning here
         self._bad_logged: set[int] = set()
+        self.positions = load_callable(cfg.positions, "world.positions") if cfg.positions else None
+        self.delivered: dict[str, int] | None = None  # the medium's deliveries per agent at this step's tick
+        self.xy: dict[str, np.ndarray] = {}
+
+    def before_observe(self) -> None:
+        """With a medium: the live agents' positions to it, and its tick (every radio message of earlier steps is
+        delivered) before anyone observes."""
+        if not self.ep.peers.ids("medium"):
+            return
+        self.ep.t_sim = round(self.step * self.cfg.step_s, 6)
+        agents = list(self.par.agents)
+        xy = agent_positions(self.positions, self.par, agents)
+        ids = [self.node_of(self.index[a], a) for a in agents]
+        self.delivered = self.sync_medium(self.positions_for(self.step, ids), {"xy": xy, "speed": np.zeros(len(ids))})
+        self.xy = dict(zip(agents, xy))
+
+    def radio_expected(self, node: str) -> int | None:
+        return expected_radio(self.delivered, node)
 
     def close(self) -> None:
         self.par.close()
@@ -59,8 +79,12 @@ class PettingZooWorldProcess(ParallelEnvWorld):
         return Act(mode=mode, applied=applied, arrived=bool(view.terms.get(agent, False)))
 
     def arrays(self, agent: str, obs: dict, infos: dict, mask: np.ndarray | None) -> dict[str, np.ndarray]:
-        flat = flat_observation(self.par, agent, obs[agent], self.spaces[agent].masked)
-        return {"obs": flat} if mask is None else {"obs": flat, "mask": mask.astype(np.uint8)}
+        arrays = {"obs": flat_observation(self.par, agent, obs[agent], self.spaces[agent].masked)}
+        if mask is not None:
+            arrays["mask"] = mask.astype(np.uint8)
+        if agent in self.xy:  # where the radio has the agent
+            arrays["xy"] = self.xy[agent]
+        return arrays
 
     def action(self, i: int, answered: bool, value, mask: np.ndarray | None) -> tuple[object, int | None]:
         sp = self.spaces[self.par.possible_agents[i]]
