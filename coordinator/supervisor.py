@@ -584,6 +584,8 @@ class Supervisor:
         summary = dict(
             report.summarize(self.run_dir), status=self.status, wall_s=round(wall_s, 2), links_final=self.links_final
         )
+        if self.plan and self.plan.notes:  # what the plan says about the run (a world's agents, its map)
+            summary["notes"] = self.plan.notes
         if self.plan and self.plan.summarize:
             try:
                 summary["results"] = self.plan.summarize(self.run_dir, report.load_run(self.run_dir)[2])

@@ -177,3 +177,28 @@ def test_agents_broadcast_through_the_medium_and_its_loss_reaches_what_they_hear
         assert payload["delivery_ratio"] == 1.0
     else:
         assert 0.4 < payload["delivery_ratio"] < 0.6
+
+
+@pytest.mark.timeout(300)
+def test_sumo_rl_traffic_signal_environment_runs_one_process_per_light(tmp_path):
+    """sumo-rl's own PettingZoo environment (its 2x2 grid, four lights), hosted: each light an agent process with
+    the ippo learner, SUMO in the world process."""
+    out = tmp_path / "lights"
+    proc = run_cli(
+        "run", str(ROOT / "scenarios" / "pettingzoo_sumo_rl.toml"), "--out", str(out), "--no-progress",
+        "--set", "world.env_kwargs={net='2x2grid',num_seconds=100,delta_time=5,sumo_warnings=false}",
+        "--set", "world.episodes=2", "--set", "world.test_episodes=1", timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["notes"]["agents"] == {
+        "agent0": "1",
+        "agent1": "2",
+        "agent2": "5",
+        "agent3": "6",
+    }
+    episodes = records(out, "pettingzoo_episode")
+    assert [e["mode"] for e in episodes] == ["train", "train", "test"]
+    assert all(e["steps"] == 20 and set(e["returns"]) == {"1", "2", "5", "6"} for e in episodes)  # 100 s / 5 s
+    updates = records(out, "ippo_epoch")
+    assert sorted((u["node"], u["epoch"]) for u in updates) == [(f"agent{i}", k) for i in range(4) for k in (1, 2)]
