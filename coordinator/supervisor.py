@@ -281,6 +281,8 @@ class Supervisor:
                 raise ValueError(f"link report from {src!r}, which is not the live medium")
             self.link_rows = rows_from_arrays(body.names, msg.arrays)
             self.links_final = body.final
+            if self.sink.tensorboard is not None:  # each type's delivery ratio so far, at the world's step
+                self.sink.tensorboard.links(self.link_totals(), self.world_step)
         elif isinstance(body, BarrierArrive):
             members = self.barriers.arrive(body.name, body.round, src, self.live_agents(), body.group)
             if members is not None:
@@ -352,11 +354,14 @@ class Supervisor:
         if body.final:
             self.done = True
 
+    def link_totals(self) -> dict[str, dict[str, float]]:
+        """Per message type, the live medium's counts so far (sent, attempts, delivered, delivery ratio, latency)."""
+        return report.totals_by_type([dict(zip(COLUMNS, r)) for r in self.link_rows or []])
+
     def delivery_ratio(self) -> float | None:
         if not self.link_rows:
             return None
-        rows = [dict(zip(COLUMNS, r)) for r in self.link_rows]
-        tot = report.totals_by_type(rows)
+        tot = self.link_totals()
         sent = sum(t["attempts"] for t in tot.values())
         return sum(t["delivered"] for t in tot.values()) / sent if sent else None
 

@@ -1,5 +1,6 @@
 """TensorBoard event files for a run folder (`tensorboard --logdir runs/`): every numeric field of every metrics
-record as a scalar, written by tensorboardX beside metrics.jsonl, which stays the record of the run."""
+record, and the medium's delivery ratio per message type, as scalars, written by tensorboardX beside metrics.jsonl,
+which stays the record of the run."""
 
 from __future__ import annotations
 
@@ -49,6 +50,13 @@ class TensorBoardLog:
                 return
             seen.add(tag)
         self.writer.add_scalar(tag, value, step)
+
+    def links(self, totals: dict[str, dict[str, float]], step: int) -> None:
+        """The medium's counts per message type (report.totals_by_type) as `links/<type>/<field>` at step."""
+        for kind, fields in totals.items():
+            for name in ("delivery_ratio", "sent", "delivered", "mean_latency_ms"):
+                if number(fields.get(name)):
+                    self.scalar("medium", f"links/{kind}/{name}", float(fields[name]), step)
 
     def close(self) -> None:
         if self.dropped:

@@ -6,9 +6,11 @@ import json
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -97,3 +99,19 @@ def reap():
         if p.poll() is None:
             os.killpg(p.pid, 9)
             p.wait()
+
+
+def tensorboard_scalars(folder) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value)] read back from the TensorBoard event files (TFRecord frames of Event protos)."""
+    from tensorboardX.proto import event_pb2
+
+    out = defaultdict(list)
+    for path in folder.glob("events.out.tfevents.*"):
+        data, pos = path.read_bytes(), 0
+        while pos < len(data):
+            (size,) = struct.unpack("<Q", data[pos : pos + 8])
+            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + size])
+            pos += 12 + size + 4
+            for value in event.summary.value:
+                out[value.tag].append((event.step, value.simple_value))
+    return out

@@ -8,7 +8,7 @@ import tomllib
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_cli, start_run, wait_for
+from conftest import ROOT, run_cli, start_run, tensorboard_scalars, wait_for
 
 from scenarios.espark.candidates import TSC
 from scenarios.espark.masker import ExplorationSpec, TrainingMasks
@@ -104,6 +104,10 @@ def test_bad_candidates_are_rejected_with_their_cause_and_the_best_is_kept_and_c
     report = run_cli("report", str(out))
     assert report.returncode == 0 and "exception" in report.stdout and "| test_profit |" in report.stdout
     assert "iteration 2: chosen iter_02/cand_00" in report.stdout
+    # the rounds' figures in the loop's TensorBoard files: the scored candidate's G and the chosen one's per iteration
+    board = tensorboard_scalars(out / "tensorboard")
+    assert [step for step, _ in board["espark/cand_00/G"]] == [1, 2] and "espark/cand_01/G" not in board
+    assert [v for _, v in board["espark/best/G"]] == pytest.approx([causes[(1, 0)][1], causes[(2, 0)][1]], rel=1e-6)
 
 
 def test_without_retention_every_iteration_starts_afresh_with_three_times_the_episodes(tmp_path):

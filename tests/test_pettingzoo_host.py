@@ -6,31 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
-from collections import defaultdict
 
 import numpy as np
 import pytest
-from conftest import NETMARL, ROOT, run_cli
+from conftest import NETMARL, ROOT, run_cli, tensorboard_scalars
 
 SCENARIO = ROOT / "scenarios" / "pettingzoo_spread.toml"
-
-
-def tensorboard_scalars(folder) -> dict[str, list[tuple[int, float]]]:
-    """tag -> [(step, value)] read back from the TensorBoard event files (TFRecord frames of Event protos)."""
-    from tensorboardX.proto import event_pb2
-
-    out = defaultdict(list)
-    for path in folder.glob("events.out.tfevents.*"):
-        data, pos = path.read_bytes(), 0
-        while pos < len(data):
-            (size,) = struct.unpack("<Q", data[pos : pos + 8])
-            event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + size])
-            pos += 12 + size + 4
-            for value in event.summary.value:
-                out[value.tag].append((event.step, value.simple_value))
-    return out
 
 
 def records(out, kind: str) -> list[dict]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from test_pettingzoo_host import tensorboard_scalars
+import json
+
+import pytest
+from conftest import SCENARIO, run_cli, tensorboard_scalars
 
 from coordinator.tensorboard import MAX_TAGS_PER_NODE, TensorBoardLog
 
@@ -23,3 +26,18 @@ def test_numbers_become_scalars_at_their_records_step_and_tags_are_bounded_per_n
     assert sorted(got["agent_node/agent0/x"]) == [(0, 1.0), (1, 2.0)]
     assert not [t for t in got if t.endswith(("/ok", ".bad")) or t.startswith("event")]
     assert sum(t.startswith("flood/") for t in got) == MAX_TAGS_PER_NODE and board.dropped == MAX_TAGS_PER_NODE
+
+
+def test_a_runs_delivery_ratio_per_message_type_is_in_its_event_files(tmp_path):
+    """A real beacon run: each of the medium's link reports becomes links/<type>/delivery_ratio at the world's step,
+    and the last one is the ratio summary.json gives."""
+    out = tmp_path / "run"
+    proc = run_cli("run", str(SCENARIO), "--out", str(out), "--no-progress", "--set", "run.steps=300", timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    got = tensorboard_scalars(out / "tensorboard")
+    for kind in ("beacon", "payload"):
+        series = got[f"links/{kind}/delivery_ratio"]  # in the order written
+        assert len(series) >= 2 and all(0 <= v <= 1 for _, v in series)  # periodic reports, then the final one
+        assert series[-1][0] == summary["steps"]
+        assert series[-1][1] == pytest.approx(summary["links"][kind]["delivery_ratio"], rel=1e-6)

@@ -121,12 +121,18 @@ def reflection_stats(component_series: dict[str, list], window: int = 0) -> dict
 
 class RunRecorder:
     """Writes RUN/espark/: iter_XX/cand_YY.py, candidates.jsonl, iter_XX/best.py, iter_XX/feedback.txt,
-    best_reply.md, iterations.jsonl (the chosen one per iteration) and best.py (the latest chosen)."""
+    best_reply.md, iterations.jsonl (the chosen one per iteration) and best.py (the latest chosen); with a board,
+    each scored candidate's G (espark/cand_YY/G) and the chosen one's (espark/best/G) at its iteration."""
 
-    def __init__(self, run_dir: Path | str, last_n: int = LAST_N):
+    def __init__(self, run_dir: Path | str, last_n: int = LAST_N, board=None):
         self.root = Path(run_dir) / "espark"
         self.root.mkdir(parents=True, exist_ok=True)
         self.last_n = last_n
+        self.board = board  # a coordinator.tensorboard.TensorBoardLog, or None
+
+    def _scalar(self, tag: str, value: float, iteration: int) -> None:
+        if self.board is not None and math.isfinite(value):
+            self.board.scalar("espark", tag, value, iteration)
 
     def _iter_dir(self, iteration: int) -> Path:
         d = self.root / f"iter_{iteration:02d}"
@@ -143,6 +149,7 @@ class RunRecorder:
         d = rec.to_dict(self.last_n)
         d.pop("code")
         self._append("candidates.jsonl", d)
+        self._scalar(f"espark/cand_{rec.index:02d}/G", rec.score(self.last_n), rec.iteration)
 
     def chosen(self, iteration: int, best: CandidateRecord | None, feedback: str = "", reply: str = "") -> None:
         """The iteration's winner (None: nothing executable) and the reflection sent to the LLM: the winner's reply
@@ -154,6 +161,8 @@ class RunRecorder:
         if feedback:
             (d / "feedback.txt").write_text(feedback)
             (d / REPLY_FILE).write_text(reply)
+        if best is not None:
+            self._scalar("espark/best/G", best.score(self.last_n), iteration)
         self._append(
             "iterations.jsonl",
             {

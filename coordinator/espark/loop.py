@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from coordinator.run_folder import check_new_run_dir, write_config
+from coordinator.tensorboard import TensorBoardLog
 from scenarios.config import ScenarioConfig
 from scenarios.espark.candidates import Validation, validate_candidate
 from scenarios.kinds import espark_task
@@ -115,7 +116,8 @@ class ESparkLoop:
         logging.getLogger().setLevel(logging.INFO)
         t0, status, code = time.monotonic(), "ok", 0
         previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the loop like Ctrl-C: children stopped
-        recorder = RunRecorder(self.run_dir, self.settings.last_n)
+        board = TensorBoardLog(self.run_dir / "tensorboard") if self.cfg.run.tensorboard else None
+        recorder = RunRecorder(self.run_dir, self.settings.last_n, board)
         service = None
         try:
             if self.settings.generator == "llm":
@@ -134,6 +136,8 @@ class ESparkLoop:
         finally:
             if service is not None:
                 service.close()
+            if board is not None:
+                board.close()
             self.write_results(status, time.monotonic() - t0, service)
             logging.getLogger().removeHandler(handler)
             signal.signal(signal.SIGTERM, previous)
