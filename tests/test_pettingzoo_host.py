@@ -184,3 +184,21 @@ def test_sumo_rl_traffic_signal_environment_runs_one_process_per_light(tmp_path)
     assert all(e["steps"] == 20 and set(e["returns"]) == {"1", "2", "5", "6"} for e in episodes)  # 100 s / 5 s
     updates = records(out, "ippo_epoch")
     assert sorted((u["node"], u["epoch"]) for u in updates) == [(f"agent{i}", k) for i in range(4) for k in (1, 2)]
+
+
+@pytest.mark.timeout(300)
+def test_a_positions_function_that_fails_at_run_time_fails_the_run_naming_the_agent_and_the_step(tmp_path):
+    """It imports (checked before anything starts), but returns nothing for the agents: the world stops at the first
+    step with the cause in its log, the run fails and its folder is complete."""
+    (tmp_path / "bad_positions.py").write_text("def positions(env):\n    return {}\n")
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [*NETMARL, "run", str(ROOT / "scenarios" / "pettingzoo_spread_radio.toml"), "--out", str(out), "--no-progress",
+         "--set", 'world.positions="bad_positions:positions"', "--set", "world.episodes=2"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(tmp_path)}, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"].startswith("failed") and "world" in summary["status"]
+    log = (out / "logs" / "world.log").read_text()
+    assert "world.positions gave no (x, y) for agent 'agent_0' at step 1" in log

@@ -66,20 +66,24 @@ def load_env(target: str, kwargs: dict) -> ParallelEnv:
     return env
 
 
-def agent_positions(positions, env: ParallelEnv, agents: list[str]) -> np.ndarray:
+def agent_positions(positions, env: ParallelEnv, agents: list[str], step: int) -> np.ndarray:
     """The agents' (x, y) in metres, one row each, from the user's positions(env) -> {agent: (x, y)}; None: all at
-    the origin (the radio without range: only the medium's loss). Anything else is an error that names the agent."""
+    the origin (the radio without range: only the medium's loss). A function that raises, or an agent without a
+    finite (x, y), is a HostError that names the agent and the step."""
     if positions is None:
         return np.zeros((len(agents), 2))
-    found = positions(env)
+    try:
+        found = positions(env)
+    except Exception as err:  # noqa: BLE001 - a user's function may raise anything
+        raise HostError(f"world.positions raised {type(err).__name__} at step {step}: {err}") from None
     xy = np.zeros((len(agents), 2))
     for row, agent in enumerate(agents):
         try:
             xy[row] = np.asarray(found[agent], np.float64).reshape(2)
-        except (KeyError, TypeError, ValueError):
-            raise HostError(f"world.positions gave no (x, y) for agent {agent!r}") from None
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise HostError(f"world.positions gave no (x, y) for agent {agent!r} at step {step}") from None
         if not np.isfinite(xy[row]).all():
-            raise HostError(f"world.positions gave {tuple(xy[row])} for agent {agent!r}: not finite")
+            raise HostError(f"world.positions gave {tuple(xy[row])} for agent {agent!r} at step {step}: not finite")
     return xy
 
 

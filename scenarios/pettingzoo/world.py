@@ -46,7 +46,7 @@ class PettingZooWorldProcess(ParallelEnvWorld):
             return
         self.ep.t_sim = round(self.step * self.cfg.step_s, 6)
         agents = list(self.par.agents)
-        xy = agent_positions(self.positions, self.par, agents)
+        xy = agent_positions(self.positions, self.par, agents, self.step)
         ids = [self.node_of(self.index[a], a) for a in agents]
         self.delivered = self.sync_medium(self.positions_for(self.step, ids), {"xy": xy, "speed": np.zeros(len(ids))})
         self.xy = dict(zip(agents, xy))
