@@ -17,7 +17,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 install: $(BIN)/python mosquitto bubblewrap
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,sim]"
+	$(BIN)/pip install -q -e ".[dev,sim,ray]"
 	$(MAKE) llm
 
 mosquitto:

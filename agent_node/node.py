@@ -30,7 +30,7 @@ class NodeConfig(BaseModel):
     node_id: str = Field(min_length=1, max_length=128)
     coordinator: str = Field(description="coordinator inbox, e.g. tcp://127.0.0.1:5555")
     role: str = "beacon"
-    bind: str = "tcp://127.0.0.1:*"
+    bind: str | None = None  # where the inbox listens (None: $NETMARL_BIND, else tcp://127.0.0.1:*)
     advertise: str | None = None  # the endpoint peers reach the inbox at, if not the bound one (NAT, relay)
 
     @field_validator("role")

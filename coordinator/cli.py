@@ -29,6 +29,8 @@ def cmd_run(args) -> int:
     cfg = load_scenario(args.scenario, args.set, args.seed)
     if args.no_progress:
         cfg.run.progress = False
+    if args.ray:  # every process a Ray actor, on that cluster ("local": a Ray instance on this machine)
+        cfg.run.launcher, cfg.run.ray_address = "ray", None if args.ray == "local" else args.ray
     resume = None
     if args.resume:
         resume = Path(args.resume)
@@ -160,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--no-progress", action="store_true", help="no progress bar")
         if name == "run":
             s.add_argument("--resume", metavar="RUN_DIR", help="start from that run's checkpoints (a new run folder)")
+            s.add_argument(
+                "--ray", metavar="ADDRESS", help='place every process on this Ray cluster ("local": one here)'
+            )
         if name == "sweep":
             s.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2", help="a swept field")
         s.set_defaults(func=cmd_run if name == "run" else cmd_sweep)

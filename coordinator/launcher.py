@@ -11,6 +11,7 @@ import multiprocessing as mp
 import os
 import selectors
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,16 +31,8 @@ PRELOAD = [
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
-def _child_main(name: str, target: str, kwargs: dict, log_path: str) -> None:
-    """Runs in the child: log to its own file, die with the parent, call the target, exit with its code."""
-    # what the fork server preloaded is shared with every child until written; the collector must not write
-    # it (each collection marks every object it walks, which copies each page of the shared heap into the
-    # child): freeze it before anything is allocated
-    gc.freeze()
-    try:  # one malloc arena for all threads (libzmq's two and the ZAP thread would each dirty one of their own)
-        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
-    except (OSError, AttributeError):
-        pass
+def log_to_file(name: str, log_path: str) -> None:
+    """A node process's stdout, stderr and logging go to its own log file, each line naming the process."""
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -52,6 +45,27 @@ def _child_main(name: str, target: str, kwargs: dict, log_path: str) -> None:
         stream=sys.stderr,
         format=f"%(asctime)s {name} pid={os.getpid()} %(levelname)s %(name)s: %(message)s",
     )
+
+
+def call_target(target: str, kwargs: dict) -> int:
+    """Run a node program ("module:function" called with kwargs); its exit code."""
+    module, func = target.split(":")
+    code = getattr(importlib.import_module(module), func)(**kwargs)
+    logging.shutdown()
+    return code or 0
+
+
+def _child_main(name: str, target: str, kwargs: dict, log_path: str) -> None:
+    """Runs in the child: log to its own file, die with the parent, call the target, exit with its code."""
+    # what the fork server preloaded is shared with every child until written; the collector must not write
+    # it (each collection marks every object it walks, which copies each page of the shared heap into the
+    # child): freeze it before anything is allocated
+    gc.freeze()
+    try:  # one malloc arena for all threads (libzmq's two and the ZAP thread would each dirty one of their own)
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
+    except (OSError, AttributeError):
+        pass
+    log_to_file(name, log_path)
     # no orphans: the fork server exits when the coordinator does (it waits for EOF on a pipe whose
     # write end every child inherits, so close ours), and its death sends us SIGTERM
     alive_fd = getattr(forkserver._forkserver, "_forkserver_alive_fd", None)
@@ -64,10 +78,7 @@ def _child_main(name: str, target: str, kwargs: dict, log_path: str) -> None:
     os.setpgrp()  # signals for the terminal's or a job's process group are the coordinator's to handle, in order
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the fork server ignores it (below); a node sets its own
-    module, func = target.split(":")
-    code = getattr(importlib.import_module(module), func)(**kwargs)
-    logging.shutdown()
-    sys.exit(code or 0)
+    sys.exit(call_target(target, kwargs))
 
 
 @contextlib.contextmanager
@@ -132,6 +143,13 @@ class Launcher:
             for s, h in old.items():
                 signal.signal(s, h)
 
+    def reachable(self, endpoint: str) -> str:
+        """The coordinator's endpoint as its children reach it (this machine: as bound)."""
+        return endpoint
+
+    def check_capacity(self, processes: int) -> None:
+        """This machine starts whatever it is asked to (its limits show as failed starts)."""
+
     def start(self, name: str, target: str, **kwargs) -> Child:
         """Start (or restart) the process called name."""
         child = self.children.get(name) or Child(name, target, kwargs, self.log_dir / f"{name}.log")
@@ -164,6 +182,11 @@ class Launcher:
             child.reaped = True
             dead.append(child)
         return dead
+
+    def placement(self) -> dict[str, dict]:
+        """Where each process runs: this host, and its pid."""
+        host = socket.gethostname()
+        return {name: {"hostname": host, "pid": c.pid} for name, c in self.children.items() if c.process}
 
     def alive(self) -> list[Child]:
         """Children still running."""

@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import zmq
@@ -95,7 +96,8 @@ class Supervisor:
         allowed = allowed_keys(cfg) if self.pair else {}
         check_new_run_dir(self.run_dir)
         self.bind_inbox(cfg, allowed)  # before the run folder exists: a bad address leaves nothing behind
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.launcher = self.make_launcher(cfg)  # so does a Ray cluster that cannot be joined
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         write_config(self.run_dir, cfg)
         if self.pair is not None:
             (self.run_dir / JOIN_DIR).mkdir(mode=0o700)  # `netmarl node --run RUN` leaves its public key here
@@ -107,7 +109,6 @@ class Supervisor:
         self.peers = PeerBook(self.ctx, COORDINATOR_ID, pair=self.pair)
         self.registry = Registry()
         self.barriers = Barriers()
-        self.launcher = Launcher(self.run_dir / "logs", [*PRELOAD, *preload_modules(cfg)])
         self.log_handler = logging.FileHandler(self.run_dir / "logs" / "coordinator.log")
         self.log_handler.setFormatter(logging.Formatter("%(asctime)s coordinator %(levelname)s %(name)s: %(message)s"))
         log.addHandler(self.log_handler)
@@ -130,6 +131,8 @@ class Supervisor:
         self._silent_warned: set[str] = set()
         self._unsendable: set[str] = set()  # nodes a send to has failed (logged once)
         self.sends_dropped = 0
+        self.refused = False  # the run was refused before any process started (exit code 2)
+        self.placement: dict[str, dict] = {}  # where each launched process runs (placement.json)
         self.plan = None
 
     def bind_inbox(self, cfg: ScenarioConfig, allowed: dict[str, str]) -> None:
@@ -158,6 +161,24 @@ class Supervisor:
                 "local address and a free port, e.g. tcp://127.0.0.1:* or tcp://0.0.0.0:5555"
             ) from None
 
+    def make_launcher(self, cfg: ScenarioConfig):
+        """This machine's fork server, or Ray's scheduler (run.launcher = "ray")."""
+        logs = self.run_dir / "logs"
+        if cfg.run.launcher == "local":
+            return Launcher(logs, [*PRELOAD, *preload_modules(cfg)])
+        from .ray_launcher import RayLauncher
+
+        try:
+            return RayLauncher(
+                logs, cfg.run.ray_address, cfg.run.ray_cpus, cfg.run.ray_placement, cfg.run.ray_world_resource
+            )
+        except ConfigError:
+            self.inbox.close()
+            if self.gate is not None:
+                self.gate.stop()
+            self.ctx.destroy(linger=0)
+            raise
+
     def reserved_id(self, node_id: str) -> bool:
         """An id no hand-joining node may take a key for: the coordinator's and those of processes launched here."""
         launcher = getattr(self, "launcher", None)
@@ -166,12 +187,14 @@ class Supervisor:
     # ------------------------------------------------------------ launching
     def launch_all(self) -> None:
         """Build the world's files, then start medium, world and one process per agent."""
-        cfg, coord = self.cfg, self.inbox.endpoint
+        cfg, coord = self.cfg, self.launcher.reachable(self.inbox.endpoint)
         self.plan = plan = plan_run(cfg, self.run_dir, self.resume)
         if plan.notes.get("steps") and getattr(self, "bar", None) is not None:
             self.bar.total = plan.notes["steps"]
             self.bar.refresh()
         self.agent_ids = list(plan.agents)
+        local_agents = [n for n in plan.agents if n not in plan.external]
+        self.launcher.check_capacity(1 + (cfg.netsim.mode == "emulated") + len(local_agents))
         if cfg.netsim.mode == "emulated":
             self.launcher.start(
                 "medium",
@@ -329,6 +352,12 @@ class Supervisor:
             self.started = True
             self.event(event="started", nodes=len(self.registry.nodes))
             log.info("all %d processes registered; run started", len(self.registry.nodes))
+            self.write_placement()
+
+    def write_placement(self) -> None:
+        """placement.json: where each launched process runs (its host, and on Ray its node and address)."""
+        self.placement = self.launcher.placement()
+        (self.run_dir / "placement.json").write_text(json.dumps(self.placement, indent=1, sort_keys=True) + "\n")
 
     def readmit(self, node_id: str) -> None:
         """A hand-started node marked down after a heartbeat timeout heartbeats again (its connection is
@@ -519,6 +548,10 @@ class Supervisor:
                     self.check_silence()
             if self.interrupted:
                 self.status = "interrupted" if self.status == "ok" else f"interrupted ({self.status})"
+        except ConfigError as err:  # refused before any process started (a Ray cluster too small for the run)
+            self.status = f"failed: {err}"
+            self.refused = True
+            print(f"netmarl: {err}", file=sys.stderr)
         except Exception as err:  # reported, and what was received is still written below
             self.status = f"failed: {type(err).__name__}: {err}"
             log.exception("run failed")
@@ -533,6 +566,8 @@ class Supervisor:
                 self.write_outputs(time.monotonic() - t0)
         if self.status == "ok":
             return 0
+        if self.refused:
+            return 2
         return 130 if self.status.startswith("interrupted") else 3 if self.status.startswith("degraded") else 1
 
     def shutdown(self, grace_s: float = 5.0) -> None:
@@ -589,6 +624,12 @@ class Supervisor:
         summary = dict(
             report.summarize(self.run_dir), status=self.status, wall_s=round(wall_s, 2), links_final=self.links_final
         )
+        if self.placement:  # how many processes ran on each host (and Ray node)
+            summary["placement"] = {
+                key: dict(Counter(where.get(key) for where in self.placement.values()))
+                for key in ("hostname", "ray_node")
+                if any(key in where for where in self.placement.values())
+            }
         if self.plan and self.plan.notes:  # what the plan says about the run (a world's agents, its map)
             summary["notes"] = self.plan.notes
         if self.plan and self.plan.summarize:

@@ -38,6 +38,7 @@ COORDINATOR_ONLY = frozenset({"directory", "shutdown", "register_ack", "start", 
 MAX_BATCH = 1000
 PEER_KEY_GRACE_S = 60.0  # a peer may connect before this process reads the Directory with its key (Gate)
 REGISTER_AGAIN_S = 5.0  # a node not yet acknowledged announces itself again this often
+BIND_ENV = "NETMARL_BIND"  # where a process's inbox listens when its start does not say (coordinator/ray_launcher.py)
 COORDINATOR_QUIET_S = 3.0  # three of the coordinator's 1 s heartbeats missed: say so in the log
 
 
@@ -51,7 +52,7 @@ class Endpoint:
         coordinator: str,
         *,
         role: str = "",
-        bind: str = "tcp://127.0.0.1:*",
+        bind: str | None = None,
         heartbeat_s: float = 0.5,
         limits: Limits = DEFAULT_LIMITS,
         coordinator_timeout_s: float = 10.0,
@@ -59,7 +60,10 @@ class Endpoint:
         curve: Curve | None = None,
         advertise: str | None = None,
     ):
-        """advertise: the endpoint to register instead of the bound one (behind NAT or a relay)."""
+        """bind: where the inbox listens (None: $NETMARL_BIND, which a launcher placing processes on other hosts sets
+        to the host's address, else loopback); advertise: the endpoint to register instead of the bound one (behind
+        NAT or a relay)."""
+        bind = bind or os.environ.get(BIND_ENV) or "tcp://127.0.0.1:*"
         self.node_id, self.kind, self.role = node_id, kind, role
         self.advertise = advertise
         self.ctx = zmq.Context()

@@ -39,6 +39,15 @@ class RunConfig(BaseModel):
     coordinator_bind: str = "tcp://127.0.0.1:*"  # a fixed port lets nodes on other hosts join
     progress: bool = True  # show a progress bar (`--no-progress` turns it off)
     tensorboard: bool = True  # also write the metrics as TensorBoard event files (RUN/tensorboard/)
+    # "ray": every process (world, medium, agents) a Ray actor placed by Ray's scheduler (docs/cluster.md; the
+    # optional [ray] extra); "local": this machine's fork server
+    launcher: Literal["local", "ray"] = "local"
+    # the Ray cluster to join ("auto", "HOST:PORT"); None: a Ray instance on this machine for the run
+    ray_address: str | None = None
+    ray_cpus: float = Field(0.1, ge=0)  # CPUs Ray reserves for each process
+    ray_placement: Literal["spread", "pack"] = "spread"  # processes over as many hosts as possible, or packed
+    # a custom resource that only hosts able to run the world have (SUMO installed), e.g. "sumo"; None: any host
+    ray_world_resource: str | None = Field(None, pattern=r"^[A-Za-z_][\w.-]{0,63}$")
 
 
 class MqttConfig(MqttSettings):

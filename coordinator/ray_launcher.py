@@ -1,0 +1,234 @@
+"""Places a run's processes on a Ray cluster: each node program runs in a Ray actor of its own (one OS process, on the
+host Ray's scheduler picks), reaped, restarted and stopped like the fork-server launcher's children."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+from protocols.endpoint import BIND_ENV
+from scenarios.config import ConfigError
+
+from .launcher import Child, call_target, log_to_file
+
+log = logging.getLogger("coordinator.ray_launcher")
+
+
+class RayLaunchError(ConfigError):
+    """Ray cannot place the run (not installed, no cluster at the address, not enough resources): exit code 2."""
+
+
+def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """A HOST:PORT address must answer within timeout_s (Ray itself would keep retrying for minutes)."""
+    if address is None or address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as err:
+        raise RayLaunchError(f"run.ray_address = {address!r}: cannot join the Ray cluster ({err})") from None
+
+
+class NodeProgram:
+    """A Ray actor's body: where it runs, then one node program (world, medium or agent) in the actor's own process,
+    its log in the run folder's logs/, its exit code returned."""
+
+    def where(self) -> dict:
+        import ray
+
+        return {
+            "pid": os.getpid(),
+            "hostname": socket.gethostname(),
+            "ip": ray.util.get_node_ip_address(),
+            "ray_node": ray.get_runtime_context().get_node_id(),
+        }
+
+    def run(self, name: str, target: str, kwargs: dict, log_path: str) -> int:
+        import ray
+
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        log_to_file(name, log_path)
+        os.environ[BIND_ENV] = f"tcp://{ray.util.get_node_ip_address()}:*"  # an inbox the cluster's hosts reach
+        try:
+            return call_target(target, kwargs)
+        except SystemExit as stop:
+            return stop.code if isinstance(stop.code, int) else 1
+        except BaseException:  # noqa: BLE001 - the node's failure goes to its log and its exit code
+            logging.getLogger("coordinator.ray_launcher").exception("%s failed", name)
+            return 1
+
+
+def _signal(pid: int, signum: int) -> bool:
+    """A Ray task on the process's host: send it a signal (False: it is gone)."""
+    try:
+        os.kill(pid, signum)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+class RayProcess:
+    """The face of one actor that the supervisor uses (pid, is_alive, exitcode, join, terminate, kill)."""
+
+    def __init__(self, ray, actor, where_ref, run_ref):
+        self.ray, self.actor, self.where_ref, self.run_ref = ray, actor, where_ref, run_ref
+        self._where: dict | None = None
+        self._exitcode: int | None = None
+
+    @property
+    def where(self) -> dict:
+        if self._where is None:
+            self._where = self.ray.get(self.where_ref, timeout=60)
+        return self._where
+
+    @property
+    def pid(self) -> int:
+        return self.where["pid"]
+
+    def is_alive(self) -> bool:
+        if self._exitcode is not None:
+            return False
+        ready, _ = self.ray.wait([self.run_ref], timeout=0)
+        return not ready
+
+    @property
+    def exitcode(self) -> int | None:
+        if self._exitcode is None and not self.is_alive():
+            try:
+                self._exitcode = int(self.ray.get(self.run_ref))
+            except self.ray.exceptions.RayError:  # the actor died (killed, its host lost)
+                self._exitcode = -signal.SIGKILL
+        return self._exitcode
+
+    def join(self, timeout: float | None = None) -> None:
+        self.ray.wait([self.run_ref], timeout=timeout)
+
+    def terminate(self) -> None:
+        """SIGTERM to the node program, on its host (it stops as on a local SIGTERM)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        try:
+            where = self.where
+        except self.ray.exceptions.RayError:
+            return self.kill()
+        strategy = NodeAffinitySchedulingStrategy(where["ray_node"], soft=False)
+        signal_task = self.ray.remote(num_cpus=0)(_signal).options(scheduling_strategy=strategy)
+        signal_task.remote(where["pid"], signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.ray.kill(self.actor, no_restart=True)
+
+
+class RayLauncher:
+    """Launcher on Ray: `start` places one actor per process (num_cpus each, spread over the cluster's hosts or
+    packed, the world only on hosts with world_resource), `reap` reports those that ended, `stop_all` stops them and
+    leaves the cluster. address None starts a Ray instance on this machine for the run."""
+
+    def __init__(
+        self,
+        log_dir: Path,
+        address: str | None = None,
+        cpus: float = 0.1,
+        placement: str = "spread",
+        world_resource: str | None = None,
+    ):
+        try:
+            import ray
+        except ImportError:
+            raise RayLaunchError('run.launcher = "ray" needs Ray: pip install "netmarl[ray]"') from None
+        self.ray, self.log_dir = ray, Path(log_dir)  # made by the first start: a refused run leaves no folder
+        self.cpus, self.world_resource = cpus, world_resource
+        self.strategy = "SPREAD" if placement == "spread" else "DEFAULT"
+        check_reachable(address)
+        try:
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                namespace="netmarl",
+            )
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise RayLaunchError(f"run.ray_address = {address!r}: cannot join the Ray cluster ({err})") from None
+        self.check_resources()
+        self.actor_class = ray.remote(NodeProgram)
+        self.children: dict[str, Child] = {}
+        self.closed = False
+
+    def check_resources(self) -> None:
+        """A world resource no host has would leave the world waiting for ever: refuse it now."""
+        if self.world_resource and not self.ray.cluster_resources().get(self.world_resource):
+            raise RayLaunchError(
+                f"run.ray_world_resource = {self.world_resource!r}: no host of the Ray cluster has that resource "
+                "(give it to the hosts that can run the world: `ray start --resources '{\"NAME\": 1}'`)"
+            )
+
+    def reachable(self, endpoint: str) -> str:
+        """The coordinator's endpoint as the cluster's hosts reach it: a wildcard bind (tcp://0.0.0.0:PORT) becomes
+        this host's address in the cluster."""
+        return endpoint.replace("://0.0.0.0:", f"://{self.ray.util.get_node_ip_address()}:")
+
+    def check_capacity(self, processes: int) -> None:
+        """Refuse a run the cluster cannot place at all (every process reserves `cpus`)."""
+        have = self.ray.cluster_resources().get("CPU", 0.0)
+        if processes * self.cpus > have + 1e-9:
+            raise RayLaunchError(
+                f"{processes} processes x run.ray_cpus = {self.cpus} CPUs each need {processes * self.cpus:g} CPUs; "
+                f"the Ray cluster has {have:g} (lower run.ray_cpus or add hosts)"
+            )
+
+    def start(self, name: str, target: str, **kwargs) -> Child:
+        """Place (or place again) the process called name."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        child = self.children.get(name) or Child(name, target, kwargs, self.log_dir / f"{name}.log")
+        resources = {self.world_resource: 0.001} if name == "world" and self.world_resource else {}
+        actor = self.actor_class.options(
+            num_cpus=self.cpus, resources=resources, scheduling_strategy=self.strategy, max_restarts=0
+        ).remote()
+        child.process = RayProcess(
+            self.ray, actor, actor.where.remote(), actor.run.remote(name, target, kwargs, str(child.log_path))
+        )
+        child.reaped = False
+        self.children[name] = child
+        return child
+
+    def reap(self, timeout: float = 0.0) -> list[Child]:
+        """Children whose node program has ended since the last call (waits up to timeout for one)."""
+        if self.closed:
+            return []
+        running = {c.process.run_ref: c for c in self.children.values() if c.process and not c.reaped}
+        if not running:
+            return []
+        ready, _ = self.ray.wait(list(running), num_returns=len(running), timeout=timeout)
+        for ref in ready:
+            running[ref].reaped = True
+        return [running[ref] for ref in ready]
+
+    def alive(self) -> list[Child]:
+        return [c for c in self.children.values() if c.process and c.process.is_alive()]
+
+    def placement(self) -> dict[str, dict]:
+        """Where each process runs: its host name, address, Ray node id and pid."""
+        return {name: c.process.where for name, c in self.children.items() if c.process}
+
+    def stop_all(self, grace_s: float = 5.0) -> None:
+        """SIGTERM everyone still running, wait grace_s, kill the stragglers, then leave the cluster (the actors go
+        with the driver, so none stays behind)."""
+        if self.closed:
+            return
+        for child in self.alive():
+            child.process.terminate()
+        deadline = time.monotonic() + grace_s
+        for child in self.alive():
+            child.process.join(max(0.0, deadline - time.monotonic()))
+        for child in self.alive():
+            log.warning("%s (pid %s) ignored SIGTERM for %.1f s; killing it", child.name, child.pid, grace_s)
+            child.process.kill()
+        for child in self.children.values():
+            child.process.exitcode  # noqa: B018 - read while the cluster is still joined
+        self.closed = True
+        self.ray.shutdown()

@@ -1,0 +1,95 @@
+"""Runs placed by Ray (run.launcher = "ray"): every process a Ray actor on a real multi-node cluster on this machine
+(Ray's own test cluster: a head and a second node, each its own raylet), failures through Ray, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+from conftest import coordinator_log, metrics, run_cli, start_run, wait_for
+
+ray = pytest.importorskip("ray")  # the optional [ray] extra (CI installs it)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    c.add_node(num_cpus=2)
+    c.wait_for_nodes()
+    yield c
+    c.shutdown()
+    left = subprocess.run(["pgrep", "-f", "ray::|raylet|gcs_server"], capture_output=True, text=True).stdout.split()
+    assert not left, f"Ray processes left behind: {left}"
+
+
+def ray_processes() -> list[str]:
+    """Actor worker processes of any run (their names start with ray::)."""
+    return subprocess.run(["pgrep", "-f", "ray::NodeProgram"], capture_output=True, text=True).stdout.split()
+
+
+def test_a_beacon_run_spreads_its_processes_over_the_clusters_nodes(tmp_path, cluster):
+    out = tmp_path / "run"
+    proc = run_cli(
+        "run", "scenarios/figure8_beacons.toml", "--out", str(out), "--no-progress", "--ray", cluster.address,
+        "--set", "run.steps=100", timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "ok" and summary["steps"] == 100 and summary["node_failures"] == 0
+    placement = json.loads((out / "placement.json").read_text())
+    assert set(placement) == {"world", "medium", *(f"veh{i}" for i in range(14))}
+    nodes = {where["ray_node"] for where in placement.values()}
+    assert len(nodes) == 2 and sum(summary["placement"]["ray_node"].values()) == 16  # spread over both raylets
+    registered = coordinator_log(out)
+    for name, where in placement.items():  # each process registered from the actor Ray placed, its inbox listening
+        assert (out / "logs" / f"{name}.log").exists()  # on its host's cluster address (not loopback)
+        assert re.search(
+            rf"registered {name} \(\w+, pid {where['pid']}\) at tcp://{re.escape(where['ip'])}:", registered
+        )
+    assert not ray_processes(), "the run's actors outlive it"
+
+
+def test_a_killed_actor_is_reported_and_restarted_by_ray(tmp_path, cluster):
+    out = tmp_path / "run"
+    proc = start_run(out, "run.steps=100000", 'run.launcher="ray"', f'run.ray_address="{cluster.address}"')
+    try:
+        wait_for(lambda: (out / "placement.json").exists(), 120, "the run started")
+        victim = json.loads((out / "placement.json").read_text())["veh4"]["pid"]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(
+            lambda: [m for m in metrics(out) if m.get("event") == "node_restarted" and m.get("node") == "veh4"],
+            60,
+            "veh4 restarted",
+        )
+        wait_for(lambda: (out / "logs" / "veh4.log").read_text().count("registered (inbox") >= 2, 60, "veh4 back")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(90)
+    assert rc == 130
+    failed = [m for m in metrics(out) if m.get("event") == "node_failed"]
+    assert [m["node"] for m in failed] == ["veh4"] and failed[0]["exitcode"] == -signal.SIGKILL
+    assert not ray_processes(), "the run's actors outlive it"
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ('run.ray_address="127.0.0.1:1"', "cannot join the Ray cluster"),
+        ("run.ray_cpus=1.0", "need 16 CPUs; the Ray cluster has 4"),
+        ('run.ray_world_resource="sumo"', "no host of the Ray cluster has that resource"),
+    ],
+)
+def test_a_run_ray_cannot_place_is_refused_with_exit_code_2(tmp_path, cluster, setting, message):
+    out = tmp_path / "bad"
+    proc = run_cli(
+        "run", "scenarios/figure8_beacons.toml", "--out", str(out), "--no-progress", "--set", 'run.launcher="ray"',
+        "--set", f'run.ray_address="{cluster.address}"', "--set", setting, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+    assert not ray_processes()
