@@ -91,7 +91,18 @@ def cmd_sweep(args) -> int:
     cfg = load_scenario(args.scenario, args.set, args.seed)
     extra = ["run.progress=false"] if args.no_progress else []
     out = _run_dir(args.out, cfg.run.out_dir, f"sweep-{cfg.run.name}")
-    return run_sweep(Path(args.scenario), args.grid, [*args.set, *extra], out, args.seed)
+    if args.resume and not args.out:
+        raise ConfigError("netmarl sweep --resume: name the sweep folder with --out")
+    return run_sweep(
+        Path(args.scenario),
+        args.grid,
+        [*args.set, *extra],
+        out,
+        args.seed,
+        ray_address=args.ray,
+        resume=args.resume,
+        point_cpus=args.point_cpus,
+    )
 
 
 def cmd_report(args) -> int:
@@ -167,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "sweep":
             s.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2", help="a swept field")
+            s.add_argument("--ray", metavar="ADDRESS", help='run the points as Ray tasks on this cluster ("local")')
+            s.add_argument("--point-cpus", type=float, default=1.0, help="CPUs Ray reserves for each point")
+            s.add_argument("--resume", action="store_true", help="read the points the --out folder finished")
         s.set_defaults(func=cmd_run if name == "run" else cmd_sweep)
     x = sub.add_parser("export", help="write trained policies as portable files (numpy only, for devices)")
     x.add_argument("run_dir")

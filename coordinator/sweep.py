@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -13,7 +14,7 @@ from netsim.config import NetsimConfig
 from scenarios.config import ConfigError, load_scenario
 
 from . import report
-from .run_folder import check_new_run_dir
+from .run_folder import check_new_run_dir, config_toml
 from .supervisor import Supervisor
 
 
@@ -28,23 +29,66 @@ def parse_grid(specs: list[str]) -> list[tuple[str, list[str]]]:
     return grid
 
 
-def run_sweep(scenario: Path, grid_specs: list[str], overrides: list[str], out: Path, seed: int | None) -> int:
-    """Validate every point first (nothing starts if one is invalid), then run them in turn."""
+def finished(run_dir: Path) -> bool:
+    """A point that ran to its end (ok, or degraded: it went on without a failed node)."""
+    try:
+        status = json.loads((run_dir / "summary.json").read_text())["status"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return status == "ok" or status.startswith("degraded")
+
+
+def run_sweep(
+    scenario: Path,
+    grid_specs: list[str],
+    overrides: list[str],
+    out: Path,
+    seed: int | None,
+    ray_address: str | None = None,
+    resume: bool = False,
+    point_cpus: float = 1.0,
+) -> int:
+    """Validate every point first (nothing starts if one is invalid), then run them: in turn here, or in parallel as
+    Ray tasks on the cluster at ray_address (each a whole run on one host, `point_cpus` reserved). A failed point is
+    reported and the others go on; resume: points that finished before are read, not run again."""
     grid = parse_grid(grid_specs)
     points = [dict(zip([k for k, _ in grid], combo)) for combo in itertools.product(*[v for _, v in grid])]
     cfgs = [load_scenario(scenario, [*overrides, *(f"{k}={v}" for k, v in p.items())], seed) for p in points]
     names = ["_".join(f"{k.split('.')[-1]}={v}" for k, v in p.items()) for p in points]
+    done = {name for name in names if resume and finished(out / name)}
     for name in names:
-        check_new_run_dir(out / name)
+        if name not in done:
+            if resume and (out / name).exists():  # an unfinished point runs again; its old folder is kept aside
+                (out / name).rename(out / f"{name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}")
+            check_new_run_dir(out / name)
     out.mkdir(parents=True, exist_ok=True)
-    rows, codes = [], []
+    todo = [(cfg, name) for cfg, name in zip(cfgs, names) if name not in done]
+    if done:
+        print(f"sweep: {len(done)} points finished before, read from their folders: {', '.join(sorted(done))}")
+    codes = {}
+    if ray_address:
+        from .ray_sweep import run_points_on_ray
+
+        texts = [(name, config_toml(cfg.model_dump(mode="json"))) for cfg, name in todo]
+        print(f"sweep: {len(texts)} points as Ray tasks on {ray_address}, {point_cpus:g} CPUs each")
+        for name, code, stderr in run_points_on_ray(texts, out, ray_address, point_cpus):
+            codes[name] = code
+            print(f"== sweep point {name}: exit code {code}" + (f"\n{stderr}" if code else ""))
+    else:
+        for cfg, name in todo:
+            print(f"== sweep point {name}")
+            codes[name] = Supervisor(cfg, out / name).execute()
+            if codes[name] == 130:  # Ctrl-C ends the sweep; the points done so far are still tabulated
+                print("sweep interrupted; writing the points finished so far")
+                break
+    rows = []
     fig, ax = plt.subplots(figsize=(8, 5))
     for point, cfg, name in zip(points, cfgs, names):
         run_dir = out / name
-        print(f"== sweep point {name}")
-        code = Supervisor(cfg, run_dir).execute()
-        codes.append(code)
-        interrupted = code == 130
+        if not (run_dir / "summary.json").exists():
+            if name in codes:  # ran, but left no summary (its host was lost)
+                rows.append({**point, "status": f"failed: exit code {codes[name]}, no summary.json"})
+            continue
         summary = json.loads((run_dir / "summary.json").read_text())
         row = {**point, "status": summary["status"], "steps": summary["steps"]}
         for kind, t in sorted(summary["links"].items()):
@@ -60,9 +104,6 @@ def run_sweep(scenario: Path, grid_specs: list[str], overrides: list[str], out: 
                 NetsimConfig.model_validate(cfg.netsim.model_dump()),
                 label=f"{name}: ",
             )
-        if interrupted:  # Ctrl-C ends the sweep; the points done so far are still tabulated
-            print("sweep interrupted; writing the points finished so far")
-            break
     columns = list(dict.fromkeys(k for r in rows for k in r))
     with open(out / "sweep.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, columns)
@@ -77,7 +118,7 @@ def run_sweep(scenario: Path, grid_specs: list[str], overrides: list[str], out: 
     print(f"sweep table: {out / 'sweep.csv'}")
     for r in rows:
         print("  " + "  ".join(f"{k}={v}" for k, v in r.items()))
-    return max(codes, default=0)
+    return max(codes.values(), default=0)
 
 
 def plot_results(out: Path, rows: list[dict], keys: list[str]) -> None:

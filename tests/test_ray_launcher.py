@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -93,3 +94,34 @@ def test_a_run_ray_cannot_place_is_refused_with_exit_code_2(tmp_path, cluster, s
     )  # fmt: skip
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
     assert not ray_processes()
+
+
+SWEEP = ["--grid", "netsim.range_m=60,120", "--grid", "netsim.loss=0,0.3", "--set", "run.steps=60"]
+SAME = ("status", "steps", "beacon_sent", "beacon_delivery_ratio", "payload_delivery_ratio")
+
+
+def sweep_rows(folder) -> list[dict]:
+    with open(folder / "sweep.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_a_sweep_on_ray_runs_its_points_as_tasks_and_gives_the_local_numbers(tmp_path, cluster):
+    """4 points as Ray tasks across the two-node cluster, each a whole run on one host, its folder brought back:
+    the same numbers as the same points run here one after the other (same seeds); --resume reads finished points."""
+    args = ["sweep", "scenarios/figure8_beacons.toml", *SWEEP, "--no-progress"]
+    here = run_cli(*args, "--out", str(tmp_path / "local"), timeout=300)
+    assert here.returncode == 0, here.stderr[-2000:]
+    on_ray = run_cli(*args, "--out", str(tmp_path / "ray"), "--ray", cluster.address, "--point-cpus", "1", timeout=300)
+    assert on_ray.returncode == 0, on_ray.stderr[-2000:] + on_ray.stdout[-2000:]
+    local, remote = sweep_rows(tmp_path / "local"), sweep_rows(tmp_path / "ray")
+    assert len(local) == 4 and [{k: r[k] for k in SAME} for r in remote] == [{k: r[k] for k in SAME} for r in local]
+    assert all((tmp_path / "ray" / f"range_m={m}_loss={x}" / "links.csv").exists() for m in (60, 120) for x in (0, 0.3))
+    assert "4 points as Ray tasks" in on_ray.stdout
+    assert not ray_processes()
+    # one point lost its summary (as a run cut short would): --resume runs that point only
+    (tmp_path / "ray" / "range_m=120_loss=0.3" / "summary.json").unlink()
+    again = run_cli(*args, "--out", str(tmp_path / "ray"), "--ray", cluster.address, "--resume", timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "3 points finished before" in again.stdout and "1 points as Ray tasks" in again.stdout
+    assert [{k: r[k] for k in SAME} for r in sweep_rows(tmp_path / "ray")] == [{k: r[k] for k in SAME} for r in local]
+    assert list((tmp_path / "ray").glob("range_m=120_loss=0.3.unfinished-*"))
