@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +18,9 @@ from scenarios.config import ConfigError
 from .launcher import Child, call_target, log_to_file
 
 log = logging.getLogger("coordinator.ray_launcher")
+
+MAX_LOG_BYTES = 2 * 1024 * 1024  # the end of a process's log that comes back from a host without the run folder
+MARKER = ".netmarl-run-folder"  # in logs/: a host that sees it writes the logs there itself
 
 
 class RayLaunchError(ConfigError):
@@ -47,19 +52,29 @@ class NodeProgram:
             "ray_node": ray.get_runtime_context().get_node_id(),
         }
 
-    def run(self, name: str, target: str, kwargs: dict, log_path: str) -> int:
+    def run(self, name: str, target: str, kwargs: dict, log_path: str, marker: str) -> dict:
+        """The node program's exit code, and its log when this host does not see the run folder (no `marker` file
+        here: the log went to this host's temp folder and travels back; at most its last MAX_LOG_BYTES)."""
         import ray
 
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        log_to_file(name, log_path)
+        shared = Path(marker).exists()
+        path = Path(log_path) if shared else Path(tempfile.mkdtemp(prefix="netmarl-log-")) / f"{name}.log"
+        log_to_file(name, str(path))
         os.environ[BIND_ENV] = f"tcp://{ray.util.get_node_ip_address()}:*"  # an inbox the cluster's hosts reach
         try:
-            return call_target(target, kwargs)
+            code = call_target(target, kwargs)
         except SystemExit as stop:
-            return stop.code if isinstance(stop.code, int) else 1
+            code = stop.code if isinstance(stop.code, int) else 1
         except BaseException:  # noqa: BLE001 - the node's failure goes to its log and its exit code
             logging.getLogger("coordinator.ray_launcher").exception("%s failed", name)
-            return 1
+            code = 1
+        if shared:
+            return {"code": code, "log": None}
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - MAX_LOG_BYTES))
+            text = fh.read().decode(errors="replace")
+        shutil.rmtree(path.parent, ignore_errors=True)
+        return {"code": code, "log": text}
 
 
 def _signal(pid: int, signum: int) -> bool:
@@ -78,6 +93,7 @@ class RayProcess:
         self.ray, self.actor, self.where_ref, self.run_ref = ray, actor, where_ref, run_ref
         self._where: dict | None = None
         self._exitcode: int | None = None
+        self.log_text: str | None = None  # the log, brought back from a host that does not see the run folder
 
     @property
     def where(self) -> dict:
@@ -99,7 +115,8 @@ class RayProcess:
     def exitcode(self) -> int | None:
         if self._exitcode is None and not self.is_alive():
             try:
-                self._exitcode = int(self.ray.get(self.run_ref))
+                result = self.ray.get(self.run_ref)
+                self._exitcode, self.log_text = int(result["code"]), result["log"]
             except self.ray.exceptions.RayError:  # the actor died (killed, its host lost)
                 self._exitcode = -signal.SIGKILL
         return self._exitcode
@@ -184,14 +201,15 @@ class RayLauncher:
     def start(self, name: str, target: str, **kwargs) -> Child:
         """Place (or place again) the process called name."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        (self.log_dir / MARKER).touch()
         child = self.children.get(name) or Child(name, target, kwargs, self.log_dir / f"{name}.log")
         resources = {self.world_resource: 0.001} if name == "world" and self.world_resource else {}
         actor = self.actor_class.options(
             num_cpus=self.cpus, resources=resources, scheduling_strategy=self.strategy, max_restarts=0
         ).remote()
-        child.process = RayProcess(
-            self.ray, actor, actor.where.remote(), actor.run.remote(name, target, kwargs, str(child.log_path))
-        )
+        where = actor.where.remote()  # first: an actor runs its calls in order, and run() lasts the whole run
+        run = actor.run.remote(name, target, kwargs, str(child.log_path), str(self.log_dir / MARKER))
+        child.process = RayProcess(self.ray, actor, where, run)
         child.reaped = False
         self.children[name] = child
         return child
@@ -205,8 +223,16 @@ class RayLauncher:
             return []
         ready, _ = self.ray.wait(list(running), num_returns=len(running), timeout=timeout)
         for ref in ready:
-            running[ref].reaped = True
+            self.bring_back_log(running[ref])
         return [running[ref] for ref in ready]
+
+    def bring_back_log(self, child: Child) -> None:
+        """An ended process's log from a host without the run folder, appended to its file in logs/."""
+        child.reaped = True
+        child.process.exitcode  # noqa: B018 - fetches the result, the log with it
+        if child.process.log_text:
+            with open(child.log_path, "a") as fh:
+                fh.write(child.process.log_text)
 
     def alive(self) -> list[Child]:
         return [c for c in self.children.values() if c.process and c.process.is_alive()]
@@ -229,6 +255,8 @@ class RayLauncher:
             log.warning("%s (pid %s) ignored SIGTERM for %.1f s; killing it", child.name, child.pid, grace_s)
             child.process.kill()
         for child in self.children.values():
-            child.process.exitcode  # noqa: B018 - read while the cluster is still joined
+            if not child.reaped:
+                self.bring_back_log(child)  # read while the cluster is still joined
+        (self.log_dir / MARKER).unlink(missing_ok=True)
         self.closed = True
         self.ray.shutdown()

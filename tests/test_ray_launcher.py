@@ -9,9 +9,10 @@ import os
 import re
 import signal
 import subprocess
+import sys
 
 import pytest
-from conftest import coordinator_log, metrics, run_cli, start_run, wait_for
+from conftest import ROOT, coordinator_log, metrics, run_cli, start_run, wait_for
 
 ray = pytest.importorskip("ray")  # the optional [ray] extra (CI installs it)
 
@@ -125,3 +126,20 @@ def test_a_sweep_on_ray_runs_its_points_as_tasks_and_gives_the_local_numbers(tmp
     assert "3 points finished before" in again.stdout and "1 points as Ray tasks" in again.stdout
     assert [{k: r[k] for k in SAME} for r in sweep_rows(tmp_path / "ray")] == [{k: r[k] for k in SAME} for r in local]
     assert list((tmp_path / "ray").glob("range_m=120_loss=0.3.unfinished-*"))
+
+
+def test_a_hosts_log_comes_back_when_the_host_does_not_see_the_run_folder(tmp_path):
+    """The actor's program, as a host without the run folder runs it (no marker file there): its log goes to that
+    host's temp folder and comes back with the exit code, and the temp folder is removed."""
+    result = tmp_path / "result.json"
+    script = (
+        "import json, sys\n"
+        "from coordinator.ray_launcher import NodeProgram\n"
+        "out = NodeProgram().run('veh7', 'logging:warning', {'msg': 'hello from the node'}, "
+        f"'{tmp_path}/run/logs/veh7.log', '{tmp_path}/run/logs/.netmarl-run-folder')\n"
+        f"open('{result}', 'w').write(json.dumps(out))\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, check=True, timeout=60)
+    out = json.loads(result.read_text())
+    assert out["code"] == 0 and "veh7 pid=" in out["log"] and "hello from the node" in out["log"]
+    assert not (tmp_path / "run").exists()  # nothing written where this host cannot see
