@@ -155,10 +155,13 @@ def test_agents_broadcast_through_the_medium_and_its_loss_reaches_what_they_hear
     finals = records(out, "radio_positions_node")
     assert sorted(r["node"] for r in finals) == ["agent0", "agent1", "agent2"]
     assert sum(r["heard"] for r in finals) == payload["delivered"] and not any(r["refused"] for r in finals)
+    ages = [r["mean_age_s"] for r in finals]  # what a role knows of the others is one 0.1 s step old, or older
     if loss == 0:
         assert payload["delivery_ratio"] == 1.0
+        assert ages == pytest.approx([0.1] * 3) and all(r["never_heard"] == pytest.approx(1 / 25) for r in finals)
     else:
         assert 0.4 < payload["delivery_ratio"] < 0.6
+        assert all(a > 0.15 for a in ages) and all(r["never_heard"] > 1 / 25 for r in finals)
 
 
 @pytest.mark.timeout(300)

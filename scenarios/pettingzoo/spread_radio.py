@@ -46,7 +46,8 @@ class RadioPositionsRole(IppoRole):
         self.me = int(ctx.node_id.removeprefix("agent"))
         self.others = [j for j in range(n) if j != self.me]  # the order of the observation's other-agent slots
         self.slots = slice(4 + 2 * n, 4 + 2 * n + 2 * (n - 1))
-        self.heard: dict[int, np.ndarray] = {}  # agent index -> its last broadcast position this episode
+        self.heard: dict[int, tuple[np.ndarray, float]] = {}  # agent index -> (its last position, sent at t_sim)
+        self.ages: list[float] = []  # at each decision, per other agent: how old what it knows is (s); inf: nothing
 
     def on_observation(self, msg: Message):
         body, obs = msg.body, msg.arrays.get("obs")
@@ -59,9 +60,12 @@ class RadioPositionsRole(IppoRole):
             if self.cfg.source != "env":
                 view = np.array(obs, np.float32)
                 view[self.slots] = np.concatenate(
-                    [self.heard[j] - own if j in self.heard else [0.0, 0.0] for j in self.others]
+                    [self.heard[j][0] - own if j in self.heard else [0.0, 0.0] for j in self.others]
                 )
                 msg.arrays["obs"] = view
+                if not body.done:
+                    now = self.ctx.t_sim
+                    self.ages += [now - self.heard[j][1] if j in self.heard else np.inf for j in self.others]
         return super().on_observation(msg)
 
     def on_radio(self, msg: Message) -> None:
@@ -81,5 +85,16 @@ class RadioPositionsRole(IppoRole):
         ):
             self.counts["refused"] += 1
             return
-        self.heard[sender] = np.asarray(data, np.float32)
+        self.heard[sender] = (np.asarray(data, np.float32), msg.env.t_sim)
         self.counts["heard"] += 1
+
+    def metrics(self) -> dict:
+        """The counts, and how stale the view of the others was: the mean age of what it knew (s) and the share of
+        decisions that knew nothing of an agent yet this episode."""
+        ages = np.asarray(self.ages)
+        known = ages[np.isfinite(ages)]
+        return {
+            **super().metrics(),
+            "mean_age_s": float(known.mean()) if known.size else None,
+            "never_heard": float(np.mean(~np.isfinite(ages))) if ages.size else None,
+        }
