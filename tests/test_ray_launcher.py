@@ -143,3 +143,17 @@ def test_a_hosts_log_comes_back_when_the_host_does_not_see_the_run_folder(tmp_pa
     out = json.loads(result.read_text())
     assert out["code"] == 0 and "veh7 pid=" in out["log"] and "hello from the node" in out["log"]
     assert not (tmp_path / "run").exists()  # nothing written where this host cannot see
+
+
+def test_a_coordinator_crash_leaves_no_actor_on_the_cluster(tmp_path, cluster):
+    """SIGKILL to the coordinator mid-run: its Ray driver is gone, and no actor of the run stays on the cluster (Ray
+    ends the actors a dead driver owned; the node programs would also stop on their own, the coordinator silent)."""
+    out = tmp_path / "run"
+    proc = start_run(out, "run.steps=100000", 'run.launcher="ray"', f'run.ray_address="{cluster.address}"')
+    try:
+        wait_for(lambda: (out / "placement.json").exists(), 120, "the run started")
+        assert len(ray_processes()) == 16
+    finally:
+        proc.kill()
+        proc.wait(30)
+    wait_for(lambda: not ray_processes(), 90, "the run's actors ended with their driver")
