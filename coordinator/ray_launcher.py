@@ -29,13 +29,31 @@ class RayLaunchError(ConfigError):
 
 def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
     """A HOST:PORT address must answer within timeout_s (Ray itself would keep retrying for minutes)."""
-    if address is None or address == "auto" or "://" in address or ":" not in address:
+    if address is None or address in ("auto", "local") or "://" in address or ":" not in address:
         return
     host, _, port = address.rpartition(":")
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except (OSError, ValueError) as err:
         raise RayLaunchError(f"run.ray_address = {address!r}: cannot join the Ray cluster ({err})") from None
+
+
+def join_cluster(address: str | None):
+    """Ray, joined to the cluster at address ("HOST:PORT", "auto"; None or "local": a new Ray instance on this
+    machine, never one that happens to be running); RayLaunchError if Ray is missing or no cluster answers."""
+    try:
+        import ray
+    except ImportError:
+        raise RayLaunchError('Ray is not installed: pip install "netmarl[ray]"') from None
+    address = address or "local"
+    check_reachable(address)
+    try:
+        ray.init(
+            address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, namespace="netmarl"
+        )
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        raise RayLaunchError(f"Ray address {address!r}: cannot join the Ray cluster ({err})") from None
+    return ray
 
 
 class NodeProgram:
@@ -68,7 +86,7 @@ class NodeProgram:
         try:
             code = call_target(target, kwargs)
         except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else 1
+            code = 0 if stop.code is None else stop.code if isinstance(stop.code, int) else 1
         except BaseException:  # noqa: BLE001 - the node's failure goes to its log and its exit code
             logging.getLogger("coordinator.ray_launcher").exception("%s failed", name)
             code = 1
@@ -99,15 +117,21 @@ class RayProcess:
         self._exitcode: int | None = None
         self.log_text: str | None = None  # the log, brought back from a host that does not see the run folder
 
-    @property
-    def where(self) -> dict:
+    def where_now(self, timeout: float = 0.0) -> dict | None:
+        """Where the actor runs, once it has said so (None: not placed yet, or gone before it could say)."""
         if self._where is None:
-            self._where = self.ray.get(self.where_ref, timeout=60)
+            try:
+                ready, _ = self.ray.wait([self.where_ref], timeout=timeout)
+                if ready:
+                    self._where = self.ray.get(self.where_ref)
+            except self.ray.exceptions.RayError:
+                return None
         return self._where
 
     @property
-    def pid(self) -> int:
-        return self.where["pid"]
+    def pid(self) -> int | None:
+        where = self.where_now(timeout=5.0)  # a registering process has said where it runs before it started
+        return None if where is None else where["pid"]
 
     def is_alive(self) -> bool:
         if self._exitcode is not None:
@@ -132,9 +156,8 @@ class RayProcess:
         """SIGTERM to the node program, on its host (it stops as on a local SIGTERM)."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        try:
-            where = self.where
-        except self.ray.exceptions.RayError:
+        where = self.where_now()
+        if where is None:  # not placed yet, or gone: nothing to stop gently
             return self.kill()
         strategy = NodeAffinitySchedulingStrategy(where["ray_node"], soft=False)
         signal_task = self.ray.remote(num_cpus=0)(_signal).options(scheduling_strategy=strategy)
@@ -147,7 +170,7 @@ class RayProcess:
 class RayLauncher:
     """Launcher on Ray: `start` places one actor per process (num_cpus each, spread over the cluster's hosts or
     packed, the world only on hosts with world_resource), `reap` reports those that ended, `stop_all` stops them and
-    leaves the cluster. address None starts a Ray instance on this machine for the run."""
+    leaves the cluster. address None starts a new Ray instance on this machine for the run."""
 
     def __init__(
         self,
@@ -157,26 +180,15 @@ class RayLauncher:
         placement: str = "spread",
         world_resource: str | None = None,
     ):
-        try:
-            import ray
-        except ImportError:
-            raise RayLaunchError('run.launcher = "ray" needs Ray: pip install "netmarl[ray]"') from None
-        self.ray, self.log_dir = ray, Path(log_dir)  # made by the first start: a refused run leaves no folder
+        self.ray, self.log_dir = join_cluster(address), Path(log_dir)  # logs/ made by the first start
         self.cpus, self.world_resource = cpus, world_resource
         self.strategy = "SPREAD" if placement == "spread" else "DEFAULT"
-        check_reachable(address)
         try:
-            ray.init(
-                address=address,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-                namespace="netmarl",
-            )
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            raise RayLaunchError(f"run.ray_address = {address!r}: cannot join the Ray cluster ({err})") from None
-        self.check_resources()
-        self.actor_class = ray.remote(NodeProgram)
+            self.check_resources()
+        except RayLaunchError:
+            self.ray.shutdown()
+            raise
+        self.actor_class = self.ray.remote(NodeProgram)
         self.children: dict[str, Child] = {}
         self.closed = False
 
@@ -190,8 +202,15 @@ class RayLauncher:
 
     def reachable(self, endpoint: str) -> str:
         """The coordinator's endpoint as the cluster's hosts reach it: a wildcard bind (tcp://0.0.0.0:PORT) becomes
-        this host's address in the cluster."""
-        return endpoint.replace("://0.0.0.0:", f"://{self.ray.util.get_node_ip_address()}:")
+        this host's address in the cluster; a loopback one, with hosts at other addresses, is refused."""
+        here = self.ray.util.get_node_ip_address()
+        elsewhere = {n["NodeManagerAddress"] for n in self.ray.nodes() if n.get("Alive")} - {here}
+        if elsewhere and ("://127." in endpoint or "://localhost:" in endpoint):
+            raise RayLaunchError(
+                f"the coordinator listens on {endpoint}, which hosts {sorted(elsewhere)[:3]} cannot reach: set "
+                'run.coordinator_bind = "tcp://0.0.0.0:PORT"'
+            )
+        return endpoint.replace("://0.0.0.0:", f"://{here}:")
 
     def check_capacity(self, processes: int) -> None:
         """Refuse a run the cluster cannot place at all (every process reserves `cpus`)."""
@@ -219,7 +238,7 @@ class RayLauncher:
         return child
 
     def reap(self, timeout: float = 0.0) -> list[Child]:
-        """Children whose node program has ended since the last call (waits up to timeout for one)."""
+        """Children whose node program has ended since the last call (waits up to timeout for all to end)."""
         if self.closed:
             return []
         running = {c.process.run_ref: c for c in self.children.values() if c.process and not c.reaped}
@@ -243,7 +262,7 @@ class RayLauncher:
 
     def placement(self) -> dict[str, dict]:
         """Where each process runs: its host name, address, Ray node id and pid."""
-        return {name: c.process.where for name, c in self.children.items() if c.process}
+        return {name: c.process.where_now() or {} for name, c in self.children.items() if c.process}
 
     def stop_all(self, grace_s: float = 5.0) -> None:
         """SIGTERM everyone still running, wait grace_s, kill the stragglers, then leave the cluster (the actors go
@@ -255,12 +274,15 @@ class RayLauncher:
         deadline = time.monotonic() + grace_s
         for child in self.alive():
             child.process.join(max(0.0, deadline - time.monotonic()))
-        for child in self.alive():
-            log.warning("%s (pid %s) ignored SIGTERM for %.1f s; killing it", child.name, child.pid, grace_s)
-            child.process.kill()
-        for child in self.children.values():
-            if not child.reaped:
-                self.bring_back_log(child)  # read while the cluster is still joined
-        (self.log_dir / MARKER).unlink(missing_ok=True)
-        self.closed = True
-        self.ray.shutdown()
+        try:
+            for child in self.alive():
+                log.warning("%s (pid %s) ignored SIGTERM for %.1f s; killing it", child.name, child.pid, grace_s)
+                child.process.kill()
+                child.process.join(2.0)  # the kill is asynchronous: its end, before the result is read
+            for child in self.children.values():
+                if not child.reaped and child.process:
+                    self.bring_back_log(child)  # read while the cluster is still joined
+            (self.log_dir / MARKER).unlink(missing_ok=True)
+        finally:
+            self.closed = True
+            self.ray.shutdown()

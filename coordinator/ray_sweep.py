@@ -11,7 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from .ray_launcher import RayLaunchError, check_reachable
+from protocols.processes import die_with_parent
+
+from .ray_launcher import join_cluster
 
 ROOT = Path(__file__).resolve().parents[1]  # where `netmarl run` resolves a scenario's relative paths
 
@@ -23,11 +25,12 @@ def run_point(config_text: str, name: str) -> tuple[int, bytes, str]:
         config = Path(scratch) / "config.toml"
         config.write_text(config_text)
         out = Path(scratch) / name
-        proc = subprocess.run(
+        proc = subprocess.run(  # the run dies with this task's worker (a cancelled point leaves no run behind)
             [sys.executable, "-m", "coordinator.cli", "run", str(config), "--out", str(out), "--no-progress"],
             cwd=ROOT,
             capture_output=True,
             text=True,
+            preexec_fn=die_with_parent,
         )
         blob = io.BytesIO()
         if out.exists():
@@ -41,18 +44,8 @@ def run_points_on_ray(
 ) -> Iterator[tuple[str, int, str]]:
     """Run (name, config text) points in parallel on the cluster at address, `cpus` reserved for each; yield
     (name, exit code, stderr tail) as each ends, its run folder unpacked under out. Ctrl-C cancels what is left."""
-    try:
-        import ray
-    except ImportError:
-        raise RayLaunchError('netmarl sweep --ray needs Ray: pip install "netmarl[ray]"') from None
-    check_reachable(None if address == "local" else address)
-    ray.init(
-        address=None if address == "local" else address,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        namespace="netmarl",
-    )
+    ray = join_cluster(address)
+    pending = {}
     try:
         task = ray.remote(num_cpus=cpus, max_retries=0)(run_point)
         pending = {task.remote(text, name): name for name, text in points}
@@ -69,6 +62,6 @@ def run_points_on_ray(
                     tar.extractall(out, filter="data")
             yield name, code, stderr
     finally:
-        for ref in list(locals().get("pending", {})):
+        for ref in pending:  # Ctrl-C: the points not finished stop (their runs die with their workers)
             ray.cancel(ref, force=True)
         ray.shutdown()

@@ -194,7 +194,7 @@ class Supervisor:
             self.bar.refresh()
         self.agent_ids = list(plan.agents)
         local_agents = [n for n in plan.agents if n not in plan.external]
-        self.launcher.check_capacity(1 + (cfg.netsim.mode == "emulated") + len(local_agents))
+        self.launcher.check_capacity(1 + (cfg.netsim.mode == "emulated") + (cfg.mqtt is not None) + len(local_agents))
         if cfg.netsim.mode == "emulated":
             self.launcher.start(
                 "medium",

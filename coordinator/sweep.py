@@ -56,10 +56,16 @@ def run_sweep(
     cfgs = [load_scenario(scenario, [*overrides, *(f"{k}={v}" for k, v in p.items())], seed) for p in points]
     names = ["_".join(f"{k.split('.')[-1]}={v}" for k, v in p.items()) for p in points]
     done = {name for name in names if resume and finished(out / name)}
+    for cfg, name in zip(cfgs, names):
+        if name in done and (out / name / "config.toml").read_text() != config_toml(cfg.model_dump(mode="json")):
+            raise ConfigError(f"--resume: point {name} finished with other settings than these ({out / name})")
     for name in names:
         if name not in done:
             if resume and (out / name).exists():  # an unfinished point runs again; its old folder is kept aside
-                (out / name).rename(out / f"{name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}")
+                aside = out / f"{name}.unfinished-{time.strftime('%Y%m%d-%H%M%S')}"
+                while aside.exists():
+                    aside = aside.with_name(aside.name + "+")
+                (out / name).rename(aside)
             check_new_run_dir(out / name)
     out.mkdir(parents=True, exist_ok=True)
     todo = [(cfg, name) for cfg, name in zip(cfgs, names) if name not in done]
@@ -71,9 +77,13 @@ def run_sweep(
 
         texts = [(name, config_toml(cfg.model_dump(mode="json"))) for cfg, name in todo]
         print(f"sweep: {len(texts)} points as Ray tasks on {ray_address}, {point_cpus:g} CPUs each")
-        for name, code, stderr in run_points_on_ray(texts, out, ray_address, point_cpus):
-            codes[name] = code
-            print(f"== sweep point {name}: exit code {code}" + (f"\n{stderr}" if code else ""))
+        try:
+            for name, code, stderr in run_points_on_ray(texts, out, ray_address, point_cpus):
+                codes[name] = code
+                print(f"== sweep point {name}: exit code {code}" + (f"\n{stderr}" if code else ""))
+        except KeyboardInterrupt:  # the points not finished were stopped; those finished are still tabulated
+            print("sweep interrupted; writing the points finished so far")
+            codes["interrupted"] = 130
     else:
         for cfg, name in todo:
             print(f"== sweep point {name}")
@@ -118,7 +128,7 @@ def run_sweep(
     print(f"sweep table: {out / 'sweep.csv'}")
     for r in rows:
         print("  " + "  ".join(f"{k}={v}" for k, v in r.items()))
-    return max(codes.values(), default=0)
+    return max((code if code >= 0 else 1 for code in codes.values()), default=0)  # killed by a signal: failed
 
 
 def plot_results(out: Path, rows: list[dict], keys: list[str]) -> None:

@@ -34,8 +34,8 @@ class AgentSpaces:
     def to_env(self, action: np.ndarray) -> np.ndarray:
         """A Box action from a learner's vector in [-1, 1]^act_dim (clipped): each component mapped onto its bounds."""
         a = np.clip(np.asarray(action, np.float64), -1.0, 1.0)
-        low, high = np.asarray(self.low), np.asarray(self.high)
-        return (low + (a + 1.0) / 2.0 * (high - low)).astype(np.float32)
+        low, high = np.asarray(self.low, np.float32), np.asarray(self.high, np.float32)
+        return np.clip((low + (a + 1.0) / 2.0 * (high - low)).astype(np.float32), low, high)  # inside after rounding
 
 
 def load_callable(target: str, field: str):
@@ -122,12 +122,18 @@ def generic_learner(method: str, agents: dict[str, AgentSpaces]) -> str:
     """The generic learner role for the agents' spaces: "ippo" (Discrete) or "isac" (Box); method "auto" picks it,
     "ippo" or "isac" must fit every agent."""
     kinds = {"isac" if s.continuous else "ippo" for s in agents.values()}
-    wanted = kinds.pop() if method == "auto" and len(kinds) == 1 else method
-    misfit = [a for a, s in agents.items() if s.continuous != (wanted == "isac")]
-    if wanted not in ("ippo", "isac") or misfit:
+    if method == "auto":
+        if len(kinds) > 1:
+            boxes = [a for a, s in agents.items() if s.continuous][:5]
+            raise HostError(
+                f"algo.method 'auto': agents {boxes} have Box actions and the others Discrete ones; ippo takes "
+                "Discrete and isac Box action spaces (a mix needs a role of your own)"
+            )
+        return kinds.pop()
+    misfit = [a for a, s in agents.items() if s.continuous != (method == "isac")]
+    if misfit:
         raise HostError(
-            f"algo.method {method!r}: agents {misfit[:5]} have "
-            + ("Box" if wanted == "ippo" else "Discrete")
-            + " actions; ippo takes Discrete and isac Box action spaces (a mix needs a role of your own)"
+            f"algo.method {method!r}: agents {misfit[:5]} have {'Box' if method == 'ippo' else 'Discrete'} actions; "
+            "ippo takes Discrete and isac Box action spaces (a mix needs a role of your own)"
         )
-    return wanted
+    return method

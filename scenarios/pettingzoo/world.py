@@ -43,6 +43,7 @@ class PettingZooWorldProcess(ParallelEnvWorld):
         """With a medium: the live agents' positions to it, and its tick (every radio message of earlier steps is
         delivered) before anyone observes."""
         if not self.ep.peers.ids("medium"):
+            self.delivered, self.xy = None, {}
             return
         self.ep.t_sim = round(self.step * self.cfg.step_s, 6)
         agents = list(self.par.agents)
