@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -34,9 +35,12 @@ def netmarl(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
 def one_run(out: Path, agents: int, steps: int, ray: str | None) -> dict:
     """A beacon run with `agents` vehicles and agents: its start-up time and steps/s."""
     sets = [f"world.vehicles={agents}", f"world.agents={agents}", f"run.steps={steps}", "run.register_timeout_s=600"]
+    sets.append(f"world.ring_radius={max(30.0, 0.7 * agents)}")  # room for them on the figure-eight (49 at 30 m)
     args = ["run", str(SCENARIO), "--out", str(out), "--no-progress", *(a for s in sets for a in ("--set", s))]
     t0 = time.time()
-    proc = netmarl(*args, *(["--ray", ray] if ray else []))
+    if ray:  # this machine's CPUs shared by all the run's processes (Ray refuses a run that reserves more)
+        args += ["--ray", ray, "--set", f"run.ray_cpus={min(0.1, int(1000 * os.cpu_count() / (agents + 2)) / 1000)}"]
+    proc = netmarl(*args)
     wall = time.time() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{out}: exit code {proc.returncode}\n{proc.stderr[-3000:]}")
