@@ -160,3 +160,16 @@ def test_a_coordinator_crash_leaves_no_actor_on_the_cluster(tmp_path, cluster):
         proc.kill()
         proc.wait(30)
     wait_for(lambda: not ray_processes(), 90, "the run's actors ended with their driver")
+
+
+def test_without_ray_installed_a_ray_run_is_refused_with_exit_code_2(tmp_path):
+    """A `ray` package that cannot be imported (first on the path) stands for a machine without the [ray] extra."""
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "__init__.py").write_text("raise ImportError('no ray here')\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "coordinator.cli", "run", "scenarios/figure8_beacons.toml", "--out", str(tmp_path / "x"),
+         "--no-progress", "--ray", "local"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(tmp_path)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and 'pip install "netmarl[ray]"' in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "x").exists()
