@@ -25,6 +25,15 @@ def save_torch(obj: Any, path: Path) -> None:
     write_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
+def load_torch(path: Path) -> Any:
+    """A checkpoint saved with save_torch; FileNotFoundError naming it if there is none to resume from."""
+    import torch
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no checkpoint {path} to resume from")
+    return torch.load(path, weights_only=False)
+
+
 def save_json(obj: Any, path: Path) -> None:
     """A JSON file, atomically."""
     write_atomically(path, lambda tmp: tmp.write_text(json.dumps(obj)))

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from protocols.messages import Act, Action, Message, Update
 
-from ..checkpoints import save_torch
+from ..checkpoints import load_torch, save_torch
 from ..learners.ppo import MaskedPPO, PPOConfig, Trajectory
 from ..overrides import Overrides, set_fields
 from .base import Role, RoleSettings
@@ -160,9 +160,7 @@ class IppoRole(Role):
         save_torch(self.state(), path)
 
     def load(self, path: Path) -> None:
-        if not path.exists():
-            raise FileNotFoundError(f"no checkpoint {path} to resume from")
-        self.restore(torch.load(path, weights_only=False))
+        self.restore(load_torch(path))
 
     def metrics(self) -> dict:
         return dict(self.counts)

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from protocols.messages import Act, Action, Message, Update
 
-from ..checkpoints import save_torch
+from ..checkpoints import load_torch, save_torch
 from ..learners.sac import SAC, ReplayBuffer, SACConfig
 from ..overrides import Overrides, set_fields
 from .base import Role, RoleSettings
@@ -130,9 +130,7 @@ class IsacRole(Role):
         return {"sac": self.sac.state_dict(), "buffer": self.buf.state_dict(), "counts": self.counts}
 
     def load(self, path: Path) -> None:
-        if not path.exists():
-            raise FileNotFoundError(f"no checkpoint {path} to resume from")
-        state = torch.load(path, weights_only=False)
+        state = load_torch(path)
         self.sac.load_state_dict(state["sac"])
         self.buf.load_state_dict(state["buffer"])
         self.counts = state["counts"]
