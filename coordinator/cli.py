@@ -1,4 +1,4 @@
-"""The `netmarl` command line: run, sweep, report, node, llm."""
+"""The `netmarl` command line: run, sweep, dashboard, report, node, llm."""
 
 from __future__ import annotations
 
@@ -24,8 +24,6 @@ def _run_dir(out: str | None, base: str, name: str) -> Path:
 def cmd_run(args) -> int:
     from scenarios.config import load_scenario
 
-    from .supervisor import Supervisor
-
     cfg = load_scenario(args.scenario, args.set, args.seed)
     if args.no_progress:
         cfg.run.progress = False
@@ -38,15 +36,62 @@ def cmd_run(args) -> int:
             print(f"netmarl run: --resume {resume} is not a run folder (no config.toml)", file=sys.stderr)
             return 2
     name = f"{cfg.run.name}-resumed" if resume else cfg.run.name
+    run_dir = _run_dir(args.out, cfg.run.out_dir, name)
+    dashboard = None
+    if args.dashboard:  # the page starts first and waits for the run folder
+        from .dashboard.server import PortInUseError, start_beside_run
+
+        try:
+            dashboard, url = start_beside_run(run_dir, args.dashboard_host, args.dashboard_port)
+        except PortInUseError as err:
+            print(f"netmarl run --dashboard: {err}", file=sys.stderr)
+            return 2
+        print(f"dashboard: {url}", file=sys.stderr, flush=True)
+    try:
+        return _execute(cfg, run_dir, resume)
+    finally:
+        if dashboard is not None:
+            dashboard.terminate()
+            dashboard.wait(10)
+            print(f"dashboard stopped; to look at the run again: netmarl dashboard {run_dir}", file=sys.stderr)
+
+
+def _execute(cfg, run_dir: Path, resume: Path | None) -> int:
+    from .supervisor import Supervisor
+
     if getattr(cfg.algo, "method", None) == "espark":  # the loop runs many IPPO runs
         from .espark.loop import run_espark
 
         try:
-            return run_espark(cfg, _run_dir(args.out, cfg.run.out_dir, name), resume)
+            return run_espark(cfg, run_dir, resume)
         except (ValueError, ConfigError) as err:
             print(f"netmarl run: {err}", file=sys.stderr)
             return 2
-    return Supervisor(cfg, _run_dir(args.out, cfg.run.out_dir, name), resume).execute()
+    return Supervisor(cfg, run_dir, resume).execute()
+
+
+def cmd_dashboard(args) -> int:
+    from .dashboard.data import NotARunError, folder_kind, latest_run
+    from .dashboard.server import PortInUseError, check_port, serve
+
+    root = Path(args.run_dir) if args.run_dir else latest_run(Path("runs"))
+    if root is None:
+        print("netmarl dashboard: name a run or sweep folder (there is none under ./runs)", file=sys.stderr)
+        return 2
+    try:
+        if not args.wait:
+            folder_kind(root)
+        port = check_port(args.host, args.port)
+    except (NotARunError, PortInUseError) as err:
+        print(f"netmarl dashboard: {err}", file=sys.stderr)
+        return 2
+    url = f"http://{args.host}:{port}/"
+    ready = lambda: print(f"dashboard of {root} at {url} (Ctrl-C stops it)", file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        serve(root, args.host, port, wait=args.wait, parent=args.parent, ready=ready)
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def cmd_export(args) -> int:
@@ -176,12 +221,22 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument(
                 "--ray", metavar="ADDRESS", help='place every process on this Ray cluster ("local": one here)'
             )
+            s.add_argument("--dashboard", action="store_true", help="serve the live dashboard beside the run")
+            s.add_argument("--dashboard-port", type=int, default=8050, help="its port (default 8050; 0: any free)")
+            s.add_argument("--dashboard-host", default="127.0.0.1", help="its address (default loopback only)")
         if name == "sweep":
             s.add_argument("--grid", action="append", required=True, metavar="KEY=V1,V2", help="a swept field")
             s.add_argument("--ray", metavar="ADDRESS", help='run the points as Ray tasks on this cluster ("local")')
             s.add_argument("--point-cpus", type=float, default=1.0, help="CPUs Ray reserves for each point")
             s.add_argument("--resume", action="store_true", help="read the points the --out folder finished")
         s.set_defaults(func=cmd_run if name == "run" else cmd_sweep)
+    d = sub.add_parser("dashboard", help="a live web page of a run or sweep (the map, links, learning curves)")
+    d.add_argument("run_dir", nargs="?", help="run or sweep folder (default: the newest under ./runs)")
+    d.add_argument("--port", type=int, default=8050, help="port (default 8050; 0: any free one)")
+    d.add_argument("--host", default="127.0.0.1", help="address to serve on (default loopback only)")
+    d.add_argument("--wait", action="store_true", help=argparse.SUPPRESS)  # the folder is still to come (run's own)
+    d.add_argument("--parent", type=int, help=argparse.SUPPRESS)  # end when this process (the run) is gone
+    d.set_defaults(func=cmd_dashboard)
     x = sub.add_parser("export", help="write trained policies as portable files (numpy only, for devices)")
     x.add_argument("run_dir")
     x.add_argument("--agent", help="one agent (default: every agent with a checkpoint)")

@@ -11,7 +11,6 @@ from collections import Counter
 from pathlib import Path
 
 import zmq
-from tqdm import tqdm
 
 from netsim.stats import COLUMNS, merge_rows, rows_from_arrays
 from protocols.codec import Stamper
@@ -46,8 +45,10 @@ from scenarios.plan import plan_run, preload_modules
 from . import report
 from .barriers import Barriers
 from .launcher import PRELOAD, Child, Launcher
+from .live import LiveView
+from .progress import progress_bar
 from .registry import Registry
-from .run_folder import MetricsSink, check_new_run_dir, write_config
+from .run_folder import MetricsSink, check_new_run_dir, is_number, write_config
 
 log = logging.getLogger("coordinator")
 
@@ -117,6 +118,7 @@ class Supervisor:
         self.sink = MetricsSink(
             self.run_dir / "metrics.jsonl", self.run_dir / "tensorboard" if cfg.run.tensorboard else None
         )
+        self.live = LiveView(self.run_dir) if cfg.run.live else None  # live.jsonl, for `netmarl dashboard`
         self.link_rows: list[list] | None = None  # the medium's latest per-link counters
         self.link_rows_before: list[list[list]] = []  # the last counts of media that were replaced
         self.links_final = False
@@ -304,6 +306,9 @@ class Supervisor:
                 raise ValueError(f"link report from {src!r}, which is not the live medium")
             self.link_rows = rows_from_arrays(body.names, msg.arrays)
             self.links_final = body.final
+            xy = msg.arrays.get("xy")
+            if self.live is not None and xy is not None and xy.ndim == 2 and xy.shape == (len(body.ids), 2):
+                self.live.on_link_report(self.link_rows, body.ids, xy, body.step, body.t_sim)
             if self.sink.tensorboard is not None:  # each type's delivery ratio so far, at the world's step
                 self.sink.tensorboard.links(self.link_totals(), self.world_step)
         elif isinstance(body, BarrierArrive):
@@ -377,9 +382,14 @@ class Supervisor:
             self.bar.update(step - self.world_step)
             ratio = self.delivery_ratio()
             self.bar.set_postfix(
-                steps_s=f"{body.values.get('steps_per_s', 0):.0f}", delivery="-" if ratio is None else f"{ratio:.2f}"
+                steps_s=f"{body.values.get('steps_per_s', 0):.0f}", delivery="-" if ratio is None else f"{ratio:.2f}",
+                refresh=False,  # shown with the next redraw (a file or pipe gets a line per LOG_EVERY_S)
             )
         self.world_step = step
+        if self.live is not None:
+            self.live.pace = {
+                k: body.values[k] for k in ("steps_per_s", "t", "episode") if is_number(body.values.get(k))
+            }
         if body.final:
             self.done = True
 
@@ -484,6 +494,8 @@ class Supervisor:
                     break
         for child in self.launcher.reap():
             self.on_exit(child)
+        if self.live is not None and self.started:
+            self.live.maybe_write(self.registry, self.launcher.children, self.status, self.world_step)
         now = time.monotonic()
         if now >= self._next_heartbeat:  # nodes stop themselves if the coordinator goes silent
             self._next_heartbeat = now + HEARTBEAT_S
@@ -511,13 +523,7 @@ class Supervisor:
     def execute(self) -> int:
         """Run to the end; everything received is saved whatever happens."""
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        self.bar = tqdm(
-            total=self.cfg.run.steps,
-            desc=self.cfg.run.name,
-            unit="step",
-            disable=not self.cfg.run.progress,
-            dynamic_ncols=True,
-        )
+        self.bar = progress_bar(self.cfg.run.steps, self.cfg.run.name, self.cfg.run.progress)
         t0 = time.monotonic()
         join = (
             f"--run {self.run_dir}"
@@ -638,5 +644,7 @@ class Supervisor:
             except Exception:
                 log.exception("summarizing the results failed")
         (self.run_dir / "summary.json").write_text(json.dumps(report.strict_json(summary), indent=1))
+        if self.live is not None:
+            self.live.close(self.status)
         print(report.format_summary(summary))
         print(f"status: {self.status}; run folder: {self.run_dir}")

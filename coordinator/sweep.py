@@ -1,4 +1,5 @@
-"""Packet-loss experiments: one run per grid point, then sweep.csv and sweep.png side by side."""
+"""Packet-loss experiments: one run per grid point, then sweep.csv, sweep.png (a panel per point) and
+sweep_table.png (the headline metric over the grid)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 from netsim.config import NetsimConfig
 from scenarios.config import ConfigError, load_scenario
@@ -91,8 +93,7 @@ def run_sweep(
             if codes[name] == 130:  # Ctrl-C ends the sweep; the points done so far are still tabulated
                 print("sweep interrupted; writing the points finished so far")
                 break
-    rows = []
-    fig, ax = plt.subplots(figsize=(8, 5))
+    rows, panels = [], []
     for point, cfg, name in zip(points, cfgs, names):
         run_dir = out / name
         if not (run_dir / "summary.json").exists():
@@ -108,23 +109,15 @@ def run_sweep(
         row.update(report.scalar_results(summary))
         rows.append(row)
         if (run_dir / "links.csv").exists():
-            report.plot_delivery_vs_distance(
-                ax,
-                report.read_links_csv(run_dir / "links.csv"),
-                NetsimConfig.model_validate(cfg.netsim.model_dump()),
-                label=f"{name}: ",
-            )
+            panels.append((name, run_dir / "links.csv", NetsimConfig.model_validate(cfg.netsim.model_dump())))
     columns = list(dict.fromkeys(k for r in rows for k in r))
     with open(out / "sweep.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, columns)
         w.writeheader()
         w.writerows(rows)
-    ax.set_title("delivery vs distance per sweep point")
-    ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(out / "sweep.png", dpi=110)
-    plt.close(fig)
+    plot_links(out / "sweep.png", panels)
     plot_results(out, rows, [k for k, _ in grid])
+    plot_table(out / "sweep_table.png", rows, [k for k, _ in grid])
     print(f"sweep table: {out / 'sweep.csv'}")
     for r in rows:
         print("  " + "  ".join(f"{k}={v}" for k, v in r.items()))
@@ -161,4 +154,61 @@ def plot_results(out: Path, rows: list[dict], keys: list[str]) -> None:
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "sweep_results.png", dpi=110)
+    plt.close(fig)
+
+
+def plot_links(path: Path, panels: list[tuple[str, Path, NetsimConfig]]) -> None:
+    """sweep.png: delivery vs distance, one small panel per grid point (measured points and the model curve
+    with every loss the point configured), on shared axes."""
+    if not panels:
+        return
+    cols = min(3, len(panels))
+    nrows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), sharex=True, sharey=True, squeeze=False)
+    for ax, (name, links, netsim) in zip(axes.flat, panels):
+        report.plot_delivery_vs_distance(ax, report.read_links_csv(links), netsim)
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=6, loc="lower left")
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax in axes.flat:
+        ax.label_outer()
+    fig.suptitle("delivery vs distance per sweep point (lines: the model with every configured loss)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def headline(rows: list[dict]) -> str | None:
+    """The metric a sweep's table figure shows: a learning result if the runs have one, else the first
+    message type's delivery ratio."""
+    for c in ("return_mean", "final_score", "nash_gap.gap", "polls_lost", "mixing_rate", "chunk_delivery"):
+        if any(c in r for r in rows):
+            return c
+    return next((k for r in rows for k in r if k.endswith("_delivery_ratio")), None)
+
+
+def plot_table(path: Path, rows: list[dict], keys: list[str]) -> None:
+    """sweep_table.png: the headline metric over the grid, the first axis down, the others across."""
+    metric = headline(rows)
+    if metric is None or not keys:
+        return
+    down = list(dict.fromkeys(str(r[keys[0]]) for r in rows if keys[0] in r))
+    across = list(dict.fromkeys(", ".join(f"{k}={r[k]}" for k in keys[1:]) for r in rows)) or [""]
+    cells = np.full((len(down), len(across)), np.nan)
+    for r in rows:
+        value = r.get(metric)
+        if isinstance(value, (int, float)) and keys[0] in r:
+            cells[down.index(str(r[keys[0]])), across.index(", ".join(f"{k}={r[k]}" for k in keys[1:]))] = value
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(across), 1.0 + 0.45 * len(down)))
+    image = ax.imshow(cells, cmap="viridis", aspect="auto")
+    for (i, j), v in np.ndenumerate(cells):
+        dark = np.isnan(v) or image.norm(v) < 0.6  # white on the dark end of viridis, black on the bright
+        ax.text(j, i, "-" if np.isnan(v) else f"{v:.3g}", ha="center", va="center", color="w" if dark else "k")
+    ax.set_xticks(range(len(across)), across, fontsize=8, rotation=20 if len(across) > 3 else 0)
+    ax.set_yticks(range(len(down)), down, fontsize=8)
+    ax.set_ylabel(keys[0])
+    ax.set_title(metric, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -150,6 +150,16 @@ class Channel:
         p = np.where(d > self._range, 0.0, p)
         return p ** self.n_fragments(size_bytes)
 
+    def expected_curve(self, distances: np.ndarray, size_bytes: int) -> np.ndarray:
+        """The delivery ratio to expect at each distance with every configured loss: the model curve times
+        the extra independent loss and the Gilbert-Elliott loss of its stationary state (what links.csv
+        measures on average; model_curve alone leaves those out)."""
+        curve = self.model_curve(distances, size_bytes) * (1.0 - self._loss)
+        if self._ge:
+            bad = self._p_gb / (self._p_gb + self._p_bg) if self._p_gb + self._p_bg > 0 else 0.0
+            curve = curve * (1.0 - (bad * self._loss_bad + (1.0 - bad) * self._loss_good))
+        return curve
+
     # ---- size-dependent quantities --------------------------------------------------------------
 
     def n_fragments(self, size_bytes: int) -> int:

@@ -8,6 +8,8 @@ import logging
 import math
 import time
 
+import numpy as np
+
 from protocols.codec import decode, decode_envelope, wire_size
 from protocols.endpoint import COORDINATOR_IDENT, MAX_BATCH, Endpoint
 from protocols.errors import ProtocolError
@@ -24,7 +26,7 @@ log = logging.getLogger("netsim.medium")
 
 CONTROL_TYPES = frozenset({"directory", "shutdown", "positions", "register_ack", "start", "ping", "heartbeat"})
 POSITION_HISTORY = 64
-REPORT_EVERY_S = 2.0
+REPORT_EVERY_S = 1.0  # link counters and positions to the coordinator (its live view updates this often)
 TICK_WAIT_S = 0.5  # longest wait for an agent's announced radio messages before they are written off
 
 
@@ -37,6 +39,7 @@ class Medium:
         self.stats = LinkStats()
         self.positions: dict[float, dict[str, tuple[float, float]]] = {}
         self.latest: dict[str, tuple[float, float]] = {}
+        self.step = -1  # the world's step of the newest positions
         self.now_sim = 0.0
         self.queue: list[tuple] = []
         self._tiebreak = itertools.count()
@@ -95,6 +98,7 @@ class Medium:
         if self.positions and msg.env.t_sim > self.now_sim:
             self.step_s = msg.env.t_sim - self.now_sim
         self.latest = {node: (float(x), float(y)) for node, (x, y) in zip(msg.body.ids, xy)}
+        self.step = msg.body.step
         self.positions[round(msg.env.t_sim, 6)] = self.latest
         if len(self.positions) > POSITION_HISTORY:
             del self.positions[min(self.positions)]
@@ -239,7 +243,10 @@ class Medium:
     def report(self, final: bool = False) -> None:
         """Send the link counters to the coordinator."""
         names, arrays = self.stats.to_arrays()
-        self.ep.to_coordinator(LinkReport(names=names, columns=COLUMNS[4:], final=final), arrays)
+        ids = list(self.latest)
+        arrays["xy"] = np.array([self.latest[i] for i in ids], np.float64).reshape(-1, 2)
+        body = LinkReport(names=names, columns=COLUMNS[4:], final=final, ids=ids, step=self.step, t_sim=self.now_sim)
+        self.ep.to_coordinator(body, arrays)
 
     def drain(self, quiet_ms: int = 200, max_s: float = 5.0) -> None:
         """After the stop: route what is still queued (a backlog can trail the coordinator's

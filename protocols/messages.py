@@ -280,12 +280,16 @@ class Tick(Body):
 @register
 class LinkReport(Body):
     """The medium's per-link counters: arrays 'keys' (n,3) int32 indices into names for (src, dst,
-    type), 'distance' (n,) and 'counts' (n, len(columns)); compact at any scale."""
+    type), 'distance' (n,) and 'counts' (n, len(columns)); compact at any scale. With them, the newest
+    positions it routes by (ids, step, t_sim and array 'xy' (len(ids), 2)) for the run's live view."""
 
     TYPE: ClassVar[str] = "link_report"
     names: list[str]
     columns: list[str]
     final: bool = False
+    ids: list[str] = []
+    step: int = -1
+    t_sim: float = 0.0
 
 
 @register

@@ -39,6 +39,7 @@ class RunConfig(BaseModel):
     coordinator_bind: str = "tcp://127.0.0.1:*"  # a fixed port lets nodes on other hosts join
     progress: bool = True  # show a progress bar (`--no-progress` turns it off)
     tensorboard: bool = True  # also write the metrics as TensorBoard event files (RUN/tensorboard/)
+    live: bool = True  # write live.jsonl: a frame a second of positions, links and health (the dashboard's feed)
     # "ray": every process (world, medium, agents) a Ray actor placed by Ray's scheduler (docs/cluster.md; the
     # optional [ray] extra); "local": this machine's fork server
     launcher: Literal["local", "ray"] = "local"

@@ -1,0 +1,1 @@
+"""netmarl dashboard: a local web page that follows runs and sweeps live (and replays them after)."""

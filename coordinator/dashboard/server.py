@@ -1,0 +1,262 @@
+"""The dashboard's web server (Starlette on uvicorn): the page and its scripts, shipped in the package (no CDN), a
+JSON API, and per open page a server-sent event stream that pushes what the run's files gained each second."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .data import NotARunError, RunFeed, child_runs, espark_table, folder_kind, read_summary, sweep_table
+
+STATIC = Path(__file__).parent / "static"
+PUSH_EVERY_S = 0.5  # the page hears of a change at most this late (the run writes a frame a second)
+CURVES_EVERY_S = 5.0  # the model curves change only with the message sizes: worked out again this often
+MAX_FEEDS = 64  # run folders followed at once (a sweep's points opened one after the other)
+PAGES = {"dashboard.js": "text/javascript", "dashboard.css": "text/css", "index.html": "text/html"}
+
+
+def plotly_js() -> Path:
+    """plotly.js as the plotly package ships it (the page's charts; served from here, never from a CDN)."""
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+class Dashboard:
+    """The folder shown (a run, an eSpark run or a sweep) and the feeds of the runs opened from it."""
+
+    def __init__(self, root: Path, wait: bool = False):
+        self.root = Path(root)
+        self.wait = wait  # the folder may not exist yet (netmarl run --dashboard starts the page first)
+        self.feeds: dict[Path, RunFeed] = {}
+        self.locks: dict[Path, asyncio.Lock] = {}
+
+    def kind(self) -> str:
+        """'run', 'espark', 'sweep', or 'starting' while a run started with the page has no folder yet."""
+        try:
+            return folder_kind(self.root)
+        except NotARunError:
+            if self.wait and (not self.root.exists() or not any(self.root.iterdir())):
+                return "starting"
+            raise
+
+    def run_dir(self, name: str) -> Path:
+        """The run a request names: '' the folder itself, else one of the sweep's points (a bare folder name)."""
+        if not name:
+            return self.root
+        if name not in child_runs(self.root):  # only a name from the listing: never a path from the request
+            raise NotARunError(f"{name[:80]!r} is not a run of {self.root.name}")
+        return self.root / name
+
+    def feed(self, run_dir: Path) -> tuple[RunFeed, asyncio.Lock]:
+        if run_dir not in self.feeds:
+            if len(self.feeds) >= MAX_FEEDS:  # the oldest one goes; it is read again if opened again
+                oldest = next(iter(self.feeds))
+                del self.feeds[oldest], self.locks[oldest]
+            self.feeds[run_dir], self.locks[run_dir] = RunFeed(run_dir), asyncio.Lock()
+        return self.feeds[run_dir], self.locks[run_dir]
+
+    async def poll(self, run_dir: Path) -> RunFeed:
+        feed, lock = self.feed(run_dir)
+        async with lock:
+            await asyncio.to_thread(feed.poll)
+        return feed
+
+
+def _error(text: str, status: int = 404) -> JSONResponse:
+    return JSONResponse({"error": text}, status_code=status)
+
+
+def build_app(dash: Dashboard) -> Starlette:
+    """The routes: the page, its scripts, /api/info, /api/stream, /api/frame, /api/sweep, /api/espark."""
+
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name == "plotly.min.js":
+            return FileResponse(plotly_js(), media_type="text/javascript")
+        if name not in PAGES:
+            return _error("no such file")
+        return FileResponse(STATIC / name, media_type=PAGES[name])
+
+    async def info(request: Request) -> Response:
+        name = request.query_params.get("run", "")
+        try:
+            kind = dash.kind()
+            if kind in ("sweep", "espark", "starting") and not name:  # a page of its own, not a run's
+                summary = read_summary(dash.root) or {}
+                return JSONResponse({"kind": kind, "name": dash.root.name, "status": summary.get("status")})
+            feed = await dash.poll(dash.run_dir(name))
+        except NotARunError as err:
+            return _error(str(err))
+        return JSONResponse({"kind": "run", **feed.info(), "status": feed.status()})
+
+    async def frame(request: Request) -> Response:
+        try:
+            feed = await dash.poll(dash.run_dir(request.query_params.get("run", "")))
+            i = int(request.query_params.get("i", "-1"))
+        except (NotARunError, ValueError) as err:
+            return _error(str(err)[:200], 400)
+        found = feed.frame(i if i >= 0 else len(feed.frames) - 1)
+        return JSONResponse({"frame": found, "count": len(feed.frames)}) if found else _error("no frame yet")
+
+    async def sweep(request: Request) -> Response:
+        try:
+            if dash.kind() != "sweep":
+                return _error(f"{dash.root} is not a sweep folder")
+        except NotARunError as err:
+            return _error(str(err))
+        return JSONResponse(await asyncio.to_thread(sweep_table, dash.root))
+
+    async def espark(request: Request) -> Response:
+        try:
+            if dash.kind() != "espark":
+                return _error(f"{dash.root} is not an eSpark run folder")
+        except NotARunError as err:
+            return _error(str(err))
+        return JSONResponse(await asyncio.to_thread(espark_table, dash.root))
+
+    async def stream(request: Request) -> Response:
+        name = request.query_params.get("run", "")
+        try:
+            if dash.kind() != "starting":
+                dash.run_dir(name)
+        except NotARunError as err:
+            return _error(str(err))
+        return StreamingResponse(updates(dash, name, request), media_type="text/event-stream")
+
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/static/{name}", static),
+            Route("/favicon.ico", lambda request: Response(status_code=204)),
+            Route("/api/info", info),
+            Route("/api/frame", frame),
+            Route("/api/sweep", sweep),
+            Route("/api/espark", espark),
+            Route("/api/stream", stream),
+        ]
+    )
+
+
+async def updates(dash: Dashboard, name: str, request: Request):
+    """One page's event stream: what changed since its last event (series points, the newest frame,
+    events, rounds, status), then every PUSH_EVERY_S again until the page goes."""
+    sent: dict[str, dict[str, int]] = {}
+    frames = events = rounds = pace = 0
+    curves_at, map_sent = 0.0, False
+    while not await request.is_disconnected():
+        if dash.kind() == "starting":
+            yield _event({"status": {"state": "starting", "text": "the run is starting: waiting for its folder"}})
+            await asyncio.sleep(PUSH_EVERY_S)
+            continue
+        feed = await dash.poll(dash.run_dir(name))
+        out: dict = {"status": feed.status(), "count": len(feed.frames)}
+        series = {}
+        for node, by_key in feed.series.items():
+            mine = sent.setdefault(node, {})
+            for key, points in by_key.items():
+                have = mine.get(key, 0)
+                if have > len(points):  # thinned since: send it whole again
+                    have = 0
+                if len(points) > have:
+                    series.setdefault(node, {})[key] = {"from": have, "points": points[have:]}
+                    mine[key] = len(points)
+        if series:
+            out["series"] = series
+        if not map_sent and feed.frames:  # the map as it stands once the run is under way (info's may predate it)
+            out["map"], map_sent = await asyncio.to_thread(feed.map), True
+        if len(feed.frames) != frames:
+            frames = len(feed.frames)
+            out["frame"] = feed.frame(frames - 1)
+        if len(feed.events) > events:
+            out["events"], events = feed.events[events:], len(feed.events)
+        if len(feed.rounds) > rounds:
+            out["rounds"], rounds = feed.rounds[rounds:], len(feed.rounds)
+        if len(feed.pace) != pace:
+            start = pace if pace < len(feed.pace) else 0  # fewer than sent: thinned, so all of it again
+            out["pace"], pace = {"from": start, "points": feed.pace[start:]}, len(feed.pace)
+        if feed.frames and time.monotonic() - curves_at > CURVES_EVERY_S:
+            out["curves"], curves_at = await asyncio.to_thread(feed.curves), time.monotonic()
+        if feed.summary is not None:
+            out["summary"] = feed.summary
+        yield _event(out)
+        await asyncio.sleep(PUSH_EVERY_S)
+
+
+def _event(obj: dict) -> str:
+    return f"data: {json.dumps(_clean(obj), default=str)}\n\n"
+
+
+def _clean(obj):
+    """NaN and infinities as null (the browser's JSON.parse refuses them)."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
+
+
+class PortInUseError(OSError):
+    """The port asked for is taken; the text says which."""
+
+
+def check_port(host: str, port: int) -> int:
+    """Bind the port once to see that it is free (0: a free one is chosen); returns the port to use."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a port in TIME_WAIT is free
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise PortInUseError(f"port {port} on {host} is in use: choose another with --port") from err
+            raise
+        return s.getsockname()[1]
+
+
+def serve(root: Path, host: str, port: int, wait: bool = False, parent: int | None = None, ready=None) -> None:
+    """Serve until Ctrl-C (or, parent: until that process is gone: a run's dashboard ends with the run)."""
+    import uvicorn
+
+    app = build_app(Dashboard(root, wait))
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1
+    )  # the pages' event streams never end by themselves: a stop waits one second for them, not for ever
+    server = uvicorn.Server(config)
+    if parent is not None:
+
+        def watch_parent():
+            while not server.should_exit:
+                if os.getppid() != parent:
+                    server.should_exit = True
+                time.sleep(1.0)
+
+        threading.Thread(target=watch_parent, daemon=True).start()
+    if ready is not None:
+        ready()
+    server.run()
+
+
+def start_beside_run(run_dir: Path, host: str, port: int) -> tuple[subprocess.Popen, str]:
+    """netmarl run --dashboard: the dashboard as a child process (it waits for the run folder and ends with
+    this process); returns it and the page's address. PortInUseError before anything starts."""
+    port = check_port(host, port)
+    cmd = [sys.executable, "-m", "coordinator.cli", "dashboard", str(run_dir), "--port", str(port), "--host", host]
+    child = subprocess.Popen([*cmd, "--wait", "--parent", str(os.getpid())], stdout=subprocess.DEVNULL)
+    return child, f"http://{host}:{port}/"

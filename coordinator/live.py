@@ -1,0 +1,145 @@
+"""The run's live view: a frame a second appended to live.jsonl (positions, the radio links of the last
+seconds, node health, pace) that the dashboard follows while the run goes on and replays after it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import deque
+from pathlib import Path
+
+from netsim.stats import COLUMNS
+
+log = logging.getLogger("coordinator.live")
+
+LIVE_FILE = "live.jsonl"
+FRAME_EVERY_S = 1.0
+WINDOW_REPORTS = 3  # the links drawn: what the medium's last three reports (one a second) counted
+MAX_LINKS = 4000  # per frame, the links with the most attempts
+MAX_FILE_BYTES = 256 << 20  # past this, one frame in THIN_EVERY is written (a run of many hours stays readable)
+THIN_EVERY = 10
+_COL = {c: i for i, c in enumerate(COLUMNS)}
+_NOT_ATTEMPTS = [_COL[c] for c in ("dropped_no_position", "dropped_unknown_dst", "dropped_shutdown")]
+
+
+def link_counts(rows: list[list]) -> tuple[dict[tuple, list[int]], dict[str, dict[float, list[int]]]]:
+    """From the medium's cumulative link rows: per (src, dst, type) [attempts, delivered, in range], and
+    per type and distance bin [attempts, delivered, bytes sent, messages sent] (the delivery-vs-distance
+    chart: its points, and the message size its model curve is drawn for)."""
+    links: dict[tuple, list[int]] = {}
+    bins: dict[str, dict[float, list[int]]] = {}
+    for row in rows:
+        attempts = int(row[_COL["sent"]] - sum(row[i] for i in _NOT_ATTEMPTS))
+        delivered = int(row[_COL["delivered"]])
+        cell = links.setdefault((row[0], row[1], row[2]), [0, 0, 0])
+        cell[0] += attempts
+        cell[1] += delivered
+        cell[2] += attempts - int(row[_COL["dropped_range"]])
+        if row[3] >= 0:
+            b = bins.setdefault(row[2], {}).setdefault(row[3], [0, 0, 0, 0])
+            b[0] += attempts
+            b[1] += delivered
+            b[2] += int(row[_COL["bytes_sent"]])
+            b[3] += int(row[_COL["sent"]])
+    return links, bins
+
+
+class LiveView:
+    """Keeps what the coordinator learns as the run goes (the medium's reports, the world's pace) and writes
+    one frame per FRAME_EVERY_S to live.jsonl; never blocks the run (a file append a second)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LIVE_FILE
+        self.fh = open(self.path, "a", buffering=1)
+        self.positions: dict[str, list[float]] = {}
+        self.step, self.t_sim = -1, 0.0
+        self.previous: dict[tuple, list[int]] = {}
+        self.windows: deque[dict[tuple, list[int]]] = deque(maxlen=WINDOW_REPORTS)
+        self.bins: dict[str, dict[float, list[int]]] = {}
+        self.traffic: dict[str, dict[str, list[int]]] = {}  # node -> type -> [sent, received] so far
+        self.pace: dict = {}
+        self.frames = 0
+        self._next = 0.0
+        self._thinned = False
+
+    def on_link_report(self, rows: list[list], ids: list[str], xy, step: int, t_sim: float) -> None:
+        """A medium report: the links' counts since the previous one, and the newest positions."""
+        counts, self.bins = link_counts(rows)
+        traffic: dict[str, dict[str, list[int]]] = {}
+        for (src, dst, kind), (a, d, _r) in counts.items():
+            traffic.setdefault(src, {}).setdefault(kind, [0, 0])[0] += a
+            traffic.setdefault(dst, {}).setdefault(kind, [0, 0])[1] += d
+        self.traffic = traffic
+        window = {}
+        for key, (a, d, r) in counts.items():
+            pa, pd, pr = self.previous.get(key, (0, 0, 0))
+            if a < pa:  # a new medium counts from zero again
+                pa, pd, pr = 0, 0, 0
+            if a > pa:
+                window[key] = [a - pa, d - pd, r - pr]
+        self.previous = counts
+        if window:  # a quiet second (the world paused, or ended) keeps the links last seen
+            self.windows.append(window)
+        if len(ids) == len(xy):
+            self.positions = {i: [round(float(x), 2), round(float(y), 2)] for i, (x, y) in zip(ids, xy)}
+        self.step, self.t_sim = step, t_sim
+
+    def links(self) -> list[list]:
+        """[src, dst, type, attempts, delivered] over the window, links that were in range at least once."""
+        acc: dict[tuple, list[int]] = {}
+        for window in self.windows:
+            for key, (a, d, r) in window.items():
+                cell = acc.setdefault(key, [0, 0, 0])
+                cell[0] += a
+                cell[1] += d
+                cell[2] += r
+        rows = [[*key, a, d] for key, (a, d, r) in acc.items() if r > 0]
+        if len(rows) > MAX_LINKS:
+            rows = sorted(rows, key=lambda row: -row[3])[:MAX_LINKS]
+        return rows
+
+    def maybe_write(self, registry, children: dict, status: str, world_step: int) -> None:
+        """Write a frame if one is due: positions, links, each node's health, the world's pace."""
+        now = time.monotonic()
+        if now < self._next or self.fh.closed:
+            return
+        self._next = now + FRAME_EVERY_S
+        self.frames += 1
+        if not self._thinned and self.fh.tell() > MAX_FILE_BYTES:
+            self._thinned = True
+            log.warning("live.jsonl passed %d MiB: from now on one frame in %d", MAX_FILE_BYTES >> 20, THIN_EVERY)
+        if self._thinned and self.frames % THIN_EVERY:
+            return
+        nodes = {
+            n: {
+                "kind": r.kind,
+                "age_s": round(now - r.last_seen, 2),
+                "down": r.down,
+                "restarts": getattr(children.get(n), "restarts", 0),
+                "host": r.host,
+            }
+            for n, r in registry.nodes.items()
+        }
+        frame = {
+            "wall": round(time.time(), 3),
+            "pid": os.getpid(),
+            "status": status,
+            "world_step": world_step,
+            "step": self.step,
+            "t_sim": round(self.t_sim, 3),
+            **self.pace,
+            "positions": self.positions,
+            "links": self.links(),
+            "bins": {t: [[d, *cell] for d, cell in sorted(b.items())] for t, b in self.bins.items()},
+            "traffic": self.traffic,
+            "nodes": nodes,
+        }
+        self.fh.write(json.dumps(frame) + "\n")
+
+    def close(self, status: str) -> None:
+        """The last line says how the run ended (the dashboard stops waiting for frames)."""
+        if not self.fh.closed:
+            self.fh.write(json.dumps({"wall": round(time.time(), 3), "end": True, "status": status}) + "\n")
+            self.fh.close()

@@ -1,0 +1,238 @@
+"""The dashboard's server and feed without a browser: live.jsonl from a real run, the API on a real server,
+bad folders, ports in use, hostile requests, a crashed run; and the static outputs it came with (the sweep's
+small multiples and table, progress lines in a file, model curves with every loss)."""
+
+import io
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from conftest import NETMARL, ROOT, SCENARIO, free_port, run_cli, wait_for
+
+from coordinator.dashboard.data import RunFeed
+from coordinator.live import LiveView, link_counts
+from coordinator.progress import progress_bar
+from netsim.channel import Channel
+from netsim.config import NetsimConfig
+from netsim.stats import COLUMNS
+
+
+def start_dashboard(folder, port, *extra):
+    return subprocess.Popen(
+        [*NETMARL, "dashboard", str(folder), "--port", str(port), *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def get(port, path):
+    """(HTTP status, JSON body) of a GET on the dashboard."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def up(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def dashboards():
+    procs = []
+    yield procs.append
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(10)
+
+
+@pytest.fixture(scope="module")
+def beacon_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dash") / "beacons"
+    proc = run_cli("run", str(SCENARIO), "--out", str(out), "--no-progress", "--set", "run.steps=300", timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+def test_a_run_writes_frames_of_positions_links_and_health(beacon_run):
+    frames = [json.loads(line) for line in (beacon_run / "live.jsonl").read_text().splitlines()]
+    assert frames[-1] == {"wall": frames[-1]["wall"], "end": True, "status": "ok"}
+    last = frames[-2]
+    assert len(last["positions"]) == 14 and last["step"] > 0
+    assert {n for n, r in last["nodes"].items() if r["kind"] == "agent"} == set(last["positions"])
+    assert all(r["age_s"] < 5 and r["restarts"] == 0 and not r["down"] for r in last["nodes"].values())
+    assert last["links"] and all(0 <= d <= a for *_, a, d in last["links"])
+    # what the frames count agrees with links.csv (the medium's final counts)
+    sent = sum(v[0] for t in last["traffic"].values() for v in t.values())
+    rows = (beacon_run / "links.csv").read_text().splitlines()[1:]
+    assert 0 < sent <= sum(int(r.split(",")[4]) for r in rows)
+
+
+def test_the_link_window_is_the_difference_of_the_medium_s_counts(tmp_path):
+    def row(src, dst, sent, delivered, dropped_range=0):
+        cells = dict.fromkeys(COLUMNS[4:], 0)
+        cells.update(sent=sent, delivered=delivered, dropped_range=dropped_range)
+        return [src, dst, "beacon", 15.0, *cells.values()]
+
+    live = LiveView(tmp_path)
+    xy = np.array([[0.0, 0.0], [10.0, 0.0]])
+    live.on_link_report([row("a", "b", 10, 9)], ["a", "b"], xy, 1, 0.1)
+    live.on_link_report([row("a", "b", 30, 19), row("b", "a", 5, 0, dropped_range=5)], ["a", "b"], xy, 2, 0.2)
+    assert live.windows[-1] == {("a", "b", "beacon"): [20, 10, 20], ("b", "a", "beacon"): [5, 0, 0]}
+    assert live.links() == [["a", "b", "beacon", 30, 19]]  # b -> a was out of range throughout: not drawn
+    live.on_link_report([row("a", "b", 4, 4)], ["a", "b"], xy, 3, 0.3)  # a new medium counts from zero
+    assert live.windows[-1] == {("a", "b", "beacon"): [4, 4, 4]}
+    assert link_counts([row("a", "b", 4, 4)])[1]["beacon"][15.0][:2] == [4, 4]
+
+
+def test_the_api_serves_a_run_and_refuses_paths_and_junk(beacon_run, dashboards):
+    port = free_port()
+    proc = start_dashboard(beacon_run, port)
+    dashboards(proc)
+    wait_for(lambda: up(port), 30, "the dashboard")
+    status, info = get(port, "/api/info")
+    assert status == 200 and info["kind"] == "run" and info["status"]["state"] == "ended"
+    assert info["map"]["kind"] == "lanes" and len(info["map"]["lanes"][0]) > 50  # the figure-eight's lanes
+    status, frame = get(port, "/api/frame?i=0")
+    assert status == 200 and frame["count"] > 3 and frame["frame"]["nodes"]
+    for bad in ("/api/info?run=../../etc", "/api/info?run=%2Fetc", "/api/stream?run=..", "/api/frame?run=x"):
+        status, body = get(port, bad)
+        assert status in (400, 404) and "error" in body, bad
+    status, body = get(port, "/api/frame?i=NaN")
+    assert status == 400 and "error" in body
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/plotly.min.js", timeout=10) as r:
+        assert r.status == 200 and len(r.read()) > 1_000_000  # shipped with the package, not from a CDN
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+        page = r.read().decode()
+    assert "/static/plotly.min.js" in page and "http" not in page.replace("http-equiv", "")
+    # the event stream pushes at least one update a second
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/stream", timeout=10) as r:
+        t0, events = time.monotonic(), []
+        while len(events) < 3:
+            line = r.readline().decode()
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+        assert time.monotonic() - t0 < 3.0
+    assert "frame" in events[0] and "series" in events[0] and events[0]["summary"]["status"] == "ok"
+
+
+def test_bad_folders_and_a_port_in_use_get_a_clear_message(tmp_path, beacon_run):
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("hello")
+    proc = run_cli("dashboard", str(tmp_path / "junk"), "--port", "0")
+    assert proc.returncode == 2 and "neither a run folder" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("dashboard", str(tmp_path / "missing"), "--port", "0")
+    assert proc.returncode == 2 and "is not a folder" in proc.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_cli("dashboard", str(beacon_run), "--port", str(port))
+        assert proc.returncode == 2 and f"port {port}" in proc.stderr and "in use" in proc.stderr
+        proc = run_cli("run", str(SCENARIO), "--out", str(tmp_path / "r"), "--dashboard", "--dashboard-port", str(port))
+        assert proc.returncode == 2 and "in use" in proc.stderr and not (tmp_path / "r").exists()
+
+
+def test_a_run_still_starting_and_a_crashed_run_say_so(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.toml").write_text('[world]\nkind = "figure8"\n')
+    feed = RunFeed(run_dir)
+    feed.poll()
+    assert feed.status()["state"] == "starting"
+    gone = subprocess.Popen(["sleep", "30"])
+    gone.kill()
+    gone.wait()
+    frame = {"wall": time.time() - 60, "pid": gone.pid, "status": "ok", "positions": {}, "links": [], "nodes": {}}
+    (run_dir / "live.jsonl").write_text(json.dumps(frame) + "\n" + '{"wall": 1, "cut by a cra')
+    feed.poll()
+    status = feed.status()
+    assert status["state"] == "stopped" and f"pid {gone.pid}) is gone" in status["text"] and "crashed" in status["text"]
+
+
+def test_run_dashboard_serves_beside_the_run_and_ends_with_it(tmp_path):
+    port = free_port()
+    out = tmp_path / "run"
+    args = [*NETMARL, "run", str(SCENARIO), "--out", str(out), "--no-progress", "--set", "run.steps=400"]
+    proc = subprocess.Popen(
+        [*args, "--dashboard", "--dashboard-port", str(port)], cwd=ROOT, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(lambda: up(port), 30, "the run's dashboard")
+        wait_for(lambda: get(port, "/api/info")[1].get("kind") == "run", 60, "the run folder on the page")
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert f"dashboard: http://127.0.0.1:{port}/" in err and f"netmarl dashboard {out}" in err
+    wait_for(lambda: not up(port), 15, "the dashboard to end with the run")
+
+
+def test_progress_in_a_file_is_one_line_per_update_without_carriage_returns():
+    sink = io.StringIO()
+    bar = progress_bar(100, "run", True, stream=sink)
+    for _ in range(100):
+        bar.update(1)
+    bar.close()
+    text = sink.getvalue()
+    assert "\r" not in text and text.count("\n") >= 2 and "100/100" in text.splitlines()[-1]
+
+
+def test_the_model_curve_of_the_plots_includes_every_configured_loss():
+    plain = Channel(NetsimConfig(model="unit_disk", range_m=100), 0)
+    lossy = Channel(NetsimConfig(model="unit_disk", range_m=100, loss=0.3), 0)
+    burst = NetsimConfig(model="unit_disk", range_m=100, burst={"enabled": True, "p_good_to_bad": 0.1})
+    d = np.array([10.0, 50.0, 150.0])
+    assert plain.expected_curve(d, 100).tolist() == [1.0, 1.0, 0.0]
+    assert lossy.expected_curve(d, 100).tolist() == pytest.approx([0.7, 0.7, 0.0])
+    bad_share = 0.1 / (0.1 + 0.3)  # the Gilbert-Elliott chain's stationary Bad share, loss_bad = 1
+    assert Channel(burst, 0).expected_curve(d, 100)[0] == pytest.approx(1 - bad_share)
+    # and what the medium does agrees with it (the draws the runs make)
+    ch = Channel(NetsimConfig(model="unit_disk", range_m=100, loss=0.3), 7)
+    got = np.mean([ch.decide("a", "b", seq, 10.0, 100).delivered for seq in range(20_000)])
+    assert math.isclose(got, 0.7, abs_tol=0.015)
+
+
+def test_a_sweep_draws_a_panel_per_point_and_a_table(tmp_path):
+    out = tmp_path / "sweep"
+    proc = run_cli(
+        "sweep",
+        str(SCENARIO),
+        "--grid",
+        "netsim.loss=0,0.5",
+        "--set",
+        "run.steps=60",
+        "--out",
+        str(out),
+        "--no-progress",
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from matplotlib.image import imread
+
+    assert (out / "sweep.png").exists() and (out / "sweep_table.png").exists()
+    assert imread(out / "sweep.png").shape[1] > imread(out / "sweep_table.png").shape[1]  # two panels side by side
+    # the page's table: its points by name, each a run to open
+    from coordinator.dashboard.data import sweep_table
+
+    table = sweep_table(out)
+    assert [r["point"] for r in table["rows"]] == ["loss=0", "loss=0.5"] and table["axes"] == ["netsim.loss"]
+    assert "beacon_delivery_ratio" in table["metrics"]
