@@ -382,7 +382,8 @@ class Supervisor:
             self.bar.update(step - self.world_step)
             ratio = self.delivery_ratio()
             self.bar.set_postfix(
-                steps_s=f"{body.values.get('steps_per_s', 0):.0f}", delivery="-" if ratio is None else f"{ratio:.2f}",
+                steps_s=f"{body.values.get('steps_per_s', 0):.0f}",
+                delivery="-" if ratio is None else f"{ratio:.2f}",
                 refresh=False,  # shown with the next redraw (a file or pipe gets a line per LOG_EVERY_S)
             )
         self.world_step = step
