@@ -10,6 +10,8 @@ import time
 from collections import deque
 from pathlib import Path
 
+import numpy as np
+
 from netsim.stats import COLUMNS
 
 log = logging.getLogger("coordinator.live")
@@ -20,29 +22,35 @@ WINDOW_REPORTS = 3  # the links drawn: what the medium's last three reports (one
 MAX_LINKS = 4000  # per frame, the links with the most attempts
 MAX_FILE_BYTES = 256 << 20  # past this, one frame in THIN_EVERY is written (a run of many hours stays readable)
 THIN_EVERY = 10
-_COL = {c: i for i, c in enumerate(COLUMNS)}
+_COL = {c: i for i, c in enumerate(COLUMNS[4:])}  # the columns of a LinkReport's counts
 _NOT_ATTEMPTS = [_COL[c] for c in ("dropped_no_position", "dropped_unknown_dst", "dropped_shutdown")]
 
 
-def link_counts(rows: list[list]) -> tuple[dict[tuple, list[int]], dict[str, dict[float, list[int]]]]:
-    """From the medium's cumulative link rows: per (src, dst, type) [attempts, delivered, in range], and
-    per type and distance bin [attempts, delivered, bytes sent, messages sent] (the delivery-vs-distance
-    chart: its points, and the message size its model curve is drawn for)."""
-    links: dict[tuple, list[int]] = {}
+def link_counts(names: list[str], arrays: dict) -> tuple[dict[tuple, list[int]], dict[str, dict[float, list[int]]]]:
+    """From a medium report's cumulative counters (LinkStats.to_arrays): per (src, dst, type) [attempts,
+    delivered, in range], and per type and distance bin [attempts, delivered, bytes sent, messages sent] (the
+    delivery-vs-distance chart: its points, and the message size its model curve is drawn for). Vectorized:
+    the table has a row per link, type and 10 m bin, thousands a second."""
+    keys, distance, counts = arrays["keys"], arrays["distance"], arrays["counts"]
+    if not len(keys):
+        return {}, {}
+    attempts = counts[:, _COL["sent"]] - counts[:, _NOT_ATTEMPTS].sum(axis=1)
+    per_row = np.stack(
+        [attempts, counts[:, _COL["delivered"]], attempts - counts[:, _COL["dropped_range"]]], axis=1
+    ).astype(np.int64)
+    link_keys, which = np.unique(keys, axis=0, return_inverse=True)
+    sums = np.zeros((len(link_keys), 3), np.int64)
+    np.add.at(sums, which.ravel(), per_row)
+    links = {(names[s], names[d], names[t]): cell for (s, d, t), cell in zip(link_keys.tolist(), sums.tolist())}
+    measured = distance >= 0
+    bin_keys, which = np.unique(np.stack([keys[measured, 2], distance[measured]], axis=1), axis=0, return_inverse=True)
+    sizes = counts[measured][:, [_COL["bytes_sent"], _COL["sent"]]].astype(np.int64)
+    per_bin = np.concatenate([per_row[measured, :2], sizes], axis=1)
+    bin_sums = np.zeros((len(bin_keys), 4), np.int64)
+    np.add.at(bin_sums, which.ravel(), per_bin)
     bins: dict[str, dict[float, list[int]]] = {}
-    for row in rows:
-        attempts = int(row[_COL["sent"]] - sum(row[i] for i in _NOT_ATTEMPTS))
-        delivered = int(row[_COL["delivered"]])
-        cell = links.setdefault((row[0], row[1], row[2]), [0, 0, 0])
-        cell[0] += attempts
-        cell[1] += delivered
-        cell[2] += attempts - int(row[_COL["dropped_range"]])
-        if row[3] >= 0:
-            b = bins.setdefault(row[2], {}).setdefault(row[3], [0, 0, 0, 0])
-            b[0] += attempts
-            b[1] += delivered
-            b[2] += int(row[_COL["bytes_sent"]])
-            b[3] += int(row[_COL["sent"]])
+    for (t, d), cell in zip(bin_keys.tolist(), bin_sums.tolist()):
+        bins.setdefault(names[int(t)], {})[d] = cell
     return links, bins
 
 
@@ -64,9 +72,10 @@ class LiveView:
         self._next = 0.0
         self._thinned = False
 
-    def on_link_report(self, rows: list[list], ids: list[str], xy, step: int, t_sim: float) -> None:
-        """A medium report: the links' counts since the previous one, and the newest positions."""
-        counts, self.bins = link_counts(rows)
+    def on_link_report(self, names: list[str], arrays: dict, ids: list[str], xy, step: int, t_sim: float) -> None:
+        """A medium report (names and arrays as LinkStats.to_arrays makes them, positions): the links' counts
+        since the previous report, and the newest positions."""
+        counts, self.bins = link_counts(names, arrays)
         traffic: dict[str, dict[str, list[int]]] = {}
         for (src, dst, kind), (a, d, _r) in counts.items():
             traffic.setdefault(src, {}).setdefault(kind, [0, 0])[0] += a

@@ -205,6 +205,7 @@ class Supervisor:
                 coordinator=coord,
                 seed=cfg.run.seed,
                 netsim=cfg.netsim.model_dump(mode="json"),
+                live=cfg.run.live,
                 **self.child_curve("medium"),
             )
         self.launcher.start(
@@ -308,7 +309,7 @@ class Supervisor:
             self.links_final = body.final
             xy = msg.arrays.get("xy")
             if self.live is not None and xy is not None and xy.ndim == 2 and xy.shape == (len(body.ids), 2):
-                self.live.on_link_report(self.link_rows, body.ids, xy, body.step, body.t_sim)
+                self.live.on_link_report(body.names, msg.arrays, body.ids, xy, body.step, body.t_sim)
             if self.sink.tensorboard is not None:  # each type's delivery ratio so far, at the world's step
                 self.sink.tensorboard.links(self.link_totals(), self.world_step)
         elif isinstance(body, BarrierArrive):

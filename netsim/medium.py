@@ -26,15 +26,17 @@ log = logging.getLogger("netsim.medium")
 
 CONTROL_TYPES = frozenset({"directory", "shutdown", "positions", "register_ack", "start", "ping", "heartbeat"})
 POSITION_HISTORY = 64
-REPORT_EVERY_S = 1.0  # link counters and positions to the coordinator (its live view updates this often)
+REPORT_EVERY_S = 2.0  # link counters to the coordinator
+LIVE_REPORT_EVERY_S = 1.0  # ... and with positions, when the run keeps a live view (run.live: the dashboard's feed)
 TICK_WAIT_S = 0.5  # longest wait for an agent's announced radio messages before they are written off
 
 
 class Medium:
     """Per message and per receiver: look up both positions, ask the channel, schedule or drop, count."""
 
-    def __init__(self, ep: Endpoint, cfg: NetsimConfig, seed: int):
+    def __init__(self, ep: Endpoint, cfg: NetsimConfig, seed: int, report_every_s: float = REPORT_EVERY_S):
         self.ep, self.cfg = ep, cfg
+        self.report_every_s = report_every_s
         self.channel = Channel(cfg, seed)
         self.stats = LinkStats()
         self.positions: dict[float, dict[str, tuple[float, float]]] = {}
@@ -261,7 +263,7 @@ class Medium:
     def run(self) -> int:
         """Main loop until shutdown."""
         ep = self.ep
-        next_report = time.monotonic() + REPORT_EVERY_S
+        next_report = time.monotonic() + self.report_every_s
         while not ep.stopping:
             ep.maybe_heartbeat()
             timeout = 100
@@ -279,7 +281,7 @@ class Medium:
                 self.try_tick(give_up=True)
             if time.monotonic() >= next_report:
                 self.report()
-                next_report = time.monotonic() + REPORT_EVERY_S
+                next_report = time.monotonic() + self.report_every_s
         self.drain()
         for _ident, frames, env in self.ahead_of_positions:  # their step's positions never came
             self.stats.record(env.src, env.dst, env.type, math.nan, wire_size(frames), False, "shutdown")
@@ -300,15 +302,18 @@ def run_medium(
     netsim: dict,
     curve_secret: str | None = None,
     coordinator_key: str | None = None,
+    live: bool = False,
 ) -> int:
-    """Entry point of the medium process (curve_secret and coordinator_key: CURVE, Z85)."""
+    """Entry point of the medium process (curve_secret and coordinator_key: CURVE, Z85; live: report each
+    LIVE_REPORT_EVERY_S for the run's live view)."""
     ep = Endpoint(
         node_id, "medium", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
     )
     ep.stop_on_signals()
     try:
         ep.register()
-        medium = Medium(ep, NetsimConfig.model_validate(netsim), seed)
+        every = LIVE_REPORT_EVERY_S if live else REPORT_EVERY_S
+        medium = Medium(ep, NetsimConfig.model_validate(netsim), seed, report_every_s=every)
         pending = ep.wait_start()
         medium.on_directory(
             Directory(endpoints=dict(ep.peers.endpoints), kinds=dict(ep.peers.kinds), down=sorted(ep.peers.down))

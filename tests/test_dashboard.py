@@ -18,11 +18,11 @@ import pytest
 from conftest import NETMARL, ROOT, SCENARIO, free_port, run_cli, wait_for
 
 from coordinator.dashboard.data import RunFeed
-from coordinator.live import LiveView, link_counts
+from coordinator.live import LiveView
 from coordinator.progress import progress_bar
 from netsim.channel import Channel
 from netsim.config import NetsimConfig
-from netsim.stats import COLUMNS
+from netsim.stats import LinkStats
 
 
 def start_dashboard(folder, port, *extra):
@@ -86,20 +86,24 @@ def test_a_run_writes_frames_of_positions_links_and_health(beacon_run):
 
 
 def test_the_link_window_is_the_difference_of_the_medium_s_counts(tmp_path):
-    def row(src, dst, sent, delivered, dropped_range=0):
-        cells = dict.fromkeys(COLUMNS[4:], 0)
-        cells.update(sent=sent, delivered=delivered, dropped_range=dropped_range)
-        return [src, dst, "beacon", 15.0, *cells.values()]
+    def report(*links):
+        stats = LinkStats()
+        for src, dst, sent, delivered, out_of_range in links:
+            for n in range(sent):
+                ok, far = n < delivered, n >= sent - out_of_range
+                stats.record(src, dst, "beacon", 150.0 if far else 15.0, 200, ok, "range" if far else "channel")
+        return stats.to_arrays()
 
     live = LiveView(tmp_path)
     xy = np.array([[0.0, 0.0], [10.0, 0.0]])
-    live.on_link_report([row("a", "b", 10, 9)], ["a", "b"], xy, 1, 0.1)
-    live.on_link_report([row("a", "b", 30, 19), row("b", "a", 5, 0, dropped_range=5)], ["a", "b"], xy, 2, 0.2)
+    live.on_link_report(*report(("a", "b", 10, 9, 0)), ["a", "b"], xy, 1, 0.1)
+    live.on_link_report(*report(("a", "b", 30, 19, 0), ("b", "a", 5, 0, 5)), ["a", "b"], xy, 2, 0.2)
     assert live.windows[-1] == {("a", "b", "beacon"): [20, 10, 20], ("b", "a", "beacon"): [5, 0, 0]}
     assert live.links() == [["a", "b", "beacon", 30, 19]]  # b -> a was out of range throughout: not drawn
-    live.on_link_report([row("a", "b", 4, 4)], ["a", "b"], xy, 3, 0.3)  # a new medium counts from zero
+    assert live.bins["beacon"] == {15.0: [30, 19, 6000, 30], 155.0: [5, 0, 1000, 5]}
+    live.on_link_report(*report(("a", "b", 4, 4, 0)), ["a", "b"], xy, 3, 0.3)  # a new medium counts from zero
     assert live.windows[-1] == {("a", "b", "beacon"): [4, 4, 4]}
-    assert link_counts([row("a", "b", 4, 4)])[1]["beacon"][15.0][:2] == [4, 4]
+    assert live.positions == {"a": [0.0, 0.0], "b": [10.0, 0.0]} and live.step == 3
 
 
 def test_the_api_serves_a_run_and_refuses_paths_and_junk(beacon_run, dashboards):
