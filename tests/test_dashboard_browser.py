@@ -2,6 +2,7 @@
 colours that follow the configured loss, a finished RSM-MASAC run's learning curves, a sweep's points.
 Each test saves a screenshot into its temporary folder."""
 
+import json
 import os
 import shutil
 import signal
@@ -141,12 +142,28 @@ def test_links_turn_red_when_the_run_loses_most_messages(tmp_path, browser, serv
         "run", str(SCENARIO), "--out", str(out), "--no-progress", "--set", "run.steps=250", "--set", "netsim.loss=0.9"
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # what a hostile agent could get into metrics.jsonl (the coordinator checks types, not names): shown as text
+    script = "<img src=x onerror='window.pwned=1'><script>window.pwned=2</script>"
+    with open(out / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps({"wall": 1.0, "node": "veh0", "kind": "beacon_node", "final": False, script: 1}) + "\n")
+        fh.write(json.dumps({"wall": 1.0, "node": "coordinator", "kind": "event", "event": script, script: script}))
+        fh.write("\n")
     browser.get(serve(out))
     wait_for(lambda: link_bins(browser), 30, "the map's links")
     bins = link_bins(browser)
     assert bins["<0.2"] > 0 and bins["<0.2"] > 4 * sum(v for k, v in bins.items() if k != "<0.2"), bins
     assert "ended: ok" in page_state(browser, "document.getElementById('banner').textContent")
     browser.save_screenshot(str(tmp_path / "lossy.png"))
+    browser.execute_script(
+        "const s = document.getElementById('node-select'); s.value = 'veh0'; s.dispatchEvent(new Event('change'));"
+        "const k = document.getElementById('series-select'); k.value = arguments[0];"
+        "k.dispatchEvent(new Event('change'))",
+        "beacon_node." + script,
+    )
+    wait_for(lambda: script in page_state(browser, "document.getElementById('events').textContent"), 10, "the event")
+    assert page_state(browser, "document.getElementById('series-select').value") == "beacon_node." + script
+    time.sleep(1.0)
+    assert page_state(browser, "window.pwned") is None
     # the time slider goes back to the first frame
     browser.execute_script(
         "const s = document.getElementById('slider'); s.value = 0; s.dispatchEvent(new Event('input'))"

@@ -216,7 +216,7 @@ function linkTraces(frame) {
       if (ratio < lower || ratio >= upper) continue;
       x.push(pos[src][0], pos[dst][0], null);
       y.push(pos[src][1], pos[dst][1], null);
-      const hover = `${src} – ${dst}: ${delivered}/${attempts} delivered (${ratio.toFixed(2)})`;
+      const hover = escapeHtml(`${src} – ${dst}: ${delivered}/${attempts} delivered (${ratio.toFixed(2)})`);
       text.push(hover, hover, null);
     }
     return { type: "scatter", mode: "lines", x, y, text, hoverinfo: "text", line: { color: colour, width: 1.5 },
@@ -225,8 +225,9 @@ function linkTraces(frame) {
 }
 
 function nodeHover(id, rec) {
+  id = escapeHtml(id);
   if (!rec) return id;
-  return `${id} (${rec.kind})<br>heartbeat ${fmt(rec.age_s, 2)} s ago<br>restarts ${rec.restarts}` +
+  return `${id} (${escapeHtml(rec.kind)})<br>heartbeat ${fmt(rec.age_s, 2)} s ago<br>restarts ${fmt(rec.restarts)}` +
     (rec.down ? "<br><b>down</b>" : "") + (rec.host ? `<br>host ${escapeHtml(rec.host)}` : "");
 }
 
@@ -263,7 +264,7 @@ function drawMap() {
     traces.push({
       type: "scatter", mode: "markers+text", name: "agents", showlegend: false,
       x: ids.map((i) => frame.positions[i][0]), y: ids.map((i) => frame.positions[i][1]),
-      text: ids, textposition: "top center", textfont: { size: 10 }, customdata: ids,
+      text: ids.map(escapeHtml), textposition: "top center", textfont: { size: 10 }, customdata: ids,
       hovertext: ids.map((i) => nodeHover(i, nodes[i])), hoverinfo: "text",
       marker: {
         size: ids.map((i) => (i === state.selected ? 14 : 9)),
@@ -347,8 +348,8 @@ function drawNodeChart() {
   const key = $("series-select").value;
   const points = ((state.series[state.selected] || {})[key]) || [];
   Plotly.react("node-chart", [{ type: "scatter", mode: "lines+markers", marker: { size: 3 },
-    x: points.map((p) => p[0]), y: points.map((p) => p[1]), name: key }],
-  { margin: { l: 50, r: 10, t: 24, b: 36 }, title: { text: `${state.selected || ""}: ${key || "no records yet"}`, font: { size: 12 } },
+    x: points.map((p) => p[0]), y: points.map((p) => p[1]), name: escapeHtml(key) }],
+  { margin: { l: 50, r: 10, t: 24, b: 36 }, title: { text: escapeHtml(`${state.selected || ""}: ${key || "no records yet"}`), font: { size: 12 } },
     xaxis: { title: { text: "episode / epoch / round / record" } }, uirevision: key }, PLOT_CONFIG);
 }
 
@@ -366,10 +367,10 @@ function drawDelivery() {
   Object.entries(bins).forEach(([type, cells], i) => {
     const pts = cells.filter((c) => c[1] >= 5);
     const colour = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"][i % 5];
-    traces.push({ type: "scatter", mode: "markers", name: `${type} measured`, x: pts.map((c) => c[0]),
+    traces.push({ type: "scatter", mode: "markers", name: escapeHtml(`${type} measured`), x: pts.map((c) => c[0]),
       y: pts.map((c) => c[2] / c[1]), marker: { color: colour, size: 6 } });
     const curve = state.curves[type];
-    if (curve) traces.push({ type: "scatter", mode: "lines", name: `${type} model`, x: curve[0], y: curve[1], line: { color: colour } });
+    if (curve) traces.push({ type: "scatter", mode: "lines", name: escapeHtml(`${type} model`), x: curve[0], y: curve[1], line: { color: colour } });
   });
   Plotly.react("delivery", traces, { margin: { l: 50, r: 10, t: 24, b: 36 }, title: { text: "delivery ratio vs distance (all so far)", font: { size: 12 } },
     xaxis: { title: { text: "distance at send time [m]" } }, yaxis: { range: [-0.03, 1.03] }, legend: { font: { size: 10 } } }, PLOT_CONFIG);
@@ -429,10 +430,10 @@ function drawSweep(table) {
     (groups[label] = groups[label] || []).push([r[a], Number(r[m]), r.point]);
   }
   const traces = Object.entries(groups).map(([label, pts]) => ({
-    type: "scatter", mode: "lines+markers", name: label, x: pts.map((p) => p[0]), y: pts.map((p) => p[1]), customdata: pts.map((p) => p[2]),
+    type: "scatter", mode: "lines+markers", name: escapeHtml(label), x: pts.map((p) => p[0]), y: pts.map((p) => p[1]), customdata: pts.map((p) => p[2]),
   }));
-  Plotly.react("sweep-chart", traces, { margin: { l: 60, r: 10, t: 24, b: 40 }, xaxis: { title: { text: a } }, yaxis: { title: { text: m } },
-    title: { text: m ? `${m} against ${a}` : "no finished point yet", font: { size: 13 } } }, PLOT_CONFIG).then((gd) => {
+  Plotly.react("sweep-chart", traces, { margin: { l: 60, r: 10, t: 24, b: 40 }, xaxis: { title: { text: escapeHtml(a) } }, yaxis: { title: { text: escapeHtml(m) } },
+    title: { text: m ? escapeHtml(`${m} against ${a}`) : "no finished point yet", font: { size: 13 } } }, PLOT_CONFIG).then((gd) => {
     if (!gd._netmarlClick) {
       gd._netmarlClick = true;
       gd.on("plotly_click", (ev) => { const p = ev.points && ev.points[0]; if (p && p.customdata) location.search = "?run=" + encodeURIComponent(p.customdata); });
@@ -460,7 +461,7 @@ async function esparkPage() {
   const ok = table.candidates.filter((c) => c.accepted && c.score !== null);
   const bad = table.candidates.filter((c) => !(c.accepted && c.score !== null));
   Plotly.react("espark-chart", [
-    { type: "scatter", mode: "markers", name: "candidate G", x: ok.map((c) => c.iteration), y: ok.map((c) => c.score), text: ok.map((c) => c.key) },
+    { type: "scatter", mode: "markers", name: "candidate G", x: ok.map((c) => c.iteration), y: ok.map((c) => c.score), text: ok.map((c) => escapeHtml(c.key)) },
   ], { margin: { l: 60, r: 10, t: 24, b: 40 }, xaxis: { title: { text: "iteration" }, dtick: 1 }, yaxis: { title: { text: "G" } },
     title: { text: `candidates: ${ok.length} scored, ${bad.length} rejected`, font: { size: 13 } } }, PLOT_CONFIG);
   $("espark-runs").innerHTML = table.runs.map((r) => `<li><a href="?run=${encodeURIComponent(r)}">${escapeHtml(r)}</a></li>`).join("");
