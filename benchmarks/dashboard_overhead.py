@@ -1,8 +1,11 @@
 """What watching a run costs it: the beacon scenario's steps/s without the live view, with it (live.jsonl and the
 medium's reports each second), with `netmarl run --dashboard` and a client on its event stream, and with a real
-browser (headless chromium) showing the page. The variants take turns, each repeated, on one machine, in one go.
+browser (headless chromium) showing the page. The variants take turns (each repeated, the order rotated, a pause
+between runs), on one machine, in one go; besides the world's steps/s, the CPU seconds the dashboard's server
+(and the browser) used, which on a machine the run keeps busy are what it loses.
 
-    python benchmarks/dashboard_overhead.py --steps 2000 --reps 3 --out runs/bench-dashboard
+    python benchmarks/dashboard_overhead.py --steps 2000 --reps 6 --variants off,live,dashboard
+    python benchmarks/dashboard_overhead.py --steps 2000 --reps 3 --variants off,browser --results .../browser
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "figure8_beacons.toml"
@@ -64,7 +69,13 @@ def open_browser(url: str):
 
     options = Options()
     options.binary_location = shutil.which("chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     driver.get(url)
@@ -80,6 +91,9 @@ def one_run(out: Path, variant: str, steps: int) -> dict:
         args += ["--dashboard", "--dashboard-port", str(port)]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stop, counts, watcher, driver = threading.Event(), [0], None, None
+    cpu = {"dashboard": 0.0, "browser": 0.0}
+    meter = threading.Thread(target=measure_cpu, args=(proc.pid, stop, cpu), daemon=True)
+    meter.start()
     try:
         if variant == "dashboard":
             wait_port(port)
@@ -93,6 +107,9 @@ def one_run(out: Path, variant: str, steps: int) -> dict:
         _, err = proc.communicate(timeout=3600)
         if driver is not None:
             counts[0] = driver.execute_script("return window.netmarl.updates")
+            browser_cpu = [psutil.Process(driver.service.process.pid)]
+            browser_cpu += browser_cpu[0].children(recursive=True)
+            cpu["browser"] = sum(cpu_seconds(p) for p in browser_cpu)
     finally:
         stop.set()
         if driver is not None:
@@ -102,7 +119,38 @@ def one_run(out: Path, variant: str, steps: int) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{out}: exit code {proc.returncode}\n{err[-3000:]}")
     summary = json.loads((out / "summary.json").read_text())
-    return {"variant": variant, "steps_per_s": summary["steps_per_s"], "wall_s": summary["wall_s"], "updates": counts[0]}
+    return {
+        "variant": variant,
+        "steps_per_s": summary["steps_per_s"],
+        "wall_s": summary["wall_s"],
+        "updates": counts[0],
+        "dashboard_cpu_s": round(cpu["dashboard"], 2),
+        "browser_cpu_s": round(cpu["browser"], 2),
+    }
+
+
+def cpu_seconds(process) -> float:
+    try:
+        t = process.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return t.user + t.system
+
+
+def measure_cpu(run_pid: int, stop: threading.Event, cpu: dict) -> None:
+    """The CPU time of the run's dashboard process, read until it ends (its last reading stands)."""
+    while not stop.is_set():
+        try:
+            kids = psutil.Process(run_pid).children(recursive=True)
+        except psutil.Error:
+            return
+        for kid in kids:
+            try:
+                if "dashboard" in kid.cmdline():
+                    cpu["dashboard"] = max(cpu["dashboard"], cpu_seconds(kid))
+            except psutil.Error:
+                continue
+        time.sleep(0.25)
 
 
 def main() -> int:
@@ -110,6 +158,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--pause", type=float, default=5.0, help="seconds between runs")
     p.add_argument("--out", default="runs/bench-dashboard")
     p.add_argument("--results", default=str(RESULTS))
     args = p.parse_args()
@@ -120,6 +169,7 @@ def main() -> int:
     for rep in range(args.reps):
         order = variants[rep % len(variants) :] + variants[: rep % len(variants)]  # each variant early and late
         for variant in order:
+            time.sleep(args.pause)  # what the last run left (a browser closing, files flushed) settles
             out = base / f"{variant}-{rep}-{int(time.time())}"
             row = {**one_run(out, variant, args.steps), "rep": rep}
             rows.append(row)
@@ -128,12 +178,18 @@ def main() -> int:
     table = []
     for variant in variants:
         rates = [r["steps_per_s"] for r in rows if r["variant"] == variant]
+        mine = [r for r in rows if r["variant"] == variant]
+        wall = sum(r["wall_s"] for r in mine)
         table.append(
             {
                 "variant": variant,
                 "steps_per_s_mean": round(statistics.mean(rates), 2),
+                "steps_per_s_sd": round(statistics.stdev(rates), 2) if len(rates) > 1 else None,
                 "steps_per_s_runs": rates,
                 "ratio_to_" + variants[0]: round(statistics.mean(rates) / baseline, 4),
+                # CPU the watcher took, as a share of one core over the run's wall time
+                "dashboard_core_share": round(sum(r["dashboard_cpu_s"] for r in mine) / wall, 4),
+                "browser_core_share": round(sum(r["browser_cpu_s"] for r in mine) / wall, 4),
             }
         )
     results = Path(args.results)

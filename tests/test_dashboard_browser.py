@@ -164,6 +164,19 @@ def test_links_turn_red_when_the_run_loses_most_messages(tmp_path, browser, serv
     assert page_state(browser, "document.getElementById('series-select').value") == "beacon_node." + script
     time.sleep(1.0)
     assert page_state(browser, "window.pwned") is None
+    # the same run as if its coordinator had been killed: no summary, no closing line, a pid that is gone
+    crashed = tmp_path / "crashed"
+    shutil.copytree(out, crashed)
+    (crashed / "summary.json").unlink()
+    gone = subprocess.Popen(["sleep", "30"])
+    gone.kill()
+    gone.wait()
+    frames = [json.loads(line) for line in (crashed / "live.jsonl").read_text().splitlines()][:-1]
+    (crashed / "live.jsonl").write_text("".join(json.dumps({**f, "pid": gone.pid}) + "\n" for f in frames))
+    browser.get(serve(crashed))
+    banner = "document.getElementById('banner').textContent"
+    wait_for(lambda: "crashed" in page_state(browser, banner), 20, "the page to say the run crashed")
+    assert f"pid {gone.pid}) is gone" in page_state(browser, banner)
     # the time slider goes back to the first frame
     browser.execute_script(
         "const s = document.getElementById('slider'); s.value = 0; s.dispatchEvent(new Event('input'))"
