@@ -91,7 +91,7 @@ def one_run(out: Path, variant: str, steps: int) -> dict:
         args += ["--dashboard", "--dashboard-port", str(port)]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stop, counts, watcher, driver = threading.Event(), [0], None, None
-    cpu = {"dashboard": 0.0, "browser": 0.0}
+    cpu = {"dashboard": 0.0, "browser": 0.0, "run": 0.0}
     meter = threading.Thread(target=measure_cpu, args=(proc.pid, stop, cpu), daemon=True)
     meter.start()
     try:
@@ -112,6 +112,7 @@ def one_run(out: Path, variant: str, steps: int) -> dict:
             cpu["browser"] = sum(cpu_seconds(p) for p in browser_cpu)
     finally:
         stop.set()
+        meter.join()
         if driver is not None:
             driver.quit()
         if proc.poll() is None:
@@ -124,6 +125,8 @@ def one_run(out: Path, variant: str, steps: int) -> dict:
         "steps_per_s": summary["steps_per_s"],
         "wall_s": summary["wall_s"],
         "updates": counts[0],
+        "run_cpu_s": round(cpu["run"], 2),
+        "run_cpu_s_per_1000_steps": round(1000 * cpu["run"] / summary["steps"], 3),
         "dashboard_cpu_s": round(cpu["dashboard"], 2),
         "browser_cpu_s": round(cpu["browser"], 2),
     }
@@ -138,19 +141,23 @@ def cpu_seconds(process) -> float:
 
 
 def measure_cpu(run_pid: int, stop: threading.Event, cpu: dict) -> None:
-    """The CPU time of the run's dashboard process, read until it ends (its last reading stands)."""
+    """The CPU seconds of every process under the run (the dashboard's apart), each read until it ends: the last
+    reading of each pid stands (a process's final quarter second is missed, alike in every variant)."""
+    seen: dict[int, tuple[bool, float]] = {}
     while not stop.is_set():
         try:
-            kids = psutil.Process(run_pid).children(recursive=True)
+            kids = [psutil.Process(run_pid), *psutil.Process(run_pid).children(recursive=True)]
         except psutil.Error:
-            return
+            break
         for kid in kids:
             try:
-                if "dashboard" in kid.cmdline():
-                    cpu["dashboard"] = max(cpu["dashboard"], cpu_seconds(kid))
+                dashboard = seen[kid.pid][0] if kid.pid in seen else "dashboard" in kid.cmdline()
+                seen[kid.pid] = (dashboard, max(seen.get(kid.pid, (dashboard, 0.0))[1], cpu_seconds(kid)))
             except psutil.Error:
                 continue
         time.sleep(0.25)
+    cpu["dashboard"] = sum(t for dashboard, t in seen.values() if dashboard)
+    cpu["run"] = sum(t for dashboard, t in seen.values() if not dashboard)
 
 
 def main() -> int:
@@ -175,9 +182,11 @@ def main() -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
     baseline = statistics.mean(r["steps_per_s"] for r in rows if r["variant"] == variants[0])
+    cpu_baseline = statistics.mean(r["run_cpu_s_per_1000_steps"] for r in rows if r["variant"] == variants[0])
     table = []
     for variant in variants:
         rates = [r["steps_per_s"] for r in rows if r["variant"] == variant]
+        per_step = [r["run_cpu_s_per_1000_steps"] for r in rows if r["variant"] == variant]
         mine = [r for r in rows if r["variant"] == variant]
         wall = sum(r["wall_s"] for r in mine)
         table.append(
@@ -187,6 +196,10 @@ def main() -> int:
                 "steps_per_s_sd": round(statistics.stdev(rates), 2) if len(rates) > 1 else None,
                 "steps_per_s_runs": rates,
                 "ratio_to_" + variants[0]: round(statistics.mean(rates) / baseline, 4),
+                # the run's own processes: CPU seconds per 1000 world steps (steadier than steps/s on a shared host)
+                "run_cpu_s_per_1000_steps_mean": round(statistics.mean(per_step), 3),
+                "run_cpu_s_per_1000_steps_sd": round(statistics.stdev(per_step), 3) if len(per_step) > 1 else None,
+                "run_cpu_ratio_to_" + variants[0]: round(statistics.mean(per_step) / cpu_baseline, 4),
                 # CPU the watcher took, as a share of one core over the run's wall time
                 "dashboard_core_share": round(sum(r["dashboard_cpu_s"] for r in mine) / wall, 4),
                 "browser_core_share": round(sum(r["browser_cpu_s"] for r in mine) / wall, 4),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,9 @@ from . import mqtt_bridge
 
 # Heavy modules (scenario models and through them sumolib, the supervisor, plots) are imported inside the
 # commands that need them: `netmarl node` must start on a device install without torch or SUMO.
+
+
+DASHBOARD_NICE = 10  # `run --dashboard`: the page's server yields the CPU to the run it watches
 
 
 def _run_dir(out: str | None, base: str, name: str) -> Path:
@@ -74,6 +78,8 @@ def cmd_dashboard(args) -> int:
     from .dashboard.data import NotARunError, folder_kind, latest_run
     from .dashboard.server import PortInUseError, check_port, serve
 
+    if args.parent is not None:  # beside a run: the run's processes come first (a watcher must not slow them)
+        os.nice(DASHBOARD_NICE)
     root = Path(args.run_dir) if args.run_dir else latest_run(Path("runs"))
     if root is None:
         print("netmarl dashboard: name a run or sweep folder (there is none under ./runs)", file=sys.stderr)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import tomllib
 from collections import defaultdict
 from pathlib import Path
@@ -219,15 +218,6 @@ def summarize(run_dir: Path) -> dict:
     if errors:
         out["errors"] = errors
     return out
-
-
-def strict_json(obj):
-    """NaN and infinities as null, so summary.json is valid JSON."""
-    if isinstance(obj, dict):
-        return {k: strict_json(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [strict_json(v) for v in obj]
-    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
 def format_summary(summary: dict) -> str:

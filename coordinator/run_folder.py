@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 from pathlib import Path
@@ -69,6 +70,15 @@ class RecordError(ValueError):
 def is_int(v) -> bool:
     """An int that is not a bool (JSON's integers)."""
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def strict_json(obj):
+    """NaN and infinities as null, so summary.json (and what the dashboard sends) is valid JSON."""
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [strict_json(v) for v in obj]
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
 def is_number(v) -> bool:

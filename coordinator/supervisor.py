@@ -48,7 +48,7 @@ from .launcher import PRELOAD, Child, Launcher
 from .live import LiveView
 from .progress import progress_bar
 from .registry import Registry
-from .run_folder import MetricsSink, check_new_run_dir, is_number, write_config
+from .run_folder import MetricsSink, check_new_run_dir, is_number, strict_json, write_config
 
 log = logging.getLogger("coordinator")
 
@@ -645,7 +645,7 @@ class Supervisor:
                 summary["results"] = self.plan.summarize(self.run_dir, report.load_run(self.run_dir)[2])
             except Exception:
                 log.exception("summarizing the results failed")
-        (self.run_dir / "summary.json").write_text(json.dumps(report.strict_json(summary), indent=1))
+        (self.run_dir / "summary.json").write_text(json.dumps(strict_json(summary), indent=1))
         if self.live is not None:
             self.live.close(self.status)
         print(report.format_summary(summary))

@@ -15,7 +15,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import NETMARL, ROOT, SCENARIO, free_port, run_cli, wait_for
+from conftest import NETMARL, ROOT, SCENARIO, accepting, free_port, run_cli, wait_for
 
 from coordinator.dashboard.data import RunFeed
 from coordinator.live import LiveView
@@ -43,14 +43,6 @@ def get(port, path):
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
-
-
-def up(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -110,7 +102,7 @@ def test_the_api_serves_a_run_and_refuses_paths_and_junk(beacon_run, dashboards)
     port = free_port()
     proc = start_dashboard(beacon_run, port)
     dashboards(proc)
-    wait_for(lambda: up(port), 30, "the dashboard")
+    wait_for(lambda: accepting(port), 30, "the dashboard")
     status, info = get(port, "/api/info")
     assert status == 200 and info["kind"] == "run" and info["status"]["state"] == "ended"
     assert info["map"]["kind"] == "lanes" and len(info["map"]["lanes"][0]) > 50  # the figure-eight's lanes
@@ -179,7 +171,7 @@ def test_run_dashboard_serves_beside_the_run_and_ends_with_it(tmp_path):
         [*args, "--dashboard", "--dashboard-port", str(port)], cwd=ROOT, stderr=subprocess.PIPE, text=True
     )
     try:
-        wait_for(lambda: up(port), 30, "the run's dashboard")
+        wait_for(lambda: accepting(port), 30, "the run's dashboard")
         wait_for(lambda: get(port, "/api/info")[1].get("kind") == "run", 60, "the run folder on the page")
         _, err = proc.communicate(timeout=180)
     finally:
@@ -187,7 +179,7 @@ def test_run_dashboard_serves_beside_the_run_and_ends_with_it(tmp_path):
             proc.kill()
     assert proc.returncode == 0
     assert f"dashboard: http://127.0.0.1:{port}/" in err and f"netmarl dashboard {out}" in err
-    wait_for(lambda: not up(port), 15, "the dashboard to end with the run")
+    wait_for(lambda: not accepting(port), 15, "the dashboard to end with the run")
 
 
 def test_progress_in_a_file_is_one_line_per_update_without_carriage_returns():

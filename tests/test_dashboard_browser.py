@@ -6,12 +6,11 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
-from conftest import NETMARL, ROOT, SCENARIO, free_port, run_cli, wait_for
+from conftest import NETMARL, ROOT, SCENARIO, accepting, free_port, run_cli, wait_for
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -104,7 +103,7 @@ def test_a_live_beacon_run_shows_its_14_agents_moving_and_its_links(tmp_path, br
     )
     try:
         url = f"http://127.0.0.1:{port}/"
-        wait_for(lambda: _accepting(port), 60, "the dashboard's port")
+        wait_for(lambda: accepting(port), 60, "the dashboard's port")
         browser.get(url)
         count = "window.netmarl.frame ? Object.keys(window.netmarl.frame.positions).length : 0"
         wait_for(lambda: page_state(browser, count) == 14, 60, "14 agents on the map")
@@ -125,15 +124,7 @@ def test_a_live_beacon_run_shows_its_14_agents_moving_and_its_links(tmp_path, br
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(60)
-    wait_for(lambda: not _accepting(port), 15, "the dashboard to end with the run")
-
-
-def _accepting(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+    wait_for(lambda: not accepting(port), 15, "the dashboard to end with the run")
 
 
 def test_links_turn_red_when_the_run_loses_most_messages(tmp_path, browser, serve):

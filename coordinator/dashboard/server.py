@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
-import math
 import os
 import socket
 import subprocess
@@ -20,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..run_folder import strict_json
 from .data import NotARunError, RunFeed, child_runs, espark_table, folder_kind, read_summary, sweep_table
 
 STATIC = Path(__file__).parent / "static"
@@ -116,21 +116,18 @@ def build_app(dash: Dashboard) -> Starlette:
         found = feed.frame(i if i >= 0 else len(feed.frames) - 1)
         return JSONResponse({"frame": found, "count": len(feed.frames)}) if found else _error("no frame yet")
 
-    async def sweep(request: Request) -> Response:
-        try:
-            if dash.kind() != "sweep":
-                return _error(f"{dash.root} is not a sweep folder")
-        except NotARunError as err:
-            return _error(str(err))
-        return JSONResponse(await asyncio.to_thread(sweep_table, dash.root))
+    def table(kind: str, read):
+        """A page's table (read(folder)) if the folder shown is of that kind."""
 
-    async def espark(request: Request) -> Response:
-        try:
-            if dash.kind() != "espark":
-                return _error(f"{dash.root} is not an eSpark run folder")
-        except NotARunError as err:
-            return _error(str(err))
-        return JSONResponse(await asyncio.to_thread(espark_table, dash.root))
+        async def handler(request: Request) -> Response:
+            try:
+                if dash.kind() != kind:
+                    return _error(f"{dash.root} is not a {kind} folder")
+            except NotARunError as err:
+                return _error(str(err))
+            return JSONResponse(await asyncio.to_thread(read, dash.root))
+
+        return handler
 
     async def stream(request: Request) -> Response:
         name = request.query_params.get("run", "")
@@ -148,8 +145,8 @@ def build_app(dash: Dashboard) -> Starlette:
             Route("/favicon.ico", lambda request: Response(status_code=204)),
             Route("/api/info", info),
             Route("/api/frame", frame),
-            Route("/api/sweep", sweep),
-            Route("/api/espark", espark),
+            Route("/api/sweep", table("sweep", sweep_table)),
+            Route("/api/espark", table("espark", espark_table)),
             Route("/api/stream", stream),
         ]
     )
@@ -201,16 +198,7 @@ async def updates(dash: Dashboard, name: str, request: Request):
 
 
 def _event(obj: dict) -> str:
-    return f"data: {json.dumps(_clean(obj), default=str)}\n\n"
-
-
-def _clean(obj):
-    """NaN and infinities as null (the browser's JSON.parse refuses them)."""
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clean(v) for v in obj]
-    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
+    return f"data: {json.dumps(strict_json(obj), default=str)}\n\n"  # NaN as null: JSON.parse refuses NaN
 
 
 class PortInUseError(OSError):
