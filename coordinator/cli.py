@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,11 +44,11 @@ def cmd_run(args) -> int:
     run_dir = _run_dir(args.out, cfg.run.out_dir, name)
     dashboard = None
     if args.dashboard:  # the page starts first and waits for the run folder
-        from .dashboard.server import PortInUseError, start_beside_run
+        from .dashboard.server import AddressError, start_beside_run
 
         try:
             dashboard, url = start_beside_run(run_dir, args.dashboard_host, args.dashboard_port)
-        except PortInUseError as err:
+        except AddressError as err:
             print(f"netmarl run --dashboard: {err}", file=sys.stderr)
             return 2
         print(f"dashboard: {url}", file=sys.stderr, flush=True)
@@ -56,7 +57,11 @@ def cmd_run(args) -> int:
     finally:
         if dashboard is not None:
             dashboard.terminate()
-            dashboard.wait(10)
+            try:
+                dashboard.wait(10)
+            except subprocess.TimeoutExpired:
+                dashboard.kill()
+                dashboard.wait()
             print(f"dashboard stopped; to look at the run again: netmarl dashboard {run_dir}", file=sys.stderr)
 
 
@@ -76,7 +81,7 @@ def _execute(cfg, run_dir: Path, resume: Path | None) -> int:
 
 def cmd_dashboard(args) -> int:
     from .dashboard.data import NotARunError, folder_kind, latest_run
-    from .dashboard.server import PortInUseError, check_port, serve
+    from .dashboard.server import AddressError, check_port, serve
 
     if args.parent is not None:  # beside a run: the run's processes come first (a watcher must not slow them)
         os.nice(DASHBOARD_NICE)
@@ -88,7 +93,7 @@ def cmd_dashboard(args) -> int:
         if not args.wait:
             folder_kind(root)
         port = check_port(args.host, args.port)
-    except (NotARunError, PortInUseError) as err:
+    except (NotARunError, AddressError) as err:
         print(f"netmarl dashboard: {err}", file=sys.stderr)
         return 2
     url = f"http://{args.host}:{port}/"

@@ -3,6 +3,7 @@ seconds, node health, pace) that the dashboard follows while the run goes on and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -91,8 +92,10 @@ class LiveView:
         self.previous = counts
         if window:  # a quiet second (the world paused, or ended) keeps the links last seen
             self.windows.append(window)
-        if len(ids) == len(xy):
-            self.positions = {i: [round(float(x), 2), round(float(y), 2)] for i, (x, y) in zip(ids, xy)}
+        if len(ids) == len(xy):  # what cannot be drawn (NaN, infinite) is left out
+            self.positions = {
+                i: [round(float(x), 2), round(float(y), 2)] for i, (x, y) in zip(ids, xy) if np.isfinite(x + y)
+            }
         self.step, self.t_sim = step, t_sim
 
     def links(self) -> list[list]:
@@ -116,11 +119,19 @@ class LiveView:
             return
         self._next = now + FRAME_EVERY_S
         self.frames += 1
-        if not self._thinned and self.fh.tell() > MAX_FILE_BYTES:
-            self._thinned = True
-            log.warning("live.jsonl passed %d MiB: from now on one frame in %d", MAX_FILE_BYTES >> 20, THIN_EVERY)
-        if self._thinned and self.frames % THIN_EVERY:
-            return
+        try:
+            if not self._thinned and self.fh.tell() > MAX_FILE_BYTES:
+                self._thinned = True
+                log.warning("live.jsonl passed %d MiB: from now on one frame in %d", MAX_FILE_BYTES >> 20, THIN_EVERY)
+            if not self._thinned or self.frames % THIN_EVERY == 0:
+                self.write(registry, children, status, world_step, now)
+        except (OSError, ValueError) as err:  # a full disk: the run goes on without its live view
+            log.error("live.jsonl: %s; no more frames are written", err)
+            with contextlib.suppress(OSError):
+                self.fh.close()
+
+    def write(self, registry, children: dict, status: str, world_step: int, now: float) -> None:
+        """One frame, one line."""
         nodes = {
             n: {
                 "kind": r.kind,
@@ -150,5 +161,10 @@ class LiveView:
     def close(self, status: str) -> None:
         """The last line says how the run ended (the dashboard stops waiting for frames)."""
         if not self.fh.closed:
-            self.fh.write(json.dumps({"wall": round(time.time(), 3), "end": True, "status": status}) + "\n")
-            self.fh.close()
+            try:
+                self.fh.write(json.dumps({"wall": round(time.time(), 3), "end": True, "status": status}) + "\n")
+                self.fh.close()
+            except OSError as err:
+                log.error("live.jsonl: %s", err)
+                with contextlib.suppress(OSError):
+                    self.fh.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import zmq
 
-from netsim.stats import COLUMNS, merge_rows, rows_from_arrays
+from netsim.stats import COLUMNS, check_arrays, merge_rows, rows_from_arrays
 from protocols.codec import Stamper
 from protocols.endpoint import COORDINATOR_ID
 from protocols.errors import ProtocolError
@@ -305,6 +305,7 @@ class Supervisor:
             rec = self.registry.nodes.get(src)
             if rec is None or rec.kind != "medium" or rec.down:
                 raise ValueError(f"link report from {src!r}, which is not the live medium")
+            check_arrays(body.names, msg.arrays)  # a bad one is refused (accept counts it), never half used
             self.link_rows = rows_from_arrays(body.names, msg.arrays)
             self.links_final = body.final
             xy = msg.arrays.get("xy")

@@ -76,6 +76,21 @@ def merge_rows(tables: list[list[list]]) -> list[list]:
     return [[*k, *v] for k, v in sorted(acc.items())]
 
 
+def check_arrays(names: list[str], arrays: dict[str, np.ndarray]) -> None:
+    """Raise ValueError unless a LinkReport's arrays fit together: keys (n, 3) indexing names, distance (n,),
+    counts (n, len(COLUMNS) - 4), all finite (what rows_from_arrays and the live view index without checks)."""
+    keys, distance, counts = arrays.get("keys"), arrays.get("distance"), arrays.get("counts")
+    if keys is None or distance is None or counts is None:
+        raise ValueError("a link report needs the arrays keys, distance and counts")
+    n = len(keys)
+    if keys.ndim != 2 or keys.shape[1] != 3 or distance.shape != (n,) or counts.shape != (n, len(COLUMNS) - 4):
+        raise ValueError(f"link report arrays of shapes {keys.shape}, {distance.shape}, {counts.shape} do not fit")
+    if n and (keys.min() < 0 or keys.max() >= len(names)):
+        raise ValueError("link report keys outside its names")
+    if not (np.isfinite(distance).all() and np.isfinite(counts).all()):
+        raise ValueError("link report with a value that is not finite")
+
+
 def rows_from_arrays(names: list[str], arrays: dict[str, np.ndarray]) -> list[list]:
     """Inverse of LinkStats.to_arrays: rows in COLUMNS order."""
     is_int = [c != "latency_sum_s" for c in COLUMNS[4:]]

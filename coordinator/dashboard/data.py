@@ -9,6 +9,7 @@ import math
 import os
 import time
 import tomllib
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,13 @@ from netsim.config import NetsimConfig
 from ..live import LIVE_FILE
 
 MAX_READ_BYTES = 16 << 20  # per poll and file: a huge backlog is read over several polls, never at once
-MAX_FRAMES = 20_000  # frames kept for the time slider (past this, every other one is dropped)
+MAX_FRAMES = 1_000_000  # frames the slider reaches, kept as file offsets (past this, every other one is dropped)
 MAX_POINTS = 2000  # per series (past this, every other point is dropped: the curve keeps its shape)
 MAX_SERIES = 100  # series per node
 MAX_EVENTS = 500
 MAX_LANES = 20_000
 X_FIELDS = ("episode", "epoch", "round", "step", "iteration")  # a record's own counter: the x of its series
-STALE_S = 10.0  # no frame for this long and no summary.json: the run is not writing any more
+STALE_S = 30.0  # no frame for this long and no summary.json: the run is not writing (3 x a thinned file's frame gap)
 
 
 class NotARunError(ValueError):
@@ -225,34 +226,62 @@ def _numbers(values: dict) -> dict[str, float]:
 
 
 class FileTail:
-    """The complete lines appended to a file since the last read (at most MAX_READ_BYTES a call)."""
+    """The complete lines appended to a file since the last read (at most MAX_READ_BYTES a call), each with its
+    offset; a line longer than that is skipped, not waited on for ever."""
 
     def __init__(self, path: Path):
-        self.path, self.offset, self.inode = path, 0, None
+        self.path, self.offset, self.inode, self.skipping = path, 0, None, False
 
-    def lines(self) -> list[dict]:
+    def raw_lines(self) -> list[tuple[int, bytes]]:
         try:
             with open(self.path, "rb") as fh:
                 inode = os.fstat(fh.fileno()).st_ino
                 if inode != self.inode:  # a new file under the same name: from its start
-                    self.inode, self.offset = inode, 0
+                    self.inode, self.offset, self.skipping = inode, 0, False
                 fh.seek(self.offset)
                 chunk = fh.read(MAX_READ_BYTES)
         except OSError:
             return []
+        start = self.offset
+        if self.skipping:  # the rest of an overlong line
+            cut = chunk.find(b"\n")
+            if cut < 0:
+                self.offset += len(chunk)
+                return []
+            chunk, start, self.skipping = chunk[cut + 1 :], start + cut + 1, False
+            self.offset = start
         end = chunk.rfind(b"\n")
         if end < 0:
+            if len(chunk) >= MAX_READ_BYTES:
+                self.offset, self.skipping = start + len(chunk), True
             return []
-        self.offset += end + 1
-        out = []
-        for line in chunk[: end + 1].splitlines():
-            try:
-                record = json.loads(line)
-            except (ValueError, RecursionError):
-                continue  # a line cut by a crash
-            if isinstance(record, dict):
-                out.append(record)
+        self.offset = start + end + 1
+        out, pos = [], start
+        for line in chunk[: end + 1].split(b"\n")[:-1]:
+            out.append((pos, line))
+            pos += len(line) + 1
         return out
+
+    def lines(self) -> list[dict]:
+        """The new lines that are JSON objects (a line cut by a crash is left out)."""
+        return [r for r in (_json_object(line) for _, line in self.raw_lines()) if r is not None]
+
+    def read_at(self, offset: int) -> dict | None:
+        """The JSON object on the line that starts at offset (a frame the slider asks for)."""
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(offset)
+                return _json_object(fh.readline(MAX_READ_BYTES))
+        except OSError:
+            return None
+
+
+def _json_object(line: bytes) -> dict | None:
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 class RunFeed:
@@ -264,10 +293,10 @@ class RunFeed:
         self.metrics = FileTail(self.run_dir / "metrics.jsonl")
         self.live = FileTail(self.run_dir / LIVE_FILE)
         self.series: dict[str, dict[str, list[list[float]]]] = {}  # node -> "kind.field" -> [[x, y], ...]
-        self.version: dict[str, int] = {}  # node -> how many points were added (for clients' increments)
+        self.thinned: dict[tuple[str, str], int] = {}  # (node, key) -> times its points were halved
         self.counts: dict[tuple[str, str], int] = {}
-        self.frames: list[dict] = []
-        self.frame_stride = 1
+        self.offsets = array("q")  # where each frame of live.jsonl starts (read again when the slider asks)
+        self.newest: dict | None = None  # the last frame, parsed
         self.events: list[dict] = []
         self.rounds: list[dict] = []  # SED / LLM rounds (the world's sed_round and llm_round records)
         self.pace: list[list[float]] = []  # [wall, steps/s]
@@ -285,12 +314,16 @@ class RunFeed:
         for record in self.metrics.lines():
             self.add_record(record)
             changed = True
-        for frame in self.live.lines():
-            if frame.get("end"):
-                self.ended = frame
+        new = self.live.raw_lines()
+        for offset, line in new:
+            if b'"end": true' in line[:80]:
+                self.ended = _json_object(line)
             else:
-                self.add_frame(frame)
-            changed = True
+                self.add_frame(offset)
+        frames = [line for _, line in new if b'"end": true' not in line[:80]]
+        if frames:
+            self.newest = _json_object(frames[-1]) or self.newest
+        changed = changed or bool(new)
         if self.summary is None and (self.run_dir / "summary.json").exists():
             self.summary = read_summary(self.run_dir)
             changed = changed or self.summary is not None
@@ -308,6 +341,7 @@ class RunFeed:
             self.pace.append([record.get("wall", 0), record["steps_per_s"]])
             if len(self.pace) > MAX_POINTS:
                 self.pace = self.pace[::2]
+                self.thinned[("world", "pace")] = self.thinned.get(("world", "pace"), 0) + 1
         n = self.counts[(node, kind)] = self.counts.get((node, kind), 0) + 1
         values = _numbers({k: v for k, v in record.items() if k not in ("wall", "final", "node", "kind")})
         x = next((values[f] for f in X_FIELDS if f in values), n)
@@ -324,13 +358,16 @@ class RunFeed:
             points.append([x, y])
             if len(points) > MAX_POINTS:
                 series[key] = points[::2]
-        self.version[node] = self.version.get(node, 0) + 1
+                self.thinned[(node, key)] = self.thinned.get((node, key), 0) + 1
 
-    def add_frame(self, frame: dict) -> None:
-        self.frames.append(frame)
-        if len(self.frames) > MAX_FRAMES:
-            self.frames = self.frames[::2]
-            self.frame_stride *= 2
+    def add_frame(self, offset: int) -> None:
+        self.offsets.append(offset)
+        if len(self.offsets) > MAX_FRAMES:  # every other one goes: the slider keeps the whole run, coarser
+            self.offsets = self.offsets[::2]
+
+    @property
+    def count(self) -> int:
+        return len(self.offsets)
 
     # -------------------------------------------------------- views
     def status(self) -> dict:
@@ -339,18 +376,17 @@ class RunFeed:
             return {"state": "ended", "status": self.summary.get("status", "?")}
         if self.ended is not None:
             return {"state": "ended", "status": self.ended.get("status", "?")}
-        if not self.frames:
+        last = self.newest
+        if last is None:
             return {"state": "starting", "text": "the run is starting: waiting for its first frame"}
-        last = self.frames[-1]
-        age = time.time() - float(last.get("wall", 0))
+        wall = last.get("wall")
+        age = time.time() - wall if isinstance(wall, (int, float)) else 0.0
         if age > STALE_S:
             pid = last.get("pid")
-            gone = isinstance(pid, int) and not _alive(pid)
-            why = f"its coordinator (pid {pid}) is gone" if gone else "it is not writing any more"
-            return {
-                "state": "stopped",
-                "text": f"no frame for {age:.0f} s and no summary.json: {why} (the run crashed or was killed)",
-            }
+            if isinstance(pid, int) and not _alive(pid):
+                text = f"no frame for {age:.0f} s, no summary.json, and its coordinator (pid {pid}) is gone:"
+                return {"state": "stopped", "text": f"{text} the run crashed or was killed"}
+            return {"state": "quiet", "text": f"no frame for {age:.0f} s: the run is busy, stuck or on another host"}
         return {"state": "running", "status": last.get("status", "ok")}
 
     def map(self) -> dict:
@@ -358,21 +394,26 @@ class RunFeed:
         if self._map is not None:
             return self._map
         found = map_info(self.run_dir, self.cfg) if self.cfg else {"kind": "none"}
-        if self.frames or self.summary is not None or self.ended is not None:
+        if self.newest is not None or self.summary is not None or self.ended is not None:
             self._map = found
         return found
 
     def curves(self) -> dict:
-        bins = self.frames[-1].get("bins", {}) if self.frames else {}
-        dmax = max([c[0] for cells in bins.values() for c in cells] + [0.0])
+        bins = self.newest.get("bins", {}) if self.newest else {}
+        if not isinstance(bins, dict):
+            return {}
+        dmax = max([c[0] for cells in bins.values() for c in cells if c and math.isfinite(c[0])] + [0.0])
         return model_curves(self.cfg, bins, dmax) if bins else {}
 
     def frame(self, i: int) -> dict | None:
-        """Frame i (of those kept); chain worlds get their schematic positions."""
-        if not self.frames:
+        """Frame i of those kept (-1: the newest); chain worlds get their schematic positions."""
+        if not self.offsets:
             return None
-        frame = self.frames[max(0, min(i, len(self.frames) - 1))]
-        if not frame.get("positions") and self.map().get("kind") == "chain":
+        if i < 0 or i >= self.count - 1:
+            frame = self.newest
+        else:
+            frame = self.live.read_at(self.offsets[i])
+        if frame and not frame.get("positions") and self.map().get("kind") == "chain":
             agents = [n for n, r in frame.get("nodes", {}).items() if r.get("kind") == "agent"]
             frame = {**frame, "positions": chain_positions(agents)}
         return frame

@@ -4,8 +4,10 @@ JSON API, and per open page a server-sent event stream that pushes what the run'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -20,8 +22,9 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from ..run_folder import strict_json
-from .data import NotARunError, RunFeed, child_runs, espark_table, folder_kind, read_summary, sweep_table
+from .data import NotARunError, RunFeed, child_runs, espark_table, folder_kind, read_config, read_summary, sweep_table
 
+log = logging.getLogger("coordinator.dashboard")
 STATIC = Path(__file__).parent / "static"
 PUSH_EVERY_S = 0.5  # the page hears of a change at most this late (the run writes a frame a second)
 CURVES_EVERY_S = 5.0  # the model curves change only with the message sizes: worked out again this often
@@ -44,15 +47,23 @@ class Dashboard:
         self.wait = wait  # the folder may not exist yet (netmarl run --dashboard starts the page first)
         self.feeds: dict[Path, RunFeed] = {}
         self.locks: dict[Path, asyncio.Lock] = {}
+        self._kind: str | None = None
 
     def kind(self) -> str:
-        """'run', 'espark', 'sweep', or 'starting' while a run started with the page has no folder yet."""
+        """'run', 'espark', 'sweep', or 'starting' while a run started with the page has no config.toml yet
+        (fixed once known)."""
+        if self._kind is not None:
+            return self._kind
         try:
-            return folder_kind(self.root)
+            kind = folder_kind(self.root)
         except NotARunError:
-            if self.wait and (not self.root.exists() or not any(self.root.iterdir())):
+            if self.wait and not (self.root / "config.toml").exists():
                 return "starting"
             raise
+        if kind == "run" and read_config(self.root).get("algo", {}).get("method") == "espark":
+            kind = "espark"  # its espark/ folder comes a moment after its config.toml
+        self._kind = kind
+        return kind
 
     def run_dir(self, name: str) -> Path:
         """The run a request names: '' the folder itself, else one of the sweep's points (a bare folder name)."""
@@ -62,19 +73,18 @@ class Dashboard:
             raise NotARunError(f"{name[:80]!r} is not a run of {self.root.name}")
         return self.root / name
 
-    def feed(self, run_dir: Path) -> tuple[RunFeed, asyncio.Lock]:
+    @contextlib.asynccontextmanager
+    async def feed(self, run_dir: Path):
+        """The run's feed, brought up to date, held (other requests wait) while the caller reads it."""
         if run_dir not in self.feeds:
             if len(self.feeds) >= MAX_FEEDS:  # the oldest one goes; it is read again if opened again
                 oldest = next(iter(self.feeds))
                 del self.feeds[oldest], self.locks[oldest]
             self.feeds[run_dir], self.locks[run_dir] = RunFeed(run_dir), asyncio.Lock()
-        return self.feeds[run_dir], self.locks[run_dir]
-
-    async def poll(self, run_dir: Path) -> RunFeed:
-        feed, lock = self.feed(run_dir)
+        feed, lock = self.feeds[run_dir], self.locks[run_dir]
         async with lock:
             await asyncio.to_thread(feed.poll)
-        return feed
+            yield feed
 
 
 def _error(text: str, status: int = 404) -> JSONResponse:
@@ -102,19 +112,19 @@ def build_app(dash: Dashboard) -> Starlette:
             if kind in ("sweep", "espark", "starting") and not name:  # a page of its own, not a run's
                 summary = read_summary(dash.root) or {}
                 return JSONResponse({"kind": kind, "name": dash.root.name, "status": summary.get("status")})
-            feed = await dash.poll(dash.run_dir(name))
+            async with dash.feed(dash.run_dir(name)) as feed:
+                return _json({"kind": "run", **feed.info(), "status": feed.status()})
         except NotARunError as err:
             return _error(str(err))
-        return JSONResponse({"kind": "run", **feed.info(), "status": feed.status()})
 
     async def frame(request: Request) -> Response:
         try:
-            feed = await dash.poll(dash.run_dir(request.query_params.get("run", "")))
             i = int(request.query_params.get("i", "-1"))
+            async with dash.feed(dash.run_dir(request.query_params.get("run", ""))) as feed:
+                found, count = feed.frame(i), feed.count
         except (NotARunError, ValueError) as err:
             return _error(str(err)[:200], 400)
-        found = feed.frame(i if i >= 0 else len(feed.frames) - 1)
-        return JSONResponse({"frame": found, "count": len(feed.frames)}) if found else _error("no frame yet")
+        return _json({"frame": found, "count": count}) if found else _error("no frame yet")
 
     def table(kind: str, read):
         """A page's table (read(folder)) if the folder shown is of that kind."""
@@ -125,7 +135,7 @@ def build_app(dash: Dashboard) -> Starlette:
                     return _error(f"{dash.root} is not a {kind} folder")
             except NotARunError as err:
                 return _error(str(err))
-            return JSONResponse(await asyncio.to_thread(read, dash.root))
+            return _json(await asyncio.to_thread(read, dash.root))
 
         return handler
 
@@ -154,68 +164,102 @@ def build_app(dash: Dashboard) -> Starlette:
 
 async def updates(dash: Dashboard, name: str, request: Request):
     """One page's event stream: what changed since its last event (series points, the newest frame,
-    events, rounds, status), then every PUSH_EVERY_S again until the page goes."""
-    sent: dict[str, dict[str, int]] = {}
-    frames = events = rounds = pace = 0
-    curves_at, map_sent = 0.0, False
+    events, rounds, status), then every PUSH_EVERY_S again until the page goes. A fault is reported on the
+    page and the stream goes on (the run may still be writing what could not be read)."""
+    sent = Sent()
+    failed = False
     while not await request.is_disconnected():
-        if dash.kind() == "starting":
-            yield _event({"status": {"state": "starting", "text": "the run is starting: waiting for its folder"}})
-            await asyncio.sleep(PUSH_EVERY_S)
-            continue
-        feed = await dash.poll(dash.run_dir(name))
-        out: dict = {"status": feed.status(), "count": len(feed.frames)}
-        series = {}
+        try:
+            if dash.kind() == "starting":
+                out = {"status": {"state": "starting", "text": "the run is starting: waiting for its folder"}}
+            else:
+                async with dash.feed(dash.run_dir(name)) as feed:
+                    out = sent.changes(feed)
+                if "map" in out or "curves" in out:  # read once, or every CURVES_EVERY_S: out of the lock
+                    out.update({k: await asyncio.to_thread(v) for k, v in out.items() if k in ("map", "curves")})
+            failed = False
+        except Exception as err:  # a folder half written, a sweep point moved aside, ...
+            if not failed:
+                log.warning("dashboard: %s: %r", dash.root, err)
+            failed = True
+            out = {"status": {"state": "error", "text": f"cannot read the run now: {type(err).__name__}: {err}"}}
+        yield _event(out)
+        await asyncio.sleep(PUSH_EVERY_S)
+
+
+class Sent:
+    """What one page has been sent, so that each event carries only what is new."""
+
+    def __init__(self):
+        self.series: dict[tuple[str, str], tuple[int, int]] = {}  # (node, key) -> (times thinned, points sent)
+        self.frames = self.events = self.rounds = self.pace = 0
+        self.pace_thinned = 0
+        self.curves_at, self.map_sent = 0.0, False
+
+    def changes(self, feed: RunFeed) -> dict:
+        """The event for this push (the map and the curves as functions, called outside the feed's lock)."""
+        out: dict = {"status": feed.status(), "count": feed.count}
+        series: dict = {}
         for node, by_key in feed.series.items():
-            mine = sent.setdefault(node, {})
             for key, points in by_key.items():
-                have = mine.get(key, 0)
-                if have > len(points):  # thinned since: send it whole again
+                thinned = feed.thinned.get((node, key), 0)
+                was_thinned, have = self.series.get((node, key), (thinned, 0))
+                if was_thinned != thinned:  # halved since: send it whole again
                     have = 0
                 if len(points) > have:
                     series.setdefault(node, {})[key] = {"from": have, "points": points[have:]}
-                    mine[key] = len(points)
+                self.series[(node, key)] = (thinned, len(points))
         if series:
             out["series"] = series
-        if not map_sent and feed.frames:  # the map as it stands once the run is under way (info's may predate it)
-            out["map"], map_sent = await asyncio.to_thread(feed.map), True
-        if len(feed.frames) != frames:
-            frames = len(feed.frames)
-            out["frame"] = feed.frame(frames - 1)
-        if len(feed.events) > events:
-            out["events"], events = feed.events[events:], len(feed.events)
-        if len(feed.rounds) > rounds:
-            out["rounds"], rounds = feed.rounds[rounds:], len(feed.rounds)
-        if len(feed.pace) != pace:
-            start = pace if pace < len(feed.pace) else 0  # fewer than sent: thinned, so all of it again
-            out["pace"], pace = {"from": start, "points": feed.pace[start:]}, len(feed.pace)
-        if feed.frames and time.monotonic() - curves_at > CURVES_EVERY_S:
-            out["curves"], curves_at = await asyncio.to_thread(feed.curves), time.monotonic()
+        if not self.map_sent and feed.newest is not None:  # the map once the run is under way (info's may predate it)
+            out["map"], self.map_sent = feed.map, True
+        if feed.count != self.frames:
+            self.frames = feed.count
+            out["frame"] = feed.newest
+        if len(feed.events) > self.events:
+            out["events"] = {"from": self.events, "items": feed.events[self.events :]}
+            self.events = len(feed.events)
+        if len(feed.rounds) > self.rounds:
+            out["rounds"] = {"from": self.rounds, "items": feed.rounds[self.rounds :]}
+            self.rounds = len(feed.rounds)
+        thinned = feed.thinned.get(("world", "pace"), 0)
+        if len(feed.pace) != self.pace or thinned != self.pace_thinned:
+            start = self.pace if thinned == self.pace_thinned else 0
+            out["pace"] = {"from": start, "points": feed.pace[start:]}
+            self.pace, self.pace_thinned = len(feed.pace), thinned
+        if feed.newest is not None and time.monotonic() - self.curves_at > CURVES_EVERY_S:
+            out["curves"], self.curves_at = feed.curves, time.monotonic()
         if feed.summary is not None:
             out["summary"] = feed.summary
-        yield _event(out)
-        await asyncio.sleep(PUSH_EVERY_S)
+        return out
+
+
+def _json(obj) -> JSONResponse:
+    """A JSON answer with NaN and infinities as null (Starlette refuses them; a hostile world may send them)."""
+    return JSONResponse(strict_json(obj))
 
 
 def _event(obj: dict) -> str:
     return f"data: {json.dumps(strict_json(obj), default=str)}\n\n"  # NaN as null: JSON.parse refuses NaN
 
 
-class PortInUseError(OSError):
-    """The port asked for is taken; the text says which."""
+class AddressError(OSError):
+    """The address asked for cannot be served on (in use, not this host's, not a port); the text says why."""
 
 
 def check_port(host: str, port: int) -> int:
     """Bind the port once to see that it is free (0: a free one is chosen); returns the port to use."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a port in TIME_WAIT is free
-        try:
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a port in TIME_WAIT is free
             s.bind((host, port))
-        except OSError as err:
-            if err.errno == errno.EADDRINUSE:
-                raise PortInUseError(f"port {port} on {host} is in use: choose another with --port") from err
-            raise
-        return s.getsockname()[1]
+            return s.getsockname()[1]
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise AddressError(f"port {port} on {host} is in use: choose another with --port") from err
+        raise AddressError(f"cannot serve on {host}:{port}: {err.strerror or err}") from err
+    except (OverflowError, ValueError) as err:
+        raise AddressError(f"cannot serve on {host}:{port}: {err}") from err
 
 
 def serve(root: Path, host: str, port: int, wait: bool = False, parent: int | None = None, ready=None) -> None:
@@ -243,7 +287,7 @@ def serve(root: Path, host: str, port: int, wait: bool = False, parent: int | No
 
 def start_beside_run(run_dir: Path, host: str, port: int) -> tuple[subprocess.Popen, str]:
     """netmarl run --dashboard: the dashboard as a child process (it waits for the run folder and ends with
-    this process); returns it and the page's address. PortInUseError before anything starts."""
+    this process); returns it and the page's address. AddressError before anything starts."""
     port = check_port(host, port)
     cmd = [sys.executable, "-m", "coordinator.cli", "dashboard", str(run_dir), "--port", str(port), "--host", host]
     child = subprocess.Popen([*cmd, "--wait", "--parent", str(os.getpid())], stdout=subprocess.DEVNULL)

@@ -48,9 +48,11 @@ async function start() {
   try {
     info = await getJson("/api/info" + runQuery());
   } catch (err) {
-    banner(`cannot show this folder: ${err.message}`, "error");
+    banner(`cannot show this folder: ${err.message} (trying again)`, "error");
+    setTimeout(start, 3000);  // a folder being written (a run starting) may be readable in a moment
     return;
   }
+  banner("");
   state.info = info;
   $("title").textContent = (RUN ? RUN + " of " : "") + (info.name || "");
   if (info.kind === "starting") {
@@ -94,7 +96,7 @@ function showStatus(st) {
   if (!st) return;
   if (st.state === "running") banner("");
   else if (st.state === "ended") banner(`the run ended: ${st.status}`, st.status === "ok" ? "ok" : "error");
-  else if (st.state === "stopped") banner(st.text, "error");
+  else if (st.state === "stopped" || st.state === "error") banner(st.text, "error");
   else banner(st.text || st.state);
 }
 
@@ -119,6 +121,9 @@ function redraw(...what) {
   });
 }
 
+// a list the server sends in parts: {from, items} appends at from (0 after a reconnect: the whole list again)
+const merge = (have, part) => have.slice(0, part.from).concat(part.items);
+
 function onUpdate(u) {
   state.updates += 1;
   showStatus(u.status);
@@ -130,8 +135,8 @@ function onUpdate(u) {
     }
   }
   if (u.series) redraw("series");
-  if (u.events) { state.events = state.events.concat(u.events); redraw("events"); }
-  if (u.rounds) { state.rounds = state.rounds.concat(u.rounds); redraw("rounds"); }
+  if (u.events) { state.events = merge(state.events, u.events); redraw("events"); }
+  if (u.rounds) { state.rounds = merge(state.rounds, u.rounds); redraw("rounds"); }
   if (u.pace) { state.pace = u.pace.from === 0 ? u.pace.points : state.pace.concat(u.pace.points); redraw("pace"); }
   if (u.curves) { state.curves = u.curves; redraw("curves"); }
   if (u.summary && !state.summary) {
