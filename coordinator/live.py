@@ -19,7 +19,7 @@ log = logging.getLogger("coordinator.live")
 
 LIVE_FILE = "live.jsonl"
 FRAME_EVERY_S = 1.0
-WINDOW_REPORTS = 3  # the links drawn: what the medium's last three reports (one a second) counted
+WINDOW_REPORTS = 2  # the links drawn: what the medium's last two reports (one each 2 s) counted
 MAX_LINKS = 4000  # per frame, the links with the most attempts
 MAX_FILE_BYTES = 256 << 20  # past this, one frame in THIN_EVERY is written (a run of many hours stays readable)
 THIN_EVERY = 10
@@ -39,19 +39,24 @@ def link_counts(names: list[str], arrays: dict) -> tuple[dict[tuple, list[int]],
     per_row = np.stack(
         [attempts, counts[:, _COL["delivered"]], attempts - counts[:, _COL["dropped_range"]]], axis=1
     ).astype(np.int64)
-    link_keys, which = np.unique(keys, axis=0, return_inverse=True)
-    sums = np.zeros((len(link_keys), 3), np.int64)
-    np.add.at(sums, which.ravel(), per_row)
-    links = {(names[s], names[d], names[t]): cell for (s, d, t), cell in zip(link_keys.tolist(), sums.tolist())}
+    n = len(names)
+    code = (keys[:, 0].astype(np.int64) * n + keys[:, 1]) * n + keys[:, 2]  # one integer per (src, dst, type)
+    link_codes, which = np.unique(code, return_inverse=True)
+    sums = np.zeros((len(link_codes), 3), np.int64)
+    np.add.at(sums, which, per_row)
+    links = {
+        (names[c // (n * n)], names[c // n % n], names[c % n]): cell
+        for c, cell in zip(link_codes.tolist(), sums.tolist())
+    }
     measured = distance >= 0
-    bin_keys, which = np.unique(np.stack([keys[measured, 2], distance[measured]], axis=1), axis=0, return_inverse=True)
+    dists, dist_of = np.unique(distance[measured], return_inverse=True)
+    bin_codes, which = np.unique(keys[measured, 2].astype(np.int64) * len(dists) + dist_of, return_inverse=True)
     sizes = counts[measured][:, [_COL["bytes_sent"], _COL["sent"]]].astype(np.int64)
-    per_bin = np.concatenate([per_row[measured, :2], sizes], axis=1)
-    bin_sums = np.zeros((len(bin_keys), 4), np.int64)
-    np.add.at(bin_sums, which.ravel(), per_bin)
+    bin_sums = np.zeros((len(bin_codes), 4), np.int64)
+    np.add.at(bin_sums, which, np.concatenate([per_row[measured, :2], sizes], axis=1))
     bins: dict[str, dict[float, list[int]]] = {}
-    for (t, d), cell in zip(bin_keys.tolist(), bin_sums.tolist()):
-        bins.setdefault(names[int(t)], {})[d] = cell
+    for c, cell in zip(bin_codes.tolist(), bin_sums.tolist()):
+        bins.setdefault(names[c // len(dists)], {})[float(dists[c % len(dists)])] = cell
     return links, bins
 
 
@@ -73,9 +78,9 @@ class LiveView:
         self._next = 0.0
         self._thinned = False
 
-    def on_link_report(self, names: list[str], arrays: dict, ids: list[str], xy, step: int, t_sim: float) -> None:
-        """A medium report (names and arrays as LinkStats.to_arrays makes them, positions): the links' counts
-        since the previous report, and the newest positions."""
+    def on_link_report(self, names: list[str], arrays: dict) -> None:
+        """A medium report (names and arrays as LinkStats.to_arrays makes them): the links' counts since the
+        previous report."""
         counts, self.bins = link_counts(names, arrays)
         traffic: dict[str, dict[str, list[int]]] = {}
         for (src, dst, kind), (a, d, _r) in counts.items():
@@ -90,12 +95,14 @@ class LiveView:
             if a > pa:
                 window[key] = [a - pa, d - pd, r - pr]
         self.previous = counts
-        if window:  # a quiet second (the world paused, or ended) keeps the links last seen
+        if window:  # a quiet spell (the world paused, or ended) keeps the links last seen
             self.windows.append(window)
-        if len(ids) == len(xy):  # what cannot be drawn (NaN, infinite) is left out
-            self.positions = {
-                i: [round(float(x), 2), round(float(y), 2)] for i, (x, y) in zip(ids, xy) if np.isfinite(x + y)
-            }
+
+    def on_positions(self, ids: list[str], xy, step: int, t_sim: float) -> None:
+        """The newest positions the medium routes by (what cannot be drawn, NaN or infinite, is left out)."""
+        self.positions = {
+            i: [round(float(x), 2), round(float(y), 2)] for i, (x, y) in zip(ids, xy) if np.isfinite(x + y)
+        }
         self.step, self.t_sim = step, t_sim
 
     def links(self) -> list[list]:

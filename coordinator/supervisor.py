@@ -119,7 +119,8 @@ class Supervisor:
             self.run_dir / "metrics.jsonl", self.run_dir / "tensorboard" if cfg.run.tensorboard else None
         )
         self.live = LiveView(self.run_dir) if cfg.run.live else None  # live.jsonl, for `netmarl dashboard`
-        self.link_rows: list[list] | None = None  # the medium's latest per-link counters
+        self.link_report: tuple[list[str], dict] | None = None  # the live medium's latest counters (names, arrays)
+        self.link_rows: list[list] | None = None  # in links.csv's form, at the end
         self.link_rows_before: list[list[list]] = []  # the last counts of media that were replaced
         self.links_final = False
         self.expected: set[str] = set()
@@ -305,12 +306,15 @@ class Supervisor:
             rec = self.registry.nodes.get(src)
             if rec is None or rec.kind != "medium" or rec.down:
                 raise ValueError(f"link report from {src!r}, which is not the live medium")
-            check_arrays(body.names, msg.arrays)  # a bad one is refused (accept counts it), never half used
-            self.link_rows = rows_from_arrays(body.names, msg.arrays)
-            self.links_final = body.final
             xy = msg.arrays.get("xy")
             if self.live is not None and xy is not None and xy.ndim == 2 and xy.shape == (len(body.ids), 2):
-                self.live.on_link_report(body.names, msg.arrays, body.ids, xy, body.step, body.t_sim)
+                self.live.on_positions(body.ids, xy, body.step, body.t_sim)
+            if body.positions_only:
+                return
+            check_arrays(body.names, msg.arrays)  # a bad one is refused (accept counts it), never half used
+            self.link_report, self.links_final = (body.names, msg.arrays), body.final  # rows only when needed
+            if self.live is not None:
+                self.live.on_link_report(body.names, msg.arrays)
             if self.sink.tensorboard is not None:  # each type's delivery ratio so far, at the world's step
                 self.sink.tensorboard.links(self.link_totals(), self.world_step)
         elif isinstance(body, BarrierArrive):
@@ -336,9 +340,9 @@ class Supervisor:
                 f"registration of {reg.node_id!r} ({reg.kind}, pid {reg.pid}) refused: "
                 "the id is taken or the kind is reserved for launched processes"
             )
-        if reg.kind == "medium" and self.link_rows is not None:  # a medium came back: keep what the old one counted
-            self.link_rows_before.append(self.link_rows)
-            self.link_rows = None
+        if reg.kind == "medium" and self.link_report is not None:  # a medium came back: keep what the old one counted
+            self.link_rows_before.append(rows_from_arrays(*self.link_report))
+            self.link_report = None
         rec = self.registry.register(reg)
         if self.gate is not None:
             self.peers.keys[reg.node_id] = self.gate.key_of(reg.node_id)
@@ -398,10 +402,13 @@ class Supervisor:
 
     def link_totals(self) -> dict[str, dict[str, float]]:
         """Per message type, the live medium's counts so far (sent, attempts, delivered, delivery ratio, latency)."""
-        return report.totals_by_type([dict(zip(COLUMNS, r)) for r in self.link_rows or []])
+        if self.link_report is None:
+            return {}
+        names, arrays = self.link_report
+        return report.totals_of(names, arrays["keys"][:, 2], arrays["counts"])
 
     def delivery_ratio(self) -> float | None:
-        if not self.link_rows:
+        if self.link_report is None:
             return None
         tot = self.link_totals()
         sent = sum(t["attempts"] for t in tot.values())
@@ -615,6 +622,8 @@ class Supervisor:
     def write_outputs(self, wall_s: float) -> None:
         """links.csv, plots, summary.json; printed summary."""
         self.sink.close()
+        if self.link_report is not None:
+            self.link_rows = rows_from_arrays(*self.link_report)
         if self.cfg.netsim.mode == "direct":
             self.link_rows = report.direct_link_rows(report.load_run(self.run_dir)[2])
             self.links_final = True

@@ -26,17 +26,17 @@ log = logging.getLogger("netsim.medium")
 
 CONTROL_TYPES = frozenset({"directory", "shutdown", "positions", "register_ack", "start", "ping", "heartbeat"})
 POSITION_HISTORY = 64
-REPORT_EVERY_S = 2.0  # link counters to the coordinator
-LIVE_REPORT_EVERY_S = 1.0  # ... and with positions, when the run keeps a live view (run.live: the dashboard's feed)
+REPORT_EVERY_S = 2.0  # link counters (and positions) to the coordinator
+POSITIONS_EVERY_S = 1.0  # positions alone in between, when the run keeps a live view (run.live: the dashboard's feed)
 TICK_WAIT_S = 0.5  # longest wait for an agent's announced radio messages before they are written off
 
 
 class Medium:
     """Per message and per receiver: look up both positions, ask the channel, schedule or drop, count."""
 
-    def __init__(self, ep: Endpoint, cfg: NetsimConfig, seed: int, report_every_s: float = REPORT_EVERY_S):
+    def __init__(self, ep: Endpoint, cfg: NetsimConfig, seed: int, live: bool = False):
         self.ep, self.cfg = ep, cfg
-        self.report_every_s = report_every_s
+        self.live = live
         self.channel = Channel(cfg, seed)
         self.stats = LinkStats()
         self.positions: dict[float, dict[str, tuple[float, float]]] = {}
@@ -242,12 +242,21 @@ class Medium:
         else:
             self.stats.record(src, dst, kind, d, size, False, "queue")
 
-    def report(self, final: bool = False) -> None:
-        """Send the link counters to the coordinator."""
-        names, arrays = self.stats.to_arrays()
+    def report(self, final: bool = False, positions_only: bool = False) -> None:
+        """Send the link counters to the coordinator, with the newest positions (positions_only: just those,
+        a small message; the table's cost grows with the links, so it goes every REPORT_EVERY_S only)."""
         ids = list(self.latest)
+        names, arrays = ([], {}) if positions_only else self.stats.to_arrays()
         arrays["xy"] = np.array([self.latest[i] for i in ids], np.float64).reshape(-1, 2)
-        body = LinkReport(names=names, columns=COLUMNS[4:], final=final, ids=ids, step=self.step, t_sim=self.now_sim)
+        body = LinkReport(
+            names=names,
+            columns=COLUMNS[4:],
+            final=final,
+            ids=ids,
+            step=self.step,
+            t_sim=self.now_sim,
+            positions_only=positions_only,
+        )
         self.ep.to_coordinator(body, arrays)
 
     def drain(self, quiet_ms: int = 200, max_s: float = 5.0) -> None:
@@ -263,7 +272,7 @@ class Medium:
     def run(self) -> int:
         """Main loop until shutdown."""
         ep = self.ep
-        next_report = time.monotonic() + self.report_every_s
+        next_report = next_positions = time.monotonic() + REPORT_EVERY_S
         while not ep.stopping:
             ep.maybe_heartbeat()
             timeout = 100
@@ -279,9 +288,13 @@ class Medium:
                 self.release()
             if self.pending is not None and time.monotonic() - self.pending_since > TICK_WAIT_S:
                 self.try_tick(give_up=True)
-            if time.monotonic() >= next_report:
+            now = time.monotonic()
+            if now >= next_report:
                 self.report()
-                next_report = time.monotonic() + self.report_every_s
+                next_report, next_positions = now + REPORT_EVERY_S, now + POSITIONS_EVERY_S
+            elif self.live and now >= next_positions:
+                self.report(positions_only=True)
+                next_positions = now + POSITIONS_EVERY_S
         self.drain()
         for _ident, frames, env in self.ahead_of_positions:  # their step's positions never came
             self.stats.record(env.src, env.dst, env.type, math.nan, wire_size(frames), False, "shutdown")
@@ -305,15 +318,14 @@ def run_medium(
     live: bool = False,
 ) -> int:
     """Entry point of the medium process (curve_secret and coordinator_key: CURVE, Z85; live: report each
-    LIVE_REPORT_EVERY_S for the run's live view)."""
+    positions each POSITIONS_EVERY_S for the run's live view)."""
     ep = Endpoint(
         node_id, "medium", coordinator, curve=Curve.from_settings(curve_secret, coordinator_key=coordinator_key)
     )
     ep.stop_on_signals()
     try:
         ep.register()
-        every = LIVE_REPORT_EVERY_S if live else REPORT_EVERY_S
-        medium = Medium(ep, NetsimConfig.model_validate(netsim), seed, report_every_s=every)
+        medium = Medium(ep, NetsimConfig.model_validate(netsim), seed, live=live)
         pending = ep.wait_start()
         medium.on_directory(
             Directory(endpoints=dict(ep.peers.endpoints), kinds=dict(ep.peers.kinds), down=sorted(ep.peers.down))

@@ -290,6 +290,7 @@ class LinkReport(Body):
     ids: list[str] = []
     step: int = -1
     t_sim: float = 0.0
+    positions_only: bool = False  # no counters: the positions between two full reports
 
 
 @register

@@ -101,13 +101,14 @@ def test_the_link_window_is_the_difference_of_the_medium_s_counts(tmp_path):
 
     live = LiveView(tmp_path)
     xy = np.array([[0.0, 0.0], [10.0, 0.0]])
-    live.on_link_report(*report(("a", "b", 10, 9, 0)), ["a", "b"], xy, 1, 0.1)
-    live.on_link_report(*report(("a", "b", 30, 19, 0), ("b", "a", 5, 0, 5)), ["a", "b"], xy, 2, 0.2)
+    live.on_link_report(*report(("a", "b", 10, 9, 0)))
+    live.on_link_report(*report(("a", "b", 30, 19, 0), ("b", "a", 5, 0, 5)))
     assert live.windows[-1] == {("a", "b", "beacon"): [20, 10, 20], ("b", "a", "beacon"): [5, 0, 0]}
     assert live.links() == [["a", "b", "beacon", 30, 19]]  # b -> a was out of range throughout: not drawn
     assert live.bins["beacon"] == {15.0: [30, 19, 6000, 30], 155.0: [5, 0, 1000, 5]}
-    live.on_link_report(*report(("a", "b", 4, 4, 0)), ["a", "b"], xy, 3, 0.3)  # a new medium counts from zero
+    live.on_link_report(*report(("a", "b", 4, 4, 0)))  # a new medium counts from zero
     assert live.windows[-1] == {("a", "b", "beacon"): [4, 4, 4]}
+    live.on_positions(["a", "b"], xy, 3, 0.3)
     assert live.positions == {"a": [0.0, 0.0], "b": [10.0, 0.0]} and live.step == 3
 
 
@@ -267,7 +268,7 @@ def test_bad_link_reports_and_positions_are_refused_before_use(tmp_path):
         with pytest.raises(ValueError):
             check_arrays(names, bad)
     live = LiveView(tmp_path)
-    live.on_link_report(names, arrays, ["a", "b"], np.array([[0.0, np.inf], [1.0, 2.0]]), 1, 0.1)
+    live.on_positions(["a", "b"], np.array([[0.0, np.inf], [1.0, 2.0]]), 1, 0.1)
     assert live.positions == {"b": [1.0, 2.0]}  # what cannot be drawn is left out
 
 
