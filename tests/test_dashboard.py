@@ -302,3 +302,25 @@ def test_odd_files_cannot_stall_or_break_the_page(tmp_path, monkeypatch, dashboa
     wait_for(lambda: accepting(port), 30, "the dashboard")
     status, body = get(port, "/api/frame?i=0")
     assert status == 200 and body["frame"]["positions"] == {"a": [None, 1.0]}
+
+
+def test_an_espark_run_lists_its_candidates_and_their_runs(tmp_path):
+    from coordinator.dashboard.data import child_runs, espark_table, folder_kind
+
+    run = tmp_path / "espark-run"
+    (run / "espark" / "iter_01" / "cand_00").mkdir(parents=True)
+    (run / "espark" / "iter_01" / "cand_00" / "config.toml").write_text("[run]\n")
+    (run / "config.toml").write_text('[algo]\nmethod = "espark"\n')
+    rows = [
+        {"iteration": 1, "index": 0, "key": "iter_01/cand_00", "score": 12.5, "validation": {"accepted": True}},
+        {"iteration": 1, "index": 1, "key": "iter_01/cand_01", "score": None, "validation": {"accepted": False,
+         "cause": "exception", "message": "ValueError: cannot decide"}},
+    ]  # fmt: skip
+    (run / "espark" / "candidates.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
+    assert folder_kind(run) == "espark" and child_runs(run) == ["espark/iter_01/cand_00"]
+    table = espark_table(run)
+    assert [(c["key"], c["score"], c["accepted"], c["run"]) for c in table["candidates"]] == [
+        ("iter_01/cand_00", 12.5, True, "espark/iter_01/cand_00"),
+        ("iter_01/cand_01", None, False, None),
+    ]
+    assert table["candidates"][1]["cause"] == "exception"
