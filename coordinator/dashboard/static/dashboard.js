@@ -398,17 +398,24 @@ function drawRounds() {
     rows.map((r) => `<tr>${keys.map((k) => `<td>${fmt(r[k])}</td>`).join("")}</tr>`).join("");
 }
 
-// ------------------------------------------------------------------ a sweep
-async function sweepPage() {
-  $("sweep-page").hidden = false;
-  $("subtitle").textContent = "sweep";
-  let table;
+// ------------------------------------------------------------------ pages of a table (a sweep, an eSpark run)
+// show the page, fetch its table and draw it; again after the delay draw() returns (sooner while it fills in)
+async function tablePage(kind, subtitle, draw) {
+  $(`${kind}-page`).hidden = false;
+  $("subtitle").textContent = subtitle;
+  let delay = 3000;
   try {
-    table = await getJson("/api/sweep");
+    delay = draw(await getJson(`/api/${kind}`));
   } catch (err) {
-    banner(`sweep: ${err.message}`, "error");
-    return;
+    banner(`${kind}: ${err.message} (trying again)`, "error");
   }
+  setTimeout(() => tablePage(kind, subtitle, draw), delay);
+}
+
+const sweepPage = () => tablePage("sweep", "sweep", showSweep);
+const esparkPage = () => tablePage("espark", "eSpark: LLM-written exploration functions, an evolutionary loop", showEspark);
+
+function showSweep(table) {
   state.sweep = table;
   const metric = $("sweep-metric"), axis = $("sweep-axis");
   if (!metric.options.length) {
@@ -422,7 +429,7 @@ async function sweepPage() {
   drawSweep(table);
   const running = table.rows.some((r) => r.status === "running") || !table.axes.length;
   banner(running ? "the sweep is under way: its table fills in as points finish" : "");
-  setTimeout(sweepPage, running ? 2000 : 10000);
+  return running ? 2000 : 10000;
 }
 
 function drawSweep(table) {
@@ -452,17 +459,9 @@ function drawSweep(table) {
 }
 
 // ------------------------------------------------------------------ an eSpark run
-async function esparkPage() {
-  $("espark-page").hidden = false;
-  $("subtitle").textContent = "eSpark: LLM-written exploration functions, an evolutionary loop";
-  let table;
-  try {
-    table = await getJson("/api/espark");
-  } catch (err) {
-    banner(`eSpark: ${err.message}`, "error");
-    return;
-  }
+function showEspark(table) {
   state.espark = table;
+  banner("");
   const ok = table.candidates.filter((c) => c.accepted && c.score !== null);
   const bad = table.candidates.filter((c) => !(c.accepted && c.score !== null));
   Plotly.react("espark-chart", [
@@ -473,7 +472,7 @@ async function esparkPage() {
   const cols = ["key", "iteration", "score", "accepted", "cause", "pruned_fraction", "message"];
   $("espark-table").innerHTML = `<tr>${cols.map((c) => `<th>${c}</th>`).join("")}</tr>` + table.candidates.map((c) =>
     `<tr>${cols.map((k) => k === "key" && c.run ? `<td><a href="?run=${encodeURIComponent(c.run)}">${escapeHtml(c.key)}</a></td>` : `<td>${fmt(c[k])}</td>`).join("")}</tr>`).join("");
-  setTimeout(esparkPage, 5000);
+  return 5000;
 }
 
 start();
