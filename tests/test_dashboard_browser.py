@@ -68,7 +68,15 @@ def serve():
 
 
 def page_state(driver, expr):
-    return driver.execute_script(f"return {expr};")
+    """expr evaluated in the page (None while the page is between two loads: its script not there yet)."""
+    from selenium.common.exceptions import JavascriptException
+
+    try:
+        return driver.execute_script(f"return {expr};")
+    except JavascriptException as err:
+        if "Cannot read properties of undefined" in str(err) or "is not defined" in str(err):
+            return None
+        raise
 
 
 def link_bins(driver):
