@@ -342,7 +342,9 @@ class RunFeed:
             if len(self.pace) > MAX_POINTS:
                 self.pace = self.pace[::2]
                 self.thinned[("world", "pace")] = self.thinned.get(("world", "pace"), 0) + 1
-        n = self.counts[(node, kind)] = self.counts.get((node, kind), 0) + 1
+        n = self.counts.get((node, kind), 0) + 1
+        if n > 1 or len(self.counts) < MAX_SERIES * 1000:  # a record count per node and kind (bounded)
+            self.counts[(node, kind)] = n
         values = _numbers({k: v for k, v in record.items() if k not in ("wall", "final", "node", "kind")})
         x = next((values[f] for f in X_FIELDS if f in values), n)
         series = self.series.setdefault(node, {})
