@@ -293,3 +293,23 @@ def test_random_pruning_keeps_seventy_percent_of_the_available_actions():
     avail[3, 5:] = False
     allowed = masks.allowed(lambda: 1 / 0, avail)  # random pruning never builds the state
     assert allowed[:3].sum(1).tolist() == [7, 7, 7] and allowed[3].sum() == 4 and not allowed[3, 5:].any()
+
+
+def test_a_stop_whose_interrupt_was_swallowed_still_stops_the_loop():
+    """The SIGTERM handler's KeyboardInterrupt is lost when Python runs it inside a finalizer (a Popen's __del__);
+    the flag it sets stops the loop at its next step all the same."""
+    from coordinator.espark import runs
+
+    started = []
+
+    class Copy:  # stands in for a ChildRun (this checks run_all's own loop only)
+        def start(self):
+            started.append(self)
+
+    runs.stop_requested.set()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runs.run_all([Copy()], 1)
+    finally:
+        runs.stop_requested.clear()
+    assert started == []

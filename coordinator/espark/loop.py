@@ -26,7 +26,7 @@ from .generation import Draft, Generator
 from .plots import plot_candidate_scores, plot_learning_curves, test_table
 from .prompts import reflection
 from .resume import finished_iterations
-from .runs import ChildRun, run_all
+from .runs import ChildRun, check_stop, run_all, stop_requested
 
 log = logging.getLogger("coordinator.espark")
 
@@ -115,6 +115,7 @@ class ESparkLoop:
         logging.getLogger().addHandler(handler)
         logging.getLogger().setLevel(logging.INFO)
         t0, status, code = time.monotonic(), "ok", 0
+        stop_requested.clear()
         previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` ends the loop like Ctrl-C: children stopped
         board = TensorBoardLog(self.run_dir / "tensorboard") if self.cfg.run.tensorboard else None
         recorder = RunRecorder(self.run_dir, self.settings.last_n, board)
@@ -175,6 +176,7 @@ class ESparkLoop:
         """The iterations not yet done; `best`: the chosen copy so far (None: start from fresh weights)."""
         s = self.settings
         for it in range(len(self.done) + 1, s.iterations + 1):
+            check_stop()
             episodes = self.slice if s.retention else self.slice * NO_RETENTION_STEP_FACTOR
             first = (it - 1) * self.slice + 1 if s.retention else 1
             # retention: every copy starts from the chosen weights; without: re-initialised (eSpark paper, Sec. 5.4)
@@ -297,6 +299,7 @@ class ESparkLoop:
     def final_tests(self, best: CandidateRecord | None) -> str:
         """The chosen lineage's weights tested WITHOUT masks (eSpark paper, Sec. 4.1), and IPPO on the same budget and
         seed; the run's status ("ok", or what failed)."""
+        check_stop()
         if best is None:
             return "failed: no copy was trained, so there are no weights to test"
         tests = self.world.test_episodes
@@ -378,6 +381,7 @@ class ESparkLoop:
 
 
 def _interrupt(signum, frame):
+    stop_requested.set()
     raise KeyboardInterrupt
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,11 +125,23 @@ def read_jsonl(path: Path) -> list[dict]:
     return out
 
 
+# Set by the loop's SIGTERM handler. Its KeyboardInterrupt can be swallowed when Python runs the handler inside a
+# finalizer (a Popen's __del__, "Exception ignored in ..."), so the loop also checks this between steps.
+stop_requested = threading.Event()
+
+
+def check_stop() -> None:
+    """Raise KeyboardInterrupt if a stop was asked for (however its first raise went)."""
+    if stop_requested.is_set():
+        raise KeyboardInterrupt
+
+
 def run_all(runs: list[ChildRun], parallel: int, on_done=lambda run: None) -> None:
     """Run the children, at most `parallel` at a time; on_done(run) as each finishes. Ctrl-C stops them all."""
     pending, active = list(runs), []
     try:
         while pending or active:
+            check_stop()
             while pending and len(active) < parallel:
                 run = pending.pop(0)
                 run.start()
