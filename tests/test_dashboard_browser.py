@@ -196,7 +196,8 @@ def test_a_finished_rsm_masac_run_shows_its_learning_curves(tmp_path, browser, s
     proc = run_cli(*args, *[a for s in sets for a in ("--set", s)], timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     browser.get(serve(out))
-    wait_for(lambda: page_state(browser, "Object.keys(window.netmarl.series).length") >= 4, 30, "the series")
+    options = "[...document.getElementById('node-select').options].map(o => o.value)"
+    wait_for(lambda: {"world", "veh0"} <= set(page_state(browser, options) or []), 30, "the nodes in the list")
     browser.execute_script(
         "const s = document.getElementById('node-select'); s.value = 'world'; s.dispatchEvent(new Event('change'))"
     )
