@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from netsim.stats import COLUMNS
+from netsim.stats import COLUMNS, NOT_ATTEMPTS
 
 log = logging.getLogger("coordinator.live")
 
@@ -24,7 +24,7 @@ MAX_LINKS = 4000  # per frame, the links with the most attempts
 MAX_FILE_BYTES = 256 << 20  # past this, one frame in THIN_EVERY is written (a run of many hours stays readable)
 THIN_EVERY = 10
 _COL = {c: i for i, c in enumerate(COLUMNS[4:])}  # the columns of a LinkReport's counts
-_NOT_ATTEMPTS = [_COL[c] for c in ("dropped_no_position", "dropped_unknown_dst", "dropped_shutdown")]
+_NOT_ATTEMPTS = [_COL[c] for c in NOT_ATTEMPTS]
 
 
 def link_counts(names: list[str], arrays: dict) -> tuple[dict[tuple, list[int]], dict[str, dict[float, list[int]]]]:

@@ -16,12 +16,9 @@ import numpy as np  # noqa: E402
 
 from netsim.channel import Channel  # noqa: E402
 from netsim.config import NetsimConfig  # noqa: E402
-from netsim.stats import COLUMNS  # noqa: E402
+from netsim.stats import COLUMNS, NOT_ATTEMPTS  # noqa: E402
 
 from .run_folder import is_int, is_number  # noqa: E402
-
-# not delivery attempts: before positions were known, to an unregistered id, or in flight at shutdown
-NOT_ATTEMPTS = ("dropped_no_position", "dropped_unknown_dst", "dropped_shutdown")
 
 
 def write_links_csv(path: Path, columns: list[str], rows: list[list]) -> None:

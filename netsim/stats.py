@@ -19,6 +19,8 @@ COLUMNS = [
     "bytes_delivered",
     "latency_sum_s",
 ]
+# not delivery attempts: before positions were known, to an unregistered id, or in flight at shutdown
+NOT_ATTEMPTS = ("dropped_no_position", "dropped_unknown_dst", "dropped_shutdown")
 _IDX = {c: i for i, c in enumerate(COLUMNS[4:])}
 _BYTES_SENT, _BYTES_DELIVERED, _LATENCY = _IDX["bytes_sent"], _IDX["bytes_delivered"], _IDX["latency_sum_s"]
 _DROPPED = {c: _IDX[f"dropped_{c}"] for c in CAUSES}

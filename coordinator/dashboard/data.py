@@ -18,6 +18,7 @@ from netsim.channel import Channel
 from netsim.config import NetsimConfig
 
 from ..live import LIVE_FILE
+from ..tensorboard import STEP_KEYS, number, scalars
 
 MAX_READ_BYTES = 16 << 20  # per poll and file: a huge backlog is read over several polls, never at once
 MAX_FRAMES = 1_000_000  # frames the slider reaches, kept as file offsets (past this, every other one is dropped)
@@ -25,7 +26,6 @@ MAX_POINTS = 2000  # per series (past this, every other point is dropped: the cu
 MAX_SERIES = 100  # series per node
 MAX_EVENTS = 500
 MAX_LANES = 20_000
-X_FIELDS = ("episode", "epoch", "round", "step", "iteration")  # a record's own counter: the x of its series
 STALE_S = 30.0  # no frame for this long and no summary.json: the run is not writing (3 x a thinned file's frame gap)
 
 
@@ -212,19 +212,6 @@ def model_curves(cfg: dict, bins: dict, dmax: float) -> dict[str, list]:
 
 
 # ------------------------------------------------------------------ following a run
-def _numbers(values: dict) -> dict[str, float]:
-    """A record's numeric fields, and those of its maps one level down (returns.agent_0)."""
-    out = {}
-    for key, v in values.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-            out[key] = v
-        elif isinstance(v, dict) and len(v) <= 64:
-            for sub, w in v.items():
-                if isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w):
-                    out[f"{key}.{sub}"] = w
-    return out
-
-
 class FileTail:
     """The complete lines appended to a file since the last read (at most MAX_READ_BYTES a call), each with its
     offset; a line longer than that is skipped, not waited on for ever."""
@@ -345,12 +332,9 @@ class RunFeed:
         n = self.counts.get((node, kind), 0) + 1
         if n > 1 or len(self.counts) < MAX_SERIES * 1000:  # a record count per node and kind (bounded)
             self.counts[(node, kind)] = n
-        values = _numbers({k: v for k, v in record.items() if k not in ("wall", "final", "node", "kind")})
-        x = next((values[f] for f in X_FIELDS if f in values), n)
+        x = next((record[k] for k in STEP_KEYS if number(record.get(k))), n)  # as TensorBoard's step
         series = self.series.setdefault(node, {})
-        for field, y in values.items():
-            if field in X_FIELDS:
-                continue
+        for field, y in scalars(record):
             key = f"{kind}.{field}"
             points = series.get(key)
             if points is None:
