@@ -120,6 +120,7 @@ class Supervisor:
         )
         self.live = LiveView(self.run_dir) if cfg.run.live else None  # live.jsonl, for `netmarl dashboard`
         self.link_report: tuple[list[str], dict] | None = None  # the live medium's latest counters (names, arrays)
+        self._totals: tuple = (None, {})  # (the report, its per-type totals)
         self.link_rows: list[list] | None = None  # in links.csv's form, at the end
         self.link_rows_before: list[list[list]] = []  # the last counts of media that were replaced
         self.links_final = False
@@ -404,8 +405,10 @@ class Supervisor:
         """Per message type, the live medium's counts so far (sent, attempts, delivered, delivery ratio, latency)."""
         if self.link_report is None:
             return {}
-        names, arrays = self.link_report
-        return report.totals_of(names, arrays["keys"][:, 2], arrays["counts"])
+        if self._totals[0] is not self.link_report:  # once per report, not per world record (the progress bar asks)
+            names, arrays = self.link_report
+            self._totals = (self.link_report, report.totals_of(names, arrays["keys"][:, 2], arrays["counts"]))
+        return self._totals[1]
 
     def delivery_ratio(self) -> float | None:
         if self.link_report is None:
