@@ -165,10 +165,14 @@ class LiveView:
         }
         self.fh.write(json.dumps(frame) + "\n")
 
-    def close(self, status: str) -> None:
-        """The last line says how the run ended (the dashboard stops waiting for frames)."""
+    def close(self, status: str, registry=None, children: dict | None = None, world_step: int = -1) -> None:
+        """A last frame (given the registry: the medium's final report, so a run shorter than a report
+        interval still shows its links), then a line that says how the run ended (the dashboard stops
+        waiting for frames)."""
         if not self.fh.closed:
             try:
+                if registry is not None:
+                    self.write(registry, children or {}, status, world_step, time.monotonic())
                 self.fh.write(json.dumps({"wall": round(time.time(), 3), "end": True, "status": status}) + "\n")
                 self.fh.close()
             except OSError as err:

@@ -660,6 +660,6 @@ class Supervisor:
                 log.exception("summarizing the results failed")
         (self.run_dir / "summary.json").write_text(json.dumps(strict_json(summary), indent=1))
         if self.live is not None:
-            self.live.close(self.status)
+            self.live.close(self.status, self.registry, self.launcher.children, self.world_step)
         print(report.format_summary(summary))
         print(f"status: {self.status}; run folder: {self.run_dir}")

@@ -124,6 +124,7 @@ def test_a_live_beacon_run_shows_its_14_agents_moving_and_its_links(tmp_path, br
         assert page_state(browser, f"{agents}.x.concat({agents}.y)") != first, "the agents moved on the map"
         assert page_state(browser, f"{agents}.x.length") == 14
         assert page_state(browser, "window.netmarl.info.map.kind") == "lanes"
+        wait_for(lambda: sum((link_bins(browser) or {}).values()), 20, "the map's links")
         bins = link_bins(browser)
         assert bins[">=0.8"] > sum(v for k, v in bins.items() if k != ">=0.8"), bins  # no extra loss: mostly green
         assert page_state(browser, "document.getElementById('traffic').rows.length") >= 2  # beacons sent, received
@@ -147,7 +148,7 @@ def test_links_turn_red_when_the_run_loses_most_messages(tmp_path, browser, serv
         fh.write(json.dumps({"wall": 1.0, "node": "coordinator", "kind": "event", "event": script, script: script}))
         fh.write("\n")
     browser.get(serve(out))
-    wait_for(lambda: link_bins(browser), 30, "the map's links")
+    wait_for(lambda: sum((link_bins(browser) or {}).values()), 30, "the map's links")
     bins = link_bins(browser)
     assert bins["<0.2"] > 0 and bins["<0.2"] > 4 * sum(v for k, v in bins.items() if k != "<0.2"), bins
     assert "ended: ok" in page_state(browser, "document.getElementById('banner').textContent")
