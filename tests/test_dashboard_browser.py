@@ -151,7 +151,8 @@ def test_links_turn_red_when_the_run_loses_most_messages(tmp_path, browser, serv
     wait_for(lambda: sum((link_bins(browser) or {}).values()), 30, "the map's links")
     bins = link_bins(browser)
     assert bins["<0.2"] > 0 and bins["<0.2"] > 4 * sum(v for k, v in bins.items() if k != "<0.2"), bins
-    assert "ended: ok" in page_state(browser, "document.getElementById('banner').textContent")
+    banner = "document.getElementById('banner').textContent"
+    wait_for(lambda: "ended: ok" in (page_state(browser, banner) or ""), 10, "the banner to say the run ended")
     browser.save_screenshot(str(tmp_path / "lossy.png"))
     browser.execute_script(
         "const s = document.getElementById('node-select'); s.value = 'veh0'; s.dispatchEvent(new Event('change'));"
@@ -159,7 +160,8 @@ def test_links_turn_red_when_the_run_loses_most_messages(tmp_path, browser, serv
         "k.dispatchEvent(new Event('change'))",
         "beacon_node." + script,
     )
-    wait_for(lambda: script in page_state(browser, "document.getElementById('events').textContent"), 10, "the event")
+    events = "document.getElementById('events').textContent"
+    wait_for(lambda: script in (page_state(browser, events) or ""), 10, "the event")
     assert page_state(browser, "document.getElementById('series-select').value") == "beacon_node." + script
     time.sleep(1.0)
     assert page_state(browser, "window.pwned") is None
@@ -173,8 +175,7 @@ def test_links_turn_red_when_the_run_loses_most_messages(tmp_path, browser, serv
     lines = [json.dumps({**f, "pid": gone, "wall": f["wall"] + late}) + "\n" for f in frames]
     (crashed / "live.jsonl").write_text("".join(lines))
     browser.get(serve(crashed))
-    banner = "document.getElementById('banner').textContent"
-    wait_for(lambda: "crashed" in page_state(browser, banner), 20, "the page to say the run crashed")
+    wait_for(lambda: "crashed" in (page_state(browser, banner) or ""), 20, "the page to say the run crashed")
     assert f"pid {gone}) is gone" in page_state(browser, banner)
     # the time slider goes back to the first frame
     browser.execute_script(
