@@ -615,7 +615,14 @@ class Supervisor:
             self.event(event="curve_refused", connections=self.gate.refused, messages=self.inbox.refused)
         if self.sends_dropped:
             self.event(event="sends_dropped", messages=self.sends_dropped, nodes=sorted(self._unsendable)[:20])
-        self.peers.close()
+        # every node one of ours that has exited: nobody is left to take what is still queued (heartbeats, a
+        # Shutdown to a process that ended first), so it is dropped now instead of lingering 0.5 s per link
+        children = self.launcher.children
+        everyone_gone = all(
+            n in children and (children[n].process is None or not children[n].process.is_alive())
+            for n in self.registry.nodes
+        )
+        self.peers.close(0 if everyone_gone else None)
         self.inbox.close()
         self.ctx.term()
         log.removeHandler(self.log_handler)

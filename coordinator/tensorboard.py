@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from pathlib import Path
 
 log = logging.getLogger("coordinator.tensorboard")
@@ -15,15 +16,29 @@ MAX_TAGS_PER_NODE = 400  # a peer cannot flood the event file with new tags: fur
 WORLD_NODES = ("world", "coordinator", "medium")  # their records' tags carry no node name
 
 
+def summary_writer():
+    """tensorboardX's SummaryWriter class, imported without torch where torch is not loaded yet: tensorboardX imports
+    torch, if installed, only to accept its tensors, and that import is 2-3 s of every run's start in a coordinator
+    that has no tensors. A None entry in sys.modules makes that optional import fail as if torch were absent."""
+    if "torch" in sys.modules or "tensorboardX" in sys.modules:
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        from tensorboardX import SummaryWriter
+    finally:
+        del sys.modules["torch"]
+    return SummaryWriter
+
+
 class TensorBoardLog:
     """Scalars from metrics records, tagged `<kind>/<mode>/<node>/<field>` (mode and node where the record has them;
     a nested map's numbers as `<field>.<key>`), at the step of the record's episode, epoch, round or step (else the
     count of such records so far)."""
 
     def __init__(self, folder: Path):
-        from tensorboardX import SummaryWriter
-
-        self.writer = SummaryWriter(str(folder), flush_secs=10)
+        self.writer = summary_writer()(str(folder), flush_secs=10)
         self.tags: dict[str, set[str]] = {}
         self.counts: dict[tuple[str, str], int] = {}
         self.dropped = 0

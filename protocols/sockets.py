@@ -394,10 +394,10 @@ class PeerBook:
                 return False
         return link.send(frames, flags)
 
-    def close(self) -> None:
-        """Close every link."""
+    def close(self, linger_ms: int | None = None) -> None:
+        """Close every link (linger_ms = 0: drop what is still queued, for peers known to be gone)."""
         for link in self.links.values():
-            link.close()
+            link.close(linger_ms)
         self.links.clear()
 
 

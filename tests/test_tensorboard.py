@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
-from conftest import SCENARIO, run_cli, tensorboard_scalars
+from conftest import ROOT, SCENARIO, run_cli, tensorboard_scalars
 
 from coordinator.tensorboard import MAX_TAGS_PER_NODE, TensorBoardLog
 
@@ -41,3 +43,13 @@ def test_a_runs_delivery_ratio_per_message_type_is_in_its_event_files(tmp_path):
         assert len(series) >= 2 and all(0 <= v <= 1 for _, v in series)  # periodic reports, then the final one
         assert series[-1][0] == summary["steps"]
         assert series[-1][1] == pytest.approx(summary["links"][kind]["delivery_ratio"], rel=1e-6)
+
+
+def test_the_coordinator_writes_events_without_loading_torch(tmp_path):
+    """tensorboardX imports torch when it is installed (2-3 s of every run's start); the coordinator has no tensors."""
+    code = (
+        "import sys; from coordinator.tensorboard import TensorBoardLog; b = TensorBoardLog(sys.argv[1]); "
+        "b.add({'node': 'world', 'kind': 'k', 'episode': 1, 'r': 2.5}); b.close(); assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, check=True, timeout=60)
+    assert tensorboard_scalars(tmp_path)["k/r"] == [(1, 2.5)]
