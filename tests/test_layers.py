@@ -7,6 +7,8 @@ carries no world, medium or coordinator code. Read from the source with ast: a l
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 
 import pytest
 from conftest import ROOT
@@ -49,3 +51,25 @@ def test_the_checker_sees_a_violation(tmp_path, monkeypatch):
     monkeypatch.setattr(conftest, "ROOT", tmp_path)
     monkeypatch.setitem(globals(), "ROOT", tmp_path)
     assert project_imports("agent_node") == {"agent_node/bad.py": {"scenarios"}}
+
+
+LEARNING_SCENARIOS = (
+    "figure8_rsm_masac.toml",
+    "merge_rsm_masac.toml",
+    "grid_reled.toml",
+    "signals_espark.toml",
+    "inventory_espark.toml",
+    "pettingzoo_spread.toml",
+)
+
+
+def test_the_coordinator_checks_and_plans_a_learning_run_without_torch(tmp_path):
+    """Only the agents learn: the coordinator validates a scenario with the learners' settings (agent_node/learners/
+    settings.py, agent_node/roles/settings.py) and never loads torch (3-4 s and hundreds of MB a run)."""
+    code = (
+        "import sys; from pathlib import Path; sys.modules['torch'] = None\n"  # any import of torch fails
+        "from scenarios.config import load_scenario; from scenarios.plan import plan_run\n"
+        "for i, name in enumerate(sys.argv[2:]):\n"
+        "    plan_run(load_scenario(Path('scenarios') / name), Path(sys.argv[1]) / str(i))\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path), *LEARNING_SCENARIOS], cwd=ROOT, check=True, timeout=120)

@@ -14,8 +14,9 @@ from agent_node.learners.rsm.round import (
     regulate_replica,
     response_chunks,
 )
-from agent_node.learners.rsm.segments import ACTOR_DIM, build_replica, flatten
+from agent_node.learners.rsm.segments import build_replica, flatten
 from agent_node.learners.sac import SAC, Actor, ReplayBuffer, SACConfig
+from agent_node.learners.settings import ACTOR_DIM
 from protocols.messages import SegmentResponse
 
 CHUNK = 1120  # 4,480-byte CPM payloads

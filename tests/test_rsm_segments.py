@@ -9,7 +9,6 @@ import torch
 
 from agent_node.learners.rsm import mixing
 from agent_node.learners.rsm.segments import (
-    ACTOR_DIM,
     build_replica,
     flatten,
     load_flat,
@@ -20,6 +19,7 @@ from agent_node.learners.rsm.segments import (
     split,
 )
 from agent_node.learners.sac import Actor, pre_tanh, squashed_log_prob
+from agent_node.learners.settings import ACTOR_DIM
 
 torch.set_num_threads(1)
 

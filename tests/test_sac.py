@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from agent_node.learners.rsm.segments import ACTOR_DIM, flatten
+from agent_node.learners.rsm.segments import flatten
 from agent_node.learners.sac import SAC, ReplayBuffer, SACConfig, pre_tanh, squashed_log_prob
+from agent_node.learners.settings import ACTOR_DIM
 
 torch.set_num_threads(1)
 

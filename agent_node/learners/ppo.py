@@ -9,41 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from .settings import PPOConfig
+
 MASK_FILL = -1e9  # logit of a non-selectable action: softmax gives it exactly 0 in float32
-ENTROPY_BETA = 0.01  # entropy weight (RELED's Eq. 31 beta; neither paper gives a value: docs/reled.md, RL-13)
-
-
-class PPOConfig(BaseModel):
-    """Hyperparameters of one PPO agent (defaults: docs/reled.md, RL-13; the eSpark plans set their own)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    obs_dim: int = 10  # observation width (routing's; the signals and inventory kinds set their own)
-    n_actions: int = 4  # discrete actions (routing: the roads out of a junction; signals and inventory set their own)
-    hidden: int = 128  # 2 x hidden tanh MLPs for the policy and each critic
-    lr: float = 3e-4  # Adam's learning rate
-    gamma: float = 0.99  # discount factor
-    clip_eps: float = 0.2  # PPO's clip range of the probability ratio
-    beta: float = ENTROPY_BETA  # entropy weight
-    update_epochs: int = 10  # passes over the gathered data per update
-    minibatch: int = Field(64, ge=0)  # 0: the whole batch, one gradient step per epoch (eSpark's released learner)
-    max_grad_norm: float = 0.5  # gradient-norm clip, per network
-    vf_coef: float = 0.5  # weight of the value losses in the loss
-    norm_adv: bool = True  # normalise the agent's advantages (mean 0, sd 1) before the epochs
-    gae_lambda: float | None = None  # None: truncated Monte-Carlo return (RELED's Eq. 26); a float: GAE(lambda)
-    # eSpark's released action selector ("multinomial" with an epsilon floor): a training action is drawn from
-    # (1 - eps) pi + eps Uniform(selectable), eps falling linearly from explore_eps_start to explore_eps_finish
-    # over explore_eps_steps training decisions, then flat; PPO's old log-probability is this behaviour's (the
-    # released learner's saved probs), the new one the plain masked policy's. start = 0 (default): plain sampling
-    explore_eps_start: float = Field(0.0, ge=0, le=1)
-    explore_eps_finish: float = Field(0.0, ge=0, le=1)  # the epsilon floor's final value
-    # training decisions over which it falls from explore_eps_start to explore_eps_finish
-    explore_eps_steps: int = Field(1, ge=1)
-    init_seed: int = 0  # network initialisation (same value -> identical initial networks)
-    seed: int = 0  # action sampling and minibatch shuffling
 
 
 @dataclass

@@ -18,55 +18,17 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-GAMMA = 0.99  # discount gamma (Table IV)
+from .settings import SACConfig
+
 SIGMA_FLOOR = 1e-5  # sigma = softplus(fc_std) + 1e-5 (the reference code)
 LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
-
-
-# ---------------------------------------------------------------------------------------------- config
-class SACConfig(BaseModel):
-    """SAC hyperparameters; defaults are the paper's Table IV unless noted."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    obs_dim: int = Field(6, gt=0)  # s = [x, v, x_behind, v_behind, x_ahead, v_ahead] (Sec. VI-A)
-    act_dim: int = Field(1, gt=0)  # one scalar acceleration (Sec. VI-A)
-    hidden: int = Field(256, gt=0)  # 2 x 256 ReLU, actor and critics (the reference code)
-    action_bound: float = Field(3.0, gt=0)  # scenario acceleration bound: 3 Figure-8, 1.5 Merge (Table III)
-    actor_lr: float = Field(4e-5, gt=0)  # eta_pi (Table IV)
-    critic_lr: float = Field(3e-4, gt=0)  # eta_Q (Table IV)
-    alpha_lr: float = Field(3e-4, gt=0)  # eta_alpha (Table IV)
-    gamma: float = Field(GAMMA, ge=0, lt=1)  # 0.99 (Table IV)
-    tau: float = Field(1e-3, gt=0, le=1)  # target smoothing varrho (Table IV)
-    batch_size: int = Field(256, gt=0)  # Phi (Table IV)
-    buffer_size: int = Field(100_000, gt=0)  # |D| = 1e5, FIFO (Table IV)
-    learning_starts: int = Field(512, ge=0)  # update only once len(buffer) > 2 * batch (the reference code; R-A7)
-    policy_delay: int = Field(10, gt=0)  # e: actor/alpha/targets every e critic updates (Sec. III-A1); host's call
-    target_entropy: float | None = None  # None -> -act_dim = -1 per agent (eq. 9); the code's quirk is -9
-    init_alpha: float = Field(0.01, gt=0)  # alpha_0 (the reference code)
-    grad_clip: float | None = Field(0.5, gt=0)  # grad-norm clip on actor and both critics (later reference code)
-    init_seed: int = 0  # shared seed: identical initial weights on every agent (R-A17)
-    seed: int = 0  # per-agent seed: action noise and reparameterisation noise
-    # Adam's fused kernel: updates 3-6 % cheaper, but its sums round differently (runs agree to about 1e-9, not
-    # bit for bit); the default's multi-tensor Adam computes exactly what the per-tensor loop computes
-    fused_adam: bool = False
-    # the space SAC's entropy (eq. 9's target, the soft value, the actor's loss) is measured in: "action", the
-    # agent's own accelerations in [-bound, bound] (the paper: H_bar = -dim A of its action space, as SAC
-    # defines it); "unit", the tanh output in [-1, 1] before scaling, as the reference code's log-probs are
-    # (they leave out -log(bound)): the entropy is lower by dim A * log(bound), so alpha is pushed up harder
-    entropy_space: Literal["action", "unit"] = "action"
-
-    @property
-    def entropy_target(self) -> float:
-        return float(-self.act_dim) if self.target_entropy is None else self.target_entropy
 
 
 def update_flags(mode: str, step: int, code_every: int, policy_delay: int, last: bool) -> tuple[bool, bool]:

@@ -8,24 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from protocols.messages import Act, Action, Message, Update
 
 from ..checkpoints import load_torch, save_torch
 from ..learners.ppo import MaskedPPO, PPOConfig, Trajectory
-from ..overrides import Overrides, set_fields
-from .base import Role, RoleSettings
-
-
-class IppoSettings(RoleSettings):
-    """What the run plan hands each learner: the PPO settings, threads and checkpoints."""
-
-    name: str = "ippo"
-    ppo: Overrides(PPOConfig) = Field(default_factory=PPOConfig)  # fields set: over the seeds
-    torch_threads: int = Field(1, ge=1)
-    checkpoint_dir: str | None = None
-    resume_dir: str | None = None
+from ..overrides import set_fields
+from .base import Role
+from .settings import IppoSettings
 
 
 class Episode:

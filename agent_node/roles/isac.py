@@ -7,26 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from protocols.messages import Act, Action, Message, Update
 
 from ..checkpoints import load_torch, save_torch
 from ..learners.sac import SAC, ReplayBuffer, SACConfig
-from ..overrides import Overrides, set_fields
-from .base import Role, RoleSettings
-
-
-class IsacSettings(RoleSettings):
-    """What the run plan hands each learner: the SAC settings (its obs_dim, act_dim and action_bound among them),
-    how many gradient steps per decision, threads and checkpoints."""
-
-    name: str = "isac"
-    sac: Overrides(SACConfig) = Field(default_factory=SACConfig)  # fields set: over the seeds
-    updates_per_step: int = Field(1, ge=0)  # gradient steps after each training decision (0: act only)
-    torch_threads: int = Field(1, ge=1)
-    checkpoint_dir: str | None = None
-    resume_dir: str | None = None
+from ..overrides import set_fields
+from .base import Role
+from .settings import IsacSettings
 
 
 class IsacRole(Role):

@@ -5,39 +5,19 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
 
 from protocols.messages import Action, Expert, Follow, Message, Probe, Rollout
 
 from ..learners.ppo import Trajectory
 from ..learners.reled.dtw import agent_dtw, expert_weight
 from ..learners.reled.hybrid_ppo import HybridPPO, HybridPPOConfig, preprocess
-from ..overrides import Overrides, set_fields
-from .ippo import IppoRole, IppoSettings
+from ..overrides import set_fields
+from .ippo import IppoRole
+from .settings import RouterSettings
 
 log = logging.getLogger(__name__)
-
-
-class RouterSettings(IppoSettings):
-    """What the run plan hands each router: the method, the hybrid-loss weight and the PPO settings."""
-
-    name: str = "router"
-    method: Literal["reled", "ippo"] = "reled"
-    alpha_mode: Literal["paper", "fixed_expert", "fixed_agent"] = "paper"
-    alpha_fixed: float | None = Field(None, ge=0, le=1)
-    dtw_repr: Literal["junction_xy", "obs"] = "junction_xy"
-    dtw_scale: float = Field(1.0, gt=0)
-    ppo: Overrides(HybridPPOConfig) = Field(default_factory=HybridPPOConfig)  # fields set: over the seeds
-    n_junctions: int = Field(2, ge=2)  # set by the run plan from the map
-
-    @model_validator(mode="after")
-    def _check(self):
-        if self.alpha_mode != "paper" and self.alpha_fixed is None:
-            raise ValueError(f"alpha_mode {self.alpha_mode!r} needs alpha_fixed (the ablations use 0.2 or 0.5)")
-        return self
 
 
 class RouterRole(IppoRole):

@@ -8,27 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from protocols.messages import Act, Action, Message, Update
 
 from ..checkpoints import save_torch
 from ..learners.ppo import MaskedPPO, PPOConfig, Trajectory
-from ..overrides import Overrides, set_fields
-from .base import Role, RoleSettings
+from ..overrides import set_fields
+from .base import Role
+from .settings import StockerSettings
 
 log = logging.getLogger(__name__)
-
-
-class StockerSettings(RoleSettings):
-    """What the run plan hands each warehouse: PPO settings, checkpoints and the reward scale."""
-
-    name: str = "stocker"
-    ppo: Overrides(PPOConfig) = Field(default_factory=PPOConfig)  # the fields set override the agent's seeds
-    torch_threads: int = Field(1, ge=1)
-    checkpoint_dir: str | None = None
-    resume_dir: str | None = None
-    reward_scale: float = Field(1e-4, gt=0)  # per-SKU reward / 1e4, as MABIM's IPPO (docs/espark.md, E-A8)
 
 
 class StockerRole(Role):

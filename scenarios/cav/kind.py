@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_node.roles.cav import CavSettings
+from agent_node.roles.settings import CavSettings
 
 from ..config import ConfigError, ScenarioConfig
 from ..kinds import WorldKind, lazy

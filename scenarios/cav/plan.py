@@ -7,7 +7,7 @@ from functools import partial
 from pathlib import Path
 
 from agent_node.overrides import set_fields
-from agent_node.roles.cav import CavSettings
+from agent_node.roles.settings import CavSettings
 
 from ..config import ConfigError, ScenarioConfig
 from ..plan import RunPlan

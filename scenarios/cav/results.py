@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent_node.learners.rsm.segments import ACTOR_DIM
+from agent_node.learners.settings import ACTOR_DIM
 
 log = logging.getLogger("scenarios.cav")
 

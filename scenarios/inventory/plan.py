@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent_node.learners.ppo import PPOConfig
+from agent_node.learners.settings import PPOConfig
 from agent_node.overrides import set_fields
-from agent_node.roles.stocker import StockerSettings
+from agent_node.roles.settings import StockerSettings
 from scenarios.espark.masker import ExplorationSpec
 from scenarios.espark.settings import IPPO_DEFAULTS
 

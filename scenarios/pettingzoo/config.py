@@ -6,8 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent_node.learners.ppo import PPOConfig
-from agent_node.learners.sac import SACConfig
+from agent_node.learners.settings import PPOConfig, SACConfig
 from agent_node.overrides import Overrides
 
 IMPORT_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"  # "package.module:name"

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from agent_node.learners.ppo import PPOConfig
-from agent_node.learners.sac import SACConfig
+from agent_node.learners.settings import PPOConfig, SACConfig
 from agent_node.overrides import set_fields
-from agent_node.roles.ippo import IppoSettings
-from agent_node.roles.isac import IsacSettings
+from agent_node.roles.settings import IppoSettings, IsacSettings
 
 from ..config import ScenarioConfig
 from ..plan import RunPlan

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent_node.learners.reled.hybrid_ppo import HybridPPOConfig
+from agent_node.learners.settings import HybridPPOConfig
 from agent_node.overrides import Overrides
 from scenarios.llm.config import LLMConfig
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from agent_node.overrides import set_fields
-from agent_node.roles.router import RouterSettings
+from agent_node.roles.settings import RouterSettings
 
 from ..config import ConfigError, ScenarioConfig
 from ..plan import RunPlan

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent_node.learners.ppo import PPOConfig
+from agent_node.learners.settings import PPOConfig
 from agent_node.overrides import Overrides
 from scenarios.espark.masker import ExplorationSpec
 from scenarios.espark.settings import ACCUMULATED_EPISODES, ESparkSettings

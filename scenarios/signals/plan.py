@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import sumolib
 
-from agent_node.learners.ppo import PPOConfig
+from agent_node.learners.settings import PPOConfig
 from agent_node.overrides import set_fields
-from agent_node.roles.ippo import IppoSettings
+from agent_node.roles.settings import IppoSettings
 from agent_node.roles.signal_controller import SignalControllerSettings
 from scenarios.espark.masker import ExplorationSpec
 from scenarios.espark.settings import IPPO_DEFAULTS

@@ -8,7 +8,7 @@ from typing import Literal, Union
 
 import numpy as np
 
-from agent_node.learners.ppo import ENTROPY_BETA
+from agent_node.learners.settings import ENTROPY_BETA
 
 GroundDistance = Union[Literal["euclidean", "sqeuclidean", "manhattan"], Callable[[np.ndarray, np.ndarray], float]]
 AlphaMode = Literal["paper", "fixed_expert", "fixed_agent"]

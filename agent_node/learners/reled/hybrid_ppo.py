@@ -7,19 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from agent_node.learners.ppo import MaskedPPO, PPOConfig, Trajectory, mlp
-
-
-class HybridPPOConfig(PPOConfig):
-    """The masked PPO's settings plus RELED's (docs/reled.md, RL-4 and RL-13, where the paper gives none)."""
-
-    # normalise the demonstration's advantages too (the paper says nothing). Off (default): normalising one
-    # demonstration's advantages gives its later decisions (smaller return-to-go) negative ones, so the expert loss
-    # would push the expert's actions DOWN near the destination and un-learn the demonstration (measured: the policy
-    # stopped arriving at all)
-    norm_expert_adv: bool = False
-    n_junctions: int = 2  # junction IDs are divided by (n_junctions - 1), docs/reled.md RL-4
-    junction_ids: bool = True  # the routing observation's layout; False: observations are used as they come
+from agent_node.learners.ppo import MaskedPPO, Trajectory, mlp
+from agent_node.learners.settings import HybridPPOConfig
 
 
 def preprocess(obs: np.ndarray, n_junctions: int, n_actions: int = 4) -> np.ndarray:

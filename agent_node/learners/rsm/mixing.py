@@ -9,7 +9,7 @@ from typing import Literal, TypeVar
 import numpy as np
 import torch
 
-from agent_node.learners.sac import GAMMA
+from agent_node.learners.settings import GAMMA
 
 # Equation, theorem, table and algorithm numbers are the RSM-MASAC paper's; R-A labels: docs/rsm_masac.md.
 ZETA_CAP = 0.8  # zeta <= 0.8 (the reference code; R-A2)

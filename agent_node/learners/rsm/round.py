@@ -20,7 +20,6 @@ from ..sac import pre_tanh, squashed_log_prob
 from .mixing import advantage_terms, batch_score, gaussian_entropy, mix, regulate
 from .segments import load_flat, segment_bounds
 
-CPM_PAYLOAD_BYTES = 4480  # one Collective Perception Message payload (RSM-MASAC paper, Sec. V-B)
 LossFill = Literal["zero", "self"]
 
 

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from torch import nn
 
-ACTOR_DIM = 68_098  # d for the reference code's 6-256-256-(mu, sigma) actor
 P_DEFAULT = 4  # segmentation granularity P (Table IV)
 KAPPA_DEFAULT = 3  # predefined replicas kappa (Table IV)
 
