@@ -20,8 +20,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
+    """One headless chromium for the file's tests (each loads its own page)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
@@ -119,9 +120,8 @@ def test_a_live_beacon_run_shows_its_14_agents_moving_and_its_links(tmp_path, br
         step = page_state(browser, "window.netmarl.frame.world_step")
         wait_for(lambda: page_state(browser, "window.netmarl.frame.world_step") > step, 20, "a newer frame")
         updates = page_state(browser, "window.netmarl.updates")
-        time.sleep(4.0)
-        assert page_state(browser, "window.netmarl.updates") >= updates + 2  # pushed while the run goes
-        assert page_state(browser, f"{agents}.x.concat({agents}.y)") != first, "the agents moved on the map"
+        wait_for(lambda: page_state(browser, "window.netmarl.updates") >= updates + 2, 20, "updates pushed")
+        wait_for(lambda: page_state(browser, f"{agents}.x.concat({agents}.y)") != first, 20, "the agents to move")
         assert page_state(browser, f"{agents}.x.length") == 14
         assert page_state(browser, "window.netmarl.info.map.kind") == "lanes"
         wait_for(lambda: sum((link_bins(browser) or {}).values()), 20, "the map's links")
