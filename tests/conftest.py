@@ -35,6 +35,31 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([*NETMARL, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
+_SHARED_RUNS: dict[tuple, tuple[Path, float]] = {}
+
+
+@pytest.fixture(scope="session")
+def shared_run(tmp_path_factory):
+    """shared_run(scenario, *sets, seed=None) -> (run folder, wall seconds) of `netmarl run` with those arguments, run
+    once per session: tests that only read the same run share it (none may write into its folder)."""
+
+    def get(scenario, *sets: str, seed: int | None = None, timeout: float = 400) -> tuple[Path, float]:
+        key = (str(scenario), sets, seed)
+        if key not in _SHARED_RUNS:
+            out = tmp_path_factory.mktemp("shared") / Path(scenario).stem
+            args = ["run", str(scenario), "--out", str(out), "--no-progress"]
+            args += ["--seed", str(seed)] if seed is not None else []
+            for s in sets:
+                args += ["--set", s]
+            t0 = time.monotonic()
+            proc = run_cli(*args, timeout=timeout)
+            assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+            _SHARED_RUNS[key] = (out, time.monotonic() - t0)
+        return _SHARED_RUNS[key]
+
+    return get
+
+
 def wait_for(pred, timeout: float, what: str, interval: float = 0.05):
     """Poll pred until it returns something truthy."""
     deadline = time.monotonic() + timeout

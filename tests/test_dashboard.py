@@ -70,11 +70,8 @@ def dashboards():
 
 
 @pytest.fixture(scope="module")
-def beacon_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dash") / "beacons"
-    proc = run_cli("run", str(SCENARIO), "--out", str(out), "--no-progress", "--set", "run.steps=300", timeout=180)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return out
+def beacon_run(shared_run):
+    return shared_run(SCENARIO, "run.steps=300")[0]  # shared with test_end_to_end.py and test_tensorboard.py
 
 
 def test_a_run_writes_frames_of_positions_links_and_health(beacon_run):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import time
 
 from conftest import SCENARIO, metrics, run_cli
 
@@ -35,12 +34,8 @@ def _check_against_model(run_dir, min_attempts=300):
     return checked
 
 
-def test_beacon_run_under_a_minute_matches_model(tmp_path):
-    out = tmp_path / "run"
-    t0 = time.monotonic()
-    res = run_cli("run", str(SCENARIO), "--out", str(out), "--set", "run.steps=300", "--no-progress")
-    elapsed = time.monotonic() - t0
-    assert res.returncode == 0, res.stderr[-2000:]
+def test_beacon_run_under_a_minute_matches_model(shared_run):
+    out, elapsed = shared_run(SCENARIO, "run.steps=300")  # shared with test_dashboard.py and test_tensorboard.py
     assert elapsed < 60, f"took {elapsed:.1f} s"
     for name in ("config.toml", "metrics.jsonl", "links.csv", "summary.json", "plots/delivery_vs_distance.png"):
         assert (out / name).exists(), name

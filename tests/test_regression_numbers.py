@@ -9,7 +9,7 @@ import math
 import os
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT
 
 RECORDED = ROOT / "tests" / "data" / "regression_numbers.json"
 CASES = {  # name: (scenario file, --set list); every run is seeded and on a simulated or lock-step clock
@@ -104,14 +104,10 @@ def numbers(results, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def run_case(tmp_path, name: str) -> dict[str, float]:
+def run_case(shared_run, name: str) -> dict[str, float]:
+    """The case's run (shared with the tests that run the same: test_signals_run, test_reled_run)."""
     scenario, sets = CASES[name]
-    out = tmp_path / name
-    args = ["run", str(ROOT / "scenarios" / scenario), "--out", str(out), "--no-progress", "--seed", "2"]
-    for s in sets:
-        args += ["--set", s]
-    proc = run_cli(*args, timeout=400)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    out, _ = shared_run(ROOT / "scenarios" / scenario, *sets, seed=2)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "ok"
     return numbers(summary.get("results") or {"links": summary["links"]})
@@ -119,8 +115,8 @@ def run_case(tmp_path, name: str) -> dict[str, float]:
 
 @pytest.mark.timeout(450)
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_a_short_seeded_run_gives_the_recorded_numbers(tmp_path, name):
-    got = run_case(tmp_path, name)
+def test_a_short_seeded_run_gives_the_recorded_numbers(shared_run, name):
+    got = run_case(shared_run, name)
     if os.environ.get("NETMARL_RECORD"):
         recorded = json.loads(RECORDED.read_text()) if RECORDED.exists() else {}
         recorded[name] = got

@@ -57,9 +57,9 @@ def test_ippo_trains_tests_and_writes_its_run_folder(tmp_path):
     assert {e["epoch"] for e in kind(resumed, "routing_episode") if e["mode"] == "train"} == {3}
 
 
-def test_reled_with_the_scripted_expert_sends_plans_and_expert_trajectories(tmp_path):
-    out = tmp_path / "reled"
-    summary = run(out, "algo.sed.expert=scripted")
+def test_reled_with_the_scripted_expert_sends_plans_and_expert_trajectories(shared_run):
+    out, _ = shared_run(SCENARIO, *QUICK, "algo.sed.expert=scripted", seed=2)  # test_regression_numbers' "routing"
+    summary = json.loads((out / "summary.json").read_text())
     res = summary["results"]
     rounds = kind(out, "sed_round")
     # SED at epoch 1 (sed_at_start) and at epoch 2 (q = 2): two subset rollouts each

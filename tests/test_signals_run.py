@@ -7,20 +7,16 @@ from conftest import ROOT, metrics, run_cli
 SCENARIO = ROOT / "scenarios" / "signals_espark.toml"
 
 
-def test_ippo_on_grid4x4_runs_learns_and_reports_the_trip_metrics(tmp_path):
-    out = tmp_path / "grid"
-    args = ["run", str(SCENARIO), "--out", str(out), "--no-progress", "--seed", "2"]
-    for s in [
+def test_ippo_on_grid4x4_runs_learns_and_reports_the_trip_metrics(shared_run):
+    sets = [
         "world.episodes=2",
         "world.horizon_s=300",
         "world.test_episodes=1",
         "algo.ppo={update_epochs=1}",
         "algo.method=ippo",
         "world.update_every=1",
-    ]:
-        args += ["--set", s]
-    proc = run_cli(*args, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    ]  # test_regression_numbers.py's "signals" case: one run for both
+    out, _ = shared_run(SCENARIO, *sets, seed=2)
     summary = json.loads((out / "summary.json").read_text())
     res = summary["results"]
     assert summary["status"] == "ok" and res["train_episodes"] == 2

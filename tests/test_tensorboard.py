@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, SCENARIO, run_cli, tensorboard_scalars
+from conftest import ROOT, SCENARIO, tensorboard_scalars
 
 from coordinator.tensorboard import MAX_TAGS_PER_NODE, TensorBoardLog
 
@@ -30,12 +30,10 @@ def test_numbers_become_scalars_at_their_records_step_and_tags_are_bounded_per_n
     assert sum(t.startswith("flood/") for t in got) == MAX_TAGS_PER_NODE and board.dropped == MAX_TAGS_PER_NODE
 
 
-def test_a_runs_delivery_ratio_per_message_type_is_in_its_event_files(tmp_path):
+def test_a_runs_delivery_ratio_per_message_type_is_in_its_event_files(shared_run):
     """A real beacon run: each of the medium's link reports becomes links/<type>/delivery_ratio at the world's step,
     and the last one is the ratio summary.json gives."""
-    out = tmp_path / "run"
-    proc = run_cli("run", str(SCENARIO), "--out", str(out), "--no-progress", "--set", "run.steps=300", timeout=180)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    out, _ = shared_run(SCENARIO, "run.steps=300")
     summary = json.loads((out / "summary.json").read_text())
     got = tensorboard_scalars(out / "tensorboard")
     for kind in ("beacon", "payload"):
