@@ -20,6 +20,10 @@ SCENARIO = ROOT / "scenarios" / "figure8_beacons.toml"
 NETMARL = [sys.executable, "-m", "coordinator.cli"]
 
 
+# a beacon run that goes on until stopped, with 4 agents: what tests of nodes that join a run (or attack it) need
+BACKGROUND = ("run.steps=100000", "world.vehicles=4", "world.agents=4")
+
+
 def start_run(out: Path, *sets: str, scenario: Path = SCENARIO) -> subprocess.Popen:
     """Start `netmarl run` in the background (its own process group) writing to out."""
     args = [*NETMARL, "run", str(scenario), "--out", str(out), "--no-progress"]

@@ -33,13 +33,13 @@ def test_barrier_through_a_running_coordinator(tmp_path, reap):
     """Two processes' endpoints meet at a barrier held by the real coordinator of a running run."""
     import threading
 
-    from conftest import start_run, wait_for
+    from conftest import BACKGROUND, start_run, wait_for
 
     from protocols.endpoint import Endpoint
     from protocols.security import Curve, KeyPair, join_run
 
     run_dir = tmp_path / "run"
-    proc = start_run(run_dir, "run.steps=100000")
+    proc = start_run(run_dir, *BACKGROUND)
     reap(proc)
     wait_for(
         lambda: (

@@ -12,7 +12,7 @@ import sys
 import time
 
 import zmq
-from conftest import ROOT, coordinator_log, metrics, node_info, start_run, wait_for
+from conftest import BACKGROUND, ROOT, coordinator_log, metrics, node_info, start_run, wait_for
 
 from protocols.codec import encode
 from protocols.messages import Heartbeat, Metrics, Shutdown, Tick
@@ -214,9 +214,9 @@ def test_a_stranger_can_neither_stop_a_default_run_nor_write_its_records(tmp_pat
     """A run on loopback proves membership by default: a process outside it, with no key or an unknown one,
     cannot forge the world's final record (which ended runs early with status ok), a Shutdown or a Tick."""
     run_dir = tmp_path / "run"
-    proc = start_run(run_dir, "run.steps=100000")
+    proc = start_run(run_dir, *BACKGROUND)
     reap(proc)
-    wait_for(lambda: all(node_info(run_dir, f"veh{i}") for i in range(14)), 90, "all 14 nodes registered")
+    wait_for(lambda: all(node_info(run_dir, f"veh{i}") for i in range(4)), 90, "all 4 nodes registered")
     endpoint = (run_dir / "coordinator.endpoint").read_text().strip()
     coord_key = read_public_key(run_dir / "coordinator.key")
     _, veh2 = node_info(run_dir, "veh2")

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
-from conftest import ROOT, coordinator_log, start_run, wait_for
+from conftest import BACKGROUND, ROOT, coordinator_log, start_run, wait_for
 
 HEAVY = ("torch", "sumo", "libsumo", "traci", "sumolib", "matplotlib")  # what a device must not need
 # what the node's import path must not touch (`python -m agent_node`); `netmarl node` is coordinator.cli's
@@ -115,7 +115,7 @@ def test_nodes_join_a_run_without_torch_sumo_or_coordinator_code(tmp_path, reap)
     """`python -m agent_node` (scenarios and coordinator blocked too) and `netmarl node` each join a real run,
     heartbeat, and stop cleanly; none of them so much as tries to import a blocked package."""
     run_dir = tmp_path / "run"
-    proc = start_run(run_dir, "run.steps=100000", "run.heartbeat_timeout_s=5")
+    proc = start_run(run_dir, *BACKGROUND, "run.heartbeat_timeout_s=5")
     reap(proc)
     wait_for(lambda: "run started" in coordinator_log(run_dir), 60, "run started")
     commands = {

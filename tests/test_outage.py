@@ -9,7 +9,7 @@ import sys
 import time
 
 import zmq
-from conftest import ROOT, coordinator_log, free_port, metrics, start_run, wait_for
+from conftest import BACKGROUND, ROOT, coordinator_log, free_port, metrics, start_run, wait_for
 
 from agent_node.cli import add_arguments, config_from_args
 from protocols.sockets import Inbox, PeerLink
@@ -68,7 +68,7 @@ def test_outage_options_of_the_node_cli():
 
 def test_node_survives_a_coordinator_outage_and_resumes(tmp_path, reap):
     run_dir = tmp_path / "run"
-    proc = start_run(run_dir, "run.steps=100000", "run.heartbeat_timeout_s=2")
+    proc = start_run(run_dir, *BACKGROUND, "run.heartbeat_timeout_s=2")
     reap(proc)
     wait_for(lambda: "run started" in coordinator_log(run_dir), 60, "run started")
     coordinator_port = (run_dir / "coordinator.endpoint").read_text().strip().rsplit(":", 1)[1]

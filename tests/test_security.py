@@ -13,7 +13,7 @@ import time
 import pytest
 import zmq
 import zmq.auth
-from conftest import ROOT, coordinator_log, metrics, start_run, wait_for
+from conftest import BACKGROUND, ROOT, coordinator_log, metrics, start_run, wait_for
 
 from protocols.codec import decode, encode
 from protocols.messages import Heartbeat, Metrics, Ping, Pong
@@ -260,7 +260,7 @@ def test_curve_run_admits_allowed_node_refuses_unknown_key_and_forged_ids(tmp_pa
             write_key_pair(allow, name, KeyPair(pair.public, pair.secret))
             os.remove(allow / f"{name}.key_secret")
     run_dir = tmp_path / "run"
-    proc = start_run(run_dir, "run.steps=100000", "security.curve=on", f"security.allow_dir={allow}")
+    proc = start_run(run_dir, *BACKGROUND, "security.curve=on", f"security.allow_dir={allow}")
     reap(proc)
     wait_for(lambda: "run started" in coordinator_log(run_dir), 90, "the launched processes registered over CURVE")
     wait_for(lambda: any(m["node"] == "veh1" for m in metrics(run_dir)), 30, "veh1 stepping")

@@ -7,12 +7,12 @@ import signal
 import subprocess
 import sys
 
-from conftest import ROOT, coordinator_log, metrics, node_info, pid_alive, start_run, wait_for
+from conftest import BACKGROUND, ROOT, coordinator_log, metrics, node_info, pid_alive, start_run, wait_for
 
 
 def test_hand_started_node_joins_reports_and_is_dropped_when_silent(tmp_path, reap):
     run_dir = tmp_path / "run"
-    proc = start_run(run_dir, "run.steps=100000", "run.heartbeat_timeout_s=1.5")
+    proc = start_run(run_dir, *BACKGROUND, "run.heartbeat_timeout_s=1.5")
     reap(proc)
     wait_for(lambda: "run started" in coordinator_log(run_dir), 60, "run started")
     node_log = tmp_path / "edge1.log"
@@ -50,7 +50,7 @@ def test_hand_started_node_joins_reports_and_is_dropped_when_silent(tmp_path, re
 
 def test_sigterm_to_a_launched_node_flushes_and_it_is_restarted(tmp_path, reap):
     run_dir = tmp_path / "run"
-    proc = start_run(run_dir, "run.steps=100000")
+    proc = start_run(run_dir, *BACKGROUND)
     reap(proc)
     wait_for(lambda: any(m["node"] == "veh2" for m in metrics(run_dir)), 60, "veh2 stepping")
     pid, _ = node_info(run_dir, "veh2")
