@@ -83,7 +83,7 @@ def test_feedback_carries_the_states_and_every_follower_gets_a_pdi_line(tmp_path
     triggering instructions"); a follower whose vehicle is not home when the episode ends (t_max 60 s here) still
     gets its Eq. 24 entry (its steps are probed, not kept as a demonstration)."""
     out = tmp_path / "short"
-    run(out, "algo.sed.expert=scripted", "world.epochs=1", "world.t_max=60")
+    run(out, "algo.sed.expert=scripted", "world.epochs=1", "world.t_max=60", "world.test_episodes=0")
     (rnd,) = kind(out, "sed_round")
     assert rnd["execution_rate"] == 0.0  # nobody arrives within a minute
     feedback = (out / "sed" / "round_000_feedback.txt").read_text()
@@ -98,7 +98,14 @@ def test_feedback_carries_the_states_and_every_follower_gets_a_pdi_line(tmp_path
 
 def test_fixed_alpha_ablation_uses_the_fixed_expert_weight(tmp_path):
     out = tmp_path / "fixed"
-    run(out, "algo.sed.expert=scripted", "algo.alpha_mode=fixed_expert", "algo.alpha_fixed=0.2", "world.epochs=1")
+    run(
+        out,
+        "algo.sed.expert=scripted",
+        "algo.alpha_mode=fixed_expert",
+        "algo.alpha_fixed=0.2",
+        "world.epochs=1",
+        "world.test_episodes=0",  # what is checked is training's
+    )
     updates = kind(out, "router_epoch")
     assert updates and all(u["alpha"] == pytest.approx(0.8) for u in updates)
 
@@ -112,7 +119,14 @@ def test_fixed_alpha_without_a_weight_is_a_config_error(tmp_path):
 def test_one_sed_round_with_the_local_llm_end_to_end(tmp_path):
     """The offline default model writes the plans; whatever it writes, the round completes and is accounted."""
     out = tmp_path / "llm"
-    summary = run(out, "world.epochs=1", "algo.sed.llm.max_tokens=400", "algo.sed.llm.timeout_s=240", timeout=560)
+    summary = run(
+        out,
+        "world.epochs=1",
+        "world.test_episodes=0",
+        "algo.sed.llm.max_tokens=400",
+        "algo.sed.llm.timeout_s=240",
+        timeout=560,
+    )
     (rnd,) = kind(out, "sed_round")
     assert rnd["source"] == "llm" and rnd["llm_error"] is None and rnd["llm_calls"] == 1
     assert 0.0 <= rnd["execution_rate"] <= rnd["plans_ok"] <= 1.0
@@ -145,6 +159,7 @@ def test_plans_that_raise_loop_or_name_a_missing_node_are_reported_and_training_
         f'algo.sed.plan_file="{plans}"',
         "algo.sed.plan_wall_s=1",
         "algo.sed.plan_cpu_s=0.5",
+        "world.test_episodes=0",  # what is checked is training's
     )
     rounds = kind(out, "sed_round")
     assert len(rounds) == 2 and summary["results"]["last_epoch"] == 2  # both SED rounds, both epochs
