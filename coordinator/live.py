@@ -126,11 +126,20 @@ class LiveView:
             return
         self._next = now + FRAME_EVERY_S
         self.frames += 1
+        self._guarded(registry, children, status, world_step, now, last=False)
+
+    def last_frame(self, registry, children: dict, status: str, world_step: int) -> None:
+        """A frame once the medium's final report is in (however soon after the previous one), so a run shorter
+        than a report interval still shows its links and the last frame counts what links.csv does."""
+        if not self.fh.closed:
+            self._guarded(registry, children, status, world_step, time.monotonic(), last=True)
+
+    def _guarded(self, registry, children: dict, status: str, world_step: int, now: float, last: bool) -> None:
         try:
             if not self._thinned and self.fh.tell() > MAX_FILE_BYTES:
                 self._thinned = True
                 log.warning("live.jsonl passed %d MiB: from now on one frame in %d", MAX_FILE_BYTES >> 20, THIN_EVERY)
-            if not self._thinned or self.frames % THIN_EVERY == 0:
+            if last or not self._thinned or self.frames % THIN_EVERY == 0:
                 self.write(registry, children, status, world_step, now)
         except (OSError, ValueError) as err:  # a full disk: the run goes on without its live view
             log.error("live.jsonl: %s; no more frames are written", err)
@@ -165,17 +174,13 @@ class LiveView:
         }
         self.fh.write(json.dumps(frame) + "\n")
 
-    def close(self, status: str, registry=None, children: dict | None = None, world_step: int = -1) -> None:
-        """A last frame (given the registry: the medium's final report, so a run shorter than a report
-        interval still shows its links), then a line that says how the run ended (the dashboard stops
-        waiting for frames)."""
+    def close(self, status: str) -> None:
+        """The last line says how the run ended (the dashboard stops waiting for frames)."""
         if not self.fh.closed:
             try:
-                if registry is not None:
-                    self.write(registry, children or {}, status, world_step, time.monotonic())
                 self.fh.write(json.dumps({"wall": round(time.time(), 3), "end": True, "status": status}) + "\n")
                 self.fh.close()
-            except OSError as err:
+            except (OSError, ValueError) as err:
                 log.error("live.jsonl: %s", err)
                 with contextlib.suppress(OSError):
                     self.fh.close()

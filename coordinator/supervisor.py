@@ -606,6 +606,8 @@ class Supervisor:
         deadline = time.monotonic() + LAST_WORDS_S  # however much anyone keeps sending, shutdown ends
         while self.loop_once(200) and time.monotonic() < deadline:  # last words trail the exits: 200 ms of quiet
             pass
+        if self.live is not None and self.started:  # the medium's final report is in
+            self.live.last_frame(self.registry, self.launcher.children, self.status, self.world_step)
         if self.gate is not None and (self.gate.refused or self.inbox.refused):
             log.warning(
                 "CURVE refused %d connections (unknown keys) and %d messages (a sender claiming another id)",
@@ -615,14 +617,10 @@ class Supervisor:
             self.event(event="curve_refused", connections=self.gate.refused, messages=self.inbox.refused)
         if self.sends_dropped:
             self.event(event="sends_dropped", messages=self.sends_dropped, nodes=sorted(self._unsendable)[:20])
-        # every node one of ours that has exited: nobody is left to take what is still queued (heartbeats, a
-        # Shutdown to a process that ended first), so it is dropped now instead of lingering 0.5 s per link
-        children = self.launcher.children
-        everyone_gone = all(
-            n in children and (children[n].process is None or not children[n].process.is_alive())
-            for n in self.registry.nodes
-        )
-        self.peers.close(0 if everyone_gone else None)
+        # every node one of ours, which stop_all has ended: nobody is left to take what is still queued (heartbeats,
+        # a Shutdown to a process that ended first), so it is dropped now instead of lingering 0.5 s per link
+        everyone_ours = all(n in self.launcher.children for n in self.registry.nodes)
+        self.peers.close(0 if everyone_ours else None)
         self.inbox.close()
         self.ctx.term()
         log.removeHandler(self.log_handler)
@@ -667,6 +665,6 @@ class Supervisor:
                 log.exception("summarizing the results failed")
         (self.run_dir / "summary.json").write_text(json.dumps(strict_json(summary), indent=1))
         if self.live is not None:
-            self.live.close(self.status, self.registry, self.launcher.children, self.world_step)
+            self.live.close(self.status)
         print(report.format_summary(summary))
         print(f"status: {self.status}; run folder: {self.run_dir}")

@@ -28,7 +28,8 @@ def summary_writer():
     try:
         from tensorboardX import SummaryWriter
     finally:
-        del sys.modules["torch"]
+        if sys.modules.get("torch", 0) is None:  # not if another thread has imported torch meanwhile
+            del sys.modules["torch"]
     return SummaryWriter
 
 

@@ -60,6 +60,7 @@ def serve():
         procs.append(proc)
         line = proc.stderr.readline()
         assert f"127.0.0.1:{port}" in line, line
+        wait_for(lambda: accepting(port), 30, "the dashboard's port")  # the address is printed before it listens
         return f"http://127.0.0.1:{port}/"
 
     yield start
