@@ -11,6 +11,7 @@ new machine) but whose results are in --results is read from there, not run agai
     python benchmarks/rsm_masac_paper.py --scenario merge --seeds 1,2           # Table V: isac, avg, rsm
     python benchmarks/rsm_masac_paper.py --scenario figure8 --seeds 1 --loss 0.2,0.4,0.6   # + Fig. 14's sweep
     python benchmarks/rsm_masac_paper.py --scenario merge --seeds 1 --stop-after 60   # stop once all reach 60
+    python benchmarks/rsm_masac_paper.py --scenario figure8 --update-mode code ...  # the released code's updates
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def advance(run: Run, out: Path, scenario: str, budget: dict, upto: int) -> floa
         "--set",
         f"world.test_every={budget['test_every']}",
         "--set",
-        "algo.update_mode=paper",
+        f"algo.update_mode={budget['update_mode']}",
         "--set",
         "algo.checkpoint_every=0",
     ]
@@ -300,12 +301,18 @@ def main() -> int:
     p.add_argument("--loss", default="", help="comma-separated extra loss rates for rsm_masac runs (Fig. 14)")
     p.add_argument("--episodes", type=int, help="training episodes (default: the paper's 260 / 300)")
     p.add_argument("--horizon", type=int, help="steps per episode (default: the paper's 750 / 1,500)")
+    p.add_argument(
+        "--update-mode",
+        choices=("paper", "code"),
+        default="paper",
+        help="Alg. 1's critic update every step (the paper), or the released code's one update every 10 steps",
+    )
     p.add_argument("--chunk", type=int, default=10, help="training episodes per resumed chunk")
     p.add_argument("--stop-after", type=int, help="stop once every run has this many training episodes")
     p.add_argument("--out", help="run folders (default runs/rsm-paper-<scenario>); the same --out resumes")
     p.add_argument("--results", help="where the stitched results go (default benchmarks/results/rsm_masac/<scenario>)")
     args = p.parse_args()
-    budget = dict(PAPER[args.scenario], test_every=10)
+    budget = dict(PAPER[args.scenario], test_every=10, update_mode=args.update_mode)
     if args.episodes:
         budget["episodes"] = args.episodes
     if args.horizon:
