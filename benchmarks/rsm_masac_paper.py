@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,6 +94,12 @@ def advance(run: Run, out: Path, scenario: str, budget: dict, upto: int) -> floa
     folder = out / run.name
     folder.mkdir(parents=True, exist_ok=True)
     prev = chunks(folder)
+    if (
+        prev
+        and (mode := tomllib.loads((prev[-1] / "config.toml").read_text())["algo"]["update_mode"])
+        != budget["update_mode"]
+    ):
+        raise SystemExit(f"{folder} was trained with update mode {mode!r}: resume it with --update-mode {mode}")
     dest = folder / f"chunk-{upto:04d}"
     args = [
         sys.executable,
@@ -333,14 +340,13 @@ def main() -> int:
     dest = Path(args.results or ROOT / "benchmarks" / "results" / "rsm_masac" / args.scenario)
     dest.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
+    losses = [f"{float(x):g}" for x in filter(None, args.loss.split(","))]  # labels as targets() spells them
     runs = [Run(m, m, s) for s in seeds for m in args.methods.split(",")]
+    runs += [Run(f"rsm_masac_loss{x}", "rsm_masac", s, [f"netsim.loss={x}"]) for x in losses for s in seeds]
     runs += [
-        Run(f"rsm_masac_loss{x}", "rsm_masac", s, [f"netsim.loss={x}"])
-        for x in filter(None, args.loss.split(","))
+        Run(f"rsm_masac_U{u}", "rsm_masac", s, [f"algo.U={u}"])
+        for u in (int(u) for u in filter(None, args.U.split(",")))
         for s in seeds
-    ]
-    runs += [
-        Run(f"rsm_masac_U{u}", "rsm_masac", s, [f"algo.U={u}"]) for u in filter(None, args.U.split(",")) for s in seeds
     ]
     idm = idm_score(out, args.scenario, budget)
     print(
@@ -357,7 +363,7 @@ def main() -> int:
         done, _, run = min(pending, key=lambda x: (x[0], x[1]))
         upto = min(done + args.chunk, goal)
         wall = advance(run, out, args.scenario, budget, upto)
-        table = write_all(runs, out, dest, args.scenario, budget, list(filter(None, args.loss.split(","))), idm)
+        table = write_all(runs, out, dest, args.scenario, budget, losses, idm)
         score = table[run.label]["final_score"][0]
         print(
             f"{time.strftime('%H:%M:%S')} {run.name}: {upto} episodes ({wall:.0f} s for the chunk); "
