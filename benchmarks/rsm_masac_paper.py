@@ -220,7 +220,7 @@ def write_all(
         curves.setdefault(run.label, []).append([(int(r["episode"]), r["mode"], float(r["score"])) for r in rows])
     table = {label: aggregate(s) for label, s in by_label.items()}
     loss = FIG14_LOSS if FIG14_LOSS in losses else (losses or ["0"])[0]
-    checks = targets({k: {"final_score": v["final_score"][0], **v} for k, v in table.items()}, float(loss))
+    checks = targets({k: {**v, "final_score": v["final_score"][0]} for k, v in table.items()}, float(loss))
     (dest / "results.json").write_text(
         json.dumps(
             {"scenario": scenario, "budget": budget, "idm_score": idm, "results": table, "targets": checks}, indent=1
