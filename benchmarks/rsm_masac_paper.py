@@ -226,10 +226,11 @@ def write_all(
             {"scenario": scenario, "budget": budget, "idm_score": idm, "results": table, "targets": checks}, indent=1
         )
     )
+    paper = TABLE_V if scenario == "merge" else None  # Table V's rows sit beside Merge's
     lines = [
         f"| method | training episodes (of {budget['episodes']}) | seeds | final score (last 5 tests) | "
-        "mixing rate | rho_total | psi (GB) | bytes / agent / round |" + (" Table V |" if scenario == "merge" else ""),
-        "|---|---|---|---|---|---|---|---|" + ("---|" if scenario == "merge" else ""),
+        "mixing rate | rho_total | psi (GB) | bytes / agent / round |" + (" Table V |" if paper else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if paper else ""),
     ]
     for label, r in table.items():
         s, sd = r["final_score"]
@@ -237,12 +238,10 @@ def write_all(
         lines.append(
             f"| {label} | {r['train_episodes']} | {r['seeds']} | {s:.4f} ± {sd:.4f} | {mix} | "
             f"{r['rho_total'] or 0:.0f} | {r['psi_gb'] or 0:.3f} | {r['bytes_per_agent_round'] or 0:.0f} |"
-            + (f" {TABLE_V.get(label, '-')} |" if scenario == "merge" else "")
+            + (f" {paper.get(label, '-')} |" if paper else "")
         )
     if idm is not None:
-        lines.append(
-            f"| all-IDM reference | - | - | {idm:.4f} | - | - | - | - |" + (" - |" if scenario == "merge" else "")
-        )
+        lines.append(f"| all-IDM reference | - | - | {idm:.4f} | - | - | - | - |" + (" - |" if paper else ""))
     (dest / "table.md").write_text("\n".join(lines) + "\n")
     plot_curves(curves, idm, dest / "curves.png")
     return table
