@@ -8,7 +8,8 @@ weight fixed at 0.2 / 0.5 instead of the DTW alpha). ("w/o refinement" needs an 
 read the feedback, so with it that ablation is reled_scripted itself.) The default budget fits a 2-core machine
 (60 epochs x 1,000 decisions); `--full` is the paper's 500 epochs. Final tests: 20 greedy and 20 sampled episodes
 (the paper: "tested over 20 independent runs"), mean and spread. Resumable: a run whose folder has an ok
-summary.json is read, not run again (the same --out). Prints a table, writes summary.json, per_epoch.csv and
+summary.json is read, not run again (the same --out), and so is a run recorded in --results/records/ (one JSON file a
+run, written when it finishes: results outlive the run folders). Prints a table, writes summary.json, per_epoch.csv and
 curves.png to --results, ends with one JSON line.
 
     python benchmarks/reled.py                             # grid, moderate: ippo and reled_scripted x 3 seeds,
@@ -45,11 +46,17 @@ FINAL_EPOCHS = 5  # the end of training: the mean over the last five epochs' epi
 PAPER_GAIN = {"grid": 0.6245, "city": 0.7255}  # Table IV: RELED / IPPO - 1 (Orlando-M, HK-M)
 
 
-def run_one(out: Path, variant: str, seed: int, sets: list[str]) -> dict:
-    """One `netmarl run` (or the finished one already in `out`); its summary results, end-of-training figures and
-    per-epoch curves."""
+def run_one(out: Path, variant: str, seed: int, sets: list[str], records: Path) -> dict:
+    """One `netmarl run` (or the finished one already in `out`, or its record in `records`); its summary results,
+    end-of-training figures and per-epoch curves. Every finished run is recorded in `records` (one small JSON file),
+    so results outlive the run folders: a later call with the same --results reads the record, not a new run."""
     summary = out / "summary.json"
+    record = records / f"{out.name}.json"
     done = summary.exists() and json.loads(summary.read_text()).get("status") == "ok"
+    if not done and record.exists():
+        res = json.loads(record.read_text())
+        res["curve"] = [row["reward"] for row in res["epochs"]]
+        return res
     wall = None
     if not done:
         if out.exists():
@@ -97,6 +104,8 @@ def run_one(out: Path, variant: str, seed: int, sets: list[str]) -> dict:
         {"epoch": k, **{key: float(np.mean([e[key] for e in by_epoch[k]])) for key in CURVE_KEYS}}
         for k in sorted(by_epoch)
     ]
+    records.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(res))
     res["curve"] = [row["reward"] for row in res["epochs"]]
     return res
 
@@ -200,7 +209,7 @@ def main() -> int:
         ]
         rows = []
         for seed in seeds:
-            res = run_one(out / f"{variant}-s{seed}", variant, seed, sets)
+            res = run_one(out / f"{variant}-s{seed}", variant, seed, sets, results_dir / "records")
             print(
                 f"  {variant} seed {seed}: final reward {res['final_reward']:.1f}, travel time "
                 f"{res['final_travel_time']:.0f} s, arrived {res['final_arrival_rate']:.2f}; greedy test "
