@@ -11,7 +11,9 @@ eSpark's IPPO settings (scenarios/espark/settings.py); tests are greedy and unma
 The eSpark runs skip their own IPPO twin (compare_ippo = false): the IPPO row is that twin, run once.
 
 A cell whose run folder holds an "ok" summary.json is not run again, so the same command goes on where it
-stopped. After every cell the table is rewritten to --results (comparison.md, comparison.json).
+stopped; nor is a cell recorded under --results/records/ (its test figures, one JSON file a cell, written when it
+finishes), so results outlive the run folders and seeds can be added one session at a time. After every cell
+the table is rewritten to --results (comparison.md, comparison.json).
 
     python benchmarks/espark.py                                   # 4 tasks x 3 seeds, every method
     python benchmarks/espark.py --tasks grid4x4 --methods ippo,espark_files --seeds 1
@@ -208,11 +210,18 @@ def main() -> int:
                 if sets is None:
                     continue
                 t0 = time.monotonic()
-                summary = run_cell(out / task / f"{method}-s{seed}", task, sets, seed)
-                cells.setdefault((task, method), []).append(test_metrics(summary))
+                record = results / "records" / task / f"{method}-s{seed}.json"
+                run_dir = out / task / f"{method}-s{seed}"
+                if record.exists() and not (run_dir / "summary.json").exists():
+                    metrics = json.loads(record.read_text())
+                else:
+                    metrics = test_metrics(run_cell(run_dir, task, sets, seed))
+                    record.parent.mkdir(parents=True, exist_ok=True)
+                    record.write_text(json.dumps(metrics))
+                cells.setdefault((task, method), []).append(metrics)
                 print(
                     f"{time.strftime('%H:%M:%S')} {task} {method} seed {seed}: "
-                    f"{ {k: round(v, 1) for k, v in test_metrics(summary).items() if v is not None} } "
+                    f"{ {k: round(v, 1) for k, v in metrics.items() if isinstance(v, (int, float))} } "
                     f"({time.monotonic() - t0:.0f} s)",
                     flush=True,
                 )
