@@ -82,11 +82,13 @@ def committed(run: Run, out: Path, dest: Path) -> dict | None:
     return json.loads(path.read_text())
 
 
-def progress(run: Run, out: Path, dest: Path) -> int:
-    """Training episodes behind the run: its last chunk's, or a committed finished run's."""
+def progress(run: Run, out: Path, dest: Path, goal: int) -> int:
+    """Training episodes behind the run: its last chunk's, or a committed finished run's (one committed at part of
+    the budget, whose folders are gone, starts again from 0)."""
     if c := chunks(out / run.name):
         return episodes_done(c[-1])
-    return (committed(run, out, dest) or {}).get("train_episodes", 0)
+    done = (committed(run, out, dest) or {}).get("train_episodes", 0)
+    return done if done >= goal else 0
 
 
 def advance(run: Run, out: Path, scenario: str, budget: dict, upto: int) -> float:
@@ -355,7 +357,7 @@ def main() -> int:
     )
     goal = min(budget["episodes"], args.stop_after or budget["episodes"])
     while True:
-        pending = [(progress(r, out, dest), k, r) for k, r in enumerate(runs)]
+        pending = [(progress(r, out, dest, goal), k, r) for k, r in enumerate(runs)]
         pending = [x for x in pending if x[0] < goal]
         if not pending:
             break
