@@ -113,10 +113,15 @@ def settings(task: str, method: str, budget: dict) -> list[str] | None:
     return [*sets, "algo.method=espark", f"algo.espark={{{espark}}}"]
 
 
+def finished(out: Path) -> bool:
+    done = out / "summary.json"
+    return done.exists() and json.loads(done.read_text()).get("status") == "ok"
+
+
 def run_cell(out: Path, task: str, sets: list[str], seed: int) -> dict:
     """One run (or its finished summary when it is already there)."""
     done = out / "summary.json"
-    if done.exists() and json.loads(done.read_text()).get("status") == "ok":
+    if finished(out):
         return json.loads(done.read_text())
     shutil.rmtree(out, ignore_errors=True)  # an unfinished cell starts again
     args = [
@@ -167,7 +172,8 @@ def table(cells: dict, tasks: list[str], methods: list[str]) -> tuple[str, dict]
             runs = cells.get((task, method), [])
             if not runs:
                 continue
-            row = {m: (float(np.mean([r[m] for r in runs])), float(np.std([r[m] for r in runs]))) for m, _ in metrics}
+            vals = {m: [r[m] for r in runs if r.get(m) is not None] or [np.nan] for m, _ in metrics}
+            row = {m: (float(np.mean(v)), float(np.std(v))) for m, v in vals.items()}
             first, lower = metrics[0]
             gain = 100.0 * ((ippo - row[first][0]) if lower else (row[first][0] - ippo)) / abs(ippo)
             out.setdefault(task, {})[method] = {
@@ -212,12 +218,15 @@ def main() -> int:
                 t0 = time.monotonic()
                 record = results / "records" / task / f"{method}-s{seed}.json"
                 run_dir = out / task / f"{method}-s{seed}"
-                if record.exists() and not (run_dir / "summary.json").exists():
+                portable = [x.replace(str(ROOT), "<root>") for x in sets]  # the same cell from another checkout
+                if record.exists() and not finished(run_dir):
                     metrics = json.loads(record.read_text())
+                    if metrics.get("settings") != portable:
+                        p.error(f"{record} was run with other settings: use another --results")
                 else:
                     metrics = test_metrics(run_cell(run_dir, task, sets, seed))
                     record.parent.mkdir(parents=True, exist_ok=True)
-                    record.write_text(json.dumps(metrics))
+                    record.write_text(json.dumps({**metrics, "settings": portable}))
                 cells.setdefault((task, method), []).append(metrics)
                 print(
                     f"{time.strftime('%H:%M:%S')} {task} {method} seed {seed}: "

@@ -53,8 +53,11 @@ def run_one(out: Path, variant: str, seed: int, sets: list[str], records: Path) 
     summary = out / "summary.json"
     record = records / f"{out.name}.json"
     done = summary.exists() and json.loads(summary.read_text()).get("status") == "ok"
+    settings = [*VARIANTS[variant], *sets]
     if not done and record.exists():
         res = json.loads(record.read_text())
+        if res.get("settings") != settings:
+            raise SystemExit(f"{record} was run with {res.get('settings')}, not {settings}: use another --results")
         res["curve"] = [row["reward"] for row in res["epochs"]]
         return res
     wall = None
@@ -104,6 +107,7 @@ def run_one(out: Path, variant: str, seed: int, sets: list[str], records: Path) 
         {"epoch": k, **{key: float(np.mean([e[key] for e in by_epoch[k]])) for key in CURVE_KEYS}}
         for k in sorted(by_epoch)
     ]
+    res["settings"] = settings
     records.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(res))
     res["curve"] = [row["reward"] for row in res["epochs"]]
@@ -139,6 +143,7 @@ def aggregate(rows: list[dict]) -> dict:
         vals = [r[key] for r in rows if r.get(key) is not None]
         out[key] = float(np.mean(vals)) if vals else None
         out[key + "_sd"] = float(np.std(vals)) if vals else None
+        out[key + "_n"] = len(vals)  # seeds behind this figure (a record may lack one)
     return out
 
 
