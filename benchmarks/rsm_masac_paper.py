@@ -207,6 +207,12 @@ def aggregate(summaries: list[dict]) -> dict:
     }
 
 
+def read_curve(folder: Path) -> list[tuple]:
+    """A committed run's test and training scores: (episode, mode, score) rows of its curve.csv."""
+    rows = list(csv.DictReader((folder / "curve.csv").open()))
+    return [(int(r["episode"]), r["mode"], float(r["score"])) for r in rows]
+
+
 def write_all(
     runs: list[Run], out: Path, dest: Path, scenario: str, budget: dict, losses: list[str], idm: float | None
 ):
@@ -218,10 +224,16 @@ def write_all(
                 continue
             summary = write_run(run, out, dest)
         by_label.setdefault(run.label, []).append(summary)
-        rows = list(csv.DictReader((dest / run.name / "curve.csv").open()))
-        curves.setdefault(run.label, []).append([(int(r["episode"]), r["mode"], float(r["score"])) for r in rows])
+        curves.setdefault(run.label, []).append(read_curve(dest / run.name))
+    # runs committed here by other invocations (one method a session) stay in the table as they are
+    names = {run.name for run in runs}
+    for folder in sorted(p for p in dest.iterdir() if p.is_dir() and p.name not in names):
+        if (folder / "summary.json").exists() and (folder / "curve.csv").exists():
+            label = folder.name.rsplit("-s", 1)[0]
+            by_label.setdefault(label, []).append(json.loads((folder / "summary.json").read_text()))
+            curves.setdefault(label, []).append(read_curve(folder))
     table = {label: aggregate(s) for label, s in by_label.items()}
-    loss = FIG14_LOSS if FIG14_LOSS in losses else (losses or ["0"])[0]
+    loss = FIG14_LOSS if FIG14_LOSS in losses or f"rsm_masac_loss{FIG14_LOSS}" in table else (losses or ["0"])[0]
     checks = targets({k: {**v, "final_score": v["final_score"][0]} for k, v in table.items()}, float(loss))
     (dest / "results.json").write_text(
         json.dumps(
