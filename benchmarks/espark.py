@@ -114,6 +114,7 @@ def settings(task: str, method: str, budget: dict) -> list[str] | None:
 
 
 def finished(out: Path) -> bool:
+    """Whether the run folder holds a finished run (an "ok" summary.json)."""
     done = out / "summary.json"
     return done.exists() and json.loads(done.read_text()).get("status") == "ok"
 
