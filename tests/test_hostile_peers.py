@@ -261,8 +261,9 @@ def test_a_registered_peer_that_refuses_handshakes_cannot_stall_the_coordinator_
     assert "mallory silent" not in coordinator_log(run_dir)
     assert steps > 30, f"the world made {steps} steps in 6 s"  # about 80 a second here; 1 a second stalled
     dropped = [m for m in metrics(run_dir) if m.get("event") == "sends_dropped"]
-    # how many of the heartbeats libzmq refuses (rather than queues for a reconnect) depends on its timing
-    assert dropped and dropped[0]["nodes"] == ["mallory"] and dropped[0]["messages"] >= 1
+    # whether libzmq refuses any of the heartbeats (rather than queueing them for a reconnect) depends on its
+    # timing, and a loaded machine saw none refused; what is dropped is counted against mallory alone
+    assert all(d["nodes"] == ["mallory"] and d["messages"] >= 1 for d in dropped)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["node_failures"] == 0
 
