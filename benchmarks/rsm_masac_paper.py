@@ -45,6 +45,8 @@ TABLE_V = {
 }
 # Fig. 14's claim: under this loss the converged score is within 10 % of the lossless one
 FIG14_LOSS = "0.4"
+# learning speed: the first test at this fraction of the all-IDM score (Fig. 6 and 14 compare convergence speed)
+REACH = 0.95
 
 
 @dataclass
@@ -213,6 +215,11 @@ def read_curve(folder: Path) -> list[tuple]:
     return [(int(r["episode"]), r["mode"], float(r["score"])) for r in rows]
 
 
+def reaches(curve: list[tuple], level: float) -> int | None:
+    """The first training episode after which a test scored at least level (None: never)."""
+    return next((e for e, mode, score in curve if mode == "test" and score >= level), None)
+
+
 def write_all(
     runs: list[Run], out: Path, dest: Path, scenario: str, budget: dict, losses: list[str], idm: float | None
 ):
@@ -233,6 +240,10 @@ def write_all(
             by_label.setdefault(label, []).append(json.loads((folder / "summary.json").read_text()))
             curves.setdefault(label, []).append(read_curve(folder))
     table = {label: aggregate(s) for label, s in by_label.items()}
+    if idm is not None:  # how fast each learns: on the figure-eight every method ends at the all-IDM line
+        for label, runs_curves in curves.items():
+            hits = [reaches(c, REACH * idm) for c in runs_curves]
+            table[label]["reaches_idm_at"] = None if None in hits else float(np.mean(hits))
     loss = FIG14_LOSS if FIG14_LOSS in losses or f"rsm_masac_loss{FIG14_LOSS}" in table else (losses or ["0"])[0]
     checks = targets({k: {**v, "final_score": v["final_score"][0]} for k, v in table.items()}, float(loss))
     (dest / "results.json").write_text(
@@ -243,19 +254,21 @@ def write_all(
     paper = TABLE_V if scenario == "merge" else None  # Table V's rows sit beside Merge's
     lines = [
         f"| method | training episodes (of {budget['episodes']}) | seeds | final score (last 5 tests) | "
-        "mixing rate | rho_total | psi (GB) | bytes / agent / round |" + (" Table V |" if paper else ""),
-        "|---|---|---|---|---|---|---|---|" + ("---|" if paper else ""),
+        f"first test at {REACH:.0%} of all-IDM (episode) | mixing rate | rho_total | psi (GB) | bytes / agent / round |"
+        + (" Table V |" if paper else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if paper else ""),
     ]
     for label, r in table.items():
         s, sd = r["final_score"]
         mix = "-" if r["mixing_rate"] is None else f"{100 * r['mixing_rate']:.1f} %"
+        reach = "-" if r.get("reaches_idm_at") is None else f"{r['reaches_idm_at']:.0f}"
         lines.append(
-            f"| {label} | {r['train_episodes']} | {r['seeds']} | {s:.4f} ± {sd:.4f} | {mix} | "
+            f"| {label} | {r['train_episodes']} | {r['seeds']} | {s:.4f} ± {sd:.4f} | {reach} | {mix} | "
             f"{r['rho_total'] or 0:.0f} | {r['psi_gb'] or 0:.3f} | {r['bytes_per_agent_round'] or 0:.0f} |"
             + (f" {paper.get(label, '-')} |" if paper else "")
         )
     if idm is not None:
-        lines.append(f"| all-IDM reference | - | - | {idm:.4f} | - | - | - | - |" + (" - |" if paper else ""))
+        lines.append(f"| all-IDM reference | - | - | {idm:.4f} | - | - | - | - | - |" + (" - |" if paper else ""))
     (dest / "table.md").write_text("\n".join(lines) + "\n")
     plot_curves(curves, idm, dest / "curves.png")
     return table
