@@ -107,6 +107,7 @@ def test_coordinator_messages_reach_the_endpoint_state(wired):
 def test_barrier_keeps_what_came_meanwhile_and_times_out(wired):
     ep, send = wired
     send("peer", Tick(step=1))
+    assert ep.inbox.wait(5000)  # in the inbox before the release is sent: it came meanwhile
     send("coordinator", BarrierRelease(name="other", round=0))
     send("coordinator", BarrierRelease(name="b", round=1, members=["n1", "n2"]))
     members, pending = ep.barrier("b", 1, timeout_s=5.0)
