@@ -135,7 +135,10 @@ def reap():
     yield procs.append
     for p in procs:
         if p.poll() is None:
-            os.killpg(p.pid, 9)
+            try:
+                os.killpg(p.pid, 9)
+            except ProcessLookupError:  # not a group leader (started without a session of its own)
+                p.kill()
             p.wait()
 
 
