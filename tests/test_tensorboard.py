@@ -32,13 +32,15 @@ def test_numbers_become_scalars_at_their_records_step_and_tags_are_bounded_per_n
 
 def test_a_runs_delivery_ratio_per_message_type_is_in_its_event_files(shared_run):
     """A real beacon run: each of the medium's link reports becomes links/<type>/delivery_ratio at the world's step,
-    and the last one is the ratio summary.json gives."""
+    and the last one is the ratio summary.json gives. The periodic reports come every REPORT_EVERY_S of wall time
+    through the same path as the final one, so a fast machine may finish 300 steps with the final report only."""
     out, _ = shared_run(SCENARIO, "run.steps=300")
     summary = json.loads((out / "summary.json").read_text())
     got = tensorboard_scalars(out / "tensorboard")
     for kind in ("beacon", "payload"):
         series = got[f"links/{kind}/delivery_ratio"]  # in the order written
-        assert len(series) >= 2 and all(0 <= v <= 1 for _, v in series)  # periodic reports, then the final one
+        assert series and all(0 <= v <= 1 for _, v in series)  # periodic reports (if any), then the final one
+        assert [step for step, _ in series] == sorted(step for step, _ in series)
         assert series[-1][0] == summary["steps"]
         assert series[-1][1] == pytest.approx(summary["links"][kind]["delivery_ratio"], rel=1e-6)
 
