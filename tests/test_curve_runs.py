@@ -115,8 +115,9 @@ def test_device_join_medium_restart_and_agent_restart_under_curve(tmp_path, reap
     t2 = time.time()
     time.sleep(3)
     after_agent = _rate(run_dir, t2)
-    # traffic back in full; a loaded machine measured 0.57 x base in the 3 s after a restart, so 0.6 was too tight
-    assert after_medium > 0.4 * base and after_agent > 0.4 * base, (base, after_medium, after_agent)
+    # traffic back at the world's pace: a world stalled on a peer goes at one step per step deadline (1 s), under
+    # 0.1 x base; 3 s windows at different moments of a changing load differ (0.57 x base measured once)
+    assert after_medium > 0.25 * base and after_agent > 0.25 * base, (base, after_medium, after_agent)
     assert (
         "refused our CURVE handshake" not in (run_dir / "logs" / "world.log").read_text()
         or "accepted our CURVE handshake" in (run_dir / "logs" / "world.log").read_text()
@@ -129,7 +130,7 @@ def test_device_join_medium_restart_and_agent_restart_under_curve(tmp_path, reap
 
 def test_strangers_handshakes_never_delay_an_allowed_client():
     """Unknown keys keep connecting (each would wait for a Directory that never names it) while an allowed
-    client connects: its first message arrives within 0.5 s."""
+    client connects: its first message arrives before a stranger's 2 s grace could have delayed it."""
     ctx, cctx = zmq.Context(), zmq.Context()
     alice = KeyPair.generate()
     inbox = secure_inbox(ctx, {})
@@ -149,7 +150,7 @@ def test_strangers_handshakes_never_delay_an_allowed_client():
         link.send(encode(Heartbeat(), src="alice", dst="x", seq=0))
         assert inbox.sock.poll(2000)
         assert inbox.recv()[0] == b"alice"
-        assert time.monotonic() - t0 < 0.5
+        assert time.monotonic() - t0 < 1.5
         link.close(0)
     finally:
         for s in strangers:
@@ -198,7 +199,7 @@ def test_many_handshakes_waiting_for_the_directory_are_all_admitted():
         time.sleep(0.3)
         inbox.gate.admit_only({p.public: n for n, p in pairs.items()})
         seen = set()
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 10.0  # far below libzmq's 30 s handshake timeout
         while len(seen) < len(pairs) and time.monotonic() < deadline:
             if inbox.sock.poll(100):
                 seen.add(inbox.recv()[0])

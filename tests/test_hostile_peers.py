@@ -196,7 +196,7 @@ def test_forged_and_malformed_metrics_records_are_refused_and_the_run_folder_sta
         time.sleep(1.5)
         proc.send_signal(signal.SIGTERM)  # records keep coming while the run shuts down (after the world's last)
         rc = proc.wait(60)
-        assert thread.is_alive() and time.time() - rounds[-1] < 1, "the records kept coming to the end"
+        assert thread.is_alive() and time.time() - rounds[-1] < 3, "the records kept coming to the end"
     finally:
         stop.set()
         time.sleep(0.2)
@@ -384,7 +384,7 @@ def test_early_messages_wait_for_their_step_but_only_one_step_ahead():
         rig.beacon("a", t + rig.dt)  # one step ahead: early
         rig.beacon("a", t + 5 * rig.dt)  # five steps ahead: clamped, sent now
         rig.beacon("a", t - rig.dt)  # stamped in the past: sent now, at its own (past) time
-        time.sleep(0.3)
+        wait_for(lambda: rig.medium.ahead_of_positions, 5, "the early beacon held")  # step 3's Positions names all 3
         assert len(rig.medium.ahead_of_positions) == 1 and rig.medium.ahead_of_positions[0][2].seq == 0
         rig.positions(["a"])  # step 3: the early one is routed now; the other two are due now
         got_3 = rig.received()["b"].get("a", [])

@@ -133,8 +133,10 @@ def test_medium_crash_is_survived_with_restart(tmp_path, reap):
         return len(by_node) == 14 and all(v[-1] > v[0] for v in by_node.values() if len(v) > 1)
 
     wait_for(heard_after_restart, 30, "beacons after the medium restart")
-    world = [m for m in metrics(run_dir) if m["kind"] == "world"]
-    assert world[-1]["steps_per_s"] > 20, "the world did not stall on the lost medium"
+    # the world goes on at its pace, not at one step per step deadline (1 s) as it would stalled on the lost medium
+    step_now = lambda: max(m["step"] for m in metrics(run_dir) if m["kind"] == "world")  # noqa: E731
+    s0 = step_now()
+    wait_for(lambda: step_now() >= s0 + 100, 30, "100 more world steps")
     proc.send_signal(signal.SIGINT)
     assert proc.wait(30) == 130
 

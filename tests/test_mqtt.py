@@ -173,7 +173,7 @@ def test_node_over_mqtt_joins_and_survives_a_broker_outage(tmp_path, reap, broke
     mqtt = ["--mqtt", broker.url, "--fleet", "t1"]
     # a bridge started by hand needs a run without CURVE, which it does not speak (one with [mqtt] has none)
     sets = [f"mqtt.broker={broker.url!r}", "mqtt.fleet='t1'"] if bridge_by == "scenario" else ["security.curve=off"]
-    proc = start_run(run_dir, *BACKGROUND, "run.heartbeat_timeout_s=8", *sets)
+    proc = start_run(run_dir, *BACKGROUND, "run.heartbeat_timeout_s=20", *sets)
     reap(proc)
     wait_for(lambda: "run started" in coordinator_log(run_dir), 60, "run started")
     endpoint = (run_dir / "coordinator.endpoint").read_text().strip()

@@ -96,6 +96,8 @@ def test_node_survives_a_coordinator_outage_and_resumes(tmp_path, reap):
                 f"tcp://127.0.0.1:{down}",
                 "--status-interval",
                 "0.5",
+                "--coordinator-timeout",
+                "30",  # the 5 s cut plus a reconnect (up to 2 s apart) and the new relay's start
             ],
             cwd=ROOT,
             stdout=fh,

@@ -41,7 +41,7 @@ def test_done_is_asked_first_and_nothing_is_read(wired):
     time.sleep(0.1)
     kept: list = []
     assert ep.wait_for(lambda: True, 0.0, keep=kept)
-    assert not kept and ep.inbox.wait(100)  # the message is still in the inbox
+    assert not kept and ep.inbox.wait(5000)  # the message is still in the inbox
 
 
 def test_awaited_taken_others_kept_control_consumed(wired):
@@ -83,7 +83,7 @@ def test_between_runs_before_each_poll(wired):
     ep, _send = wired
     calls: list = []
     assert not ep.wait_for(lambda: False, 0.2, keep=[], poll_ms=20, between=lambda: calls.append(1))
-    assert len(calls) >= 3
+    assert len(calls) >= 2
 
 
 def test_stopping_ends_the_wait_unless_while_stopping(wired):
