@@ -70,13 +70,14 @@ def serve():
 
 
 def page_state(driver, expr):
-    """expr evaluated in the page (None while the page is between two loads: its script not there yet)."""
+    """expr evaluated in the page (None while the page is between two loads, its script not there yet, or while
+    the frame it reads is being fetched)."""
     from selenium.common.exceptions import JavascriptException
 
     try:
         return driver.execute_script(f"return {expr};")
     except JavascriptException as err:
-        if "Cannot read properties of undefined" in str(err) or "is not defined" in str(err):
+        if any(s in str(err) for s in ("Cannot read properties of undefined", "of null", "is not defined")):
             return None
         raise
 
@@ -182,7 +183,8 @@ def test_links_turn_red_when_the_run_loses_most_messages(tmp_path, browser, serv
     browser.execute_script(
         "const s = document.getElementById('slider'); s.value = 0; s.dispatchEvent(new Event('input'))"
     )
-    wait_for(lambda: page_state(browser, "window.netmarl.frame.world_step") < 50, 10, "the first frame")
+    step = lambda: page_state(browser, "window.netmarl.frame.world_step")  # noqa: E731
+    wait_for(lambda: (s := step()) is not None and s < 50, 10, "the first frame")
 
 
 def test_a_finished_rsm_masac_run_shows_its_learning_curves(tmp_path, browser, serve):
