@@ -13,7 +13,8 @@ The eSpark runs skip their own IPPO twin (compare_ippo = false): the IPPO row is
 A cell whose run folder holds an "ok" summary.json is not run again, so the same command goes on where it
 stopped; nor is a cell recorded under --results/records/ (its test figures, one JSON file a cell, written when it
 finishes), so results outlive the run folders and seeds can be added one session at a time. After every cell
-the table is rewritten to --results (comparison.md, comparison.json).
+the table is rewritten to --results (comparison.md, comparison.json); --table-only rewrites it from the records
+alone (after a stopped run, say), running nothing.
 
     python benchmarks/espark.py                                   # 4 tasks x 3 seeds, every method
     python benchmarks/espark.py --tasks grid4x4 --methods ippo,espark_files --seeds 1
@@ -201,6 +202,7 @@ def main() -> int:
     p.add_argument("--full", action="store_true", help="the paper's budget (K = 16, 10 iterations, full steps)")
     p.add_argument("--out", default=str(ROOT / "runs" / "bench-espark"), help="run folders; the same --out resumes")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "espark"))
+    p.add_argument("--table-only", action="store_true", help="rewrite the table from the records; run nothing")
     args = p.parse_args()
     tasks, methods = args.tasks.split(","), args.methods.split(",")
     unknown = sorted(set(tasks) - set(TASKS)) + sorted(set(methods) - set(METHODS))
@@ -220,10 +222,12 @@ def main() -> int:
                 record = results / "records" / task / f"{method}-s{seed}.json"
                 run_dir = out / task / f"{method}-s{seed}"
                 portable = [x.replace(str(ROOT), "<root>") for x in sets]  # the same cell from another checkout
-                if record.exists() and not finished(run_dir):
+                if record.exists() and (args.table_only or not finished(run_dir)):
                     metrics = json.loads(record.read_text())
                     if metrics.get("settings") != portable:
                         p.error(f"{record} was run with other settings: use another --results")
+                elif args.table_only:
+                    continue
                 else:
                     metrics = test_metrics(run_cell(run_dir, task, sets, seed))
                     record.parent.mkdir(parents=True, exist_ok=True)
@@ -239,7 +243,7 @@ def main() -> int:
                 budgets = {k: (FULL if args.full else BUDGET)[k] for k in ("signals", "inventory")}
                 (results / "comparison.md").write_text(
                     f"# eSpark against its baselines\n\nCommand: `python benchmarks/espark.py "
-                    f"{' '.join(sys.argv[1:])}`\n\nBudget: {json.dumps(budgets)}\n{md}"
+                    f"{' '.join(a for a in sys.argv[1:] if a != '--table-only')}`\n\nBudget: {json.dumps(budgets)}\n{md}"
                 )
                 (results / "comparison.json").write_text(
                     json.dumps(
