@@ -36,7 +36,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 FUNCS = ROOT / "scenarios" / "espark_functions"
 SIGNALS = (("test_delay", True), ("test_trip_time", True), ("test_waiting_time", True))
-INVENTORY = (("test_profit", False), ("test_gross_margin", False))
+COSTS = ("excess_cost", "order_cost", "holding_cost", "backlog_cost")  # reward2's charges (profit = margin - costs)
+INVENTORY = (("test_profit", False), ("test_gross_margin", False), *((f"test_{c}", True) for c in COSTS))
 _INV = ["world.env.skus=100", "world.env.echelons=1"]
 TASKS = {  # the paper's IPPO and eSpark figures: Table 2 delay (s), Table 1 profit (K)
     "grid4x4": {
@@ -150,16 +151,26 @@ def run_cell(out: Path, task: str, sets: list[str], seed: int) -> dict:
     return summary
 
 
-def test_metrics(summary: dict) -> dict:
-    """test_* results of a plain run, or the chosen lineage's (espark_test_*) of an eSpark run."""
+def test_metrics(summary: dict, run_dir: Path) -> dict:
+    """test_* results of a plain run, or the chosen lineage's (espark_test_*) of an eSpark run; on inventory also
+    the test episodes' costs, which summary.json leaves out (read from the test run's metrics.jsonl)."""
     res = summary.get("results", {})
-    if summary.get("method") == "espark":
-        return {k[len("espark_") :]: v for k, v in res.items() if k.startswith("espark_test_")}
-    return {k: v for k, v in res.items() if k.startswith("test_")}
+    espark = summary.get("method") == "espark"
+    if espark:
+        out = {k[len("espark_") :]: v for k, v in res.items() if k.startswith("espark_test_")}
+    else:
+        out = {k: v for k, v in res.items() if k.startswith("test_")}
+    if "test_profit" in out:
+        lines = (run_dir / "espark" / "test" if espark else run_dir).joinpath("metrics.jsonl").read_text().splitlines()
+        rows = [json.loads(x) for x in lines if '"inventory_episode"' in x]
+        tests = [r["components"] for r in rows if r.get("mode") == "test"]
+        out |= {f"test_{c}": float(np.mean([sum(t[c]) for t in tests])) for c in COSTS}
+    return out
 
 
 def table(cells: dict, tasks: list[str], methods: list[str]) -> tuple[str, dict]:
-    """Markdown and JSON: per task and method, mean ± SD over the finished seeds; gain vs IPPO (+ = better)."""
+    """Markdown and JSON: per task and method, mean ± SD over the finished seeds; gain vs IPPO (+ = better). A figure
+    that only some seeds' records hold (one added after they were made) says from how many, "(n)"."""
     lines, out = [], {}
     for task in tasks:
         metrics, paper = TASKS[task]["metrics"], TASKS[task]["paper"]
@@ -174,18 +185,23 @@ def table(cells: dict, tasks: list[str], methods: list[str]) -> tuple[str, dict]
             runs = cells.get((task, method), [])
             if not runs:
                 continue
-            vals = {m: [r[m] for r in runs if r.get(m) is not None] or [np.nan] for m, _ in metrics}
-            row = {m: (float(np.mean(v)), float(np.std(v))) for m, v in vals.items()}
+            vals = {m: [r[m] for r in runs if r.get(m) is not None] for m, _ in metrics}
+            row = {m: (float(np.mean(v)), float(np.std(v))) if v else (np.nan, np.nan) for m, v in vals.items()}
             first, lower = metrics[0]
             gain = 100.0 * ((ippo - row[first][0]) if lower else (row[first][0] - ippo)) / abs(ippo)
             out.setdefault(task, {})[method] = {
                 "seeds": len(runs),
-                **{m: v[0] for m, v in row.items()},
-                **{f"{m}_sd": v[1] for m, v in row.items()},
+                **{m: None if np.isnan(v[0]) else v[0] for m, v in row.items()},
+                **{f"{m}_sd": None if np.isnan(v[1]) else v[1] for m, v in row.items()},
                 "gain_pct": gain,
             }
             ref = paper.get(method.split("_")[0] if method.startswith("espark") else method)
-            cells_txt = " | ".join(f"{v[0]:,.1f} ± {v[1]:,.1f}" for v in row.values())
+            cells_txt = " | ".join(
+                f"{v[0]:,.1f} ± {v[1]:,.1f}" + (f" ({len(vals[m])})" if 0 < len(vals[m]) < len(runs) else "")
+                if vals[m]
+                else "-"
+                for m, v in row.items()
+            )
             lines.append(
                 f"| {method} | {len(runs)} | {cells_txt} | "
                 f"{'' if method == 'ippo' or np.isnan(gain) else f'{gain:+.1f} %'} | "
@@ -229,7 +245,7 @@ def main() -> int:
                 elif args.table_only:
                     continue
                 else:
-                    metrics = test_metrics(run_cell(run_dir, task, sets, seed))
+                    metrics = test_metrics(run_cell(run_dir, task, sets, seed), run_dir)
                     record.parent.mkdir(parents=True, exist_ok=True)
                     record.write_text(json.dumps({**metrics, "settings": portable}))
                 cells.setdefault((task, method), []).append(metrics)
@@ -243,7 +259,8 @@ def main() -> int:
                 budgets = {k: (FULL if args.full else BUDGET)[k] for k in ("signals", "inventory")}
                 (results / "comparison.md").write_text(
                     f"# eSpark against its baselines\n\nCommand: `python benchmarks/espark.py "
-                    f"{' '.join(a for a in sys.argv[1:] if a != '--table-only')}`\n\nBudget: {json.dumps(budgets)}\n{md}"
+                    f"{' '.join(a for a in sys.argv[1:] if a != '--table-only')}`\n\n"
+                    f"Budget: {json.dumps(budgets)}\n{md}"
                 )
                 (results / "comparison.json").write_text(
                     json.dumps(
