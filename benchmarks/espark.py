@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from coordinator.report import run_status
+
 ROOT = Path(__file__).resolve().parents[1]
 FUNCS = ROOT / "scenarios" / "espark_functions"
 SIGNALS = (("test_delay", True), ("test_trip_time", True), ("test_waiting_time", True))
@@ -115,16 +117,10 @@ def settings(task: str, method: str, budget: dict) -> list[str] | None:
     return [*sets, "algo.method=espark", f"algo.espark={{{espark}}}"]
 
 
-def finished(out: Path) -> bool:
-    """Whether the run folder holds a finished run (an "ok" summary.json)."""
-    done = out / "summary.json"
-    return done.exists() and json.loads(done.read_text()).get("status") == "ok"
-
-
 def run_cell(out: Path, task: str, sets: list[str], seed: int) -> dict:
     """One run (or its finished summary when it is already there)."""
     done = out / "summary.json"
-    if finished(out):
+    if run_status(out) == "ok":
         return json.loads(done.read_text())
     shutil.rmtree(out, ignore_errors=True)  # an unfinished cell starts again
     args = [
@@ -238,7 +234,7 @@ def main() -> int:
                 record = results / "records" / task / f"{method}-s{seed}.json"
                 run_dir = out / task / f"{method}-s{seed}"
                 portable = [x.replace(str(ROOT), "<root>") for x in sets]  # the same cell from another checkout
-                if record.exists() and (args.table_only or not finished(run_dir)):
+                if record.exists() and (args.table_only or run_status(run_dir) != "ok"):
                     metrics = json.loads(record.read_text())
                     if metrics.get("settings") != portable:
                         p.error(f"{record} was run with other settings: use another --results")

@@ -31,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from coordinator.report import run_status  # noqa: E402
 from scenarios.config import load_scenario  # noqa: E402
 from scenarios.pettingzoo.host import load_env  # noqa: E402
 from scenarios.step_driver import TEST_SEED  # noqa: E402
@@ -48,7 +49,7 @@ VARIANTS = {  # name -> (scenario, --set overrides)
 
 def run(out: Path, variant: str, seed: int, episodes: int, tests: int) -> list[dict]:
     """The run's episode records (running it first unless its folder holds a finished run)."""
-    if not (out / "summary.json").exists() or json.loads((out / "summary.json").read_text())["status"] != "ok":
+    if run_status(out) != "ok":
         scenario, sets = VARIANTS[variant]
         cmd = [sys.executable, "-m", "coordinator.cli", "run", str(scenario), "--out", str(out), "--no-progress"]
         cmd += ["--seed", str(seed), "--set", f"world.episodes={episodes}", "--set", f"world.test_episodes={tests}"]

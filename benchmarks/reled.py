@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from coordinator.report import run_status
+
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "grid_reled.toml"
 VARIANTS = {
@@ -52,7 +54,7 @@ def run_one(out: Path, variant: str, seed: int, sets: list[str], records: Path) 
     so results outlive the run folders: a later call with the same --results reads the record, not a new run."""
     summary = out / "summary.json"
     record = records / f"{out.name}.json"
-    done = summary.exists() and json.loads(summary.read_text()).get("status") == "ok"
+    done = run_status(out) == "ok"
     settings = [*VARIANTS[variant], *sets]
     if not done and record.exists():
         res = json.loads(record.read_text())

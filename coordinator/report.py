@@ -145,6 +145,14 @@ def load_run(run_dir: Path) -> tuple[dict, list[dict], list[dict]]:
     return cfg, links, read_metrics(run_dir)
 
 
+def run_status(run_dir: Path) -> str | None:
+    """The status its summary.json gives a run ("ok", "degraded: ...", "failed: ..."); None before it has one."""
+    try:
+        return json.loads((run_dir / "summary.json").read_text())["status"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def read_metrics(run_dir: Path) -> list[dict]:
     """The records of metrics.jsonl (lines that are not a JSON object are skipped)."""
     metrics = []

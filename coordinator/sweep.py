@@ -33,11 +33,8 @@ def parse_grid(specs: list[str]) -> list[tuple[str, list[str]]]:
 
 def finished(run_dir: Path) -> bool:
     """A point that ran to its end (ok, or degraded: it went on without a failed node)."""
-    try:
-        status = json.loads((run_dir / "summary.json").read_text())["status"]
-    except (OSError, ValueError, KeyError):
-        return False
-    return status == "ok" or status.startswith("degraded")
+    status = report.run_status(run_dir)
+    return status is not None and (status == "ok" or status.startswith("degraded"))
 
 
 def run_sweep(

@@ -8,7 +8,8 @@ import math
 
 from conftest import SCENARIO, metrics, run_cli
 
-from coordinator.report import delivery_by_distance, read_links_csv
+from coordinator.report import delivery_by_distance, read_links_csv, run_status
+from coordinator.sweep import finished
 from netsim.channel import Channel
 from scenarios.config import load_scenario
 
@@ -112,6 +113,18 @@ def test_sweep_over_channel_models(tmp_path):
             assert row["delivered"] == 0 and row["dropped_range"] == row["sent"], row
     report = run_cli("report", str(out / "model=cv2x"))
     assert report.returncode == 0 and "beacon" in report.stdout
+
+
+def test_a_run_counts_as_finished_by_its_summary_status(tmp_path):
+    """A sweep (and the benchmarks) resume past a point only when its summary.json says it ended."""
+    cases = {"none": None, "torn": '{"status": "o', "ok": '{"status": "ok"}', "failed": '{"status": "failed: x"}'}
+    cases["degraded"] = '{"status": "degraded: veh2 lost"}'
+    for name, text in cases.items():
+        (tmp_path / name).mkdir()
+        if text is not None:
+            (tmp_path / name / "summary.json").write_text(text)
+    assert [run_status(tmp_path / n) for n in cases] == [None, None, "ok", "failed: x", "degraded: veh2 lost"]
+    assert [finished(tmp_path / n) for n in cases] == [False, False, True, False, True]
 
 
 def test_traci_backend_and_wall_clock_medium(tmp_path):
