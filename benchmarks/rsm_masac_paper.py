@@ -240,7 +240,7 @@ def write_all(
             by_label.setdefault(label, []).append(json.loads((folder / "summary.json").read_text()))
             curves.setdefault(label, []).append(read_curve(folder))
     table = {label: aggregate(s) for label, s in by_label.items()}
-    if idm is not None:  # how fast each learns: on the figure-eight every method ends at the all-IDM line
+    if idm is not None:  # how fast each learns to the all-IDM line ("always accelerate" scores it)
         for label, runs_curves in curves.items():
             hits = [reaches(c, REACH * idm) for c in runs_curves]
             table[label]["reaches_idm_at"] = None if None in hits else float(np.mean(hits))
