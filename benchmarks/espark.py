@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coordinator.report import run_status
+from coordinator.report import read_metrics, run_status
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCS = ROOT / "scenarios" / "espark_functions"
@@ -157,9 +157,8 @@ def test_metrics(summary: dict, run_dir: Path) -> dict:
     else:
         out = {k: v for k, v in res.items() if k.startswith("test_")}
     if "test_profit" in out:
-        lines = (run_dir / "espark" / "test" if espark else run_dir).joinpath("metrics.jsonl").read_text().splitlines()
-        rows = [json.loads(x) for x in lines if '"inventory_episode"' in x]
-        tests = [r["components"] for r in rows if r.get("mode") == "test"]
+        rows = read_metrics(run_dir / "espark" / "test" if espark else run_dir)
+        tests = [r["components"] for r in rows if r.get("kind") == "inventory_episode" and r.get("mode") == "test"]
         out |= {f"test_{c}": float(np.mean([sum(t[c]) for t in tests])) for c in COSTS}
     return out
 

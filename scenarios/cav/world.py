@@ -14,7 +14,7 @@ from protocols.lockstep import expected_radio
 from protocols.messages import Act
 
 from ..parallel_world import ParallelEnvLoop, StepView
-from ..step_driver import serve_world, world_endpoint
+from ..step_driver import TEST_SEED, serve_world, world_endpoint
 from .config import CavWorld
 from .parallel import CavParallelEnv
 
@@ -115,7 +115,7 @@ class CavWorldProcess(ParallelEnvLoop):
     def run_episode(self, episode: int, mode: str, final: bool) -> dict | None:
         """One episode; returns its record (None if the run was stopped meanwhile)."""
         self.episode_no, self.final = episode, final
-        totals = self.play(mode, episode if mode == "train" else 1_000_000 + episode)
+        totals = self.play(mode, episode if mode == "train" else TEST_SEED + episode)
         if totals is None:
             return None
         record = {
