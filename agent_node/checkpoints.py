@@ -1,5 +1,5 @@
-"""Atomic checkpoint files: written beside their path, then renamed over it, so a crash mid-write leaves the
-previous file whole (roles save their learners with it, worlds their counters)."""
+"""Atomic files: written beside their path, then renamed over it, so a crash mid-write leaves the previous
+file whole (roles save their learners with it, worlds their counters, the coordinator its run files)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,6 @@ def load_torch(path: Path) -> Any:
     return torch.load(path, weights_only=False)
 
 
-def save_json(obj: Any, path: Path) -> None:
-    """A JSON file, atomically."""
-    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(obj)))
+def save_json(obj: Any, path: Path, **dumps_options: Any) -> None:
+    """A JSON file, atomically (a reader polling for it never sees it empty or half written)."""
+    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(obj, **dumps_options)))

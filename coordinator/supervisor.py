@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import zmq
 
+from agent_node.checkpoints import save_json
 from netsim.stats import COLUMNS, check_arrays, merge_rows, rows_from_arrays
 from protocols.codec import Stamper
 from protocols.endpoint import COORDINATOR_ID
@@ -369,7 +369,7 @@ class Supervisor:
     def write_placement(self) -> None:
         """placement.json: where each launched process runs (its host, and on Ray its node and address)."""
         self.placement = self.launcher.placement()
-        (self.run_dir / "placement.json").write_text(json.dumps(self.placement, indent=1, sort_keys=True) + "\n")
+        save_json(self.placement, self.run_dir / "placement.json", indent=1, sort_keys=True)
 
     def readmit(self, node_id: str) -> None:
         """A hand-started node marked down after a heartbeat timeout heartbeats again (its connection is
@@ -663,7 +663,7 @@ class Supervisor:
                 summary["results"] = self.plan.summarize(self.run_dir, report.load_run(self.run_dir)[2])
             except Exception:
                 log.exception("summarizing the results failed")
-        (self.run_dir / "summary.json").write_text(json.dumps(strict_json(summary), indent=1))
+        save_json(strict_json(summary), self.run_dir / "summary.json", indent=1)
         if self.live is not None:
             self.live.close(self.status)
         print(report.format_summary(summary))

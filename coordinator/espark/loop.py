@@ -5,7 +5,6 @@ against IPPO."""
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import signal
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent_node.checkpoints import save_json
 from coordinator.run_folder import check_new_run_dir, write_config
 from coordinator.tensorboard import TensorBoardLog
 from scenarios.config import ScenarioConfig
@@ -368,7 +368,7 @@ class ESparkLoop:
             summary["llm"] = {"model": service.config.model, **service.client.metrics()}
         best_file = self.run_dir / "espark" / "best.py"
         summary["best_function"] = str(best_file) if best_file.exists() else None
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        save_json(summary, self.run_dir / "summary.json", indent=2, default=str)
         plots = self.run_dir / "plots"
         plots.mkdir(exist_ok=True)
         if records:
