@@ -13,6 +13,7 @@ new machine) but whose results are in --results is read from there, not run agai
     python benchmarks/rsm_masac_paper.py --scenario merge --seeds 1 --stop-after 60   # stop once all reach 60
     python benchmarks/rsm_masac_paper.py --scenario merge --seeds 1,2 --U 72,144      # + Table V's U = 72 / 144 rows
     python benchmarks/rsm_masac_paper.py --scenario figure8 --update-mode code ...  # the released code's updates
+    python benchmarks/rsm_masac_paper.py ... --loss 0.4 --loss-fill self --loss-on chunks  # Fig. 14's variants
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.rsm_masac import PAPER, SCENARIOS, targets  # noqa: E402
+from benchmarks.rsm_masac import LOSS_TOLERANCE, PAPER, SCENARIOS, targets  # noqa: E402
 from scenarios.cav import results as cav_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,9 @@ TABLE_V = {
 }
 # Fig. 14's claim: under this loss the converged score is within 10 % of the lossless one
 FIG14_LOSS = "0.4"
+# the loss variants' labels beside rsm_masac_loss<rate> (the defaults: zero fill, every radio message lossy)
+LOSS_FILL = {"zero": ("", []), "self": ("_self", ['algo.loss_fill="self"'])}
+LOSS_ON = {"all": ("", []), "chunks": ("_chunks", ['netsim.loss_types=["segment_response"]'])}
 # learning speed: the first test at this fraction of the all-IDM score (Fig. 6 and 14 compare convergence speed)
 REACH = 0.95
 
@@ -246,6 +250,12 @@ def write_all(
             table[label]["reaches_idm_at"] = None if None in hits else float(np.mean(hits))
     loss = FIG14_LOSS if FIG14_LOSS in losses or f"rsm_masac_loss{FIG14_LOSS}" in table else (losses or ["0"])[0]
     checks = targets({k: {**v, "final_score": v["final_score"][0]} for k, v in table.items()}, float(loss))
+    if lossless := table.get("rsm_masac", {}).get("final_score", [None])[0]:  # Fig. 14, every lossy run
+        checks["loss_within_10pct_by_run"] = {
+            label: abs(r["final_score"][0] - lossless) <= LOSS_TOLERANCE * abs(lossless)
+            for label, r in table.items()
+            if label.startswith("rsm_masac_loss")
+        }
     (dest / "results.json").write_text(
         json.dumps(
             {"scenario": scenario, "budget": budget, "idm_score": idm, "results": table, "targets": checks}, indent=1
@@ -343,6 +353,18 @@ def main() -> int:
     p.add_argument("--methods", default="rsm_masac,avg_masac,isac")
     p.add_argument("--seeds", default="1,2")
     p.add_argument("--loss", default="", help="comma-separated extra loss rates for rsm_masac runs (Fig. 14)")
+    p.add_argument(
+        "--loss-fill",
+        choices=sorted(LOSS_FILL),
+        default="zero",
+        help="a lost chunk's values in the --loss runs: zeros (the released code's) or the agent's own",
+    )
+    p.add_argument(
+        "--loss-on",
+        choices=sorted(LOSS_ON),
+        default="all",
+        help="what --loss drops: every radio message (requests too), or only the segment chunks (the released code's)",
+    )
     p.add_argument("--U", default="", help="comma-separated extra communication intervals for rsm_masac runs (Table V)")
     p.add_argument("--episodes", type=int, help="training episodes (default: the paper's 260 / 300)")
     p.add_argument("--horizon", type=int, help="steps per episode (default: the paper's 750 / 1,500)")
@@ -368,7 +390,12 @@ def main() -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     losses = [f"{float(x):g}" for x in filter(None, args.loss.split(","))]  # labels as targets() spells them
     runs = [Run(m, m, s) for s in seeds for m in args.methods.split(",")]
-    runs += [Run(f"rsm_masac_loss{x}", "rsm_masac", s, [f"netsim.loss={x}"]) for x in losses for s in seeds]
+    (fill, fill_sets), (on, on_sets) = LOSS_FILL[args.loss_fill], LOSS_ON[args.loss_on]
+    runs += [
+        Run(f"rsm_masac_loss{x}{fill}{on}", "rsm_masac", s, [f"netsim.loss={x}", *fill_sets, *on_sets])
+        for x in losses
+        for s in seeds
+    ]
     runs += [
         Run(f"rsm_masac_U{u}", "rsm_masac", s, [f"algo.U={u}"])
         for u in (int(u) for u in filter(None, args.U.split(",")))

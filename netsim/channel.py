@@ -92,6 +92,7 @@ class Channel:
         self._p_gb, self._p_bg = ge.p_good_to_bad, ge.p_bad_to_good
         self._loss_good, self._loss_bad = ge.loss_good, ge.loss_bad
         self._loss = cfg.loss
+        self._loss_types = frozenset(cfg.loss_types)  # empty: the extra loss hits every message type
         self._links: dict[str, dict[str, _Link]] = {}
         self._decisions: dict[int, tuple[Decision, ...]] = {}
 
@@ -153,7 +154,7 @@ class Channel:
     def expected_curve(self, distances: np.ndarray, size_bytes: int) -> np.ndarray:
         """The delivery ratio to expect at each distance with every configured loss: the model curve times
         the extra independent loss and the Gilbert-Elliott loss of its stationary state (what links.csv
-        measures on average; model_curve alone leaves those out)."""
+        measures on average; model_curve alone leaves those out). With `loss_types` set, the curve of those types."""
         curve = self.model_curve(distances, size_bytes) * (1.0 - self._loss)
         if self._ge:
             bad = self._p_gb / (self._p_gb + self._p_bg) if self._p_gb + self._p_bg > 0 else 0.0
@@ -218,7 +219,7 @@ class Channel:
                 h.update(b"%si%d;s7:ge_loss" % (stream.encode(), seq))
                 if (int.from_bytes(h.digest(), "little") >> 11) * _INV_2_53 < loss:
                     return dec[3]
-        if self._loss > 0.0:
+        if self._loss > 0.0 and (not self._loss_types or stream in self._loss_types):
             h = base.copy()
             h.update(b"%si%d;s4:loss" % (stream.encode(), seq))
             if (int.from_bytes(h.digest(), "little") >> 11) * _INV_2_53 < self._loss:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class GilbertElliottConfig(BaseModel):
@@ -62,6 +62,9 @@ class NetsimConfig(BaseModel):
     # Gilbert-Elliott burst loss on every link
     burst: GilbertElliottConfig = Field(default_factory=GilbertElliottConfig)
     loss: float = Field(0.0, ge=0.0, le=1.0)  # extra independent loss per message, on top of the model
+    # the message types the extra loss applies to (empty: every radio message); ["segment_response"] loses only
+    # RSM-MASAC's segment chunks, never their requests, as the RSM paper's released code does
+    loss_types: list[str] = Field(default_factory=list, max_length=64)
     latency_base_s: float = Field(0.001, ge=0.0)  # fixed delay of every message, s, before its serialization time
     # serialization rate, bit/s: a message takes 8 x its bytes (fragment headers included) / this
     bandwidth_bps: float = Field(6e6, gt=0.0)
@@ -71,6 +74,17 @@ class NetsimConfig(BaseModel):
     fragment_header_bytes: int = Field(0, ge=0)
     # messages the medium holds in flight, each sender an even share; more are dropped ("queue")
     max_queue: int = Field(100000, ge=1)
+
+    @field_validator("loss_types")
+    @classmethod
+    def _known_types(cls, types: list[str]) -> list[str]:
+        """Each must be a registered message type: a misspelt one would silently lose nothing."""
+        from protocols.messages import REGISTRY
+
+        unknown = sorted(set(types) - REGISTRY.keys())
+        if unknown:
+            raise ValueError(f"unknown message types {unknown}; known: {sorted(REGISTRY)}")
+        return types
 
     @model_validator(mode="after")
     def _header_fits_mtu(self) -> NetsimConfig:

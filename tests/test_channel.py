@@ -100,6 +100,19 @@ def test_gilbert_elliott_simple_gilbert() -> None:
     assert bursts.mean() == pytest.approx(1 / r, rel=0.08)
 
 
+def test_the_extra_loss_hits_only_the_listed_message_types() -> None:
+    every = make(model="unit_disk", loss=0.4)
+    chunks_only = make(model="unit_disk", loss=0.4, loss_types=["segment_response"])
+    for stream in ("segment_request", "segment_response"):
+        lost = [not every.decide("a", "b", s, 10.0, 200, stream).delivered for s in range(4000)]
+        assert np.mean(lost) == pytest.approx(0.4, abs=0.03)
+    for s in range(4000):  # the listed type keeps the very same draws; the others are never lost
+        assert chunks_only.decide("a", "b", s, 10.0, 200, "segment_request").delivered
+        assert chunks_only.decide("a", "b", s, 10.0, 200, "segment_response") == every.decide(
+            "a", "b", s, 10.0, 200, "segment_response"
+        )
+
+
 def test_gilbert_elliott_independent_per_link() -> None:
     ch = make(model="unit_disk", burst={"enabled": True, "p_good_to_bad": 0.1, "p_bad_to_good": 0.1})
     a = [ch.decide("a", "b", s, 1.0, 10).delivered for s in range(2000)]
@@ -159,6 +172,7 @@ def test_log_distance_model() -> None:
         {"log_distance": {"unknown": 1}},
         {"model": "two_ray"},
         {"mtu_bytes": 100, "fragment_header_bytes": 100},
+        {"loss_types": ["segment_chunk"]},
     ],
 )
 def test_invalid_config(kw: dict[str, object]) -> None:

@@ -1,5 +1,6 @@
 """RSM-MASAC through real processes: segment rounds over the medium, losses, determinism, methods, resume."""
 
+import csv
 import json
 
 import pytest
@@ -61,6 +62,16 @@ def test_lost_segments_time_out_and_the_same_seed_repeats_drops_and_mixes(tmp_pa
     links = (a / "links.csv").read_text()
     assert "segment_response" in links
     assert ra == rounds(b), "same seed: the same drops, donors, advantages and mixing weights"
+
+
+def test_a_loss_on_segment_chunks_only_never_drops_a_request(tmp_path):
+    out = tmp_path / "chunks-only"
+    summary = run(out, "world.agents=2", "netsim.loss=0.4", 'netsim.loss_types=["segment_response"]')
+    links = list(csv.DictReader((out / "links.csv").open()))
+    lost = {t: sum(int(r["dropped_loss"]) for r in links if r["type"] == t) for t in {r["type"] for r in links}}
+    assert lost["segment_request"] == 0 and lost["segment_response"] > 0, lost
+    assert sum(v for t, v in lost.items() if t != "segment_response") == 0, lost
+    assert 0.4 < summary["results"]["chunk_delivery"] < 0.8  # about 60 % of the chunks, none lost with a request
 
 
 @pytest.mark.parametrize("method", ["isac", "avg_masac", "rsm_masac"])
