@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -14,6 +15,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+
+# A suite started in the background (nohup, `&` in a script) inherits SIGINT ignored, and so would every run it
+# starts: a test that stops a run as Ctrl-C does before the run sets its own handler would then wait forever.
+# A Python handler here is reset to the default in each child at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "figure8_beacons.toml"
