@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from protocols.messages import REGISTRY
+
 
 class GilbertElliottConfig(BaseModel):
     """Per-link two-state (Good/Bad) Gilbert-Elliott burst-loss overlay (docs/scenarios.md, "Radio presets")."""
@@ -79,8 +81,6 @@ class NetsimConfig(BaseModel):
     @classmethod
     def _known_types(cls, types: list[str]) -> list[str]:
         """Each must be a registered message type: a misspelt one would silently lose nothing."""
-        from protocols.messages import REGISTRY
-
         unknown = sorted(set(types) - REGISTRY.keys())
         if unknown:
             raise ValueError(f"unknown message types {unknown}; known: {sorted(REGISTRY)}")
