@@ -126,7 +126,7 @@ def plot_delivery_vs_distance(
         size = int(np.mean([bins[d][2] for d in ds]))
         line = ax.plot(
             grid,
-            channel.expected_curve(grid, size),
+            channel.expected_curve(grid, size, kind),
             "-",
             alpha=0.6,
             label=f"{label}{kind} model ({size} B, {channel.n_fragments(size)} frag.)",

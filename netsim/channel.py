@@ -96,6 +96,10 @@ class Channel:
         self._links: dict[str, dict[str, _Link]] = {}
         self._decisions: dict[int, tuple[Decision, ...]] = {}
 
+    def _extra_loss(self, stream: str) -> float:
+        """The extra independent loss a message of type `stream` suffers (0 for a type loss_types leaves out)."""
+        return self._loss if not self._loss_types or stream in self._loss_types else 0.0
+
     # ---- model curves -------------------------------------------------------------------------
 
     def _build_curve(self) -> Callable[[float], float]:
@@ -151,11 +155,11 @@ class Channel:
         p = np.where(d > self._range, 0.0, p)
         return p ** self.n_fragments(size_bytes)
 
-    def expected_curve(self, distances: np.ndarray, size_bytes: int) -> np.ndarray:
+    def expected_curve(self, distances: np.ndarray, size_bytes: int, stream: str = "") -> np.ndarray:
         """The delivery ratio to expect at each distance with every configured loss: the model curve times
-        the extra independent loss and the Gilbert-Elliott loss of its stationary state (what links.csv
-        measures on average; model_curve alone leaves those out). With `loss_types` set, the curve of those types."""
-        curve = self.model_curve(distances, size_bytes) * (1.0 - self._loss)
+        the extra independent loss (where it hits messages of type `stream`) and the Gilbert-Elliott loss of
+        its stationary state (what links.csv measures on average; model_curve alone leaves those out)."""
+        curve = self.model_curve(distances, size_bytes) * (1.0 - self._extra_loss(stream))
         if self._ge:
             bad = self._p_gb / (self._p_gb + self._p_bg) if self._p_gb + self._p_bg > 0 else 0.0
             curve = curve * (1.0 - (bad * self._loss_bad + (1.0 - bad) * self._loss_good))
@@ -219,7 +223,7 @@ class Channel:
                 h.update(b"%si%d;s7:ge_loss" % (stream.encode(), seq))
                 if (int.from_bytes(h.digest(), "little") >> 11) * _INV_2_53 < loss:
                     return dec[3]
-        if self._loss > 0.0 and (not self._loss_types or stream in self._loss_types):
+        if self._extra_loss(stream) > 0.0:
             h = base.copy()
             h.update(b"%si%d;s4:loss" % (stream.encode(), seq))
             if (int.from_bytes(h.digest(), "little") >> 11) * _INV_2_53 < self._loss:

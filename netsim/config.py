@@ -80,7 +80,8 @@ class NetsimConfig(BaseModel):
     @field_validator("loss_types")
     @classmethod
     def _known_types(cls, types: list[str]) -> list[str]:
-        """Each must be a registered message type: a misspelt one would silently lose nothing."""
+        """Each must be a registered message type, so a misspelt one is an error (a type that never crosses
+        the radio, such as `tick`, is accepted and loses nothing: the medium never sees it)."""
         unknown = sorted(set(types) - REGISTRY.keys())
         if unknown:
             raise ValueError(f"unknown message types {unknown}; known: {sorted(REGISTRY)}")

@@ -221,6 +221,9 @@ def test_the_model_curve_of_the_plots_includes_every_configured_loss():
     d = np.array([10.0, 50.0, 150.0])
     assert plain.expected_curve(d, 100).tolist() == [1.0, 1.0, 0.0]
     assert lossy.expected_curve(d, 100).tolist() == pytest.approx([0.7, 0.7, 0.0])
+    chunks_only = Channel(NetsimConfig(model="unit_disk", range_m=100, loss=0.3, loss_types=["segment_response"]), 0)
+    assert chunks_only.expected_curve(d, 100, "segment_response").tolist() == pytest.approx([0.7, 0.7, 0.0])
+    assert chunks_only.expected_curve(d, 100, "segment_request").tolist() == [1.0, 1.0, 0.0]
     bad_share = 0.1 / (0.1 + 0.3)  # the Gilbert-Elliott chain's stationary Bad share, loss_bad = 1
     assert Channel(burst, 0).expected_curve(d, 100)[0] == pytest.approx(1 - bad_share)
     # and what the medium does agrees with it (the draws the runs make)

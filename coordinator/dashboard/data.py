@@ -207,7 +207,7 @@ def model_curves(cfg: dict, bins: dict, dmax: float) -> dict[str, list]:
     for kind, cells in bins.items():
         sent = sum(c[4] for c in cells if len(c) >= 5)
         size = int(sum(c[3] for c in cells if len(c) >= 5) / sent) if sent else 0
-        out[kind] = [np.round(grid, 1).tolist(), np.round(channel.expected_curve(grid, size), 4).tolist()]
+        out[kind] = [np.round(grid, 1).tolist(), np.round(channel.expected_curve(grid, size, kind), 4).tolist()]
     return out
 
 
@@ -411,7 +411,7 @@ class RunFeed:
             "name": self.run_dir.name,
             "world": self.cfg.get("world", {}).get("kind"),
             "method": self.cfg.get("algo", {}).get("method"),
-            "netsim": {k: netsim.get(k) for k in ("mode", "model", "range_m", "loss") if k in netsim},
+            "netsim": {k: netsim.get(k) for k in ("mode", "model", "range_m", "loss", "loss_types") if k in netsim},
             "range_m": netsim.get("range_m", NetsimConfig().range_m),
             "map": self.map(),
         }
