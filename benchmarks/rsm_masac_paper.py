@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.rsm_masac import LOSS_TOLERANCE, PAPER, SCENARIOS, targets  # noqa: E402
+from benchmarks.rsm_masac import PAPER, SCENARIOS, targets, within_loss_tolerance  # noqa: E402
 from scenarios.cav import results as cav_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,7 +253,7 @@ def write_all(
     if lossless := table.get("rsm_masac", {}).get("final_score", [None])[0]:  # Fig. 14 for every lossy run,
         checks["loss_within_10pct_by_run"] = {  # with its budget (an unfinished run may still get there)
             label: {
-                "within_10pct": abs(r["final_score"][0] - lossless) <= LOSS_TOLERANCE * abs(lossless),
+                "within_10pct": within_loss_tolerance(r["final_score"][0], lossless),
                 "train_episodes": r["train_episodes"],
             }
             for label, r in table.items()

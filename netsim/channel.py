@@ -223,7 +223,7 @@ class Channel:
                 h.update(b"%si%d;s7:ge_loss" % (stream.encode(), seq))
                 if (int.from_bytes(h.digest(), "little") >> 11) * _INV_2_53 < loss:
                     return dec[3]
-        if self._extra_loss(stream) > 0.0:
+        if self._loss > 0.0 and self._extra_loss(stream) > 0.0:  # the lossless default pays no call per message
             h = base.copy()
             h.update(b"%si%d;s4:loss" % (stream.encode(), seq))
             if (int.from_bytes(h.digest(), "little") >> 11) * _INV_2_53 < self._loss:
